@@ -1,0 +1,211 @@
+import type { EntityManager, FilterQuery } from '@mikro-orm/core';
+import { PorticoError, type RequestContext, type Runtime, type Viewer } from '../../src/index.ts';
+import roles from '../roles/index.ts';
+import users from '../users/index.ts';
+import { SessionCache, type SessionSnapshot } from './cache.ts';
+import {
+  clearedSessionCookie,
+  passwordMap,
+  readSessionCookie,
+  sealCredential,
+  sessionCookie,
+  unsealCredential,
+} from './cookie.ts';
+import type { RevocationReason, Session } from './entities.ts';
+import {
+  BOOTSTRAPPED,
+  createSession,
+  findSession,
+  hasFlag,
+  isActive,
+  issueToken,
+  type Revoked,
+  revokeSessions,
+  sameDigest,
+  sessionRecord,
+  sha256,
+  touchSession,
+} from './service.ts';
+
+declare module '../../src/pubsub.ts' {
+  interface Topics {
+    /** A session ended before its time, or was found expired. */
+    'session.revoked': { sessionId: string; userId: string; reason: RevocationReason; at: string };
+    /** A user's record changed: cached copies must be dropped. */
+    'user.changed': { userId: string };
+  }
+}
+
+// lastSeenAt is written at most this often per session (SECURITY.md: not on every request).
+const TOUCH_INTERVAL_MS = 60_000;
+
+interface SessionState {
+  readonly cache: SessionCache;
+  readonly password: Record<number, string>;
+  /** Seals stop opening after the absolute timeout, whatever the row says. */
+  readonly sealTtlSeconds: number;
+  bootstrapped: boolean;
+}
+
+const states = new WeakMap<Runtime, SessionState>();
+
+/** Per-gateway state, so that several gateways in one process stay apart. */
+export function sessionState(runtime: Runtime): SessionState {
+  let state = states.get(runtime);
+  if (!state) {
+    state = {
+      cache: new SessionCache(),
+      password: passwordMap(runtime.env),
+      sealTtlSeconds: runtime.settings.session.absoluteTimeoutHours * 3600,
+      bootstrapped: false,
+    };
+    states.set(runtime, state);
+    const { cache } = state;
+    runtime.pubsub.on('session.revoked', ({ sessionId }) => cache.evictSession(sessionId));
+    runtime.pubsub.on('user.changed', ({ userId }) => cache.evictUser(userId));
+  }
+  return state;
+}
+
+/**
+ * The credential resolver for the session cookie. Anything wrong with the cookie
+ * (garbage, tampered, expired, revoked, disabled user) makes the request anonymous.
+ */
+export async function resolveSessionViewer(request: Request, runtime: Runtime): Promise<Viewer | null> {
+  const sealed = readSessionCookie(request, runtime.settings.session);
+  if (!sealed) return null;
+  const state = sessionState(runtime);
+  const knownId = state.cache.sessionIdOf(sealed);
+  const cached = knownId ? state.cache.snapshot(knownId) : undefined;
+  if (cached) {
+    if (isActive(cached.session, runtime.settings.session)) return cached.viewer;
+    await expire(runtime, cached.session.id);
+    return null;
+  }
+
+  let sessionId = knownId;
+  let secret: string | undefined;
+  if (!sessionId) {
+    const credential = await unsealCredential(sealed, state.password, state.sealTtlSeconds);
+    if (!credential) return null;
+    sessionId = credential.id;
+    secret = credential.secret;
+  }
+  const snapshot = await loadSnapshot(runtime, sessionId, secret);
+  if (!snapshot) {
+    state.cache.forgetSeal(sealed);
+    return null;
+  }
+  state.cache.rememberSeal(sealed, sessionId);
+  state.cache.store(snapshot);
+  return snapshot.viewer;
+}
+
+/** Loads a session and its user; verifies the secret when given (first sight of this seal). */
+async function loadSnapshot(runtime: Runtime, sessionId: string, secret?: string): Promise<SessionSnapshot | null> {
+  const em = runtime.db.system.em.fork();
+  const session = await findSession(em, sessionId);
+  if (!session) return null;
+  if (secret !== undefined && !sameDigest(sha256(secret), session.secretHash)) return null;
+  if (session.revokedAt) return null;
+  const settings = runtime.settings.session;
+  if (!isActive(session, settings)) {
+    await expire(runtime, session.id);
+    return null;
+  }
+  const user = await users.api.findUser(em, session.userId);
+  if (!user || user.disabled) return null;
+
+  const now = new Date();
+  if (now.getTime() - session.lastSeenAt.getTime() >= TOUCH_INTERVAL_MS) {
+    session.lastSeenAt = now;
+    await touchSession(em, session.id, now);
+  }
+  return {
+    session: sessionRecord(session),
+    user: users.api.userRecord(user),
+    viewer: Object.freeze({
+      userId: user.id,
+      scopes: roles.api.scopesOf(runtime.settings, user.roles),
+      sessionId: session.id,
+      apiKeyId: null,
+    }),
+  };
+}
+
+/** The cached snapshot behind the request's session, if the request has one. */
+export function currentSnapshot(context: RequestContext): SessionSnapshot | undefined {
+  const { sessionId } = context.viewer;
+  return sessionId ? sessionState(context.runtime).cache.snapshot(sessionId) : undefined;
+}
+
+async function expire(runtime: Runtime, sessionId: string) {
+  await revoke(runtime, runtime.db.system.em.fork(), { id: sessionId }, 'EXPIRED');
+}
+
+/** Revokes sessions, evicts them from the cache at once, and announces each revocation. */
+export async function revoke(
+  runtime: Runtime,
+  em: EntityManager,
+  where: FilterQuery<Session>,
+  reason: RevocationReason,
+): Promise<Revoked[]> {
+  const at = new Date();
+  const revoked = await revokeSessions(em, where, reason, at);
+  const { cache } = sessionState(runtime);
+  for (const { id, userId } of revoked) {
+    cache.evictSession(id);
+    runtime.pubsub.publish('session.revoked', { sessionId: id, userId, reason, at: at.toISOString() });
+  }
+  return revoked;
+}
+
+/**
+ * Signs the user in with a new session (the request's previous one is revoked),
+ * sets the cookie, and records the login time.
+ */
+export async function startSession(context: RequestContext, userId: string, method: string) {
+  const { runtime, db, viewer, request } = context;
+  const settings = runtime.settings.session;
+  if (viewer.sessionId) await revoke(runtime, db.system, { id: viewer.sessionId }, 'LOGOUT');
+  const user = await users.api.findUser(db.system, userId);
+  if (!user) throw new PorticoError('NOT_FOUND', 'No such user.');
+  const { session, credential } = createSession(
+    db.system,
+    { userId, method, ip: context.ip, userAgent: request.headers.get('user-agent') },
+    settings,
+  );
+  user.lastLoginAt = session.createdAt;
+  await db.system.flush();
+  const sealed = await sealCredential(credential, sessionState(runtime).password, sessionState(runtime).sealTtlSeconds);
+  context.response.setCookie(sessionCookie(sealed, settings));
+  return { user, session };
+}
+
+export function clearSessionCookie(context: RequestContext) {
+  context.response.setCookie(clearedSessionCookie(context.runtime.settings.session));
+}
+
+// ---------------------------------------------------------------- bootstrap
+
+export const BOOTSTRAP_PURPOSE = 'bootstrap';
+
+/** True until the first admin exists; once false it stays false (checked in the database once). */
+export async function needsBootstrap(runtime: Runtime, em: EntityManager): Promise<boolean> {
+  const state = sessionState(runtime);
+  if (state.bootstrapped) return false;
+  state.bootstrapped = (await hasFlag(em, BOOTSTRAPPED)) || (await users.api.adminExists(em));
+  return !state.bootstrapped;
+}
+
+/** Issues a bootstrap token and returns its redeem link, or null when bootstrap is closed. */
+export async function issueBootstrapLink(runtime: Runtime): Promise<string | null> {
+  const em = runtime.db.system.em.fork();
+  if (!(await needsBootstrap(runtime, em))) return null;
+  const { token } = await issueToken(em, { purpose: BOOTSTRAP_PURPOSE, ttlSeconds: null });
+  return `${runtime.env.publicUrl}/auth/redeem?token=${token}`;
+}
+
+export const markBootstrapped = (runtime: Runtime) => {
+  sessionState(runtime).bootstrapped = true;
+};

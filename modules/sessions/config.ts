@@ -1,0 +1,42 @@
+import { z } from 'zod';
+
+export const BUILTIN_METHODS = ['password', 'magic-link', 'remote', 'device'] as const;
+
+// Login methods this build implements; the others of BUILTIN_METHODS arrive with their modules.
+const AVAILABLE_METHODS = new Set(['password']);
+
+/** The configured methods that this build can actually serve. */
+export const enabledMethods = (settings: { methods: string[] }) =>
+  settings.methods.filter((method) => AVAILABLE_METHODS.has(method));
+
+export const sessionsConfig = {
+  session: z
+    .strictObject({
+      idleTimeoutMinutes: z.number().int().min(1).max(525_600).default(1440),
+      absoluteTimeoutHours: z.number().int().min(1).max(8760).default(720),
+      cookieSecure: z.boolean().default(false),
+    })
+    .prefault({}),
+  methods: z
+    .array(z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, 'method ids are lower-case letters, digits and dashes'))
+    .refine((methods) => new Set(methods).size === methods.length, 'methods are listed once each')
+    .default(['password', 'magic-link']),
+};
+
+export interface SessionSettings {
+  idleTimeoutMinutes: number;
+  absoluteTimeoutHours: number;
+  cookieSecure: boolean;
+}
+
+declare module '../../src/config.ts' {
+  interface Settings {
+    session: SessionSettings;
+    methods: string[];
+  }
+  interface ConfigFile {
+    session?: Partial<SessionSettings>;
+    /** Enabled login methods: password, magic-link, remote, device, or one written in code. */
+    methods?: string[];
+  }
+}

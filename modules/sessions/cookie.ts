@@ -1,0 +1,67 @@
+import { parseCookie, stringifySetCookie } from 'cookie';
+import { sealData, unsealData } from 'iron-session';
+import type { Environment } from '../../src/index.ts';
+import type { SessionSettings } from './config.ts';
+
+export interface SessionCredential {
+  id: string;
+  secret: string;
+}
+
+export const cookieName = (settings: SessionSettings) =>
+  settings.cookieSecure ? '__Host-portico_session' : 'portico_session';
+
+/** iron-session's password map: the first secret of PORTICO_SECRET gets the highest id, so it seals. */
+export function passwordMap(env: Pick<Environment, 'secrets'>): Record<number, string> {
+  const map: Record<number, string> = {};
+  env.secrets.forEach((secret, index) => {
+    map[env.secrets.length - index] = secret;
+  });
+  return map;
+}
+
+export function readSessionCookie(request: Request, settings: SessionSettings): string | undefined {
+  const header = request.headers.get('cookie');
+  if (!header) return undefined;
+  return parseCookie(header)[cookieName(settings)] || undefined;
+}
+
+export const sealCredential = (credential: SessionCredential, password: Record<number, string>, ttlSeconds: number) =>
+  sealData({ i: credential.id, s: credential.secret }, { password, ttl: ttlSeconds });
+
+/** The credential in a sealed cookie, or null for anything tampered, expired or malformed. */
+export async function unsealCredential(
+  sealed: string,
+  password: Record<number, string>,
+  ttlSeconds: number,
+): Promise<SessionCredential | null> {
+  try {
+    const data = await unsealData<{ i?: unknown; s?: unknown }>(sealed, { password, ttl: ttlSeconds });
+    return typeof data.i === 'string' && typeof data.s === 'string' ? { id: data.i, secret: data.s } : null;
+  } catch {
+    return null;
+  }
+}
+
+export function sessionCookie(sealed: string, settings: SessionSettings): string {
+  // A browser-session cookie: no Max-Age; the row's timeouts decide how long it works.
+  return stringifySetCookie({
+    name: cookieName(settings),
+    value: sealed,
+    httpOnly: true,
+    sameSite: 'lax',
+    path: '/',
+    secure: settings.cookieSecure,
+  });
+}
+
+export const clearedSessionCookie = (settings: SessionSettings) =>
+  stringifySetCookie({
+    name: cookieName(settings),
+    value: '',
+    httpOnly: true,
+    sameSite: 'lax',
+    path: '/',
+    secure: settings.cookieSecure,
+    maxAge: 0,
+  });

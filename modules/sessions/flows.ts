@@ -1,0 +1,213 @@
+import { PorticoError, type RequestContext } from '../../src/index.ts';
+import roles from '../roles/index.ts';
+import users from '../users/index.ts';
+import { enabledMethods } from './config.ts';
+import { BOOTSTRAP_PURPOSE, clearSessionCookie, markBootstrapped, revoke, startSession } from './authn.ts';
+import { BOOTSTRAPPED, consumeToken, findSession, findUsableToken, setFlagOnce } from './service.ts';
+
+const invalidCredentials = () => new PorticoError('INVALID_CREDENTIALS', 'Invalid email or password.');
+const invalidToken = () => new PorticoError('INVALID_TOKEN', 'This link is invalid, expired or already used.');
+
+function requireMethod(context: RequestContext, method: string) {
+  if (!enabledMethods(context.runtime.settings).includes(method)) {
+    throw new PorticoError('FORBIDDEN', `The "${method}" login method is not enabled.`);
+  }
+}
+
+/**
+ * Password login. Unknown email, wrong password, disabled account and an account
+ * without a password all give the same error after the same work.
+ */
+export async function logIn(context: RequestContext, email: string, password: string) {
+  requireMethod(context, 'password');
+  const { db } = context;
+  const plausible = email.length <= 320 && password.length <= users.api.PASSWORD_MAX * 4;
+  const user = plausible ? await users.api.findUserByEmail(db.system, email) : null;
+  const hash = user && !user.disabled ? user.passwordHash : null;
+  const matches = await users.api.verifyPassword(hash, plausible ? password : '');
+  if (!user || !matches) throw invalidCredentials();
+  return startSession(context, user.id, 'password');
+}
+
+export interface SignUpInput {
+  email: string;
+  password: string;
+  name?: string | null;
+  inviteToken?: string | null;
+}
+
+export async function signUp(context: RequestContext, input: SignUpInput) {
+  const { runtime, db } = context;
+  const mode = runtime.settings.signup;
+  // The mode is checked before the address is looked at: the answer never depends on whether it exists.
+  if (mode === 'closed' || (mode === 'invite' && !input.inviteToken)) {
+    throw new PorticoError('SIGNUP_CLOSED', mode === 'closed' ? 'Sign-up is closed.' : 'Sign-up needs an invite.');
+  }
+  if (mode === 'invite') {
+    const { email, password, name } = input;
+    return redeemToken(context, input.inviteToken!, { email, password, name }, 'invite');
+  }
+  requireMethod(context, 'password');
+  users.api.normalizeEmail(input.email);
+  users.api.normalizeName(input.name);
+  users.api.checkPasswordPolicy(input.password);
+  const passwordHash = await users.api.hashPassword(input.password);
+  const user = await users.api.createUser(db.system, {
+    email: input.email,
+    name: input.name,
+    passwordHash,
+    roles: runtime.settings.defaultRoles,
+  });
+  return startSession(context, user.id, 'password');
+}
+
+/** Ends the request's session; false when there was none. The cookie is cleared either way. */
+export async function logOut(context: RequestContext) {
+  clearSessionCookie(context);
+  const { sessionId } = context.viewer;
+  if (!sessionId) return false;
+  const revoked = await revoke(context.runtime, context.db.system, { id: sessionId }, 'LOGOUT');
+  return revoked.length > 0;
+}
+
+export async function changePassword(context: RequestContext, currentPassword: string, newPassword: string) {
+  const { db, viewer, runtime } = context;
+  const user = await users.api.findUser(db.system, viewer.userId!);
+  if (!user || !(await users.api.verifyPassword(user.passwordHash, currentPassword))) throw invalidCredentials();
+  users.api.checkPasswordPolicy(newPassword);
+  user.passwordHash = await users.api.hashPassword(newPassword);
+  await db.system.flush();
+  const others = viewer.sessionId ? { userId: user.id, id: { $ne: viewer.sessionId } } : { userId: user.id };
+  await revoke(runtime, db.system, others, 'PASSWORD_CHANGED');
+  return true;
+}
+
+/** Revokes one session: the viewer's own (REVOKED), or anyone's for an admin (ADMIN). */
+export async function revokeSession(context: RequestContext, sessionId: string) {
+  const { db, viewer, runtime } = context;
+  const session = await findSession(db.system, sessionId);
+  const own = session?.userId === viewer.userId;
+  if (!session || !(own || roles.api.isAdmin(viewer))) throw new PorticoError('NOT_FOUND', 'No such session.');
+  const revoked = await revoke(runtime, db.system, { id: session.id }, own ? 'REVOKED' : 'ADMIN');
+  if (session.id === viewer.sessionId) clearSessionCookie(context);
+  return revoked.length > 0;
+}
+
+export async function revokeOtherSessions(context: RequestContext) {
+  const { db, viewer, runtime } = context;
+  const where = viewer.sessionId
+    ? { userId: viewer.userId!, id: { $ne: viewer.sessionId } }
+    : { userId: viewer.userId! };
+  return (await revoke(runtime, db.system, where, 'REVOKED')).length;
+}
+
+async function targetUser(context: RequestContext, userId: string) {
+  const user = await users.api.findUser(context.db.system, userId);
+  if (!user) throw new PorticoError('NOT_FOUND', 'No such user.');
+  return user;
+}
+
+/** Admin. Changing roles revokes the user's sessions (ROLES_CHANGED); the last admin keeps "admin". */
+export async function setUserRoles(context: RequestContext, userId: string, names: readonly string[]) {
+  const { db, runtime } = context;
+  const unknown = roles.api.unknownRoles(runtime.settings, names);
+  if (unknown.length > 0) {
+    throw new PorticoError('BAD_USER_INPUT', `Unknown roles: ${unknown.join(', ')}.`, { field: 'roles' });
+  }
+  const user = await targetUser(context, userId);
+  const before = [...user.roles].sort().join(',');
+  const losesAdmin = user.roles.includes(roles.api.ADMIN) && !names.includes(roles.api.ADMIN);
+  if (losesAdmin && !user.disabled && (await users.api.countActiveAdmins(db.system)) <= 1) {
+    throw new PorticoError('CONFLICT', 'This is the last admin; make another admin first.');
+  }
+  users.api.setRoles(user, names);
+  if (user.roles.join(',') === before) return user;
+  await db.system.flush();
+  runtime.pubsub.publish('user.changed', { userId: user.id });
+  await revoke(runtime, db.system, { userId: user.id }, 'ROLES_CHANGED');
+  return user;
+}
+
+/** Admin. Disabling revokes the user's sessions (USER_DISABLED); nobody disables themself. */
+export async function setUserDisabled(context: RequestContext, userId: string, disabled: boolean) {
+  const { db, runtime, viewer } = context;
+  if (disabled && userId === viewer.userId) {
+    throw new PorticoError('BAD_USER_INPUT', 'You cannot disable your own account.', { field: 'userId' });
+  }
+  const user = await targetUser(context, userId);
+  if (user.disabled === disabled) return user;
+  user.disabled = disabled;
+  await db.system.flush();
+  runtime.pubsub.publish('user.changed', { userId: user.id });
+  if (disabled) await revoke(runtime, db.system, { userId: user.id }, 'USER_DISABLED');
+  return user;
+}
+
+export async function revokeUserSessions(context: RequestContext, userId: string) {
+  const user = await targetUser(context, userId);
+  return (await revoke(context.runtime, context.db.system, { userId: user.id }, 'ADMIN')).length;
+}
+
+// ---------------------------------------------------------------- single-use tokens
+
+export interface Profile {
+  email?: string | null;
+  name?: string | null;
+  password?: string | null;
+}
+
+/** Redeems a token of one purpose: consumes it (atomically) and signs someone in. */
+export type TokenRedeemer = (
+  context: RequestContext,
+  token: { hash: string; email?: string | null; userId?: string | null; data?: Record<string, unknown> | null },
+  profile: Profile | null | undefined,
+) => Promise<{ userId: string; method: string }>;
+
+const redeemers = new Map<string, TokenRedeemer>();
+
+/** Lets a module handle the tokens it issues (invites, login links, ...). */
+export function registerTokenPurpose(purpose: string, redeemer: TokenRedeemer) {
+  if (redeemers.has(purpose) && redeemers.get(purpose) !== redeemer) {
+    throw new Error(`Token purpose "${purpose}" is registered twice`);
+  }
+  redeemers.set(purpose, redeemer);
+}
+
+export async function redeemToken(
+  context: RequestContext,
+  token: string,
+  profile: Profile | null | undefined,
+  expectedPurpose?: string,
+) {
+  const row = await findUsableToken(context.db.system, token);
+  const redeemer = row && redeemers.get(row.purpose);
+  if (!row || !redeemer || (expectedPurpose && row.purpose !== expectedPurpose)) throw invalidToken();
+  const { userId, method } = await redeemer(context, row, profile);
+  return startSession(context, userId, method);
+}
+
+/**
+ * The first admin. The profile is checked and the password hashed before anything
+ * is written, so bad input does not burn the token. Then, in one transaction: the
+ * token is consumed, the "bootstrapped" flag is inserted (its primary key lets one
+ * bootstrap ever succeed, across tokens, races and restarts) and the admin created.
+ */
+export const redeemBootstrap: TokenRedeemer = async (context, token, profile) => {
+  if (!profile?.email || !profile.password) {
+    throw new PorticoError('BAD_USER_INPUT', 'The first admin needs an email and a password.', { field: 'profile' });
+  }
+  users.api.normalizeEmail(profile.email);
+  users.api.normalizeName(profile.name);
+  users.api.checkPasswordPolicy(profile.password);
+  const passwordHash = await users.api.hashPassword(profile.password);
+  const { email, name } = profile;
+  const userId = await context.db.system.transactional(async (em) => {
+    if (!(await consumeToken(em, token.hash, BOOTSTRAP_PURPOSE))) throw invalidToken();
+    if (!(await setFlagOnce(em, BOOTSTRAPPED, null))) throw invalidToken();
+    const user = await users.api.createUser(em, { email, name, passwordHash, roles: [roles.api.ADMIN] });
+    return user.id;
+  });
+  markBootstrapped(context.runtime);
+  context.log.info({ userId }, 'first admin created; bootstrap closed');
+  return { userId, method: 'bootstrap' };
+};

@@ -1,0 +1,277 @@
+import {
+  type Builder,
+  decodeCursor,
+  encodeCursor,
+  fromGlobalId,
+  MAX_PAGE_SIZE,
+  pageSize,
+  type RequestContext,
+  toConnection,
+  toGlobalId,
+  type Viewer,
+} from '../../src/index.ts';
+import users, { type UserRecord } from '../users/index.ts';
+import { canSeeSession } from './access.ts';
+import { currentSnapshot, needsBootstrap } from './authn.ts';
+import { enabledMethods } from './config.ts';
+import { REVOCATION_REASONS, type RevocationReason } from './entities.ts';
+import * as flows from './flows.ts';
+import { effectiveExpiry, findSession, listActiveSessions, loadSessions, type SessionRecord } from './service.ts';
+
+const { UserRef } = users.api;
+
+export function registerSessions(builder: Builder) {
+  const RevocationReasonEnum = builder.enumType('RevocationReason', { values: REVOCATION_REASONS });
+  const SignupModeEnum = builder.enumType('SignupMode', {
+    values: {
+      OPEN: { value: 'open', description: 'Anyone may sign up.' },
+      INVITE: { value: 'invite', description: 'Sign-up needs an invite token.' },
+      CLOSED: { value: 'closed', description: 'Nobody may sign up; admins invite.' },
+    } as const,
+  });
+
+  const SessionRef = builder.objectRef<SessionRecord>('Session');
+  builder.node(SessionRef, {
+    id: { resolve: (session) => session.id },
+    loadMany: async (ids, { db, viewer }) =>
+      (await loadSessions(db.system, ids)).map((session) =>
+        session && canSeeSession(viewer, session) ? session : null,
+      ),
+    authScopes: (session, { viewer }) => canSeeSession(viewer, session),
+    fields: (t) => ({
+      user: t.loadable({
+        type: UserRef,
+        load: async (ids: string[], { db }: RequestContext) =>
+          (await users.api.loadUsers(db.system, ids)).map((user) => user ?? new Error('User not found')),
+        resolve: (session) => session.userId,
+      }),
+      method: t.exposeString('method', {
+        description: 'The login method that started it: password, magic-link, invite, bootstrap, remote, device, ...',
+      }),
+      current: t.boolean({
+        description: 'True for the session that authenticated this request.',
+        resolve: (session, _args, { viewer }) => session.id === viewer.sessionId,
+      }),
+      createdAt: t.expose('createdAt', { type: 'DateTime' }),
+      lastSeenAt: t.expose('lastSeenAt', { type: 'DateTime' }),
+      expiresAt: t.field({
+        type: 'DateTime',
+        resolve: (session, _args, { runtime }) => effectiveExpiry(session, runtime.settings.session),
+      }),
+      revokedAt: t.field({ type: 'DateTime', nullable: true, resolve: (session) => session.revokedAt ?? null }),
+      ip: t.string({ nullable: true, resolve: (session) => session.ip ?? null }),
+      userAgent: t.string({ nullable: true, resolve: (session) => session.userAgent ?? null }),
+    }),
+  });
+  const SessionConnection = builder.connectionObject(
+    { type: SessionRef, name: 'SessionConnection' },
+    { name: 'SessionEdge' },
+  );
+
+  const activeSessionsOf = async (context: RequestContext, userId: string) =>
+    (await listActiveSessions(context.db.system, context.runtime.settings.session, { userId, first: MAX_PAGE_SIZE }))
+      .sessions;
+
+  builder.objectField(UserRef, 'sessions', (t) =>
+    t.field({
+      type: [SessionRef],
+      description: 'Visible to the user and to admins.',
+      resolve: (user, _args, context) => activeSessionsOf(context, user.id),
+    }),
+  );
+
+  const ViewerRef = builder.objectRef<Viewer>('Viewer').implement({
+    fields: (t) => ({
+      user: t.field({
+        type: UserRef,
+        nullable: true,
+        description: 'Null for an anonymous request.',
+        resolve: (viewer, _args, context) =>
+          currentSnapshot(context)?.user ?? (viewer.userId ? users.api.findUser(context.db.system, viewer.userId) : null),
+      }),
+      session: t.field({
+        type: SessionRef,
+        nullable: true,
+        description: 'The session that authenticated this request; null for anonymous and API-key requests.',
+        resolve: (viewer, _args, context) =>
+          currentSnapshot(context)?.session ?? (viewer.sessionId ? findSession(context.db.system, viewer.sessionId) : null),
+      }),
+      scopes: t.stringList({
+        description:
+          "Effective scopes: the union of the user's roles' scopes, narrowed to the API key's scopes when one is used.",
+        resolve: (viewer) => [...viewer.scopes].sort(),
+      }),
+      sessions: t.field({
+        type: [SessionRef],
+        description: "The user's sessions that are still valid, newest first.",
+        resolve: (viewer, _args, context) => (viewer.userId ? activeSessionsOf(context, viewer.userId) : []),
+      }),
+    }),
+  });
+
+  const AuthInfoRef = builder.objectRef<Record<string, never>>('AuthInfo').implement({
+    fields: (t) => ({
+      signup: t.field({ type: SignupModeEnum, resolve: (_info, _args, { runtime }) => runtime.settings.signup }),
+      methods: t.stringList({
+        description: 'Ids of the login methods that are enabled, e.g. password, magic-link, remote, device.',
+        resolve: (_info, _args, { runtime }) => enabledMethods(runtime.settings),
+      }),
+      needsBootstrap: t.boolean({
+        description: 'True until the first admin exists.',
+        resolve: (_info, _args, { runtime, db }) => needsBootstrap(runtime, db.system),
+      }),
+    }),
+  });
+
+  const AuthPayloadRef = builder
+    .objectRef<{ user: UserRecord; session: SessionRecord }>('AuthPayload')
+    .implement({
+      fields: (t) => ({
+        user: t.field({ type: UserRef, resolve: (payload) => payload.user }),
+        session: t.field({ type: SessionRef, resolve: (payload) => payload.session }),
+      }),
+    });
+
+  const SessionRevocationRef = builder
+    .objectRef<{ sessionId: string; reason: RevocationReason; at: string }>('SessionRevocation')
+    .implement({
+      fields: (t) => ({
+        sessionId: t.id({
+          description: "The revoked session's id: the same value as its Session.id.",
+          resolve: (event) => toGlobalId('Session', event.sessionId),
+        }),
+        reason: t.field({ type: RevocationReasonEnum, resolve: (event) => event.reason }),
+        at: t.field({ type: 'DateTime', resolve: (event) => event.at }),
+      }),
+    });
+
+  const SignUpInput = builder.inputType('SignUpInput', {
+    fields: (t) => ({
+      email: t.string({ required: true }),
+      password: t.string({ required: true }),
+      name: t.string(),
+      inviteToken: t.string({ description: 'Required when signup is INVITE.' }),
+    }),
+  });
+  const ProfileInput = builder.inputType('ProfileInput', {
+    fields: (t) => ({
+      email: t.string(),
+      name: t.string(),
+      password: t.string(),
+    }),
+  });
+
+  builder.queryFields((t) => ({
+    viewer: t.field({ type: ViewerRef, authScopes: { public: true }, resolve: (_root, _args, { viewer }) => viewer }),
+    auth: t.field({ type: AuthInfoRef, authScopes: { public: true }, resolve: () => ({}) }),
+    sessions: t.field({
+      type: SessionConnection,
+      description: "Admin: all sessions, or one user's.",
+      authScopes: { admin: true },
+      args: { userId: t.arg.id(), first: t.arg.int(), after: t.arg.string() },
+      resolve: async (_root, args, { db, runtime }) => {
+        const after = decodeCursor('session', args.after);
+        const userId = args.userId ? fromGlobalId(String(args.userId), 'User') : undefined;
+        const page = await listActiveSessions(db.system, runtime.settings.session, {
+          userId,
+          first: pageSize(args.first),
+          after,
+        });
+        return toConnection(page.sessions, {
+          hasNextPage: page.hasNextPage,
+          hasPreviousPage: after !== undefined,
+          cursor: (session) => encodeCursor('session', session.id),
+        });
+      },
+    }),
+  }));
+
+  builder.mutationFields((t) => ({
+    signUp: t.field({
+      type: AuthPayloadRef,
+      authScopes: { public: true },
+      args: { input: t.arg({ type: SignUpInput, required: true }) },
+      resolve: (_root, { input }, context) => flows.signUp(context, input),
+    }),
+    logIn: t.field({
+      type: AuthPayloadRef,
+      authScopes: { public: true },
+      args: { email: t.arg.string({ required: true }), password: t.arg.string({ required: true }) },
+      resolve: (_root, { email, password }, context) => flows.logIn(context, email, password),
+    }),
+    logOut: t.boolean({ authScopes: { public: true }, resolve: (_root, _args, context) => flows.logOut(context) }),
+    redeemToken: t.field({
+      type: AuthPayloadRef,
+      description: 'Redeems a single-use login, invite or bootstrap token. Invites and bootstrap take a profile.',
+      authScopes: { public: true },
+      args: { token: t.arg.string({ required: true }), profile: t.arg({ type: ProfileInput }) },
+      resolve: (_root, { token, profile }, context) => flows.redeemToken(context, token, profile),
+    }),
+    changePassword: t.boolean({
+      description: 'Revokes every other session of the user.',
+      authScopes: { authenticated: true },
+      args: {
+        currentPassword: t.arg.string({ required: true }),
+        newPassword: t.arg.string({ required: true }),
+      },
+      resolve: (_root, args, context) => flows.changePassword(context, args.currentPassword, args.newPassword),
+    }),
+    revokeSession: t.boolean({
+      authScopes: { authenticated: true },
+      args: { id: t.arg.id({ required: true }) },
+      resolve: (_root, { id }, context) => flows.revokeSession(context, fromGlobalId(String(id), 'Session')),
+    }),
+    revokeOtherSessions: t.int({
+      description: 'Returns how many sessions were revoked.',
+      authScopes: { authenticated: true },
+      resolve: (_root, _args, context) => flows.revokeOtherSessions(context),
+    }),
+    setUserRoles: t.field({
+      type: UserRef,
+      description: "Admin. Revokes the user's sessions (reason ROLES_CHANGED).",
+      authScopes: { admin: true },
+      args: {
+        userId: t.arg.id({ required: true }),
+        roles: t.arg.stringList({ required: true }),
+      },
+      resolve: (_root, args, context) =>
+        flows.setUserRoles(context, fromGlobalId(String(args.userId), 'User'), args.roles),
+    }),
+    setUserDisabled: t.field({
+      type: UserRef,
+      description: "Admin. Disabling revokes the user's sessions and API keys.",
+      authScopes: { admin: true },
+      args: { userId: t.arg.id({ required: true }), disabled: t.arg.boolean({ required: true }) },
+      resolve: (_root, args, context) =>
+        flows.setUserDisabled(context, fromGlobalId(String(args.userId), 'User'), args.disabled),
+    }),
+    revokeUserSessions: t.int({
+      description: 'Admin.',
+      authScopes: { admin: true },
+      args: { userId: t.arg.id({ required: true }) },
+      resolve: (_root, args, context) => flows.revokeUserSessions(context, fromGlobalId(String(args.userId), 'User')),
+    }),
+  }));
+
+  builder.subscriptionField('sessionRevoked', (t) =>
+    t.field({
+      type: SessionRevocationRef,
+      description: "Emits once when the subscriber's own session is revoked or expires, then completes.",
+      authScopes: { authenticated: true },
+      subscribe: (_root, _args, { viewer, runtime }) => revocationOf(runtime, viewer),
+      resolve: (event) => event,
+    }),
+  );
+
+}
+
+/** The first revocation of the viewer's session, then the end of the stream. */
+async function* revocationOf(runtime: RequestContext['runtime'], viewer: Viewer) {
+  if (!viewer.sessionId) return;
+  for await (const event of runtime.pubsub.subscribe('session.revoked')) {
+    if (event.sessionId === viewer.sessionId) {
+      yield event;
+      return;
+    }
+  }
+}

@@ -1,0 +1,54 @@
+import { defineModule } from '../../src/index.ts';
+import { BOOTSTRAP_PURPOSE, issueBootstrapLink, resolveSessionViewer, revoke, startSession } from './authn.ts';
+import { BUILTIN_METHODS, enabledMethods, sessionsConfig } from './config.ts';
+import { SessionSchema, SystemFlagSchema, TokenSchema } from './entities.ts';
+import { redeemBootstrap, registerTokenPurpose } from './flows.ts';
+import { registerSessions } from './graphql.ts';
+import { consumeToken, issueToken } from './service.ts';
+
+export type { RevocationReason } from './entities.ts';
+export type { Profile, TokenRedeemer } from './flows.ts';
+
+/**
+ * Revocable cookie sessions (iron-sealed id + secret, checked against the sessions
+ * table), single-use tokens, first-admin bootstrap, and the account mutations.
+ */
+export default defineModule({
+  name: 'sessions',
+  dependsOn: ['users', 'roles'],
+  config: sessionsConfig,
+  checkConfig: (settings) =>
+    settings.methods.flatMap((method, i) =>
+      (BUILTIN_METHODS as readonly string[]).includes(method)
+        ? []
+        : [`methods.${i}: unknown login method "${method}" (known: ${BUILTIN_METHODS.join(', ')})`],
+    ),
+  entities: { system: [SessionSchema, TokenSchema, SystemFlagSchema] },
+  credentials: resolveSessionViewer,
+  graphql: registerSessions,
+  async start(runtime) {
+    registerTokenPurpose(BOOTSTRAP_PURPOSE, redeemBootstrap);
+    const enabled = enabledMethods(runtime.settings);
+    const unavailable = runtime.settings.methods.filter((method) => !enabled.includes(method));
+    if (unavailable.length > 0) {
+      runtime.log.warn({ methods: unavailable }, 'login methods configured but not available in this build');
+    }
+    const link = await issueBootstrapLink(runtime);
+    if (link) runtime.log.info({ bootstrap: true }, `No admin yet. Create the first admin here: ${link}`);
+  },
+  commands: {
+    bootstrap: {
+      description: 'Print a fresh single-use link that creates the first admin (while none exists).',
+      async run(runtime) {
+        const link = await issueBootstrapLink(runtime);
+        if (!link) {
+          process.stderr.write('An admin exists: bootstrap is closed.\n');
+          return 1;
+        }
+        process.stdout.write(`${link}\n`);
+        return 0;
+      },
+    },
+  },
+  api: { issueBootstrapLink, issueToken, consumeToken, registerTokenPurpose, revoke, startSession },
+});

@@ -1,0 +1,53 @@
+import { type Builder, builder as schemaBuilder, decodeCursor, encodeCursor, pageSize, toConnection } from '../../src/index.ts';
+import roles from '../roles/index.ts';
+import { canSeeUser } from './access.ts';
+import { listUsers, loadUsers, type UserRecord } from './service.ts';
+
+export const UserRef = schemaBuilder.objectRef<UserRecord>('User');
+
+export function registerUsers(builder: Builder) {
+  builder.node(UserRef, {
+    id: { resolve: (user) => user.id },
+    // `node(id:)` answers null for users the viewer may not see: no existence oracle.
+    loadMany: async (ids, { db, viewer }) => {
+      const visible = ids.map((id) => (canSeeUser(viewer, id) ? id : ''));
+      return loadUsers(db.system, visible);
+    },
+    authScopes: (user, { viewer }) => canSeeUser(viewer, user.id),
+    fields: (t) => ({
+      email: t.exposeString('email'),
+      name: t.string({ nullable: true, resolve: (user) => user.name ?? null }),
+      roles: t.exposeStringList('roles'),
+      scopes: t.stringList({
+        resolve: (user, _args, { runtime }) => [...roles.api.scopesOf(runtime.settings, user.roles)].sort(),
+      }),
+      disabled: t.exposeBoolean('disabled'),
+      createdAt: t.expose('createdAt', { type: 'DateTime' }),
+      lastLoginAt: t.field({ type: 'DateTime', nullable: true, resolve: (user) => user.lastLoginAt ?? null }),
+    }),
+  });
+
+  const UserConnection = builder.connectionObject({ type: UserRef, name: 'UserConnection' }, { name: 'UserEdge' });
+
+  builder.queryField('users', (t) =>
+    t.field({
+      description: 'Admin.',
+      type: UserConnection,
+      authScopes: { admin: true },
+      args: {
+        first: t.arg.int(),
+        after: t.arg.string(),
+        search: t.arg.string(),
+      },
+      resolve: async (_root, args, { db }) => {
+        const after = decodeCursor('user', args.after);
+        const page = await listUsers(db.system, { first: pageSize(args.first), after, search: args.search });
+        return toConnection(page.users, {
+          hasNextPage: page.hasNextPage,
+          hasPreviousPage: after !== undefined,
+          cursor: (user) => encodeCursor('user', user.id),
+        });
+      },
+    }),
+  );
+}

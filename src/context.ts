@@ -1,0 +1,89 @@
+import type { SqlEntityManager } from '@mikro-orm/sql';
+import type { Logger } from './logger.ts';
+import type { Runtime } from './runtime.ts';
+
+/** Who is making a request. Built by a module's credential resolver; anonymous otherwise. */
+export interface Viewer {
+  readonly userId: string | null;
+  /** Effective scopes (roles' scopes, narrowed to an API key's). */
+  readonly scopes: ReadonlySet<string>;
+  /** The session behind a cookie credential. */
+  readonly sessionId: string | null;
+  /** The API key behind a bearer credential. */
+  readonly apiKeyId: string | null;
+}
+
+export const anonymousViewer: Viewer = Object.freeze({
+  userId: null,
+  scopes: new Set<string>(),
+  sessionId: null,
+  apiKeyId: null,
+});
+
+/**
+ * The scope rules GraphQL fields and HTTP routes can name. The kernel has only
+ * `public` (an explicit "no rule needed" marker); modules add theirs by interface merging.
+ */
+export interface AuthScopes {
+  public: boolean;
+}
+
+/** What a module returns for its scope rules: a boolean, or a check of the rule's parameter. */
+export type ScopeLoaders = {
+  [K in keyof AuthScopes]?: AuthScopes[K] extends boolean
+    ? boolean | (() => boolean | Promise<boolean>)
+    : (param: AuthScopes[K]) => boolean | Promise<boolean>;
+};
+
+/** What a request can change in its response besides the body (cookies, mostly). */
+export class ResponseControl {
+  readonly headers = new Headers();
+  setCookie(serialized: string) {
+    this.headers.append('set-cookie', serialized);
+  }
+}
+
+/** One request's context: fixed and small. Database forks are made on first use. */
+export interface RequestContext {
+  readonly request: Request;
+  /** The client's address as the socket saw it; null without a socket (in-process `fetch`). */
+  readonly ip: string | null;
+  readonly viewer: Viewer;
+  readonly runtime: Runtime;
+  readonly log: Logger;
+  readonly response: ResponseControl;
+  readonly db: {
+    /** A fork of the system database's EntityManager (identity). */
+    readonly system: SqlEntityManager;
+    /** A fork of the business database's EntityManager (store). */
+    readonly store: SqlEntityManager;
+  };
+}
+
+export function createRequestContext(
+  runtime: Runtime,
+  request: Request,
+  viewer: Viewer,
+  ip: string | null,
+): RequestContext {
+  let system: SqlEntityManager | undefined;
+  let store: SqlEntityManager | undefined;
+  return {
+    request,
+    ip,
+    viewer,
+    runtime,
+    log: runtime.log,
+    response: new ResponseControl(),
+    db: {
+      get system() {
+        system ??= runtime.db.system.em.fork();
+        return system;
+      },
+      get store() {
+        store ??= runtime.db.store.em.fork();
+        return store;
+      },
+    },
+  };
+}

@@ -1,0 +1,252 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
+import { GraphQLError, NoSchemaIntrospectionCustomRule } from 'graphql';
+import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import type { LoadedConfig } from './config.ts';
+import { anonymousViewer, createRequestContext, type RequestContext, type Viewer } from './context.ts';
+import { openDatabases } from './db.ts';
+import { isDatabaseUnavailable, PorticoError, serviceUnavailable } from './errors.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { createLocalPubSub } from './pubsub.ts';
+import { Router } from './routes.ts';
+import type { Runtime } from './runtime.ts';
+import { buildSchema } from './schema.ts';
+
+/** SECURITY.md, "GraphQL surface". */
+export const GRAPHQL_LIMITS = { depth: 10, aliases: 15, tokens: 2000, directives: 50, cost: 5000 } as const;
+
+/** Header names that satisfy CSRF prevention (HTTP.md). */
+export const CSRF_HEADERS = ['x-portico-csrf', 'x-graphql-yoga-csrf'];
+
+export interface Gateway {
+  readonly runtime: Runtime;
+  readonly yoga: YogaServerInstance<NodeServerContext, RequestContext>;
+  /** Handles one request without a listening server. */
+  fetch(request: Request): Promise<Response>;
+  /** Starts the HTTP server; resolves with its URL. */
+  listen(port?: number, host?: string): Promise<string>;
+  /** Stops accepting, lets in-flight requests finish (up to `graceMs`), then closes the databases. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** What Node's HTTP adapter passes along with each request. */
+type NodeServerContext = { req?: IncomingMessage };
+
+export interface GatewayOptions {
+  log?: Logger;
+}
+
+/** Opens the databases (bringing their schemas up to date) and the pub/sub; starts no module. */
+export async function openRuntime(config: LoadedConfig, log: Logger): Promise<Runtime> {
+  const { env, settings, modules } = config;
+  const db = await openDatabases({ env, modules, log });
+  return { env, settings, modules, db, pubsub: createLocalPubSub(), log };
+}
+
+export async function createGateway(config: LoadedConfig, options: GatewayOptions = {}): Promise<Gateway> {
+  const { env, modules } = config;
+  const log = options.log ?? createLogger({ mode: env.mode });
+  const development = env.mode === 'development';
+  const schema = buildSchema(modules);
+  const runtime = await openRuntime(config, log);
+  const { db } = runtime;
+  try {
+    for (const module of modules) await module.start?.(runtime);
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+
+  const resolveViewer = async (request: Request): Promise<Viewer> => {
+    for (const module of modules) {
+      const viewer = await module.credentials?.(request, runtime);
+      if (viewer) return viewer;
+    }
+    return anonymousViewer;
+  };
+
+  // One context per request, shared by the GraphQL handler and the plain routes.
+  const contexts = new WeakMap<Request, Promise<RequestContext>>();
+  const contextFor = (request: Request, serverContext?: NodeServerContext): Promise<RequestContext> => {
+    let context = contexts.get(request);
+    if (!context) {
+      const ip = serverContext?.req?.socket?.remoteAddress ?? null;
+      context = resolveViewer(request).then(
+        (viewer) => createRequestContext(runtime, request, viewer, ip),
+        (error: unknown) => {
+          throw isDatabaseUnavailable(error) ? serviceUnavailable() : error;
+        },
+      );
+      contexts.set(request, context);
+    }
+    return context;
+  };
+  const isAdmin = async (request: Request) => (await contextFor(request)).viewer.scopes.has('admin');
+
+  const yoga = createYoga<NodeServerContext, RequestContext>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    healthCheckEndpoint: '/health',
+    landingPage: false,
+    context: ({ request, req }) => contextFor(request, { req }),
+    graphiql: async (request) => development || (await isAdmin(request).catch(() => false)),
+    maskedErrors: {
+      isDev: development,
+      maskError(error, message, isDev) {
+        const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+        if (isDatabaseUnavailable(original)) return serviceUnavailable();
+        if (error instanceof GraphQLError && (error.originalError === undefined || error.originalError instanceof GraphQLError)) {
+          return error;
+        }
+        log.error({ err: original }, 'unexpected error');
+        return new GraphQLError(message, {
+          extensions: {
+            code: 'INTERNAL_SERVER_ERROR',
+            ...(isDev ? { originalError: { message: (original as Error)?.message, stack: (original as Error)?.stack } } : {}),
+          },
+        });
+      },
+    },
+    logging: {
+      debug: (...args) => log.debug(args.map(String).join(' ')),
+      info: (...args) => log.info(args.map(String).join(' ')),
+      warn: (...args) => log.warn(args.map(String).join(' ')),
+      error: (...args) => log.error(args.map(String).join(' ')),
+    },
+    plugins: [
+      useCSRFPrevention({ requestHeaders: CSRF_HEADERS }),
+      EnvelopArmorPlugin({
+        maxDepth: { n: GRAPHQL_LIMITS.depth, exposeLimits: development },
+        maxAliases: { n: GRAPHQL_LIMITS.aliases, exposeLimits: development },
+        maxTokens: { n: GRAPHQL_LIMITS.tokens, exposeLimits: development },
+        maxDirectives: { n: GRAPHQL_LIMITS.directives, exposeLimits: development },
+        costLimit: { maxCost: GRAPHQL_LIMITS.cost, exposeLimits: development },
+        blockFieldSuggestion: { enabled: !development },
+      }),
+      usePortico({ runtime, contextFor, router: new Router(modules.flatMap((m) => m.routes ?? [])) }),
+    ],
+  });
+
+  let server: Server | undefined;
+  return {
+    runtime,
+    yoga,
+    fetch: (request) => Promise.resolve(yoga.fetch(request)),
+    listen(port = env.port, host = env.host) {
+      server = createServer(yoga);
+      // Slow clients cannot hold a connection open for free (SECURITY.md, Blobs).
+      server.headersTimeout = 15_000;
+      server.requestTimeout = 60_000;
+      server.keepAliveTimeout = 5_000;
+      const listening = server;
+      return new Promise((resolve, reject) => {
+        listening.once('error', reject);
+        listening.listen(port, host, () => {
+          const { port: bound } = listening.address() as AddressInfo;
+          resolve(`http://${host.includes(':') ? `[${host}]` : host}:${bound}`);
+        });
+      });
+    },
+    async close(graceMs = 10_000) {
+      if (server) {
+        const closing = server;
+        const closed = new Promise<void>((resolve) => closing.close(() => resolve()));
+        closing.closeIdleConnections();
+        const timer = setTimeout(() => closing.closeAllConnections(), graceMs);
+        await closed;
+        clearTimeout(timer);
+      }
+      for (const module of [...modules].reverse()) await module.stop?.(runtime);
+      await yoga.dispose();
+      await db.close();
+    },
+  };
+}
+
+interface PorticoPluginOptions {
+  runtime: Runtime;
+  router: Router;
+  contextFor: (request: Request, serverContext?: NodeServerContext) => Promise<RequestContext>;
+}
+
+/** Readiness, module routes, the GraphiQL gate, introspection for admins, and response headers. */
+function usePortico({ runtime, router, contextFor }: PorticoPluginOptions): Plugin<RequestContext> {
+  const development = runtime.env.mode === 'development';
+  const settled = new WeakMap<Request, RequestContext>();
+  const track = async (request: Request, serverContext?: NodeServerContext) => {
+    const context = await contextFor(request, serverContext);
+    settled.set(request, context);
+    return context;
+  };
+  return {
+    async onRequest({ request, url, endResponse, serverContext }) {
+      if (url.pathname === '/ready') {
+        const up = await runtime.db.ping();
+        const ready = up.system && up.store;
+        endResponse(Response.json({ status: ready ? 'ready' : 'unavailable', databases: up }, { status: ready ? 200 : 503 }));
+        return;
+      }
+      if (url.pathname === '/graphql') {
+        if (request.method === 'GET' && !development && request.headers.get('accept')?.includes('text/html')) {
+          // GraphiQL did not render, so the viewer is no admin.
+          endResponse(forbiddenPage());
+        }
+        return;
+      }
+      const match = router.match(request.method, url.pathname);
+      if (match === null) return;
+      if (match === 'methodNotAllowed') {
+        endResponse(Response.json({ error: 'method not allowed' }, { status: 405 }));
+        return;
+      }
+      try {
+        const context = await track(request, serverContext as NodeServerContext);
+        const response = await match.route.handler(request, context, match.params);
+        endResponse(withHeaders(response, context.response.headers));
+      } catch (error) {
+        endResponse(routeError(error, runtime));
+      }
+    },
+    onContextBuilding({ context }) {
+      settled.set(context.request, context as RequestContext);
+    },
+    onValidate({ addValidationRule, context }) {
+      if (!development && !(context as RequestContext).viewer.scopes.has('admin')) {
+        addValidationRule(NoSchemaIntrospectionCustomRule);
+      }
+    },
+    onResponse({ request, response }) {
+      const context = settled.get(request);
+      if (!context) return;
+      for (const [name, value] of context.response.headers) response.headers.append(name, value);
+    },
+    async onRequestParse({ request, serverContext }) {
+      // Resolve the credential early so that an unavailable database answers 503 before parsing.
+      await track(request, serverContext as NodeServerContext);
+    },
+  };
+}
+
+function withHeaders(response: Response, headers: Headers): Response {
+  for (const [name, value] of headers) response.headers.append(name, value);
+  return response;
+}
+
+function routeError(error: unknown, runtime: Runtime): Response {
+  if (isDatabaseUnavailable(error)) {
+    return Response.json({ error: 'A database is unavailable; retry shortly.' }, { status: 503, headers: { 'retry-after': '5' } });
+  }
+  if (error instanceof PorticoError) {
+    return Response.json({ error: error.message, code: error.code }, { status: error.code === 'NOT_FOUND' ? 404 : 400 });
+  }
+  runtime.log.error({ err: error }, 'route failed');
+  return Response.json({ error: 'Internal server error' }, { status: 500 });
+}
+
+const forbiddenPage = () =>
+  new Response(
+    '<!doctype html><html lang="en"><meta charset="utf-8"><title>Forbidden</title><h1>Admins only</h1><p>GraphiQL is open to administrators. <a href="/login">Sign in</a> with an admin account.</p></html>',
+    { status: 403, headers: { 'content-type': 'text/html; charset=utf-8' } },
+  );

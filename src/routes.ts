@@ -1,0 +1,67 @@
+import type { RequestContext } from './context.ts';
+
+export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** A plain HTTP endpoint. `path` segments starting with ':' are parameters, e.g. `/blobs/:id`. */
+export interface Route {
+  method: HttpMethod | readonly HttpMethod[];
+  path: string;
+  handler: (request: Request, context: RequestContext, params: Record<string, string>) => Promise<Response> | Response;
+}
+
+interface CompiledRoute {
+  methods: ReadonlySet<string>;
+  segments: string[];
+  route: Route;
+}
+
+export interface RouteMatch {
+  route: Route;
+  params: Record<string, string>;
+}
+
+/** Matches requests to routes by method and path segments. No regular expressions, no decoding surprises. */
+export class Router {
+  readonly #routes: CompiledRoute[];
+
+  constructor(routes: readonly Route[]) {
+    this.#routes = routes.map((route) => ({
+      methods: new Set(typeof route.method === 'string' ? [route.method] : route.method),
+      segments: route.path.split('/').filter(Boolean),
+      route,
+    }));
+    const seen = new Set<string>();
+    for (const { methods, route } of this.#routes) {
+      for (const method of methods) {
+        const key = `${method} ${route.path}`;
+        if (seen.has(key)) throw new Error(`Route ${key} is declared twice`);
+        seen.add(key);
+      }
+    }
+  }
+
+  /** The matching route; `methodNotAllowed` when the path exists under other methods. */
+  match(method: string, pathname: string): RouteMatch | 'methodNotAllowed' | null {
+    const parts = pathname.split('/').filter(Boolean);
+    let pathMatched = false;
+    for (const compiled of this.#routes) {
+      const params = matchSegments(compiled.segments, parts);
+      if (!params) continue;
+      if (compiled.methods.has(method)) return { route: compiled.route, params };
+      pathMatched = true;
+    }
+    return pathMatched ? 'methodNotAllowed' : null;
+  }
+}
+
+function matchSegments(pattern: string[], parts: string[]): Record<string, string> | null {
+  if (pattern.length !== parts.length) return null;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < pattern.length; i++) {
+    const expected = pattern[i]!;
+    const actual = parts[i]!;
+    if (expected.startsWith(':')) params[expected.slice(1)] = actual;
+    else if (expected !== actual) return null;
+  }
+  return params;
+}
