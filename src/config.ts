@@ -165,12 +165,14 @@ function locateConfigFile(cwd: string, named: string | undefined, issues: string
   if (named) {
     const path = isAbsolute(named) ? named : resolve(cwd, named);
     if (!existsSync(path)) issues.push(`PORTICO_CONFIG: no file at ${path}`);
-    else if (!/\.(ts|mjs|json)$/.test(path)) issues.push('PORTICO_CONFIG: expected a .ts, .mjs or .json file');
+    else if (!/\.(ts|mjs|json)$/.test(path))
+      issues.push('PORTICO_CONFIG: expected a .ts, .mjs or .json file');
     else return path;
     return undefined;
   }
   const found = CONFIG_FILE_NAMES.map((name) => join(cwd, name)).filter((path) => existsSync(path));
-  if (found.length > 1) issues.push(`config: several configuration files found (${found.join(', ')}); keep one`);
+  if (found.length > 1)
+    issues.push(`config: several configuration files found (${found.join(', ')}); keep one`);
   return found[0];
 }
 

@@ -48,7 +48,10 @@ export interface RequestContext {
   readonly request: Request;
   /** The client's address as the socket saw it; null without a socket (in-process `fetch`). */
   readonly ip: string | null;
-  readonly viewer: Viewer;
+  /** Who the request acts for; changes (through `setViewer`) when the request itself signs in or out. */
+  viewer: Viewer;
+  /** After a login or logout inside this request: later fields see the new viewer. */
+  setViewer(viewer: Viewer): void;
   readonly runtime: Runtime;
   readonly log: Logger;
   readonly response: ResponseControl;
@@ -72,6 +75,10 @@ export function createRequestContext(
     request,
     ip,
     viewer,
+    // Yoga copies the context's properties into its own object: `this` is that object.
+    setViewer(this: RequestContext, next: Viewer) {
+      this.viewer = next;
+    },
     runtime,
     log: runtime.log,
     response: new ResponseControl(),

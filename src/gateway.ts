@@ -7,7 +7,7 @@ import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { LoadedConfig } from './config.ts';
 import { anonymousViewer, createRequestContext, type RequestContext, type Viewer } from './context.ts';
 import { openDatabases } from './db.ts';
-import { isDatabaseUnavailable, PorticoError, serviceUnavailable } from './errors.ts';
+import { type ErrorCode, isDatabaseUnavailable, PorticoError, serviceUnavailable } from './errors.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createLocalPubSub } from './pubsub.ts';
 import { Router } from './routes.ts';
@@ -97,14 +97,21 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
       maskError(error, message, isDev) {
         const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
         if (isDatabaseUnavailable(original)) return serviceUnavailable();
-        if (error instanceof GraphQLError && (error.originalError === undefined || error.originalError instanceof GraphQLError)) {
+        if (
+          error instanceof GraphQLError &&
+          (error.originalError === undefined || error.originalError instanceof GraphQLError)
+        ) {
           return error;
         }
         log.error({ err: original }, 'unexpected error');
         return new GraphQLError(message, {
           extensions: {
             code: 'INTERNAL_SERVER_ERROR',
-            ...(isDev ? { originalError: { message: (original as Error)?.message, stack: (original as Error)?.stack } } : {}),
+            ...(isDev
+              ? {
+                  originalError: { message: (original as Error)?.message, stack: (original as Error)?.stack },
+                }
+              : {}),
           },
         });
       },
@@ -185,11 +192,20 @@ function usePortico({ runtime, router, contextFor }: PorticoPluginOptions): Plug
       if (url.pathname === '/ready') {
         const up = await runtime.db.ping();
         const ready = up.system && up.store;
-        endResponse(Response.json({ status: ready ? 'ready' : 'unavailable', databases: up }, { status: ready ? 200 : 503 }));
+        endResponse(
+          Response.json(
+            { status: ready ? 'ready' : 'unavailable', databases: up },
+            { status: ready ? 200 : 503 },
+          ),
+        );
         return;
       }
       if (url.pathname === '/graphql') {
-        if (request.method === 'GET' && !development && request.headers.get('accept')?.includes('text/html')) {
+        if (
+          request.method === 'GET' &&
+          !development &&
+          request.headers.get('accept')?.includes('text/html')
+        ) {
           // GraphiQL did not render, so the viewer is no admin.
           endResponse(forbiddenPage());
         }
@@ -213,9 +229,14 @@ function usePortico({ runtime, router, contextFor }: PorticoPluginOptions): Plug
       settled.set(context.request, context as RequestContext);
     },
     onValidate({ addValidationRule, context }) {
-      if (!development && !(context as RequestContext).viewer.scopes.has('admin')) {
+      // Validation runs before the GraphQL context is built: use the one resolved at parse time.
+      const viewer = settled.get((context as { request: Request }).request)?.viewer;
+      if (!development && !viewer?.scopes.has('admin')) {
         addValidationRule(NoSchemaIntrospectionCustomRule);
       }
+      return ({ result, setResult }) => {
+        if (result.length > 0) setResult(result.map(withCode('BAD_USER_INPUT')));
+      };
     },
     onResponse({ request, response }) {
       const context = settled.get(request);
@@ -229,6 +250,19 @@ function usePortico({ runtime, router, contextFor }: PorticoPluginOptions): Plug
   };
 }
 
+/** Gives an error without a contract code the given one (validation and limit errors have none). */
+const withCode = (code: ErrorCode) => (error: Error) =>
+  !(error instanceof GraphQLError) || error.extensions?.code
+    ? error
+    : new GraphQLError(error.message, {
+        nodes: error.nodes,
+        source: error.source,
+        positions: error.positions,
+        path: error.path,
+        originalError: error.originalError,
+        extensions: { ...error.extensions, code },
+      });
+
 function withHeaders(response: Response, headers: Headers): Response {
   for (const [name, value] of headers) response.headers.append(name, value);
   return response;
@@ -236,10 +270,16 @@ function withHeaders(response: Response, headers: Headers): Response {
 
 function routeError(error: unknown, runtime: Runtime): Response {
   if (isDatabaseUnavailable(error)) {
-    return Response.json({ error: 'A database is unavailable; retry shortly.' }, { status: 503, headers: { 'retry-after': '5' } });
+    return Response.json(
+      { error: 'A database is unavailable; retry shortly.' },
+      { status: 503, headers: { 'retry-after': '5' } },
+    );
   }
   if (error instanceof PorticoError) {
-    return Response.json({ error: error.message, code: error.code }, { status: error.code === 'NOT_FOUND' ? 404 : 400 });
+    return Response.json(
+      { error: error.message, code: error.code },
+      { status: error.code === 'NOT_FOUND' ? 404 : 400 },
+    );
   }
   runtime.log.error({ err: error }, 'route failed');
   return Response.json({ error: 'Internal server error' }, { status: 500 });

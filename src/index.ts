@@ -6,15 +6,22 @@ export type { ConfigFile, Environment, LoadedConfig, Mode, PorticoConfig, Settin
 export { ConfigError, defineConfig } from './config.ts';
 export type { AuthScopes, RequestContext, ScopeLoaders, Viewer } from './context.ts';
 export { anonymousViewer } from './context.ts';
-export { fromGlobalId, newId, toGlobalId } from './ids.ts';
 export type { Database, Databases, Dialect } from './db.ts';
 export type { ErrorCode } from './errors.ts';
 export { fail, isDatabaseUnavailable, PorticoError } from './errors.ts';
+export { fromGlobalId, newId, toGlobalId } from './ids.ts';
 export type { Logger } from './logger.ts';
 export type { CredentialResolver, ModuleCommand, ModuleDefinition, PorticoModule } from './module.ts';
 export { defineModule } from './module.ts';
+export type { Connection } from './pagination.ts';
+export {
+  DEFAULT_PAGE_SIZE,
+  decodeCursor,
+  encodeCursor,
+  MAX_PAGE_SIZE,
+  pageSize,
+  toConnection,
+} from './pagination.ts';
 export type { PubSub, Topics } from './pubsub.ts';
 export type { HttpMethod, Route } from './routes.ts';
 export type { Runtime } from './runtime.ts';
-export type { Connection } from './pagination.ts';
-export { DEFAULT_PAGE_SIZE, decodeCursor, encodeCursor, MAX_PAGE_SIZE, pageSize, toConnection } from './pagination.ts';

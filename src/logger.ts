@@ -15,11 +15,17 @@ export function createLogger({ mode, level, destination }: LoggerOptions): Logge
   const options: pino.LoggerOptions = {
     level: level ?? process.env.LOG_LEVEL ?? 'info',
     base: undefined,
-    redact: { paths: ['req.headers.cookie', 'req.headers.authorization', '*.password', '*.token'], remove: true },
+    redact: {
+      paths: ['req.headers.cookie', 'req.headers.authorization', '*.password', '*.token'],
+      remove: true,
+    },
   };
   if (destination) return pino(options, destination);
   if (mode === 'development' && process.stdout.isTTY) {
-    return pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss' } } });
+    return pino({
+      ...options,
+      transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss' } },
+    });
   }
   return pino(options);
 }

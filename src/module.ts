@@ -68,7 +68,8 @@ export function composeModules(modules: readonly PorticoModule[]): PorticoModule
   }
   for (const module of modules) {
     for (const dependency of module.dependsOn ?? []) {
-      if (!byName.has(dependency)) problems.push(`modules: "${module.name}" depends on missing "${dependency}"`);
+      if (!byName.has(dependency))
+        problems.push(`modules: "${module.name}" depends on missing "${dependency}"`);
     }
   }
   if (problems.length > 0) throw new Error(problems.join('; '));

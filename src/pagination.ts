@@ -11,7 +11,8 @@ export function pageSize(first: number | null | undefined): number {
 }
 
 /** Cursors are opaque to clients: the sort key, base64url-encoded with a kind prefix. */
-export const encodeCursor = (kind: string, key: string) => Buffer.from(`${kind}:${key}`).toString('base64url');
+export const encodeCursor = (kind: string, key: string) =>
+  Buffer.from(`${kind}:${key}`).toString('base64url');
 
 export function decodeCursor(kind: string, cursor: string | null | undefined): string | undefined {
   if (cursor === null || cursor === undefined) return undefined;
@@ -24,13 +25,22 @@ export function decodeCursor(kind: string, cursor: string | null | undefined): s
 
 export interface Connection<T> {
   edges: { cursor: string; node: T }[];
-  pageInfo: { hasNextPage: boolean; hasPreviousPage: boolean; startCursor: string | null; endCursor: string | null };
+  pageInfo: {
+    hasNextPage: boolean;
+    hasPreviousPage: boolean;
+    startCursor: string | null;
+    endCursor: string | null;
+  };
 }
 
 /** A Relay connection over one page of nodes fetched with one extra row to learn `hasNextPage`. */
 export function toConnection<T>(
   nodes: readonly T[],
-  { hasNextPage, hasPreviousPage, cursor }: { hasNextPage: boolean; hasPreviousPage: boolean; cursor: (node: T) => string },
+  {
+    hasNextPage,
+    hasPreviousPage,
+    cursor,
+  }: { hasNextPage: boolean; hasPreviousPage: boolean; cursor: (node: T) => string },
 ): Connection<T> {
   const edges = nodes.map((node) => ({ cursor: cursor(node), node }));
   return {

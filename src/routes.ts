@@ -6,7 +6,11 @@ export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export interface Route {
   method: HttpMethod | readonly HttpMethod[];
   path: string;
-  handler: (request: Request, context: RequestContext, params: Record<string, string>) => Promise<Response> | Response;
+  handler: (
+    request: Request,
+    context: RequestContext,
+    params: Record<string, string>,
+  ) => Promise<Response> | Response;
 }
 
 interface CompiledRoute {

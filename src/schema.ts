@@ -23,4 +23,5 @@ export function buildSchema(modules: readonly PorticoModule[]): GraphQLSchema {
 }
 
 /** The schema as committed in schema/schema.graphql: sorted SDL. */
-export const printSortedSchema = (schema: GraphQLSchema) => `${printSchema(lexicographicSortSchema(schema))}\n`;
+export const printSortedSchema = (schema: GraphQLSchema) =>
+  `${printSchema(lexicographicSortSchema(schema))}\n`;

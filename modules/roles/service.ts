@@ -13,7 +13,8 @@ export function rolesFrom(settings: Pick<Settings, 'roles'>): Map<string, Role> 
   let roles = cache.get(settings);
   if (roles) return roles;
   roles = new Map<string, Role>();
-  for (const [name, scopes] of Object.entries(settings.roles)) roles.set(name, { name, scopes: [...new Set(scopes)] });
+  for (const [name, scopes] of Object.entries(settings.roles))
+    roles.set(name, { name, scopes: [...new Set(scopes)] });
   const admin = roles.get(ADMIN);
   roles.set(ADMIN, { name: ADMIN, scopes: [...new Set([ADMIN, ...(admin?.scopes ?? [])])] });
   cache.set(settings, roles);

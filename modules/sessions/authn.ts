@@ -1,5 +1,11 @@
 import type { EntityManager, FilterQuery } from '@mikro-orm/core';
-import { PorticoError, type RequestContext, type Runtime, type Viewer } from '../../src/index.ts';
+import {
+  anonymousViewer,
+  PorticoError,
+  type RequestContext,
+  type Runtime,
+  type Viewer,
+} from '../../src/index.ts';
 import roles from '../roles/index.ts';
 import users from '../users/index.ts';
 import { SessionCache, type SessionSnapshot } from './cache.ts';
@@ -102,7 +108,11 @@ export async function resolveSessionViewer(request: Request, runtime: Runtime): 
 }
 
 /** Loads a session and its user; verifies the secret when given (first sight of this seal). */
-async function loadSnapshot(runtime: Runtime, sessionId: string, secret?: string): Promise<SessionSnapshot | null> {
+async function loadSnapshot(
+  runtime: Runtime,
+  sessionId: string,
+  secret?: string,
+): Promise<SessionSnapshot | null> {
   const em = runtime.db.system.em.fork();
   const session = await findSession(em, sessionId);
   if (!session) return null;
@@ -177,13 +187,22 @@ export async function startSession(context: RequestContext, userId: string, meth
   );
   user.lastLoginAt = session.createdAt;
   await db.system.flush();
-  const sealed = await sealCredential(credential, sessionState(runtime).password, sessionState(runtime).sealTtlSeconds);
+  const { password, sealTtlSeconds } = sessionState(runtime);
+  const sealed = await sealCredential(credential, password, sealTtlSeconds);
   context.response.setCookie(sessionCookie(sealed, settings));
+  context.setViewer({
+    userId: user.id,
+    scopes: roles.api.scopesOf(runtime.settings, user.roles),
+    sessionId: session.id,
+    apiKeyId: null,
+  });
   return { user, session };
 }
 
-export function clearSessionCookie(context: RequestContext) {
+/** Clears the cookie; the rest of the request is anonymous. */
+export function signOut(context: RequestContext) {
   context.response.setCookie(clearedSessionCookie(context.runtime.settings.session));
+  context.setViewer(anonymousViewer);
 }
 
 // ---------------------------------------------------------------- bootstrap

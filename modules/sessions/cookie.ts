@@ -26,8 +26,11 @@ export function readSessionCookie(request: Request, settings: SessionSettings): 
   return parseCookie(header)[cookieName(settings)] || undefined;
 }
 
-export const sealCredential = (credential: SessionCredential, password: Record<number, string>, ttlSeconds: number) =>
-  sealData({ i: credential.id, s: credential.secret }, { password, ttl: ttlSeconds });
+export const sealCredential = (
+  credential: SessionCredential,
+  password: Record<number, string>,
+  ttlSeconds: number,
+) => sealData({ i: credential.id, s: credential.secret }, { password, ttl: ttlSeconds });
 
 /** The credential in a sealed cookie, or null for anything tampered, expired or malformed. */
 export async function unsealCredential(

@@ -1,12 +1,13 @@
 import { PorticoError, type RequestContext } from '../../src/index.ts';
 import roles from '../roles/index.ts';
 import users from '../users/index.ts';
+import { BOOTSTRAP_PURPOSE, markBootstrapped, revoke, signOut, startSession } from './authn.ts';
 import { enabledMethods } from './config.ts';
-import { BOOTSTRAP_PURPOSE, clearSessionCookie, markBootstrapped, revoke, startSession } from './authn.ts';
 import { BOOTSTRAPPED, consumeToken, findSession, findUsableToken, setFlagOnce } from './service.ts';
 
 const invalidCredentials = () => new PorticoError('INVALID_CREDENTIALS', 'Invalid email or password.');
-const invalidToken = () => new PorticoError('INVALID_TOKEN', 'This link is invalid, expired or already used.');
+const invalidToken = () =>
+  new PorticoError('INVALID_TOKEN', 'This link is invalid, expired or already used.');
 
 function requireMethod(context: RequestContext, method: string) {
   if (!enabledMethods(context.runtime.settings).includes(method)) {
@@ -41,7 +42,10 @@ export async function signUp(context: RequestContext, input: SignUpInput) {
   const mode = runtime.settings.signup;
   // The mode is checked before the address is looked at: the answer never depends on whether it exists.
   if (mode === 'closed' || (mode === 'invite' && !input.inviteToken)) {
-    throw new PorticoError('SIGNUP_CLOSED', mode === 'closed' ? 'Sign-up is closed.' : 'Sign-up needs an invite.');
+    throw new PorticoError(
+      'SIGNUP_CLOSED',
+      mode === 'closed' ? 'Sign-up is closed.' : 'Sign-up needs an invite.',
+    );
   }
   if (mode === 'invite') {
     const { email, password, name } = input;
@@ -63,8 +67,8 @@ export async function signUp(context: RequestContext, input: SignUpInput) {
 
 /** Ends the request's session; false when there was none. The cookie is cleared either way. */
 export async function logOut(context: RequestContext) {
-  clearSessionCookie(context);
   const { sessionId } = context.viewer;
+  signOut(context);
   if (!sessionId) return false;
   const revoked = await revoke(context.runtime, context.db.system, { id: sessionId }, 'LOGOUT');
   return revoked.length > 0;
@@ -73,7 +77,8 @@ export async function logOut(context: RequestContext) {
 export async function changePassword(context: RequestContext, currentPassword: string, newPassword: string) {
   const { db, viewer, runtime } = context;
   const user = await users.api.findUser(db.system, viewer.userId!);
-  if (!user || !(await users.api.verifyPassword(user.passwordHash, currentPassword))) throw invalidCredentials();
+  if (!user || !(await users.api.verifyPassword(user.passwordHash, currentPassword)))
+    throw invalidCredentials();
   users.api.checkPasswordPolicy(newPassword);
   user.passwordHash = await users.api.hashPassword(newPassword);
   await db.system.flush();
@@ -87,9 +92,10 @@ export async function revokeSession(context: RequestContext, sessionId: string) 
   const { db, viewer, runtime } = context;
   const session = await findSession(db.system, sessionId);
   const own = session?.userId === viewer.userId;
-  if (!session || !(own || roles.api.isAdmin(viewer))) throw new PorticoError('NOT_FOUND', 'No such session.');
+  if (!session || !(own || roles.api.isAdmin(viewer)))
+    throw new PorticoError('NOT_FOUND', 'No such session.');
   const revoked = await revoke(runtime, db.system, { id: session.id }, own ? 'REVOKED' : 'ADMIN');
-  if (session.id === viewer.sessionId) clearSessionCookie(context);
+  if (session.id === viewer.sessionId) signOut(context);
   return revoked.length > 0;
 }
 
@@ -159,7 +165,12 @@ export interface Profile {
 /** Redeems a token of one purpose: consumes it (atomically) and signs someone in. */
 export type TokenRedeemer = (
   context: RequestContext,
-  token: { hash: string; email?: string | null; userId?: string | null; data?: Record<string, unknown> | null },
+  token: {
+    hash: string;
+    email?: string | null;
+    userId?: string | null;
+    data?: Record<string, unknown> | null;
+  },
   profile: Profile | null | undefined,
 ) => Promise<{ userId: string; method: string }>;
 
@@ -194,7 +205,9 @@ export async function redeemToken(
  */
 export const redeemBootstrap: TokenRedeemer = async (context, token, profile) => {
   if (!profile?.email || !profile.password) {
-    throw new PorticoError('BAD_USER_INPUT', 'The first admin needs an email and a password.', { field: 'profile' });
+    throw new PorticoError('BAD_USER_INPUT', 'The first admin needs an email and a password.', {
+      field: 'profile',
+    });
   }
   users.api.normalizeEmail(profile.email);
   users.api.normalizeName(profile.name);

@@ -16,7 +16,13 @@ import { currentSnapshot, needsBootstrap } from './authn.ts';
 import { enabledMethods } from './config.ts';
 import { REVOCATION_REASONS, type RevocationReason } from './entities.ts';
 import * as flows from './flows.ts';
-import { effectiveExpiry, findSession, listActiveSessions, loadSessions, type SessionRecord } from './service.ts';
+import {
+  effectiveExpiry,
+  findSession,
+  listActiveSessions,
+  loadSessions,
+  type SessionRecord,
+} from './service.ts';
 
 const { UserRef } = users.api;
 
@@ -46,7 +52,8 @@ export function registerSessions(builder: Builder) {
         resolve: (session) => session.userId,
       }),
       method: t.exposeString('method', {
-        description: 'The login method that started it: password, magic-link, invite, bootstrap, remote, device, ...',
+        description:
+          'The login method that started it: password, magic-link, invite, bootstrap, remote, device, ...',
       }),
       current: t.boolean({
         description: 'True for the session that authenticated this request.',
@@ -58,7 +65,11 @@ export function registerSessions(builder: Builder) {
         type: 'DateTime',
         resolve: (session, _args, { runtime }) => effectiveExpiry(session, runtime.settings.session),
       }),
-      revokedAt: t.field({ type: 'DateTime', nullable: true, resolve: (session) => session.revokedAt ?? null }),
+      revokedAt: t.field({
+        type: 'DateTime',
+        nullable: true,
+        resolve: (session) => session.revokedAt ?? null,
+      }),
       ip: t.string({ nullable: true, resolve: (session) => session.ip ?? null }),
       userAgent: t.string({ nullable: true, resolve: (session) => session.userAgent ?? null }),
     }),
@@ -69,8 +80,12 @@ export function registerSessions(builder: Builder) {
   );
 
   const activeSessionsOf = async (context: RequestContext, userId: string) =>
-    (await listActiveSessions(context.db.system, context.runtime.settings.session, { userId, first: MAX_PAGE_SIZE }))
-      .sessions;
+    (
+      await listActiveSessions(context.db.system, context.runtime.settings.session, {
+        userId,
+        first: MAX_PAGE_SIZE,
+      })
+    ).sessions;
 
   builder.objectField(UserRef, 'sessions', (t) =>
     t.field({
@@ -87,14 +102,16 @@ export function registerSessions(builder: Builder) {
         nullable: true,
         description: 'Null for an anonymous request.',
         resolve: (viewer, _args, context) =>
-          currentSnapshot(context)?.user ?? (viewer.userId ? users.api.findUser(context.db.system, viewer.userId) : null),
+          currentSnapshot(context)?.user ??
+          (viewer.userId ? users.api.findUser(context.db.system, viewer.userId) : null),
       }),
       session: t.field({
         type: SessionRef,
         nullable: true,
         description: 'The session that authenticated this request; null for anonymous and API-key requests.',
         resolve: (viewer, _args, context) =>
-          currentSnapshot(context)?.session ?? (viewer.sessionId ? findSession(context.db.system, viewer.sessionId) : null),
+          currentSnapshot(context)?.session ??
+          (viewer.sessionId ? findSession(context.db.system, viewer.sessionId) : null),
       }),
       scopes: t.stringList({
         description:
@@ -111,7 +128,10 @@ export function registerSessions(builder: Builder) {
 
   const AuthInfoRef = builder.objectRef<Record<string, never>>('AuthInfo').implement({
     fields: (t) => ({
-      signup: t.field({ type: SignupModeEnum, resolve: (_info, _args, { runtime }) => runtime.settings.signup }),
+      signup: t.field({
+        type: SignupModeEnum,
+        resolve: (_info, _args, { runtime }) => runtime.settings.signup,
+      }),
       methods: t.stringList({
         description: 'Ids of the login methods that are enabled, e.g. password, magic-link, remote, device.',
         resolve: (_info, _args, { runtime }) => enabledMethods(runtime.settings),
@@ -162,7 +182,11 @@ export function registerSessions(builder: Builder) {
   });
 
   builder.queryFields((t) => ({
-    viewer: t.field({ type: ViewerRef, authScopes: { public: true }, resolve: (_root, _args, { viewer }) => viewer }),
+    viewer: t.field({
+      type: ViewerRef,
+      authScopes: { public: true },
+      resolve: (_root, _args, { viewer }) => viewer,
+    }),
     auth: t.field({ type: AuthInfoRef, authScopes: { public: true }, resolve: () => ({}) }),
     sessions: t.field({
       type: SessionConnection,
@@ -199,10 +223,14 @@ export function registerSessions(builder: Builder) {
       args: { email: t.arg.string({ required: true }), password: t.arg.string({ required: true }) },
       resolve: (_root, { email, password }, context) => flows.logIn(context, email, password),
     }),
-    logOut: t.boolean({ authScopes: { public: true }, resolve: (_root, _args, context) => flows.logOut(context) }),
+    logOut: t.boolean({
+      authScopes: { public: true },
+      resolve: (_root, _args, context) => flows.logOut(context),
+    }),
     redeemToken: t.field({
       type: AuthPayloadRef,
-      description: 'Redeems a single-use login, invite or bootstrap token. Invites and bootstrap take a profile.',
+      description:
+        'Redeems a single-use login, invite or bootstrap token. Invites and bootstrap take a profile.',
       authScopes: { public: true },
       args: { token: t.arg.string({ required: true }), profile: t.arg({ type: ProfileInput }) },
       resolve: (_root, { token, profile }, context) => flows.redeemToken(context, token, profile),
@@ -214,7 +242,8 @@ export function registerSessions(builder: Builder) {
         currentPassword: t.arg.string({ required: true }),
         newPassword: t.arg.string({ required: true }),
       },
-      resolve: (_root, args, context) => flows.changePassword(context, args.currentPassword, args.newPassword),
+      resolve: (_root, args, context) =>
+        flows.changePassword(context, args.currentPassword, args.newPassword),
     }),
     revokeSession: t.boolean({
       authScopes: { authenticated: true },
@@ -249,7 +278,8 @@ export function registerSessions(builder: Builder) {
       description: 'Admin.',
       authScopes: { admin: true },
       args: { userId: t.arg.id({ required: true }) },
-      resolve: (_root, args, context) => flows.revokeUserSessions(context, fromGlobalId(String(args.userId), 'User')),
+      resolve: (_root, args, context) =>
+        flows.revokeUserSessions(context, fromGlobalId(String(args.userId), 'User')),
     }),
   }));
 
@@ -262,7 +292,6 @@ export function registerSessions(builder: Builder) {
       resolve: (event) => event,
     }),
   );
-
 }
 
 /** The first revocation of the viewer's session, then the end of the stream. */

@@ -1,5 +1,11 @@
 import { defineModule } from '../../src/index.ts';
-import { BOOTSTRAP_PURPOSE, issueBootstrapLink, resolveSessionViewer, revoke, startSession } from './authn.ts';
+import {
+  BOOTSTRAP_PURPOSE,
+  issueBootstrapLink,
+  resolveSessionViewer,
+  revoke,
+  startSession,
+} from './authn.ts';
 import { BUILTIN_METHODS, enabledMethods, sessionsConfig } from './config.ts';
 import { SessionSchema, SystemFlagSchema, TokenSchema } from './entities.ts';
 import { redeemBootstrap, registerTokenPurpose } from './flows.ts';

@@ -80,7 +80,12 @@ export const effectiveExpiry = (
   session: Pick<SessionRecord, 'expiresAt' | 'lastSeenAt'>,
   settings: SessionSettings,
 ): Date =>
-  new Date(Math.min(session.expiresAt.getTime(), session.lastSeenAt.getTime() + settings.idleTimeoutMinutes * 60_000));
+  new Date(
+    Math.min(
+      session.expiresAt.getTime(),
+      session.lastSeenAt.getTime() + settings.idleTimeoutMinutes * 60_000,
+    ),
+  );
 
 export const isActive = (
   session: Pick<SessionRecord, 'expiresAt' | 'lastSeenAt' | 'revokedAt'>,
@@ -132,10 +137,18 @@ export async function revokeSessions(
   reason: RevocationReason,
   now = new Date(),
 ): Promise<Revoked[]> {
-  const targets = await em.find(Session, { $and: [where, { revokedAt: null }] }, { fields: ['id', 'userId'] });
+  const targets = await em.find(
+    Session,
+    { $and: [where, { revokedAt: null }] },
+    { fields: ['id', 'userId'] },
+  );
   if (targets.length === 0) return [];
   const ids = targets.map((session) => session.id);
-  await em.nativeUpdate(Session, { id: { $in: ids }, revokedAt: null }, { revokedAt: now, revokedReason: reason });
+  await em.nativeUpdate(
+    Session,
+    { id: { $in: ids }, revokedAt: null },
+    { revokedAt: now, revokedReason: reason },
+  );
   return targets.map(({ id, userId }) => ({ id, userId }));
 }
 

@@ -21,4 +21,5 @@ const UserSchema = defineEntity({
 
 export class User extends UserSchema.class {}
 UserSchema.setClass(User);
+
 export { UserSchema };

@@ -1,4 +1,11 @@
-import { type Builder, builder as schemaBuilder, decodeCursor, encodeCursor, pageSize, toConnection } from '../../src/index.ts';
+import {
+  type Builder,
+  decodeCursor,
+  encodeCursor,
+  pageSize,
+  builder as schemaBuilder,
+  toConnection,
+} from '../../src/index.ts';
 import roles from '../roles/index.ts';
 import { canSeeUser } from './access.ts';
 import { listUsers, loadUsers, type UserRecord } from './service.ts';
@@ -27,7 +34,10 @@ export function registerUsers(builder: Builder) {
     }),
   });
 
-  const UserConnection = builder.connectionObject({ type: UserRef, name: 'UserConnection' }, { name: 'UserEdge' });
+  const UserConnection = builder.connectionObject(
+    { type: UserRef, name: 'UserConnection' },
+    { name: 'UserEdge' },
+  );
 
   builder.queryField('users', (t) =>
     t.field({

@@ -1,7 +1,7 @@
 import { defineModule } from '../../src/index.ts';
 import { usersConfig } from './config.ts';
 import { User, UserSchema } from './entities.ts';
-import { UserRef, registerUsers } from './graphql.ts';
+import { registerUsers, UserRef } from './graphql.ts';
 import { checkPasswordPolicy, hashPassword, PASSWORD_MAX, verifyPassword } from './password.ts';
 import {
   ADMIN_ROLE,

@@ -19,12 +19,18 @@ const isCommon = (password: string) => {
 export function checkPasswordPolicy(password: string): void {
   const length = [...password].length;
   if (length < PASSWORD_MIN || length > PASSWORD_MAX) {
-    throw new PorticoError('BAD_USER_INPUT', `A password has ${PASSWORD_MIN} to ${PASSWORD_MAX} characters.`, {
-      field: 'password',
-    });
+    throw new PorticoError(
+      'BAD_USER_INPUT',
+      `A password has ${PASSWORD_MIN} to ${PASSWORD_MAX} characters.`,
+      {
+        field: 'password',
+      },
+    );
   }
   if (isCommon(password)) {
-    throw new PorticoError('BAD_USER_INPUT', 'This password is too common; choose another.', { field: 'password' });
+    throw new PorticoError('BAD_USER_INPUT', 'This password is too common; choose another.', {
+      field: 'password',
+    });
   }
 }
 
@@ -38,7 +44,10 @@ let dummyHash: Promise<string> | undefined;
  * without a password) it still spends the time of a real check, so timing does not
  * tell whether an account exists.
  */
-export async function verifyPassword(storedHash: string | null | undefined, password: string): Promise<boolean> {
+export async function verifyPassword(
+  storedHash: string | null | undefined,
+  password: string,
+): Promise<boolean> {
   if (!storedHash) {
     dummyHash ??= hash(crypto.randomUUID(), ARGON2);
     await verify(await dummyHash, password).catch(() => false);

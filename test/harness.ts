@@ -1,0 +1,227 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import pg from 'pg';
+import { pino } from 'pino';
+import { builtinModules } from '../modules/index.ts';
+import { loadConfig } from '../src/config.ts';
+import { createGateway, type Gateway } from '../src/gateway.ts';
+import type { PorticoModule } from '../src/index.ts';
+
+export type Backend = 'sqlite' | 'postgres';
+
+/** PostgreSQL for tests: `PORTICO_TEST_POSTGRES_URL` names a server (any database on it); CI must give one. */
+const postgresUrl = process.env.PORTICO_TEST_POSTGRES_URL;
+if (process.env.CI === 'true' && !postgresUrl) {
+  throw new Error('CI runs the suite on PostgreSQL too: set PORTICO_TEST_POSTGRES_URL');
+}
+
+/** The backends every end-to-end suite runs on. */
+export const backends: Backend[] = postgresUrl ? ['sqlite', 'postgres'] : ['sqlite'];
+
+export const TEST_SECRET = 'test-secret-that-is-long-enough-0123456789';
+
+export interface TestDatabase {
+  url: string;
+  drop(): Promise<void>;
+}
+
+/** A fresh, empty database: a SQLite file in `dir`, or a new PostgreSQL database dropped afterwards. */
+export async function createTestDatabase(
+  backend: Backend,
+  dir: string,
+  name = 'portico',
+): Promise<TestDatabase> {
+  if (backend === 'sqlite') return { url: `sqlite:${join(dir, `${name}.sqlite`)}`, drop: async () => {} };
+  const admin = new pg.Client({ connectionString: postgresUrl });
+  await admin.connect();
+  const database = `portico_test_${process.pid}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+  await admin.query(`create database ${database}`);
+  await admin.end();
+  const url = new URL(postgresUrl!);
+  url.pathname = `/${database}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const client = new pg.Client({ connectionString: postgresUrl });
+      await client.connect();
+      await client.query(`drop database if exists ${database} with (force)`);
+      await client.end();
+    },
+  };
+}
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [key: string]: unknown;
+}
+
+export interface StartOptions {
+  backend?: Backend;
+  /** The configuration file's plain keys (written as portico.config.json). */
+  config?: Record<string, unknown>;
+  env?: Record<string, string>;
+  /** Database URLs to reuse (a restart); otherwise fresh ones are made. */
+  databaseUrl?: string;
+  dataDir?: string;
+  modules?: PorticoModule[];
+  /** Listen on 127.0.0.1 (default); false serves through `gateway.fetch` only. */
+  listen?: boolean;
+}
+
+export interface TestGateway {
+  gateway: Gateway;
+  url: string;
+  dataDir: string;
+  databaseUrl: string;
+  logs: LogLine[];
+  /** The last bootstrap link printed to the log. */
+  bootstrapToken(): string;
+  client(): TestClient;
+  /** Stops the gateway; the database stays (for restarts) until `drop`. */
+  stop(): Promise<void>;
+  /** Stops the gateway and removes its database and data folder. */
+  close(): Promise<void>;
+}
+
+/** Starts a real gateway on loopback, in production mode unless `env.NODE_ENV` says otherwise. */
+export async function startGateway(options: StartOptions = {}): Promise<TestGateway> {
+  const backend = options.backend ?? 'sqlite';
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'portico-test-')));
+  const database = options.databaseUrl
+    ? { url: options.databaseUrl, drop: async () => {} }
+    : await createTestDatabase(backend, dataDir);
+  if (options.config) await writeFile(join(dataDir, 'portico.config.json'), JSON.stringify(options.config));
+  const logs: LogLine[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line) as LogLine);
+      done();
+    },
+  });
+  const config = await loadConfig({
+    cwd: dataDir,
+    builtinModules: [...builtinModules, ...(options.modules ?? [])],
+    env: {
+      NODE_ENV: 'production',
+      PORTICO_SECRET: TEST_SECRET,
+      PORTICO_DATA_DIR: dataDir,
+      DATABASE_URL: database.url,
+      PORTICO_PUBLIC_URL: 'http://portico.test',
+      ...options.env,
+    },
+  });
+  const gateway = await createGateway(config, { log: pino({ level: 'info' }, sink) });
+  const url = options.listen === false ? 'http://portico.test' : await gateway.listen(0, '127.0.0.1');
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await gateway.close(1000);
+  };
+  const fetcher: typeof fetch =
+    options.listen === false ? (input, init) => gateway.fetch(new Request(input, init)) : fetch;
+  return {
+    gateway,
+    url,
+    dataDir,
+    databaseUrl: database.url,
+    logs,
+    bootstrapToken() {
+      const line = logs.findLast((entry) => entry.bootstrap === true);
+      const token = line?.msg.match(/token=([\w-]+)/)?.[1];
+      if (!token) throw new Error('No bootstrap link in the log');
+      return token;
+    },
+    client: () => new TestClient(url, fetcher),
+    stop,
+    async close() {
+      await stop();
+      await database.drop();
+      if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface GraphQLResponse<T = Record<string, unknown>> {
+  status: number;
+  data?: T | null;
+  errors?: { message: string; extensions?: { code?: string; [key: string]: unknown }; path?: string[] }[];
+  headers: Headers;
+}
+
+/** A client with a cookie jar, like one browser. */
+export class TestClient {
+  readonly cookies = new Map<string, string>();
+  readonly url: string;
+  readonly #fetcher: typeof fetch;
+  constructor(url: string, fetcher: typeof fetch = fetch) {
+    this.url = url;
+    this.#fetcher = fetcher;
+  }
+
+  get cookieHeader(): string {
+    return [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
+  }
+
+  async request(path: string, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    if (this.cookies.size > 0 && !headers.has('cookie')) headers.set('cookie', this.cookieHeader);
+    const response = await this.#fetcher(new URL(path, this.url), { ...init, headers });
+    for (const header of response.headers.getSetCookie()) {
+      const [pair = ''] = header.split(';');
+      const index = pair.indexOf('=');
+      const name = pair.slice(0, index);
+      const value = pair.slice(index + 1);
+      if (/max-age=0/i.test(header) || value === '') this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+    return response;
+  }
+
+  async gql<T = Record<string, unknown>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    headers: Record<string, string> = {},
+  ): Promise<GraphQLResponse<T>> {
+    const response = await this.request('/graphql', {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/graphql-response+json',
+        ...headers,
+      },
+      body: JSON.stringify({ query, variables }),
+    });
+    const body = (await response.json()) as Omit<GraphQLResponse<T>, 'status' | 'headers'>;
+    return { ...body, status: response.status, headers: response.headers };
+  }
+}
+
+export const ADMIN = {
+  email: 'admin@example.com',
+  password: 'correct horse battery staple',
+  name: 'Ada Admin',
+};
+
+const REDEEM = `mutation ($token: String!, $profile: ProfileInput) {
+  redeemToken(token: $token, profile: $profile) { user { id email roles } session { id method } }
+}`;
+
+/** Redeems the bootstrap link with a client; returns it signed in as the first admin. */
+export async function bootstrapAdmin(portico: TestGateway, profile = ADMIN): Promise<TestClient> {
+  const admin = portico.client();
+  const result = await admin.gql(REDEEM, { token: portico.bootstrapToken(), profile });
+  if (result.errors) {
+    const logged = portico.logs.filter((line) => line.level >= 50);
+    throw new Error(`bootstrap failed: ${JSON.stringify(result.errors)} ${JSON.stringify(logged)}`);
+  }
+  return admin;
+}
+
+export { REDEEM as REDEEM_TOKEN };
+
+/** The contract's code of the first error, for terse assertions. */
+export const codeOf = (result: GraphQLResponse) => result.errors?.[0]?.extensions?.code;
