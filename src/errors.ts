@@ -1,22 +1,25 @@
 import { GraphQLError } from 'graphql';
 
 /** The contract's `extensions.code` values (schema.graphql, "Conventions"). */
-export type ErrorCode =
-  | 'UNAUTHENTICATED'
-  | 'FORBIDDEN'
-  | 'BAD_USER_INPUT'
-  | 'NOT_FOUND'
-  | 'CONFLICT'
-  | 'PAYLOAD_TOO_LARGE'
-  | 'RATE_LIMITED'
-  | 'INVALID_CREDENTIALS'
-  | 'INVALID_TOKEN'
-  | 'SIGNUP_CLOSED'
-  | 'INDEX_NOT_DECLARED'
-  | 'LEASE_LOST'
-  | 'FENCE_REJECTED'
-  | 'VALIDATION_FAILED'
-  | 'INTERNAL_SERVER_ERROR';
+export const ERROR_CODES = [
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'BAD_USER_INPUT',
+  'NOT_FOUND',
+  'CONFLICT',
+  'PAYLOAD_TOO_LARGE',
+  'RATE_LIMITED',
+  'INVALID_CREDENTIALS',
+  'INVALID_TOKEN',
+  'SIGNUP_CLOSED',
+  'INDEX_NOT_DECLARED',
+  'LEASE_LOST',
+  'FENCE_REJECTED',
+  'VALIDATION_FAILED',
+  'INTERNAL_SERVER_ERROR',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** An error meant for the client: its message and code pass error masking unchanged. */
 export class PorticoError extends GraphQLError {

@@ -7,7 +7,7 @@ import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { LoadedConfig } from './config.ts';
 import { anonymousViewer, createRequestContext, type RequestContext, type Viewer } from './context.ts';
 import { openDatabases } from './db.ts';
-import { type ErrorCode, isDatabaseUnavailable, PorticoError, serviceUnavailable } from './errors.ts';
+import { ERROR_CODES, isDatabaseUnavailable, PorticoError, serviceUnavailable } from './errors.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createLocalPubSub } from './pubsub.ts';
 import { Router } from './routes.ts';
@@ -234,9 +234,10 @@ function usePortico({ runtime, router, contextFor }: PorticoPluginOptions): Plug
       if (!development && !viewer?.scopes.has('admin')) {
         addValidationRule(NoSchemaIntrospectionCustomRule);
       }
-      return ({ result, setResult }) => {
-        if (result.length > 0) setResult(result.map(withCode('BAD_USER_INPUT')));
-      };
+    },
+    onResultProcess({ result, setResult }) {
+      if (Array.isArray(result) || Symbol.asyncIterator in result || !result.errors?.length) return;
+      setResult({ ...result, errors: result.errors.map(withContractCode) });
     },
     onResponse({ request, response }) {
       const context = settled.get(request);
@@ -250,18 +251,24 @@ function usePortico({ runtime, router, contextFor }: PorticoPluginOptions): Plug
   };
 }
 
-/** Gives an error without a contract code the given one (validation and limit errors have none). */
-const withCode = (code: ErrorCode) => (error: Error) =>
-  !(error instanceof GraphQLError) || error.extensions?.code
-    ? error
-    : new GraphQLError(error.message, {
-        nodes: error.nodes,
-        source: error.source,
-        positions: error.positions,
-        path: error.path,
-        originalError: error.originalError,
-        extensions: { ...error.extensions, code },
-      });
+const CONTRACT_CODES = new Set<string>(ERROR_CODES);
+
+/**
+ * Every error leaves with one of the contract's codes. Parse, validation and limit
+ * errors (no code, or Yoga's GRAPHQL_PARSE_FAILED) are the client's: BAD_USER_INPUT.
+ */
+function withContractCode(error: GraphQLError): GraphQLError {
+  const code = error.extensions?.code;
+  if (typeof code === 'string' && CONTRACT_CODES.has(code)) return error;
+  return new GraphQLError(error.message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    path: error.path,
+    originalError: error.originalError,
+    extensions: { ...error.extensions, code: error.path ? 'INTERNAL_SERVER_ERROR' : 'BAD_USER_INPUT' },
+  });
+}
 
 function withHeaders(response: Response, headers: Headers): Response {
   for (const [name, value] of headers) response.headers.append(name, value);

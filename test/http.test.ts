@@ -1,0 +1,290 @@
+import { once } from 'node:events';
+import { connect as createConnectionTo, createServer, type Server, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defineModule } from '../src/index.ts';
+import {
+  backends,
+  bootstrapAdmin,
+  codeOf,
+  startGateway,
+  type TestClient,
+  type TestGateway,
+} from './harness.ts';
+
+/** Fields that misbehave on purpose: a slow one (shutdown) and one that throws a leaky error (masking). */
+const probe = defineModule({
+  name: 'test-probe',
+  graphql(builder) {
+    builder.queryField('probeSlow', (t) =>
+      t.boolean({
+        authScopes: { public: true },
+        args: { ms: t.arg.int({ required: true }) },
+        resolve: async (_root, { ms }) => {
+          await sleep(ms);
+          return true;
+        },
+      }),
+    );
+    builder.queryField('probeCrash', (t) =>
+      t.boolean({
+        authScopes: { public: true },
+        resolve: () => {
+          throw new Error('select * from users failed at /srv/portico/secret.ts:12');
+        },
+      }),
+    );
+  },
+});
+
+const SIGN_UP =
+  'mutation { signUp(input: { email: "csrf@example.com", password: "a long enough passphrase" }) { user { id } } }';
+
+describe.each(backends)('HTTP surface on %s', (backend) => {
+  let portico: TestGateway;
+  let admin: TestClient;
+
+  beforeAll(async () => {
+    portico = await startGateway({ backend, modules: [probe], config: { signup: 'open' } });
+    admin = await bootstrapAdmin(portico);
+  });
+  afterAll(() => portico?.close());
+
+  const raw = (path: string, init?: RequestInit) => fetch(new URL(path, portico.url), init);
+
+  it('refuses non-JSON requests without the CSRF header, running nothing', async () => {
+    const form = new FormData();
+    form.set('query', SIGN_UP);
+    const attempts: RequestInit[] = [
+      { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ query: SIGN_UP }) },
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ query: SIGN_UP }),
+      },
+      { method: 'POST', body: form },
+    ];
+    for (const init of attempts) expect((await raw('/graphql', init)).status).toBe(403);
+    const get = await raw(`/graphql?query=${encodeURIComponent('{ auth { signup } }')}`);
+    expect(get.status).toBe(403);
+    const login = await portico
+      .client()
+      .gql(
+        'mutation { logIn(email: "csrf@example.com", password: "a long enough passphrase") { user { id } } }',
+      );
+    expect(codeOf(login)).toBe('INVALID_CREDENTIALS');
+  });
+
+  it('accepts GET queries with either CSRF header, and answers 405 to mutations over GET', async () => {
+    for (const header of ['x-portico-csrf', 'x-graphql-yoga-csrf']) {
+      const response = await raw(`/graphql?query=${encodeURIComponent('{ auth { signup } }')}`, {
+        headers: { [header]: '1' },
+      });
+      expect(response.status).toBe(200);
+      expect(await response.json()).toEqual({ data: { auth: { signup: 'OPEN' } } });
+    }
+    const mutation = await raw(`/graphql?query=${encodeURIComponent('mutation { logOut }')}`, {
+      headers: { 'x-portico-csrf': '1' },
+    });
+    expect(mutation.status).toBe(405);
+  });
+
+  it('answers malformed requests with 4xx and a contract code, never 500', async () => {
+    const badJson = await raw('/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"query":',
+    });
+    expect(badJson.status).toBe(400);
+    const syntax = await portico.client().gql('{ viewer { ');
+    expect(syntax.status).toBe(400);
+    expect(codeOf(syntax)).toBe('BAD_USER_INPUT');
+    const unknownField = await portico.client().gql('{ nope }');
+    expect(codeOf(unknownField)).toBe('BAD_USER_INPUT');
+    const badVariable = await portico
+      .client()
+      .gql('query ($n: Int) { users(first: $n) { edges { cursor } } }', { n: 'x' });
+    expect(codeOf(badVariable)).toBe('BAD_USER_INPUT');
+  });
+
+  it('masks unexpected errors: no message, stack, SQL or path leaves the server', async () => {
+    const result = await portico.client().gql('{ probeCrash }');
+    expect(result.errors?.[0]?.message).toBe('Unexpected error.');
+    expect(codeOf(result)).toBe('INTERNAL_SERVER_ERROR');
+    const text = JSON.stringify(result);
+    expect(text).not.toMatch(/select|secret|\.ts|stack|at /i);
+  });
+
+  it('enforces the GraphQL limits at and one past each edge, before any resolver runs', async () => {
+    const client = portico.client();
+    // viewer > user > sessions > user > ... > id: `levels` selections deep.
+    const deep = (levels: number) => {
+      const chain = ['viewer', 'user'];
+      while (chain.length < levels - 1) chain.push(chain.length % 2 === 0 ? 'sessions' : 'user');
+      return `{ ${chain.reduceRight((inner, field) => `${field} { ${inner} }`, 'id')} }`;
+    };
+    expect((await client.gql(deep(10))).errors).toBeUndefined();
+    expect(codeOf(await client.gql(deep(11)))).toBe('BAD_USER_INPUT');
+
+    const signUps = (n: number) =>
+      `mutation { ${Array.from({ length: n }, (_, i) => `a${i}: signUp(input: { email: "alias${n}-${i}@example.com", password: "a long enough passphrase" }) { user { id } }`).join(' ')} }`;
+    const rejected = await client.gql(signUps(16));
+    expect(codeOf(rejected)).toBe('BAD_USER_INPUT');
+    expect(rejected.data).toBeUndefined();
+    const nobody = await client.gql(
+      'mutation { logIn(email: "alias16-0@example.com", password: "a long enough passphrase") { user { id } } }',
+    );
+    expect(codeOf(nobody)).toBe('INVALID_CREDENTIALS');
+    const aliases = (n: number) =>
+      `{ ${Array.from({ length: n }, (_, i) => `a${i}: auth { signup }`).join(' ')} }`;
+    expect((await client.gql(aliases(15))).errors).toBeUndefined();
+
+    // 16 tokens around a list of n strings; commas are not tokens. At the limit the mutation parses and
+    // reaches its scope check (UNAUTHENTICATED); one past, it is refused as bad input before that.
+    const tokens = (n: number) =>
+      `mutation { setUserRoles(userId: "x", roles: [${'"r", '.repeat(n - 16)}]) { id } }`;
+    expect(codeOf(await client.gql(tokens(2000)))).toBe('UNAUTHENTICATED');
+    const overLimit = await client.gql(tokens(2001));
+    expect(codeOf(overLimit)).toBe('BAD_USER_INPUT');
+    expect(overLimit.data).toBeUndefined();
+
+    const manyDirectives = `{ auth { ${Array.from({ length: 51 }, () => 'signup @skip(if: false)').join(' ')} } }`;
+    const atLimit = `{ auth { ${Array.from({ length: 50 }, () => 'signup @skip(if: false)').join(' ')} } }`;
+    expect((await client.gql(atLimit)).errors).toBeUndefined();
+    expect(codeOf(await client.gql(manyDirectives))).toBe('BAD_USER_INPUT');
+  });
+
+  it('does not reveal the limits or the schema to anonymous clients in production', async () => {
+    const result = await portico
+      .client()
+      .gql(`mutation { setUserRoles(userId: "x", roles: [${'"r", '.repeat(2100)}]) { id } }`);
+    expect(codeOf(result)).toBe('BAD_USER_INPUT');
+    expect(JSON.stringify(result.errors)).not.toMatch(/2000/);
+    const introspection = await portico.client().gql('{ __schema { queryType { name } } }');
+    expect(codeOf(introspection)).toBe('BAD_USER_INPUT');
+    const suggestion = await portico.client().gql('{ viewr { scopes } }');
+    expect(JSON.stringify(suggestion.errors)).not.toMatch(/Did you mean/);
+    const asAdmin = await admin.gql<{ __schema: { queryType: { name: string } } }>(
+      '{ __schema { queryType { name } } }',
+    );
+    expect(asAdmin.data?.__schema.queryType.name).toBe('Query');
+  });
+
+  it('opens GraphiQL to admins only', async () => {
+    const anonymous = await raw('/graphql', { headers: { accept: 'text/html' } });
+    expect(anonymous.status).toBe(403);
+    expect(await anonymous.text()).toMatch(/\/login/);
+    const asAdmin = await admin.request('/graphql', { headers: { accept: 'text/html' } });
+    expect(asAdmin.status).toBe(200);
+    expect(await asAdmin.text()).toMatch(/graphiql/i);
+  });
+
+  it('serves /health and /ready, and 404 for unknown paths', async () => {
+    expect((await raw('/health')).status).toBe(200);
+    const ready = await raw('/ready');
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ databases: { system: true, store: true } });
+    expect((await raw('/nowhere')).status).toBe(404);
+  });
+
+  it('finishes in-flight requests on shutdown, then stops accepting', async () => {
+    const draining = await startGateway({ backend, modules: [probe] });
+    const slow = draining.client().gql<{ probeSlow: boolean }>('{ probeSlow(ms: 500) }');
+    await sleep(100);
+    const closing = draining.close();
+    const result = await slow;
+    expect(result.data?.probeSlow).toBe(true);
+    await closing;
+    await expect(fetch(new URL('/health', draining.url))).rejects.toThrow();
+  });
+});
+
+describe('development mode', () => {
+  it('opens GraphiQL and introspection to everyone', async () => {
+    const portico = await startGateway({ modules: [probe], env: { NODE_ENV: 'development' } });
+    try {
+      const page = await fetch(new URL('/graphql', portico.url), { headers: { accept: 'text/html' } });
+      expect(page.status).toBe(200);
+      const introspection = await portico.client().gql('{ __schema { queryType { name } } }');
+      expect(introspection.errors).toBeUndefined();
+    } finally {
+      await portico.close();
+    }
+  });
+});
+
+/** A TCP proxy in front of PostgreSQL that the test can cut and restore. */
+class Outage {
+  readonly #sockets = new Set<Socket>();
+  #server: Server | undefined;
+  port = 0;
+  readonly target: { host: string; port: number };
+  constructor(target: { host: string; port: number }) {
+    this.target = target;
+  }
+
+  async up() {
+    this.#server = createServer((client) => {
+      const upstream = createConnectionTo(this.target);
+      for (const socket of [client, upstream]) {
+        this.#sockets.add(socket);
+        socket.on('close', () => this.#sockets.delete(socket));
+        socket.on('error', () => socket.destroy());
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    this.#server.listen(this.port, '127.0.0.1');
+    await once(this.#server, 'listening');
+    this.port = (this.#server.address() as { port: number }).port;
+  }
+
+  async down() {
+    for (const socket of this.#sockets) socket.destroy();
+    const server = this.#server;
+    this.#server = undefined;
+    if (server) await new Promise((resolve) => server.close(resolve));
+  }
+}
+
+describe.runIf(backends.includes('postgres'))('a database outage on postgres', () => {
+  it('answers 503 while PostgreSQL is away and recovers by itself', async () => {
+    const { createTestDatabase } = await import('./harness.ts');
+    const database = await createTestDatabase('postgres', '/tmp');
+    const direct = new URL(database.url);
+    const outage = new Outage({ host: direct.hostname, port: Number(direct.port || 5432) });
+    await outage.up();
+    const proxied = new URL(database.url);
+    proxied.port = String(outage.port);
+    const portico = await startGateway({
+      backend: 'postgres',
+      modules: [probe],
+      databaseUrl: proxied.toString(),
+    });
+    try {
+      const admin = await bootstrapAdmin(portico);
+      await outage.down();
+      const ready = await fetch(new URL('/ready', portico.url));
+      expect(ready.status).toBe(503);
+      const users = await admin.gql('{ users { edges { cursor } } }');
+      expect(users.status).toBe(503);
+      expect(codeOf(users)).toBe('INTERNAL_SERVER_ERROR');
+      expect(JSON.stringify(users)).not.toMatch(/ECONN|5432|postgres/i);
+      const login = await portico
+        .client()
+        .gql('mutation { logIn(email: "a@b.co", password: "whatever it is") { user { id } } }');
+      expect(login.status).toBe(503);
+
+      await outage.up();
+      await expect
+        .poll(async () => (await fetch(new URL('/ready', portico.url))).status, { timeout: 10_000 })
+        .toBe(200);
+      const again = await admin.gql<{ users: { edges: unknown[] } }>('{ users { edges { cursor } } }');
+      expect(again.status).toBe(200);
+      expect(again.data?.users.edges.length).toBe(1);
+    } finally {
+      await portico.close();
+      await outage.down();
+      await database.drop();
+    }
+  });
+});
