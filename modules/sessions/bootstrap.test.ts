@@ -1,0 +1,105 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ADMIN, backends, codeOf, REDEEM_TOKEN, startGateway, type TestGateway } from '../../test/harness.ts';
+import sessions from './index.ts';
+
+const AUTH = '{ auth { needsBootstrap } }';
+
+describe.each(backends)('bootstrap on %s', (backend) => {
+  const started: TestGateway[] = [];
+  const start = async (options: Parameters<typeof startGateway>[0] = {}) => {
+    const gateway = await startGateway({ backend, ...options });
+    started.push(gateway);
+    return gateway;
+  };
+  afterEach(async () => {
+    // Restarts share a database: stop every gateway, then drop each database once.
+    for (const gateway of started.splice(0).reverse()) await gateway.close();
+  });
+
+  it('prints a single-use link on first start; a bad profile does not burn it', async () => {
+    const portico = await start();
+    expect(portico.logs.some((line) => /No admin yet/.test(line.msg))).toBe(true);
+    const token = portico.bootstrapToken();
+    const noProfile = await portico.client().gql(REDEEM_TOKEN, { token });
+    expect(codeOf(noProfile)).toBe('BAD_USER_INPUT');
+    const weak = await portico
+      .client()
+      .gql(REDEEM_TOKEN, { token, profile: { email: ADMIN.email, password: '12345678' } });
+    expect(codeOf(weak)).toBe('BAD_USER_INPUT');
+
+    const ok = await portico
+      .client()
+      .gql<{ redeemToken: { user: { roles: string[] }; session: { method: string } } }>(REDEEM_TOKEN, {
+        token,
+        profile: ADMIN,
+      });
+    expect(ok.errors).toBeUndefined();
+    expect(ok.data?.redeemToken.user.roles).toEqual(['admin']);
+    expect(ok.data?.redeemToken.session.method).toBe('bootstrap');
+
+    const again = await portico
+      .client()
+      .gql(REDEEM_TOKEN, { token, profile: { ...ADMIN, email: 'two@example.com' } });
+    expect(codeOf(again)).toBe('INVALID_TOKEN');
+    expect(
+      (await portico.client().gql<{ auth: { needsBootstrap: boolean } }>(AUTH)).data?.auth.needsBootstrap,
+    ).toBe(false);
+  });
+
+  it('gives exactly one admin to 50 concurrent redemptions of one token', async () => {
+    const portico = await start();
+    const token = portico.bootstrapToken();
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        portico.client().gql(REDEEM_TOKEN, { token, profile: { ...ADMIN, email: `racer${i}@example.com` } }),
+      ),
+    );
+    const winners = results.filter((result) => !result.errors);
+    expect(winners).toHaveLength(1);
+    expect(results.filter((result) => codeOf(result) === 'INVALID_TOKEN')).toHaveLength(49);
+    expect(results.every((result) => result.status === 200)).toBe(true);
+  });
+
+  it('closes bootstrap for good across different tokens, races and restarts', async () => {
+    const first = await start();
+    const tokens = [first.bootstrapToken()];
+    for (let i = 0; i < 4; i++) {
+      const link = await sessions.api.issueBootstrapLink(first.gateway.runtime);
+      tokens.push(link!.split('token=')[1]!);
+    }
+    const results = await Promise.all(
+      tokens.map((token, i) =>
+        first.client().gql(REDEEM_TOKEN, { token, profile: { ...ADMIN, email: `first${i}@example.com` } }),
+      ),
+    );
+    expect(results.filter((result) => !result.errors)).toHaveLength(1);
+    await first.stop();
+
+    const restarted = await start({ databaseUrl: first.databaseUrl, dataDir: first.dataDir });
+    expect(restarted.logs.some((line) => line.bootstrap === true)).toBe(false);
+    expect(
+      (await restarted.client().gql<{ auth: { needsBootstrap: boolean } }>(AUTH)).data?.auth.needsBootstrap,
+    ).toBe(false);
+    expect(await sessions.api.issueBootstrapLink(restarted.gateway.runtime)).toBeNull();
+    for (const token of tokens) {
+      const late = await restarted
+        .client()
+        .gql(REDEEM_TOKEN, { token, profile: { ...ADMIN, email: 'late@example.com' } });
+      expect(codeOf(late)).toBe('INVALID_TOKEN');
+    }
+  });
+
+  it('refuses garbage and unknown tokens with INVALID_TOKEN', async () => {
+    const portico = await start({ listen: false });
+    for (const token of [
+      '',
+      'nope',
+      'A'.repeat(43),
+      `${'A'.repeat(43)}'; drop table users; --`,
+      'x'.repeat(10_000),
+    ]) {
+      const result = await portico.client().gql(REDEEM_TOKEN, { token, profile: ADMIN });
+      expect(codeOf(result)).toBe('INVALID_TOKEN');
+    }
+  });
+});
