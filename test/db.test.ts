@@ -1,0 +1,82 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defineEntity, p } from '@mikro-orm/core';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { builtinModules } from '../modules/index.ts';
+import { openDatabases, parseDatabaseUrl } from '../src/db.ts';
+import { defineModule } from '../src/index.ts';
+import { backends, createTestDatabase, type TestDatabase } from './harness.ts';
+
+const log = pino({ level: 'silent' });
+
+const Note = defineEntity({
+  name: 'Note',
+  tableName: 'test_notes',
+  properties: { id: p.string().primary(), body: p.string() },
+});
+const notes = defineModule({ name: 'test-notes', entities: { store: [Note] } });
+
+describe('database URLs', () => {
+  it('chooses the dialect from the URL', () => {
+    expect(parseDatabaseUrl('postgres://u@h/db')).toEqual({
+      dialect: 'postgresql',
+      url: 'postgres://u@h/db',
+    });
+    expect(parseDatabaseUrl('postgresql://u@h/db').dialect).toBe('postgresql');
+    expect(parseDatabaseUrl('sqlite:/data/p.sqlite')).toEqual({ dialect: 'sqlite', file: '/data/p.sqlite' });
+    expect(parseDatabaseUrl('file:///data/p.sqlite')).toEqual({ dialect: 'sqlite', file: '/data/p.sqlite' });
+    expect(parseDatabaseUrl('./p.sqlite')).toEqual({ dialect: 'sqlite', file: './p.sqlite' });
+  });
+});
+
+describe.each(backends)('schema updates on %s', (backend) => {
+  let dir: string;
+  let database: TestDatabase;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'portico-db-'));
+    database = await createTestDatabase(backend, dir);
+  });
+  afterAll(async () => {
+    await database.drop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const open = (modules = builtinModules) =>
+    openDatabases({ env: { databaseUrl: database.url, systemDatabaseUrl: database.url }, modules, log });
+
+  it('creates tables once, keeps a removed module’s data, and never drops anything', async () => {
+    const first = await open([...builtinModules, notes]);
+    await first.store.em.fork().insert(Note, { id: 'n1', body: 'kept' });
+    await first.close();
+
+    // Without the module: its table and rows stay.
+    const without = await open();
+    const rows = await without.store.em.fork().getConnection().execute('select body from test_notes');
+    expect(rows).toEqual([{ body: 'kept' }]);
+    await without.close();
+
+    const again = await open([...builtinModules, notes]);
+    expect((await again.store.em.fork().findOne(Note, { id: 'n1' }))?.body).toBe('kept');
+    const pending = await again.store.orm.schema.getUpdateSchemaSQL({
+      safe: true,
+      dropTables: false,
+      wrap: false,
+    });
+    expect(pending.trim()).toBe('');
+    expect(await again.ping()).toEqual({ system: true, store: true });
+    await again.close();
+  });
+
+  it.runIf(backend === 'sqlite')(
+    'runs SQLite in WAL with a busy timeout and synchronous=FULL for identity',
+    async () => {
+      const databases = await open();
+      const connection = databases.system.em.fork().getConnection();
+      expect(await connection.execute('pragma journal_mode')).toEqual([{ journal_mode: 'wal' }]);
+      expect(await connection.execute('pragma synchronous')).toEqual([{ synchronous: 2 }]);
+      expect(await connection.execute('pragma busy_timeout')).toEqual([{ timeout: 5000 }]);
+      await databases.close();
+    },
+  );
+});
