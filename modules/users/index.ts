@@ -2,24 +2,11 @@ import { defineModule } from '../../src/index.ts';
 import { usersConfig } from './config.ts';
 import { User, UserSchema } from './entities.ts';
 import { registerUsers, UserRef } from './graphql.ts';
-import { checkPasswordPolicy, hashPassword, PASSWORD_MAX, verifyPassword } from './password.ts';
-import {
-  ADMIN_ROLE,
-  adminExists,
-  countActiveAdmins,
-  createUser,
-  findUser,
-  findUserByEmail,
-  loadUsers,
-  normalizeEmail,
-  normalizeName,
-  setRoles,
-  type UserRecord,
-  userRecord,
-} from './service.ts';
+import * as password from './password.ts';
+import * as service from './service.ts';
 
 export type { SignupMode } from './config.ts';
-export type { UserRecord };
+export type { UserRecord } from './service.ts';
 
 /** Accounts: email, name, password hash, roles, disabled flag; the `User` type and the admin `users` list. */
 export default defineModule({
@@ -28,23 +15,5 @@ export default defineModule({
   config: usersConfig,
   entities: { system: [UserSchema] },
   graphql: registerUsers,
-  api: {
-    User,
-    UserRef,
-    ADMIN_ROLE,
-    PASSWORD_MAX,
-    adminExists,
-    countActiveAdmins,
-    createUser,
-    findUser,
-    findUserByEmail,
-    loadUsers,
-    normalizeEmail,
-    normalizeName,
-    setRoles,
-    userRecord,
-    checkPasswordPolicy,
-    hashPassword,
-    verifyPassword,
-  },
+  api: { User, UserRef, ...service, ...password },
 });
