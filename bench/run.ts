@@ -1,35 +1,46 @@
 /**
- * `npm run bench`: starts a raw node:http server, a bare graphql-yoga `{ hello }` server and Portico
- * (SQLite, production mode), each in its own child process, drives each with autocannon from this
- * process, and prints req/s and p99 with their ratios to bare yoga. See BENCHMARKS.md.
+ * `npm run bench`: starts a raw node:http server, a bare graphql-yoga server and Portico (SQLite,
+ * production mode), each in its own child process, drives each with autocannon from this process,
+ * and prints req/s and p99 with their ratios to bare yoga `{ hello }`. See BENCHMARKS.md.
  *
- * Environment (all optional): BENCH_DURATION (seconds per measured run, default 10),
- * BENCH_WARMUP (seconds per warm-up run, default 3), BENCH_CONNECTIONS (default 10).
+ * Environment (all optional): BENCH_ROUNDS (measured rounds, default 3), BENCH_DURATION (seconds per
+ * target per round, default 4), BENCH_WARMUP (seconds per target, default 3), BENCH_CONNECTIONS
+ * (default 10), BENCH_PROFILE (a folder: Portico runs with --cpu-prof and writes its profile there).
  * Exits non-zero when a run saw errors, timeouts, non-2xx responses or unexpected bodies.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import autocannon, { type Result } from 'autocannon';
+import autocannon from 'autocannon';
 
 const root = join(import.meta.dirname, '..');
-const DURATION = Number(process.env.BENCH_DURATION ?? 10);
-const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
+const ROUNDS = positive('BENCH_ROUNDS', 3);
+const DURATION = positive('BENCH_DURATION', 4);
+const WARMUP = positive('BENCH_WARMUP', 3, true);
+const CONNECTIONS = positive('BENCH_CONNECTIONS', 10);
+const PROFILE_DIR = process.env.BENCH_PROFILE ? resolve(process.env.BENCH_PROFILE) : undefined;
 /** The issue's target for the authenticated query, as a fraction of bare yoga's req/s. */
 const TARGET_RATIO = 0.9;
 const STARTUP_TIMEOUT_MS = 30_000;
 
 const ADMIN = { email: 'bench@example.com', password: 'bench horse battery staple', name: 'Bench Admin' };
-const REDEEM = `mutation ($t: String!, $p: ProfileInput) {
-  redeemToken(token: $t, profile: $p) { user { id } }
-}`;
+const REDEEM =
+  'mutation ($t: String!, $p: ProfileInput) { redeemToken(token: $t, profile: $p) { user { id } } }';
 const HELLO = '{ hello }';
 const SIGNUP = '{ auth { signup } }';
 const VIEWER = '{ viewer { user { id email } } }';
+
+function positive(name: string, fallback: number, zeroAllowed = false): number {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(value) || value < 0 || (value === 0 && !zeroAllowed)) {
+    throw new Error(`${name} must be a ${zeroAllowed ? 'non-negative' : 'positive'} number`);
+  }
+  return value;
+}
 
 // ---------------------------------------------------------------- child processes
 
@@ -38,11 +49,12 @@ interface Child {
   readonly process: ChildProcess;
   /** Every stdout/stderr line so far, for error reports. */
   readonly output: string[];
-  /** Resolves with the first JSON stdout line that `match` accepts. */
+  /** Resolves with the first value `match` returns for a JSON line on stdout. */
   waitFor<T>(match: (line: Record<string, unknown>) => T | undefined): Promise<T>;
 }
 
 const children: Child[] = [];
+const tempDirs: string[] = [];
 
 function startChild(name: string, args: string[], env: NodeJS.ProcessEnv, cwd = root): Child {
   const child = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -56,7 +68,9 @@ function startChild(name: string, args: string[], env: NodeJS.ProcessEnv, cwd = 
     } catch {
       return;
     }
-    if (line && typeof line === 'object') for (const waiter of waiters) waiter(line as Record<string, unknown>);
+    if (line && typeof line === 'object') {
+      for (const waiter of waiters) waiter(line as Record<string, unknown>);
+    }
   });
   createInterface({ input: child.stderr! }).on('line', (text) => output.push(text));
   const exited = once(child, 'exit');
@@ -89,10 +103,13 @@ function startChild(name: string, args: string[], env: NodeJS.ProcessEnv, cwd = 
   return entry;
 }
 
+const running = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
+
+/** SIGTERM (Portico shuts down gracefully, which also writes a --cpu-prof profile), SIGKILL after 5 s. */
 async function stopChildren() {
   await Promise.all(
     children.splice(0).map(async ({ process: child }) => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
+      if (!running(child)) return;
       const exited = once(child, 'exit');
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
@@ -100,6 +117,10 @@ async function stopChildren() {
       clearTimeout(timer);
     }),
   );
+}
+
+function removeTempDirs() {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
 const listeningUrl = (line: Record<string, unknown>) =>
@@ -120,35 +141,39 @@ async function post(url: string, query: string, variables?: Record<string, unkno
   return { response, text, json: JSON.parse(text) as { data?: Record<string, unknown>; errors?: unknown } };
 }
 
-/** Sends the query once, checks the answer, and returns the exact body every benchmarked response must match. */
-async function expectedBody(
-  url: string,
-  query: string,
-  check: (data: Record<string, unknown>) => boolean,
-  cookie?: string,
-): Promise<string> {
-  const { text, json } = await post(url, query, undefined, cookie);
-  if (json.errors || !json.data || !check(json.data)) throw new Error(`${query}: unexpected answer ${text}`);
-  return text;
-}
-
 // ---------------------------------------------------------------- measuring
 
-interface Target {
+interface TargetSpec {
   name: string;
   url: string;
   query: string;
-  headers?: Record<string, string>;
-  /** Every response body must equal this (checked by autocannon: mismatches fail the run). */
+  cookie?: string;
+  /** What the one request sent before the runs must answer. */
+  check(data: Record<string, unknown>): boolean;
+}
+
+interface Target extends TargetSpec {
+  /** Every response body must equal this (autocannon counts others as mismatches, which fail the run). */
   body: string;
 }
 
 interface Measurement {
   target: Target;
-  result: Result;
+  /** Total requests over total seconds of the measured runs. */
   reqPerSec: number;
-  /** From each response's own timing (autocannon's histogram rounds to whole milliseconds). */
+  /** Each measured run's req/s, for the spread. */
+  rounds: number[];
+  /** From each response's own timing, over all measured runs (autocannon's histogram has whole ms). */
   p99Ms: number;
+}
+
+/** Sends the query once, checks the answer, and keeps its exact body as the expected one. */
+async function prepare(spec: TargetSpec): Promise<Target> {
+  const { text, json } = await post(spec.url, spec.query, undefined, spec.cookie);
+  if (json.errors || !json.data || !spec.check(json.data)) {
+    throw new Error(`${spec.name}: unexpected answer ${text}`);
+  }
+  return { ...spec, body: text };
 }
 
 const failures: string[] = [];
@@ -161,11 +186,13 @@ async function cannon(target: Target, seconds: number, phase: string) {
     method: 'POST',
     connections: CONNECTIONS,
     duration: seconds,
-    headers: { ...JSON_HEADERS, ...target.headers },
+    headers: { ...JSON_HEADERS, ...(target.cookie ? { cookie: target.cookie } : {}) },
     body: JSON.stringify({ query: target.query }),
     expectBody: target.body,
   });
-  instance.on('response', (_client: unknown, _status: number, _bytes: number, ms: number) => latencies.push(ms));
+  instance.on('response', (_client: unknown, _status: number, _bytes: number, ms: number) => {
+    latencies.push(ms);
+  });
   const result = await instance;
   const problems = Object.entries({
     errors: result.errors,
@@ -188,26 +215,52 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-async function measure(target: Target): Promise<Measurement> {
-  process.stdout.write(`  ${target.name}: warm-up ${WARMUP} s, measuring ${DURATION} s ... `);
-  if (WARMUP > 0) await cannon(target, WARMUP, 'warm-up');
-  const { result, latencies } = await cannon(target, DURATION, 'measured');
-  const measurement = {
-    target,
-    result,
-    reqPerSec: result.requests.total / result.duration,
-    p99Ms: percentile(latencies, 99),
-  };
-  process.stdout.write(`${Math.round(measurement.reqPerSec)} req/s\n`);
-  return measurement;
+/**
+ * Warms every target up, then measures them in interleaved rounds (A B C D, A B C D, ...), so that
+ * drift in the machine's speed during the run touches every target alike.
+ */
+async function measureAll(targets: Target[]): Promise<Measurement[]> {
+  if (WARMUP > 0) {
+    console.log(`Warm-up: ${WARMUP} s per target`);
+    for (const target of targets) await cannon(target, WARMUP, 'warm-up');
+  }
+  const totals = targets.map(() => ({
+    requests: 0,
+    seconds: 0,
+    rounds: [] as number[],
+    latencies: [] as number[],
+  }));
+  for (let round = 1; round <= ROUNDS; round++) {
+    const line: string[] = [];
+    for (const [index, target] of targets.entries()) {
+      const { result, latencies } = await cannon(target, DURATION, `round ${round}`);
+      const total = totals[index]!;
+      total.requests += result.requests.total;
+      total.seconds += result.duration;
+      total.rounds.push(result.requests.total / result.duration);
+      for (const latency of latencies) total.latencies.push(latency);
+      line.push(Math.round(result.requests.total / result.duration).toString());
+    }
+    console.log(`Round ${round}/${ROUNDS} req/s: ${line.join(' | ')}`);
+  }
+  return targets.map((target, index) => {
+    const total = totals[index]!;
+    return {
+      target,
+      reqPerSec: total.requests / total.seconds,
+      rounds: total.rounds,
+      p99Ms: percentile(total.latencies, 99),
+    };
+  });
 }
 
 function table(measurements: Measurement[], baseline: Measurement): string {
   const rows = [
-    ['server / query', 'req/s', 'p99 ms', 'req/s vs yoga', 'p99 vs yoga'],
-    ...measurements.map(({ target, reqPerSec, p99Ms }) => [
+    ['server / query', 'req/s', 'rounds (min–max)', 'p99 ms', 'req/s vs yoga', 'p99 vs yoga'],
+    ...measurements.map(({ target, reqPerSec, rounds, p99Ms }) => [
       target.name,
       Math.round(reqPerSec).toString(),
+      `${Math.round(Math.min(...rounds))}–${Math.round(Math.max(...rounds))}`,
       p99Ms.toFixed(2),
       `${(reqPerSec / baseline.reqPerSec).toFixed(2)} ×`,
       `${(p99Ms / baseline.p99Ms).toFixed(2)} ×`,
@@ -216,7 +269,10 @@ function table(measurements: Measurement[], baseline: Measurement): string {
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   const line = (row: string[]) =>
     `| ${row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join(' | ')} |`;
-  const rule = `|${widths.map((width, column) => `${'-'.repeat(width + 1)}${column === 0 ? '-' : ':'}`).join('|')}|`;
+  // Markdown, as biome formats it: paste into BENCHMARKS.md as is.
+  const rule = line(
+    widths.map((width, column) => (column === 0 ? '-'.repeat(width) : `${'-'.repeat(width - 1)}:`)),
+  );
   return [line(rows[0]!), rule, ...rows.slice(1).map(line)].join('\n');
 }
 
@@ -224,109 +280,122 @@ function table(measurements: Measurement[], baseline: Measurement): string {
 
 async function main(): Promise<number> {
   const dataDir = await mkdtemp(join(tmpdir(), 'portico-bench-'));
-  try {
-    console.log(
-      `Portico benchmark: Node ${process.version}, ${cpus().length} cores, ${CONNECTIONS} connections, ` +
-        `${WARMUP} s warm-up + ${DURATION} s per run\n`,
-    );
-    const raw = startChild('raw node:http', [join(root, 'bench/servers/raw.ts')], process.env);
-    const yoga = startChild('bare yoga', [join(root, 'bench/servers/yoga.ts')], {
-      ...process.env,
+  tempDirs.push(dataDir);
+  console.log(
+    `Portico benchmark: Node ${process.version}, ${cpus().length} cores, ${CONNECTIONS} connections, ` +
+      `${WARMUP} s warm-up, then ${ROUNDS} interleaved rounds of ${DURATION} s per target\n`,
+  );
+
+  const raw = startChild('raw node:http', [join(root, 'bench/servers/raw.ts')], process.env);
+  const yoga = startChild('bare yoga', [join(root, 'bench/servers/yoga.ts')], {
+    ...process.env,
+    NODE_ENV: 'production',
+  });
+  // Only the variables set here configure Portico: SQLite in a fresh folder, no configuration file.
+  const { DATABASE_URL, SYSTEM_DATABASE_URL, PORTICO_CONFIG, PORTICO_PUBLIC_URL, ...inherited } = process.env;
+  const portico = startChild(
+    'Portico',
+    [
+      ...(PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []),
+      join(root, 'bin/portico.ts'),
+      'start',
+    ],
+    {
+      ...inherited,
       NODE_ENV: 'production',
-    });
-    const { DATABASE_URL, SYSTEM_DATABASE_URL, PORTICO_CONFIG, PORTICO_PUBLIC_URL, ...inherited } = process.env;
-    const portico = startChild(
-      'Portico',
-      [join(root, 'bin/portico.ts'), 'start'],
-      {
-        ...inherited,
-        NODE_ENV: 'production',
-        PORTICO_SECRET: 'bench-secret-that-is-long-enough-0123456789',
-        PORTICO_DATA_DIR: dataDir,
-        DATABASE_URL: `sqlite:${join(dataDir, 'portico.sqlite')}`,
-        HOST: '127.0.0.1',
-        PORT: '0',
-        // Info level: the bootstrap link is logged at info; Portico logs nothing per request.
-        LOG_LEVEL: 'info',
-      },
-      dataDir, // no portico.config.* is picked up from the working directory
-    );
-    const bootstrapToken = portico.waitFor((line) =>
+      PORTICO_SECRET: 'bench-secret-that-is-long-enough-0123456789',
+      PORTICO_DATA_DIR: dataDir,
+      DATABASE_URL: `sqlite:${join(dataDir, 'portico.sqlite')}`,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      // The bootstrap link is logged at info; Portico logs nothing per request at info.
+      LOG_LEVEL: 'info',
+    },
+    dataDir,
+  );
+  const [rawUrl, [yogaUrl, unlimitedYogaUrl], porticoUrl, token] = await Promise.all([
+    raw.waitFor(listeningUrl),
+    yoga.waitFor((line) =>
+      typeof line.listening === 'string' && typeof line.unlimited === 'string'
+        ? ([line.listening, line.unlimited] as const)
+        : undefined,
+    ),
+    portico.waitFor((line) =>
+      typeof line.url === 'string' && String(line.msg).startsWith('Portico listening') ? line.url : undefined,
+    ),
+    portico.waitFor((line) =>
       line.bootstrap === true ? String(line.msg).match(/\/auth\/redeem\?token=([\w-]+)/)?.[1] : undefined,
-    );
-    const [rawUrl, yogaUrl, porticoUrl, token] = await Promise.all([
-      raw.waitFor(listeningUrl),
-      yoga.waitFor(listeningUrl),
-      portico.waitFor((line) =>
-        typeof line.url === 'string' && String(line.msg).startsWith('Portico listening') ? line.url : undefined,
-      ),
-      bootstrapToken,
-    ]);
+    ),
+  ]);
 
-    // Sign in as the first admin and keep the session cookie.
-    const redeemed = await post(porticoUrl, REDEEM, { t: token, p: ADMIN });
-    if (redeemed.json.errors) throw new Error(`redeemToken failed: ${redeemed.text}`);
-    const sessionCookie = redeemed.response.headers
-      .getSetCookie()
-      .map((header) => header.split(';')[0]!)
-      .find((pair) => pair.startsWith('portico_session='));
-    if (!sessionCookie) throw new Error('redeemToken set no portico_session cookie');
+  // Create the first admin through the bootstrap link and keep the session cookie.
+  const redeemed = await post(porticoUrl, REDEEM, { t: token, p: ADMIN });
+  if (redeemed.json.errors) throw new Error(`redeemToken failed: ${redeemed.text}`);
+  const cookie = redeemed.response.headers
+    .getSetCookie()
+    .map((header) => header.split(';')[0]!)
+    .find((pair) => pair.startsWith('portico_session='));
+  if (!cookie) throw new Error('redeemToken set no portico_session cookie');
 
-    const hello = (data: Record<string, unknown>) => (data as { hello?: string }).hello === 'world';
-    const targets: Target[] = [
-      { name: 'raw node:http (reference)', url: rawUrl, query: HELLO, body: '' },
-      { name: 'bare yoga { hello }', url: yogaUrl, query: HELLO, body: '' },
-      { name: 'Portico anonymous { auth { signup } }', url: porticoUrl, query: SIGNUP, body: '' },
-      {
-        name: 'Portico { viewer { user { id email } } } + cookie',
-        url: porticoUrl,
-        query: VIEWER,
-        headers: { cookie: sessionCookie },
-        body: '',
-      },
-    ];
-    const [rawTarget, yogaTarget, signupTarget, viewerTarget] = targets as [Target, Target, Target, Target];
-    rawTarget.body = await expectedBody(rawUrl, HELLO, hello);
-    yogaTarget.body = await expectedBody(yogaUrl, HELLO, hello);
-    signupTarget.body = await expectedBody(
-      porticoUrl,
-      SIGNUP,
-      (data) => typeof (data as { auth?: { signup?: unknown } }).auth?.signup === 'string',
-    );
-    viewerTarget.body = await expectedBody(
-      porticoUrl,
-      VIEWER,
-      (data) => (data as { viewer?: { user?: { email?: string } } }).viewer?.user?.email === ADMIN.email,
-      sessionCookie,
-    );
+  type Data = Record<string, unknown>;
+  const hello = (data: Data) => data.hello === 'world';
+  const viewerEmail = (data: Data) =>
+    (data as { viewer?: { user?: { email?: string } } }).viewer?.user?.email;
+  const specs: TargetSpec[] = [
+    { name: 'raw node:http (reference)', url: rawUrl, query: HELLO, check: hello },
+    { name: 'bare yoga { hello }', url: yogaUrl, query: HELLO, check: hello },
+    {
+      name: 'bare yoga { hello }, maxRequestBodySize: false (reference)',
+      url: unlimitedYogaUrl,
+      query: HELLO,
+      check: hello,
+    },
+    {
+      name: 'bare yoga { viewer { user { id email } } } (reference)',
+      url: yogaUrl,
+      query: VIEWER,
+      check: (data) => viewerEmail(data) === 'bench@example.com',
+    },
+    {
+      name: 'Portico anonymous { auth { signup } }',
+      url: porticoUrl,
+      query: SIGNUP,
+      check: (data) => typeof (data as { auth?: { signup?: unknown } }).auth?.signup === 'string',
+    },
+    {
+      name: 'Portico { viewer { user { id email } } } + cookie',
+      url: porticoUrl,
+      query: VIEWER,
+      cookie,
+      check: (data) => viewerEmail(data) === ADMIN.email,
+    },
+  ];
+  const targets: Target[] = [];
+  for (const spec of specs) targets.push(await prepare(spec));
 
-    const measurements: Measurement[] = [];
-    for (const target of targets) measurements.push(await measure(target));
-    const baseline = measurements[1]!;
-    const authenticated = measurements[3]!;
+  const measurements = await measureAll(targets);
+  const baseline = measurements.find(({ target }) => target.name === 'bare yoga { hello }')!;
+  const authenticated = measurements.at(-1)!;
+  console.log(`\n${table(measurements, baseline)}\n`);
+  const ratio = authenticated.reqPerSec / baseline.reqPerSec;
+  console.log(
+    `Authenticated query: ${ratio.toFixed(2)} × bare yoga (target >= ${TARGET_RATIO} ×): ` +
+      `${ratio >= TARGET_RATIO ? 'met' : 'MISSED'}`,
+  );
 
-    console.log(`\n${table(measurements, baseline)}\n`);
-    const ratio = authenticated.reqPerSec / baseline.reqPerSec;
-    console.log(
-      `Authenticated query: ${ratio.toFixed(2)} × bare yoga (target >= ${TARGET_RATIO} ×): ` +
-        `${ratio >= TARGET_RATIO ? 'met' : 'MISSED'}`,
-    );
-    const crashed = children.filter(({ process: child }) => child.exitCode !== null);
-    for (const child of crashed) failures.push(`${child.name} exited during the run`);
-    if (failures.length > 0) {
-      console.error(`\nFAILED:\n${failures.map((failure) => `  - ${failure}`).join('\n')}`);
-      return 1;
-    }
-    return 0;
-  } finally {
-    await stopChildren();
-    await rm(dataDir, { recursive: true, force: true });
+  for (const child of children)
+    if (!running(child.process)) failures.push(`${child.name} exited during the run`);
+  if (failures.length > 0) {
+    console.error(`\nFAILED:\n${failures.map((failure) => `  - ${failure}`).join('\n')}`);
+    return 1;
   }
+  return 0;
 }
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
-    for (const { process: child } of children) child.kill('SIGKILL');
+    for (const { process: child } of children) if (running(child)) child.kill('SIGKILL');
+    removeTempDirs();
     process.exit(130);
   });
 }
@@ -336,4 +405,8 @@ try {
 } catch (error) {
   console.error(`\nbench failed: ${error instanceof Error ? error.message : String(error)}`);
   process.exitCode = 1;
+} finally {
+  await stopChildren();
+  removeTempDirs();
 }
+if (PROFILE_DIR) console.log(`Portico's CPU profile is in ${PROFILE_DIR}`);

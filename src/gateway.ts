@@ -7,7 +7,13 @@ import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { LoadedConfig } from './config.ts';
 import { anonymousViewer, createRequestContext, type RequestContext, type Viewer } from './context.ts';
 import { openDatabases } from './db.ts';
-import { ERROR_CODES, isDatabaseUnavailable, PorticoError, serviceUnavailable } from './errors.ts';
+import {
+  ERROR_CODES,
+  type ErrorCode,
+  isDatabaseUnavailable,
+  PorticoError,
+  serviceUnavailable,
+} from './errors.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createLocalPubSub } from './pubsub.ts';
 import { Router } from './routes.ts';
@@ -16,6 +22,9 @@ import { buildSchema } from './schema.ts';
 
 /** SECURITY.md, "GraphQL surface". */
 export const GRAPHQL_LIMITS = { depth: 10, aliases: 15, tokens: 2000, directives: 50, cost: 5000 } as const;
+
+/** Largest request body accepted: yoga's default, which multipart uploads need. */
+export const MAX_REQUEST_BODY_BYTES = 25_000_000;
 
 /** Header names that satisfy CSRF prevention (HTTP.md). */
 export const CSRF_HEADERS = ['x-portico-csrf', 'x-graphql-yoga-csrf'];
@@ -89,6 +98,8 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
     schema,
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
+    // Replaced by useBodyLimit: yoga's own limit pipes every body through a TransformStream.
+    maxRequestBodySize: false,
     landingPage: false,
     context: ({ request, req }) => contextFor(request, { req }),
     graphiql: async (request) => development || (await isAdmin(request).catch(() => false)),
@@ -132,6 +143,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
         costLimit: { maxCost: GRAPHQL_LIMITS.cost, exposeLimits: development },
         blockFieldSuggestion: { enabled: !development },
       }),
+      useBodyLimit(MAX_REQUEST_BODY_BYTES),
       usePortico({ runtime, contextFor, router: new Router(modules.flatMap((m) => m.routes ?? [])) }),
     ],
   });
@@ -297,3 +309,55 @@ const forbiddenPage = () =>
     '<!doctype html><html lang="en"><meta charset="utf-8"><title>Forbidden</title><h1>Admins only</h1><p>GraphiQL is open to administrators. <a href="/login">Sign in</a> with an admin account.</p></html>',
     { status: 403, headers: { 'content-type': 'text/html; charset=utf-8' } },
   );
+
+const bodyError = (message: string, status: number, code: ErrorCode) =>
+  new GraphQLError(message, { extensions: { http: { status }, code } });
+
+/**
+ * The request body limit. Behind Node's HTTP server a valid Content-Length frames the body exactly,
+ * so checking the header is enough; only a body without one (chunked, or an in-process Request)
+ * is counted as it streams.
+ */
+function useBodyLimit(limit: number): Plugin {
+  return {
+    onRequestParse({ request, requestParser, setRequestParser, fetchAPI, serverContext }) {
+      const length = request.headers.get('content-length');
+      if (length !== null) {
+        if (!/^\d+$/.test(length))
+          throw bodyError('Content-Length header is invalid.', 400, 'BAD_USER_INPUT');
+        if (Number(length) > limit) throw bodyError('Request body too large', 413, 'PAYLOAD_TOO_LARGE');
+        if ((serverContext as NodeServerContext | undefined)?.req) return;
+      }
+      if (!requestParser || !request.body) return;
+      const parse = requestParser;
+      setRequestParser((req) => {
+        const body = req.body;
+        if (!body) return parse(req);
+        const Transform =
+          body instanceof ReadableStream ? globalThis.TransformStream : fetchAPI.TransformStream;
+        let read = 0;
+        const limited = body.pipeThrough(
+          new Transform({
+            transform(chunk: Uint8Array, controller: TransformStreamDefaultController<Uint8Array>) {
+              read += chunk.byteLength;
+              if (read > limit) {
+                controller.error(bodyError('Request body too large', 413, 'PAYLOAD_TOO_LARGE'));
+                return;
+              }
+              controller.enqueue(chunk);
+            },
+          }),
+        );
+        return parse(
+          new fetchAPI.Request(req.url, {
+            method: req.method,
+            headers: req.headers,
+            signal: req.signal,
+            body: limited,
+            duplex: 'half',
+          } as RequestInit),
+        );
+      });
+    },
+  };
+}

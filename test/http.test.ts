@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { connect as createConnectionTo, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_REQUEST_BODY_BYTES } from '../src/gateway.ts';
 import { defineModule } from '../src/index.ts';
 import {
   backends,
@@ -105,6 +106,48 @@ describe.each(backends)('HTTP surface on %s', (backend) => {
       .client()
       .gql('query ($n: Int) { users(first: $n) { edges { cursor } } }', { n: 'x' });
     expect(codeOf(badVariable)).toBe('BAD_USER_INPUT');
+  });
+
+  it('limits request bodies at 25 MB, whether declared or chunked', async () => {
+    const query = '{ auth { signup } }';
+    // A JSON body padded with spaces to exactly `size` bytes.
+    const body = (size: number) => {
+      const json = JSON.stringify({ query });
+      return `${json.slice(0, -1)}${' '.repeat(size - json.length)}}`;
+    };
+    const post = (payload: BodyInit, headers: Record<string, string> = {}) =>
+      raw('/graphql', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: payload,
+        duplex: 'half',
+      } as RequestInit);
+    const atLimit = await post(body(MAX_REQUEST_BODY_BYTES));
+    expect(atLimit.status).toBe(200);
+    const declared = await post(body(MAX_REQUEST_BODY_BYTES + 1));
+    expect(declared.status).toBe(413);
+    expect(await declared.json()).toMatchObject({ errors: [{ extensions: { code: 'PAYLOAD_TOO_LARGE' } }] });
+    const chunks = (size: number) =>
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          const bytes = new TextEncoder().encode(body(size));
+          for (let offset = 0; offset < bytes.length; offset += 1 << 20)
+            controller.enqueue(bytes.subarray(offset, offset + (1 << 20)));
+          controller.close();
+        },
+      });
+    expect((await post(chunks(MAX_REQUEST_BODY_BYTES))).status).toBe(200);
+    expect((await post(chunks(MAX_REQUEST_BODY_BYTES + 1))).status).toBe(413);
+    // In process there is no HTTP framing: the body is counted as it streams.
+    const inProcess = await portico.gateway.fetch(
+      new Request(new URL('/graphql', portico.url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': '10' },
+        body: chunks(MAX_REQUEST_BODY_BYTES + 1),
+        duplex: 'half',
+      } as RequestInit),
+    );
+    expect(inProcess.status).toBe(413);
   });
 
   it('masks unexpected errors: no message, stack, SQL or path leaves the server', async () => {
