@@ -11,7 +11,8 @@ import users from '../users/index.ts';
 import { SessionCache, type SessionSnapshot } from './cache.ts';
 import {
   clearedSessionCookie,
-  passwordMap,
+  type Passwords,
+  passwords,
   readSessionCookie,
   sealCredential,
   sessionCookie,
@@ -47,7 +48,7 @@ const TOUCH_INTERVAL_MS = 60_000;
 
 interface SessionState {
   readonly cache: SessionCache;
-  readonly password: Record<number, string>;
+  readonly passwords: Passwords;
   /** Seals stop opening after the absolute timeout, whatever the row says. */
   readonly sealTtlSeconds: number;
   bootstrapped: boolean;
@@ -61,7 +62,7 @@ export function sessionState(runtime: Runtime): SessionState {
   if (!state) {
     state = {
       cache: new SessionCache(),
-      password: passwordMap(runtime.env),
+      passwords: passwords(runtime.env),
       sealTtlSeconds: runtime.settings.session.absoluteTimeoutHours * 3600,
       bootstrapped: false,
     };
@@ -92,7 +93,7 @@ export async function resolveSessionViewer(request: Request, runtime: Runtime): 
   let sessionId = knownId;
   let secret: string | undefined;
   if (!sessionId) {
-    const credential = await unsealCredential(sealed, state.password, state.sealTtlSeconds);
+    const credential = await unsealCredential(sealed, state.passwords.open, state.sealTtlSeconds);
     if (!credential) return null;
     sessionId = credential.id;
     secret = credential.secret;
@@ -187,8 +188,8 @@ export async function startSession(context: RequestContext, userId: string, meth
   );
   user.lastLoginAt = session.createdAt;
   await db.system.flush();
-  const { password, sealTtlSeconds } = sessionState(runtime);
-  const sealed = await sealCredential(credential, password, sealTtlSeconds);
+  const state = sessionState(runtime);
+  const sealed = await sealCredential(credential, state.passwords.seal, state.sealTtlSeconds);
   context.response.setCookie(sessionCookie(sealed, settings));
   context.setViewer({
     userId: user.id,

@@ -3,6 +3,9 @@ import { ADMIN, backends, codeOf, REDEEM_TOKEN, startGateway, type TestGateway }
 import sessions from './index.ts';
 
 const AUTH = '{ auth { needsBootstrap } }';
+const VIEWER = '{ viewer { user { email } } }';
+const LOG_IN =
+  'mutation ($email: String!, $password: String!) { logIn(email: $email, password: $password) { user { id } } }';
 
 describe.each(backends)('bootstrap on %s', (backend) => {
   const started: TestGateway[] = [];
@@ -87,6 +90,39 @@ describe.each(backends)('bootstrap on %s', (backend) => {
         .gql(REDEEM_TOKEN, { token, profile: { ...ADMIN, email: 'late@example.com' } });
       expect(codeOf(late)).toBe('INVALID_TOKEN');
     }
+  });
+
+  it('keeps cookies working across a PORTICO_SECRET rotation, until the old secret is dropped', async () => {
+    const OLD = 'o'.repeat(40);
+    const NEW = 'n'.repeat(40);
+    const first = await start({ env: { PORTICO_SECRET: OLD } });
+    const admin = first.client();
+    await admin.gql(REDEEM_TOKEN, { token: first.bootstrapToken(), profile: ADMIN });
+    const cookie = admin.cookieHeader;
+    await first.stop();
+    const restart = (secret: string) =>
+      start({ databaseUrl: first.databaseUrl, dataDir: first.dataDir, env: { PORTICO_SECRET: secret } });
+    const viewerEmail = async (gateway: TestGateway) =>
+      (
+        await gateway
+          .client()
+          .gql<{ viewer: { user: { email: string } | null } }>(VIEWER, undefined, { cookie })
+      ).data?.viewer.user?.email ?? null;
+
+    const rotated = await restart(`${NEW},${OLD}`);
+    expect(await viewerEmail(rotated)).toBe(ADMIN.email);
+    // New cookies are sealed with the first secret: they open without the old one.
+    const fresh = rotated.client();
+    await fresh.gql(LOG_IN, { email: ADMIN.email, password: ADMIN.password });
+    const freshCookie = fresh.cookieHeader;
+    await rotated.stop();
+
+    const dropped = await restart(NEW);
+    expect(await viewerEmail(dropped)).toBeNull();
+    const stillIn = await dropped.client().gql<{ viewer: { user: { email: string } } }>(VIEWER, undefined, {
+      cookie: freshCookie,
+    });
+    expect(stillIn.data?.viewer.user.email).toBe(ADMIN.email);
   });
 
   it('refuses garbage and unknown tokens with INVALID_TOKEN', async () => {

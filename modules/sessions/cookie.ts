@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { parseCookie, stringifySetCookie } from 'cookie';
 import { sealData, unsealData } from 'iron-session';
 import type { Environment } from '../../src/index.ts';
@@ -11,13 +12,25 @@ export interface SessionCredential {
 export const cookieName = (settings: SessionSettings) =>
   settings.cookieSecure ? '__Host-portico_session' : 'portico_session';
 
-/** iron-session's password map: the first secret of PORTICO_SECRET gets the highest id, so it seals. */
-export function passwordMap(env: Pick<Environment, 'secrets'>): Record<number, string> {
-  const map: Record<number, string> = {};
-  env.secrets.forEach((secret, index) => {
-    map[env.secrets.length - index] = secret;
-  });
-  return map;
+export interface Passwords {
+  /** Seals new cookies: the first secret of PORTICO_SECRET only. */
+  seal: Record<number, string>;
+  /** Opens cookies sealed with any of the secrets. */
+  open: Record<number, string>;
+}
+
+/**
+ * iron-session password maps. A seal records its password's id, so ids must not depend on the
+ * secrets' order: each id is derived from its secret, and stays valid whatever is added or removed.
+ */
+export function passwords(env: Pick<Environment, 'secrets'>): Passwords {
+  const id = (secret: string) =>
+    Number.parseInt(createHash('sha256').update(secret).digest('hex').slice(0, 8), 16);
+  const [current = ''] = env.secrets;
+  return {
+    seal: { [id(current)]: current },
+    open: Object.fromEntries(env.secrets.map((secret) => [id(secret), secret])),
+  };
 }
 
 export function readSessionCookie(request: Request, settings: SessionSettings): string | undefined {
