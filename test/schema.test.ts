@@ -25,8 +25,6 @@ const schema = buildSchema(builtinModules);
  */
 const PENDING: Record<string, string> = {
   ...issue(3, 'identity complete', [
-    'ApiKey',
-    'ApiKeyTicket',
     'Invite',
     'InviteEdge',
     'InviteConnection',
@@ -36,12 +34,8 @@ const PENDING: Record<string, string> = {
     'Mutation.requestLoginLink',
     'Mutation.createInvite',
     'Mutation.revokeInvite',
-    'Mutation.createApiKey',
-    'Mutation.revokeApiKey',
     'Mutation.approveDevice',
     'Mutation.denyDevice',
-    'Viewer.apiKey',
-    'Viewer.apiKeys',
   ]),
   ...issue(4, 'collections', [
     'Collection',

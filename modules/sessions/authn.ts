@@ -51,7 +51,16 @@ interface SessionState {
   readonly passwords: Passwords;
   /** Seals stop opening after the absolute timeout, whatever the row says. */
   readonly sealTtlSeconds: number;
+  /** Run, awaited, when a user is disabled (other credentials than sessions end too). */
+  readonly disableHooks: Set<UserDisabledHook>;
   bootstrapped: boolean;
+}
+
+export type UserDisabledHook = (em: EntityManager, userId: string) => Promise<void>;
+
+/** Lets a module end its own credentials of a user being disabled, before the mutation returns. */
+export function onUserDisabled(runtime: Runtime, hook: UserDisabledHook) {
+  sessionState(runtime).disableHooks.add(hook);
 }
 
 const states = new WeakMap<Runtime, SessionState>();
@@ -64,6 +73,7 @@ export function sessionState(runtime: Runtime): SessionState {
       cache: new SessionCache(),
       passwords: passwords(runtime.env),
       sealTtlSeconds: runtime.settings.session.absoluteTimeoutHours * 3600,
+      disableHooks: new Set(),
       bootstrapped: false,
     };
     states.set(runtime, state);

@@ -1,7 +1,7 @@
 import { PorticoError, type RequestContext } from '../../src/index.ts';
 import roles from '../roles/index.ts';
 import users from '../users/index.ts';
-import { BOOTSTRAP_PURPOSE, markBootstrapped, revoke, signOut, startSession } from './authn.ts';
+import { BOOTSTRAP_PURPOSE, markBootstrapped, revoke, sessionState, signOut, startSession } from './authn.ts';
 import { enabledMethods } from './config.ts';
 import { BOOTSTRAPPED, consumeToken, findSession, findUsableToken, setFlagOnce } from './service.ts';
 
@@ -145,7 +145,10 @@ export async function setUserDisabled(context: RequestContext, userId: string, d
   user.disabled = disabled;
   await db.system.flush();
   runtime.pubsub.publish('user.changed', { userId: user.id });
-  if (disabled) await revoke(runtime, db.system, { userId: user.id }, 'USER_DISABLED');
+  if (disabled) {
+    await revoke(runtime, db.system, { userId: user.id }, 'USER_DISABLED');
+    for (const hook of sessionState(runtime).disableHooks) await hook(db.system, user.id);
+  }
   return user;
 }
 

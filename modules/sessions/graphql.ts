@@ -6,6 +6,7 @@ import {
   MAX_PAGE_SIZE,
   pageSize,
   type RequestContext,
+  builder as schemaBuilder,
   toConnection,
   toGlobalId,
   type Viewer,
@@ -26,6 +27,10 @@ import {
 
 const { UserRef } = users.api;
 
+export const SessionRef = schemaBuilder.objectRef<SessionRecord>('Session');
+/** Other modules add their fields to `Viewer` (e.g. the API keys module). */
+export const ViewerRef = schemaBuilder.objectRef<Viewer>('Viewer');
+
 export function registerSessions(builder: Builder) {
   const RevocationReasonEnum = builder.enumType('RevocationReason', { values: REVOCATION_REASONS });
   const SignupModeEnum = builder.enumType('SignupMode', {
@@ -36,7 +41,6 @@ export function registerSessions(builder: Builder) {
     } as const,
   });
 
-  const SessionRef = builder.objectRef<SessionRecord>('Session');
   builder.node(SessionRef, {
     id: { resolve: (session) => session.id },
     loadMany: async (ids, { db, viewer }) =>
@@ -95,7 +99,7 @@ export function registerSessions(builder: Builder) {
     }),
   );
 
-  const ViewerRef = builder.objectRef<Viewer>('Viewer').implement({
+  ViewerRef.implement({
     fields: (t) => ({
       user: t.field({
         type: UserRef,

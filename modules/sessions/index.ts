@@ -2,6 +2,7 @@ import { defineModule } from '../../src/index.ts';
 import {
   BOOTSTRAP_PURPOSE,
   issueBootstrapLink,
+  onUserDisabled,
   resolveSessionViewer,
   revoke,
   startSession,
@@ -9,7 +10,7 @@ import {
 import { BUILTIN_METHODS, enabledMethods, sessionsConfig } from './config.ts';
 import { SessionSchema, SystemFlagSchema, TokenSchema } from './entities.ts';
 import { redeemBootstrap, registerTokenPurpose } from './flows.ts';
-import { registerSessions } from './graphql.ts';
+import { registerSessions, SessionRef, ViewerRef } from './graphql.ts';
 import { consumeToken, issueToken } from './service.ts';
 
 export type { RevocationReason } from './entities.ts';
@@ -56,5 +57,15 @@ export default defineModule({
       },
     },
   },
-  api: { issueBootstrapLink, issueToken, consumeToken, registerTokenPurpose, revoke, startSession },
+  api: {
+    SessionRef,
+    ViewerRef,
+    issueBootstrapLink,
+    issueToken,
+    consumeToken,
+    onUserDisabled,
+    registerTokenPurpose,
+    revoke,
+    startSession,
+  },
 });

@@ -1,0 +1,123 @@
+import type { EntityManager, FilterQuery } from '@mikro-orm/core';
+import { LRUCache } from 'lru-cache';
+import type { Runtime, Viewer } from '../../src/index.ts';
+import roles from '../roles/index.ts';
+import users, { type UserRecord } from '../users/index.ts';
+import type { ApiKey } from './entities.ts';
+import {
+  type ApiKeyRecord,
+  apiKeyRecord,
+  findApiKey,
+  isUsable,
+  parseKey,
+  revokeApiKeys,
+  secretMatches,
+  touchApiKey,
+} from './service.ts';
+
+declare module '../../src/pubsub.ts' {
+  interface Topics {
+    /** An API key stopped working before its time. */
+    'apiKey.revoked': { apiKeyId: string; userId: string; reason: string; at: string };
+  }
+}
+
+/** A usable key with its user, as the hot path needs it. */
+export interface KeySnapshot {
+  readonly key: ApiKeyRecord;
+  readonly user: UserRecord;
+  readonly viewer: Viewer;
+}
+
+// Reloaded at least this often, which also bounds how often lastUsedAt is written.
+const SNAPSHOT_TTL_MS = 60_000;
+const states = new WeakMap<Runtime, LRUCache<string, KeySnapshot>>();
+
+function cacheOf(runtime: Runtime): LRUCache<string, KeySnapshot> {
+  let cache = states.get(runtime);
+  if (!cache) {
+    const created = new LRUCache<string, KeySnapshot>({ max: 10_000, ttl: SNAPSHOT_TTL_MS });
+    runtime.pubsub.on('apiKey.revoked', ({ apiKeyId }) => created.delete(apiKeyId));
+    runtime.pubsub.on('user.changed', ({ userId }) => {
+      for (const [id, snapshot] of created.entries()) if (snapshot.user.id === userId) created.delete(id);
+    });
+    states.set(runtime, created);
+    cache = created;
+  }
+  return cache;
+}
+
+/** The key presented as `Authorization: Bearer pk_…`, if any. */
+function presentedKey(request: Request): string | null {
+  const header = request.headers.get('authorization');
+  if (!header) return null;
+  const [scheme, value] = header.split(' ', 2);
+  return scheme?.toLowerCase() === 'bearer' && value?.startsWith('pk_') ? value.trim() : null;
+}
+
+/**
+ * The credential resolver for API keys. A malformed, unknown, revoked or expired key,
+ * or one whose user is disabled, makes the request anonymous.
+ */
+export async function resolveApiKeyViewer(request: Request, runtime: Runtime): Promise<Viewer | null> {
+  const presented = presentedKey(request);
+  const parsed = presented ? parseKey(presented) : null;
+  if (!parsed) return null;
+  const cache = cacheOf(runtime);
+  let snapshot = cache.get(parsed.id);
+  if (!snapshot) {
+    const loaded = await loadSnapshot(runtime, parsed.id);
+    if (!loaded) return null;
+    snapshot = loaded;
+    cache.set(parsed.id, snapshot);
+  }
+  if (!secretMatches(snapshot.key, parsed.secret)) return null;
+  if (!isUsable(snapshot.key)) {
+    cache.delete(parsed.id);
+    return null;
+  }
+  return snapshot.viewer;
+}
+
+async function loadSnapshot(runtime: Runtime, id: string): Promise<KeySnapshot | null> {
+  const em = runtime.db.system.em.fork();
+  const key = await findApiKey(em, id);
+  if (!key || !isUsable(key)) return null;
+  const user = await users.api.findUser(em, key.userId);
+  if (!user || user.disabled) return null;
+  const now = new Date();
+  if (!key.lastUsedAt || now.getTime() - key.lastUsedAt.getTime() >= SNAPSHOT_TTL_MS) {
+    key.lastUsedAt = now;
+    await touchApiKey(em, key.id, now);
+  }
+  const userScopes = roles.api.scopesOf(runtime.settings, user.roles);
+  const admin = userScopes.has(roles.api.ADMIN);
+  // The key's scopes, narrowed to what the user still has.
+  const scopes = new Set(key.scopes.filter((scope) => admin || userScopes.has(scope)));
+  return {
+    key: apiKeyRecord(key),
+    user: users.api.userRecord(user),
+    viewer: Object.freeze({ userId: user.id, scopes, sessionId: null, apiKeyId: key.id }),
+  };
+}
+
+/** The cached snapshot behind the request's key. */
+export const currentKey = (runtime: Runtime, viewer: Viewer) =>
+  viewer.apiKeyId ? cacheOf(runtime).get(viewer.apiKeyId) : undefined;
+
+/** Revokes keys, evicts them at once, and announces each revocation. */
+export async function revokeKeys(
+  runtime: Runtime,
+  em: EntityManager,
+  where: FilterQuery<ApiKey>,
+  reason: string,
+): Promise<string[]> {
+  const at = new Date().toISOString();
+  const revoked = await revokeApiKeys(em, where, reason);
+  const cache = cacheOf(runtime);
+  for (const { id, userId } of revoked) {
+    cache.delete(id);
+    runtime.pubsub.publish('apiKey.revoked', { apiKeyId: id, userId, reason, at });
+  }
+  return revoked.map(({ id }) => id);
+}

@@ -1,0 +1,129 @@
+import {
+  type Builder,
+  fromGlobalId,
+  PorticoError,
+  type RequestContext,
+  builder as schemaBuilder,
+} from '../../src/index.ts';
+import roles from '../roles/index.ts';
+import sessions from '../sessions/index.ts';
+import { canSeeKey } from './access.ts';
+import { currentKey, revokeKeys } from './credential.ts';
+import {
+  type ApiKeyRecord,
+  countActiveKeys,
+  createApiKey,
+  findApiKey,
+  KEY_NAME_MAX,
+  listActiveKeys,
+  loadApiKeys,
+  MAX_ACTIVE_KEYS,
+  prefixOf,
+} from './service.ts';
+
+export const ApiKeyRef = schemaBuilder.objectRef<ApiKeyRecord>('ApiKey');
+
+async function create(
+  context: RequestContext,
+  name: string,
+  scopes: readonly string[],
+  expiresAt: Date | null,
+) {
+  const { viewer, db } = context;
+  const trimmed = name.trim();
+  if (!trimmed || [...trimmed].length > KEY_NAME_MAX) {
+    throw new PorticoError('BAD_USER_INPUT', `A key name has 1 to ${KEY_NAME_MAX} characters.`, {
+      field: 'name',
+    });
+  }
+  if (expiresAt && expiresAt.getTime() <= Date.now()) {
+    throw new PorticoError('BAD_USER_INPUT', 'expiresAt must be in the future.', { field: 'expiresAt' });
+  }
+  const beyond = scopes.filter((scope) => !roles.api.hasScope(viewer, scope));
+  if (beyond.length > 0) {
+    throw new PorticoError('FORBIDDEN', `A key cannot have scopes you do not have: ${beyond.join(', ')}.`, {
+      field: 'scopes',
+    });
+  }
+  if ((await countActiveKeys(db.system, viewer.userId!)) >= MAX_ACTIVE_KEYS) {
+    throw new PorticoError('BAD_USER_INPUT', `At most ${MAX_ACTIVE_KEYS} active keys; revoke one first.`);
+  }
+  const { key, secret } = await createApiKey(db.system, {
+    userId: viewer.userId!,
+    name: trimmed,
+    scopes,
+    expiresAt,
+  });
+  return { apiKey: key, secret };
+}
+
+async function revoke(context: RequestContext, id: string) {
+  const key = await findApiKey(context.db.system, id);
+  if (!key || !canSeeKey(context.viewer, key)) throw new PorticoError('NOT_FOUND', 'No such API key.');
+  const reason = key.userId === context.viewer.userId ? 'REVOKED' : 'ADMIN';
+  return (await revokeKeys(context.runtime, context.db.system, { id: key.id }, reason)).length > 0;
+}
+
+export function registerApiKeys(builder: Builder) {
+  builder.node(ApiKeyRef, {
+    id: { resolve: (key) => key.id },
+    loadMany: async (ids, { db, viewer }) =>
+      (await loadApiKeys(db.system, ids)).map((key) => (key && canSeeKey(viewer, key) ? key : null)),
+    authScopes: (key, { viewer }) => canSeeKey(viewer, key),
+    fields: (t) => ({
+      name: t.exposeString('name'),
+      prefix: t.string({
+        description: 'The first characters of the key, for recognising it; never the whole key.',
+        resolve: prefixOf,
+      }),
+      scopes: t.stringList({ resolve: (key) => [...key.scopes] }),
+      createdAt: t.expose('createdAt', { type: 'DateTime' }),
+      lastUsedAt: t.field({ type: 'DateTime', nullable: true, resolve: (key) => key.lastUsedAt ?? null }),
+      expiresAt: t.field({ type: 'DateTime', nullable: true, resolve: (key) => key.expiresAt ?? null }),
+    }),
+  });
+
+  const ApiKeyTicketRef = builder
+    .objectRef<{ apiKey: ApiKeyRecord; secret: string }>('ApiKeyTicket')
+    .implement({
+      fields: (t) => ({
+        apiKey: t.field({ type: ApiKeyRef, resolve: (ticket) => ticket.apiKey }),
+        secret: t.exposeString('secret', {
+          description: 'The whole key. It is shown once and never stored in plain text.',
+        }),
+      }),
+    });
+
+  builder.objectFields(sessions.api.ViewerRef, (t) => ({
+    apiKey: t.field({
+      type: ApiKeyRef,
+      nullable: true,
+      description: 'The API key that authenticated this request, if any.',
+      resolve: (viewer, _args, { runtime }) => currentKey(runtime, viewer)?.key ?? null,
+    }),
+    apiKeys: t.field({
+      type: [ApiKeyRef],
+      description: "The user's API keys that are not revoked.",
+      resolve: (viewer, _args, { db }) => (viewer.userId ? listActiveKeys(db.system, viewer.userId) : []),
+    }),
+  }));
+
+  builder.mutationFields((t) => ({
+    createApiKey: t.field({
+      type: ApiKeyTicketRef,
+      description: "Scopes must be a subset of the viewer's scopes.",
+      authScopes: { authenticated: true },
+      args: {
+        name: t.arg.string({ required: true }),
+        scopes: t.arg.stringList({ required: true }),
+        expiresAt: t.arg({ type: 'DateTime' }),
+      },
+      resolve: (_root, args, context) => create(context, args.name, args.scopes, args.expiresAt ?? null),
+    }),
+    revokeApiKey: t.boolean({
+      authScopes: { authenticated: true },
+      args: { id: t.arg.id({ required: true }) },
+      resolve: (_root, { id }, context) => revoke(context, fromGlobalId(String(id), 'ApiKey')),
+    }),
+  }));
+}
