@@ -25,3 +25,4 @@ export {
 export type { PubSub, Topics } from './pubsub.ts';
 export type { HttpMethod, Route } from './routes.ts';
 export type { Runtime } from './runtime.ts';
+export { randomSecret, sameDigest, sha256 } from './secrets.ts';

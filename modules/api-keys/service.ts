@@ -1,5 +1,6 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { EntityManager, FilterQuery } from '@mikro-orm/core';
+import { randomSecret, sameDigest, sha256 } from '../../src/index.ts';
 import { ApiKey } from './entities.ts';
 
 export const KEY_NAME_MAX = 100;
@@ -33,8 +34,6 @@ export const apiKeyRecord = (key: ApiKeyRecord): ApiKeyRecord => ({
   revokedAt: key.revokedAt ?? null,
 });
 
-const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
-
 /** The printable start of a key: enough to recognise it, nothing that opens it. */
 export const prefixOf = (key: Pick<ApiKeyRecord, 'id'>) => `pk_${key.id}`;
 
@@ -45,11 +44,8 @@ export function parseKey(presented: string): { id: string; secret: string } | nu
 }
 
 /** Constant-time check of a presented secret against the stored hash. */
-export function secretMatches(key: Pick<ApiKeyRecord, 'secretHash'>, secret: string): boolean {
-  const expected = Buffer.from(key.secretHash, 'hex');
-  const actual = Buffer.from(sha256(secret), 'hex');
-  return expected.length === actual.length && timingSafeEqual(expected, actual);
-}
+export const secretMatches = (key: Pick<ApiKeyRecord, 'secretHash'>, secret: string) =>
+  sameDigest(sha256(secret), key.secretHash);
 
 export const isUsable = (key: Pick<ApiKeyRecord, 'revokedAt' | 'expiresAt'>, now = Date.now()) =>
   !key.revokedAt && (!key.expiresAt || key.expiresAt.getTime() > now);
@@ -64,7 +60,7 @@ export interface NewApiKey {
 /** Creates a key; the whole key is returned once and never stored. Flushes. */
 export async function createApiKey(em: EntityManager, input: NewApiKey) {
   const id = randomBytes(8).toString('hex');
-  const secret = randomBytes(32).toString('base64url');
+  const secret = randomSecret();
   const key = em.create(ApiKey, {
     id,
     userId: input.userId,

@@ -4,6 +4,8 @@ import {
   PorticoError,
   type RequestContext,
   type Runtime,
+  sameDigest,
+  sha256,
   type Viewer,
 } from '../../src/index.ts';
 import roles from '../roles/index.ts';
@@ -28,9 +30,7 @@ import {
   issueToken,
   type Revoked,
   revokeSessions,
-  sameDigest,
   sessionRecord,
-  sha256,
   touchSession,
 } from './service.ts';
 

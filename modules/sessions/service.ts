@@ -1,19 +1,9 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { EntityManager, FilterQuery } from '@mikro-orm/core';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
-import { newId } from '../../src/index.ts';
+import { newId, randomSecret, sha256 } from '../../src/index.ts';
 import type { SessionSettings } from './config.ts';
 import type { SessionCredential } from './cookie.ts';
 import { type RevocationReason, Session, SystemFlag, Token } from './entities.ts';
-
-export const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
-
-/** Constant-time comparison of two hex digests. */
-export function sameDigest(a: string, b: string): boolean {
-  const left = Buffer.from(a, 'hex');
-  const right = Buffer.from(b, 'hex');
-  return left.length === right.length && left.length > 0 && timingSafeEqual(left, right);
-}
 
 const USER_AGENT_MAX = 512;
 
@@ -58,7 +48,7 @@ export function createSession(
   settings: SessionSettings,
   now = new Date(),
 ): { session: Session; credential: SessionCredential } {
-  const credential = { id: newId(128), secret: randomBytes(32).toString('base64url') };
+  const credential = { id: newId(128), secret: randomSecret() };
   const session = em.create(Session, {
     id: credential.id,
     secretHash: sha256(credential.secret),
@@ -168,7 +158,7 @@ export interface NewToken {
 
 /** Issues a 256-bit token bound to one purpose; only its SHA-256 is stored. Flushes. */
 export async function issueToken(em: EntityManager, input: NewToken, now = new Date()) {
-  const token = randomBytes(32).toString('base64url');
+  const token = randomSecret();
   const row = em.create(Token, {
     id: newId(),
     hash: sha256(token),
