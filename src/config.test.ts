@@ -107,7 +107,14 @@ export default defineConfig({ signup: 'open', modules: [hello] });\n`,
     const { settings, modules, source } = await load();
     expect(source).toBe(join(dir, 'portico.config.ts'));
     expect(settings.signup).toBe('open');
-    expect(modules.map((module) => module.name)).toEqual(['roles', 'users', 'sessions', 'api-keys', 'hello']);
+    expect(modules.map((module) => module.name)).toEqual([
+      'roles',
+      'users',
+      'sessions',
+      'api-keys',
+      'invites',
+      'hello',
+    ]);
   });
 
   it('loads portico.config.mjs and honours PORTICO_CONFIG', async () => {

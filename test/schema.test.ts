@@ -25,15 +25,8 @@ const schema = buildSchema(builtinModules);
  */
 const PENDING: Record<string, string> = {
   ...issue(3, 'identity complete', [
-    'Invite',
-    'InviteEdge',
-    'InviteConnection',
-    'InviteTicket',
-    'Query.invites',
     'Mutation.logInWith',
     'Mutation.requestLoginLink',
-    'Mutation.createInvite',
-    'Mutation.revokeInvite',
     'Mutation.approveDevice',
     'Mutation.denyDevice',
   ]),

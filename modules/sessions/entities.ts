@@ -48,6 +48,8 @@ const TokenSchema = defineEntity({
     /** Null: valid until used (bootstrap). */
     expiresAt: p.datetime().nullable(),
     usedAt: p.datetime().nullable(),
+    /** Withdrawn before use (a revoked invite). */
+    revokedAt: p.datetime().nullable(),
   },
 });
 export class Token extends TokenSchema.class {}

@@ -47,9 +47,9 @@ export async function signUp(context: RequestContext, input: SignUpInput) {
       mode === 'closed' ? 'Sign-up is closed.' : 'Sign-up needs an invite.',
     );
   }
-  if (mode === 'invite') {
+  if (input.inviteToken) {
     const { email, password, name } = input;
-    return redeemToken(context, input.inviteToken!, { email, password, name }, 'invite');
+    return redeemToken(context, input.inviteToken, { email, password, name }, 'invite');
   }
   requireMethod(context, 'password');
   users.api.normalizeEmail(input.email);

@@ -8,7 +8,7 @@ import {
   startSession,
 } from './authn.ts';
 import { BUILTIN_METHODS, enabledMethods, sessionsConfig } from './config.ts';
-import { SessionSchema, SystemFlagSchema, TokenSchema } from './entities.ts';
+import { SessionSchema, SystemFlagSchema, Token, TokenSchema } from './entities.ts';
 import { redeemBootstrap, registerTokenPurpose } from './flows.ts';
 import { registerSessions, SessionRef, ViewerRef } from './graphql.ts';
 import { consumeToken, issueToken } from './service.ts';
@@ -58,6 +58,7 @@ export default defineModule({
     },
   },
   api: {
+    Token,
     SessionRef,
     ViewerRef,
     issueBootstrapLink,

@@ -169,6 +169,7 @@ export async function issueToken(em: EntityManager, input: NewToken, now = new D
     createdAt: now,
     expiresAt: input.ttlSeconds === null ? null : new Date(now.getTime() + input.ttlSeconds * 1000),
     usedAt: null,
+    revokedAt: null,
   });
   await em.flush();
   return { token, row };
@@ -180,6 +181,7 @@ export function findUsableToken(em: EntityManager, token: string, now = new Date
   return em.findOne(Token, {
     hash: sha256(token),
     usedAt: null,
+    revokedAt: null,
     $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }],
   });
 }
@@ -191,7 +193,7 @@ export function findUsableToken(em: EntityManager, token: string, now = new Date
 export async function consumeToken(em: EntityManager, hash: string, purpose: string, now = new Date()) {
   const updated = await em.nativeUpdate(
     Token,
-    { hash, purpose, usedAt: null, $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }] },
+    { hash, purpose, usedAt: null, revokedAt: null, $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }] },
     { usedAt: now },
   );
   return updated === 1;

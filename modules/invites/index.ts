@@ -1,0 +1,16 @@
+import { defineModule } from '../../src/index.ts';
+import sessions from '../sessions/index.ts';
+import { InviteRef, registerInvites } from './graphql.ts';
+import { redeemInvite } from './redeem.ts';
+import { INVITE_PURPOSE } from './service.ts';
+
+/** Invites: admins invite an address with roles; the link signs the invitee up (any sign-up mode). */
+export default defineModule({
+  name: 'invites',
+  dependsOn: ['sessions', 'users', 'roles'],
+  graphql: registerInvites,
+  start() {
+    sessions.api.registerTokenPurpose(INVITE_PURPOSE, redeemInvite);
+  },
+  api: { InviteRef },
+});

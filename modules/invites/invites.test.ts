@@ -1,0 +1,175 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  backends,
+  bootstrapAdmin,
+  codeOf,
+  REDEEM_TOKEN,
+  startGateway,
+  type TestClient,
+  type TestGateway,
+} from '../../test/harness.ts';
+import sessions from '../sessions/index.ts';
+
+const CREATE = `mutation ($email: String!, $roles: [String!]) {
+  createInvite(email: $email, roles: $roles) { token url invite { id email roles expiresAt acceptedAt invitedBy { email } } }
+}`;
+const SIGN_UP =
+  'mutation ($input: SignUpInput!) { signUp(input: $input) { user { email roles } session { method } } }';
+
+interface Ticket {
+  createInvite: {
+    token: string;
+    url: string;
+    invite: {
+      id: string;
+      email: string;
+      roles: string[];
+      expiresAt: string;
+      acceptedAt: string | null;
+      invitedBy: { email: string };
+    };
+  };
+}
+
+describe.each(backends)('invites on %s', (backend) => {
+  let portico: TestGateway;
+  let admin: TestClient;
+
+  beforeAll(async () => {
+    portico = await startGateway({
+      backend,
+      config: {
+        signup: 'invite',
+        roles: { member: ['notes:read'], editor: ['notes:write'] },
+        defaultRoles: ['member'],
+      },
+    });
+    admin = await bootstrapAdmin(portico);
+  });
+  afterAll(() => portico?.close());
+
+  const invite = async (email: string, roles?: string[]) => {
+    const result = await admin.gql<Ticket>(CREATE, { email, roles });
+    if (result.errors) throw new Error(JSON.stringify(result.errors));
+    return result.data!.createInvite;
+  };
+
+  it('creates an invite with an absolute link from the public URL, expiring in 7 days', async () => {
+    const ticket = await invite('Colleague@Example.com', ['editor']);
+    expect(ticket.url).toBe(`http://portico.test/auth/redeem?token=${ticket.token}`);
+    expect(ticket.invite).toMatchObject({
+      email: 'Colleague@Example.com',
+      roles: ['editor'],
+      acceptedAt: null,
+    });
+    expect(ticket.invite.invitedBy.email).toBe('admin@example.com');
+    const days = (Date.parse(ticket.invite.expiresAt) - Date.now()) / 86_400_000;
+    expect(days).toBeGreaterThan(6.99);
+    expect(days).toBeLessThanOrEqual(7);
+  });
+
+  it('accepts an invite through redeemToken: fixed email, invite roles, signed in', async () => {
+    const ticket = await invite('redeem@example.com', ['editor']);
+    const wrongAddress = await portico.client().gql(REDEEM_TOKEN, {
+      token: ticket.token,
+      profile: { email: 'other@example.com', password: 'a long enough passphrase' },
+    });
+    expect(codeOf(wrongAddress)).toBe('BAD_USER_INPUT');
+    const weak = await portico
+      .client()
+      .gql(REDEEM_TOKEN, { token: ticket.token, profile: { password: 'password1' } });
+    expect(codeOf(weak)).toBe('BAD_USER_INPUT');
+
+    const invitee = portico.client();
+    const accepted = await invitee.gql<{
+      redeemToken: { user: { email: string; roles: string[] }; session: { method: string } };
+    }>(REDEEM_TOKEN, { token: ticket.token, profile: { password: 'a long enough passphrase', name: 'Red' } });
+    expect(accepted.errors).toBeUndefined();
+    expect(accepted.data?.redeemToken).toMatchObject({
+      user: { email: 'redeem@example.com', roles: ['editor'] },
+      session: { method: 'invite' },
+    });
+    const again = await portico
+      .client()
+      .gql(REDEEM_TOKEN, { token: ticket.token, profile: { password: 'a long enough passphrase' } });
+    expect(codeOf(again)).toBe('INVALID_TOKEN');
+    const listed = await admin.gql<{ node: { acceptedAt: string | null } }>(
+      'query ($id: ID!) { node(id: $id) { ... on Invite { acceptedAt } } }',
+      { id: ticket.invite.id },
+    );
+    expect(listed.data?.node.acceptedAt).not.toBeNull();
+  });
+
+  it('signs up with an invite token in INVITE mode, with the default roles when the invite names none', async () => {
+    const ticket = await invite('signup@example.com');
+    expect(ticket.invite.roles).toEqual(['member']);
+    const result = await portico
+      .client()
+      .gql<{ signUp: { user: { email: string; roles: string[] } } }>(SIGN_UP, {
+        input: {
+          email: 'signup@example.com',
+          password: 'a long enough passphrase',
+          inviteToken: ticket.token,
+        },
+      });
+    expect(result.errors).toBeUndefined();
+    expect(result.data?.signUp.user).toEqual({ email: 'signup@example.com', roles: ['member'] });
+  });
+
+  it('binds tokens to their purpose: a bootstrap token is no invite, an invite no bootstrap', async () => {
+    const bootstrap = await sessions.api.issueToken(portico.gateway.runtime.db.system.em.fork(), {
+      purpose: 'bootstrap',
+      ttlSeconds: null,
+    });
+    const asInvite = await portico.client().gql(SIGN_UP, {
+      input: {
+        email: 'purpose@example.com',
+        password: 'a long enough passphrase',
+        inviteToken: bootstrap.token,
+      },
+    });
+    expect(codeOf(asInvite)).toBe('INVALID_TOKEN');
+  });
+
+  it('revokes a pending invite; refuses unknown roles, taken addresses and non-admins', async () => {
+    const ticket = await invite('revoked@example.com');
+    const revoked = await admin.gql<{ revokeInvite: boolean }>(
+      'mutation ($id: ID!) { revokeInvite(id: $id) }',
+      {
+        id: ticket.invite.id,
+      },
+    );
+    expect(revoked.data?.revokeInvite).toBe(true);
+    const late = await portico
+      .client()
+      .gql(REDEEM_TOKEN, { token: ticket.token, profile: { password: 'a long enough passphrase' } });
+    expect(codeOf(late)).toBe('INVALID_TOKEN');
+    const gone = await admin.gql('mutation ($id: ID!) { revokeInvite(id: $id) }', { id: ticket.invite.id });
+    expect(codeOf(gone)).toBe('NOT_FOUND');
+
+    expect(codeOf(await admin.gql(CREATE, { email: 'x@example.com', roles: ['ghost'] }))).toBe(
+      'BAD_USER_INPUT',
+    );
+    expect(codeOf(await admin.gql(CREATE, { email: 'not an email' }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await admin.gql(CREATE, { email: 'ADMIN@example.com' }))).toBe('CONFLICT');
+    expect(codeOf(await portico.client().gql(CREATE, { email: 'x@example.com' }))).toBe('UNAUTHENTICATED');
+  });
+
+  it('lists invites newest first, in pages, without revoked ones', async () => {
+    const first = await invite('page1@example.com');
+    const second = await invite('page2@example.com');
+    const page = await admin.gql<{
+      invites: { edges: { node: { id: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string } };
+    }>('{ invites(first: 1) { edges { node { id } } pageInfo { hasNextPage endCursor } } }');
+    expect(page.data?.invites.edges.map((edge) => edge.node.id)).toEqual([second.invite.id]);
+    expect(page.data?.invites.pageInfo.hasNextPage).toBe(true);
+    const next = await admin.gql<{ invites: { edges: { node: { id: string } }[] } }>(
+      'query ($after: String) { invites(first: 1, after: $after) { edges { node { id } } } }',
+      { after: page.data?.invites.pageInfo.endCursor },
+    );
+    expect(next.data?.invites.edges.map((edge) => edge.node.id)).toEqual([first.invite.id]);
+    const member = portico.client();
+    const asMember = await member.gql('{ invites { edges { cursor } } }');
+    expect(codeOf(asMember)).toBe('UNAUTHENTICATED');
+  });
+});
