@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fromGlobalId } from '../../src/index.ts';
 import {
   backends,
   bootstrapAdmin,
@@ -129,6 +130,28 @@ describe.each(backends)('invites on %s', (backend) => {
       },
     });
     expect(codeOf(asInvite)).toBe('INVALID_TOKEN');
+  });
+
+  it('lets one of 50 concurrent acceptances win, and refuses an expired invite', async () => {
+    const ticket = await invite('race@example.com');
+    const results = await Promise.all(
+      Array.from({ length: 50 }, () =>
+        portico
+          .client()
+          .gql(REDEEM_TOKEN, { token: ticket.token, profile: { password: 'a long enough passphrase' } }),
+      ),
+    );
+    expect(results.filter((result) => !result.errors)).toHaveLength(1);
+    expect(results.filter((result) => codeOf(result) === 'INVALID_TOKEN')).toHaveLength(49);
+
+    const stale = await invite('stale@example.com');
+    const em = portico.gateway.runtime.db.system.em.fork();
+    const id = fromGlobalId(stale.invite.id, 'Invite');
+    await em.nativeUpdate(sessions.api.Token, { id }, { expiresAt: new Date(Date.now() - 1000) });
+    const expired = await portico
+      .client()
+      .gql(REDEEM_TOKEN, { token: stale.token, profile: { password: 'a long enough passphrase' } });
+    expect(codeOf(expired)).toBe('INVALID_TOKEN');
   });
 
   it('revokes a pending invite; refuses unknown roles, taken addresses and non-admins', async () => {
