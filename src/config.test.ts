@@ -90,6 +90,11 @@ describe('configuration', () => {
     ]);
   });
 
+  it('requires an endpoint when the remote method is enabled', async () => {
+    await writeFile(join(dir, 'portico.config.json'), JSON.stringify({ methods: ['remote'] }));
+    expect(await issuesOf(load())).toEqual(['remoteLogin.endpoint: required when methods include "remote"']);
+  });
+
   it('reports a JSON syntax error with the file', async () => {
     await writeFile(join(dir, 'portico.config.json'), '{ "signup": ');
     const [issue] = await issuesOf(load());
@@ -113,6 +118,7 @@ export default defineConfig({ signup: 'open', modules: [hello] });\n`,
       'sessions',
       'api-keys',
       'invites',
+      'remote-login',
       'hello',
     ]);
   });

@@ -125,7 +125,7 @@ export async function loadConfig({
   if (!parsed.success) issues.push(...formatIssues(parsed.error.issues));
   const settings = (parsed.success ? parsed.data : {}) as unknown as Settings;
   if (parsed.success) {
-    for (const module of modules) issues.push(...(module.checkConfig?.(settings) ?? []));
+    for (const module of modules) issues.push(...(module.checkConfig?.(settings, modules) ?? []));
   }
 
   const mode: Mode = vars.NODE_ENV === 'production' ? 'production' : 'development';

@@ -22,8 +22,8 @@ export interface ModuleDefinition<Api> {
   dependsOn?: readonly string[];
   /** The top-level configuration keys this module owns, each with its zod schema. */
   config?: Record<string, z.ZodType>;
-  /** Checks across keys once every slice has parsed; each problem as `path: message`. */
-  checkConfig?: (settings: Settings) => string[];
+  /** Checks across keys (and what other modules provide) once every slice has parsed; each problem as `path: message`. */
+  checkConfig?: (settings: Settings, modules: readonly PorticoModule[]) => string[];
   /** Entities of the system database (identity) and of the business database (store). */
   entities?: { system?: EntitySchema[]; store?: EntitySchema[] };
   /** Registers the module's GraphQL types and fields. Called once per process. */

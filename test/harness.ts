@@ -224,4 +224,5 @@ export async function bootstrapAdmin(portico: TestGateway, profile = ADMIN): Pro
 export { REDEEM as REDEEM_TOKEN };
 
 /** The contract's code of the first error, for terse assertions. */
-export const codeOf = (result: GraphQLResponse) => result.errors?.[0]?.extensions?.code;
+export const codeOf = (result: Pick<GraphQLResponse<unknown>, 'errors'>) =>
+  result.errors?.[0]?.extensions?.code;

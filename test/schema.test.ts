@@ -25,7 +25,6 @@ const schema = buildSchema(builtinModules);
  */
 const PENDING: Record<string, string> = {
   ...issue(3, 'identity complete', [
-    'Mutation.logInWith',
     'Mutation.requestLoginLink',
     'Mutation.approveDevice',
     'Mutation.denyDevice',

@@ -1,13 +1,7 @@
 import { z } from 'zod';
 
+/** The contract's method ids: valid in `methods` even before their module is present. */
 export const BUILTIN_METHODS = ['password', 'magic-link', 'remote', 'device'] as const;
-
-// Login methods this build implements; the others of BUILTIN_METHODS arrive with their modules.
-const AVAILABLE_METHODS = new Set(['password']);
-
-/** The configured methods that this build can actually serve. */
-export const enabledMethods = (settings: { methods: string[] }) =>
-  settings.methods.filter((method) => AVAILABLE_METHODS.has(method));
 
 export const sessionsConfig = {
   session: z

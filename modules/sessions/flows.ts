@@ -2,33 +2,42 @@ import { PorticoError, type RequestContext } from '../../src/index.ts';
 import roles from '../roles/index.ts';
 import users from '../users/index.ts';
 import { BOOTSTRAP_PURPOSE, markBootstrapped, revoke, sessionState, signOut, startSession } from './authn.ts';
-import { enabledMethods } from './config.ts';
+import { type LoginMethod, requireMethod } from './methods.ts';
 import { BOOTSTRAPPED, consumeToken, findSession, findUsableToken, setFlagOnce } from './service.ts';
 
 const invalidCredentials = () => new PorticoError('INVALID_CREDENTIALS', 'Invalid email or password.');
 const invalidToken = () =>
   new PorticoError('INVALID_TOKEN', 'This link is invalid, expired or already used.');
 
-function requireMethod(context: RequestContext, method: string) {
-  if (!enabledMethods(context.runtime.settings).includes(method)) {
-    throw new PorticoError('FORBIDDEN', `The "${method}" login method is not enabled.`);
-  }
-}
-
 /**
- * Password login. Unknown email, wrong password, disabled account and an account
+ * The password method. Unknown email, wrong password, disabled account and an account
  * without a password all give the same error after the same work.
  */
-export async function logIn(context: RequestContext, email: string, password: string) {
-  requireMethod(context, 'password');
-  const { db } = context;
-  const plausible = email.length <= 320 && password.length <= users.api.PASSWORD_MAX * 4;
-  const user = plausible ? await users.api.findUserByEmail(db.system, email) : null;
-  const hash = user && !user.disabled ? user.passwordHash : null;
-  const matches = await users.api.verifyPassword(hash, plausible ? password : '');
-  if (!user || !matches) throw invalidCredentials();
-  return startSession(context, user.id, 'password');
+export const passwordMethod: LoginMethod = {
+  id: 'password',
+  async logIn({ db }, credentials) {
+    const email = typeof credentials.email === 'string' ? credentials.email : '';
+    const password = typeof credentials.password === 'string' ? credentials.password : '';
+    const plausible = email.length <= 320 && password.length <= users.api.PASSWORD_MAX * 4;
+    const user = plausible ? await users.api.findUserByEmail(db.system, email) : null;
+    const hash = user && !user.disabled ? user.passwordHash : null;
+    const matches = await users.api.verifyPassword(hash, plausible ? password : '');
+    if (!user || !matches) throw invalidCredentials();
+    return { userId: user.id };
+  },
+};
+
+/** `logInWith(method, credentials)`: dispatches to an enabled method that takes credentials. */
+export async function logInWith(context: RequestContext, id: string, credentials: Record<string, unknown>) {
+  const method = requireMethod(context, id);
+  if (!method.logIn)
+    throw new PorticoError('BAD_USER_INPUT', `The "${id}" method does not take credentials.`);
+  const { userId } = await method.logIn(context, credentials);
+  return startSession(context, userId, id);
 }
+
+export const logIn = (context: RequestContext, email: string, password: string) =>
+  logInWith(context, 'password', { email, password });
 
 export interface SignUpInput {
   email: string;

@@ -14,9 +14,9 @@ import {
 import users, { type UserRecord } from '../users/index.ts';
 import { canSeeSession } from './access.ts';
 import { currentSnapshot, needsBootstrap } from './authn.ts';
-import { enabledMethods } from './config.ts';
 import { REVOCATION_REASONS, type RevocationReason } from './entities.ts';
 import * as flows from './flows.ts';
+import { enabledMethods } from './methods.ts';
 import {
   effectiveExpiry,
   findSession,
@@ -138,7 +138,7 @@ export function registerSessions(builder: Builder) {
       }),
       methods: t.stringList({
         description: 'Ids of the login methods that are enabled, e.g. password, magic-link, remote, device.',
-        resolve: (_info, _args, { runtime }) => enabledMethods(runtime.settings),
+        resolve: (_info, _args, { runtime }) => enabledMethods(runtime).map((method) => method.id),
       }),
       needsBootstrap: t.boolean({
         description: 'True until the first admin exists.',
@@ -226,6 +226,16 @@ export function registerSessions(builder: Builder) {
       authScopes: { public: true },
       args: { email: t.arg.string({ required: true }), password: t.arg.string({ required: true }) },
       resolve: (_root, { email, password }, context) => flows.logIn(context, email, password),
+    }),
+    logInWith: t.field({
+      type: AuthPayloadRef,
+      description: 'Generic entry for pluggable login methods, e.g. method: "remote".',
+      authScopes: { public: true },
+      args: {
+        method: t.arg.string({ required: true }),
+        credentials: t.arg({ type: 'JSONObject', required: true }),
+      },
+      resolve: (_root, args, context) => flows.logInWith(context, args.method, args.credentials),
     }),
     logOut: t.boolean({
       authScopes: { public: true },

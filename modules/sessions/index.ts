@@ -7,14 +7,16 @@ import {
   revoke,
   startSession,
 } from './authn.ts';
-import { BUILTIN_METHODS, enabledMethods, sessionsConfig } from './config.ts';
+import { BUILTIN_METHODS, sessionsConfig } from './config.ts';
 import { SessionSchema, SystemFlagSchema, Token, TokenSchema } from './entities.ts';
-import { redeemBootstrap, registerTokenPurpose } from './flows.ts';
+import { passwordMethod, redeemBootstrap, registerTokenPurpose } from './flows.ts';
 import { registerSessions, SessionRef, ViewerRef } from './graphql.ts';
+import { enabledMethods, providedMethods } from './methods.ts';
 import { consumeToken, issueToken } from './service.ts';
 
 export type { RevocationReason } from './entities.ts';
 export type { Profile, TokenRedeemer } from './flows.ts';
+export type { LoginMethod } from './methods.ts';
 
 /**
  * Revocable cookie sessions (iron-sealed id + secret, checked against the sessions
@@ -24,18 +26,20 @@ export default defineModule({
   name: 'sessions',
   dependsOn: ['users', 'roles'],
   config: sessionsConfig,
-  checkConfig: (settings) =>
-    settings.methods.flatMap((method, i) =>
-      (BUILTIN_METHODS as readonly string[]).includes(method)
+  checkConfig(settings, modules) {
+    const known = new Set<string>([...BUILTIN_METHODS, ...providedMethods(modules).keys()]);
+    return settings.methods.flatMap((method, i) =>
+      known.has(method)
         ? []
-        : [`methods.${i}: unknown login method "${method}" (known: ${BUILTIN_METHODS.join(', ')})`],
-    ),
+        : [`methods.${i}: unknown login method "${method}" (known: ${[...known].join(', ')})`],
+    );
+  },
   entities: { system: [SessionSchema, TokenSchema, SystemFlagSchema] },
   credentials: resolveSessionViewer,
   graphql: registerSessions,
   async start(runtime) {
     registerTokenPurpose(BOOTSTRAP_PURPOSE, redeemBootstrap);
-    const enabled = enabledMethods(runtime.settings);
+    const enabled = enabledMethods(runtime).map((method) => method.id);
     const unavailable = runtime.settings.methods.filter((method) => !enabled.includes(method));
     if (unavailable.length > 0) {
       runtime.log.warn({ methods: unavailable }, 'login methods configured but not available in this build');
@@ -58,6 +62,7 @@ export default defineModule({
     },
   },
   api: {
+    loginMethod: passwordMethod,
     Token,
     SessionRef,
     ViewerRef,
