@@ -62,6 +62,8 @@ export interface StartOptions {
   backend?: Backend;
   /** The configuration file's plain keys (written as portico.config.json). */
   config?: Record<string, unknown>;
+  /** A configuration file written as is (e.g. a portico.config.ts with modules in code). */
+  configFile?: { name: string; content: string };
   env?: Record<string, string>;
   /** Database URLs to reuse (a restart); otherwise fresh ones are made. */
   databaseUrl?: string;
@@ -94,6 +96,7 @@ export async function startGateway(options: StartOptions = {}): Promise<TestGate
     ? { url: options.databaseUrl, drop: async () => {} }
     : await createTestDatabase(backend, dataDir);
   if (options.config) await writeFile(join(dataDir, 'portico.config.json'), JSON.stringify(options.config));
+  if (options.configFile) await writeFile(join(dataDir, options.configFile.name), options.configFile.content);
   const logs: LogLine[] = [];
   const sink = new Writable({
     write(chunk, _encoding, done) {

@@ -1,0 +1,51 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN, bootstrapAdmin, codeOf, startGateway, type TestGateway } from './harness.ts';
+
+const root = join(import.meta.dirname, '..');
+
+/** The README's `portico.config.ts` login-method example, with its imports pointed at this checkout. */
+async function readmeExample(): Promise<string> {
+  const readme = await readFile(join(root, 'README.md'), 'utf8');
+  const block = readme.match(
+    /```ts\n(\/\/ portico\.config\.ts: sign in with an email and the PIN[\s\S]*?)```/,
+  )?.[1];
+  if (!block) throw new Error('README lost its login-method example');
+  return block
+    .replace("from 'portico'", `from ${JSON.stringify(join(root, 'src', 'index.ts'))}`)
+    .replace(
+      "from './modules/users/index.ts'",
+      `from ${JSON.stringify(join(root, 'modules', 'users', 'index.ts'))}`,
+    );
+}
+
+const LOG_IN_WITH = `mutation ($credentials: JSONObject!) {
+  logInWith(method: "pin", credentials: $credentials) { user { email } session { method } }
+}`;
+
+describe('a login method written in portico.config.ts (the README example)', () => {
+  let portico: TestGateway;
+  beforeAll(async () => {
+    const example = await readmeExample();
+    portico = await startGateway({ configFile: { name: 'portico.config.ts', content: example } });
+    await bootstrapAdmin(portico);
+  });
+  afterAll(() => portico?.close());
+
+  it('is enabled and signs in with the right PIN only', async () => {
+    const auth = await portico.client().gql<{ auth: { methods: string[] } }>('{ auth { methods } }');
+    expect(auth.data?.auth.methods).toEqual(['password', 'pin']);
+    const pin = String(new Date().getUTCDate()).padStart(4, '0');
+    const ok = await portico
+      .client()
+      .gql<{ logInWith: { user: { email: string }; session: { method: string } } }>(LOG_IN_WITH, {
+        credentials: { email: ADMIN.email, pin },
+      });
+    expect(ok.data?.logInWith).toEqual({ user: { email: ADMIN.email }, session: { method: 'pin' } });
+    const wrong = await portico
+      .client()
+      .gql(LOG_IN_WITH, { credentials: { email: ADMIN.email, pin: 'nope' } });
+    expect(codeOf(wrong)).toBe('INVALID_CREDENTIALS');
+  });
+});
