@@ -1,10 +1,21 @@
 import type { PorticoModule } from '../src/index.ts';
 import apiKeys from './api-keys/index.ts';
 import invites from './invites/index.ts';
+import magicLink from './magic-link/index.ts';
+import mail from './mail/index.ts';
 import remoteLogin from './remote-login/index.ts';
 import roles from './roles/index.ts';
 import sessions from './sessions/index.ts';
 import users from './users/index.ts';
 
 /** The modules every gateway has. A configuration file may add more. */
-export const builtinModules: PorticoModule[] = [roles, users, sessions, apiKeys, invites, remoteLogin];
+export const builtinModules: PorticoModule[] = [
+  roles,
+  users,
+  sessions,
+  apiKeys,
+  invites,
+  remoteLogin,
+  mail,
+  magicLink,
+];

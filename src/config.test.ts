@@ -119,6 +119,8 @@ export default defineConfig({ signup: 'open', modules: [hello] });\n`,
       'api-keys',
       'invites',
       'remote-login',
+      'mail',
+      'magic-link',
       'hello',
     ]);
   });

@@ -11,7 +11,7 @@ import { BUILTIN_METHODS, sessionsConfig } from './config.ts';
 import { SessionSchema, SystemFlagSchema, Token, TokenSchema } from './entities.ts';
 import { passwordMethod, redeemBootstrap, registerTokenPurpose } from './flows.ts';
 import { registerSessions, SessionRef, ViewerRef } from './graphql.ts';
-import { enabledMethods, providedMethods } from './methods.ts';
+import { enabledMethods, isMethodEnabled, providedMethods } from './methods.ts';
 import { consumeToken, issueToken } from './service.ts';
 
 export type { RevocationReason } from './entities.ts';
@@ -67,6 +67,7 @@ export default defineModule({
     SessionRef,
     ViewerRef,
     issueBootstrapLink,
+    isMethodEnabled,
     issueToken,
     consumeToken,
     onUserDisabled,

@@ -39,3 +39,6 @@ export function requireMethod(context: RequestContext, id: string): LoginMethod 
   if (!method) throw new PorticoError('FORBIDDEN', `The "${id}" login method is not enabled.`);
   return method;
 }
+
+export const isMethodEnabled = (runtime: Runtime, id: string) =>
+  enabledMethods(runtime).some((method) => method.id === id);

@@ -1,0 +1,68 @@
+import { defineModule, PorticoError, type RequestContext } from '../../src/index.ts';
+import mail from '../mail/index.ts';
+import type { LoginMethod, TokenRedeemer } from '../sessions/index.ts';
+import sessions from '../sessions/index.ts';
+import users from '../users/index.ts';
+
+export const LOGIN_PURPOSE = 'login';
+export const LOGIN_LINK_TTL_SECONDS = 15 * 60;
+
+/** Magic links work through `requestLoginLink` and `/auth/redeem`, not `logInWith`. */
+const magicLinkMethod: LoginMethod = { id: 'magic-link' };
+
+/**
+ * Always true, answered before the address is even looked up: the time taken and the
+ * answer are the same whether or not an account exists. The link is issued and mailed
+ * in the background; failures go to the log.
+ */
+function requestLoginLink(context: RequestContext, email: string): boolean {
+  const { runtime } = context;
+  if (!sessions.api.isMethodEnabled(runtime, magicLinkMethod.id)) {
+    throw new PorticoError('FORBIDDEN', 'The "magic-link" login method is not enabled.');
+  }
+  const address = users.api.normalizeEmail(email);
+  void (async () => {
+    const em = runtime.db.system.em.fork();
+    const user = await users.api.findUserByEmail(em, address.email);
+    if (!user || user.disabled) return;
+    const { token } = await sessions.api.issueToken(em, {
+      purpose: LOGIN_PURPOSE,
+      ttlSeconds: LOGIN_LINK_TTL_SECONDS,
+      userId: user.id,
+    });
+    const link = `${runtime.env.publicUrl}/auth/redeem?token=${token}`;
+    await mail.api.send(runtime, {
+      to: user.email,
+      subject: 'Your sign-in link',
+      text: `Sign in to Portico with this link. It works once, for 15 minutes:\n\n${link}\n\nIf you did not ask for it, ignore this message.\n`,
+    });
+  })().catch((error: unknown) => runtime.log.error({ err: error }, 'login link not sent'));
+  return true;
+}
+
+const redeemLoginLink: TokenRedeemer = async (context, token) => {
+  const invalid = () => new PorticoError('INVALID_TOKEN', 'This link is invalid, expired or already used.');
+  const user = token.userId ? await users.api.findUser(context.db.system, token.userId) : null;
+  if (!user || user.disabled) throw invalid();
+  if (!(await sessions.api.consumeToken(context.db.system, token.hash, LOGIN_PURPOSE))) throw invalid();
+  return { userId: user.id, method: magicLinkMethod.id };
+};
+
+export default defineModule({
+  name: 'magic-link',
+  dependsOn: ['sessions', 'users', 'mail'],
+  start() {
+    sessions.api.registerTokenPurpose(LOGIN_PURPOSE, redeemLoginLink);
+  },
+  graphql(builder) {
+    builder.mutationField('requestLoginLink', (t) =>
+      t.boolean({
+        description: 'Always true, whether or not the address has an account.',
+        authScopes: { public: true },
+        args: { email: t.arg.string({ required: true }) },
+        resolve: (_root, { email }, context) => requestLoginLink(context, email),
+      }),
+    );
+  },
+  api: { loginMethod: magicLinkMethod },
+});
