@@ -9,6 +9,8 @@ export { anonymousViewer } from './context.ts';
 export type { Database, Databases, Dialect } from './db.ts';
 export type { ErrorCode } from './errors.ts';
 export { fail, isDatabaseUnavailable, PorticoError } from './errors.ts';
+export type { PageOptions } from './html.ts';
+export { csrfFor, csrfOk, escapeHtml, html, readForm, redirect, renderPage, SafeHtml } from './html.ts';
 export { fromGlobalId, newId, toGlobalId } from './ids.ts';
 export type { Logger } from './logger.ts';
 export type { CredentialResolver, ModuleCommand, ModuleDefinition, PorticoModule } from './module.ts';

@@ -1,4 +1,12 @@
-import { defineModule, PorticoError, type RequestContext } from '../../src/index.ts';
+import {
+  csrfOk,
+  defineModule,
+  html,
+  PorticoError,
+  type RequestContext,
+  readForm,
+  renderPage,
+} from '../../src/index.ts';
 import mail from '../mail/index.ts';
 import type { LoginMethod, TokenRedeemer } from '../sessions/index.ts';
 import sessions from '../sessions/index.ts';
@@ -8,7 +16,14 @@ export const LOGIN_PURPOSE = 'login';
 export const LOGIN_LINK_TTL_SECONDS = 15 * 60;
 
 /** Magic links work through `requestLoginLink` and `/auth/redeem`, not `logInWith`. */
-const magicLinkMethod: LoginMethod = { id: 'magic-link' };
+const magicLinkMethod: LoginMethod = {
+  id: 'magic-link',
+  loginForm: (
+    csrf,
+  ) => html`<form method="post" action="/auth/login-link" aria-label="Email me a sign-in link">${csrf}
+<label>Email <input name="email" type="email" autocomplete="email" required></label>
+<button type="submit">Email me a sign-in link</button></form>`,
+};
 
 /**
  * Always true, answered before the address is even looked up: the time taken and the
@@ -48,8 +63,35 @@ const redeemLoginLink: TokenRedeemer = async (context, token) => {
   return { userId: user.id, method: magicLinkMethod.id };
 };
 
+/** The /login page's magic-link form posts here; the answer never depends on the address. */
+async function requestFromForm(request: Request, context: RequestContext) {
+  const form = await readForm(request);
+  if (!form || !csrfOk(request, form, context.runtime.env.publicUrl)) {
+    return renderPage({
+      title: 'Refused',
+      body: html`<p class="error">This form expired. <a href="/login">Start again</a>.</p>`,
+      status: 403,
+    });
+  }
+  try {
+    requestLoginLink(context, form.get('email') ?? '');
+  } catch (error) {
+    if (!(error instanceof PorticoError)) throw error;
+    return renderPage({
+      title: 'Sign in',
+      body: html`<p class="error" role="alert">${error.message}</p><p><a href="/login">Back</a></p>`,
+      status: 400,
+    });
+  }
+  return renderPage({
+    title: 'Check your mail',
+    body: html`<p role="status">If an account uses this address, a sign-in link is on its way. It works once, for 15 minutes.</p>`,
+  });
+}
+
 export default defineModule({
   name: 'magic-link',
+  routes: [{ method: 'POST', path: '/auth/login-link', handler: requestFromForm }],
   dependsOn: ['sessions', 'users', 'mail'],
   start() {
     sessions.api.registerTokenPurpose(LOGIN_PURPOSE, redeemLoginLink);

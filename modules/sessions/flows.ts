@@ -1,4 +1,4 @@
-import { PorticoError, type RequestContext } from '../../src/index.ts';
+import { html, PorticoError, type RequestContext } from '../../src/index.ts';
 import roles from '../roles/index.ts';
 import users from '../users/index.ts';
 import { BOOTSTRAP_PURPOSE, markBootstrapped, revoke, sessionState, signOut, startSession } from './authn.ts';
@@ -25,6 +25,10 @@ export const passwordMethod: LoginMethod = {
     if (!user || !matches) throw invalidCredentials();
     return { userId: user.id };
   },
+  loginForm: (csrf) => html`<form method="post" action="/login" aria-label="Sign in with a password">${csrf}
+<label>Email <input name="email" type="email" autocomplete="username" required></label>
+<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+<button type="submit">Sign in</button></form>`,
 };
 
 /** `logInWith(method, credentials)`: dispatches to an enabled method that takes credentials. */

@@ -12,6 +12,7 @@ import { SessionSchema, SystemFlagSchema, Token, TokenSchema } from './entities.
 import { passwordMethod, redeemBootstrap, registerTokenPurpose } from './flows.ts';
 import { registerSessions, SessionRef, ViewerRef } from './graphql.ts';
 import { enabledMethods, isMethodEnabled, providedMethods } from './methods.ts';
+import { sessionRoutes } from './routes.ts';
 import { consumeToken, issueToken } from './service.ts';
 
 export type { RevocationReason } from './entities.ts';
@@ -36,6 +37,7 @@ export default defineModule({
   },
   entities: { system: [SessionSchema, TokenSchema, SystemFlagSchema] },
   credentials: resolveSessionViewer,
+  routes: sessionRoutes,
   graphql: registerSessions,
   async start(runtime) {
     registerTokenPurpose(BOOTSTRAP_PURPOSE, redeemBootstrap);

@@ -1,4 +1,10 @@
-import { PorticoError, type PorticoModule, type RequestContext, type Runtime } from '../../src/index.ts';
+import {
+  PorticoError,
+  type PorticoModule,
+  type RequestContext,
+  type Runtime,
+  type SafeHtml,
+} from '../../src/index.ts';
 
 /**
  * A login method. A module provides one as `api.loginMethod`; `methods` in the
@@ -9,6 +15,8 @@ export interface LoginMethod {
   id: string;
   /** Checks the credentials; returns the user to sign in, or throws (INVALID_CREDENTIALS, ...). */
   logIn?: (context: RequestContext, credentials: Record<string, unknown>) => Promise<{ userId: string }>;
+  /** Its section of the /login page: a form carrying `csrf` (a hidden field). */
+  loginForm?: (csrf: SafeHtml) => SafeHtml;
 }
 
 /** The login methods the composed modules provide, by id. */

@@ -1,0 +1,186 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN, backends, startGateway, type TestClient, type TestGateway } from '../../test/harness.ts';
+
+const VIEWER = '{ viewer { user { email roles } session { method } } }';
+
+/** GETs a page and returns its HTML and the CSRF token of its forms. */
+async function open(client: TestClient, path: string) {
+  const response = await client.request(path);
+  const text = await response.text();
+  return { response, text, csrf: text.match(/name="csrf" value="([\w-]+)"/)?.[1] ?? '' };
+}
+
+const post = (
+  client: TestClient,
+  path: string,
+  fields: Record<string, string>,
+  headers: Record<string, string> = {},
+) =>
+  client.request(path, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: new URLSearchParams(fields),
+  });
+
+const viewerOf = async (client: TestClient) =>
+  (
+    await client.gql<{
+      viewer: { user: { email: string; roles: string[] } | null; session: { method: string } | null };
+    }>(VIEWER)
+  ).data!.viewer;
+
+describe.each(backends)('pages on %s', (backend) => {
+  let portico: TestGateway;
+
+  beforeAll(async () => {
+    portico = await startGateway({
+      backend,
+      config: { roles: { member: ['notes:read'] }, defaultRoles: ['member'] },
+    });
+  });
+  afterAll(() => portico?.close());
+
+  it('shows the bootstrap link without consuming it, then creates the admin from its form', async () => {
+    const token = portico.bootstrapToken();
+    const browser = portico.client();
+    const head = await browser.request(`/auth/redeem?token=${token}`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    const page = await open(browser, `/auth/redeem?token=${token}`);
+    expect(page.response.status).toBe(200);
+    expect(page.response.headers.get('referrer-policy')).toBe('no-referrer');
+    expect(page.response.headers.get('content-security-policy')).toContain("default-src 'none'");
+    expect(page.text).toContain('Create the first admin');
+    expect(page.text).not.toMatch(/<script|src="http|href="http/);
+    const needs = await portico
+      .client()
+      .gql<{ auth: { needsBootstrap: boolean } }>('{ auth { needsBootstrap } }');
+    expect(needs.data?.auth.needsBootstrap).toBe(true);
+
+    const weak = await post(browser, '/auth/redeem', {
+      csrf: page.csrf,
+      token,
+      email: ADMIN.email,
+      password: 'password',
+    });
+    expect(weak.status).toBe(400);
+    expect(await weak.text()).toContain('too common');
+
+    const created = await post(browser, '/auth/redeem', {
+      csrf: page.csrf,
+      token,
+      email: ADMIN.email,
+      name: ADMIN.name,
+      password: ADMIN.password,
+    });
+    expect(created.status).toBe(303);
+    expect(created.headers.get('location')).toBe('/login');
+    expect(await viewerOf(browser)).toMatchObject({
+      user: { email: ADMIN.email, roles: ['admin'] },
+      session: { method: 'bootstrap' },
+    });
+    const loginPage = await open(browser, '/login');
+    expect(loginPage.text).toContain(`Signed in as <strong>${ADMIN.email}</strong>`);
+
+    const used = await open(portico.client(), `/auth/redeem?token=${token}`);
+    expect(used.response.status).toBe(400);
+    expect((await open(portico.client(), '/auth/redeem?token=nonsense')).response.status).toBe(400);
+  });
+
+  it('refuses forms without their CSRF token or from another origin', async () => {
+    const browser = portico.client();
+    const page = await open(browser, '/login');
+    expect((await post(browser, '/login', { email: ADMIN.email, password: ADMIN.password })).status).toBe(
+      403,
+    );
+    expect(
+      (
+        await post(portico.client(), '/login', {
+          csrf: page.csrf,
+          email: ADMIN.email,
+          password: ADMIN.password,
+        })
+      ).status,
+    ).toBe(403);
+    const foreign = await post(
+      browser,
+      '/login',
+      { csrf: page.csrf, email: ADMIN.email, password: ADMIN.password },
+      { origin: 'http://evil.test' },
+    );
+    expect(foreign.status).toBe(403);
+    expect((await viewerOf(browser)).user).toBeNull();
+  });
+
+  it('signs in and out with the password form of /login', async () => {
+    const browser = portico.client();
+    const page = await open(browser, '/login');
+    expect(page.text).toContain('action="/login"');
+    expect(page.text).toContain('action="/auth/login-link"');
+    expect(page.text).toMatch(/<label>Email <input name="email"/);
+
+    const wrong = await post(browser, '/login', {
+      csrf: page.csrf,
+      email: ADMIN.email,
+      password: 'not it at all',
+    });
+    expect(wrong.status).toBe(400);
+    expect(await wrong.text()).toContain('Invalid email or password.');
+    const ok = await post(browser, '/login', {
+      csrf: page.csrf,
+      email: ADMIN.email,
+      password: ADMIN.password,
+    });
+    expect(ok.status).toBe(303);
+    expect((await viewerOf(browser)).session?.method).toBe('password');
+
+    const signedIn = await open(browser, '/login');
+    const out = await post(browser, '/auth/logout', { csrf: signedIn.csrf });
+    expect(out.status).toBe(303);
+    expect((await viewerOf(browser)).user).toBeNull();
+  });
+
+  it('accepts an invite through /auth/redeem', async () => {
+    const admin = portico.client();
+    await admin.gql(
+      'mutation { logIn(email: "admin@example.com", password: "correct horse battery staple") { user { id } } }',
+    );
+    const ticket = await admin.gql<{ createInvite: { url: string } }>(
+      'mutation { createInvite(email: "colleague@example.com") { url } }',
+    );
+    const path =
+      new URL(ticket.data!.createInvite.url).pathname + new URL(ticket.data!.createInvite.url).search;
+    const invitee = portico.client();
+    const page = await open(invitee, path);
+    expect(page.text).toContain('colleague@example.com');
+    const token = new URL(ticket.data!.createInvite.url).searchParams.get('token')!;
+    const accepted = await post(invitee, '/auth/redeem', {
+      csrf: page.csrf,
+      token,
+      name: 'Col',
+      password: 'a long enough passphrase',
+    });
+    expect(accepted.status).toBe(303);
+    expect(await viewerOf(invitee)).toMatchObject({
+      user: { email: 'colleague@example.com', roles: ['member'] },
+      session: { method: 'invite' },
+    });
+  });
+
+  it('signs in with a magic link requested from /login', async () => {
+    const browser = portico.client();
+    const page = await open(browser, '/login');
+    const sent = await post(browser, '/auth/login-link', { csrf: page.csrf, email: ADMIN.email });
+    expect(sent.status).toBe(200);
+    expect(await sent.text()).toContain('Check your mail');
+    await expect.poll(() => portico.logs.some((line) => line.mail !== undefined)).toBe(true);
+    const link = portico.logs
+      .findLast((line) => line.mail !== undefined)!
+      .msg.match(/\/auth\/redeem\?token=([\w-]{43})/)!;
+    const landing = await open(browser, link[0]);
+    expect(landing.text).toContain('Continue');
+    const redeemed = await post(browser, '/auth/redeem', { csrf: landing.csrf, token: link[1]! });
+    expect(redeemed.status).toBe(303);
+    expect((await viewerOf(browser)).session?.method).toBe('magic-link');
+  });
+});

@@ -1,0 +1,146 @@
+import {
+  csrfFor,
+  csrfOk,
+  html,
+  PorticoError,
+  type RequestContext,
+  type Route,
+  readForm,
+  redirect,
+  renderPage,
+  type SafeHtml,
+} from '../../src/index.ts';
+import { currentSnapshot } from './authn.ts';
+import * as flows from './flows.ts';
+import { enabledMethods } from './methods.ts';
+import { findUsableToken } from './service.ts';
+
+const errorLine = (error: string | undefined) =>
+  error ? html`<p class="error" role="alert">${error}</p>` : '';
+
+/** The login page: a form per enabled method that has one, or who is signed in. */
+function loginPage(
+  request: Request,
+  context: RequestContext,
+  notice?: { error?: string; info?: string; status?: number },
+) {
+  const csrf = csrfFor(request);
+  const user = currentSnapshot(context)?.user;
+  const body = user
+    ? html`<p>Signed in as <strong>${user.email}</strong>.</p>
+<form method="post" action="/auth/logout">${csrf.field}<button type="submit">Sign out</button></form>`
+    : html`${errorLine(notice?.error)}${notice?.info ? html`<p role="status">${notice.info}</p>` : ''}
+${enabledMethods(context.runtime).map((method) => method.loginForm?.(csrf.field) ?? '')}`;
+  return renderPage({
+    title: user ? 'Portico' : 'Sign in',
+    body,
+    status: notice?.status ?? 200,
+    headers: csrf.setCookie ? { 'set-cookie': csrf.setCookie } : undefined,
+  });
+}
+
+const forbidden = () =>
+  renderPage({
+    title: 'Refused',
+    body: html`<p class="error">This form expired or came from another site. <a href="/login">Start again</a>.</p>`,
+    status: 403,
+  });
+
+/** Reads a posted form and checks its CSRF token; null (answer 403) when either fails. */
+async function postedForm(request: Request, context: RequestContext) {
+  const form = await readForm(request);
+  return form && csrfOk(request, form, context.runtime.env.publicUrl) ? form : null;
+}
+
+const messageOf = (error: unknown) => {
+  if (error instanceof PorticoError) return error.message;
+  throw error;
+};
+
+async function passwordLogin(request: Request, context: RequestContext) {
+  const form = await postedForm(request, context);
+  if (!form) return forbidden();
+  try {
+    await flows.logIn(context, form.get('email') ?? '', form.get('password') ?? '');
+    return redirect('/login');
+  } catch (error) {
+    return loginPage(request, context, { error: messageOf(error), status: 400 });
+  }
+}
+
+async function logout(request: Request, context: RequestContext) {
+  if (!(await postedForm(request, context))) return forbidden();
+  await flows.logOut(context);
+  return redirect('/login');
+}
+
+const invalidLink = () =>
+  renderPage({
+    title: 'Link not valid',
+    body: html`<p>This link is invalid, expired or already used. <a href="/login">Sign in</a> or ask for a new one.</p>`,
+    status: 400,
+  });
+
+/**
+ * The landing page of login, invite and bootstrap links. A GET or HEAD never
+ * consumes the token (mail scanners follow links): the form POSTs it.
+ */
+async function redeemPage(request: Request, context: RequestContext, error?: string) {
+  const token = new URL(request.url).searchParams.get('token') ?? '';
+  const row = await findUsableToken(context.db.system, token);
+  if (!row) return invalidLink();
+  const csrf = csrfFor(request);
+  const password = html`<label>Password (8 characters or more)
+<input name="password" type="password" autocomplete="new-password" minlength="8" maxlength="256" required></label>`;
+  const name = html`<label>Name <input name="name" autocomplete="name" maxlength="200"></label>`;
+  let title: string;
+  let fields: SafeHtml | string;
+  if (row.purpose === 'bootstrap') {
+    title = 'Create the first admin';
+    fields = html`<label>Email <input name="email" type="email" autocomplete="email" required></label>${name}${password}`;
+  } else if (row.purpose === 'invite') {
+    title = 'Accept your invite';
+    fields = html`<p>You were invited as <strong>${row.email ?? ''}</strong>.</p>${name}${password}`;
+  } else {
+    title = 'Sign in';
+    fields = '';
+  }
+  return renderPage({
+    title,
+    body: html`${errorLine(error)}<form method="post" action="/auth/redeem">
+${csrf.field}<input type="hidden" name="token" value="${token}">${fields}
+<button type="submit">${row.purpose === 'invite' ? 'Create my account' : 'Continue'}</button></form>`,
+    status: error ? 400 : 200,
+    headers: csrf.setCookie ? { 'set-cookie': csrf.setCookie } : undefined,
+  });
+}
+
+async function redeemForm(request: Request, context: RequestContext) {
+  const form = await postedForm(request, context);
+  if (!form) return forbidden();
+  const token = form.get('token') ?? '';
+  const profile = { email: form.get('email'), name: form.get('name'), password: form.get('password') };
+  try {
+    await flows.redeemToken(context, token, profile);
+    return redirect('/login');
+  } catch (error) {
+    if (error instanceof PorticoError && error.code === 'INVALID_TOKEN') return invalidLink();
+    const url = new URL(request.url);
+    url.searchParams.set('token', token);
+    return redeemPage(new Request(url, { headers: request.headers }), context, messageOf(error));
+  }
+}
+
+export const sessionRoutes: Route[] = [
+  { method: 'GET', path: '/login', handler: (request, context) => loginPage(request, context) },
+  { method: 'POST', path: '/login', handler: passwordLogin },
+  { method: 'POST', path: '/auth/logout', handler: logout },
+  {
+    method: ['GET', 'HEAD'],
+    path: '/auth/redeem',
+    handler: (request, context) => redeemPage(request, context),
+  },
+  { method: 'POST', path: '/auth/redeem', handler: redeemForm },
+];
+
+export { loginPage };

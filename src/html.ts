@@ -1,0 +1,148 @@
+import { parseCookie } from 'cookie';
+import { randomSecret, sameDigest, sha256 } from './secrets.ts';
+
+/** Markup that is already safe; `html` interpolates it as is. */
+export class SafeHtml {
+  readonly value: string;
+  constructor(value: string) {
+    this.value = value;
+  }
+  toString() {
+    return this.value;
+  }
+}
+
+const ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;',
+};
+export const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (char) => ESCAPES[char]!);
+
+type Interpolation = SafeHtml | string | number | null | undefined | false | readonly Interpolation[];
+
+/** A template tag that escapes every interpolated value except `SafeHtml` (and lists of them). */
+export function html(strings: TemplateStringsArray, ...values: Interpolation[]): SafeHtml {
+  const render = (value: Interpolation): string => {
+    if (value === null || value === undefined || value === false) return '';
+    if (value instanceof SafeHtml) return value.value;
+    if (Array.isArray(value)) return value.map(render).join('');
+    return escapeHtml(String(value));
+  };
+  return new SafeHtml(
+    strings.reduce((out, part, i) => out + part + (i < values.length ? render(values[i]!) : ''), ''),
+  );
+}
+
+const STYLE = `
+  :root { color-scheme: light dark; font-family: system-ui, sans-serif; line-height: 1.5; }
+  body { margin: 0; display: grid; place-items: center; min-height: 100vh; padding: 1rem; box-sizing: border-box; }
+  main { width: min(26rem, 100%); }
+  h1 { font-size: 1.4rem; }
+  form { display: grid; gap: .75rem; margin: 1rem 0; padding: 1rem; border: 1px solid #8884; border-radius: .5rem; }
+  label { display: grid; gap: .25rem; font-weight: 600; }
+  input { font: inherit; padding: .5rem; border: 1px solid #888; border-radius: .3rem; }
+  button { font: inherit; padding: .55rem; border-radius: .3rem; border: 0; background: #2456c8; color: #fff; cursor: pointer; }
+  button:focus-visible, input:focus-visible { outline: 3px solid #f5a623; outline-offset: 2px; }
+  .error { color: #b3261e; font-weight: 600; }
+  .note { color: #666; }
+`;
+
+export interface PageOptions {
+  title: string;
+  body: SafeHtml;
+  status?: number;
+  headers?: HeadersInit;
+}
+
+/**
+ * A small server-rendered page: no external assets, no scripts, not cached, never
+ * framed, and no referrer (token links must not leak through it).
+ */
+export function renderPage({ title, body, status = 200, headers }: PageOptions): Response {
+  const document = html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${title} · Portico</title>
+<style>${new SafeHtml(STYLE)}</style>
+</head>
+<body><main>
+<h1>${title}</h1>
+${body}
+</main></body>
+</html>`;
+  const response = new Response(document.value, {
+    status,
+    headers: {
+      'content-type': 'text/html; charset=utf-8',
+      'cache-control': 'no-store',
+      'referrer-policy': 'no-referrer',
+      'x-content-type-options': 'nosniff',
+      'x-frame-options': 'DENY',
+      'content-security-policy':
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    },
+  });
+  for (const [name, value] of new Headers(headers)) response.headers.append(name, value);
+  return response;
+}
+
+export const redirect = (location: string, status = 303) =>
+  new Response(null, { status, headers: { location } });
+
+// ---------------------------------------------------------------- CSRF for forms
+
+const CSRF_COOKIE = 'portico_csrf';
+const CSRF_FIELD = 'csrf';
+
+/**
+ * Forms cannot send the CSRF header, so they carry a double-submit token: a random
+ * value in a cookie (SameSite=Strict, HttpOnly) and the same value in a hidden field.
+ * A foreign site can neither read the cookie nor set it.
+ */
+export function csrfFor(request: Request): { field: SafeHtml; setCookie: string | null } {
+  const existing = readCookie(request, CSRF_COOKIE);
+  const value = existing && /^[\w-]{43}$/.test(existing) ? existing : randomSecret();
+  const secure = new URL(request.url).protocol === 'https:' ? '; Secure' : '';
+  return {
+    field: html`<input type="hidden" name="${CSRF_FIELD}" value="${value}">`,
+    setCookie:
+      existing === value ? null : `${CSRF_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict${secure}`,
+  };
+}
+
+/** True when the form's token matches the cookie and the Origin, if sent, is this site's. */
+export function csrfOk(request: Request, form: URLSearchParams, publicUrl: string): boolean {
+  const origin = request.headers.get('origin');
+  if (
+    origin &&
+    origin !== 'null' &&
+    origin !== new URL(publicUrl).origin &&
+    origin !== new URL(request.url).origin
+  ) {
+    return false;
+  }
+  const cookie = readCookie(request, CSRF_COOKIE);
+  const field = form.get(CSRF_FIELD);
+  return typeof field === 'string' && !!cookie && sameDigest(sha256(cookie), sha256(field));
+}
+
+const readCookie = (request: Request, name: string) => parseCookie(request.headers.get('cookie') ?? '')[name];
+
+/** Reads a urlencoded form of at most `maxBytes`, however it is framed; null for anything else. */
+export async function readForm(request: Request, maxBytes = 64 * 1024): Promise<URLSearchParams | null> {
+  const type = request.headers.get('content-type') ?? '';
+  if (!/^application\/x-www-form-urlencoded\b/i.test(type) || !request.body) return null;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of request.body as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > maxBytes) return null;
+    chunks.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
