@@ -3,6 +3,7 @@ import apiKeys from './api-keys/index.ts';
 import invites from './invites/index.ts';
 import magicLink from './magic-link/index.ts';
 import mail from './mail/index.ts';
+import rateLimits from './rate-limits/index.ts';
 import remoteLogin from './remote-login/index.ts';
 import roles from './roles/index.ts';
 import sessions from './sessions/index.ts';
@@ -12,6 +13,7 @@ import users from './users/index.ts';
 export const builtinModules: PorticoModule[] = [
   roles,
   users,
+  rateLimits,
   sessions,
   apiKeys,
   invites,

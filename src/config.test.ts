@@ -115,6 +115,7 @@ export default defineConfig({ signup: 'open', modules: [hello] });\n`,
     expect(modules.map((module) => module.name)).toEqual([
       'roles',
       'users',
+      'rate-limits',
       'sessions',
       'api-keys',
       'invites',

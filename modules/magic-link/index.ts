@@ -8,6 +8,7 @@ import {
   renderPage,
 } from '../../src/index.ts';
 import mail from '../mail/index.ts';
+import rateLimits from '../rate-limits/index.ts';
 import type { LoginMethod, TokenRedeemer } from '../sessions/index.ts';
 import sessions from '../sessions/index.ts';
 import users from '../users/index.ts';
@@ -30,12 +31,13 @@ const magicLinkMethod: LoginMethod = {
  * answer are the same whether or not an account exists. The link is issued and mailed
  * in the background; failures go to the log.
  */
-function requestLoginLink(context: RequestContext, email: string): boolean {
+async function requestLoginLink(context: RequestContext, email: string): Promise<boolean> {
   const { runtime } = context;
   if (!sessions.api.isMethodEnabled(runtime, magicLinkMethod.id)) {
     throw new PorticoError('FORBIDDEN', 'The "magic-link" login method is not enabled.');
   }
   const address = users.api.normalizeEmail(email);
+  await rateLimits.api.loginLink(context, address.email);
   void (async () => {
     const em = runtime.db.system.em.fork();
     const user = await users.api.findUserByEmail(em, address.email);
@@ -74,7 +76,7 @@ async function requestFromForm(request: Request, context: RequestContext) {
     });
   }
   try {
-    requestLoginLink(context, form.get('email') ?? '');
+    await requestLoginLink(context, form.get('email') ?? '');
   } catch (error) {
     if (!(error instanceof PorticoError)) throw error;
     return renderPage({
@@ -92,7 +94,7 @@ async function requestFromForm(request: Request, context: RequestContext) {
 export default defineModule({
   name: 'magic-link',
   routes: [{ method: 'POST', path: '/auth/login-link', handler: requestFromForm }],
-  dependsOn: ['sessions', 'users', 'mail'],
+  dependsOn: ['sessions', 'users', 'mail', 'rate-limits'],
   start() {
     sessions.api.registerTokenPurpose(LOGIN_PURPOSE, redeemLoginLink);
   },

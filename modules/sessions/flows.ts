@@ -1,4 +1,5 @@
 import { html, PorticoError, type RequestContext } from '../../src/index.ts';
+import rateLimits from '../rate-limits/index.ts';
 import roles from '../roles/index.ts';
 import users from '../users/index.ts';
 import { BOOTSTRAP_PURPOSE, markBootstrapped, revoke, sessionState, signOut, startSession } from './authn.ts';
@@ -33,10 +34,10 @@ export const passwordMethod: LoginMethod = {
 
 /** `logInWith(method, credentials)`: dispatches to an enabled method that takes credentials. */
 export async function logInWith(context: RequestContext, id: string, credentials: Record<string, unknown>) {
-  const method = requireMethod(context, id);
-  if (!method.logIn)
-    throw new PorticoError('BAD_USER_INPUT', `The "${id}" method does not take credentials.`);
-  const { userId } = await method.logIn(context, credentials);
+  const { logIn } = requireMethod(context, id);
+  if (!logIn) throw new PorticoError('BAD_USER_INPUT', `The "${id}" method does not take credentials.`);
+  const account = String(credentials.email ?? credentials.username ?? credentials.login ?? '*');
+  const { userId } = await rateLimits.api.login(context, account, () => logIn(context, credentials));
   return startSession(context, userId, id);
 }
 
@@ -60,6 +61,7 @@ export async function signUp(context: RequestContext, input: SignUpInput) {
       mode === 'closed' ? 'Sign-up is closed.' : 'Sign-up needs an invite.',
     );
   }
+  await rateLimits.api.signUp(context);
   if (input.inviteToken) {
     const { email, password, name } = input;
     return redeemToken(context, input.inviteToken, { email, password, name }, 'invite');
@@ -206,10 +208,12 @@ export async function redeemToken(
   profile: Profile | null | undefined,
   expectedPurpose?: string,
 ) {
-  const row = await findUsableToken(context.db.system, token);
-  const redeemer = row && redeemers.get(row.purpose);
-  if (!row || !redeemer || (expectedPurpose && row.purpose !== expectedPurpose)) throw invalidToken();
-  const { userId, method } = await redeemer(context, row, profile);
+  const { userId, method } = await rateLimits.api.redeem(context, async () => {
+    const row = await findUsableToken(context.db.system, token);
+    const redeemer = row && redeemers.get(row.purpose);
+    if (!row || !redeemer || (expectedPurpose && row.purpose !== expectedPurpose)) throw invalidToken();
+    return redeemer(context, row, profile);
+  });
   return startSession(context, userId, method);
 }
 

@@ -25,7 +25,7 @@ export type { LoginMethod } from './methods.ts';
  */
 export default defineModule({
   name: 'sessions',
-  dependsOn: ['users', 'roles'],
+  dependsOn: ['users', 'roles', 'rate-limits'],
   config: sessionsConfig,
   checkConfig(settings, modules) {
     const known = new Set<string>([...BUILTIN_METHODS, ...providedMethods(modules).keys()]);
