@@ -1,5 +1,6 @@
 import type { PorticoModule } from '../src/index.ts';
 import apiKeys from './api-keys/index.ts';
+import audit from './audit/index.ts';
 import invites from './invites/index.ts';
 import magicLink from './magic-link/index.ts';
 import mail from './mail/index.ts';
@@ -14,6 +15,7 @@ export const builtinModules: PorticoModule[] = [
   roles,
   users,
   rateLimits,
+  audit,
   sessions,
   apiKeys,
   invites,

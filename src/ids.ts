@@ -2,12 +2,26 @@ import { randomBytes } from 'node:crypto';
 import { decodeGlobalID, encodeGlobalID } from '@pothos/plugin-relay';
 import { PorticoError } from './errors.ts';
 
+let lastTime = 0;
+let lastRandom = 0n;
+const hexTime = (ms: number) => ms.toString(16).padStart(12, '0');
+
 /**
- * A new row id: 48 bits of milliseconds then `randomBits` random bits, in hex.
- * Ids sort by creation time, so cursors can be plain ids.
+ * A new row id: 48 bits of milliseconds then 80 random bits, 32 hex digits. Ids sort
+ * by creation time, so cursors can be plain ids; within one millisecond the random
+ * part counts up (as ULIDs do), so one process's ids never tie or reorder.
+ * `randomBits: 128` makes a fully random suffix instead (session ids: unguessable).
  */
 export function newId(randomBits: 80 | 128 = 80): string {
-  return Date.now().toString(16).padStart(12, '0') + randomBytes(randomBits / 8).toString('hex');
+  const now = Date.now();
+  if (randomBits === 128) return hexTime(now) + randomBytes(16).toString('hex');
+  if (now > lastTime) {
+    lastTime = now;
+    lastRandom = BigInt(`0x${randomBytes(10).toString('hex')}`);
+  } else {
+    lastRandom += 1n;
+  }
+  return hexTime(lastTime) + lastRandom.toString(16).padStart(20, '0').slice(-20);
 }
 
 /** Decodes a Relay global ID of the given type; BAD_USER_INPUT when it is malformed or of another type. */

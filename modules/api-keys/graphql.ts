@@ -5,6 +5,7 @@ import {
   type RequestContext,
   builder as schemaBuilder,
 } from '../../src/index.ts';
+import audit from '../audit/index.ts';
 import roles from '../roles/index.ts';
 import sessions from '../sessions/index.ts';
 import { canSeeKey } from './access.ts';
@@ -54,6 +55,11 @@ async function create(
     scopes,
     expiresAt,
   });
+  await audit.api.record(context, {
+    kind: 'API_KEY_CREATED',
+    userId: key.userId,
+    detail: { apiKey: key.id, name: key.name, scopes: key.scopes },
+  });
   return { apiKey: key, secret };
 }
 
@@ -61,7 +67,15 @@ async function revoke(context: RequestContext, id: string) {
   const key = await findApiKey(context.db.system, id);
   if (!key || !canSeeKey(context.viewer, key)) throw new PorticoError('NOT_FOUND', 'No such API key.');
   const reason = key.userId === context.viewer.userId ? 'REVOKED' : 'ADMIN';
-  return (await revokeKeys(context.runtime, context.db.system, { id: key.id }, reason)).length > 0;
+  const revoked = (await revokeKeys(context.runtime, context.db.system, { id: key.id }, reason)).length > 0;
+  if (revoked) {
+    await audit.api.record(context, {
+      kind: 'API_KEY_REVOKED',
+      userId: key.userId,
+      detail: { apiKey: key.id, reason },
+    });
+  }
+  return revoked;
 }
 
 export function registerApiKeys(builder: Builder) {

@@ -10,7 +10,7 @@ import { ApiKeyRef, registerApiKeys } from './graphql.ts';
  */
 export default defineModule({
   name: 'api-keys',
-  dependsOn: ['sessions', 'users', 'roles'],
+  dependsOn: ['sessions', 'users', 'roles', 'audit'],
   entities: { system: [ApiKeySchema] },
   credentials: resolveApiKeyViewer,
   graphql: registerApiKeys,

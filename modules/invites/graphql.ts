@@ -9,6 +9,7 @@ import {
   builder as schemaBuilder,
   toConnection,
 } from '../../src/index.ts';
+import audit from '../audit/index.ts';
 import roles from '../roles/index.ts';
 import users from '../users/index.ts';
 import {
@@ -40,6 +41,10 @@ async function invite(
     email: address.email,
     roles: roleNames ?? null,
     invitedBy: viewer.userId!,
+  });
+  await audit.api.record(context, {
+    kind: 'INVITE_CREATED',
+    detail: { email: invite.email, roles: invite.roles },
   });
   return { invite, token, url: `${runtime.env.publicUrl}/auth/redeem?token=${token}` };
 }
@@ -115,10 +120,13 @@ export function registerInvites(builder: Builder) {
       description: 'Admin.',
       authScopes: { admin: true },
       args: { id: t.arg.id({ required: true }) },
-      resolve: async (_root, { id }, { db }) => {
-        const row = await findInvite(db.system, fromGlobalId(String(id), 'Invite'));
+      resolve: async (_root, { id }, context) => {
+        const row = await findInvite(context.db.system, fromGlobalId(String(id), 'Invite'));
         if (!row) throw new PorticoError('NOT_FOUND', 'No such invite.');
-        return revokeInvite(db.system, row.id);
+        const revoked = await revokeInvite(context.db.system, row.id);
+        if (revoked)
+          await audit.api.record(context, { kind: 'INVITE_REVOKED', detail: { email: row.email } });
+        return revoked;
       },
     }),
   }));

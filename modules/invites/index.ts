@@ -7,7 +7,7 @@ import { INVITE_PURPOSE } from './service.ts';
 /** Invites: admins invite an address with roles; the link signs the invitee up (any sign-up mode). */
 export default defineModule({
   name: 'invites',
-  dependsOn: ['sessions', 'users', 'roles'],
+  dependsOn: ['sessions', 'users', 'roles', 'audit'],
   graphql: registerInvites,
   start() {
     sessions.api.registerTokenPurpose(INVITE_PURPOSE, redeemInvite);

@@ -1,8 +1,10 @@
 import { html, PorticoError, type RequestContext } from '../../src/index.ts';
+import audit from '../audit/index.ts';
 import rateLimits from '../rate-limits/index.ts';
 import roles from '../roles/index.ts';
 import users from '../users/index.ts';
 import { BOOTSTRAP_PURPOSE, markBootstrapped, revoke, sessionState, signOut, startSession } from './authn.ts';
+import type { RevocationReason } from './entities.ts';
 import { type LoginMethod, requireMethod } from './methods.ts';
 import { BOOTSTRAPPED, consumeToken, findSession, findUsableToken, setFlagOnce } from './service.ts';
 
@@ -37,8 +39,21 @@ export async function logInWith(context: RequestContext, id: string, credentials
   const { logIn } = requireMethod(context, id);
   if (!logIn) throw new PorticoError('BAD_USER_INPUT', `The "${id}" method does not take credentials.`);
   const account = String(credentials.email ?? credentials.username ?? credentials.login ?? '*');
-  const { userId } = await rateLimits.api.login(context, account, () => logIn(context, credentials));
-  return startSession(context, userId, id);
+  let userId: string;
+  try {
+    ({ userId } = await rateLimits.api.login(context, account, () => logIn(context, credentials)));
+  } catch (error) {
+    if (error instanceof PorticoError && error.code === 'INVALID_CREDENTIALS') {
+      await audit.api.record(context, {
+        kind: 'LOGIN_FAILED',
+        detail: { method: id, account: account.slice(0, 320) },
+      });
+    }
+    throw error;
+  }
+  const payload = await startSession(context, userId, id);
+  await audit.api.record(context, { kind: 'LOGIN_SUCCEEDED', userId, detail: { method: id } });
+  return payload;
 }
 
 export const logIn = (context: RequestContext, email: string, password: string) =>
@@ -77,7 +92,9 @@ export async function signUp(context: RequestContext, input: SignUpInput) {
     passwordHash,
     roles: runtime.settings.defaultRoles,
   });
-  return startSession(context, user.id, 'password');
+  const payload = await startSession(context, user.id, 'password');
+  await audit.api.record(context, { kind: 'SIGNED_UP', userId: user.id, detail: { method: 'password' } });
+  return payload;
 }
 
 /** Ends the request's session; false when there was none. The cookie is cleared either way. */
@@ -85,8 +102,9 @@ export async function logOut(context: RequestContext) {
   const { sessionId } = context.viewer;
   signOut(context);
   if (!sessionId) return false;
-  const revoked = await revoke(context.runtime, context.db.system, { id: sessionId }, 'LOGOUT');
-  return revoked.length > 0;
+  const [revoked] = await revoke(context.runtime, context.db.system, { id: sessionId }, 'LOGOUT');
+  if (revoked) await audit.api.record(context, { kind: 'LOGOUT', userId: revoked.userId });
+  return revoked !== undefined;
 }
 
 export async function changePassword(context: RequestContext, currentPassword: string, newPassword: string) {
@@ -98,7 +116,12 @@ export async function changePassword(context: RequestContext, currentPassword: s
   user.passwordHash = await users.api.hashPassword(newPassword);
   await db.system.flush();
   const others = viewer.sessionId ? { userId: user.id, id: { $ne: viewer.sessionId } } : { userId: user.id };
-  await revoke(runtime, db.system, others, 'PASSWORD_CHANGED');
+  const revoked = await revoke(runtime, db.system, others, 'PASSWORD_CHANGED');
+  await audit.api.record(context, {
+    kind: 'PASSWORD_CHANGED',
+    userId: user.id,
+    detail: { sessionsRevoked: revoked.length },
+  });
   return true;
 }
 
@@ -109,7 +132,9 @@ export async function revokeSession(context: RequestContext, sessionId: string) 
   const own = session?.userId === viewer.userId;
   if (!session || !(own || roles.api.isAdmin(viewer)))
     throw new PorticoError('NOT_FOUND', 'No such session.');
-  const revoked = await revoke(runtime, db.system, { id: session.id }, own ? 'REVOKED' : 'ADMIN');
+  const reason = own ? 'REVOKED' : 'ADMIN';
+  const revoked = await revoke(runtime, db.system, { id: session.id }, reason);
+  if (revoked.length > 0) await recordRevocation(context, session.userId, reason, revoked.length);
   if (session.id === viewer.sessionId) signOut(context);
   return revoked.length > 0;
 }
@@ -119,8 +144,13 @@ export async function revokeOtherSessions(context: RequestContext) {
   const where = viewer.sessionId
     ? { userId: viewer.userId!, id: { $ne: viewer.sessionId } }
     : { userId: viewer.userId! };
-  return (await revoke(runtime, db.system, where, 'REVOKED')).length;
+  const revoked = await revoke(runtime, db.system, where, 'REVOKED');
+  if (revoked.length > 0) await recordRevocation(context, viewer.userId!, 'REVOKED', revoked.length);
+  return revoked.length;
 }
+
+const recordRevocation = (context: RequestContext, userId: string, reason: RevocationReason, count: number) =>
+  audit.api.record(context, { kind: 'SESSIONS_REVOKED', userId, detail: { reason, count } });
 
 async function targetUser(context: RequestContext, userId: string) {
   const user = await users.api.findUser(context.db.system, userId);
@@ -146,6 +176,11 @@ export async function setUserRoles(context: RequestContext, userId: string, name
   await db.system.flush();
   runtime.pubsub.publish('user.changed', { userId: user.id });
   await revoke(runtime, db.system, { userId: user.id }, 'ROLES_CHANGED');
+  await audit.api.record(context, {
+    kind: 'ROLES_CHANGED',
+    userId: user.id,
+    detail: { from: before ? before.split(',') : [], to: user.roles },
+  });
   return user;
 }
 
@@ -164,12 +199,15 @@ export async function setUserDisabled(context: RequestContext, userId: string, d
     await revoke(runtime, db.system, { userId: user.id }, 'USER_DISABLED');
     for (const hook of sessionState(runtime).disableHooks) await hook(db.system, user.id);
   }
+  await audit.api.record(context, { kind: disabled ? 'USER_DISABLED' : 'USER_ENABLED', userId: user.id });
   return user;
 }
 
 export async function revokeUserSessions(context: RequestContext, userId: string) {
   const user = await targetUser(context, userId);
-  return (await revoke(context.runtime, context.db.system, { userId: user.id }, 'ADMIN')).length;
+  const revoked = await revoke(context.runtime, context.db.system, { userId: user.id }, 'ADMIN');
+  if (revoked.length > 0) await recordRevocation(context, user.id, 'ADMIN', revoked.length);
+  return revoked.length;
 }
 
 // ---------------------------------------------------------------- single-use tokens
@@ -214,7 +252,11 @@ export async function redeemToken(
     if (!row || !redeemer || (expectedPurpose && row.purpose !== expectedPurpose)) throw invalidToken();
     return redeemer(context, row, profile);
   });
-  return startSession(context, userId, method);
+  const payload = await startSession(context, userId, method);
+  const kind =
+    method === 'bootstrap' ? 'BOOTSTRAP' : method === 'invite' ? 'INVITE_ACCEPTED' : 'LOGIN_SUCCEEDED';
+  await audit.api.record(context, { kind, userId, detail: { method } });
+  return payload;
 }
 
 /**

@@ -25,7 +25,7 @@ export type { LoginMethod } from './methods.ts';
  */
 export default defineModule({
   name: 'sessions',
-  dependsOn: ['users', 'roles', 'rate-limits'],
+  dependsOn: ['users', 'roles', 'rate-limits', 'audit'],
   config: sessionsConfig,
   checkConfig(settings, modules) {
     const known = new Set<string>([...BUILTIN_METHODS, ...providedMethods(modules).keys()]);

@@ -1,0 +1,119 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ADMIN,
+  backends,
+  bootstrapAdmin,
+  codeOf,
+  startGateway,
+  type TestClient,
+  type TestGateway,
+} from '../../test/harness.ts';
+
+const EVENTS = `query ($kind: AuditEventKind, $userId: ID, $first: Int) {
+  auditEvents(kind: $kind, userId: $userId, first: $first) {
+    edges { node { kind at ip detail user { email } actor { email } } }
+    pageInfo { hasNextPage }
+  }
+}`;
+
+interface Events {
+  auditEvents: {
+    edges: {
+      node: {
+        kind: string;
+        at: string;
+        ip: string | null;
+        detail: Record<string, unknown> | null;
+        user: { email: string } | null;
+        actor: { email: string } | null;
+      };
+    }[];
+    pageInfo: { hasNextPage: boolean };
+  };
+}
+
+describe.each(backends)('audit log on %s', (backend) => {
+  let portico: TestGateway;
+  let admin: TestClient;
+  let memberId: string;
+
+  beforeAll(async () => {
+    portico = await startGateway({ backend, config: { signup: 'open', roles: { member: ['notes:read'] } } });
+    admin = await bootstrapAdmin(portico);
+    const member = portico.client();
+    const signUp = await member.gql<{ signUp: { user: { id: string } } }>(
+      'mutation { signUp(input: { email: "audited@example.com", password: "a long enough passphrase" }) { user { id } } }',
+    );
+    memberId = signUp.data!.signUp.user.id;
+    await portico
+      .client()
+      .gql('mutation { logIn(email: "audited@example.com", password: "not the password") { user { id } } }');
+    await member.gql('mutation { createApiKey(name: "laptop", scopes: []) { secret } }');
+    await admin.gql('mutation ($id: ID!) { setUserRoles(userId: $id, roles: ["member"]) { id } }', {
+      id: memberId,
+    });
+    await admin.gql('mutation ($id: ID!) { setUserDisabled(userId: $id, disabled: true) { id } }', {
+      id: memberId,
+    });
+    await admin.gql('mutation { createInvite(email: "next@example.com") { token } }');
+    await admin.gql('mutation { logOut }');
+    await admin.gql(
+      `mutation { logIn(email: "${ADMIN.email}", password: "${ADMIN.password}") { user { id } } }`,
+    );
+  });
+  afterAll(() => portico?.close());
+
+  const events = async (variables: Record<string, unknown> = {}) => {
+    const result = await admin.gql<Events>(EVENTS, variables);
+    if (result.errors) throw new Error(JSON.stringify(result.errors));
+    return result.data!.auditEvents.edges.map((edge) => edge.node);
+  };
+
+  it('records logins, failures, keys, roles, disables, invites and logouts, newest first', async () => {
+    const kinds = (await events()).map((event) => event.kind);
+    expect(kinds).toEqual([
+      'LOGIN_SUCCEEDED',
+      'LOGOUT',
+      'INVITE_CREATED',
+      'USER_DISABLED',
+      'ROLES_CHANGED',
+      'API_KEY_CREATED',
+      'LOGIN_FAILED',
+      'SIGNED_UP',
+      'BOOTSTRAP',
+    ]);
+  });
+
+  it('says who acted on whom, from where, with details', async () => {
+    const [roles] = await events({ kind: 'ROLES_CHANGED' });
+    expect(roles).toMatchObject({
+      user: { email: 'audited@example.com' },
+      actor: { email: ADMIN.email },
+      detail: { from: [], to: ['member'] },
+      ip: '127.0.0.1',
+    });
+    const [failed] = await events({ kind: 'LOGIN_FAILED' });
+    expect(failed).toMatchObject({
+      user: null,
+      detail: { method: 'password', account: 'audited@example.com' },
+    });
+    expect(JSON.stringify(failed)).not.toContain('not the password');
+  });
+
+  it('filters by user and pages', async () => {
+    const about = await events({ userId: memberId });
+    expect(about.map((event) => event.kind)).toEqual([
+      'USER_DISABLED',
+      'ROLES_CHANGED',
+      'API_KEY_CREATED',
+      'SIGNED_UP',
+    ]);
+    const page = await admin.gql<Events>(EVENTS, { first: 2 });
+    expect(page.data?.auditEvents.edges).toHaveLength(2);
+    expect(page.data?.auditEvents.pageInfo.hasNextPage).toBe(true);
+  });
+
+  it('is for admins only', async () => {
+    expect(codeOf(await portico.client().gql(EVENTS))).toBe('UNAUTHENTICATED');
+  });
+});

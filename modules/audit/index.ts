@@ -1,0 +1,25 @@
+import { defineModule, type RequestContext } from '../../src/index.ts';
+import { AuditEventSchema } from './entities.ts';
+import { registerAudit } from './graphql.ts';
+import { type AuditKind, type NewAuditEvent, recordEvent } from './service.ts';
+
+export type { AuditKind };
+
+/** The audit log in the system database, and the admin `auditEvents` query. */
+export default defineModule({
+  name: 'audit',
+  dependsOn: ['users'],
+  entities: { system: [AuditEventSchema] },
+  graphql: registerAudit,
+  api: {
+    /** Records an event of the request: its IP, and the viewer as the actor when it is someone else. */
+    record(context: RequestContext, event: Omit<NewAuditEvent, 'ip' | 'actorId'>): Promise<void> {
+      const actor = context.viewer.userId;
+      return recordEvent(context.db.system, {
+        ...event,
+        ip: context.ip,
+        actorId: actor && actor !== event.userId ? actor : null,
+      });
+    },
+  },
+});
