@@ -123,6 +123,7 @@ export default defineConfig({ signup: 'open', modules: [hello] });\n`,
       'remote-login',
       'mail',
       'magic-link',
+      'device',
       'hello',
     ]);
   });

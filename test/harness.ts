@@ -71,6 +71,8 @@ export interface StartOptions {
   modules?: PorticoModule[];
   /** Listen on 127.0.0.1 (default); false serves through `gateway.fetch` only. */
   listen?: boolean;
+  /** The port to listen on (default: any free one). */
+  port?: number;
 }
 
 export interface TestGateway {
@@ -117,7 +119,8 @@ export async function startGateway(options: StartOptions = {}): Promise<TestGate
     },
   });
   const gateway = await createGateway(config, { log: pino({ level: 'info' }, sink) });
-  const url = options.listen === false ? 'http://portico.test' : await gateway.listen(0, '127.0.0.1');
+  const url =
+    options.listen === false ? 'http://portico.test' : await gateway.listen(options.port ?? 0, '127.0.0.1');
   let stopped = false;
   const stop = async () => {
     if (stopped) return;

@@ -24,7 +24,6 @@ const schema = buildSchema(builtinModules);
  * as the issues land: delete an entry in the change that adds it.
  */
 const PENDING: Record<string, string> = {
-  ...issue(3, 'identity complete', ['Mutation.approveDevice', 'Mutation.denyDevice']),
   ...issue(4, 'collections', [
     'Collection',
     'CollectionIndex',

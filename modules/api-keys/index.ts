@@ -3,6 +3,7 @@ import sessions from '../sessions/index.ts';
 import { resolveApiKeyViewer, revokeKeys } from './credential.ts';
 import { ApiKeySchema } from './entities.ts';
 import { ApiKeyRef, registerApiKeys } from './graphql.ts';
+import { createApiKey } from './service.ts';
 
 /**
  * API keys for programs: `Authorization: Bearer pk_…`, scopes a subset of the creator's,
@@ -19,5 +20,5 @@ export default defineModule({
       await revokeKeys(runtime, em, { userId }, 'USER_DISABLED');
     });
   },
-  api: { ApiKeyRef, revokeKeys },
+  api: { ApiKeyRef, createApiKey, revokeKeys },
 });

@@ -3,6 +3,8 @@ import { rateLimitsConfig } from './config.ts';
 import { RateCounterSchema } from './entities.ts';
 import { block, blockedFor, growingDelay, increment, reset } from './service.ts';
 
+const USER_CODE_FAILURES = 5;
+
 const rateLimited = (seconds: number) =>
   new PorticoError('RATE_LIMITED', `Too many attempts; try again in ${seconds} s.`, { retryAfter: seconds });
 
@@ -27,6 +29,7 @@ async function guardFailures<T>(
   account: string | null,
   attempt: () => Promise<T>,
   isFailure: (error: unknown) => boolean,
+  accountLimit = context.runtime.settings.rateLimits.accountFailures,
 ): Promise<T> {
   const { db, runtime } = context;
   const limits = runtime.settings.rateLimits;
@@ -43,11 +46,11 @@ async function guardFailures<T>(
     if (!isFailure(error)) throw error;
     const now = new Date();
     const accountFailures = accountKey ? await increment(db.system, accountKey, null) : 0;
-    if (accountKey && accountFailures >= limits.accountFailures) {
+    if (accountKey && accountFailures >= accountLimit) {
       await block(
         db.system,
         accountKey,
-        new Date(now.getTime() + growingDelay(accountFailures - limits.accountFailures)),
+        new Date(now.getTime() + growingDelay(accountFailures - accountLimit)),
       );
     }
     const ipFailures = await increment(db.system, ipKey, windowMs(context));
@@ -93,6 +96,9 @@ export default defineModule({
     /** Redeeming a single-use token or code: failures are counted per IP (tokens have no account). */
     redeem: <T>(context: RequestContext, attempt: () => Promise<T>) =>
       guardFailures(context, 'redeem', null, attempt, isCode('INVALID_TOKEN')),
+    /** Entering device user codes: 5 wrong codes per user (SECURITY.md), then a growing delay. */
+    userCode: <T>(context: RequestContext, userId: string, attempt: () => Promise<T>) =>
+      guardFailures(context, 'usercode', userId, attempt, isCode('INVALID_TOKEN'), USER_CODE_FAILURES),
     signUp: (context: RequestContext) =>
       consume(context, [
         { key: `signup:ip:${ipOf(context)}`, max: context.runtime.settings.rateLimits.signUps },
