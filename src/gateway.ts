@@ -17,7 +17,7 @@ import {
 import { createLogger, type Logger } from './logger.ts';
 import { createLocalPubSub } from './pubsub.ts';
 import { Router } from './routes.ts';
-import type { Runtime } from './runtime.ts';
+import { type Clock, type Runtime, systemClock } from './runtime.ts';
 import { buildSchema } from './schema.ts';
 
 /** SECURITY.md, "GraphQL surface". */
@@ -45,13 +45,19 @@ type NodeServerContext = { req?: IncomingMessage };
 
 export interface GatewayOptions {
   log?: Logger;
+  /** The time source of session timeouts and the like (tests move it). */
+  clock?: Clock;
 }
 
 /** Opens the databases (bringing their schemas up to date) and the pub/sub; starts no module. */
-export async function openRuntime(config: LoadedConfig, log: Logger): Promise<Runtime> {
+export async function openRuntime(
+  config: LoadedConfig,
+  log: Logger,
+  clock: Clock = systemClock,
+): Promise<Runtime> {
   const { env, settings, modules } = config;
   const db = await openDatabases({ env, modules, log });
-  return { env, settings, modules, db, pubsub: createLocalPubSub(), log };
+  return { env, settings, modules, db, pubsub: createLocalPubSub(), log, clock };
 }
 
 export async function createGateway(config: LoadedConfig, options: GatewayOptions = {}): Promise<Gateway> {
@@ -59,7 +65,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
   const log = options.log ?? createLogger({ mode: env.mode });
   const development = env.mode === 'development';
   const schema = buildSchema(modules);
-  const runtime = await openRuntime(config, log);
+  const runtime = await openRuntime(config, log, options.clock);
   const { db } = runtime;
   try {
     for (const module of modules) await module.start?.(runtime);

@@ -26,5 +26,5 @@ export {
 } from './pagination.ts';
 export type { PubSub, Topics } from './pubsub.ts';
 export type { HttpMethod, Route } from './routes.ts';
-export type { Runtime } from './runtime.ts';
+export type { Clock, Runtime } from './runtime.ts';
 export { randomSecret, sameDigest, sha256 } from './secrets.ts';

@@ -4,7 +4,15 @@ import type { Logger } from './logger.ts';
 import type { PorticoModule } from './module.ts';
 import type { PubSub } from './pubsub.ts';
 
-/** What a running gateway gives its modules: configuration, databases, pub/sub, log. */
+/** The time, as the gateway sees it: real by default, controllable in tests. */
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+/** What a running gateway gives its modules: configuration, databases, pub/sub, log, clock. */
 export interface Runtime {
   readonly env: Environment;
   readonly settings: Settings;
@@ -12,4 +20,5 @@ export interface Runtime {
   readonly db: Databases;
   readonly pubsub: PubSub;
   readonly log: Logger;
+  readonly clock: Clock;
 }

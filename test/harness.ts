@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { builtinModules } from '../modules/index.ts';
 import { loadConfig } from '../src/config.ts';
 import { createGateway, type Gateway } from '../src/gateway.ts';
-import type { PorticoModule } from '../src/index.ts';
+import type { Clock, PorticoModule } from '../src/index.ts';
 
 export type Backend = 'sqlite' | 'postgres';
 
@@ -73,6 +73,8 @@ export interface StartOptions {
   listen?: boolean;
   /** The port to listen on (default: any free one). */
   port?: number;
+  /** A clock the test moves (session timeouts). */
+  clock?: Clock;
 }
 
 export interface TestGateway {
@@ -118,7 +120,7 @@ export async function startGateway(options: StartOptions = {}): Promise<TestGate
       ...options.env,
     },
   });
-  const gateway = await createGateway(config, { log: pino({ level: 'info' }, sink) });
+  const gateway = await createGateway(config, { log: pino({ level: 'info' }, sink), clock: options.clock });
   const url =
     options.listen === false ? 'http://portico.test' : await gateway.listen(options.port ?? 0, '127.0.0.1');
   let stopped = false;
@@ -232,3 +234,14 @@ export { REDEEM as REDEEM_TOKEN };
 /** The contract's code of the first error, for terse assertions. */
 export const codeOf = (result: Pick<GraphQLResponse<unknown>, 'errors'>) =>
   result.errors?.[0]?.extensions?.code;
+
+/** A clock that stands still until the test moves it. */
+export class ManualClock implements Clock {
+  #now = Date.now();
+  now() {
+    return this.#now;
+  }
+  advance(ms: number) {
+    this.#now += ms;
+  }
+}

@@ -117,6 +117,18 @@ describe.each(backends)('invites on %s', (backend) => {
     expect(result.data?.signUp.user).toEqual({ email: 'signup@example.com', roles: ['member'] });
   });
 
+  it('answers sign-up attempts without an invite alike for known and unknown addresses', async () => {
+    const input = (email: string) => ({ input: { email, password: 'a long enough passphrase' } });
+    const known = await portico.client().gql(SIGN_UP, input('admin@example.com'));
+    const unknown = await portico.client().gql(SIGN_UP, input('unknown@example.com'));
+    expect(codeOf(known)).toBe('SIGNUP_CLOSED');
+    expect({ status: unknown.status, errors: unknown.errors, data: unknown.data }).toEqual({
+      status: known.status,
+      errors: known.errors,
+      data: known.data,
+    });
+  });
+
   it('binds tokens to their purpose: a bootstrap token is no invite, an invite no bootstrap', async () => {
     const bootstrap = await sessions.api.issueToken(portico.gateway.runtime.db.system.em.fork(), {
       purpose: 'bootstrap',

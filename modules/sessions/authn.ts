@@ -70,7 +70,7 @@ export function sessionState(runtime: Runtime): SessionState {
   let state = states.get(runtime);
   if (!state) {
     state = {
-      cache: new SessionCache(),
+      cache: new SessionCache(runtime.clock),
       passwords: passwords(runtime.env),
       sealTtlSeconds: runtime.settings.session.absoluteTimeoutHours * 3600,
       disableHooks: new Set(),
@@ -95,7 +95,7 @@ export async function resolveSessionViewer(request: Request, runtime: Runtime): 
   const knownId = state.cache.sessionIdOf(sealed);
   const cached = knownId ? state.cache.snapshot(knownId) : undefined;
   if (cached) {
-    if (isActive(cached.session, runtime.settings.session)) return cached.viewer;
+    if (isActive(cached.session, runtime.settings.session, runtime.clock.now())) return cached.viewer;
     await expire(runtime, cached.session.id);
     return null;
   }
@@ -130,14 +130,14 @@ async function loadSnapshot(
   if (secret !== undefined && !sameDigest(sha256(secret), session.secretHash)) return null;
   if (session.revokedAt) return null;
   const settings = runtime.settings.session;
-  if (!isActive(session, settings)) {
+  if (!isActive(session, settings, runtime.clock.now())) {
     await expire(runtime, session.id);
     return null;
   }
   const user = await users.api.findUser(em, session.userId);
   if (!user || user.disabled) return null;
 
-  const now = new Date();
+  const now = new Date(runtime.clock.now());
   if (now.getTime() - session.lastSeenAt.getTime() >= TOUCH_INTERVAL_MS) {
     session.lastSeenAt = now;
     await touchSession(em, session.id, now);
@@ -171,7 +171,7 @@ export async function revoke(
   where: FilterQuery<Session>,
   reason: RevocationReason,
 ): Promise<Revoked[]> {
-  const at = new Date();
+  const at = new Date(runtime.clock.now());
   const revoked = await revokeSessions(em, where, reason, at);
   const { cache } = sessionState(runtime);
   for (const { id, userId } of revoked) {
@@ -195,6 +195,7 @@ export async function startSession(context: RequestContext, userId: string, meth
     db.system,
     { userId, method, ip: context.ip, userAgent: request.headers.get('user-agent') },
     settings,
+    new Date(runtime.clock.now()),
   );
   user.lastLoginAt = session.createdAt;
   await db.system.flush();

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import type { Viewer } from '../../src/index.ts';
+import type { Clock, Viewer } from '../../src/index.ts';
 import type { UserRecord } from '../users/index.ts';
 import type { SessionRecord } from './service.ts';
 
@@ -21,7 +21,11 @@ const SNAPSHOT_TTL_MS = 60_000;
  */
 export class SessionCache {
   readonly #sessionIdBySeal = new LRUCache<string, string>({ max: CAPACITY });
-  readonly #snapshots = new LRUCache<string, SessionSnapshot>({ max: CAPACITY, ttl: SNAPSHOT_TTL_MS });
+  readonly #snapshots: LRUCache<string, SessionSnapshot>;
+
+  constructor(clock: Clock) {
+    this.#snapshots = new LRUCache({ max: CAPACITY, ttl: SNAPSHOT_TTL_MS, perf: clock });
+  }
 
   sessionIdOf(sealed: string): string | undefined {
     return this.#sessionIdBySeal.get(sealed);

@@ -86,6 +86,7 @@ export function registerSessions(builder: Builder) {
   const activeSessionsOf = async (context: RequestContext, userId: string) =>
     (
       await listActiveSessions(context.db.system, context.runtime.settings.session, {
+        now: context.runtime.clock.now(),
         userId,
         first: MAX_PAGE_SIZE,
       })
@@ -201,6 +202,7 @@ export function registerSessions(builder: Builder) {
         const after = decodeCursor('session', args.after);
         const userId = args.userId ? fromGlobalId(String(args.userId), 'User') : undefined;
         const page = await listActiveSessions(db.system, runtime.settings.session, {
+          now: runtime.clock.now(),
           userId,
           first: pageSize(args.first),
           after,

@@ -80,7 +80,7 @@ export const effectiveExpiry = (
 export const isActive = (
   session: Pick<SessionRecord, 'expiresAt' | 'lastSeenAt' | 'revokedAt'>,
   settings: SessionSettings,
-  now = Date.now(),
+  now: number,
 ) => !session.revokedAt && effectiveExpiry(session, settings).getTime() > now;
 
 export const findSession = (em: EntityManager, id: string) => em.findOne(Session, { id });
@@ -95,9 +95,8 @@ export async function loadSessions(em: EntityManager, ids: readonly string[]): P
 export async function listActiveSessions(
   em: EntityManager,
   settings: SessionSettings,
-  { userId, first, after }: { userId?: string; first: number; after?: string },
+  { userId, first, after, now }: { userId?: string; first: number; after?: string; now: number },
 ): Promise<{ sessions: Session[]; hasNextPage: boolean }> {
-  const now = Date.now();
   const sessions = await em.find(
     Session,
     {
