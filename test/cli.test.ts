@@ -1,11 +1,10 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REDEEM_TOKEN, TestClient } from './harness.ts';
+import { freePort, REDEEM_TOKEN, TestClient } from './harness.ts';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'portico.ts');
 
@@ -29,14 +28,6 @@ function portico(args: string[], cwd: string, env: Record<string, string> = {}):
     stderr += chunk;
   });
   return once(child, 'close').then(([code]) => ({ code: code as number | null, stdout, stderr }));
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 describe('portico CLI', () => {

@@ -1,25 +1,16 @@
-import { once } from 'node:events';
-import { createServer } from 'node:net';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   backends,
   bootstrapAdmin,
   codeOf,
+  freePort,
   startGateway,
   type TestClient,
   type TestGateway,
 } from '../../test/harness.ts';
 
 const GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe.each(backends)('device authorization grant on %s', (backend) => {
   let portico: TestGateway;
