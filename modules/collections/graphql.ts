@@ -1,0 +1,403 @@
+import {
+  type Builder,
+  decodeCursor,
+  encodeCursor,
+  PorticoError,
+  pageSize,
+  type RequestContext,
+  type Viewer,
+} from '../../src/index.ts';
+import users from '../users/index.ts';
+import { canChangeDocument, canRead, canSeeDocument, canWrite, readerOwner } from './access.ts';
+import { type CollectionDefinition, definitions } from './config.ts';
+import {
+  countDocuments,
+  deleteDocument,
+  getDocument,
+  type IndexQuery,
+  patchDocument,
+  putDocument,
+  queryDocuments,
+  type StoredDocument,
+  type WriteResult,
+} from './service.ts';
+
+declare module '../../src/pubsub.ts' {
+  interface Topics {
+    /** A document was created, replaced, patched or deleted. */
+    'document.changed': {
+      kind: 'CREATED' | 'UPDATED' | 'DELETED';
+      collection: string;
+      id: string;
+      version: number;
+      ownerId: string | null;
+      document: StoredDocument | null;
+    };
+  }
+}
+
+const collectionsOf = (context: RequestContext) => definitions(context.runtime.settings);
+
+/** The collection, if the viewer may read it; NOT_FOUND, UNAUTHENTICATED or FORBIDDEN otherwise. */
+function readable(context: RequestContext, name: string): CollectionDefinition {
+  const collection = collectionsOf(context).get(name);
+  if (!collection) throw new PorticoError('NOT_FOUND', `No collection "${name}".`);
+  if (!canRead(context.viewer, collection)) throw denied(context.viewer);
+  return collection;
+}
+
+function writable(context: RequestContext, name: string): CollectionDefinition {
+  const collection = collectionsOf(context).get(name);
+  if (!collection) throw new PorticoError('NOT_FOUND', `No collection "${name}".`);
+  if (!canWrite(context.viewer, collection)) throw denied(context.viewer);
+  return collection;
+}
+
+const denied = (viewer: Viewer) =>
+  viewer.userId
+    ? new PorticoError('FORBIDDEN', 'You are not allowed to do this.')
+    : new PorticoError('UNAUTHENTICATED', 'Sign in first.');
+
+function indexOf(collection: CollectionDefinition, name: string | null | undefined) {
+  if (!name) return null;
+  const index = collection.indexes.get(name);
+  if (!index) {
+    const declared = [...collection.indexes.values()].map(
+      (item) => `${item.name} (${item.fields.join(', ')})`,
+    );
+    throw new PorticoError(
+      'INDEX_NOT_DECLARED',
+      `Collection "${collection.name}" declares no index "${name}"; declared: ${declared.join(', ') || 'none'}. ` +
+        `Declare it in the configuration: collections.${collection.name}.indexes.${name} = ["<field>", ...].`,
+      { declared: [...collection.indexes.keys()] },
+    );
+  }
+  return index;
+}
+
+const cursorKind = (collection: string, index: string | null | undefined) =>
+  `doc:${collection}:${index ?? ''}`;
+
+function decodeAfter(collection: string, index: string | null | undefined, after: string | null | undefined) {
+  const decoded = decodeCursor(cursorKind(collection, index), after);
+  if (decoded === undefined) return null;
+  const split = decoded.indexOf(':');
+  if (split < 0)
+    throw new PorticoError('BAD_USER_INPUT', 'This cursor is not valid here.', { field: 'after' });
+  const key = decoded.slice(0, split);
+  return { key: key ? Buffer.from(key, 'hex') : null, id: decoded.slice(split + 1) };
+}
+
+function publish(context: RequestContext, result: WriteResult) {
+  const { document, kind } = result;
+  context.runtime.pubsub.publish('document.changed', {
+    kind,
+    collection: document.collection,
+    id: document.id,
+    version: document.version,
+    ownerId: document.ownerId,
+    document,
+  });
+}
+
+/** Write access to an existing document; unseen documents are NOT_FOUND (no existence oracle). */
+async function changeable(context: RequestContext, collection: CollectionDefinition, id: string) {
+  const current = await getDocument(context.db.store, collection.name, id);
+  if (current && !canChangeDocument(context.viewer, collection, current.ownerId)) {
+    if (!canSeeDocument(context.viewer, collection, current.ownerId)) {
+      throw new PorticoError('NOT_FOUND', `No document "${id}" in "${collection.name}".`);
+    }
+    throw denied(context.viewer);
+  }
+  return current;
+}
+
+export function registerCollections(builder: Builder) {
+  const SortOrder = builder.enumType('SortOrder', { values: ['ASC', 'DESC'] as const });
+  const ChangeKind = builder.enumType('DocumentChangeKind', {
+    values: ['CREATED', 'UPDATED', 'DELETED'] as const,
+  });
+
+  const IndexRef = builder
+    .objectRef<{ name: string; fields: string[]; unique: boolean }>('CollectionIndex')
+    .implement({
+      fields: (t) => ({
+        name: t.exposeString('name'),
+        fields: t.exposeStringList('fields'),
+        unique: t.exposeBoolean('unique'),
+      }),
+    });
+  const CollectionRef = builder.objectRef<CollectionDefinition>('Collection').implement({
+    fields: (t) => ({
+      name: t.exposeString('name'),
+      indexes: t.field({ type: [IndexRef], resolve: (collection) => [...collection.indexes.values()] }),
+      writable: t.boolean({
+        description: 'True when the viewer may write to it.',
+        resolve: (collection, _args, { viewer }) => canWrite(viewer, collection),
+      }),
+    }),
+  });
+
+  const DocumentRef = builder.objectRef<StoredDocument>('Document').implement({
+    fields: (t) => ({
+      id: t.exposeID('id', { description: 'Unique within its collection.' }),
+      collection: t.exposeString('collection'),
+      data: t.field({ type: 'JSONObject', resolve: (document) => document.data }),
+      version: t.exposeInt('version', { description: 'Starts at 1 and grows by 1 with every write.' }),
+      createdAt: t.expose('createdAt', { type: 'DateTime' }),
+      updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+      owner: t.field({
+        type: users.api.UserRef,
+        nullable: true,
+        resolve: (document, _args, { db, viewer }) =>
+          document.ownerId && (document.ownerId === viewer.userId || viewer.scopes.has('admin'))
+            ? users.api.findUser(db.system, document.ownerId)
+            : null,
+      }),
+    }),
+  });
+  const DocumentConnection = builder.connectionObject(
+    { type: DocumentRef, name: 'DocumentConnection' },
+    { name: 'DocumentEdge' },
+  );
+  const ChangeRef = builder
+    .objectRef<{
+      kind: 'CREATED' | 'UPDATED' | 'DELETED';
+      collection: string;
+      id: string;
+      version: number;
+      document: StoredDocument | null;
+    }>('DocumentChange')
+    .implement({
+      fields: (t) => ({
+        kind: t.field({ type: ChangeKind, resolve: (change) => change.kind }),
+        collection: t.exposeString('collection'),
+        id: t.exposeID('id'),
+        version: t.exposeInt('version'),
+        document: t.field({
+          type: DocumentRef,
+          nullable: true,
+          description: 'Null when deleted.',
+          resolve: (change) => change.document,
+        }),
+      }),
+    });
+
+  const IndexQueryInput = builder.inputType('IndexQuery', {
+    description:
+      "A query on one declared index: equality on a prefix of the index's fields,\nthen at most one range on the field that follows that prefix.",
+    fields: (t) => ({
+      eq: t.field({ type: 'JSONObject' }),
+      gt: t.field({ type: 'JSON' }),
+      gte: t.field({ type: 'JSON' }),
+      lt: t.field({ type: 'JSON' }),
+      lte: t.field({ type: 'JSON' }),
+    }),
+  });
+  const FenceInput = builder.inputType('FenceInput', {
+    description:
+      'Makes a write conditional on holding a lease: it is rejected (FENCE_REJECTED) when a newer token has been granted for that lease.',
+    fields: (t) => ({
+      lease: t.string({ required: true }),
+      token: t.field({ type: 'SafeInt', required: true }),
+    }),
+  });
+
+  const queryArgs = (t: Parameters<Parameters<typeof builder.queryFields>[0]>[0]) => ({
+    collection: t.arg.string({ required: true }),
+    index: t.arg.string(),
+    where: t.arg({ type: IndexQueryInput }),
+  });
+
+  builder.queryFields((t) => ({
+    collections: t.field({
+      type: [CollectionRef],
+      description: 'The collections the viewer may read.',
+      authScopes: { public: true },
+      resolve: (_root, _args, context) =>
+        [...collectionsOf(context).values()].filter((c) => canRead(context.viewer, c)),
+    }),
+    document: t.field({
+      type: DocumentRef,
+      nullable: true,
+      authScopes: { public: true },
+      args: { collection: t.arg.string({ required: true }), id: t.arg.id({ required: true }) },
+      resolve: async (_root, args, context) => {
+        const collection = readable(context, args.collection);
+        const document = await getDocument(context.db.store, collection.name, String(args.id));
+        return document && canSeeDocument(context.viewer, collection, document.ownerId) ? document : null;
+      },
+    }),
+    documents: t.field({
+      type: DocumentConnection,
+      description: 'Pages through one declared index; without `index`, in id order.',
+      authScopes: { public: true },
+      args: {
+        ...queryArgs(t),
+        order: t.arg({ type: SortOrder, defaultValue: 'ASC' }),
+        first: t.arg.int(),
+        after: t.arg.string(),
+      },
+      resolve: async (_root, args, context) => {
+        const collection = readable(context, args.collection);
+        const index = indexOf(collection, args.index);
+        const after = decodeAfter(collection.name, args.index, args.after);
+        const page = await queryDocuments(context.db.store, collection.name, {
+          index,
+          where: args.where as IndexQuery | null,
+          order: args.order ?? 'ASC',
+          first: pageSize(args.first),
+          after,
+          ownerId: readerOwner(context.viewer, collection),
+        });
+        const edges = page.items.map(({ document, key }) => ({
+          cursor: encodeCursor(
+            cursorKind(collection.name, args.index),
+            `${key?.toString('hex') ?? ''}:${document.id}`,
+          ),
+          node: document,
+        }));
+        return {
+          edges,
+          pageInfo: {
+            hasNextPage: page.hasNextPage,
+            hasPreviousPage: after !== null,
+            startCursor: edges[0]?.cursor ?? null,
+            endCursor: edges.at(-1)?.cursor ?? null,
+          },
+        };
+      },
+    }),
+    countDocuments: t.field({
+      type: 'SafeInt',
+      description: 'Counts the documents matching a query on a declared index.',
+      authScopes: { public: true },
+      args: queryArgs(t),
+      resolve: (_root, args, context) => {
+        const collection = readable(context, args.collection);
+        return countDocuments(context.db.store, collection.name, {
+          index: indexOf(collection, args.index),
+          where: args.where as IndexQuery | null,
+          ownerId: readerOwner(context.viewer, collection),
+        });
+      },
+    }),
+  }));
+
+  builder.mutationFields((t) => ({
+    putDocument: t.field({
+      type: DocumentRef,
+      description: 'Creates (no id) or replaces a document.',
+      authScopes: { public: true },
+      args: {
+        collection: t.arg.string({ required: true }),
+        id: t.arg.id(),
+        data: t.arg({ type: 'JSONObject', required: true }),
+        expectedVersion: t.arg.int(),
+        fence: t.arg({ type: FenceInput }),
+      },
+      resolve: async (_root, args, context) => {
+        const collection = writable(context, args.collection);
+        const id = args.id === null || args.id === undefined ? null : String(args.id);
+        if (id) await changeable(context, collection, id);
+        rejectFence(args.fence);
+        const result = await putDocument(context.db.store, collection, {
+          id,
+          data: args.data,
+          ownerId: context.viewer.userId,
+          expectedVersion: args.expectedVersion,
+        });
+        publish(context, result);
+        return result.document;
+      },
+    }),
+    patchDocument: t.field({
+      type: DocumentRef,
+      description: 'Applies a JSON Merge Patch (RFC 7396).',
+      authScopes: { public: true },
+      args: {
+        collection: t.arg.string({ required: true }),
+        id: t.arg.id({ required: true }),
+        patch: t.arg({ type: 'JSONObject', required: true }),
+        expectedVersion: t.arg.int(),
+        fence: t.arg({ type: FenceInput }),
+      },
+      resolve: async (_root, args, context) => {
+        const collection = writable(context, args.collection);
+        await changeable(context, collection, String(args.id));
+        rejectFence(args.fence);
+        const result = await patchDocument(context.db.store, collection, {
+          id: String(args.id),
+          patch: args.patch,
+          expectedVersion: args.expectedVersion,
+        });
+        publish(context, result);
+        return result.document;
+      },
+    }),
+    deleteDocument: t.boolean({
+      authScopes: { public: true },
+      args: {
+        collection: t.arg.string({ required: true }),
+        id: t.arg.id({ required: true }),
+        expectedVersion: t.arg.int(),
+        fence: t.arg({ type: FenceInput }),
+      },
+      resolve: async (_root, args, context) => {
+        const collection = writable(context, args.collection);
+        await changeable(context, collection, String(args.id));
+        rejectFence(args.fence);
+        const deleted = await deleteDocument(context.db.store, collection, {
+          id: String(args.id),
+          expectedVersion: args.expectedVersion,
+        });
+        if (deleted) {
+          context.runtime.pubsub.publish('document.changed', {
+            kind: 'DELETED',
+            collection: collection.name,
+            id: deleted.id,
+            version: deleted.version,
+            ownerId: deleted.ownerId,
+            document: null,
+          });
+        }
+        return deleted !== null;
+      },
+    }),
+  }));
+
+  builder.subscriptionField('documentChanged', (t) =>
+    t.field({
+      type: ChangeRef,
+      description: 'Changes to a collection the viewer may read, or to one document of it.',
+      authScopes: { public: true },
+      args: { collection: t.arg.string({ required: true }), id: t.arg.id() },
+      subscribe: (_root, args, context) => {
+        const collection = readable(context, args.collection);
+        return changesOf(
+          context,
+          collection,
+          args.id === null || args.id === undefined ? null : String(args.id),
+        );
+      },
+      resolve: (change) => change,
+    }),
+  );
+}
+
+/** Until the leases module provides fencing, a fenced write cannot be honoured. */
+function rejectFence(fence: unknown) {
+  if (fence)
+    throw new PorticoError(
+      'BAD_USER_INPUT',
+      'Fenced writes need the leases module, which is not available yet.',
+    );
+}
+
+async function* changesOf(context: RequestContext, collection: CollectionDefinition, id: string | null) {
+  for await (const change of context.runtime.pubsub.subscribe('document.changed')) {
+    if (change.collection !== collection.name || (id !== null && change.id !== id)) continue;
+    if (!canSeeDocument(context.viewer, collection, change.ownerId)) continue;
+    yield change;
+  }
+}
