@@ -1,4 +1,5 @@
 import { defineModule } from '../../src/index.ts';
+import { syncIndexes } from './backfill.ts';
 import { checkSchemas, collectionsConfig, definitions } from './config.ts';
 import { BuiltIndexSchema, DocumentSchema, IndexEntrySchema } from './entities.ts';
 import { registerCollections } from './graphql.ts';
@@ -11,5 +12,6 @@ export default defineModule({
   checkConfig: checkSchemas,
   entities: { store: [DocumentSchema, IndexEntrySchema, BuiltIndexSchema] },
   graphql: registerCollections,
+  start: (runtime) => syncIndexes(runtime, definitions(runtime.settings)),
   api: { definitions },
 });

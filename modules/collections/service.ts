@@ -73,6 +73,20 @@ function validate(definition: CollectionDefinition, data: Record<string, unknown
 export const indexKey = (index: IndexDefinition, data: unknown) =>
   encodeKey(index.fields.map((field) => valueAt(data, field)));
 
+/** A document's entry in one index. */
+export function entryFor(
+  collection: string,
+  index: IndexDefinition,
+  documentId: string,
+  ownerId: string | null,
+  data: unknown,
+) {
+  const key = indexKey(index, data);
+  // As in SQL, a key with a missing (null) field is not held unique: optional fields stay optional.
+  const unique = index.unique && index.fields.every((field) => valueAt(data, field) !== null);
+  return { collection, indexName: index.name, key, documentId, ownerId, uniqueKey: unique ? key : null };
+}
+
 /** Replaces a document's index entries (in the caller's transaction). */
 async function writeEntries(
   em: EntityManager,
@@ -83,30 +97,24 @@ async function writeEntries(
 ) {
   await em.nativeDelete(IndexEntry, { collection: definition.name, documentId: id });
   for (const index of definition.indexes.values()) {
-    const key = indexKey(index, data);
-    // As in SQL, a key with a missing (null) field is not held unique: optional fields stay optional.
-    const unique = index.unique && index.fields.every((field) => valueAt(data, field) !== null);
-    if (unique) {
+    const entry = entryFor(definition.name, index, id, ownerId, data);
+    if (entry.uniqueKey) {
       const taken = await em.findOne(IndexEntry, {
         collection: definition.name,
         indexName: index.name,
-        uniqueKey: key,
+        uniqueKey: entry.uniqueKey,
         documentId: { $ne: id },
       });
-      if (taken)
+      if (taken) {
         throw conflict(
           `Another document has the same ${index.fields.join(', ')} (unique index "${index.name}").`,
-          { index: index.name },
+          {
+            index: index.name,
+          },
         );
+      }
     }
-    await em.insert(IndexEntry, {
-      collection: definition.name,
-      indexName: index.name,
-      key,
-      documentId: id,
-      ownerId,
-      uniqueKey: unique ? key : null,
-    });
+    await em.insert(IndexEntry, entry);
   }
 }
 

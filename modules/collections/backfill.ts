@@ -1,0 +1,109 @@
+import { type EntityManager, UniqueConstraintViolationException } from '@mikro-orm/core';
+import type { Runtime } from '../../src/index.ts';
+import type { CollectionDefinition, IndexDefinition } from './config.ts';
+import { BuiltIndex, Document, IndexEntry } from './entities.ts';
+
+import { entryFor } from './service.ts';
+
+const BATCH = 1000;
+const PROGRESS_EVERY = 10_000;
+
+const fingerprint = (index: IndexDefinition) =>
+  JSON.stringify({ fields: index.fields, unique: index.unique });
+
+/**
+ * Brings every declared index in line with the stored documents before the gateway
+ * listens: a new or changed index is rebuilt from the documents (in batches, with a
+ * progress line for large collections); a removed one loses its entries; collections
+ * no longer configured keep their documents, and the log says so.
+ */
+export async function syncIndexes(runtime: Runtime, collections: Map<string, CollectionDefinition>) {
+  const em = runtime.db.store.em.fork();
+  const built = await em.find(BuiltIndex, {});
+  for (const row of built) {
+    const collection = collections.get(row.collection);
+    if (collection && !collection.indexes.has(row.indexName)) {
+      await em.nativeDelete(IndexEntry, { collection: row.collection, indexName: row.indexName });
+      await em.nativeDelete(BuiltIndex, { collection: row.collection, indexName: row.indexName });
+      runtime.log.info(
+        { collection: row.collection, index: row.indexName },
+        'index removed from the configuration: entries dropped',
+      );
+    }
+  }
+  for (const collection of collections.values()) {
+    for (const index of collection.indexes.values()) {
+      const current = built.find((row) => row.collection === collection.name && row.indexName === index.name);
+      if (current?.definition === fingerprint(index)) continue;
+      await rebuild(runtime, em.fork(), collection, index);
+    }
+  }
+  const orphaned = await em
+    .getConnection()
+    .execute<{ collection: string; count: number | string }[]>(
+      'select collection, count(*) as count from documents group by collection',
+    );
+  for (const { collection, count } of orphaned) {
+    if (!collections.has(collection)) {
+      runtime.log.warn(
+        { collection, documents: Number(count) },
+        `collection "${collection}" is no longer configured; its ${count} documents are kept`,
+      );
+    }
+  }
+}
+
+async function rebuild(
+  runtime: Runtime,
+  em: EntityManager,
+  collection: CollectionDefinition,
+  index: IndexDefinition,
+) {
+  const started = Date.now();
+  await em.nativeDelete(IndexEntry, { collection: collection.name, indexName: index.name });
+  let after = '';
+  let done = 0;
+  for (;;) {
+    const documents = await em.find(
+      Document,
+      { collection: collection.name, id: { $gt: after } },
+      { orderBy: { id: 'asc' }, limit: BATCH, fields: ['collection', 'id', 'data', 'ownerId'] },
+    );
+    if (documents.length === 0) break;
+    await em.transactional(async (tx) => {
+      for (const document of documents) {
+        const entry = entryFor(
+          collection.name,
+          index,
+          document.id,
+          document.ownerId ?? null,
+          JSON.parse(document.data),
+        );
+        try {
+          await tx.insert(IndexEntry, entry);
+        } catch (error) {
+          if (!(error instanceof UniqueConstraintViolationException)) throw error;
+          throw new Error(
+            `Index "${index.name}" of collection "${collection.name}" is unique, but stored documents share a value ` +
+              `of ${index.fields.join(', ')} (document "${document.id}" among them): fix the data or drop "unique".`,
+          );
+        }
+      }
+    });
+    done += documents.length;
+    after = documents.at(-1)!.id;
+    if (done % PROGRESS_EVERY === 0) {
+      runtime.log.info({ collection: collection.name, index: index.name, documents: done }, 'building index');
+    }
+  }
+  await em.upsert(BuiltIndex, {
+    collection: collection.name,
+    indexName: index.name,
+    definition: fingerprint(index),
+    builtAt: new Date(),
+  });
+  runtime.log.info(
+    { collection: collection.name, index: index.name, documents: done, ms: Date.now() - started },
+    'index built',
+  );
+}
