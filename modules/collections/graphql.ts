@@ -10,45 +10,20 @@ import {
 import users from '../users/index.ts';
 import { canChangeDocument, canRead, canSeeDocument, canWrite, readerOwner } from './access.ts';
 import { type CollectionDefinition, definitions } from './config.ts';
-import {
-  countDocuments,
-  deleteDocument,
-  getDocument,
-  type IndexQuery,
-  patchDocument,
-  putDocument,
-  queryDocuments,
-  type StoredDocument,
-  type WriteResult,
-} from './service.ts';
-
-declare module '../../src/pubsub.ts' {
-  interface Topics {
-    /** A document was created, replaced, patched or deleted. */
-    'document.changed': {
-      kind: 'CREATED' | 'UPDATED' | 'DELETED';
-      collection: string;
-      id: string;
-      version: number;
-      ownerId: string | null;
-      document: StoredDocument | null;
-    };
-  }
-}
+import type { IndexQuery, StoredDocument } from './service.ts';
+import * as store from './store.ts';
 
 const collectionsOf = (context: RequestContext) => definitions(context.runtime.settings);
 
 /** The collection, if the viewer may read it; NOT_FOUND, UNAUTHENTICATED or FORBIDDEN otherwise. */
 function readable(context: RequestContext, name: string): CollectionDefinition {
-  const collection = collectionsOf(context).get(name);
-  if (!collection) throw new PorticoError('NOT_FOUND', `No collection "${name}".`);
+  const collection = store.collection(context.runtime, name);
   if (!canRead(context.viewer, collection)) throw denied(context.viewer);
   return collection;
 }
 
 function writable(context: RequestContext, name: string): CollectionDefinition {
-  const collection = collectionsOf(context).get(name);
-  if (!collection) throw new PorticoError('NOT_FOUND', `No collection "${name}".`);
+  const collection = store.collection(context.runtime, name);
   if (!canWrite(context.viewer, collection)) throw denied(context.viewer);
   return collection;
 }
@@ -57,23 +32,6 @@ const denied = (viewer: Viewer) =>
   viewer.userId
     ? new PorticoError('FORBIDDEN', 'You are not allowed to do this.')
     : new PorticoError('UNAUTHENTICATED', 'Sign in first.');
-
-function indexOf(collection: CollectionDefinition, name: string | null | undefined) {
-  if (!name) return null;
-  const index = collection.indexes.get(name);
-  if (!index) {
-    const declared = [...collection.indexes.values()].map(
-      (item) => `${item.name} (${item.fields.join(', ')})`,
-    );
-    throw new PorticoError(
-      'INDEX_NOT_DECLARED',
-      `Collection "${collection.name}" declares no index "${name}"; declared: ${declared.join(', ') || 'none'}. ` +
-        `Declare it in the configuration: collections.${collection.name}.indexes.${name} = ["<field>", ...].`,
-      { declared: [...collection.indexes.keys()] },
-    );
-  }
-  return index;
-}
 
 const cursorKind = (collection: string, index: string | null | undefined) =>
   `doc:${collection}:${index ?? ''}`;
@@ -88,21 +46,9 @@ function decodeAfter(collection: string, index: string | null | undefined, after
   return { key: key ? Buffer.from(key, 'hex') : null, id: decoded.slice(split + 1) };
 }
 
-function publish(context: RequestContext, result: WriteResult) {
-  const { document, kind } = result;
-  context.runtime.pubsub.publish('document.changed', {
-    kind,
-    collection: document.collection,
-    id: document.id,
-    version: document.version,
-    ownerId: document.ownerId,
-    document,
-  });
-}
-
 /** Write access to an existing document; unseen documents are NOT_FOUND (no existence oracle). */
 async function changeable(context: RequestContext, collection: CollectionDefinition, id: string) {
-  const current = await getDocument(context.db.store, collection.name, id);
+  const current = await store.get(context.runtime, context.db.store, collection.name, id);
   if (current && !canChangeDocument(context.viewer, collection, current.ownerId)) {
     if (!canSeeDocument(context.viewer, collection, current.ownerId)) {
       throw new PorticoError('NOT_FOUND', `No document "${id}" in "${collection.name}".`);
@@ -224,7 +170,7 @@ export function registerCollections(builder: Builder) {
       args: { collection: t.arg.string({ required: true }), id: t.arg.id({ required: true }) },
       resolve: async (_root, args, context) => {
         const collection = readable(context, args.collection);
-        const document = await getDocument(context.db.store, collection.name, String(args.id));
+        const document = await store.get(context.runtime, context.db.store, collection.name, String(args.id));
         return document && canSeeDocument(context.viewer, collection, document.ownerId) ? document : null;
       },
     }),
@@ -240,10 +186,9 @@ export function registerCollections(builder: Builder) {
       },
       resolve: async (_root, args, context) => {
         const collection = readable(context, args.collection);
-        const index = indexOf(collection, args.index);
         const after = decodeAfter(collection.name, args.index, args.after);
-        const page = await queryDocuments(context.db.store, collection.name, {
-          index,
+        const page = await store.query(context.runtime, context.db.store, collection.name, {
+          index: args.index,
           where: args.where as IndexQuery | null,
           order: args.order ?? 'ASC',
           first: pageSize(args.first),
@@ -275,8 +220,8 @@ export function registerCollections(builder: Builder) {
       args: queryArgs(t),
       resolve: (_root, args, context) => {
         const collection = readable(context, args.collection);
-        return countDocuments(context.db.store, collection.name, {
-          index: indexOf(collection, args.index),
+        return store.count(context.runtime, context.db.store, collection.name, {
+          index: args.index,
           where: args.where as IndexQuery | null,
           ownerId: readerOwner(context.viewer, collection),
         });
@@ -301,14 +246,12 @@ export function registerCollections(builder: Builder) {
         const id = args.id === null || args.id === undefined ? null : String(args.id);
         if (id) await changeable(context, collection, id);
         rejectFence(args.fence);
-        const result = await putDocument(context.db.store, collection, {
+        return store.put(context.runtime, context.db.store, collection.name, {
           id,
           data: args.data,
           ownerId: context.viewer.userId,
           expectedVersion: args.expectedVersion,
         });
-        publish(context, result);
-        return result.document;
       },
     }),
     patchDocument: t.field({
@@ -326,13 +269,11 @@ export function registerCollections(builder: Builder) {
         const collection = writable(context, args.collection);
         await changeable(context, collection, String(args.id));
         rejectFence(args.fence);
-        const result = await patchDocument(context.db.store, collection, {
+        return store.patch(context.runtime, context.db.store, collection.name, {
           id: String(args.id),
           patch: args.patch,
           expectedVersion: args.expectedVersion,
         });
-        publish(context, result);
-        return result.document;
       },
     }),
     deleteDocument: t.boolean({
@@ -347,21 +288,10 @@ export function registerCollections(builder: Builder) {
         const collection = writable(context, args.collection);
         await changeable(context, collection, String(args.id));
         rejectFence(args.fence);
-        const deleted = await deleteDocument(context.db.store, collection, {
+        return store.remove(context.runtime, context.db.store, collection.name, {
           id: String(args.id),
           expectedVersion: args.expectedVersion,
         });
-        if (deleted) {
-          context.runtime.pubsub.publish('document.changed', {
-            kind: 'DELETED',
-            collection: collection.name,
-            id: deleted.id,
-            version: deleted.version,
-            ownerId: deleted.ownerId,
-            document: null,
-          });
-        }
-        return deleted !== null;
       },
     }),
   }));

@@ -3,6 +3,7 @@ import { syncIndexes } from './backfill.ts';
 import { checkSchemas, collectionsConfig, definitions } from './config.ts';
 import { BuiltIndexSchema, DocumentSchema, IndexEntrySchema } from './entities.ts';
 import { registerCollections } from './graphql.ts';
+import * as store from './store.ts';
 
 /** JSON documents in the business database, queried only through declared indexes. */
 export default defineModule({
@@ -13,5 +14,14 @@ export default defineModule({
   entities: { store: [DocumentSchema, IndexEntrySchema, BuiltIndexSchema] },
   graphql: registerCollections,
   start: (runtime) => syncIndexes(runtime, definitions(runtime.settings)),
-  api: { definitions },
+  /** Server-side document access (see store.ts): the same rules and events as GraphQL, no viewer rules. */
+  api: {
+    definitions,
+    get: store.get,
+    put: store.put,
+    patch: store.patch,
+    remove: store.remove,
+    query: store.query,
+    count: store.count,
+  },
 });

@@ -1,0 +1,134 @@
+import type { EntityManager } from '@mikro-orm/core';
+import type { SqlEntityManager } from '@mikro-orm/sql';
+import { PorticoError, type Runtime } from '../../src/index.ts';
+import { type CollectionDefinition, definitions } from './config.ts';
+import * as service from './service.ts';
+
+declare module '../../src/pubsub.ts' {
+  interface Topics {
+    /** A document was created, replaced, patched or deleted. */
+    'document.changed': {
+      kind: 'CREATED' | 'UPDATED' | 'DELETED';
+      collection: string;
+      id: string;
+      version: number;
+      ownerId: string | null;
+      document: service.StoredDocument | null;
+    };
+  }
+}
+
+/**
+ * The document store for server-side code: the same rules as GraphQL (declared
+ * collections and indexes, JSON Schema, size limit, versions, unique indexes) and
+ * the same change events, without a viewer's access rules (the caller is trusted).
+ */
+export function collection(runtime: Runtime, name: string): CollectionDefinition {
+  const found = definitions(runtime.settings).get(name);
+  if (!found) throw new PorticoError('NOT_FOUND', `No collection "${name}".`);
+  return found;
+}
+
+function announce(
+  runtime: Runtime,
+  kind: 'CREATED' | 'UPDATED' | 'DELETED',
+  document: service.StoredDocument,
+) {
+  runtime.pubsub.publish('document.changed', {
+    kind,
+    collection: document.collection,
+    id: document.id,
+    version: document.version,
+    ownerId: document.ownerId,
+    document: kind === 'DELETED' ? null : document,
+  });
+}
+
+export const get = async (runtime: Runtime, em: EntityManager, name: string, id: string) =>
+  service.getDocument(em, collection(runtime, name).name, id);
+
+export async function put(
+  runtime: Runtime,
+  em: EntityManager,
+  name: string,
+  input: Parameters<typeof service.putDocument>[2],
+) {
+  const result = await service.putDocument(em, collection(runtime, name), input);
+  announce(runtime, result.kind, result.document);
+  return result.document;
+}
+
+export async function patch(
+  runtime: Runtime,
+  em: EntityManager,
+  name: string,
+  input: Parameters<typeof service.patchDocument>[2],
+) {
+  const result = await service.patchDocument(em, collection(runtime, name), input);
+  announce(runtime, result.kind, result.document);
+  return result.document;
+}
+
+export async function remove(
+  runtime: Runtime,
+  em: EntityManager,
+  name: string,
+  input: Parameters<typeof service.deleteDocument>[2],
+) {
+  const deleted = await service.deleteDocument(em, collection(runtime, name), input);
+  if (deleted) announce(runtime, 'DELETED', deleted);
+  return deleted !== null;
+}
+
+export interface QueryOptions {
+  index?: string | null;
+  where?: service.IndexQuery | null;
+  order?: 'ASC' | 'DESC';
+  first: number;
+  after?: { key: Buffer | null; id: string } | null;
+  ownerId?: string | null;
+}
+
+/** The declared index by name; INDEX_NOT_DECLARED (naming the declared ones) otherwise. */
+export function indexOf(definition: CollectionDefinition, name: string | null | undefined) {
+  if (!name) return null;
+  const index = definition.indexes.get(name);
+  if (!index) {
+    const declared = [...definition.indexes.values()].map(
+      (item) => `${item.name} (${item.fields.join(', ')})`,
+    );
+    throw new PorticoError(
+      'INDEX_NOT_DECLARED',
+      `Collection "${definition.name}" declares no index "${name}"; declared: ${declared.join(', ') || 'none'}. ` +
+        `Declare it in the configuration: collections.${definition.name}.indexes.${name} = ["<field>", ...].`,
+      { declared: [...definition.indexes.keys()] },
+    );
+  }
+  return index;
+}
+
+export async function query(runtime: Runtime, em: SqlEntityManager, name: string, options: QueryOptions) {
+  const definition = collection(runtime, name);
+  return service.queryDocuments(em, definition.name, {
+    index: indexOf(definition, options.index),
+    where: options.where,
+    order: options.order ?? 'ASC',
+    first: options.first,
+    after: options.after,
+    ownerId: options.ownerId,
+  });
+}
+
+export async function count(
+  runtime: Runtime,
+  em: SqlEntityManager,
+  name: string,
+  options: Omit<QueryOptions, 'first' | 'order' | 'after'>,
+) {
+  const definition = collection(runtime, name);
+  return service.countDocuments(em, definition.name, {
+    index: indexOf(definition, options.index),
+    where: options.where,
+    ownerId: options.ownerId,
+  });
+}
