@@ -162,7 +162,7 @@ describe.each(backends)('index queries against an in-memory model on %s', (backe
           expect(count).toBe(expected.length);
         }
       }),
-      { numRuns: 25 },
+      { numRuns: 60 },
     );
   }, 120_000);
 });
