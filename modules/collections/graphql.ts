@@ -46,17 +46,16 @@ function decodeAfter(collection: string, index: string | null | undefined, after
   return { key: key ? Buffer.from(key, 'hex') : null, id: decoded.slice(split + 1) };
 }
 
-/** Write access to an existing document; unseen documents are NOT_FOUND (no existence oracle). */
-async function changeable(context: RequestContext, collection: CollectionDefinition, id: string) {
-  const current = await store.get(context.runtime, context.db.store, collection.name, id);
-  if (current && !canChangeDocument(context.viewer, collection, current.ownerId)) {
+/** Write access to a document as it is (null: new); unseen documents are NOT_FOUND (no existence oracle). */
+const guardFor =
+  (context: RequestContext, collection: CollectionDefinition) =>
+  (current: StoredDocument | null): void => {
+    if (!current || canChangeDocument(context.viewer, collection, current.ownerId)) return;
     if (!canSeeDocument(context.viewer, collection, current.ownerId)) {
-      throw new PorticoError('NOT_FOUND', `No document "${id}" in "${collection.name}".`);
+      throw new PorticoError('NOT_FOUND', `No document "${current.id}" in "${collection.name}".`);
     }
     throw denied(context.viewer);
-  }
-  return current;
-}
+  };
 
 export function registerCollections(builder: Builder) {
   const SortOrder = builder.enumType('SortOrder', { values: ['ASC', 'DESC'] as const });
@@ -244,14 +243,14 @@ export function registerCollections(builder: Builder) {
       resolve: async (_root, args, context) => {
         const collection = writable(context, args.collection);
         const id = args.id === null || args.id === undefined ? null : String(args.id);
-        if (id) await changeable(context, collection, id);
         rejectFence(args.fence);
-        return store.put(context.runtime, context.db.store, collection.name, {
-          id,
-          data: args.data,
-          ownerId: context.viewer.userId,
-          expectedVersion: args.expectedVersion,
-        });
+        return store.put(
+          context.runtime,
+          context.db.store,
+          collection.name,
+          { id, data: args.data, ownerId: context.viewer.userId, expectedVersion: args.expectedVersion },
+          guardFor(context, collection),
+        );
       },
     }),
     patchDocument: t.field({
@@ -267,13 +266,14 @@ export function registerCollections(builder: Builder) {
       },
       resolve: async (_root, args, context) => {
         const collection = writable(context, args.collection);
-        await changeable(context, collection, String(args.id));
         rejectFence(args.fence);
-        return store.patch(context.runtime, context.db.store, collection.name, {
-          id: String(args.id),
-          patch: args.patch,
-          expectedVersion: args.expectedVersion,
-        });
+        return store.patch(
+          context.runtime,
+          context.db.store,
+          collection.name,
+          { id: String(args.id), patch: args.patch, expectedVersion: args.expectedVersion },
+          guardFor(context, collection),
+        );
       },
     }),
     deleteDocument: t.boolean({
@@ -286,12 +286,14 @@ export function registerCollections(builder: Builder) {
       },
       resolve: async (_root, args, context) => {
         const collection = writable(context, args.collection);
-        await changeable(context, collection, String(args.id));
         rejectFence(args.fence);
-        return store.remove(context.runtime, context.db.store, collection.name, {
-          id: String(args.id),
-          expectedVersion: args.expectedVersion,
-        });
+        return store.remove(
+          context.runtime,
+          context.db.store,
+          collection.name,
+          { id: String(args.id), expectedVersion: args.expectedVersion },
+          guardFor(context, collection),
+        );
       },
     }),
   }));

@@ -1,9 +1,7 @@
-import type { EntityManager } from '@mikro-orm/core';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import { newId, PorticoError } from '../../src/index.ts';
 import { ajv, type CollectionDefinition, type IndexDefinition } from './config.ts';
-import { Document, IndexEntry } from './entities.ts';
 import { encodeKey, encodeValue, prefixEnd, valueAt } from './keys.ts';
 import { mergePatch } from './patch.ts';
 
@@ -22,16 +20,6 @@ export interface StoredDocument {
   createdAt: Date;
   updatedAt: Date;
 }
-
-const toStored = (row: Document): StoredDocument => ({
-  collection: row.collection,
-  id: row.id,
-  data: JSON.parse(row.data) as Record<string, unknown>,
-  version: row.version,
-  ownerId: row.ownerId ?? null,
-  createdAt: row.createdAt,
-  updatedAt: row.updatedAt,
-});
 
 const conflict = (message: string, extensions: Record<string, unknown> = {}) =>
   new PorticoError('CONFLICT', message, extensions);
@@ -87,44 +75,66 @@ export function entryFor(
   return { collection, indexName: index.name, key, documentId, ownerId, uniqueKey: unique ? key : null };
 }
 
+type Db = SqlEntityManager;
+
+/** Raw statements in the EntityManager's transaction: the hot paths skip the ORM's unit of work. */
+const all = <T>(em: Db, sql: string, params: unknown[]) =>
+  em.getConnection().execute<T[]>(sql, params, 'all', em.getTransactionContext());
+const run = async (em: Db, sql: string, params: unknown[]) =>
+  (await em.getConnection().execute<{ affectedRows: number }>(sql, params, 'run', em.getTransactionContext()))
+    .affectedRows;
+const dbDate = (em: Db, date: Date) => em.getPlatform().processDateProperty(date);
+
 /** Replaces a document's index entries (in the caller's transaction). */
 async function writeEntries(
-  em: EntityManager,
+  em: Db,
   definition: CollectionDefinition,
   id: string,
   ownerId: string | null,
   data: unknown,
 ) {
-  await em.nativeDelete(IndexEntry, { collection: definition.name, documentId: id });
-  for (const index of definition.indexes.values()) {
-    const entry = entryFor(definition.name, index, id, ownerId, data);
-    if (entry.uniqueKey) {
-      const taken = await em.findOne(IndexEntry, {
-        collection: definition.name,
-        indexName: index.name,
-        uniqueKey: entry.uniqueKey,
-        documentId: { $ne: id },
-      });
-      if (taken) {
-        throw conflict(
-          `Another document has the same ${index.fields.join(', ')} (unique index "${index.name}").`,
-          {
-            index: index.name,
-          },
-        );
-      }
+  await run(em, 'delete from index_entries where collection = ? and document_id = ?', [definition.name, id]);
+  const entries = [...definition.indexes.values()].map((index) =>
+    entryFor(definition.name, index, id, ownerId, data),
+  );
+  for (const entry of entries) {
+    if (!entry.uniqueKey) continue;
+    const taken = await all(
+      em,
+      'select document_id from index_entries where collection = ? and index_name = ? and unique_key = ? and document_id <> ?',
+      [entry.collection, entry.indexName, entry.uniqueKey, id],
+    );
+    if (taken.length > 0) {
+      const index = definition.indexes.get(entry.indexName)!;
+      throw conflict(
+        `Another document has the same ${index.fields.join(', ')} (unique index "${index.name}").`,
+        {
+          index: index.name,
+        },
+      );
     }
-    await em.insert(IndexEntry, entry);
   }
+  if (entries.length === 0) return;
+  await run(
+    em,
+    `insert into index_entries (collection, index_name, key, document_id, owner_id, unique_key) values ${entries.map(() => '(?, ?, ?, ?, ?, ?)').join(', ')}`,
+    entries.flatMap((entry) => [
+      entry.collection,
+      entry.indexName,
+      entry.key,
+      entry.documentId,
+      entry.ownerId,
+      entry.uniqueKey,
+    ]),
+  );
 }
 
-export async function getDocument(
-  em: EntityManager,
-  collection: string,
-  id: string,
-): Promise<StoredDocument | null> {
-  const row = await em.findOne(Document, { collection, id });
-  return row ? toStored(row) : null;
+const SELECT_DOCUMENT =
+  'select null as key, id, data, version, owner_id, created_at, updated_at from documents where collection = ? and id = ?';
+
+export async function getDocument(em: Db, collection: string, id: string): Promise<StoredDocument | null> {
+  const [row] = await all<DocumentRow>(em, SELECT_DOCUMENT, [collection, id]);
+  return row ? fromRow(collection, row) : null;
 }
 
 export interface WriteResult {
@@ -132,12 +142,15 @@ export interface WriteResult {
   kind: 'CREATED' | 'UPDATED';
 }
 
+/** Checks the caller may change the document as it is now (null: it does not exist yet); throws otherwise. */
+export type WriteGuard = (current: StoredDocument | null) => void;
+
 /**
  * Creates (no id, or a new one) or replaces a document, atomically with its index
  * entries. `expectedVersion` makes it conditional (0: must not exist yet).
  */
 export async function putDocument(
-  em: EntityManager,
+  em: Db,
   definition: CollectionDefinition,
   input: {
     id?: string | null;
@@ -145,73 +158,88 @@ export async function putDocument(
     ownerId: string | null;
     expectedVersion?: number | null;
   },
+  guard?: WriteGuard,
 ): Promise<WriteResult> {
   const id = input.id ?? newId();
   checkId(id);
   const text = validate(definition, input.data);
-  return write(em, definition, id, input.expectedVersion, () => ({ text, data: input.data }), input.ownerId);
+  return write(
+    em,
+    definition,
+    id,
+    input.expectedVersion,
+    guard,
+    () => ({ text, data: input.data }),
+    input.ownerId,
+  );
 }
 
 /** Applies a JSON Merge Patch to an existing document. */
 export async function patchDocument(
-  em: EntityManager,
+  em: Db,
   definition: CollectionDefinition,
   input: { id: string; patch: Record<string, unknown>; expectedVersion?: number | null },
+  guard?: WriteGuard,
 ): Promise<WriteResult> {
   checkId(input.id);
-  return write(em, definition, input.id, input.expectedVersion, (current) => {
+  return write(em, definition, input.id, input.expectedVersion, guard, (current) => {
     if (!current) throw new PorticoError('NOT_FOUND', `No document "${input.id}" in "${definition.name}".`);
     const data = mergePatch(current.data, input.patch) as Record<string, unknown>;
     return { text: validate(definition, data), data };
   });
 }
 
+function checkVersion(
+  id: string,
+  current: StoredDocument | null,
+  expectedVersion: number | null | undefined,
+) {
+  if (
+    expectedVersion === undefined ||
+    expectedVersion === null ||
+    (current?.version ?? 0) === expectedVersion
+  )
+    return;
+  throw conflict(
+    current
+      ? `Version ${current.version} is current, not ${expectedVersion}: reload and retry.`
+      : `No document "${id}" exists (expected version ${expectedVersion}).`,
+    { currentVersion: current?.version ?? 0 },
+  );
+}
+
 async function write(
-  em: EntityManager,
+  em: Db,
   definition: CollectionDefinition,
   id: string,
   expectedVersion: number | null | undefined,
+  guard: WriteGuard | undefined,
   next: (current: StoredDocument | null) => { text: string; data: Record<string, unknown> },
   ownerOfNew: string | null = null,
 ): Promise<WriteResult> {
   try {
     return await em.transactional(async (tx) => {
-      const row = await tx.findOne(Document, { collection: definition.name, id });
-      const current = row ? toStored(row) : null;
-      if (
-        expectedVersion !== undefined &&
-        expectedVersion !== null &&
-        (current?.version ?? 0) !== expectedVersion
-      ) {
-        throw conflict(
-          current
-            ? `Version ${current.version} is current, not ${expectedVersion}: reload and retry.`
-            : `No document "${id}" exists (expected version ${expectedVersion}).`,
-          { currentVersion: current?.version ?? 0 },
-        );
-      }
+      const current = await getDocument(tx, definition.name, id);
+      guard?.(current);
+      checkVersion(id, current, expectedVersion);
       const { text, data } = next(current);
       const now = new Date();
       let stored: StoredDocument;
       if (current) {
         // The version check is in the UPDATE itself: a concurrent writer makes it match nothing.
-        const updated = await tx.nativeUpdate(
-          Document,
-          { collection: definition.name, id, version: current.version },
-          { data: text, version: current.version + 1, updatedAt: now },
+        const updated = await run(
+          tx,
+          'update documents set data = ?, version = ?, updated_at = ? where collection = ? and id = ? and version = ?',
+          [text, current.version + 1, dbDate(tx, now), definition.name, id, current.version],
         );
         if (updated !== 1) throw conflict('The document changed meanwhile: reload and retry.');
         stored = { ...current, data, version: current.version + 1, updatedAt: now };
       } else {
-        await tx.insert(Document, {
-          collection: definition.name,
-          id,
-          data: text,
-          version: 1,
-          ownerId: ownerOfNew,
-          createdAt: now,
-          updatedAt: now,
-        });
+        await run(
+          tx,
+          'insert into documents (collection, id, data, version, owner_id, created_at, updated_at) values (?, ?, ?, 1, ?, ?, ?)',
+          [definition.name, id, text, ownerOfNew, dbDate(tx, now), dbDate(tx, now)],
+        );
         stored = {
           collection: definition.name,
           id,
@@ -232,35 +260,31 @@ async function write(
   }
 }
 
-/** Deletes a document and its index entries; false when there was none. */
+/** Deletes a document and its index entries; null when there was none. */
 export async function deleteDocument(
-  em: EntityManager,
+  em: Db,
   definition: CollectionDefinition,
   input: { id: string; expectedVersion?: number | null },
+  guard?: WriteGuard,
 ): Promise<StoredDocument | null> {
   return em.transactional(async (tx) => {
-    const row = await tx.findOne(Document, { collection: definition.name, id: input.id });
-    if (!row) {
+    const current = await getDocument(tx, definition.name, input.id);
+    guard?.(current);
+    if (!current) {
       if (input.expectedVersion) throw conflict(`No document "${input.id}" exists.`, { currentVersion: 0 });
       return null;
     }
-    const current = toStored(row);
-    if (
-      input.expectedVersion !== undefined &&
-      input.expectedVersion !== null &&
-      current.version !== input.expectedVersion
-    ) {
-      throw conflict(`Version ${current.version} is current, not ${input.expectedVersion}.`, {
-        currentVersion: current.version,
-      });
-    }
-    const deleted = await tx.nativeDelete(Document, {
-      collection: definition.name,
-      id: input.id,
-      version: current.version,
-    });
+    checkVersion(input.id, current, input.expectedVersion);
+    const deleted = await run(tx, 'delete from documents where collection = ? and id = ? and version = ?', [
+      definition.name,
+      input.id,
+      current.version,
+    ]);
     if (deleted !== 1) throw conflict('The document changed meanwhile: reload and retry.');
-    await tx.nativeDelete(IndexEntry, { collection: definition.name, documentId: input.id });
+    await run(tx, 'delete from index_entries where collection = ? and document_id = ?', [
+      definition.name,
+      input.id,
+    ]);
     return current;
   });
 }
@@ -400,27 +424,43 @@ export async function queryDocuments(
   }
   const { where, params } = conditions(collection, input);
   const direction = input.order === 'DESC' ? 'desc' : 'asc';
-  const connection = em.getConnection();
-  const rows = input.index
-    ? await connection.execute<{ key: Buffer | Uint8Array; document_id: string }[]>(
-        `select e.key, e.document_id from index_entries e where ${where} order by e.key ${direction}, e.document_id ${direction} limit ?`,
-        [...params, input.first + 1],
-      )
-    : await connection.execute<{ key: null; document_id: string }[]>(
-        `select null as key, d.id as document_id from documents d where ${where} order by d.id ${direction} limit ?`,
-        [...params, input.first + 1],
-      );
-  const page = rows.slice(0, input.first);
-  const documents = await em.find(Document, { collection, id: { $in: page.map((row) => row.document_id) } });
-  const byId = new Map(documents.map((row) => [row.id, toStored(row)]));
+  // One statement: the key range (or id range) joined to the documents it names.
+  const sql = input.index
+    ? `select e.key, d.id, d.data, d.version, d.owner_id, d.created_at, d.updated_at
+       from index_entries e join documents d on d.collection = e.collection and d.id = e.document_id
+       where ${where} order by e.key ${direction}, e.document_id ${direction} limit ?`
+    : `select null as key, d.id, d.data, d.version, d.owner_id, d.created_at, d.updated_at
+       from documents d where ${where} order by d.id ${direction} limit ?`;
+  const rows = await em.getConnection().execute<DocumentRow[]>(sql, [...params, input.first + 1]);
   return {
-    items: page.flatMap((row) => {
-      const document = byId.get(row.document_id);
-      return document ? [{ document, key: row.key === null ? null : Buffer.from(row.key) }] : [];
-    }),
+    items: rows.slice(0, input.first).map((row) => ({
+      document: fromRow(collection, row),
+      key: row.key === null ? null : Buffer.from(row.key),
+    })),
     hasNextPage: rows.length > input.first,
   };
 }
+
+interface DocumentRow {
+  key: Uint8Array | null;
+  id: string;
+  data: string;
+  version: number | string;
+  owner_id: string | null;
+  created_at: Date | number | string;
+  updated_at: Date | number | string;
+}
+
+/** A raw row as a document (SQLite gives dates as epoch milliseconds, PostgreSQL as dates). */
+const fromRow = (collection: string, row: DocumentRow): StoredDocument => ({
+  collection,
+  id: row.id,
+  data: JSON.parse(row.data) as Record<string, unknown>,
+  version: Number(row.version),
+  ownerId: row.owner_id,
+  createdAt: new Date(row.created_at),
+  updatedAt: new Date(row.updated_at),
+});
 
 /** Counts a query from the index entries alone. */
 export async function countDocuments(

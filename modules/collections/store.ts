@@ -1,4 +1,3 @@
-import type { EntityManager } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import { PorticoError, type Runtime } from '../../src/index.ts';
 import { type CollectionDefinition, definitions } from './config.ts';
@@ -44,38 +43,41 @@ function announce(
   });
 }
 
-export const get = async (runtime: Runtime, em: EntityManager, name: string, id: string) =>
+export const get = async (runtime: Runtime, em: SqlEntityManager, name: string, id: string) =>
   service.getDocument(em, collection(runtime, name).name, id);
 
 export async function put(
   runtime: Runtime,
-  em: EntityManager,
+  em: SqlEntityManager,
   name: string,
   input: Parameters<typeof service.putDocument>[2],
+  guard?: service.WriteGuard,
 ) {
-  const result = await service.putDocument(em, collection(runtime, name), input);
+  const result = await service.putDocument(em, collection(runtime, name), input, guard);
   announce(runtime, result.kind, result.document);
   return result.document;
 }
 
 export async function patch(
   runtime: Runtime,
-  em: EntityManager,
+  em: SqlEntityManager,
   name: string,
   input: Parameters<typeof service.patchDocument>[2],
+  guard?: service.WriteGuard,
 ) {
-  const result = await service.patchDocument(em, collection(runtime, name), input);
+  const result = await service.patchDocument(em, collection(runtime, name), input, guard);
   announce(runtime, result.kind, result.document);
   return result.document;
 }
 
 export async function remove(
   runtime: Runtime,
-  em: EntityManager,
+  em: SqlEntityManager,
   name: string,
   input: Parameters<typeof service.deleteDocument>[2],
+  guard?: service.WriteGuard,
 ) {
-  const deleted = await service.deleteDocument(em, collection(runtime, name), input);
+  const deleted = await service.deleteDocument(em, collection(runtime, name), input, guard);
   if (deleted) announce(runtime, 'DELETED', deleted);
   return deleted !== null;
 }
