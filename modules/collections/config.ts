@@ -60,8 +60,13 @@ declare module '../../src/config.ts' {
   }
 }
 
-/** The collections of the settings, with defaults applied (`<name>:read` / `<name>:write`). */
-export function definitions(settings: { collections: Record<string, z.output<typeof collection>> }) {
+type CollectionSettings = { collections: Record<string, z.output<typeof collection>> };
+const cache = new WeakMap<CollectionSettings, Map<string, CollectionDefinition>>();
+
+/** The collections of the settings, with defaults applied (`<name>:read` / `<name>:write`); built once. */
+export function definitions(settings: CollectionSettings): Map<string, CollectionDefinition> {
+  const cached = cache.get(settings);
+  if (cached) return cached;
   const result = new Map<string, CollectionDefinition>();
   for (const [name, config] of Object.entries(settings.collections)) {
     const indexes = new Map<string, IndexDefinition>();
@@ -81,6 +86,7 @@ export function definitions(settings: { collections: Record<string, z.output<typ
       schema: config.schema,
     });
   }
+  cache.set(settings, result);
   return result;
 }
 

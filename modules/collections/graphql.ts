@@ -194,11 +194,12 @@ export function registerCollections(builder: Builder) {
           after,
           ownerId: readerOwner(context.viewer, collection),
         });
+        const kind = cursorKind(collection.name, args.index);
         const edges = page.items.map(({ document, key }) => ({
-          cursor: encodeCursor(
-            cursorKind(collection.name, args.index),
-            `${key?.toString('hex') ?? ''}:${document.id}`,
-          ),
+          // Encoded only when asked for: most pages read just the last one (pageInfo.endCursor).
+          get cursor() {
+            return encodeCursor(kind, `${key?.toString('hex') ?? ''}:${document.id}`);
+          },
           node: document,
         }));
         return {

@@ -85,19 +85,31 @@ const run = async (em: Db, sql: string, params: unknown[]) =>
     .affectedRows;
 const dbDate = (em: Db, date: Date) => em.getPlatform().processDateProperty(date);
 
-/** Replaces a document's index entries (in the caller's transaction). */
+/**
+ * Brings a document's index entries in line with its new data (in the caller's
+ * transaction). Only entries whose key or owner changed are rewritten, so an update
+ * that leaves the indexed fields alone writes no entry at all.
+ */
 async function writeEntries(
   em: Db,
   definition: CollectionDefinition,
   id: string,
   ownerId: string | null,
   data: unknown,
+  previous: StoredDocument | null,
 ) {
-  await run(em, 'delete from index_entries where collection = ? and document_id = ?', [definition.name, id]);
   const entries = [...definition.indexes.values()].map((index) =>
     entryFor(definition.name, index, id, ownerId, data),
   );
-  for (const entry of entries) {
+  const changed = previous
+    ? entries.filter((entry) => {
+        const index = definition.indexes.get(entry.indexName)!;
+        const before = entryFor(definition.name, index, id, previous.ownerId, previous.data);
+        return !before.key.equals(entry.key) || before.ownerId !== entry.ownerId;
+      })
+    : entries;
+  if (changed.length === 0) return;
+  for (const entry of changed) {
     if (!entry.uniqueKey) continue;
     const taken = await all(
       em,
@@ -114,11 +126,17 @@ async function writeEntries(
       );
     }
   }
-  if (entries.length === 0) return;
+  if (previous) {
+    await run(
+      em,
+      `delete from index_entries where collection = ? and document_id = ? and index_name in (${changed.map(() => '?').join(', ')})`,
+      [definition.name, id, ...changed.map((entry) => entry.indexName)],
+    );
+  }
   await run(
     em,
-    `insert into index_entries (collection, index_name, key, document_id, owner_id, unique_key) values ${entries.map(() => '(?, ?, ?, ?, ?, ?)').join(', ')}`,
-    entries.flatMap((entry) => [
+    `insert into index_entries (collection, index_name, key, document_id, owner_id, unique_key) values ${changed.map(() => '(?, ?, ?, ?, ?, ?)').join(', ')}`,
+    changed.flatMap((entry) => [
       entry.collection,
       entry.indexName,
       entry.key,
@@ -250,7 +268,7 @@ async function write(
           updatedAt: now,
         };
       }
-      await writeEntries(tx, definition, id, stored.ownerId, data);
+      await writeEntries(tx, definition, id, stored.ownerId, data, current);
       return { document: stored, kind: current ? 'UPDATED' : 'CREATED' } satisfies WriteResult;
     });
   } catch (error) {
