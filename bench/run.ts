@@ -34,8 +34,11 @@ const HELLO = '{ hello }';
 const COLLECTION_GOAL = 0.5;
 const PAGE =
   '{ documents(collection: "items", index: "byGroup", where: { eq: { group: "g1" } }, first: 20) { edges { node { id data } } } }';
+// Every put moves the document within its index (a new rank), so its index entry is rewritten too.
 const PUT =
-  'mutation { putDocument(collection: "items", id: "bench", data: { group: "g9", rank: 1, title: "bench" }) { id } }';
+  'mutation ($rank: Int!) { putDocument(collection: "items", id: "bench", data: { group: "g9", rank: $rank, title: "bench" }) { id } }';
+// Six digits throughout the run: autocannon keeps the first body's Content-Length.
+let rank = 100_000;
 /** The collection the benchmark writes and pages through: one two-field index. */
 const BENCH_CONFIG = {
   collections: {
@@ -159,6 +162,8 @@ interface TargetSpec {
   url: string;
   query: string;
   cookie?: string;
+  /** Fresh variables for every request (a write that really changes the document each time). */
+  variables?: () => Record<string, unknown>;
   /** What the one request sent before the runs must answer. */
   check(data: Record<string, unknown>): boolean;
 }
@@ -180,7 +185,7 @@ interface Measurement {
 
 /** Sends the query once, checks the answer, and keeps its exact body as the expected one. */
 async function prepare(spec: TargetSpec): Promise<Target> {
-  const { text, json } = await post(spec.url, spec.query, undefined, spec.cookie);
+  const { text, json } = await post(spec.url, spec.query, spec.variables?.(), spec.cookie);
   if (json.errors || !json.data || !spec.check(json.data)) {
     throw new Error(`${spec.name}: unexpected answer ${text}`);
   }
@@ -198,8 +203,20 @@ async function cannon(target: Target, seconds: number, phase: string) {
     connections: CONNECTIONS,
     duration: seconds,
     headers: { ...JSON_HEADERS, ...(target.cookie ? { cookie: target.cookie } : {}) },
-    body: JSON.stringify({ query: target.query }),
+    // With `variables`, every body has the same length as this first one (see PUT).
+    body: JSON.stringify({
+      query: target.query,
+      ...(target.variables ? { variables: target.variables() } : {}),
+    }),
     expectBody: target.body,
+    ...(target.variables
+      ? {
+          setupRequest: (request: { body?: string }) => ({
+            ...request,
+            body: JSON.stringify({ query: target.query, variables: target.variables!() }),
+          }),
+        }
+      : {}),
   });
   instance.on('response', (_client: unknown, _status: number, _bytes: number, ms: number) => {
     latencies.push(ms);
@@ -399,6 +416,7 @@ async function main(): Promise<number> {
       name: 'Portico putDocument (replace) + cookie',
       url: porticoUrl,
       query: PUT,
+      variables: () => ({ rank: rank++ }),
       cookie,
       check: (data) => (data as { putDocument?: { id?: string } }).putDocument?.id === 'bench',
     },
