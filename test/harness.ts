@@ -256,3 +256,55 @@ export async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
+
+export interface SseEvent {
+  event: string;
+  data: unknown;
+}
+
+/**
+ * Opens a GraphQL-over-SSE subscription (distinct connections mode) and collects its
+ * events: until the server completes the stream, or until `until` `next` events arrived.
+ */
+export async function subscribeOverSse(
+  client: TestClient,
+  query: string,
+  variables: Record<string, unknown> = {},
+  { until }: { until?: number } = {},
+) {
+  const controller = new AbortController();
+  const response = await client.request('/graphql', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+    body: JSON.stringify({ query, variables }),
+    signal: controller.signal,
+  });
+  const events: SseEvent[] = [];
+  const done = (async () => {
+    const decoder = new TextDecoder();
+    let buffer = '';
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(chunk, { stream: true });
+        for (let end = buffer.indexOf('\n\n'); end !== -1; end = buffer.indexOf('\n\n')) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          if (block.startsWith(':')) continue;
+          const data = /^data: (.*)$/m.exec(block)?.[1];
+          events.push({
+            event: /^event: (.*)$/m.exec(block)?.[1] ?? 'message',
+            data: data ? JSON.parse(data) : null,
+          });
+          if (until !== undefined && events.filter((event) => event.event === 'next').length >= until) {
+            controller.abort();
+            return events;
+          }
+        }
+      }
+    } catch (error) {
+      if (!controller.signal.aborted) throw error;
+    }
+    return events;
+  })();
+  return { response, events, done };
+}

@@ -3,39 +3,12 @@ import {
   backends,
   bootstrapAdmin,
   startGateway,
+  subscribeOverSse,
   type TestClient,
   type TestGateway,
 } from '../../test/harness.ts';
 
 const SUBSCRIBE = 'subscription { sessionRevoked { sessionId reason at } }';
-
-/** Opens a GraphQL-over-SSE stream and collects its events until the server completes it. */
-async function openStream(client: TestClient, query: string) {
-  const response = await client.request('/graphql', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-    body: JSON.stringify({ query }),
-  });
-  const events: { event: string; data: unknown }[] = [];
-  const done = (async () => {
-    const decoder = new TextDecoder();
-    let buffer = '';
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let end = buffer.indexOf('\n\n');
-      while (end !== -1) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const event = /^event: (.*)$/m.exec(block)?.[1] ?? 'message';
-        const data = /^data: (.*)$/m.exec(block)?.[1];
-        if (!block.startsWith(':')) events.push({ event, data: data ? JSON.parse(data) : null });
-        end = buffer.indexOf('\n\n');
-      }
-    }
-    return events;
-  })();
-  return { response, events, done };
-}
 
 describe.each(backends)('sessionRevoked over SSE on %s', (backend) => {
   let portico: TestGateway;
@@ -51,7 +24,7 @@ describe.each(backends)('sessionRevoked over SSE on %s', (backend) => {
     const signUp = await user.gql<{ signUp: { user: { id: string }; session: { id: string } } }>(
       'mutation { signUp(input: { email: "sse@example.com", password: "a long enough passphrase" }) { user { id } session { id } } }',
     );
-    const stream = await openStream(user, SUBSCRIBE);
+    const stream = await subscribeOverSse(user, SUBSCRIBE);
     expect(stream.response.status).toBe(200);
     // Another session's revocation is not this subscriber's business.
     const other = portico.client();
@@ -72,7 +45,7 @@ describe.each(backends)('sessionRevoked over SSE on %s', (backend) => {
   });
 
   it('refuses an anonymous subscriber at subscribe time', async () => {
-    const stream = await openStream(portico.client(), SUBSCRIBE);
+    const stream = await subscribeOverSse(portico.client(), SUBSCRIBE);
     const events = await stream.done;
     expect(JSON.stringify(events)).toContain('UNAUTHENTICATED');
     const delivered = events.filter((event) => (event.data as { data?: unknown } | null)?.data);
