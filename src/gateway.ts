@@ -237,8 +237,8 @@ function usePortico({ runtime, router, contextFor }: PorticoPluginOptions): Plug
       }
       try {
         const context = await track(request, serverContext as NodeServerContext);
-        const response = await match.route.handler(request, context, match.params);
-        endResponse(withHeaders(response, context.response.headers));
+        // Cookies the handler set are added in onResponse, like those of GraphQL requests.
+        endResponse(await match.route.handler(request, context, match.params));
       } catch (error) {
         endResponse(routeError(error, runtime));
       }
@@ -286,11 +286,6 @@ function withContractCode(error: GraphQLError): GraphQLError {
     originalError: error.originalError,
     extensions: { ...error.extensions, code: error.path ? 'INTERNAL_SERVER_ERROR' : 'BAD_USER_INPUT' },
   });
-}
-
-function withHeaders(response: Response, headers: Headers): Response {
-  for (const [name, value] of headers) response.headers.append(name, value);
-  return response;
 }
 
 function routeError(error: unknown, runtime: Runtime): Response {

@@ -132,6 +132,9 @@ describe.each(backends)('pages on %s', (backend) => {
       password: ADMIN.password,
     });
     expect(ok.status).toBe(303);
+    expect(ok.headers.getSetCookie().filter((cookie) => cookie.startsWith('portico_session='))).toHaveLength(
+      1,
+    );
     expect((await viewerOf(browser)).session?.method).toBe('password');
 
     const signedIn = await open(browser, '/login');
