@@ -1,5 +1,6 @@
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { z } from 'zod';
+import roles, { type AccessRule } from '../roles/index.ts';
 
 const NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 const FIELD_PATH = /^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/;
@@ -9,10 +10,7 @@ const fields = z
   .min(1, 'expected a non-empty list')
   .max(8, 'at most 8 fields');
 
-const accessRule = z.union([
-  z.enum(['public', 'authenticated', 'owner']),
-  z.array(z.string().min(1)).min(1, 'expected at least one scope'),
-]);
+const { accessRule } = roles.api;
 
 const collection = z.strictObject({
   indexes: z
@@ -31,8 +29,6 @@ export const collectionsConfig = {
     .record(z.string().regex(NAME, 'collection names are letters, digits, "_" and "-"'), collection)
     .default({}),
 };
-
-export type AccessRule = 'public' | 'authenticated' | 'owner' | string[];
 
 export interface IndexDefinition {
   name: string;

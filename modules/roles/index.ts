@@ -1,8 +1,10 @@
 import { defineModule } from '../../src/index.ts';
-import { hasScope, isAdmin, isAuthenticated } from './access.ts';
+import { accessRule, allows, hasScope, isAdmin, isAuthenticated, ownerOnly } from './access.ts';
 import { ADMIN, rolesConfig } from './config.ts';
 import { registerRoles } from './graphql.ts';
 import { rolesFrom, scopesOf, unknownRoles } from './service.ts';
+
+export type { AccessRule } from './access.ts';
 
 /** Roles map to scopes; the scope rules every module uses: authenticated, admin, scope. */
 export default defineModule({
@@ -21,5 +23,5 @@ export default defineModule({
     scope: (scope: string) => hasScope(viewer, scope),
   }),
   graphql: registerRoles,
-  api: { ADMIN, scopesOf, unknownRoles, isAdmin, hasScope },
+  api: { ADMIN, scopesOf, unknownRoles, isAdmin, hasScope, accessRule, allows, ownerOnly },
 });
