@@ -3,7 +3,7 @@ import { LRUCache } from 'lru-cache';
 import type { Runtime, Viewer } from '../../src/index.ts';
 import roles from '../roles/index.ts';
 import users, { type UserRecord } from '../users/index.ts';
-import type { ApiKey } from './entities.ts';
+import { ApiKey } from './entities.ts';
 import {
   type ApiKeyRecord,
   apiKeyRecord,
@@ -104,6 +104,22 @@ async function loadSnapshot(runtime: Runtime, id: string): Promise<KeySnapshot |
 /** The cached snapshot behind the request's key. */
 export const currentKey = (runtime: Runtime, viewer: Viewer) =>
   viewer.apiKeyId ? cacheOf(runtime).get(viewer.apiKeyId) : undefined;
+
+/** Which of these keys still work (not revoked, not expired): a batched check for what outlives a request. */
+export async function activeKeyIds(runtime: Runtime, ids: Iterable<string>): Promise<Set<string>> {
+  const unique = [...new Set(ids)];
+  const active = new Set<string>();
+  const em = runtime.db.system.em.fork();
+  const now = runtime.clock.now();
+  for (let start = 0; start < unique.length; start += ID_BATCH) {
+    const keys = await em.find(ApiKey, { id: { $in: unique.slice(start, start + ID_BATCH) } });
+    for (const key of keys) if (isUsable(key, now)) active.add(key.id);
+  }
+  return active;
+}
+
+/** Ids per query: far below SQLite's bound-parameter limit. */
+const ID_BATCH = 1000;
 
 /** Revokes keys, evicts them at once, and announces each revocation. */
 export async function revokeKeys(

@@ -1,6 +1,6 @@
 import { defineModule } from '../../src/index.ts';
 import sessions from '../sessions/index.ts';
-import { resolveApiKeyViewer, revokeKeys } from './credential.ts';
+import { activeKeyIds, resolveApiKeyViewer, revokeKeys } from './credential.ts';
 import { ApiKeySchema } from './entities.ts';
 import { ApiKeyRef, registerApiKeys } from './graphql.ts';
 import { createApiKey } from './service.ts';
@@ -20,5 +20,5 @@ export default defineModule({
       await revokeKeys(runtime, em, { userId }, 'USER_DISABLED');
     });
   },
-  api: { ApiKeyRef, createApiKey, revokeKeys },
+  api: { ApiKeyRef, activeKeyIds, createApiKey, revokeKeys },
 });

@@ -28,6 +28,7 @@ import {
   hasFlag,
   isActive,
   issueToken,
+  loadSessions,
   type Revoked,
   revokeSessions,
   sessionRecord,
@@ -163,6 +164,26 @@ export function currentSnapshot(context: RequestContext): SessionSnapshot | unde
 async function expire(runtime: Runtime, sessionId: string) {
   await revoke(runtime, runtime.db.system.em.fork(), { id: sessionId }, 'EXPIRED');
 }
+
+/**
+ * Which of these sessions still stand (not revoked, not past either timeout): a batched check
+ * for whatever outlives a request on a session's behalf (leases, signed URLs, open streams).
+ */
+export async function activeSessionIds(runtime: Runtime, ids: Iterable<string>): Promise<Set<string>> {
+  const unique = [...new Set(ids)];
+  const active = new Set<string>();
+  const em = runtime.db.system.em.fork();
+  const now = runtime.clock.now();
+  for (let start = 0; start < unique.length; start += ID_BATCH) {
+    for (const session of await loadSessions(em, unique.slice(start, start + ID_BATCH))) {
+      if (session && isActive(session, runtime.settings.session, now)) active.add(session.id);
+    }
+  }
+  return active;
+}
+
+/** Ids per query: far below SQLite's bound-parameter limit. */
+const ID_BATCH = 1000;
 
 /** Revokes sessions, evicts them from the cache at once, and announces each revocation. */
 export async function revoke(

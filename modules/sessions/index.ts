@@ -1,5 +1,6 @@
 import { defineModule } from '../../src/index.ts';
 import {
+  activeSessionIds,
   BOOTSTRAP_PURPOSE,
   issueBootstrapLink,
   onUserDisabled,
@@ -64,6 +65,7 @@ export default defineModule({
     },
   },
   api: {
+    activeSessionIds,
     loginMethod: passwordMethod,
     Token,
     SessionRef,
