@@ -4,6 +4,7 @@ import audit from './audit/index.ts';
 import collections from './collections/index.ts';
 import device from './device/index.ts';
 import invites from './invites/index.ts';
+import leases from './leases/index.ts';
 import magicLink from './magic-link/index.ts';
 import mail from './mail/index.ts';
 import rateLimits from './rate-limits/index.ts';
@@ -25,5 +26,6 @@ export const builtinModules: PorticoModule[] = [
   mail,
   magicLink,
   device,
+  leases,
   collections,
 ];

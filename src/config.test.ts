@@ -124,6 +124,7 @@ export default defineConfig({ signup: 'open', modules: [hello] });\n`,
       'mail',
       'magic-link',
       'device',
+      'leases',
       'collections',
       'hello',
     ]);

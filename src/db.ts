@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type EntitySchema, MikroORM } from '@mikro-orm/core';
-import { PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { PostgreSqlDriver, PostgreSqlPlatform } from '@mikro-orm/postgresql';
 import type { AbstractSqlDriver, SqlEntityManager } from '@mikro-orm/sql';
 import { SqliteDriver } from '@mikro-orm/sqlite';
 import type { Environment } from './config.ts';
@@ -27,6 +27,10 @@ export interface Databases {
   ping(timeoutMs?: number): Promise<{ system: boolean; store: boolean }>;
   close(): Promise<void>;
 }
+
+/** The dialect behind an EntityManager, for the few statements that differ (row locks, clock). */
+export const dialectOf = (em: SqlEntityManager): Dialect =>
+  em.getPlatform() instanceof PostgreSqlPlatform ? 'postgresql' : 'sqlite';
 
 export const SQLITE_BUSY_TIMEOUT_MS = 5000;
 const POSTGRES_CONNECT_TIMEOUT_MS = 3000;

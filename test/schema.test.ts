@@ -24,22 +24,14 @@ const schema = buildSchema(builtinModules);
  * as the issues land: delete an entry in the change that adds it.
  */
 const PENDING: Record<string, string> = {
-  ...issue(5, 'blobs and leases', [
+  ...issue(5, 'blobs', [
     'Blob',
     'BlobEdge',
     'BlobConnection',
-    'Lease',
-    'LeaseEdge',
-    'LeaseConnection',
     'Query.blob',
     'Query.blobs',
-    'Query.lease',
-    'Query.leases',
     'Mutation.uploadBlob',
     'Mutation.deleteBlob',
-    'Mutation.acquireLease',
-    'Mutation.renewLease',
-    'Mutation.releaseLease',
   ]),
   ...issue(6, 'realtime', ['SessionEvent', 'SessionEventKind', 'Subscription.sessionEvents']),
 };

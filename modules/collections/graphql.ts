@@ -7,6 +7,7 @@ import {
   type RequestContext,
   type Viewer,
 } from '../../src/index.ts';
+import leases from '../leases/index.ts';
 import users from '../users/index.ts';
 import { canChangeDocument, canRead, canSeeDocument, canWrite, readerOwner } from './access.ts';
 import { type CollectionDefinition, definitions } from './config.ts';
@@ -139,14 +140,6 @@ export function registerCollections(builder: Builder) {
       lte: t.field({ type: 'JSON' }),
     }),
   });
-  const FenceInput = builder.inputType('FenceInput', {
-    description:
-      'Makes a write conditional on holding a lease: it is rejected (FENCE_REJECTED) when a newer token has been granted for that lease.',
-    fields: (t) => ({
-      lease: t.string({ required: true }),
-      token: t.field({ type: 'SafeInt', required: true }),
-    }),
-  });
 
   const queryArgs = (t: Parameters<Parameters<typeof builder.queryFields>[0]>[0]) => ({
     collection: t.arg.string({ required: true }),
@@ -239,17 +232,22 @@ export function registerCollections(builder: Builder) {
         id: t.arg.id(),
         data: t.arg({ type: 'JSONObject', required: true }),
         expectedVersion: t.arg.int(),
-        fence: t.arg({ type: FenceInput }),
+        fence: t.arg({ type: leases.api.FenceInput }),
       },
       resolve: async (_root, args, context) => {
         const collection = writable(context, args.collection);
         const id = args.id === null || args.id === undefined ? null : String(args.id);
-        rejectFence(args.fence);
         return store.put(
           context.runtime,
           context.db.store,
           collection.name,
-          { id, data: args.data, ownerId: context.viewer.userId, expectedVersion: args.expectedVersion },
+          {
+            id,
+            data: args.data,
+            ownerId: context.viewer.userId,
+            expectedVersion: args.expectedVersion,
+            fence: args.fence,
+          },
           guardFor(context, collection),
         );
       },
@@ -263,16 +261,20 @@ export function registerCollections(builder: Builder) {
         id: t.arg.id({ required: true }),
         patch: t.arg({ type: 'JSONObject', required: true }),
         expectedVersion: t.arg.int(),
-        fence: t.arg({ type: FenceInput }),
+        fence: t.arg({ type: leases.api.FenceInput }),
       },
       resolve: async (_root, args, context) => {
         const collection = writable(context, args.collection);
-        rejectFence(args.fence);
         return store.patch(
           context.runtime,
           context.db.store,
           collection.name,
-          { id: String(args.id), patch: args.patch, expectedVersion: args.expectedVersion },
+          {
+            id: String(args.id),
+            patch: args.patch,
+            expectedVersion: args.expectedVersion,
+            fence: args.fence,
+          },
           guardFor(context, collection),
         );
       },
@@ -283,16 +285,15 @@ export function registerCollections(builder: Builder) {
         collection: t.arg.string({ required: true }),
         id: t.arg.id({ required: true }),
         expectedVersion: t.arg.int(),
-        fence: t.arg({ type: FenceInput }),
+        fence: t.arg({ type: leases.api.FenceInput }),
       },
       resolve: async (_root, args, context) => {
         const collection = writable(context, args.collection);
-        rejectFence(args.fence);
         return store.remove(
           context.runtime,
           context.db.store,
           collection.name,
-          { id: String(args.id), expectedVersion: args.expectedVersion },
+          { id: String(args.id), expectedVersion: args.expectedVersion, fence: args.fence },
           guardFor(context, collection),
         );
       },
@@ -316,15 +317,6 @@ export function registerCollections(builder: Builder) {
       resolve: (change) => change,
     }),
   );
-}
-
-/** Until the leases module provides fencing, a fenced write cannot be honoured. */
-function rejectFence(fence: unknown) {
-  if (fence)
-    throw new PorticoError(
-      'BAD_USER_INPUT',
-      'Fenced writes need the leases module, which is not available yet.',
-    );
 }
 
 async function* changesOf(context: RequestContext, collection: CollectionDefinition, id: string | null) {

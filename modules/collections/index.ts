@@ -8,7 +8,7 @@ import * as store from './store.ts';
 /** JSON documents in the business database, queried only through declared indexes. */
 export default defineModule({
   name: 'collections',
-  dependsOn: ['users', 'roles'],
+  dependsOn: ['users', 'roles', 'leases'],
   config: collectionsConfig,
   checkConfig: checkSchemas,
   entities: { store: [DocumentSchema, IndexEntrySchema, BuiltIndexSchema] },

@@ -1,6 +1,7 @@
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import { newId, PorticoError } from '../../src/index.ts';
+import leases, { type Fence } from '../leases/index.ts';
 import { ajv, type CollectionDefinition, type IndexDefinition } from './config.ts';
 import { encodeKey, encodeValue, prefixEnd, valueAt } from './keys.ts';
 import { mergePatch } from './patch.ts';
@@ -170,37 +171,24 @@ export type WriteGuard = (current: StoredDocument | null) => void;
 export async function putDocument(
   em: Db,
   definition: CollectionDefinition,
-  input: {
-    id?: string | null;
-    data: Record<string, unknown>;
-    ownerId: string | null;
-    expectedVersion?: number | null;
-  },
+  input: { id?: string | null; data: Record<string, unknown>; ownerId: string | null } & WriteConditions,
   guard?: WriteGuard,
 ): Promise<WriteResult> {
   const id = input.id ?? newId();
   checkId(id);
   const text = validate(definition, input.data);
-  return write(
-    em,
-    definition,
-    id,
-    input.expectedVersion,
-    guard,
-    () => ({ text, data: input.data }),
-    input.ownerId,
-  );
+  return write(em, definition, id, input, guard, () => ({ text, data: input.data }), input.ownerId);
 }
 
 /** Applies a JSON Merge Patch to an existing document. */
 export async function patchDocument(
   em: Db,
   definition: CollectionDefinition,
-  input: { id: string; patch: Record<string, unknown>; expectedVersion?: number | null },
+  input: { id: string; patch: Record<string, unknown> } & WriteConditions,
   guard?: WriteGuard,
 ): Promise<WriteResult> {
   checkId(input.id);
-  return write(em, definition, input.id, input.expectedVersion, guard, (current) => {
+  return write(em, definition, input.id, input, guard, (current) => {
     if (!current) throw new PorticoError('NOT_FOUND', `No document "${input.id}" in "${definition.name}".`);
     const data = mergePatch(current.data, input.patch) as Record<string, unknown>;
     return { text: validate(definition, data), data };
@@ -226,11 +214,19 @@ function checkVersion(
   );
 }
 
+/** What makes a write conditional: the document's version, and holding a lease. */
+export interface WriteConditions {
+  /** 0: the document must not exist yet. */
+  expectedVersion?: number | null;
+  /** Refused (FENCE_REJECTED) unless its token is the lease's latest. */
+  fence?: Fence | null;
+}
+
 async function write(
   em: Db,
   definition: CollectionDefinition,
   id: string,
-  expectedVersion: number | null | undefined,
+  { expectedVersion, fence }: WriteConditions,
   guard: WriteGuard | undefined,
   next: (current: StoredDocument | null) => { text: string; data: Record<string, unknown> },
   ownerOfNew: string | null = null,
@@ -239,6 +235,7 @@ async function write(
     return await em.transactional(async (tx) => {
       const current = await getDocument(tx, definition.name, id);
       guard?.(current);
+      if (fence) await leases.api.checkFence(tx, fence);
       checkVersion(id, current, expectedVersion);
       const { text, data } = next(current);
       const now = new Date();
@@ -282,12 +279,13 @@ async function write(
 export async function deleteDocument(
   em: Db,
   definition: CollectionDefinition,
-  input: { id: string; expectedVersion?: number | null },
+  input: { id: string } & WriteConditions,
   guard?: WriteGuard,
 ): Promise<StoredDocument | null> {
   return em.transactional(async (tx) => {
     const current = await getDocument(tx, definition.name, input.id);
     guard?.(current);
+    if (input.fence) await leases.api.checkFence(tx, input.fence);
     if (!current) {
       if (input.expectedVersion) throw conflict(`No document "${input.id}" exists.`, { currentVersion: 0 });
       return null;

@@ -1,0 +1,32 @@
+import { randomSecret, sha256, type Viewer } from '../../src/index.ts';
+
+const SESSION = 's:';
+const API_KEY = 'k:';
+const SERVER = 'x:';
+
+/** The holder a viewer's leases are recorded under: its session or API key; null when anonymous. */
+export function holderOf(viewer: Viewer): string | null {
+  if (viewer.sessionId) return `${SESSION}${viewer.sessionId}`;
+  if (viewer.apiKeyId) return `${API_KEY}${viewer.apiKeyId}`;
+  return null;
+}
+
+/** A holder for server-side code (`withLease`): no credential ends it, only release or expiry. */
+export const serverHolder = () => `${SERVER}${randomSecret(16)}`;
+
+/** The sessions and API keys behind holders; server holders have none. */
+export function credentialsOf(holders: readonly string[]) {
+  const sessionIds: string[] = [];
+  const apiKeyIds: string[] = [];
+  for (const holder of holders) {
+    if (holder.startsWith(SESSION)) sessionIds.push(holder.slice(SESSION.length));
+    else if (holder.startsWith(API_KEY)) apiKeyIds.push(holder.slice(API_KEY.length));
+  }
+  return { sessionIds, apiKeyIds };
+}
+
+export const sessionHolder = (sessionId: string) => `${SESSION}${sessionId}`;
+export const apiKeyHolder = (apiKeyId: string) => `${API_KEY}${apiKeyId}`;
+
+/** What clients see of a holder: stable and comparable, but it names no session or key. */
+export const opaqueHolder = (holder: string) => sha256(holder).slice(0, 24);

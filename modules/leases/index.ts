@@ -1,0 +1,31 @@
+import { defineModule } from '../../src/index.ts';
+import { leasesConfig } from './config.ts';
+import { LeaseSchema } from './entities.ts';
+import { FenceInput, registerLeases } from './graphql.ts';
+import { releaseOnRevocation, withLease } from './locks.ts';
+import { checkFence } from './service.ts';
+
+export type { HeldLease } from './locks.ts';
+export type { Fence } from './service.ts';
+
+const stops = new WeakMap<object, () => void>();
+
+/**
+ * TTL locks with fencing tokens, in the business database: one row per key whose token
+ * only grows; acquire, renew and release are single conditional statements on the
+ * database clock; leases end with the session or API key that holds them.
+ */
+export default defineModule({
+  name: 'leases',
+  dependsOn: ['sessions', 'api-keys', 'roles'],
+  config: leasesConfig,
+  entities: { store: [LeaseSchema] },
+  graphql: registerLeases,
+  start(runtime) {
+    stops.set(runtime, releaseOnRevocation(runtime));
+  },
+  stop(runtime) {
+    stops.get(runtime)?.();
+  },
+  api: { FenceInput, checkFence, withLease },
+});

@@ -1,0 +1,276 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  backends,
+  bootstrapAdmin,
+  codeOf,
+  ManualClock,
+  startGateway,
+  type TestClient,
+  type TestGateway,
+} from '../../test/harness.ts';
+
+const LEASE_FIELDS = 'key holder token acquiredAt expiresAt mine';
+const ACQUIRE = `mutation ($key: String!, $ttl: Int!, $wait: Int) {
+  acquireLease(key: $key, ttlSeconds: $ttl, waitSeconds: $wait) { ${LEASE_FIELDS} }
+}`;
+const RENEW = `mutation ($key: String!, $token: SafeInt!, $ttl: Int!) {
+  renewLease(key: $key, token: $token, ttlSeconds: $ttl) { ${LEASE_FIELDS} }
+}`;
+const RELEASE = 'mutation ($key: String!, $token: SafeInt!) { releaseLease(key: $key, token: $token) }';
+const LEASE = `query ($key: String!) { lease(key: $key) { ${LEASE_FIELDS} } }`;
+const PUT = `mutation ($id: ID, $data: JSONObject!, $fence: FenceInput) {
+  putDocument(collection: "jobs", id: $id, data: $data, fence: $fence) { id version data }
+}`;
+
+interface LeaseView {
+  key: string;
+  holder: string;
+  token: number;
+  acquiredAt: string;
+  expiresAt: string;
+  mine: boolean;
+}
+
+const CONFIG = {
+  signup: 'open',
+  roles: { worker: ['jobs:read', 'jobs:write'] },
+  defaultRoles: ['worker'],
+  rateLimits: { signUps: 100 },
+  session: { idleTimeoutMinutes: 60 },
+  collections: { jobs: {} },
+  leases: { maxTtlSeconds: 60, maxWaitSeconds: 5, sweepSeconds: 1 },
+};
+
+describe.each(backends)('leases on %s', (backend) => {
+  let portico: TestGateway;
+  let admin: TestClient;
+  const clock = new ManualClock();
+  let users = 0;
+
+  beforeAll(async () => {
+    portico = await startGateway({ backend, config: CONFIG, clock });
+    admin = await bootstrapAdmin(portico);
+  });
+  afterAll(() => portico?.close());
+
+  async function newUser() {
+    const client = portico.client();
+    const result = await client.gql(
+      'mutation ($email: String!) { signUp(input: { email: $email, password: "a long enough passphrase" }) { user { id } } }',
+      { email: `worker${++users}@example.com` },
+    );
+    expect(result.errors).toBeUndefined();
+    return client;
+  }
+
+  async function acquire(client: TestClient, key: string, ttl = 30, wait?: number) {
+    const result = await client.gql<{ acquireLease: LeaseView | null }>(ACQUIRE, { key, ttl, wait });
+    expect(result.errors).toBeUndefined();
+    return result.data!.acquireLease;
+  }
+  const release = async (client: TestClient, key: string, token: number) =>
+    (await client.gql<{ releaseLease: boolean }>(RELEASE, { key, token })).data?.releaseLease;
+  const leaseOf = async (client: TestClient, key: string) =>
+    (await client.gql<{ lease: LeaseView | null }>(LEASE, { key })).data?.lease;
+
+  it('grants a free key once, with a token that grows with every grant', async () => {
+    const [alice, bob] = [await newUser(), await newUser()];
+    const first = await acquire(alice, 'report');
+    expect(first).toMatchObject({ key: 'report', token: 1, mine: true });
+    expect(new Date(first!.expiresAt).getTime() - new Date(first!.acquiredAt).getTime()).toBe(30_000);
+    // The holder is opaque: no session id in it.
+    expect(first!.holder).toMatch(/^[0-9a-f]{24}$/);
+
+    expect(await acquire(bob, 'report')).toBeNull();
+    expect(await acquire(alice, 'report')).toBeNull(); // not re-entrant: one grant at a time
+    expect(await leaseOf(bob, 'report')).toMatchObject({ token: 1, mine: false, holder: first!.holder });
+
+    expect(await release(bob, 'report', 1)).toBe(false); // not the holder
+    expect(await release(alice, 'report', 1)).toBe(true);
+    expect(await release(alice, 'report', 1)).toBe(false); // a stale release is a no-op
+    expect(await leaseOf(alice, 'report')).toBeNull();
+
+    const second = await acquire(bob, 'report');
+    expect(second).toMatchObject({ token: 2, mine: true });
+    expect(await release(alice, 'report', 1)).toBe(false); // the old token releases nothing
+    expect(await leaseOf(alice, 'report')).toMatchObject({ token: 2 });
+  });
+
+  it('ends a lease at its expiry: a renewal or release after it fails, and the next grant gets a newer token', async () => {
+    const [alice, bob] = [await newUser(), await newUser()];
+    const lease = await acquire(alice, 'expiring', 1);
+    const renewed = await alice.gql<{ renewLease: LeaseView }>(RENEW, {
+      key: 'expiring',
+      token: lease!.token,
+      ttl: 1,
+    });
+    expect(renewed.data?.renewLease.token).toBe(lease!.token);
+    expect(new Date(renewed.data!.renewLease.expiresAt).getTime()).toBeGreaterThan(
+      new Date(lease!.expiresAt).getTime() - 1,
+    );
+    await sleep(1100);
+    expect(await leaseOf(alice, 'expiring')).toBeNull();
+    const late = await alice.gql(RENEW, { key: 'expiring', token: lease!.token, ttl: 5 });
+    expect(codeOf(late)).toBe('LEASE_LOST');
+    expect(await release(alice, 'expiring', lease!.token)).toBe(false);
+    expect(await acquire(bob, 'expiring')).toMatchObject({ token: lease!.token + 1 });
+    // Renewing someone else's lease with its current token is refused too.
+    expect(codeOf(await alice.gql(RENEW, { key: 'expiring', token: lease!.token + 1, ttl: 5 }))).toBe(
+      'LEASE_LOST',
+    );
+  });
+
+  it('waits for a release, then grants the lease to the waiter', async () => {
+    const [alice, bob] = [await newUser(), await newUser()];
+    const held = await acquire(alice, 'queue');
+    const waiting = acquire(bob, 'queue', 30, 5);
+    await sleep(200);
+    expect(await release(alice, 'queue', held!.token)).toBe(true);
+    const granted = await waiting;
+    expect(granted).toMatchObject({ token: held!.token + 1, mine: true });
+  });
+
+  it('waits for an expiry, and gives up with null after waitSeconds', async () => {
+    const [alice, bob, carol] = [await newUser(), await newUser(), await newUser()];
+    const held = await acquire(alice, 'slow', 1);
+    expect(await acquire(bob, 'slow', 30, 3)).toMatchObject({ token: held!.token + 1 });
+    const started = Date.now();
+    expect(await acquire(carol, 'slow', 30, 1)).toBeNull();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('enforces the limits of CONFIG.md at and past the edge', async () => {
+    const alice = await newUser();
+    const key256 = 'k'.repeat(255) + 'é';
+    expect(await acquire(alice, key256, 60, 0)).toMatchObject({ key: key256, token: 1 });
+    for (const variables of [
+      { key: 'k'.repeat(257), ttl: 1 },
+      { key: '', ttl: 1 },
+      { key: 'nul\u0000key', ttl: 1 },
+      { key: 'ok', ttl: 0 },
+      { key: 'ok', ttl: 61 },
+      { key: 'ok', ttl: 1, wait: 6 },
+      { key: 'ok', ttl: 1, wait: -1 },
+    ]) {
+      const result = await alice.gql(ACQUIRE, variables);
+      expect(codeOf(result), JSON.stringify(variables)).toBe('BAD_USER_INPUT');
+    }
+    expect(codeOf(await alice.gql(RENEW, { key: key256, token: 1, ttl: 61 }))).toBe('BAD_USER_INPUT');
+    expect(await acquire(alice, 'edge', 1, 5)).toMatchObject({ token: 1 });
+  });
+
+  it('needs a credential', async () => {
+    const anonymous = portico.client();
+    expect(codeOf(await anonymous.gql(ACQUIRE, { key: 'x', ttl: 1 }))).toBe('UNAUTHENTICATED');
+    expect(codeOf(await anonymous.gql(LEASE, { key: 'x' }))).toBe('UNAUTHENTICATED');
+  });
+
+  it('releases the leases of a session that logs out, and of a revoked API key', async () => {
+    const [alice, bob] = [await newUser(), await newUser()];
+    await acquire(alice, 'session-held');
+    await alice.gql('mutation { logOut }');
+    expect(await acquire(bob, 'session-held')).toMatchObject({ token: 2 });
+
+    const ticket = await bob.gql<{ createApiKey: { secret: string; apiKey: { id: string } } }>(
+      'mutation { createApiKey(name: "ci", scopes: []) { secret apiKey { id } } }',
+    );
+    const { secret, apiKey } = ticket.data!.createApiKey;
+    const program = portico.client();
+    const auth = { authorization: `Bearer ${secret}` };
+    const viaKey = await program.gql<{ acquireLease: LeaseView }>(
+      ACQUIRE,
+      { key: 'key-held', ttl: 30 },
+      auth,
+    );
+    expect(viaKey.data?.acquireLease).toMatchObject({ token: 1, mine: true });
+    // The key's lease is not the session's, though both are bob's.
+    expect(await leaseOf(bob, 'key-held')).toMatchObject({ mine: false });
+    await bob.gql('mutation ($id: ID!) { revokeApiKey(id: $id) }', { id: apiKey.id });
+    await expect.poll(() => leaseOf(bob, 'key-held')).toBeNull();
+  });
+
+  it('fences document writes: a stale token is rejected and the newer holder’s write stands', async () => {
+    const [alice, bob] = [await newUser(), await newUser()];
+    const mine = await acquire(alice, 'job-7', 1);
+    const fence = { lease: 'job-7', token: mine!.token };
+    const created = await alice.gql<{ putDocument: { id: string; version: number } }>(PUT, {
+      id: 'job-7',
+      data: { step: 1 },
+      fence,
+    });
+    expect(created.data?.putDocument.version).toBe(1);
+
+    await sleep(1100); // alice stalls past her TTL; bob takes over
+    const theirs = await acquire(bob, 'job-7', 30);
+    const bobs = await bob.gql(PUT, {
+      id: 'job-7',
+      data: { step: 2 },
+      fence: { lease: 'job-7', token: theirs!.token },
+    });
+    expect(bobs.errors).toBeUndefined();
+
+    const stale = await alice.gql(PUT, { id: 'job-7', data: { step: 99 }, fence });
+    expect(codeOf(stale)).toBe('FENCE_REJECTED');
+    const patch = await alice.gql(
+      'mutation ($fence: FenceInput) { patchDocument(collection: "jobs", id: "job-7", patch: { step: 98 }, fence: $fence) { version } }',
+      { fence },
+    );
+    expect(codeOf(patch)).toBe('FENCE_REJECTED');
+    const remove = await alice.gql(
+      'mutation ($fence: FenceInput) { deleteDocument(collection: "jobs", id: "job-7", fence: $fence) }',
+      { fence },
+    );
+    expect(codeOf(remove)).toBe('FENCE_REJECTED');
+    const now = await admin.gql<{ document: { version: number; data: unknown } }>(
+      'query { document(collection: "jobs", id: "job-7") { version data } }',
+    );
+    expect(now.data?.document).toEqual({ version: 2, data: { step: 2 } });
+
+    // A lease never granted, or a token from the future, fences nothing in.
+    expect(codeOf(await bob.gql(PUT, { data: {}, fence: { lease: 'no-such-lease', token: 1 } }))).toBe(
+      'FENCE_REJECTED',
+    );
+    expect(
+      codeOf(await bob.gql(PUT, { data: {}, fence: { lease: 'job-7', token: theirs!.token + 1 } })),
+    ).toBe('FENCE_REJECTED');
+  });
+
+  it('lists live leases by prefix for admins, page by page', async () => {
+    const alice = await newUser();
+    for (const key of ['list/a', 'list/b', 'list/c', 'listless']) await acquire(alice, key);
+    const LIST = `query ($prefix: String, $first: Int, $after: String) {
+      leases(prefix: $prefix, first: $first, after: $after) { edges { node { key token } } pageInfo { hasNextPage endCursor } }
+    }`;
+    type Page = {
+      leases: { edges: { node: { key: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string } };
+    };
+    const first = await admin.gql<Page>(LIST, { prefix: 'list/', first: 2 });
+    expect(first.data?.leases.edges.map((edge) => edge.node.key)).toEqual(['list/a', 'list/b']);
+    expect(first.data?.leases.pageInfo.hasNextPage).toBe(true);
+    const second = await admin.gql<Page>(LIST, {
+      prefix: 'list/',
+      first: 2,
+      after: first.data!.leases.pageInfo.endCursor,
+    });
+    expect(second.data?.leases.edges.map((edge) => edge.node.key)).toEqual(['list/c']);
+    expect(second.data?.leases.pageInfo.hasNextPage).toBe(false);
+    expect(codeOf(await alice.gql(LIST, {}))).toBe('FORBIDDEN');
+  });
+
+  // Last: moving the clock past the idle timeout ends every session of this gateway.
+  it('releases the leases of a session that times out (the sweep has no event to go by)', async () => {
+    const [alice, bob] = [await newUser(), await newUser()];
+    await acquire(alice, 'idle-held');
+    clock.advance(61 * 60_000);
+    // bob's session timed out too: sign in again.
+    await bob.gql(
+      'mutation ($email: String!) { logIn(email: $email, password: "a long enough passphrase") { user { id } } }',
+      {
+        email: `worker${users}@example.com`,
+      },
+    );
+    await expect.poll(() => leaseOf(bob, 'idle-held'), { timeout: 5000 }).toBeNull();
+    expect(await acquire(bob, 'idle-held')).toMatchObject({ token: 2 });
+  });
+});

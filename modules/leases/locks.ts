@@ -1,0 +1,219 @@
+import type { SqlEntityManager } from '@mikro-orm/sql';
+import { PorticoError, type Runtime, type Settings } from '../../src/index.ts';
+import apiKeys from '../api-keys/index.ts';
+import sessions from '../sessions/index.ts';
+import { apiKeyHolder, credentialsOf, serverHolder, sessionHolder } from './access.ts';
+import * as service from './service.ts';
+
+declare module '../../src/pubsub.ts' {
+  interface Topics {
+    /** A lease ended before its expiry (released, or its credential ended): wakes waiting acquirers. */
+    'lease.released': { key: string };
+  }
+}
+
+const MAX_KEY_LENGTH = 256;
+const badInput = (message: string, field: string) => new PorticoError('BAD_USER_INPUT', message, { field });
+
+/** Checks a key, TTL and wait against CONFIG.md's limits; returns milliseconds. */
+export function checkRequest(
+  settings: Settings,
+  { key, ttlSeconds, waitSeconds }: { key: string; ttlSeconds?: number; waitSeconds?: number | null },
+) {
+  const length = [...key].length;
+  // NUL cannot be stored in PostgreSQL text; other control characters would only confuse logs.
+  if (length < 1 || length > MAX_KEY_LENGTH || [...key].some((char) => char < ' ')) {
+    throw badInput(`A lease key has 1 to ${MAX_KEY_LENGTH} printable characters.`, 'key');
+  }
+  const { maxTtlSeconds, maxWaitSeconds } = settings.leases;
+  if (
+    ttlSeconds !== undefined &&
+    !(Number.isInteger(ttlSeconds) && ttlSeconds >= 1 && ttlSeconds <= maxTtlSeconds)
+  ) {
+    throw badInput(`ttlSeconds is 1 to ${maxTtlSeconds}.`, 'ttlSeconds');
+  }
+  const wait = waitSeconds ?? 0;
+  if (!(Number.isInteger(wait) && wait >= 0 && wait <= maxWaitSeconds)) {
+    throw badInput(`waitSeconds is 0 to ${maxWaitSeconds}.`, 'waitSeconds');
+  }
+  return { ttlMs: (ttlSeconds ?? 0) * 1000, waitMs: wait * 1000 };
+}
+
+export interface AcquireRequest {
+  key: string;
+  holder: string;
+  ttlMs: number;
+  /** How long to wait for the holder to release it or for it to expire; 0 tries once. */
+  waitMs: number;
+  /** Stops waiting (the client went away). */
+  signal?: AbortSignal;
+}
+
+/**
+ * Acquires a lease, waiting up to `waitMs` for it to become free. While waiting it holds
+ * no connection and no transaction: it sleeps until a release event for the key or the
+ * current grant's expiry (by the database clock), whichever comes first, then tries again.
+ */
+export async function acquire(runtime: Runtime, em: SqlEntityManager, request: AcquireRequest) {
+  const { key, holder, ttlMs, signal } = request;
+  const deadline = Date.now() + request.waitMs;
+  let released = false;
+  let wake = () => {};
+  const unsubscribe = runtime.pubsub.on('lease.released', (event) => {
+    if (event.key !== key) return;
+    released = true;
+    wake();
+  });
+  try {
+    for (;;) {
+      released = false;
+      const lease = await service.acquireLease(em, key, holder, ttlMs);
+      if (lease) return lease;
+      const left = deadline - Date.now();
+      if (left <= 0 || signal?.aborted) return null;
+      const current = await service.findLease(em, key);
+      if (released || !current) continue;
+      const untilFree = current.lease.expiresAt - current.now;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', done);
+          resolve();
+        };
+        // One millisecond past expiry: at expiry itself the grant still stands.
+        const timer = setTimeout(done, Math.min(left, untilFree + 1));
+        signal?.addEventListener('abort', done, { once: true });
+        wake = done;
+      });
+    }
+  } finally {
+    unsubscribe();
+  }
+}
+
+/** Extends a lease the holder still has; LEASE_LOST when that grant is over. */
+export async function renew(
+  em: SqlEntityManager,
+  request: { key: string; holder: string; token: number; ttlMs: number },
+) {
+  const lease = await service.renewLease(em, request.key, request.holder, request.token, request.ttlMs);
+  if (!lease) {
+    throw new PorticoError(
+      'LEASE_LOST',
+      `Lease "${request.key}" with token ${request.token} is not yours any more: it expired, was released, or was granted again.`,
+      { key: request.key, token: request.token },
+    );
+  }
+  return lease;
+}
+
+/** Releases a lease the holder still has and wakes its waiters; false when that grant was already over. */
+export async function release(
+  runtime: Runtime,
+  em: SqlEntityManager,
+  request: { key: string; holder: string; token: number },
+) {
+  const released = await service.releaseLease(em, request.key, request.holder, request.token);
+  if (released) runtime.pubsub.publish('lease.released', { key: request.key });
+  return released;
+}
+
+async function releaseHolders(runtime: Runtime, holders: string[]) {
+  const keys = await service.releaseHeldBy(runtime.db.store.em.fork(), holders);
+  for (const key of keys) runtime.pubsub.publish('lease.released', { key });
+}
+
+export interface HeldLease {
+  key: string;
+  token: number;
+  /** Aborted when a renewal fails: the lease may be someone else's now, so stop and do not write. */
+  signal: AbortSignal;
+}
+
+/**
+ * For server-side code: runs `fn` while holding the lease (acquired as a server holder,
+ * renewed every third of the TTL) and releases it when `fn` settles, success or failure.
+ * Throws CONFLICT when the lease stays held by another holder past `waitSeconds`.
+ * Pass `lease.token` as the fence of the writes `fn` makes.
+ */
+export async function withLease<T>(
+  runtime: Runtime,
+  key: string,
+  options: { ttlSeconds: number; waitSeconds?: number },
+  fn: (lease: HeldLease) => Promise<T>,
+): Promise<T> {
+  const { ttlMs, waitMs } = checkRequest(runtime.settings, { key, ...options });
+  const em = runtime.db.store.em.fork();
+  const holder = serverHolder();
+  const granted = await acquire(runtime, em, { key, holder, ttlMs, waitMs });
+  if (!granted) throw new PorticoError('CONFLICT', `Lease "${key}" is held by another holder.`, { key });
+  const { token } = granted;
+  const lost = new AbortController();
+  let renewal: NodeJS.Timeout | undefined;
+  const scheduleRenewal = () => {
+    renewal = setTimeout(async () => {
+      try {
+        await renew(em, { key, holder, token, ttlMs });
+        scheduleRenewal();
+      } catch (error) {
+        runtime.log.warn({ key, token, err: error }, 'lease renewal failed: signalling its holder');
+        lost.abort(error);
+      }
+    }, ttlMs / 3);
+  };
+  scheduleRenewal();
+  try {
+    return await fn({ key, token, signal: lost.signal });
+  } finally {
+    clearTimeout(renewal);
+    await release(runtime, em, { key, holder, token });
+  }
+}
+
+/**
+ * Ends the leases of ended credentials: at once on a revocation event, and by a periodic
+ * sweep for what has no event (a session's timeout) or whose event was lost.
+ * Returns the function that stops it.
+ */
+export function releaseOnRevocation(runtime: Runtime): () => void {
+  const onError = (error: unknown) =>
+    runtime.log.error({ err: error }, 'releasing leases of ended credentials failed');
+  const offSession = runtime.pubsub.on('session.revoked', ({ sessionId }) => {
+    releaseHolders(runtime, [sessionHolder(sessionId)]).catch(onError);
+  });
+  const offKey = runtime.pubsub.on('apiKey.revoked', ({ apiKeyId }) => {
+    releaseHolders(runtime, [apiKeyHolder(apiKeyId)]).catch(onError);
+  });
+  let sweeping = false;
+  const sweep = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    sweepEndedHolders(runtime)
+      .catch(onError)
+      .finally(() => {
+        sweeping = false;
+      });
+  }, runtime.settings.leases.sweepSeconds * 1000);
+  sweep.unref();
+  return () => {
+    offSession();
+    offKey();
+    clearInterval(sweep);
+  };
+}
+
+/** One query for the live holders, one per credential kind for which still stand. */
+async function sweepEndedHolders(runtime: Runtime) {
+  const holders = await service.liveHolders(runtime.db.store.em.fork());
+  const { sessionIds, apiKeyIds } = credentialsOf(holders);
+  if (sessionIds.length === 0 && apiKeyIds.length === 0) return;
+  const [activeSessions, activeKeys] = await Promise.all([
+    sessions.api.activeSessionIds(runtime, sessionIds),
+    apiKeys.api.activeKeyIds(runtime, apiKeyIds),
+  ]);
+  const ended = [
+    ...sessionIds.filter((id) => !activeSessions.has(id)).map(sessionHolder),
+    ...apiKeyIds.filter((id) => !activeKeys.has(id)).map(apiKeyHolder),
+  ];
+  if (ended.length > 0) await releaseHolders(runtime, ended);
+}

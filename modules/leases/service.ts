@@ -1,0 +1,172 @@
+import type { SqlEntityManager } from '@mikro-orm/sql';
+import { dialectOf, PorticoError } from '../../src/index.ts';
+
+/** A lease as stored; times are epoch milliseconds of the database clock. */
+export interface LeaseRecord {
+  key: string;
+  holder: string;
+  token: number;
+  acquiredAt: number;
+  expiresAt: number;
+}
+
+/** A write's claim to hold a lease: it passes only while `token` is the latest granted. */
+export interface Fence {
+  lease: string;
+  token: number;
+}
+
+type Db = SqlEntityManager;
+
+const COLUMNS = 'key, holder, token, acquired_at, expires_at';
+
+/**
+ * The database's own clock in epoch milliseconds, stable within one statement, so that
+ * every instance measures leases by one clock. (`statement_timestamp()`, not `now()`,
+ * which would be frozen at the start of an enclosing transaction.)
+ */
+const nowSql = (em: Db) =>
+  dialectOf(em) === 'postgresql'
+    ? '(extract(epoch from statement_timestamp()) * 1000)::bigint'
+    : "cast(unixepoch('subsec') * 1000 as integer)";
+
+interface LeaseRow {
+  key: string;
+  holder: string;
+  token: number | string;
+  acquired_at: number | string;
+  expires_at: number | string;
+}
+
+// PostgreSQL's driver returns bigint columns as strings.
+const fromRow = (row: LeaseRow): LeaseRecord => ({
+  key: row.key,
+  holder: row.holder,
+  token: Number(row.token),
+  acquiredAt: Number(row.acquired_at),
+  expiresAt: Number(row.expires_at),
+});
+
+const all = (em: Db, sql: string, params: unknown[]) =>
+  em.getConnection().execute<LeaseRow[]>(sql, params, 'all', em.getTransactionContext());
+
+/**
+ * Grants the key to `holder` when it is free (never held, released or expired), in
+ * one statement: the row's token grows by one with every grant. Null when held.
+ */
+export async function acquireLease(em: Db, key: string, holder: string, ttlMs: number) {
+  const now = nowSql(em);
+  const [row] = await all(
+    em,
+    `insert into leases (${COLUMNS}) values (?, ?, 1, ${now}, ${now} + ?)
+     on conflict (key) do update set holder = excluded.holder, token = leases.token + 1,
+       acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
+     where leases.expires_at <= excluded.acquired_at
+     returning ${COLUMNS}`,
+    [key, holder, ttlMs],
+  );
+  return row ? fromRow(row) : null;
+}
+
+/** Extends the holder's unexpired lease to now + ttl; null when this grant is over. */
+export async function renewLease(em: Db, key: string, holder: string, token: number, ttlMs: number) {
+  const now = nowSql(em);
+  const [row] = await all(
+    em,
+    `update leases set expires_at = ${now} + ? where key = ? and holder = ? and token = ? and expires_at > ${now}
+     returning ${COLUMNS}`,
+    [ttlMs, key, holder, token],
+  );
+  return row ? fromRow(row) : null;
+}
+
+/** Ends the holder's unexpired lease now; false when this grant was already over. */
+export async function releaseLease(em: Db, key: string, holder: string, token: number) {
+  const now = nowSql(em);
+  const rows = await all(
+    em,
+    `update leases set expires_at = ${now} where key = ? and holder = ? and token = ? and expires_at > ${now}
+     returning ${COLUMNS}`,
+    [key, holder, token],
+  );
+  return rows.length === 1;
+}
+
+/** Ends every live lease of these holders (their credential ended); returns the keys freed. */
+export async function releaseHeldBy(em: Db, holders: readonly string[]): Promise<string[]> {
+  if (holders.length === 0) return [];
+  const now = nowSql(em);
+  const rows = await all(
+    em,
+    `update leases set expires_at = ${now} where holder in (${holders.map(() => '?').join(', ')}) and expires_at > ${now}
+     returning ${COLUMNS}`,
+    [...holders],
+  );
+  return rows.map((row) => row.key);
+}
+
+/** The holders of live leases, for the sweep of ended credentials. */
+export async function liveHolders(em: Db): Promise<string[]> {
+  const rows = await em
+    .getConnection()
+    .execute<{ holder: string }[]>(
+      `select distinct holder from leases where expires_at > ${nowSql(em)}`,
+      [],
+      'all',
+      em.getTransactionContext(),
+    );
+  return rows.map((row) => row.holder);
+}
+
+/** The live lease on a key, with the database's time; null when the key is free. */
+export async function findLease(em: Db, key: string) {
+  const now = nowSql(em);
+  const [row] = await all(
+    em,
+    `select ${COLUMNS}, ${now} as now from leases where key = ? and expires_at > ${now}`,
+    [key],
+  );
+  return row ? { lease: fromRow(row), now: Number((row as LeaseRow & { now: number | string }).now) } : null;
+}
+
+/** Live leases whose key starts with `prefix`, in key order, after the key `after`. */
+export async function listLeases(
+  em: Db,
+  { prefix, after, limit }: { prefix: string | null; after: string | null; limit: number },
+) {
+  const where = [`expires_at > ${nowSql(em)}`];
+  const params: unknown[] = [];
+  if (prefix) {
+    // substr counts characters on both databases, as the key length limit does.
+    where.push('substr(key, 1, ?) = ?');
+    params.push([...prefix].length, prefix);
+  }
+  if (after !== null) {
+    where.push('key > ?');
+    params.push(after);
+  }
+  const rows = await all(
+    em,
+    `select ${COLUMNS} from leases where ${where.join(' and ')} order by key limit ?`,
+    [...params, limit],
+  );
+  return rows.map(fromRow);
+}
+
+/**
+ * Lets a write through only while `fence.token` is the lease's latest granted token.
+ * Call it inside the write's transaction, before writing: on PostgreSQL the row stays
+ * share-locked until commit, so no newer grant can slip in between check and write;
+ * SQLite has one writer at a time.
+ */
+export async function checkFence(em: Db, fence: Fence) {
+  const lock = dialectOf(em) === 'postgresql' ? ' for share' : '';
+  const [row] = await all(em, `select token from leases where key = ?${lock}`, [fence.lease]);
+  if (!row || Number(row.token) !== fence.token) {
+    throw new PorticoError(
+      'FENCE_REJECTED',
+      `Token ${fence.token} is not the latest granted for lease "${fence.lease}": this write is fenced off.`,
+      { lease: fence.lease, token: fence.token },
+    );
+  }
+}
