@@ -59,8 +59,7 @@ export async function acquire(runtime: Runtime, em: SqlEntityManager, request: A
   const deadline = Date.now() + request.waitMs;
   let released = false;
   let wake = () => {};
-  const unsubscribe = runtime.pubsub.on('lease.released', (event) => {
-    if (event.key !== key) return;
+  const stopWatching = watchReleases(runtime, key, () => {
     released = true;
     wake();
   });
@@ -87,8 +86,30 @@ export async function acquire(runtime: Runtime, em: SqlEntityManager, request: A
       });
     }
   } finally {
-    unsubscribe();
+    stopWatching();
   }
+}
+
+const watchers = new WeakMap<Runtime, Map<string, Set<() => void>>>();
+
+/** Calls `onRelease` when the key is released; one pub/sub listener per gateway, however many wait. */
+function watchReleases(runtime: Runtime, key: string, onRelease: () => void) {
+  let byKey = watchers.get(runtime);
+  if (!byKey) {
+    const registry = new Map<string, Set<() => void>>();
+    runtime.pubsub.on('lease.released', (event) => {
+      for (const wake of registry.get(event.key) ?? []) wake();
+    });
+    watchers.set(runtime, registry);
+    byKey = registry;
+  }
+  const forKey = byKey.get(key) ?? new Set();
+  byKey.set(key, forKey);
+  forKey.add(onRelease);
+  return () => {
+    forKey.delete(onRelease);
+    if (forKey.size === 0 && byKey.get(key) === forKey) byKey.delete(key);
+  };
 }
 
 /** Extends a lease the holder still has; LEASE_LOST when that grant is over. */

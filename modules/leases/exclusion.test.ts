@@ -1,0 +1,226 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defineModule, PorticoError } from '../../src/index.ts';
+import {
+  ADMIN,
+  backends,
+  bootstrapAdmin,
+  codeOf,
+  startGateway,
+  type TestClient,
+  type TestGateway,
+} from '../../test/harness.ts';
+import leases from './index.ts';
+
+/**
+ * Test-only fields: a job run under `withLease`, and a deliberately broken acquire
+ * (read, then write, not one conditional statement) that the exclusion checker must catch.
+ */
+const probe = defineModule({
+  name: 'lease-probe',
+  dependsOn: ['leases'],
+  graphql(builder) {
+    builder.mutationField('runLocked', (t) =>
+      t.field({
+        type: 'SafeInt',
+        authScopes: { public: true },
+        args: {
+          key: t.arg.string({ required: true }),
+          holdMs: t.arg.int({ required: true }),
+          fail: t.arg.boolean(),
+        },
+        resolve: (_root, args, { runtime }) =>
+          leases.api.withLease(runtime, args.key, { ttlSeconds: 1 }, async (lease) => {
+            await sleep(args.holdMs);
+            if (args.fail) throw new PorticoError('BAD_USER_INPUT', 'The job failed on purpose.');
+            return lease.token;
+          }),
+      }),
+    );
+    builder.mutationField('brokenAcquireLease', (t) =>
+      t.field({
+        type: 'JSONObject',
+        nullable: true,
+        authScopes: { authenticated: true },
+        args: { key: t.arg.string({ required: true }), ttlSeconds: t.arg.int({ required: true }) },
+        resolve: async (_root, { key, ttlSeconds }, { db, viewer }) => {
+          const connection = db.store.getConnection();
+          const [row] = await connection.execute<{ token: number | string; expires_at: number | string }[]>(
+            'select token, expires_at from leases where key = ?',
+            [key],
+          );
+          const now = Date.now();
+          if (row && Number(row.expires_at) > now) return null;
+          await sleep(Math.random() * 5); // the window a real acquire must not have
+          const token = Number(row?.token ?? 0) + 1;
+          const holder = `s:${viewer.sessionId}`;
+          await connection.execute(
+            `insert into leases (key, holder, token, acquired_at, expires_at) values (?, ?, ?, ?, ?)
+             on conflict (key) do update set holder = excluded.holder, token = excluded.token,
+               acquired_at = excluded.acquired_at, expires_at = excluded.expires_at`,
+            [key, holder, token, now, now + ttlSeconds * 1000],
+          );
+          return {
+            key,
+            token,
+            acquiredAt: new Date(now).toISOString(),
+            expiresAt: new Date(now + ttlSeconds * 1000).toISOString(),
+          };
+        },
+      }),
+    );
+  },
+});
+
+const ACQUIRE = `mutation ($key: String!, $ttl: Int!, $wait: Int) {
+  acquireLease(key: $key, ttlSeconds: $ttl, waitSeconds: $wait) { key token acquiredAt expiresAt }
+}`;
+const BROKEN_ACQUIRE =
+  'mutation ($key: String!, $ttl: Int!) { brokenAcquireLease(key: $key, ttlSeconds: $ttl) }';
+const RELEASE = 'mutation ($key: String!, $token: SafeInt!) { releaseLease(key: $key, token: $token) }';
+const LEASE = 'query ($key: String!) { lease(key: $key) { token } }';
+
+interface Grant {
+  key: string;
+  token: number;
+  /** Server time of the grant. */
+  start: number;
+  /** A lower bound of its end: when its release was sent, or its expiry when it ran out first. */
+  end: number;
+  ranOut: boolean;
+}
+
+type Acquire = (
+  client: TestClient,
+  key: string,
+) => Promise<{ token: number; acquiredAt: string; expiresAt: string } | null>;
+
+/** Every contender loops: acquire one of the keys, hold it a little (or past its TTL), release. */
+async function contend(contenders: TestClient[], keys: string[], durationMs: number, acquire: Acquire) {
+  const grants: Grant[] = [];
+  const deadline = Date.now() + durationMs;
+  await Promise.all(
+    contenders.map(async (client) => {
+      while (Date.now() < deadline) {
+        const key = keys[Math.floor(Math.random() * keys.length)]!;
+        const lease = await acquire(client, key);
+        if (!lease) continue;
+        const start = Date.parse(lease.acquiredAt);
+        const expiresAt = Date.parse(lease.expiresAt);
+        const outlive = Math.random() < 0.05;
+        await sleep(outlive ? expiresAt - Date.now() + 20 : Math.random() * 20);
+        const sentAt = Date.now();
+        const released = await client.gql<{ releaseLease: boolean }>(RELEASE, { key, token: lease.token });
+        const ranOut = released.data?.releaseLease === false;
+        grants.push({ key, token: lease.token, start, end: ranOut ? expiresAt : sentAt, ranOut });
+      }
+    }),
+  );
+  return grants;
+}
+
+/** Per key, in token order: tokens strictly grow and each grant starts after the previous one ended. */
+function violations(grants: Grant[]): string[] {
+  const problems: string[] = [];
+  const byKey = Map.groupBy(grants, (grant) => grant.key);
+  for (const [key, list] of byKey) {
+    list.sort((a, b) => a.token - b.token || a.start - b.start);
+    for (let i = 1; i < list.length; i++) {
+      const [before, after] = [list[i - 1]!, list[i]!];
+      if (after.token <= before.token) problems.push(`${key}: token ${after.token} granted twice`);
+      else if (after.start < before.end) {
+        problems.push(
+          `${key}: token ${after.token} granted at ${after.start}, before token ${before.token} ended at ${before.end}`,
+        );
+      }
+    }
+  }
+  return problems;
+}
+
+describe.each(backends)('lease exclusion on %s', (backend) => {
+  let portico: TestGateway;
+  let contenders: TestClient[];
+
+  beforeAll(async () => {
+    portico = await startGateway({ backend, modules: [probe], config: { leases: { maxWaitSeconds: 5 } } });
+    await bootstrapAdmin(portico);
+    // One session per contender: each is a distinct holder.
+    contenders = await Promise.all(
+      Array.from({ length: 40 }, async () => {
+        const client = portico.client();
+        const result = await client.gql(
+          'mutation ($e: String!, $p: String!) { logIn(email: $e, password: $p) { user { id } } }',
+          {
+            e: ADMIN.email,
+            p: ADMIN.password,
+          },
+        );
+        expect(result.errors).toBeUndefined();
+        return client;
+      }),
+    );
+  });
+  afterAll(() => portico?.close());
+
+  it('never grants a key to two holders at once: 40 contenders on 3 keys for 10 s', async () => {
+    const grants = await contend(contenders, ['a', 'b', 'c'], 10_000, async (client, key) => {
+      const result = await client.gql<{ acquireLease: Awaited<ReturnType<Acquire>> }>(ACQUIRE, {
+        key,
+        ttl: 1,
+        wait: 2,
+      });
+      expect(result.errors).toBeUndefined();
+      return result.data!.acquireLease;
+    });
+    expect(grants.length).toBeGreaterThan(100);
+    expect(violations(grants)).toEqual([]);
+    // Some grants ran out before their release: expiry hand-overs are checked too.
+    expect(grants.some((grant) => grant.ranOut)).toBe(true);
+  }, 30_000);
+
+  it('negative control: the checker catches an acquire that reads, then writes', async () => {
+    const grants = await contend(contenders, ['x', 'y', 'z'], 3000, async (client, key) => {
+      const result = await client.gql<{ brokenAcquireLease: Awaited<ReturnType<Acquire>> }>(BROKEN_ACQUIRE, {
+        key,
+        ttl: 1,
+      });
+      expect(result.errors).toBeUndefined();
+      return result.data!.brokenAcquireLease;
+    });
+    expect(violations(grants).length).toBeGreaterThan(0);
+  }, 30_000);
+
+  it('withLease holds the lease while its function runs, renewing it past the TTL, then releases it', async () => {
+    const [observer] = contenders;
+    const running = observer!.gql<{ runLocked: number }>(
+      'mutation { runLocked(key: "nightly", holdMs: 2500) }',
+    );
+    await sleep(300);
+    const held = await observer!.gql<{ lease: { token: number } | null }>(LEASE, { key: 'nightly' });
+    expect(held.data?.lease).not.toBeNull();
+    await sleep(1700); // past the 1 s TTL: only renewals keep it
+    expect((await observer!.gql<{ lease: unknown }>(LEASE, { key: 'nightly' })).data?.lease).toEqual(
+      held.data?.lease,
+    );
+    expect(
+      (await observer!.gql<{ acquireLease: unknown }>(ACQUIRE, { key: 'nightly', ttl: 1 })).data
+        ?.acquireLease,
+    ).toBeNull();
+    const result = await running;
+    expect(result.data?.runLocked).toBe(held.data!.lease!.token);
+    expect((await observer!.gql<{ lease: unknown }>(LEASE, { key: 'nightly' })).data?.lease).toBeNull();
+  });
+
+  it('withLease releases the lease when its function throws', async () => {
+    const [observer] = contenders;
+    const failed = await observer!.gql('mutation { runLocked(key: "flaky", holdMs: 10, fail: true) }');
+    expect(codeOf(failed)).toBe('BAD_USER_INPUT');
+    expect((await observer!.gql<{ lease: unknown }>(LEASE, { key: 'flaky' })).data?.lease).toBeNull();
+    // And a second run gets the next token.
+    const again = await observer!.gql<{ runLocked: number }>(
+      'mutation { runLocked(key: "flaky", holdMs: 10) }',
+    );
+    expect(again.data?.runLocked).toBe(2);
+  });
+});
