@@ -125,6 +125,7 @@ export default defineConfig({ signup: 'open', modules: [hello] });\n`,
       'magic-link',
       'device',
       'collections',
+      'blobs',
       'hello',
     ]);
   });

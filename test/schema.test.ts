@@ -24,19 +24,12 @@ const schema = buildSchema(builtinModules);
  * as the issues land: delete an entry in the change that adds it.
  */
 const PENDING: Record<string, string> = {
-  ...issue(5, 'blobs and leases', [
-    'Blob',
-    'BlobEdge',
-    'BlobConnection',
+  ...issue(5, 'leases', [
     'Lease',
     'LeaseEdge',
     'LeaseConnection',
-    'Query.blob',
-    'Query.blobs',
     'Query.lease',
     'Query.leases',
-    'Mutation.uploadBlob',
-    'Mutation.deleteBlob',
     'Mutation.acquireLease',
     'Mutation.renewLease',
     'Mutation.releaseLease',
