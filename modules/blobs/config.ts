@@ -14,7 +14,10 @@ const blobs = z
     write: accessRule.default(['blobs:write']),
     // Code, so only from portico.config.ts/.mjs; a JSON file keeps the filesystem driver.
     storage: z
-      .custom<StorageFactory>((value) => typeof value === 'function', 'expected a function returning a driver')
+      .custom<StorageFactory>(
+        (value) => typeof value === 'function',
+        'expected a function returning a driver',
+      )
       .optional(),
   })
   .prefault({});

@@ -50,7 +50,8 @@ export function registerBlobs(builder: Builder) {
           blob.ownerId && (blob.ownerId === viewer.userId || roles.api.isAdmin(viewer)) ? blob.ownerId : null,
       }),
       url: t.string({
-        description: 'Path of the download route, e.g. /blobs/<id>; it needs the same credentials as this API.',
+        description:
+          'Path of the download route, e.g. /blobs/<id>; it needs the same credentials as this API.',
         resolve: blobPath,
       }),
       signedUrl: t.string({

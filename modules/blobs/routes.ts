@@ -89,7 +89,8 @@ async function uploadRoute(request: Request, context: RequestContext): Promise<R
 // Types a browser would run or render as a page of this origin: served as opaque bytes.
 const ACTIVE_TYPE = /html|xml|svg|script|^multipart\//;
 // Shown in the browser when opened; every other type downloads.
-const INLINE_TYPE = /^(image\/(png|jpeg|gif|webp|avif|bmp)|(audio|video)\/[\w.+-]+|text\/plain|application\/pdf)$/;
+const INLINE_TYPE =
+  /^(image\/(png|jpeg|gif|webp|avif|bmp)|(audio|video)\/[\w.+-]+|text\/plain|application\/pdf)$/;
 
 /** The served Content-Type and Content-Disposition (RFC 6266, ASCII fallback plus filename*). */
 function presentation(blob: BlobRecord) {

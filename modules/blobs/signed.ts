@@ -45,7 +45,11 @@ export function signedPath(runtime: Runtime, id: string, signer: string, expires
  * Whether the query of a download names a valid, unexpired signature of this blob by a credential
  * that still stands. The MAC is compared in constant time, before any database work.
  */
-export async function signatureAllows(runtime: Runtime, id: string, query: URLSearchParams): Promise<boolean> {
+export async function signatureAllows(
+  runtime: Runtime,
+  id: string,
+  query: URLSearchParams,
+): Promise<boolean> {
   const exp = query.get('exp') ?? '';
   const by = query.get('by') ?? '';
   const given = Buffer.from(query.get('sig') ?? '', 'base64url');

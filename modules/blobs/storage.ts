@@ -49,7 +49,10 @@ export interface BlobStorage {
 }
 
 /** Makes the driver when the module starts; `blobs.storage` in portico.config.ts names another one. */
-export type StorageFactory = (context: { dataDir: string; log: Logger }) => BlobStorage | Promise<BlobStorage>;
+export type StorageFactory = (context: {
+  dataDir: string;
+  log: Logger;
+}) => BlobStorage | Promise<BlobStorage>;
 
 export class BlobTooLarge extends Error {
   readonly limit: number;
@@ -107,7 +110,12 @@ export async function createFsStorage(root: string): Promise<BlobStorage> {
       const key = `${process.pid}-${randomBytes(12).toString('hex')}`;
       const path = tempPath(key);
       // `flush`: the file is fsynced before it closes.
-      const out = createWriteStream(path, { flags: 'wx', mode: 0o600, flush: true, highWaterMark: WRITE_BUFFER });
+      const out = createWriteStream(path, {
+        flags: 'wx',
+        mode: 0o600,
+        flush: true,
+        highWaterMark: WRITE_BUFFER,
+      });
       let failure: Error | undefined;
       out.on('error', (error) => {
         failure ??= error;
