@@ -8,6 +8,7 @@ import {
   backends,
   bootstrapAdmin,
   codeOf,
+  type GraphQLResponse,
   ManualClock,
   startGateway,
   TestClient,
@@ -108,7 +109,7 @@ describe.each(backends)('blobs on %s', (backend) => {
   /** Uploads through POST /blobs with the client's cookie and the CSRF header. */
   const upload = async (
     client: TestClient,
-    bytes: Uint8Array,
+    bytes: Uint8Array<ArrayBuffer>,
     headers: Record<string, string> = {},
     path = '/blobs',
   ) => {
@@ -666,7 +667,11 @@ describe.each(backends)('blobs on %s', (backend) => {
   describe('GraphQL multipart uploadBlob', () => {
     const UPLOAD =
       'mutation ($file: File!) { uploadBlob(file: $file) { id size sha256 filename contentType url } }';
-    const multipart = (client: TestClient, bytes: Uint8Array, headers: Record<string, string> = CSRF) => {
+    const multipart = (
+      client: TestClient,
+      bytes: Uint8Array<ArrayBuffer>,
+      headers: Record<string, string> = CSRF,
+    ) => {
       const form = new FormData();
       form.set('operations', JSON.stringify({ query: UPLOAD, variables: { file: null } }));
       form.set('map', JSON.stringify({ 0: ['variables.file'] }));
@@ -699,7 +704,7 @@ describe.each(backends)('blobs on %s', (backend) => {
     it('refuses a file over the limit with PAYLOAD_TOO_LARGE', async () => {
       const before = await snapshot();
       const response = await multipart(alice, randomBytes(LIMIT + 1));
-      const result = (await response.json()) as { errors?: { extensions?: { code?: string } }[] };
+      const result = (await response.json()) as Pick<GraphQLResponse, 'errors'>;
       expect(codeOf(result)).toBe('PAYLOAD_TOO_LARGE');
       expect(response.status).toBe(413);
       await expectNothingStored(before);
@@ -719,13 +724,14 @@ describe.each(backends)('blobs on %s', (backend) => {
           p: PASSWORD,
         },
       );
-      const result = (await (await multipart(guest, randomBytes(10))).json()) as {
-        errors?: { extensions?: { code?: string } }[];
-      };
+      const result = (await (await multipart(guest, randomBytes(10))).json()) as Pick<
+        GraphQLResponse,
+        'errors'
+      >;
       expect(codeOf(result)).toBe('FORBIDDEN');
-      const anonymous = (await (await multipart(new TestClient(portico.url), randomBytes(10))).json()) as {
-        errors?: { extensions?: { code?: string } }[];
-      };
+      const anonymous = (await (
+        await multipart(new TestClient(portico.url), randomBytes(10))
+      ).json()) as Pick<GraphQLResponse, 'errors'>;
       expect(codeOf(anonymous)).toBe('UNAUTHENTICATED');
     });
   });

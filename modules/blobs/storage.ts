@@ -160,7 +160,9 @@ export async function createFsStorage(root: string): Promise<BlobStorage> {
       if (created) await syncFolder(objects);
     },
 
-    discard: (staged) => rm(tempPath(staged.key), { force: true }),
+    async discard(staged) {
+      await rm(tempPath(staged.key), { force: true });
+    },
 
     async exists(sha256) {
       try {
