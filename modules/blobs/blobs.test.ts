@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { readdir, readlink } from 'node:fs/promises';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -778,7 +778,7 @@ describe.each(backends)('blobs readable by every signed-in user, on %s', (backen
   beforeAll(async () => {
     portico = await startGateway({
       backend,
-      config: { ...CONFIG, blobs: { maxBytes: LIMIT, read: 'authenticated', write: 'authenticated' } },
+      config: { ...CONFIG, blobs: { maxBytes: 64 * LIMIT, read: 'authenticated', write: 'authenticated' } },
     });
     await bootstrapAdmin(portico);
     owner = portico.client();
@@ -811,5 +811,29 @@ describe.each(backends)('blobs readable by every signed-in user, on %s', (backen
     const removed = await owner.gql('mutation ($id: ID!) { deleteBlob(id: $id) }', { id: blob.id });
     expect(removed.data).toEqual({ deleteBlob: true });
     expect((await other.request(blob.url)).status).toBe(404);
+  });
+
+  it('keeps no file open after clients went away mid-download', async () => {
+    const response = await owner.request('/blobs', {
+      method: 'POST',
+      body: randomBytes(32 * 1024 * 1024),
+      headers: CSRF,
+    });
+    const blob = (await response.json()) as BlobJson;
+    const openBlobFiles = async () => {
+      const targets = await Promise.all(
+        (await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')),
+      );
+      return targets.filter((target) => target.includes(blob.sha256));
+    };
+    for (let i = 0; i < 5; i++) {
+      const controller = new AbortController();
+      const download = await owner.request(blob.url, { signal: controller.signal });
+      const reader = download.body!.getReader();
+      await reader.read();
+      controller.abort();
+      await reader.cancel().catch(() => {});
+    }
+    await expect.poll(openBlobFiles, { timeout: 5000 }).toEqual([]);
   });
 });

@@ -161,7 +161,7 @@ async function downloadRoute(request: Request, context: RequestContext, params: 
   const status = range ? 206 : 200;
   if (request.method === 'HEAD') return new Response(null, { status, headers });
 
-  const body = await storageOf(context.runtime).read(blob.sha256, range);
+  const body = await storageOf(context.runtime).read(blob.sha256, range, request.signal);
   if (!body) {
     context.log.error({ blob: blob.id, sha256: blob.sha256 }, 'blob has a row but no bytes');
     return problem(404, 'NOT_FOUND', 'No such blob.');

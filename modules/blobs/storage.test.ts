@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readlink, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -74,6 +74,25 @@ describe('the filesystem storage driver', () => {
     const { stream } = source([randomBytes(600), randomBytes(600)], 2);
     await expect(storage.stage(stream, 1e6)).rejects.toBeInstanceOf(UploadInterrupted);
     expect(await readdir(join(root, 'tmp'))).toEqual([]);
+  });
+
+  it('stops reading and closes the file when the signal aborts', async () => {
+    const bytes = randomBytes(8 * 1024 * 1024);
+    const staged = await storage.stage(source([bytes]).stream, bytes.length);
+    await storage.commit(staged);
+    const openFiles = async () => {
+      const targets = await Promise.all(
+        (await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')),
+      );
+      return targets.filter((target) => target.includes(staged.sha256));
+    };
+    const controller = new AbortController();
+    const reader = (await storage.read(staged.sha256, undefined, controller.signal))!.getReader();
+    expect((await reader.read()).value?.byteLength).toBeGreaterThan(0);
+    expect(await openFiles()).toHaveLength(1);
+    controller.abort();
+    await expect(reader.read()).rejects.toThrow('abandoned');
+    await expect.poll(openFiles).toEqual([]);
   });
 
   it('refuses names that are not content addresses', async () => {

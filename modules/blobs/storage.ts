@@ -1,8 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { access, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { access, type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { Logger } from '../../src/index.ts';
 
@@ -40,8 +39,11 @@ export interface BlobStorage {
   discard(staged: StagedBlob): Promise<void>;
   /** Whether bytes are stored at this content address. */
   exists(sha256: string): Promise<boolean>;
-  /** The bytes at a content address (all of them, or `range`), or null when there are none. */
-  read(sha256: string, range?: ByteRange): Promise<ReadableStream<Uint8Array> | null>;
+  /**
+   * The bytes at a content address (all of them, or `range`), or null when there are none. The
+   * stream stops (and lets go of the object) when `signal` aborts: the client went away.
+   */
+  read(sha256: string, range?: ByteRange, signal?: AbortSignal): Promise<ReadableStream<Uint8Array> | null>;
   /** Removes the bytes at a content address (no error when there are none). */
   delete(sha256: string): Promise<void>;
   /** Removes temporary objects of uploads that can no longer finish; returns how many. Run at start. */
@@ -74,9 +76,10 @@ export class UploadInterrupted extends Error {
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 // `<pid>-<random>`: the sweep can tell whose upload a temporary file was.
 const TEMP_NAME = /^(\d+)-[0-9a-f]{24}$/;
-// Writes are batched up to this much; reads come in chunks of this size.
+// Writes are batched up to this much; reads come in chunks of this size, this many ahead.
 const WRITE_BUFFER = 1024 * 1024;
-const READ_CHUNK = 256 * 1024;
+const READ_CHUNK = 1024 * 1024;
+const READ_AHEAD = 2;
 // Far beyond the server's request timeout: no upload can still be running in a file this old.
 const STALE_TEMP_MS = 60 * 60 * 1000;
 
@@ -174,21 +177,17 @@ export async function createFsStorage(root: string): Promise<BlobStorage> {
       }
     },
 
-    async read(sha256, range) {
-      let handle: Awaited<ReturnType<typeof open>>;
+    async read(sha256, range, signal) {
+      let handle: FileHandle;
       try {
         handle = await open(objectPath(sha256), 'r');
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
         throw error;
       }
-      // The stream owns the handle: it closes it at the end, or when the client goes away.
-      const stream = handle.createReadStream({
-        start: range?.start,
-        end: range?.end,
-        highWaterMark: READ_CHUNK,
-      });
-      return Readable.toWeb(stream) as unknown as ReadableStream<Uint8Array>;
+      const start = range?.start ?? 0;
+      const end = range ? range.end + 1 : (await handle.stat()).size;
+      return fileStream(handle, start, end, signal);
     },
 
     async delete(sha256) {
@@ -218,6 +217,59 @@ export async function createFsStorage(root: string): Promise<BlobStorage> {
       return swept;
     },
   };
+}
+
+/**
+ * `[start, end)` of an open file as a web stream that owns the handle. Each chunk is read into a
+ * fresh buffer and handed on as is (Readable.toWeb copies every chunk); a few chunks are read ahead.
+ */
+function fileStream(
+  handle: FileHandle,
+  start: number,
+  end: number,
+  signal: AbortSignal | undefined,
+): ReadableStream<Uint8Array> {
+  let position = start;
+  let closed = false;
+  let stop: (() => void) | undefined;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    if (stop) signal?.removeEventListener('abort', stop);
+    await handle.close().catch(() => {});
+  };
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        stop = () => {
+          controller.error(new Error('The download was abandoned'));
+          void close();
+        };
+        if (signal?.aborted) stop();
+        else signal?.addEventListener('abort', stop, { once: true });
+      },
+      async pull(controller) {
+        const size = Math.min(READ_CHUNK, end - position);
+        if (size <= 0) {
+          await close();
+          controller.close();
+          return;
+        }
+        try {
+          const buffer = Buffer.allocUnsafeSlow(size);
+          const { bytesRead } = await handle.read(buffer, 0, size, position);
+          if (bytesRead === 0) throw new Error('The blob file is shorter than its size');
+          position += bytesRead;
+          controller.enqueue(buffer.subarray(0, bytesRead));
+        } catch (error) {
+          await close();
+          controller.error(error);
+        }
+      },
+      cancel: close,
+    },
+    { highWaterMark: READ_AHEAD },
+  );
 }
 
 /** Another gateway on this machine may share the folder: its uploads in progress stay. */
