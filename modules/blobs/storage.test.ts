@@ -91,7 +91,11 @@ describe('the filesystem storage driver', () => {
     expect((await reader.read()).value?.byteLength).toBeGreaterThan(0);
     expect(await openFiles()).toHaveLength(1);
     controller.abort();
-    await expect(reader.read()).rejects.toThrow('abandoned');
+    // What was read ahead may still come; then the stream ends, far short of the file.
+    let received = 0;
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
+      received += chunk.value.byteLength;
+    expect(received).toBeLessThan(bytes.length / 2);
     await expect.poll(openFiles).toEqual([]);
   });
 

@@ -231,6 +231,7 @@ function fileStream(
 ): ReadableStream<Uint8Array> {
   let position = start;
   let closed = false;
+  let abandoned = false;
   let stop: (() => void) | undefined;
   const close = async () => {
     if (closed) return;
@@ -241,8 +242,10 @@ function fileStream(
   return new ReadableStream<Uint8Array>(
     {
       start(controller) {
+        // Ends the stream quietly: nobody is left to read an error.
         stop = () => {
-          controller.error(new Error('The download was abandoned'));
+          abandoned = true;
+          controller.close();
           void close();
         };
         if (signal?.aborted) stop();
@@ -263,7 +266,7 @@ function fileStream(
           controller.enqueue(buffer.subarray(0, bytesRead));
         } catch (error) {
           await close();
-          controller.error(error);
+          if (!abandoned) controller.error(error);
         }
       },
       cancel: close,
