@@ -1,6 +1,7 @@
 import type { PorticoModule } from '../src/index.ts';
 import apiKeys from './api-keys/index.ts';
 import audit from './audit/index.ts';
+import blobs from './blobs/index.ts';
 import collections from './collections/index.ts';
 import device from './device/index.ts';
 import invites from './invites/index.ts';
@@ -28,4 +29,5 @@ export const builtinModules: PorticoModule[] = [
   device,
   leases,
   collections,
+  blobs,
 ];

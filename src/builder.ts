@@ -65,10 +65,23 @@ builder.scalarType('File', {
     throw new Error('File is an input-only scalar');
   },
   parseValue: (value) => {
-    if (value instanceof File) return value;
+    if (isFile(value)) return value;
     throw new PorticoError('BAD_USER_INPUT', 'Expected a file sent as a multipart upload.');
   },
 });
+
+/** A File, or the look-alike that Yoga's fetch ponyfill parses multipart parts into behind node:http. */
+function isFile(value: unknown): value is File {
+  if (value instanceof File) return true;
+  const candidate = value as Partial<File> | null;
+  return (
+    typeof candidate === 'object' &&
+    candidate !== null &&
+    typeof candidate.name === 'string' &&
+    typeof candidate.size === 'number' &&
+    typeof candidate.stream === 'function'
+  );
+}
 
 builder.queryType({});
 builder.mutationType({});

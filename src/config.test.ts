@@ -126,6 +126,7 @@ export default defineConfig({ signup: 'open', modules: [hello] });\n`,
       'device',
       'leases',
       'collections',
+      'blobs',
       'hello',
     ]);
   });

@@ -2,9 +2,10 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
+import { createFetch } from '@whatwg-node/fetch';
 import { GraphQLError, NoSchemaIntrospectionCustomRule } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
-import type { LoadedConfig } from './config.ts';
+import type { LoadedConfig, Settings } from './config.ts';
 import { anonymousViewer, createRequestContext, type RequestContext, type Viewer } from './context.ts';
 import { openDatabases } from './db.ts';
 import {
@@ -15,8 +16,9 @@ import {
   serviceUnavailable,
 } from './errors.ts';
 import { createLogger, type Logger } from './logger.ts';
+import type { PorticoModule } from './module.ts';
 import { createLocalPubSub } from './pubsub.ts';
-import { Router } from './routes.ts';
+import { CSRF_HEADERS, Router } from './routes.ts';
 import { type Clock, type Runtime, systemClock } from './runtime.ts';
 import { buildSchema } from './schema.ts';
 
@@ -26,8 +28,25 @@ export const GRAPHQL_LIMITS = { depth: 10, aliases: 15, tokens: 2000, directives
 /** Largest request body accepted: yoga's default, which multipart uploads need. */
 export const MAX_REQUEST_BODY_BYTES = 25_000_000;
 
-/** Header names that satisfy CSRF prevention (HTTP.md). */
-export const CSRF_HEADERS = ['x-portico-csrf', 'x-graphql-yoga-csrf'];
+/**
+ * Form-data limits of GraphQL multipart requests, which are parsed into memory: one file of at
+ * most what the modules take (`multipartFileBytes`), and small text fields (`operations`, `map`).
+ */
+export function formDataLimits(modules: readonly PorticoModule[], settings: Settings) {
+  const fileSize = Math.min(
+    MAX_REQUEST_BODY_BYTES,
+    Math.max(0, ...modules.map((module) => module.multipartFileBytes?.(settings) ?? 0)),
+  );
+  return {
+    fileSize,
+    files: fileSize > 0 ? 1 : 0,
+    fields: 8,
+    fieldSize: 1024 * 1024,
+    fieldNameSize: 100,
+    parts: 10,
+    headerSize: 8 * 1024,
+  };
+}
 
 export interface Gateway {
   readonly runtime: Runtime;
@@ -106,6 +125,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
     healthCheckEndpoint: '/health',
     // Replaced by useBodyLimit: yoga's own limit pipes every body through a TransformStream.
     maxRequestBodySize: false,
+    fetchAPI: createFetch({ formDataLimits: formDataLimits(modules, config.settings) }),
     landingPage: false,
     context: ({ request, req }) => contextFor(request, { req }),
     graphiql: async (request) => development || (await isAdmin(request).catch(() => false)),
@@ -284,7 +304,16 @@ function withContractCode(error: GraphQLError): GraphQLError {
     positions: error.positions,
     path: error.path,
     originalError: error.originalError,
-    extensions: { ...error.extensions, code: error.path ? 'INTERNAL_SERVER_ERROR' : 'BAD_USER_INPUT' },
+    extensions: {
+      ...error.extensions,
+      // Yoga's name for a multipart file over the form-data limit.
+      code:
+        code === 'REQUEST_ENTITY_TOO_LARGE'
+          ? 'PAYLOAD_TOO_LARGE'
+          : error.path
+            ? 'INTERNAL_SERVER_ERROR'
+            : 'BAD_USER_INPUT',
+    },
   });
 }
 

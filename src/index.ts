@@ -27,5 +27,6 @@ export {
 } from './pagination.ts';
 export type { PubSub, Topics } from './pubsub.ts';
 export type { HttpMethod, Route } from './routes.ts';
+export { hasCsrfHeader } from './routes.ts';
 export type { Clock, Runtime } from './runtime.ts';
 export { randomSecret, sameDigest, sha256 } from './secrets.ts';

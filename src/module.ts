@@ -32,6 +32,12 @@ export interface ModuleDefinition<Api> {
   authScopes?: (context: RequestContext) => ScopeLoaders;
   /** Tried in module order until one returns a viewer. */
   credentials?: CredentialResolver;
+  /**
+   * The largest file this module takes in a GraphQL multipart request (e.g. `uploadBlob`). Multipart
+   * bodies are held in memory, so the kernel caps files at the largest any module asks for (none: no
+   * files at all), and never above the request body limit.
+   */
+  multipartFileBytes?: (settings: Settings) => number;
   /** Plain HTTP routes, mounted beside /graphql. */
   routes?: readonly Route[];
   /** Runs once the databases are ready, before the server listens. */

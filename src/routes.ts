@@ -1,5 +1,11 @@
 import type { RequestContext } from './context.ts';
 
+/** Header names that satisfy CSRF prevention (HTTP.md): a cross-site form cannot set them. */
+export const CSRF_HEADERS = ['x-portico-csrf', 'x-graphql-yoga-csrf'];
+
+/** Whether a request carries one of the CSRF headers (any value, as Yoga's CSRF prevention checks). */
+export const hasCsrfHeader = (request: Request) => CSRF_HEADERS.some((name) => request.headers.has(name));
+
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /** A plain HTTP endpoint. `path` segments starting with ':' are parameters, e.g. `/blobs/:id`. */

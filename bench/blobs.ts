@@ -1,0 +1,344 @@
+/**
+ * `npm run bench:blobs`: a 1 GiB blob up through `POST /blobs` and down through `GET /blobs/:id`,
+ * each against a floor: a plain Node stream copy of the same file with fsync. Portico runs in a
+ * child process (SQLite, production mode) whose RSS is sampled throughout; the goals are each way
+ * ≥ 0.5 of the floor's throughput and < 64 MiB of RSS growth. See BENCHMARKS.md, "Blobs".
+ *
+ * Environment (all optional): BENCH_BLOB_MIB (size, default 1024), BENCH_BLOB_ROUNDS (default 3;
+ * the figures are the medians), BENCH_BLOB_DIR (where the files go; default the system's temp
+ * folder, which needs about 3 times the size free). Exits non-zero when a transfer fails or its
+ * bytes differ; a missed goal is reported but does not fail the run.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createReadStream, createWriteStream, rmSync } from 'node:fs';
+import { mkdir, mkdtemp, open, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { pipeline } from 'node:stream/promises';
+
+const root = join(import.meta.dirname, '..');
+const MIB = 1024 * 1024;
+const SIZE = positive('BENCH_BLOB_MIB', 1024) * MIB;
+const ROUNDS = positive('BENCH_BLOB_ROUNDS', 3);
+const BASE_DIR = process.env.BENCH_BLOB_DIR ?? tmpdir();
+const THROUGHPUT_GOAL = 0.5;
+const RSS_GOAL_MIB = 64;
+const STARTUP_TIMEOUT_MS = 30_000;
+const SAMPLE_EVERY_MS = 20;
+const ADMIN = { email: 'bench@example.com', password: 'bench horse battery staple', name: 'Bench Admin' };
+
+function positive(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer`);
+  return value;
+}
+
+let child: ChildProcess | undefined;
+let workDir: string | undefined;
+
+// ---------------------------------------------------------------- the gateway
+
+/** `portico start` in a child process; resolves with its URL and the bootstrap token it logged. */
+async function startPortico(dataDir: string): Promise<{ url: string; token: string }> {
+  await writeFile(join(dataDir, 'portico.config.json'), JSON.stringify({ blobs: { maxBytes: 2 * SIZE } }));
+  const { DATABASE_URL, SYSTEM_DATABASE_URL, PORTICO_CONFIG, PORTICO_PUBLIC_URL, ...inherited } = process.env;
+  const started = spawn(process.execPath, [join(root, 'bin/portico.ts'), 'start'], {
+    cwd: dataDir,
+    env: {
+      ...inherited,
+      NODE_ENV: 'production',
+      PORTICO_SECRET: 'bench-secret-that-is-long-enough-0123456789',
+      PORTICO_DATA_DIR: dataDir,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  child = started;
+  let url: string | undefined;
+  let token: string | undefined;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('Portico did not start in time')), STARTUP_TIMEOUT_MS);
+    started.once('exit', (code) => reject(new Error(`Portico exited early (${code})`)));
+    createInterface({ input: started.stdout! }).on('line', (text) => {
+      let line: Record<string, unknown>;
+      try {
+        line = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      if (line.bootstrap === true) token = String(line.msg).match(/token=([\w-]+)/)?.[1];
+      if (typeof line.url === 'string' && String(line.msg).startsWith('Portico listening')) url = line.url;
+      if (url && token) {
+        clearTimeout(timer);
+        resolve({ url, token });
+      }
+    });
+  });
+}
+
+async function graphql(url: string, query: string, variables: Record<string, unknown>, headers = {}) {
+  const response = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as { data?: Record<string, unknown>; errors?: unknown };
+  if (body.errors) throw new Error(`${query}: ${JSON.stringify(body.errors)}`);
+  return { response, data: body.data! };
+}
+
+/** An API key with `blobs:write` of the first admin. */
+async function apiKey(url: string, token: string): Promise<string> {
+  const redeemed = await graphql(
+    url,
+    'mutation ($t: String!, $p: ProfileInput) { redeemToken(token: $t, profile: $p) { user { id } } }',
+    { t: token, p: ADMIN },
+  );
+  const cookie = redeemed.response.headers
+    .getSetCookie()
+    .map((header) => header.split(';')[0]!)
+    .find((pair) => pair.startsWith('portico_session='));
+  if (!cookie) throw new Error('redeemToken set no session cookie');
+  const { data } = await graphql(
+    url,
+    'mutation { createApiKey(name: "bench", scopes: ["blobs:write"]) { secret } }',
+    {},
+    { cookie },
+  );
+  return (data.createApiKey as { secret: string }).secret;
+}
+
+// ---------------------------------------------------------------- RSS
+
+/** Samples the child's resident set (and its high-water mark) while `work` runs. */
+async function withRss<T>(pid: number, work: () => Promise<T>) {
+  const read = async () => {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const kib = (field: string) => Number(status.match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'))?.[1] ?? 0);
+    return { rss: kib('VmRSS') * 1024, hwm: kib('VmHWM') * 1024 };
+  };
+  const before = await read();
+  let peak = before.rss;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      peak = Math.max(peak, (await read()).rss);
+      await new Promise((resolve) => setTimeout(resolve, SAMPLE_EVERY_MS));
+    }
+  })();
+  try {
+    const result = await work();
+    // A new high-water mark is the true peak; otherwise the samples are the best estimate.
+    const after = await read();
+    return { result, growth: Math.max(peak, after.hwm > before.hwm ? after.hwm : 0) - before.rss };
+  } finally {
+    sampling = false;
+    await sampler;
+  }
+}
+
+// ---------------------------------------------------------------- transfers
+
+const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
+
+/** The floor: the same bytes copied file to file by Node streams, fsynced. */
+async function floorCopy(source: string, target: string) {
+  const start = process.hrtime.bigint();
+  await pipeline(
+    createReadStream(source, { highWaterMark: MIB }),
+    createWriteStream(target, { flush: true }),
+  );
+  return seconds(start);
+}
+
+async function uploadFile(url: string, key: string, source: string) {
+  const start = process.hrtime.bigint();
+  const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const upload = request(`${url}/blobs?filename=bench.bin`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${key}`,
+        'content-type': 'application/octet-stream',
+        'content-length': String(SIZE),
+      },
+    });
+    upload.on('response', async (response) => {
+      let body = '';
+      for await (const chunk of response) body += chunk;
+      resolve({ status: response.statusCode!, body });
+    });
+    upload.on('error', reject);
+    pipeline(createReadStream(source, { highWaterMark: MIB }), upload).catch(reject);
+  });
+  const elapsed = seconds(start);
+  if (answer.status !== 201) throw new Error(`upload: HTTP ${answer.status} ${answer.body}`);
+  return {
+    elapsed,
+    blob: JSON.parse(answer.body) as { id: string; sha256: string; size: number; url: string },
+  };
+}
+
+/** GET into a file, fsynced, like the floor's target. */
+async function downloadFile(url: string, key: string, path: string, target: string) {
+  const start = process.hrtime.bigint();
+  await new Promise<void>((resolve, reject) => {
+    request(`${url}${path}`, { headers: { authorization: `Bearer ${key}` } }, (response) => {
+      if (response.statusCode !== 200) {
+        reject(new Error(`download: HTTP ${response.statusCode}`));
+        response.resume();
+        return;
+      }
+      pipeline(response, createWriteStream(target, { flush: true })).then(resolve, reject);
+    })
+      .on('error', reject)
+      .end();
+  });
+  return seconds(start);
+}
+
+async function sha256File(path: string) {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: MIB })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** 1 GiB of incompressible bytes: a 64 MiB random block, repeated. */
+async function makeSource(path: string) {
+  const block = randomBytes(Math.min(SIZE, 64 * MIB));
+  const hash = createHash('sha256');
+  const file = await open(path, 'w');
+  try {
+    for (let written = 0; written < SIZE; written += block.length) {
+      const part = block.subarray(0, Math.min(block.length, SIZE - written));
+      await file.write(part);
+      hash.update(part);
+    }
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  return hash.digest('hex');
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const mibPerSecond = (elapsed: number) => SIZE / MIB / elapsed;
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<number> {
+  const { bavail, bsize } = await statfs(BASE_DIR);
+  if (bavail * bsize < 3.5 * SIZE) throw new Error(`${BASE_DIR} needs ${(3.5 * SIZE) / MIB} MiB free`);
+  workDir = await mkdtemp(join(BASE_DIR, 'portico-bench-blobs-'));
+  const source = join(workDir, 'source.bin');
+  const copy = join(workDir, 'copy.bin');
+  const downloaded = join(workDir, 'downloaded.bin');
+  console.log(
+    `Blob benchmark: Node ${process.version}, ${cpus().length} cores, ${SIZE / MIB} MiB, ${ROUNDS} rounds (medians)\n`,
+  );
+  const expected = await makeSource(source);
+  const dataDir = join(workDir, 'portico');
+  await mkdir(dataDir);
+  const { url, token } = await startPortico(dataDir);
+  const key = await apiKey(url, token);
+  const pid = child!.pid!;
+
+  const floors: number[] = [];
+  const uploads: number[] = [];
+  const downloads: number[] = [];
+  const uploadRss: number[] = [];
+  const downloadRss: number[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    floors.push(await floorCopy(source, copy));
+    await rm(copy);
+    const up = await withRss(pid, () => uploadFile(url, key, source));
+    if (up.result.blob.sha256 !== expected || up.result.blob.size !== SIZE) {
+      throw new Error(`upload stored other bytes: ${JSON.stringify(up.result.blob)}`);
+    }
+    uploads.push(up.result.elapsed);
+    uploadRss.push(up.growth);
+    const down = await withRss(pid, () => downloadFile(url, key, up.result.blob.url, downloaded));
+    downloads.push(down.result);
+    downloadRss.push(down.growth);
+    if ((await sha256File(downloaded)) !== expected) throw new Error('download returned other bytes');
+    await rm(downloaded);
+    // Deleted, so that every round's upload places its bytes anew.
+    await graphql(
+      url,
+      'mutation ($id: ID!) { deleteBlob(id: $id) }',
+      { id: up.result.blob.id },
+      {
+        authorization: `Bearer ${key}`,
+      },
+    );
+    console.log(
+      `round ${round}: floor ${mibPerSecond(floors.at(-1)!).toFixed(0)} MiB/s, ` +
+        `upload ${mibPerSecond(up.result.elapsed).toFixed(0)} MiB/s (RSS +${(up.growth / MIB).toFixed(1)} MiB), ` +
+        `download ${mibPerSecond(down.result).toFixed(0)} MiB/s (RSS +${(down.growth / MIB).toFixed(1)} MiB)`,
+    );
+  }
+
+  const floor = mibPerSecond(median(floors));
+  const rows = [
+    ['floor: stream copy + fsync', floor, 1, Number.NaN],
+    [
+      'POST /blobs',
+      mibPerSecond(median(uploads)),
+      mibPerSecond(median(uploads)) / floor,
+      Math.max(...uploadRss),
+    ],
+    [
+      'GET /blobs/:id',
+      mibPerSecond(median(downloads)),
+      mibPerSecond(median(downloads)) / floor,
+      Math.max(...downloadRss),
+    ],
+  ] as const;
+  console.log(
+    `\n${'what'.padEnd(28)}  ${'MiB/s'.padStart(7)}  ${'× floor'.padStart(8)}  ${'peak RSS growth'.padStart(16)}`,
+  );
+  for (const [name, speed, ratio, rss] of rows) {
+    const grown = Number.isNaN(rss) ? '' : `${(rss / MIB).toFixed(1)} MiB`;
+    console.log(
+      `${name.padEnd(28)}  ${speed.toFixed(0).padStart(7)}  ${ratio.toFixed(2).padStart(8)}  ${grown.padStart(16)}`,
+    );
+  }
+  const met = rows.slice(1).every(([, , ratio, rss]) => ratio >= THROUGHPUT_GOAL && rss < RSS_GOAL_MIB * MIB);
+  console.log(
+    `\nGoals (each way ≥ ${THROUGHPUT_GOAL} × floor, RSS growth < ${RSS_GOAL_MIB} MiB): ${met ? 'met' : 'NOT met'}`,
+  );
+  return 0;
+}
+
+function cleanUp() {
+  if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    cleanUp();
+    process.exit(130);
+  });
+}
+
+try {
+  process.exitCode = await main();
+} catch (error) {
+  console.error(`\nbench failed: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+} finally {
+  if (child && child.exitCode === null && child.signalCode === null) {
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child?.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+  cleanUp();
+}

@@ -1,0 +1,26 @@
+import { defineModule } from '../../src/index.ts';
+import { blobsConfig } from './config.ts';
+import { BlobContentSchema, BlobMetadataSchema } from './entities.ts';
+import { BlobRef, registerBlobs } from './graphql.ts';
+import { blobRoutes } from './routes.ts';
+import { createFsStorage } from './storage.ts';
+import { startStorage } from './store.ts';
+
+export type { BlobStorage, ByteRange, StagedBlob, StorageFactory } from './storage.ts';
+
+/**
+ * Uploaded files: bytes stored once per SHA-256 behind a storage driver (the filesystem by default),
+ * metadata rows in the business database, `POST /blobs` and `GET /blobs/:id`, signed URLs.
+ */
+export default defineModule({
+  name: 'blobs',
+  dependsOn: ['users', 'roles', 'sessions', 'api-keys'],
+  config: blobsConfig,
+  entities: { store: [BlobMetadataSchema, BlobContentSchema] },
+  graphql: registerBlobs,
+  multipartFileBytes: (settings) => settings.blobs.maxBytes,
+  routes: blobRoutes,
+  start: startStorage,
+  /** `createFsStorage(root)`: the default driver, for configurations that wrap or relocate it. */
+  api: { BlobRef, createFsStorage },
+});

@@ -1,0 +1,175 @@
+import { create as contentDisposition, parse as parseContentDisposition } from 'content-disposition';
+import rangeParser from 'range-parser';
+import {
+  type ErrorCode,
+  hasCsrfHeader,
+  type RequestContext,
+  type Route,
+  toGlobalId,
+} from '../../src/index.ts';
+import { canSeeBlob, canWrite } from './access.ts';
+import { BLOB_ID, type BlobRecord, findBlob } from './service.ts';
+import { signatureAllows } from './signed.ts';
+import { BlobTooLarge, type ByteRange, UploadInterrupted } from './storage.ts';
+import { blobPath, cleanFilename, OCTET_STREAM, storageOf, upload } from './store.ts';
+
+/** Errors as the kernel's routes answer them: `{ error: message, code }` with the contract's code. */
+const problem = (status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}) =>
+  Response.json({ error: message, code }, { status, headers });
+
+/**
+ * Refusals of an upload are sent before its body is read; closing the connection afterwards
+ * spares reading (and discarding) the rest of it.
+ */
+const refuse = (status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}) =>
+  problem(status, code, message, { connection: 'close', ...headers });
+
+const tooLarge = (limit: number) => refuse(413, 'PAYLOAD_TOO_LARGE', `A blob is at most ${limit} bytes.`);
+
+/** The Blob as POST /blobs answers it; `id` is the GraphQL id. */
+export const blobJson = (blob: BlobRecord) => ({
+  id: toGlobalId('Blob', blob.id),
+  size: blob.size,
+  contentType: blob.contentType,
+  sha256: blob.sha256,
+  filename: blob.filename,
+  createdAt: blob.createdAt.toISOString(),
+  url: blobPath(blob),
+});
+
+/** From `Content-Disposition: attachment; filename="…"` (filename* preferred), else `?filename=`. */
+function sentFilename(request: Request): string | null {
+  const header = request.headers.get('content-disposition');
+  if (header) {
+    const name = parseContentDisposition(header).parameters.filename;
+    if (name) return name;
+  }
+  return new URL(request.url).searchParams.get('filename');
+}
+
+/** POST /blobs: the raw body, streamed to storage. */
+async function uploadRoute(request: Request, context: RequestContext): Promise<Response> {
+  const { viewer, runtime } = context;
+  const settings = runtime.settings.blobs;
+  // A cross-site form posts with the cookie but cannot set this header.
+  if (viewer.sessionId && !hasCsrfHeader(request)) {
+    return refuse(403, 'FORBIDDEN', 'An upload signed in by cookie needs the x-portico-csrf header.');
+  }
+  if (!canWrite(viewer, settings)) {
+    return viewer.userId
+      ? refuse(403, 'FORBIDDEN', 'You are not allowed to upload blobs.')
+      : refuse(401, 'UNAUTHENTICATED', 'Sign in first.', { 'www-authenticate': 'Bearer' });
+  }
+  // Only an early refusal: the bytes are counted as they arrive, whatever this says.
+  const declared = request.headers.get('content-length');
+  if (declared !== null && !/^\d{1,16}$/.test(declared)) {
+    return refuse(400, 'BAD_USER_INPUT', 'The Content-Length header is invalid.');
+  }
+  if (declared !== null && Number(declared) > settings.maxBytes) return tooLarge(settings.maxBytes);
+  let filename: string | null;
+  try {
+    filename = sentFilename(request);
+  } catch {
+    return refuse(400, 'BAD_USER_INPUT', 'The Content-Disposition header is invalid.');
+  }
+  try {
+    const blob = await upload(runtime, context.db.store, request.body ?? new Blob([]).stream(), {
+      contentType: request.headers.get('content-type'),
+      filename,
+      ownerId: viewer.userId,
+    });
+    return Response.json(blobJson(blob), { status: 201, headers: { location: blobPath(blob) } });
+  } catch (error) {
+    if (error instanceof BlobTooLarge) return tooLarge(error.limit);
+    if (error instanceof UploadInterrupted) return refuse(400, 'BAD_USER_INPUT', error.message);
+    throw error;
+  }
+}
+
+// Types a browser would run or render as a page of this origin: served as opaque bytes.
+const ACTIVE_TYPE = /html|xml|svg|script|^multipart\//;
+// Shown in the browser when opened; every other type downloads.
+const INLINE_TYPE =
+  /^(image\/(png|jpeg|gif|webp|avif|bmp)|(audio|video)\/[\w.+-]+|text\/plain|application\/pdf)$/;
+
+/** The served Content-Type and Content-Disposition (RFC 6266, ASCII fallback plus filename*). */
+function presentation(blob: BlobRecord) {
+  const essence = blob.contentType.split(';')[0]!.trim().toLowerCase();
+  const active = ACTIVE_TYPE.test(essence);
+  const inline = !active && INLINE_TYPE.test(essence);
+  return {
+    type: active ? OCTET_STREAM : blob.contentType,
+    disposition: contentDisposition(cleanFilename(blob.filename) ?? undefined, {
+      type: inline ? 'inline' : 'attachment',
+    }),
+  };
+}
+
+/** If-None-Match: `*`, or a list of (possibly weak) entity tags. */
+function matchesAny(header: string | null, etag: string): boolean {
+  if (header === null) return false;
+  if (header.trim() === '*') return true;
+  return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag);
+}
+
+/** The blob named by the path, if this request may read it: by its credential or a signed URL. */
+async function readable(context: RequestContext, id: string, query: URLSearchParams) {
+  // The id format is checked before any lookup: nothing else reaches a query, let alone a path.
+  if (!BLOB_ID.test(id)) return null;
+  const blob = await findBlob(context.db.store, id);
+  if (!blob) return null;
+  if (canSeeBlob(context.viewer, context.runtime.settings.blobs, blob.ownerId)) return blob;
+  return query.has('sig') && (await signatureAllows(context.runtime, blob.id, query)) ? blob : null;
+}
+
+/** GET and HEAD /blobs/:id. Unknown and forbidden blobs answer the same 404. */
+async function downloadRoute(request: Request, context: RequestContext, params: Record<string, string>) {
+  const blob = await readable(context, params.id ?? '', new URL(request.url).searchParams);
+  if (!blob) return problem(404, 'NOT_FOUND', 'No such blob.');
+  const etag = `"${blob.sha256}"`;
+  // Revalidated on every use, so that access is checked each time; the ETag makes that cheap.
+  const cache = { etag, 'cache-control': 'private, no-cache', 'x-content-type-options': 'nosniff' };
+  if (matchesAny(request.headers.get('if-none-match'), etag)) {
+    return new Response(null, { status: 304, headers: cache });
+  }
+  const { type, disposition } = presentation(blob);
+  const headers: Record<string, string> = {
+    ...cache,
+    'accept-ranges': 'bytes',
+    'content-type': type,
+    'content-disposition': disposition,
+    'content-security-policy': "default-src 'none'; sandbox",
+  };
+
+  let range: ByteRange | undefined;
+  const asked = request.headers.get('range');
+  const ifRange = request.headers.get('if-range');
+  if (asked?.startsWith('bytes=') && (ifRange === null || ifRange === etag)) {
+    const ranges = rangeParser(blob.size, asked, { combine: true });
+    if (ranges === -1) {
+      return new Response(null, {
+        status: 416,
+        headers: { ...headers, 'content-range': `bytes */${blob.size}` },
+      });
+    }
+    // One range: 206. Several: the whole blob, simpler on both sides than multipart/byteranges.
+    // A malformed header is ignored (RFC 9110).
+    if (ranges !== -2 && ranges.length === 1) range = ranges[0];
+  }
+  if (range) headers['content-range'] = `bytes ${range.start}-${range.end}/${blob.size}`;
+  headers['content-length'] = String(range ? range.end - range.start + 1 : blob.size);
+  const status = range ? 206 : 200;
+  if (request.method === 'HEAD') return new Response(null, { status, headers });
+
+  const body = await storageOf(context.runtime).read(blob.sha256, range, request.signal);
+  if (!body) {
+    context.log.error({ blob: blob.id, sha256: blob.sha256 }, 'blob has a row but no bytes');
+    return problem(404, 'NOT_FOUND', 'No such blob.');
+  }
+  return new Response(body, { status, headers });
+}
+
+export const blobRoutes: Route[] = [
+  { method: 'POST', path: '/blobs', handler: uploadRoute },
+  { method: ['GET', 'HEAD'], path: '/blobs/:id', handler: downloadRoute },
+];

@@ -1,0 +1,319 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { access, type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { finished } from 'node:stream/promises';
+import type { Logger } from '../../src/index.ts';
+
+/** An upload written to a temporary object, hashed and counted, not yet at its content address. */
+export interface StagedBlob {
+  /** Lower-case hex SHA-256 of the bytes. */
+  readonly sha256: string;
+  readonly size: number;
+  /** The driver's name for the temporary object. */
+  readonly key: string;
+}
+
+/** Inclusive byte offsets, as in `Content-Range`. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * Where blob bytes live: content-addressed objects (one per distinct SHA-256) and temporary
+ * objects for uploads in progress. The metadata rows and the decision when bytes may go are the
+ * module's (service.ts); a driver only moves bytes. The filesystem driver below is the default.
+ */
+export interface BlobStorage {
+  /**
+   * Streams `source` into a temporary object, hashing and counting as it goes, and makes it
+   * durable before resolving. Past `maxBytes` it stops reading (without cancelling `source`, so an
+   * HTTP route can still answer 413 on the connection), drops what it wrote and throws
+   * {@link BlobTooLarge}; when `source` fails it drops it too and throws {@link UploadInterrupted}.
+   */
+  stage(source: ReadableStream<Uint8Array>, maxBytes: number): Promise<StagedBlob>;
+  /** Moves a staged object to its content address, durably. */
+  commit(staged: StagedBlob): Promise<void>;
+  /** Drops a staged object (no error when it is gone already). */
+  discard(staged: StagedBlob): Promise<void>;
+  /** Whether bytes are stored at this content address. */
+  exists(sha256: string): Promise<boolean>;
+  /**
+   * The bytes at a content address (all of them, or `range`), or null when there are none. The
+   * stream stops (and lets go of the object) when `signal` aborts: the client went away.
+   */
+  read(sha256: string, range?: ByteRange, signal?: AbortSignal): Promise<ReadableStream<Uint8Array> | null>;
+  /** Removes the bytes at a content address (no error when there are none). */
+  delete(sha256: string): Promise<void>;
+  /** Removes temporary objects of uploads that can no longer finish; returns how many. Run at start. */
+  sweep(): Promise<number>;
+}
+
+/** Makes the driver when the module starts; `blobs.storage` in portico.config.ts names another one. */
+export type StorageFactory = (context: {
+  dataDir: string;
+  log: Logger;
+}) => BlobStorage | Promise<BlobStorage>;
+
+export class BlobTooLarge extends Error {
+  readonly limit: number;
+  constructor(limit: number) {
+    super(`A blob is at most ${limit} bytes.`);
+    this.name = 'BlobTooLarge';
+    this.limit = limit;
+  }
+}
+
+/** The upload's source failed (the client went away): nothing was stored. */
+export class UploadInterrupted extends Error {
+  constructor(cause: unknown) {
+    super('The upload was cut off before it ended.', { cause });
+    this.name = 'UploadInterrupted';
+  }
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+// `<pid>-<random>`: the sweep can tell whose upload a temporary file was.
+const TEMP_NAME = /^(\d+)-[0-9a-f]{24}$/;
+// Writes are batched up to this much; reads come in chunks of this size, this many ahead.
+const WRITE_BUFFER = 1024 * 1024;
+const READ_CHUNK = 1024 * 1024;
+const READ_AHEAD = 2;
+// Far beyond the server's request timeout: no upload can still be running in a file this old.
+const STALE_TEMP_MS = 60 * 60 * 1000;
+
+/** The default driver: `<dataDir>/blobs`. */
+export const defaultStorage: StorageFactory = ({ dataDir }) => createFsStorage(join(dataDir, 'blobs'));
+
+/**
+ * Blobs as files: `sha256/<first two hex digits>/<sha256>` under `root`, uploads in progress in
+ * `tmp/` beside it (one filesystem, so the final rename is atomic). A file reaches its content
+ * address only by that rename, after an fsync, followed by an fsync of its folder: after a crash
+ * an address holds either the complete bytes or nothing. Names come only from the hex digest.
+ */
+export async function createFsStorage(root: string): Promise<BlobStorage> {
+  const temp = join(root, 'tmp');
+  const objects = join(root, 'sha256');
+  await mkdir(temp, { recursive: true });
+  await mkdir(objects, { recursive: true });
+  await syncFolder(root);
+
+  const objectPath = (sha256: string) => {
+    if (!SHA256_HEX.test(sha256)) throw new Error('Not a SHA-256 content address');
+    return join(objects, sha256.slice(0, 2), sha256);
+  };
+  const tempPath = (key: string) => {
+    if (!TEMP_NAME.test(key)) throw new Error('Not a temporary blob name');
+    return join(temp, key);
+  };
+
+  return {
+    async stage(source, maxBytes) {
+      const key = `${process.pid}-${randomBytes(12).toString('hex')}`;
+      const path = tempPath(key);
+      // `flush`: the file is fsynced before it closes.
+      const out = createWriteStream(path, {
+        flags: 'wx',
+        mode: 0o600,
+        flush: true,
+        highWaterMark: WRITE_BUFFER,
+      });
+      let failure: Error | undefined;
+      out.on('error', (error) => {
+        failure ??= error;
+      });
+      const hash = createHash('sha256');
+      let size = 0;
+      const reader = source.getReader();
+      try {
+        for (;;) {
+          let chunk: ReadableStreamReadResult<Uint8Array>;
+          try {
+            chunk = await reader.read();
+          } catch (error) {
+            throw new UploadInterrupted(error);
+          }
+          if (chunk.done) break;
+          size += chunk.value.byteLength;
+          if (size > maxBytes) throw new BlobTooLarge(maxBytes);
+          hash.update(chunk.value);
+          if (failure) throw failure;
+          if (!out.write(chunk.value)) await waitForDrain(out);
+        }
+        out.end();
+        await finished(out);
+        await closed(out);
+        if (failure) throw failure;
+        return { sha256: hash.digest('hex'), size, key };
+      } catch (error) {
+        out.destroy();
+        await closed(out);
+        await rm(path, { force: true });
+        throw error;
+      }
+    },
+
+    async commit(staged) {
+      const target = objectPath(staged.sha256);
+      const folder = dirname(target);
+      const created = await mkdir(folder, { recursive: true });
+      await rename(tempPath(staged.key), target);
+      await syncFolder(folder);
+      if (created) await syncFolder(objects);
+    },
+
+    async discard(staged) {
+      await rm(tempPath(staged.key), { force: true });
+    },
+
+    async exists(sha256) {
+      try {
+        await access(objectPath(sha256));
+        return true;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+        throw error;
+      }
+    },
+
+    async read(sha256, range, signal) {
+      let handle: FileHandle;
+      try {
+        handle = await open(objectPath(sha256), 'r');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw error;
+      }
+      const start = range?.start ?? 0;
+      const end = range ? range.end + 1 : (await handle.stat()).size;
+      return fileStream(handle, start, end, signal);
+    },
+
+    async delete(sha256) {
+      const path = objectPath(sha256);
+      await rm(path, { force: true });
+      await syncFolder(dirname(path)).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error;
+      });
+    },
+
+    async sweep() {
+      let swept = 0;
+      const now = Date.now();
+      for (const name of await readdir(temp)) {
+        const match = TEMP_NAME.exec(name);
+        const path = join(temp, name);
+        if (match) {
+          const pid = Number(match[1]);
+          // At start nothing of this process is uploading yet: its own pid is a former process's.
+          const running = pid !== process.pid && isRunning(pid);
+          const stale = now - (await stat(path)).mtimeMs > STALE_TEMP_MS;
+          if (running && !stale) continue;
+        }
+        await rm(path, { force: true, recursive: true });
+        swept++;
+      }
+      return swept;
+    },
+  };
+}
+
+/**
+ * `[start, end)` of an open file as a web stream that owns the handle. Each chunk is read into a
+ * fresh buffer and handed on as is (Readable.toWeb copies every chunk); a few chunks are read ahead.
+ */
+function fileStream(
+  handle: FileHandle,
+  start: number,
+  end: number,
+  signal: AbortSignal | undefined,
+): ReadableStream<Uint8Array> {
+  let position = start;
+  let closed = false;
+  let abandoned = false;
+  let stop: (() => void) | undefined;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    if (stop) signal?.removeEventListener('abort', stop);
+    await handle.close().catch(() => {});
+  };
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        // Ends the stream quietly: nobody is left to read an error.
+        stop = () => {
+          abandoned = true;
+          controller.close();
+          void close();
+        };
+        if (signal?.aborted) stop();
+        else signal?.addEventListener('abort', stop, { once: true });
+      },
+      async pull(controller) {
+        const size = Math.min(READ_CHUNK, end - position);
+        if (size <= 0) {
+          await close();
+          controller.close();
+          return;
+        }
+        try {
+          const buffer = Buffer.allocUnsafeSlow(size);
+          const { bytesRead } = await handle.read(buffer, 0, size, position);
+          if (bytesRead === 0) throw new Error('The blob file is shorter than its size');
+          position += bytesRead;
+          controller.enqueue(buffer.subarray(0, bytesRead));
+        } catch (error) {
+          await close();
+          if (!abandoned) controller.error(error);
+        }
+      },
+      cancel: close,
+    },
+    { highWaterMark: READ_AHEAD },
+  );
+}
+
+/** Another gateway on this machine may share the folder: its uploads in progress stay. */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Makes the entries of a folder (a rename, an unlink) durable. */
+async function syncFolder(path: string) {
+  const folder = await open(path, 'r');
+  try {
+    await folder.sync();
+  } finally {
+    await folder.close();
+  }
+}
+
+/** Like `once(out, 'drain')`, but also ends when the stream closes without draining. */
+function waitForDrain(out: ReturnType<typeof createWriteStream>) {
+  return new Promise<void>((resolve, reject) => {
+    const done = (error?: Error) => {
+      out.off('drain', done);
+      out.off('error', done);
+      out.off('close', done);
+      if (error) reject(error);
+      else if (out.destroyed) reject(new Error('The blob file closed while writing'));
+      else resolve();
+    };
+    out.on('drain', done);
+    out.on('error', done);
+    out.on('close', done);
+  });
+}
+
+/** Resolves once the stream has closed its file (and, with `flush`, fsynced it). */
+function closed(out: ReturnType<typeof createWriteStream>) {
+  if (out.closed) return Promise.resolve();
+  return new Promise<void>((resolve) => out.once('close', () => resolve()));
+}

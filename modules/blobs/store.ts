@@ -1,0 +1,78 @@
+import type { SqlEntityManager } from '@mikro-orm/sql';
+import type { Runtime } from '../../src/index.ts';
+import { type BlobRecord, createBlob, type DeleteGuard, deleteBlob } from './service.ts';
+import { type BlobStorage, defaultStorage } from './storage.ts';
+
+/**
+ * The running module's storage driver and the upload and delete flows that GraphQL and the HTTP
+ * routes share: bytes to the driver, then the metadata row (service.ts).
+ */
+const storages = new WeakMap<Runtime, BlobStorage>();
+
+/** Makes the configured driver (the filesystem by default) and sweeps leftover uploads. */
+export async function startStorage(runtime: Runtime) {
+  const factory = runtime.settings.blobs.storage ?? defaultStorage;
+  const storage = await factory({ dataDir: runtime.env.dataDir, log: runtime.log });
+  const swept = await storage.sweep();
+  if (swept > 0) runtime.log.info({ swept }, 'removed temporary files of uploads that never finished');
+  storages.set(runtime, storage);
+}
+
+export function storageOf(runtime: Runtime): BlobStorage {
+  const storage = storages.get(runtime);
+  if (!storage) throw new Error('The blobs module has not started');
+  return storage;
+}
+
+export interface UploadInput {
+  /** As sent; anything that is not a plain media type is stored as application/octet-stream. */
+  contentType: string | null;
+  /** As sent; cleaned before it is stored. */
+  filename: string | null;
+  ownerId: string | null;
+}
+
+/** Streams an upload to storage (at most `blobs.maxBytes`, else BlobTooLarge) and records it. */
+export async function upload(
+  runtime: Runtime,
+  em: SqlEntityManager,
+  source: ReadableStream<Uint8Array>,
+  input: UploadInput,
+) {
+  const storage = storageOf(runtime);
+  const staged = await storage.stage(source, runtime.settings.blobs.maxBytes);
+  return createBlob(em, storage, staged, {
+    contentType: mediaType(input.contentType),
+    filename: cleanFilename(input.filename),
+    ownerId: input.ownerId,
+  });
+}
+
+/** The download route of a blob. */
+export const blobPath = (blob: Pick<BlobRecord, 'id'>) => `/blobs/${blob.id}`;
+
+export const remove = (runtime: Runtime, em: SqlEntityManager, id: string, guard: DeleteGuard) =>
+  deleteBlob(em, storageOf(runtime), id, guard);
+
+const TOKEN = "[a-z0-9!#$&^_.+'*`|~-]+";
+const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}(\\s*;\\s*${TOKEN}=(${TOKEN}|"[^"\\\\\\p{Cc}]*"))*$`, 'iu');
+export const OCTET_STREAM = 'application/octet-stream';
+
+/** A syntactically valid media type (RFC 9110) of at most 255 characters, else application/octet-stream. */
+export function mediaType(value: string | null): string {
+  const trimmed = value?.trim() ?? '';
+  return trimmed.length <= 255 && MEDIA_TYPE.test(trimmed) ? trimmed : OCTET_STREAM;
+}
+
+// Control characters, and the bidirectional overrides that disguise extensions ("gpj.exe").
+const UNSAFE_CHARACTERS = /[\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
+
+/**
+ * A filename fit to store and to send back in `Content-Disposition`: its last path segment, no
+ * control or bidi-override characters, at most 255 characters; null when nothing is left.
+ */
+export function cleanFilename(value: string | null): string | null {
+  const last = (value ?? '').split(/[/\\]/).pop() ?? '';
+  const cleaned = [...last.replace(UNSAFE_CHARACTERS, '').trim()].slice(0, 255).join('').trim();
+  return cleaned === '' || cleaned === '.' || cleaned === '..' ? null : cleaned;
+}
