@@ -9,6 +9,7 @@ import {
   builder as schemaBuilder,
   toConnection,
 } from '../../src/index.ts';
+import leases from '../leases/index.ts';
 import roles from '../roles/index.ts';
 import users from '../users/index.ts';
 import { canDeleteBlob, canRead, canSeeBlob, canWrite, listedOwner } from './access.ts';
@@ -117,14 +118,15 @@ export function registerBlobs(builder: Builder) {
       type: BlobRef,
       description: 'A GraphQL multipart upload, held in memory: large files go through POST /blobs.',
       authScopes: { public: true },
-      args: { file: t.arg({ type: 'File', required: true }) },
-      resolve: async (_root, { file }, context) => {
+      args: { file: t.arg({ type: 'File', required: true }), fence: t.arg({ type: leases.api.FenceInput }) },
+      resolve: async (_root, { file, fence }, context) => {
         if (!canWrite(context.viewer, rulesOf(context))) throw denied(context);
         try {
           return await upload(context.runtime, context.db.store, file.stream(), {
             contentType: file.type || null,
             filename: file.name || null,
             ownerId: context.viewer.userId,
+            fence,
           });
         } catch (error) {
           if (error instanceof BlobTooLarge) {
@@ -137,8 +139,8 @@ export function registerBlobs(builder: Builder) {
     deleteBlob: t.boolean({
       description: 'The owner (or an admin) with write access.',
       authScopes: { public: true },
-      args: { id: t.arg.id({ required: true }) },
-      resolve: async (_root, { id }, context) => {
+      args: { id: t.arg.id({ required: true }), fence: t.arg({ type: leases.api.FenceInput }) },
+      resolve: async (_root, { id, fence }, context) => {
         if (!canWrite(context.viewer, rulesOf(context))) throw denied(context);
         const deleted = await remove(
           context.runtime,
@@ -148,6 +150,7 @@ export function registerBlobs(builder: Builder) {
             if (!canSeeBlob(context.viewer, rulesOf(context), blob.ownerId)) throw notFound();
             if (!canDeleteBlob(context.viewer, rulesOf(context), blob.ownerId)) throw denied(context);
           },
+          fence,
         );
         // Unknown and unseen blobs answer alike.
         if (!deleted) throw notFound();

@@ -14,7 +14,7 @@ export type { BlobStorage, ByteRange, StagedBlob, StorageFactory } from './stora
  */
 export default defineModule({
   name: 'blobs',
-  dependsOn: ['users', 'roles', 'sessions', 'api-keys'],
+  dependsOn: ['users', 'roles', 'sessions', 'api-keys', 'leases'],
   config: blobsConfig,
   entities: { store: [BlobMetadataSchema, BlobContentSchema] },
   graphql: registerBlobs,

@@ -3,10 +3,12 @@ import rangeParser from 'range-parser';
 import {
   type ErrorCode,
   hasCsrfHeader,
+  PorticoError,
   type RequestContext,
   type Route,
   toGlobalId,
 } from '../../src/index.ts';
+import type { Fence } from '../leases/index.ts';
 import { canSeeBlob, canWrite } from './access.ts';
 import { BLOB_ID, type BlobRecord, findBlob } from './service.ts';
 import { signatureAllows } from './signed.ts';
@@ -72,18 +74,35 @@ async function uploadRoute(request: Request, context: RequestContext): Promise<R
   } catch {
     return refuse(400, 'BAD_USER_INPUT', 'The Content-Disposition header is invalid.');
   }
+  const fence = sentFence(new URL(request.url).searchParams);
+  if (fence === 'invalid') {
+    return refuse(400, 'BAD_USER_INPUT', 'A fenced upload names `lease` and an integer `token`.');
+  }
   try {
     const blob = await upload(runtime, context.db.store, request.body ?? new Blob([]).stream(), {
       contentType: request.headers.get('content-type'),
       filename,
       ownerId: viewer.userId,
+      fence,
     });
     return Response.json(blobJson(blob), { status: 201, headers: { location: blobPath(blob) } });
   } catch (error) {
     if (error instanceof BlobTooLarge) return tooLarge(error.limit);
     if (error instanceof UploadInterrupted) return refuse(400, 'BAD_USER_INPUT', error.message);
+    if (error instanceof PorticoError && error.code === 'FENCE_REJECTED') {
+      return refuse(409, 'FENCE_REJECTED', error.message);
+    }
     throw error;
   }
+}
+
+/** `?lease=<key>&token=<n>`: the upload is fenced (checked with the metadata write); both or neither. */
+function sentFence(query: URLSearchParams): Fence | null | 'invalid' {
+  const lease = query.get('lease');
+  const token = query.get('token');
+  if (lease === null && token === null) return null;
+  if (!lease || !token || !/^\d{1,15}$/.test(token)) return 'invalid';
+  return { lease, token: Number(token) };
 }
 
 // Types a browser would run or render as a page of this origin: served as opaque bytes.

@@ -1,5 +1,6 @@
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import { newId } from '../../src/index.ts';
+import leases, { type Fence } from '../leases/index.ts';
 import { BlobMetadata } from './entities.ts';
 import type { BlobStorage, StagedBlob } from './storage.ts';
 
@@ -61,6 +62,8 @@ export interface NewBlob {
   contentType: string;
   filename: string | null;
   ownerId: string | null;
+  /** Refused (FENCE_REJECTED) unless its token is the lease's latest. */
+  fence?: Fence | null;
 }
 
 /**
@@ -86,7 +89,7 @@ export async function createBlob(
   let placed = false;
   try {
     await em.transactional(async (tx) => {
-      // A fenced write (leases) checks its token here, first in this transaction.
+      if (input.fence) await leases.api.checkFence(tx, input.fence);
       await lockContent(tx, staged.sha256, staged.size);
       if (await storage.exists(staged.sha256)) {
         await storage.discard(staged);
@@ -120,13 +123,19 @@ export type DeleteGuard = (blob: BlobRecord) => void;
  * content lock, so a concurrent upload of the same bytes either finds them still referenced or
  * places them anew. False when there was no such blob (or a concurrent delete won).
  */
-export async function deleteBlob(em: Db, storage: BlobStorage, id: string, guard: DeleteGuard) {
+export async function deleteBlob(
+  em: Db,
+  storage: BlobStorage,
+  id: string,
+  guard: DeleteGuard,
+  fence?: Fence | null,
+) {
   return em.transactional(async (tx) => {
-    // A fenced delete (leases) checks its token here, first in this transaction.
     const row = await tx.findOne(BlobMetadata, { id });
     if (!row) return false;
     const blob = record(row);
     guard(blob);
+    if (fence) await leases.api.checkFence(tx, fence);
     await lockContent(tx, blob.sha256, blob.size);
     if ((await tx.nativeDelete(BlobMetadata, { id })) === 0) return false;
     await collectLocked(tx, storage, blob.sha256);

@@ -1,5 +1,6 @@
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { Runtime } from '../../src/index.ts';
+import type { Fence } from '../leases/index.ts';
 import { type BlobRecord, createBlob, type DeleteGuard, deleteBlob } from './service.ts';
 import { type BlobStorage, defaultStorage } from './storage.ts';
 
@@ -30,6 +31,7 @@ export interface UploadInput {
   /** As sent; cleaned before it is stored. */
   filename: string | null;
   ownerId: string | null;
+  fence?: Fence | null;
 }
 
 /** Streams an upload to storage (at most `blobs.maxBytes`, else BlobTooLarge) and records it. */
@@ -45,14 +47,20 @@ export async function upload(
     contentType: mediaType(input.contentType),
     filename: cleanFilename(input.filename),
     ownerId: input.ownerId,
+    fence: input.fence,
   });
 }
 
 /** The download route of a blob. */
 export const blobPath = (blob: Pick<BlobRecord, 'id'>) => `/blobs/${blob.id}`;
 
-export const remove = (runtime: Runtime, em: SqlEntityManager, id: string, guard: DeleteGuard) =>
-  deleteBlob(em, storageOf(runtime), id, guard);
+export const remove = (
+  runtime: Runtime,
+  em: SqlEntityManager,
+  id: string,
+  guard: DeleteGuard,
+  fence?: Fence | null,
+) => deleteBlob(em, storageOf(runtime), id, guard, fence);
 
 const TOKEN = "[a-z0-9!#$&^_.+'*`|~-]+";
 const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}(\\s*;\\s*${TOKEN}=(${TOKEN}|"[^"\\\\\\p{Cc}]*"))*$`, 'iu');

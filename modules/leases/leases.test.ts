@@ -34,7 +34,7 @@ interface LeaseView {
 
 const CONFIG = {
   signup: 'open',
-  roles: { worker: ['jobs:read', 'jobs:write'] },
+  roles: { worker: ['jobs:read', 'jobs:write', 'blobs:write'] },
   defaultRoles: ['worker'],
   rateLimits: { signUps: 100 },
   session: { idleTimeoutMinutes: 60 },
@@ -234,6 +234,50 @@ describe.each(backends)('leases on %s', (backend) => {
     expect(
       codeOf(await bob.gql(PUT, { data: {}, fence: { lease: 'job-7', token: theirs!.token + 1 } })),
     ).toBe('FENCE_REJECTED');
+  });
+
+  it('fences blob writes: a stale token uploads and deletes nothing', async () => {
+    const [alice, bob] = [await newUser(), await newUser()];
+    const lease = await acquire(alice, 'blob-lock', 30);
+    const uploadAs = (client: TestClient, token: number) =>
+      client.request(`/blobs?lease=blob-lock&token=${token}`, {
+        method: 'POST',
+        headers: { 'x-portico-csrf': '1', 'content-type': 'text/plain' },
+        body: `written under token ${token}`,
+      });
+    const fresh = await uploadAs(alice, lease!.token);
+    expect(fresh.status).toBe(201);
+    const { id } = (await fresh.json()) as { id: string };
+
+    expect(await release(alice, 'blob-lock', lease!.token)).toBe(true);
+    const newer = await acquire(bob, 'blob-lock', 30);
+    const stale = await uploadAs(alice, lease!.token);
+    expect(stale.status).toBe(409);
+    expect(await stale.json()).toMatchObject({ code: 'FENCE_REJECTED' });
+    const mine = await alice.gql<{ blobs: { edges: unknown[] } }>(
+      'query { blobs { edges { node { id } } } }',
+    );
+    expect(mine.data?.blobs.edges).toHaveLength(1);
+    expect(
+      (
+        await alice.request('/blobs?lease=blob-lock&token=x', {
+          method: 'POST',
+          headers: { 'x-portico-csrf': '1' },
+          body: 'x',
+        })
+      ).status,
+    ).toBe(400);
+
+    const DELETE = 'mutation ($id: ID!, $fence: FenceInput) { deleteBlob(id: $id, fence: $fence) }';
+    const refused = await alice.gql(DELETE, { id, fence: { lease: 'blob-lock', token: lease!.token } });
+    expect(codeOf(refused)).toBe('FENCE_REJECTED');
+    expect(
+      (await alice.gql<{ blob: { id: string } | null }>('query ($id: ID!) { blob(id: $id) { id } }', { id }))
+        .data?.blob,
+    ).toEqual({ id });
+    // The newer holder's token lets the owner's delete through.
+    const deleted = await alice.gql(DELETE, { id, fence: { lease: 'blob-lock', token: newer!.token } });
+    expect(deleted.data).toEqual({ deleteBlob: true });
   });
 
   it('lists live leases by prefix for admins, page by page', async () => {
