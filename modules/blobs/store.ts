@@ -1,6 +1,6 @@
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { Runtime } from '../../src/index.ts';
-import type { Fence } from '../leases/index.ts';
+import leases, { type Fence } from '../leases/index.ts';
 import { type BlobRecord, createBlob, type DeleteGuard, deleteBlob } from './service.ts';
 import { type BlobStorage, defaultStorage } from './storage.ts';
 
@@ -42,6 +42,8 @@ export async function upload(
   input: UploadInput,
 ) {
   const storage = storageOf(runtime);
+  // Refuses a stale token before its bytes travel; the check that counts is the one in the write.
+  if (input.fence) await leases.api.checkFence(em, input.fence);
   const staged = await storage.stage(source, runtime.settings.blobs.maxBytes);
   return createBlob(em, storage, staged, {
     contentType: mediaType(input.contentType),
