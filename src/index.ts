@@ -23,7 +23,7 @@ export {
   encodeCursor,
   MAX_PAGE_SIZE,
   pageSize,
-  toConnection,
+  paginate,
 } from './pagination.ts';
 export type { PubSub, Topics } from './pubsub.ts';
 export type { HttpMethod, Route } from './routes.ts';

@@ -33,8 +33,28 @@ export interface Connection<T> {
   };
 }
 
+/**
+ * A keyset-paginated Relay connection: decodes `after` (a cursor of this `kind`), asks `load` for
+ * one row more than the page to learn `hasNextPage`, and makes each node's key its cursor.
+ */
+export async function paginate<T>(
+  kind: string,
+  args: { first?: number | null; after?: string | null },
+  load: (page: { after: string | undefined; limit: number }) => Promise<readonly T[]>,
+  keyOf: (node: T) => string,
+): Promise<Connection<T>> {
+  const first = pageSize(args.first);
+  const after = decodeCursor(kind, args.after);
+  const rows = await load({ after, limit: first + 1 });
+  return toConnection(rows.slice(0, first), {
+    hasNextPage: rows.length > first,
+    hasPreviousPage: after !== undefined,
+    cursor: (node) => encodeCursor(kind, keyOf(node)),
+  });
+}
+
 /** A Relay connection over one page of nodes fetched with one extra row to learn `hasNextPage`. */
-export function toConnection<T>(
+function toConnection<T>(
   nodes: readonly T[],
   {
     hasNextPage,

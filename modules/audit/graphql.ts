@@ -1,12 +1,4 @@
-import {
-  type Builder,
-  decodeCursor,
-  encodeCursor,
-  fromGlobalId,
-  pageSize,
-  type RequestContext,
-  toConnection,
-} from '../../src/index.ts';
+import { type Builder, fromGlobalId, paginate, type RequestContext } from '../../src/index.ts';
 import users from '../users/index.ts';
 import type { AuditEvent } from './entities.ts';
 import { AUDIT_KINDS, listEvents } from './service.ts';
@@ -54,19 +46,14 @@ export function registerAudit(builder: Builder) {
         userId: t.arg.id(),
         kind: t.arg({ type: AuditKindEnum }),
       },
-      resolve: async (_root, args, { db }) => {
-        const after = decodeCursor('audit', args.after);
-        const page = await listEvents(db.system, {
-          first: pageSize(args.first),
-          after,
-          userId: args.userId ? fromGlobalId(String(args.userId), 'User') : undefined,
-          kind: args.kind ?? undefined,
-        });
-        return toConnection(page.events, {
-          hasNextPage: page.hasNextPage,
-          hasPreviousPage: after !== undefined,
-          cursor: (event) => encodeCursor('audit', event.id),
-        });
+      resolve: (_root, args, { db }) => {
+        const userId = args.userId ? fromGlobalId(String(args.userId), 'User') : undefined;
+        return paginate(
+          'audit',
+          args,
+          (page) => listEvents(db.system, { ...page, userId, kind: args.kind ?? undefined }),
+          (event) => event.id,
+        );
       },
     }),
   );

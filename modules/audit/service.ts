@@ -46,15 +46,13 @@ export async function recordEvent(em: EntityManager, event: NewAuditEvent): Prom
   });
 }
 
-/** Events newest first, optionally about one user or of one kind. */
-export async function listEvents(
+/** Up to `limit` events, newest first, optionally about one user or of one kind. */
+export const listEvents = (
   em: EntityManager,
-  { first, after, userId, kind }: { first: number; after?: string; userId?: string; kind?: string },
-) {
-  const events = await em.find(
+  { limit, after, userId, kind }: { limit: number; after?: string; userId?: string; kind?: string },
+) =>
+  em.find(
     AuditEvent,
     { ...(after ? { id: { $lt: after } } : {}), ...(userId ? { userId } : {}), ...(kind ? { kind } : {}) },
-    { orderBy: { id: 'desc' }, limit: first + 1 },
+    { orderBy: { id: 'desc' }, limit },
   );
-  return { events: events.slice(0, first), hasNextPage: events.length > first };
-}

@@ -1,13 +1,10 @@
 import {
   type Builder,
-  decodeCursor,
-  encodeCursor,
   fromGlobalId,
   PorticoError,
-  pageSize,
+  paginate,
   type RequestContext,
   builder as schemaBuilder,
-  toConnection,
 } from '../../src/index.ts';
 import leases from '../leases/index.ts';
 import roles from '../roles/index.ts';
@@ -96,19 +93,15 @@ export function registerBlobs(builder: Builder) {
       description: "The viewer's blobs; an admin's call lists all.",
       authScopes: { authenticated: true },
       args: { first: t.arg.int(), after: t.arg.string() },
-      resolve: async (_root, args, context) => {
+      resolve: (_root, args, context) => {
         if (!canRead(context.viewer, rulesOf(context))) throw denied(context);
-        const after = decodeCursor('blob', args.after);
-        const page = await listBlobs(context.db.store, {
-          ownerId: listedOwner(context.viewer),
-          first: pageSize(args.first),
-          after,
-        });
-        return toConnection(page.blobs, {
-          hasNextPage: page.hasNextPage,
-          hasPreviousPage: after !== undefined,
-          cursor: (blob) => encodeCursor('blob', blob.id),
-        });
+        const ownerId = listedOwner(context.viewer);
+        return paginate(
+          'blob',
+          args,
+          (page) => listBlobs(context.db.store, { ...page, ownerId }),
+          (blob) => blob.id,
+        );
       },
     }),
   }));

@@ -157,23 +157,18 @@ export async function loadBlobs(em: Db, ids: readonly string[]): Promise<(BlobRe
   return ids.map((id) => byId.get(id) ?? null);
 }
 
-export interface BlobPage {
-  blobs: BlobRecord[];
-  hasNextPage: boolean;
-}
-
-/** Newest first; one owner's blobs, or everyone's when `ownerId` is undefined. */
+/** Up to `limit` blobs, newest first; one owner's, or everyone's when `ownerId` is undefined. */
 export async function listBlobs(
   em: Db,
-  options: { ownerId: string | undefined; first: number; after: string | undefined },
-): Promise<BlobPage> {
+  options: { ownerId: string | undefined; limit: number; after: string | undefined },
+): Promise<BlobRecord[]> {
   const rows = await em.find(
     BlobMetadata,
     {
       ...(options.ownerId === undefined ? {} : { ownerId: options.ownerId }),
       ...(options.after === undefined ? {} : { id: { $lt: options.after } }),
     },
-    { orderBy: { id: 'desc' }, limit: options.first + 1 },
+    { orderBy: { id: 'desc' }, limit: options.limit },
   );
-  return { blobs: rows.slice(0, options.first).map(record), hasNextPage: rows.length > options.first };
+  return rows.map(record);
 }

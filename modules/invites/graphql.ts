@@ -1,13 +1,10 @@
 import {
   type Builder,
-  decodeCursor,
-  encodeCursor,
   fromGlobalId,
   PorticoError,
-  pageSize,
+  paginate,
   type RequestContext,
   builder as schemaBuilder,
-  toConnection,
 } from '../../src/index.ts';
 import audit from '../audit/index.ts';
 import roles from '../roles/index.ts';
@@ -96,15 +93,13 @@ export function registerInvites(builder: Builder) {
       description: 'Admin.',
       authScopes: { admin: true },
       args: { first: t.arg.int(), after: t.arg.string() },
-      resolve: async (_root, args, { db }) => {
-        const after = decodeCursor('invite', args.after);
-        const page = await listInvites(db.system, { first: pageSize(args.first), after });
-        return toConnection(page.invites, {
-          hasNextPage: page.hasNextPage,
-          hasPreviousPage: after !== undefined,
-          cursor: (item) => encodeCursor('invite', item.id),
-        });
-      },
+      resolve: (_root, args, { db }) =>
+        paginate(
+          'invite',
+          args,
+          (page) => listInvites(db.system, page),
+          (invite) => invite.id,
+        ),
     }),
   );
 

@@ -66,14 +66,14 @@ export async function loadInvites(
   return ids.map((id) => byId.get(id) ?? null);
 }
 
-/** Invites not revoked (pending, accepted or expired), newest first. */
-export async function listInvites(em: EntityManager, { first, after }: { first: number; after?: string }) {
+/** Up to `limit` invites not revoked (pending, accepted or expired), newest first. */
+export async function listInvites(em: EntityManager, { limit, after }: { limit: number; after?: string }) {
   const rows = await em.find(
     Token,
     { purpose: INVITE_PURPOSE, revokedAt: null, ...(after ? { id: { $lt: after } } : {}) },
-    { orderBy: { id: 'desc' }, limit: first + 1 },
+    { orderBy: { id: 'desc' }, limit },
   );
-  return { invites: rows.slice(0, first).map(inviteRecord), hasNextPage: rows.length > first };
+  return rows.map(inviteRecord);
 }
 
 /** Withdraws a pending invite; false when it was already used or revoked. */

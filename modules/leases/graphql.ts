@@ -1,12 +1,9 @@
 import {
   type Builder,
-  decodeCursor,
-  encodeCursor,
   PorticoError,
-  pageSize,
+  paginate,
   type RequestContext,
   builder as schemaBuilder,
-  toConnection,
 } from '../../src/index.ts';
 import { holderOf, opaqueHolder } from './access.ts';
 import { acquire, checkRequest, release, renew } from './locks.ts';
@@ -72,16 +69,13 @@ export function registerLeases(builder: Builder) {
       description: 'Admin: the live leases, in key order, optionally those whose key starts with `prefix`.',
       authScopes: { admin: true },
       args: { prefix: t.arg.string(), first: t.arg.int(), after: t.arg.string() },
-      resolve: async (_root, args, { db }) => {
-        const after = decodeCursor('lease', args.after) ?? null;
-        const first = pageSize(args.first);
-        const rows = await listLeases(db.store, { prefix: args.prefix ?? null, after, limit: first + 1 });
-        return toConnection(rows.slice(0, first), {
-          hasNextPage: rows.length > first,
-          hasPreviousPage: after !== null,
-          cursor: (lease) => encodeCursor('lease', lease.key),
-        });
-      },
+      resolve: (_root, args, { db }) =>
+        paginate(
+          'lease',
+          args,
+          (page) => listLeases(db.store, { ...page, prefix: args.prefix ?? null }),
+          (lease) => lease.key,
+        ),
     }),
   }));
 

@@ -129,10 +129,10 @@ export async function findLease(em: Db, key: string) {
   return row ? { lease: fromRow(row), now: Number((row as LeaseRow & { now: number | string }).now) } : null;
 }
 
-/** Live leases whose key starts with `prefix`, in key order, after the key `after`. */
+/** Up to `limit` live leases whose key starts with `prefix`, in key order, after the key `after`. */
 export async function listLeases(
   em: Db,
-  { prefix, after, limit }: { prefix: string | null; after: string | null; limit: number },
+  { prefix, after, limit }: { prefix: string | null; after: string | undefined; limit: number },
 ) {
   const where = [`expires_at > ${nowSql(em)}`];
   const params: unknown[] = [];
@@ -141,7 +141,7 @@ export async function listLeases(
     where.push('substr(key, 1, ?) = ?');
     params.push([...prefix].length, prefix);
   }
-  if (after !== null) {
+  if (after !== undefined) {
     where.push('key > ?');
     params.push(after);
   }

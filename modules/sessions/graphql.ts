@@ -1,13 +1,10 @@
 import {
   type Builder,
-  decodeCursor,
-  encodeCursor,
   fromGlobalId,
   MAX_PAGE_SIZE,
-  pageSize,
+  paginate,
   type RequestContext,
   builder as schemaBuilder,
-  toConnection,
   toGlobalId,
   type Viewer,
 } from '../../src/index.ts';
@@ -83,14 +80,12 @@ export function registerSessions(builder: Builder) {
     { name: 'SessionEdge' },
   );
 
-  const activeSessionsOf = async (context: RequestContext, userId: string) =>
-    (
-      await listActiveSessions(context.db.system, context.runtime.settings.session, {
-        now: context.runtime.clock.now(),
-        userId,
-        first: MAX_PAGE_SIZE,
-      })
-    ).sessions;
+  const activeSessionsOf = (context: RequestContext, userId: string) =>
+    listActiveSessions(context.db.system, context.runtime.settings.session, {
+      now: context.runtime.clock.now(),
+      userId,
+      limit: MAX_PAGE_SIZE,
+    });
 
   builder.objectField(UserRef, 'sessions', (t) =>
     t.field({
@@ -198,20 +193,19 @@ export function registerSessions(builder: Builder) {
       description: "Admin: all sessions, or one user's.",
       authScopes: { admin: true },
       args: { userId: t.arg.id(), first: t.arg.int(), after: t.arg.string() },
-      resolve: async (_root, args, { db, runtime }) => {
-        const after = decodeCursor('session', args.after);
+      resolve: (_root, args, { db, runtime }) => {
         const userId = args.userId ? fromGlobalId(String(args.userId), 'User') : undefined;
-        const page = await listActiveSessions(db.system, runtime.settings.session, {
-          now: runtime.clock.now(),
-          userId,
-          first: pageSize(args.first),
-          after,
-        });
-        return toConnection(page.sessions, {
-          hasNextPage: page.hasNextPage,
-          hasPreviousPage: after !== undefined,
-          cursor: (session) => encodeCursor('session', session.id),
-        });
+        return paginate(
+          'session',
+          args,
+          (page) =>
+            listActiveSessions(db.system, runtime.settings.session, {
+              ...page,
+              now: runtime.clock.now(),
+              userId,
+            }),
+          (session) => session.id,
+        );
       },
     }),
   }));

@@ -95,9 +95,9 @@ export async function loadSessions(em: EntityManager, ids: readonly string[]): P
 export async function listActiveSessions(
   em: EntityManager,
   settings: SessionSettings,
-  { userId, first, after, now }: { userId?: string; first: number; after?: string; now: number },
-): Promise<{ sessions: Session[]; hasNextPage: boolean }> {
-  const sessions = await em.find(
+  { userId, limit, after, now }: { userId?: string; limit: number; after?: string; now: number },
+): Promise<Session[]> {
+  return em.find(
     Session,
     {
       revokedAt: null,
@@ -106,9 +106,8 @@ export async function listActiveSessions(
       ...(userId ? { userId } : {}),
       ...(after ? { id: { $lt: after } } : {}),
     },
-    { orderBy: { id: 'desc' }, limit: first + 1 },
+    { orderBy: { id: 'desc' }, limit },
   );
-  return { sessions: sessions.slice(0, first), hasNextPage: sessions.length > first };
 }
 
 export interface Revoked {

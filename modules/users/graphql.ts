@@ -1,11 +1,4 @@
-import {
-  type Builder,
-  decodeCursor,
-  encodeCursor,
-  pageSize,
-  builder as schemaBuilder,
-  toConnection,
-} from '../../src/index.ts';
+import { type Builder, paginate, builder as schemaBuilder } from '../../src/index.ts';
 import roles from '../roles/index.ts';
 import { canSeeUser } from './access.ts';
 import { listUsers, loadUsers, type UserRecord } from './service.ts';
@@ -49,15 +42,13 @@ export function registerUsers(builder: Builder) {
         after: t.arg.string(),
         search: t.arg.string(),
       },
-      resolve: async (_root, args, { db }) => {
-        const after = decodeCursor('user', args.after);
-        const page = await listUsers(db.system, { first: pageSize(args.first), after, search: args.search });
-        return toConnection(page.users, {
-          hasNextPage: page.hasNextPage,
-          hasPreviousPage: after !== undefined,
-          cursor: (user) => encodeCursor('user', user.id),
-        });
-      },
+      resolve: (_root, args, { db }) =>
+        paginate(
+          'user',
+          args,
+          (page) => listUsers(db.system, { ...page, search: args.search }),
+          (user) => user.id,
+        ),
     }),
   );
 }

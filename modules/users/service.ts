@@ -91,20 +91,15 @@ export const countActiveAdmins = (em: EntityManager) => em.count(User, { admin: 
 
 export const adminExists = async (em: EntityManager) => (await em.count(User, { admin: true })) > 0;
 
-export interface UserPage {
-  users: User[];
-  hasNextPage: boolean;
-}
-
-/** Users in creation order, `after` an id, optionally matching `search` in email or name. */
+/** Up to `limit` users in creation order, `after` an id, optionally matching `search` in email or name. */
 export async function listUsers(
   em: EntityManager,
-  { first, after, search }: { first: number; after?: string | null; search?: string | null },
-): Promise<UserPage> {
+  { limit, after, search }: { limit: number; after?: string | null; search?: string | null },
+): Promise<User[]> {
   const term = search?.trim().toLowerCase();
   // `%` and `_` in a search act as wildcards: harmless in an admin's search box.
   const pattern = term ? `%${term}%` : undefined;
-  const users = await em.find(
+  return em.find(
     User,
     {
       ...(after ? { id: { $gt: after } } : {}),
@@ -112,9 +107,8 @@ export async function listUsers(
         ? { $or: [{ emailKey: { $like: pattern } }, { [raw('lower(name)')]: { $like: pattern } }] }
         : {}),
     },
-    { orderBy: { id: 'asc' }, limit: first + 1 },
+    { orderBy: { id: 'asc' }, limit },
   );
-  return { users: users.slice(0, first), hasNextPage: users.length > first };
 }
 
 /** A plain copy, safe to keep beyond the request that loaded it. */
