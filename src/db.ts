@@ -32,6 +32,14 @@ export interface Databases {
 export const dialectOf = (em: SqlEntityManager): Dialect =>
   em.getPlatform() instanceof PostgreSqlPlatform ? 'postgresql' : 'sqlite';
 
+/** Distinct values in lists for `IN (…)`, each far below SQLite's bound-parameter limit. */
+export function inBatches<T>(values: Iterable<T>, size = 1000): T[][] {
+  const unique = [...new Set(values)];
+  const batches: T[][] = [];
+  for (let start = 0; start < unique.length; start += size) batches.push(unique.slice(start, start + size));
+  return batches;
+}
+
 export const SQLITE_BUSY_TIMEOUT_MS = 5000;
 const POSTGRES_CONNECT_TIMEOUT_MS = 3000;
 

@@ -1,6 +1,6 @@
 import type { EntityManager, FilterQuery } from '@mikro-orm/core';
 import { LRUCache } from 'lru-cache';
-import type { Runtime, Viewer } from '../../src/index.ts';
+import { inBatches, type Runtime, type Viewer } from '../../src/index.ts';
 import roles from '../roles/index.ts';
 import users, { type UserRecord } from '../users/index.ts';
 import { ApiKey } from './entities.ts';
@@ -107,19 +107,15 @@ export const currentKey = (runtime: Runtime, viewer: Viewer) =>
 
 /** Which of these keys still work (not revoked, not expired): a batched check for what outlives a request. */
 export async function activeKeyIds(runtime: Runtime, ids: Iterable<string>): Promise<Set<string>> {
-  const unique = [...new Set(ids)];
   const active = new Set<string>();
   const em = runtime.db.system.em.fork();
   const now = runtime.clock.now();
-  for (let start = 0; start < unique.length; start += ID_BATCH) {
-    const keys = await em.find(ApiKey, { id: { $in: unique.slice(start, start + ID_BATCH) } });
+  for (const batch of inBatches(ids)) {
+    const keys = await em.find(ApiKey, { id: { $in: batch } });
     for (const key of keys) if (isUsable(key, now)) active.add(key.id);
   }
   return active;
 }
-
-/** Ids per query: far below SQLite's bound-parameter limit. */
-const ID_BATCH = 1000;
 
 /** Revokes keys, evicts them at once, and announces each revocation. */
 export async function revokeKeys(

@@ -1,5 +1,5 @@
 import type { SqlEntityManager } from '@mikro-orm/sql';
-import { PorticoError, type Runtime, type Settings } from '../../src/index.ts';
+import { inBatches, PorticoError, type Runtime, type Settings } from '../../src/index.ts';
 import apiKeys from '../api-keys/index.ts';
 import sessions from '../sessions/index.ts';
 import { apiKeyHolder, credentialsOf, serverHolder, sessionHolder } from './access.ts';
@@ -140,8 +140,11 @@ export async function release(
 }
 
 async function releaseHolders(runtime: Runtime, holders: string[]) {
-  const keys = await service.releaseHeldBy(runtime.db.store.em.fork(), holders);
-  for (const key of keys) runtime.pubsub.publish('lease.released', { key });
+  const em = runtime.db.store.em.fork();
+  for (const batch of inBatches(holders)) {
+    for (const key of await service.releaseHeldBy(em, batch))
+      runtime.pubsub.publish('lease.released', { key });
+  }
 }
 
 export interface HeldLease {

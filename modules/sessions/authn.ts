@@ -1,6 +1,7 @@
 import type { EntityManager, FilterQuery } from '@mikro-orm/core';
 import {
   anonymousViewer,
+  inBatches,
   PorticoError,
   type RequestContext,
   type Runtime,
@@ -170,20 +171,16 @@ async function expire(runtime: Runtime, sessionId: string) {
  * for whatever outlives a request on a session's behalf (leases, signed URLs, open streams).
  */
 export async function activeSessionIds(runtime: Runtime, ids: Iterable<string>): Promise<Set<string>> {
-  const unique = [...new Set(ids)];
   const active = new Set<string>();
   const em = runtime.db.system.em.fork();
   const now = runtime.clock.now();
-  for (let start = 0; start < unique.length; start += ID_BATCH) {
-    for (const session of await loadSessions(em, unique.slice(start, start + ID_BATCH))) {
+  for (const batch of inBatches(ids)) {
+    for (const session of await loadSessions(em, batch)) {
       if (session && isActive(session, runtime.settings.session, now)) active.add(session.id);
     }
   }
   return active;
 }
-
-/** Ids per query: far below SQLite's bound-parameter limit. */
-const ID_BATCH = 1000;
 
 /** Revokes sessions, evicts them from the cache at once, and announces each revocation. */
 export async function revoke(
