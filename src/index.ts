@@ -7,7 +7,7 @@ export { ConfigError, defineConfig } from './config.ts';
 export type { AuthScopes, RequestContext, ScopeLoaders, Viewer } from './context.ts';
 export { anonymousViewer } from './context.ts';
 export type { Database, Databases, Dialect } from './db.ts';
-export { dialectOf, inBatches } from './db.ts';
+export { dialectOf, inBatches, runStatement, selectRows } from './db.ts';
 export type { ErrorCode } from './errors.ts';
 export { fail, isDatabaseUnavailable, PorticoError } from './errors.ts';
 export type { PageOptions } from './html.ts';

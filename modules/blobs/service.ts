@@ -1,5 +1,5 @@
 import type { SqlEntityManager } from '@mikro-orm/sql';
-import { newId } from '../../src/index.ts';
+import { newId, selectRows } from '../../src/index.ts';
 import leases, { type Fence } from '../leases/index.ts';
 import { BlobMetadata } from './entities.ts';
 import type { BlobStorage, StagedBlob } from './storage.ts';
@@ -30,9 +30,6 @@ const record = (row: BlobMetadata): BlobRecord => ({
 
 type Db = SqlEntityManager;
 
-const execute = (em: Db, sql: string, params: unknown[]) =>
-  em.getConnection().execute<unknown[]>(sql, params, 'all', em.getTransactionContext());
-
 /**
  * Takes the row lock of a content address for the rest of the transaction, creating its row if
  * needed. Every statement that adds or removes a reference to some bytes runs after this in the
@@ -41,7 +38,7 @@ const execute = (em: Db, sql: string, params: unknown[]) =>
  * write lock, which this first write takes.
  */
 async function lockContent(em: Db, sha256: string, size: number) {
-  await execute(
+  await selectRows(
     em,
     'insert into blob_contents (sha256, size, created_at) values (?, ?, ?) on conflict (sha256) do update set size = excluded.size',
     [sha256, size, em.getPlatform().processDateProperty(new Date())],
@@ -50,9 +47,9 @@ async function lockContent(em: Db, sha256: string, size: number) {
 
 /** With the content lock held: when no blob references the bytes any more, they go. */
 async function collectLocked(em: Db, storage: BlobStorage, sha256: string) {
-  const referenced = await execute(em, 'select 1 from blobs where sha256 = ? limit 1', [sha256]);
+  const referenced = await selectRows(em, 'select 1 from blobs where sha256 = ? limit 1', [sha256]);
   if (referenced.length > 0) return;
-  await execute(em, 'delete from blob_contents where sha256 = ?', [sha256]);
+  await selectRows(em, 'delete from blob_contents where sha256 = ?', [sha256]);
   // Last, still under the lock: no upload can place these bytes again meanwhile. Only a failed
   // commit after this could leave a row without bytes, which downloads answer with 404.
   await storage.delete(sha256);

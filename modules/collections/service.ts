@@ -1,6 +1,6 @@
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
-import { newId, PorticoError } from '../../src/index.ts';
+import { newId, PorticoError, runStatement, selectRows } from '../../src/index.ts';
 import leases, { type Fence } from '../leases/index.ts';
 import { ajv, type CollectionDefinition, type IndexDefinition } from './config.ts';
 import { encodeKey, encodeValue, prefixEnd, valueAt } from './keys.ts';
@@ -78,12 +78,6 @@ export function entryFor(
 
 type Db = SqlEntityManager;
 
-/** Raw statements in the EntityManager's transaction: the hot paths skip the ORM's unit of work. */
-const all = <T>(em: Db, sql: string, params: unknown[]) =>
-  em.getConnection().execute<T[]>(sql, params, 'all', em.getTransactionContext());
-const run = async (em: Db, sql: string, params: unknown[]) =>
-  (await em.getConnection().execute<{ affectedRows: number }>(sql, params, 'run', em.getTransactionContext()))
-    .affectedRows;
 const dbDate = (em: Db, date: Date) => em.getPlatform().processDateProperty(date);
 
 /**
@@ -112,7 +106,7 @@ async function writeEntries(
   if (changed.length === 0) return;
   for (const entry of changed) {
     if (!entry.uniqueKey) continue;
-    const taken = await all(
+    const taken = await selectRows(
       em,
       'select document_id from index_entries where collection = ? and index_name = ? and unique_key = ? and document_id <> ?',
       [entry.collection, entry.indexName, entry.uniqueKey, id],
@@ -128,13 +122,13 @@ async function writeEntries(
     }
   }
   if (previous) {
-    await run(
+    await runStatement(
       em,
       `delete from index_entries where collection = ? and document_id = ? and index_name in (${changed.map(() => '?').join(', ')})`,
       [definition.name, id, ...changed.map((entry) => entry.indexName)],
     );
   }
-  await run(
+  await runStatement(
     em,
     `insert into index_entries (collection, index_name, key, document_id, owner_id, unique_key) values ${changed.map(() => '(?, ?, ?, ?, ?, ?)').join(', ')}`,
     changed.flatMap((entry) => [
@@ -152,7 +146,7 @@ const SELECT_DOCUMENT =
   'select null as key, id, data, version, owner_id, created_at, updated_at from documents where collection = ? and id = ?';
 
 export async function getDocument(em: Db, collection: string, id: string): Promise<StoredDocument | null> {
-  const [row] = await all<DocumentRow>(em, SELECT_DOCUMENT, [collection, id]);
+  const [row] = await selectRows<DocumentRow>(em, SELECT_DOCUMENT, [collection, id]);
   return row ? fromRow(collection, row) : null;
 }
 
@@ -242,7 +236,7 @@ async function write(
       let stored: StoredDocument;
       if (current) {
         // The version check is in the UPDATE itself: a concurrent writer makes it match nothing.
-        const updated = await run(
+        const updated = await runStatement(
           tx,
           'update documents set data = ?, version = ?, updated_at = ? where collection = ? and id = ? and version = ?',
           [text, current.version + 1, dbDate(tx, now), definition.name, id, current.version],
@@ -250,7 +244,7 @@ async function write(
         if (updated !== 1) throw conflict('The document changed meanwhile: reload and retry.');
         stored = { ...current, data, version: current.version + 1, updatedAt: now };
       } else {
-        await run(
+        await runStatement(
           tx,
           'insert into documents (collection, id, data, version, owner_id, created_at, updated_at) values (?, ?, ?, 1, ?, ?, ?)',
           [definition.name, id, text, ownerOfNew, dbDate(tx, now), dbDate(tx, now)],
@@ -291,13 +285,13 @@ export async function deleteDocument(
       return null;
     }
     checkVersion(input.id, current, input.expectedVersion);
-    const deleted = await run(tx, 'delete from documents where collection = ? and id = ? and version = ?', [
-      definition.name,
-      input.id,
-      current.version,
-    ]);
+    const deleted = await runStatement(
+      tx,
+      'delete from documents where collection = ? and id = ? and version = ?',
+      [definition.name, input.id, current.version],
+    );
     if (deleted !== 1) throw conflict('The document changed meanwhile: reload and retry.');
-    await run(tx, 'delete from index_entries where collection = ? and document_id = ?', [
+    await runStatement(tx, 'delete from index_entries where collection = ? and document_id = ?', [
       definition.name,
       input.id,
     ]);
@@ -447,7 +441,7 @@ export async function queryDocuments(
        where ${where} order by e.key ${direction}, e.document_id ${direction} limit ?`
     : `select null as key, d.id, d.data, d.version, d.owner_id, d.created_at, d.updated_at
        from documents d where ${where} order by d.id ${direction} limit ?`;
-  const rows = await em.getConnection().execute<DocumentRow[]>(sql, [...params, input.first + 1]);
+  const rows = await selectRows<DocumentRow>(em, sql, [...params, input.first + 1]);
   return {
     items: rows.slice(0, input.first).map((row) => ({
       document: fromRow(collection, row),
@@ -489,8 +483,10 @@ export async function countDocuments(
   }
   const { where, params } = conditions(collection, input);
   const table = input.index ? 'index_entries e' : 'documents d';
-  const [row] = await em
-    .getConnection()
-    .execute<{ count: number | string }[]>(`select count(*) as count from ${table} where ${where}`, params);
+  const [row] = await selectRows<{ count: number | string }>(
+    em,
+    `select count(*) as count from ${table} where ${where}`,
+    params,
+  );
   return Number(row?.count ?? 0);
 }

@@ -1,5 +1,5 @@
 import type { SqlEntityManager } from '@mikro-orm/sql';
-import { dialectOf, PorticoError } from '../../src/index.ts';
+import { dialectOf, PorticoError, selectRows } from '../../src/index.ts';
 
 /** A lease as stored; times are epoch milliseconds of the database clock. */
 export interface LeaseRecord {
@@ -47,16 +47,13 @@ const fromRow = (row: LeaseRow): LeaseRecord => ({
   expiresAt: Number(row.expires_at),
 });
 
-const all = (em: Db, sql: string, params: unknown[]) =>
-  em.getConnection().execute<LeaseRow[]>(sql, params, 'all', em.getTransactionContext());
-
 /**
  * Grants the key to `holder` when it is free (never held, released or expired), in
  * one statement: the row's token grows by one with every grant. Null when held.
  */
 export async function acquireLease(em: Db, key: string, holder: string, ttlMs: number) {
   const now = nowSql(em);
-  const [row] = await all(
+  const [row] = await selectRows<LeaseRow>(
     em,
     `insert into leases (${COLUMNS}) values (?, ?, 1, ${now}, ${now} + ?)
      on conflict (key) do update set holder = excluded.holder, token = leases.token + 1,
@@ -71,7 +68,7 @@ export async function acquireLease(em: Db, key: string, holder: string, ttlMs: n
 /** Extends the holder's unexpired lease to now + ttl; null when this grant is over. */
 export async function renewLease(em: Db, key: string, holder: string, token: number, ttlMs: number) {
   const now = nowSql(em);
-  const [row] = await all(
+  const [row] = await selectRows<LeaseRow>(
     em,
     `update leases set expires_at = ${now} + ? where key = ? and holder = ? and token = ? and expires_at > ${now}
      returning ${COLUMNS}`,
@@ -83,7 +80,7 @@ export async function renewLease(em: Db, key: string, holder: string, token: num
 /** Ends the holder's unexpired lease now; false when this grant was already over. */
 export async function releaseLease(em: Db, key: string, holder: string, token: number) {
   const now = nowSql(em);
-  const rows = await all(
+  const rows = await selectRows<LeaseRow>(
     em,
     `update leases set expires_at = ${now} where key = ? and holder = ? and token = ? and expires_at > ${now}
      returning ${COLUMNS}`,
@@ -96,7 +93,7 @@ export async function releaseLease(em: Db, key: string, holder: string, token: n
 export async function releaseHeldBy(em: Db, holders: readonly string[]): Promise<string[]> {
   if (holders.length === 0) return [];
   const now = nowSql(em);
-  const rows = await all(
+  const rows = await selectRows<LeaseRow>(
     em,
     `update leases set expires_at = ${now} where holder in (${holders.map(() => '?').join(', ')}) and expires_at > ${now}
      returning ${COLUMNS}`,
@@ -107,26 +104,22 @@ export async function releaseHeldBy(em: Db, holders: readonly string[]): Promise
 
 /** The holders of live leases, for the sweep of ended credentials. */
 export async function liveHolders(em: Db): Promise<string[]> {
-  const rows = await em
-    .getConnection()
-    .execute<{ holder: string }[]>(
-      `select distinct holder from leases where expires_at > ${nowSql(em)}`,
-      [],
-      'all',
-      em.getTransactionContext(),
-    );
+  const rows = await selectRows<{ holder: string }>(
+    em,
+    `select distinct holder from leases where expires_at > ${nowSql(em)}`,
+  );
   return rows.map((row) => row.holder);
 }
 
 /** The live lease on a key, with the database's time; null when the key is free. */
 export async function findLease(em: Db, key: string) {
   const now = nowSql(em);
-  const [row] = await all(
+  const [row] = await selectRows<LeaseRow & { now: number | string }>(
     em,
     `select ${COLUMNS}, ${now} as now from leases where key = ? and expires_at > ${now}`,
     [key],
   );
-  return row ? { lease: fromRow(row), now: Number((row as LeaseRow & { now: number | string }).now) } : null;
+  return row ? { lease: fromRow(row), now: Number(row.now) } : null;
 }
 
 /** Up to `limit` live leases whose key starts with `prefix`, in key order, after the key `after`. */
@@ -145,7 +138,7 @@ export async function listLeases(
     where.push('key > ?');
     params.push(after);
   }
-  const rows = await all(
+  const rows = await selectRows<LeaseRow>(
     em,
     `select ${COLUMNS} from leases where ${where.join(' and ')} order by key limit ?`,
     [...params, limit],
@@ -161,7 +154,11 @@ export async function listLeases(
  */
 export async function checkFence(em: Db, fence: Fence) {
   const lock = dialectOf(em) === 'postgresql' ? ' for share' : '';
-  const [row] = await all(em, `select token from leases where key = ?${lock}`, [fence.lease]);
+  const [row] = await selectRows<{ token: number | string }>(
+    em,
+    `select token from leases where key = ?${lock}`,
+    [fence.lease],
+  );
   if (!row || Number(row.token) !== fence.token) {
     throw new PorticoError(
       'FENCE_REJECTED',
