@@ -46,29 +46,28 @@ function announce(
 export const get = async (runtime: Runtime, em: SqlEntityManager, name: string, id: string) =>
   service.getDocument(em, collection(runtime, name).name, id);
 
-export async function put(
+/** A write of the service, announced once it committed. */
+async function announced(runtime: Runtime, write: Promise<service.WriteResult>) {
+  const result = await write;
+  announce(runtime, result.kind, result.document);
+  return result.document;
+}
+
+export const put = async (
   runtime: Runtime,
   em: SqlEntityManager,
   name: string,
   input: Parameters<typeof service.putDocument>[2],
   guard?: service.WriteGuard,
-) {
-  const result = await service.putDocument(em, collection(runtime, name), input, guard);
-  announce(runtime, result.kind, result.document);
-  return result.document;
-}
+) => announced(runtime, service.putDocument(em, collection(runtime, name), input, guard));
 
-export async function patch(
+export const patch = async (
   runtime: Runtime,
   em: SqlEntityManager,
   name: string,
   input: Parameters<typeof service.patchDocument>[2],
   guard?: service.WriteGuard,
-) {
-  const result = await service.patchDocument(em, collection(runtime, name), input, guard);
-  announce(runtime, result.kind, result.document);
-  return result.document;
-}
+) => announced(runtime, service.patchDocument(em, collection(runtime, name), input, guard));
 
 export async function remove(
   runtime: Runtime,

@@ -20,9 +20,9 @@ export function checkRequest(
   settings: Settings,
   { key, ttlSeconds, waitSeconds }: { key: string; ttlSeconds?: number; waitSeconds?: number | null },
 ) {
-  const length = [...key].length;
+  const chars = [...key];
   // NUL cannot be stored in PostgreSQL text; other control characters would only confuse logs.
-  if (length < 1 || length > MAX_KEY_LENGTH || [...key].some((char) => char < ' ')) {
+  if (chars.length < 1 || chars.length > MAX_KEY_LENGTH || chars.some((char) => char < ' ')) {
     throw badInput(`A lease key has 1 to ${MAX_KEY_LENGTH} printable characters.`, 'key');
   }
   const { maxTtlSeconds, maxWaitSeconds } = settings.leases;
@@ -56,6 +56,8 @@ export interface AcquireRequest {
  */
 export async function acquire(runtime: Runtime, em: SqlEntityManager, request: AcquireRequest) {
   const { key, holder, ttlMs, signal } = request;
+  // Without a wait, one try: no watch to set up and take down.
+  if (request.waitMs <= 0) return service.acquireLease(em, key, holder, ttlMs);
   const deadline = Date.now() + request.waitMs;
   let released = false;
   let wake = () => {};
