@@ -10,6 +10,7 @@ import {
   connectSse,
   connectWs,
   eventually,
+  ManualClock,
   type StreamCredential,
   startGateway,
   type TestClient,
@@ -344,5 +345,81 @@ describe.each(backends)('subscriptions on %s', (backend) => {
       socket!.send(envelope(64 * 1024 - base + 1));
       expect(await closed).toBe(1009);
     });
+  });
+});
+
+describe.each(backends)('the periodic re-check on %s', (backend) => {
+  /** A gateway whose clock the test moves; each user's stream is opened on both transports. */
+  async function setUp(recheckSeconds: number) {
+    const clock = new ManualClock();
+    const portico = await startGateway({
+      backend,
+      clock,
+      config: { signup: 'open', session: { idleTimeoutMinutes: 5, recheckSeconds } },
+    });
+    const user = portico.client();
+    const signedUp = await user.gql<{ signUp: { session: { id: string } } }>(
+      'mutation { signUp(input: { email: "late@example.com", password: "a long enough passphrase" }) { session { id } } }',
+    );
+    const sessionId = signedUp.data!.signUp.session.id;
+    const streams = [
+      collect(connectWs(portico.url, { client: user }).client.iterate({ query: REVOKED })),
+      collect(connectSse(portico.url, { client: user }).iterate({ query: REVOKED })),
+    ];
+    await eventually(() => portico.gateway.runtime.live.tracked('session').length === 1);
+    // Both transports subscribed: the session is tracked once, with two listeners.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    return { portico, clock, sessionId, streams };
+  }
+
+  /** Revokes a session in the database only: the event a lost pub/sub message would have carried. */
+  const revokeSilently = (portico: TestGateway, sessionId: string) =>
+    portico.gateway.runtime.db.system.em
+      .fork()
+      .nativeUpdate(
+        'Session',
+        { id: fromGlobalId(sessionId, 'Session') },
+        { revokedAt: new Date(), revokedReason: 'ADMIN' },
+      );
+
+  it('ends the streams of a session revoked without an event, with the reason of the row', async () => {
+    const { portico, sessionId, streams } = await setUp(1);
+    try {
+      expect(await revokeSilently(portico, sessionId)).toBe(1);
+      for (const stream of streams) {
+        const done = await stream.done;
+        expect(done.results).toEqual([
+          { data: { sessionRevoked: { sessionId, reason: 'ADMIN', at: expect.any(String) } } },
+        ]);
+      }
+    } finally {
+      await portico.close();
+    }
+  });
+
+  it('ends the streams of a session that timed out, as EXPIRED', async () => {
+    const { portico, clock, sessionId, streams } = await setUp(1);
+    try {
+      clock.advance(6 * 60_000);
+      for (const stream of streams) {
+        expect((await stream.done).results).toEqual([
+          { data: { sessionRevoked: { sessionId, reason: 'EXPIRED', at: expect.any(String) } } },
+        ]);
+      }
+    } finally {
+      await portico.close();
+    }
+  });
+
+  it('is what ends them: with the re-check off, a silent revocation reaches nobody (negative control)', async () => {
+    const { portico, sessionId, streams } = await setUp(0);
+    try {
+      await revokeSilently(portico, sessionId);
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      for (const stream of streams) expect(stream.results).toEqual([]);
+      expect(portico.gateway.runtime.live.tracked('session')).toHaveLength(1);
+    } finally {
+      await portico.close();
+    }
   });
 });
