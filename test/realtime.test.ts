@@ -1,6 +1,6 @@
-import type { ExecutionResult } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
+import { Session } from '../modules/sessions/entities.ts';
 import { fromGlobalId } from '../src/index.ts';
 import {
   backends,
@@ -24,7 +24,7 @@ const PASSWORD = 'a long enough passphrase';
 type Transport = 'ws' | 'sse';
 
 /** The contract codes of a stream's errors, whether they came as results or as a failure. */
-function codesOf(collected: Collected<ExecutionResult>): string[] {
+function codesOf(collected: Collected<{ errors?: readonly unknown[] }>): string[] {
   const failure = collected.error;
   const failed = Array.isArray(failure) ? failure : failure ? [failure] : [];
   return [...collected.results.flatMap((result) => result.errors ?? []), ...failed].map(
@@ -377,7 +377,7 @@ describe.each(backends)('the periodic re-check on %s', (backend) => {
     portico.gateway.runtime.db.system.em
       .fork()
       .nativeUpdate(
-        'Session',
+        Session,
         { id: fromGlobalId(sessionId, 'Session') },
         { revokedAt: new Date(), revokedReason: 'ADMIN' },
       );
