@@ -4,7 +4,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { createTestDatabase, freePort, type LogLine, TEST_SECRET, TestClient } from './harness.ts';
+import {
+  type Backend,
+  createTestDatabase,
+  freePort,
+  type LogLine,
+  TEST_SECRET,
+  TestClient,
+} from './harness.ts';
 
 const BIN = new URL('../bin/portico.ts', import.meta.url).pathname;
 
@@ -29,6 +36,8 @@ export interface Cluster {
 
 export interface ClusterOptions {
   count?: number;
+  /** PostgreSQL (default), or one instance on an embedded SQLite file. */
+  backend?: Backend;
   /** The configuration file's plain keys. */
   config?: Record<string, unknown>;
   /** Extra environment, e.g. REDIS_URL. */
