@@ -17,7 +17,7 @@ import {
 } from './errors.ts';
 import { createLogger, type Logger } from './logger.ts';
 import type { PorticoModule } from './module.ts';
-import { createLocalPubSub } from './pubsub.ts';
+import { openPubSub } from './pubsub.ts';
 import { CSRF_HEADERS, Router } from './routes.ts';
 import { type Clock, type Runtime, systemClock } from './runtime.ts';
 import { buildSchema } from './schema.ts';
@@ -55,7 +55,7 @@ export interface Gateway {
   fetch(request: Request): Promise<Response>;
   /** Starts the HTTP server; resolves with its URL. */
   listen(port?: number, host?: string): Promise<string>;
-  /** Stops accepting, lets in-flight requests finish (up to `graceMs`), then closes the databases. */
+  /** Stops accepting, lets in-flight requests finish (up to `graceMs`), then closes the pub/sub and databases. */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -76,7 +76,22 @@ export async function openRuntime(
 ): Promise<Runtime> {
   const { env, settings, modules } = config;
   const db = await openDatabases({ env, modules, log });
-  return { env, settings, modules, db, pubsub: createLocalPubSub(), log, clock };
+  try {
+    const pubsub = await openPubSub({ env, log });
+    return { env, settings, modules, db, pubsub, log, clock };
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+}
+
+/** Closes what `openRuntime` opened: the pub/sub (its last events go out), then the databases. */
+export async function closeRuntime(runtime: Runtime): Promise<void> {
+  try {
+    await runtime.pubsub.close();
+  } finally {
+    await runtime.db.close();
+  }
 }
 
 export async function createGateway(config: LoadedConfig, options: GatewayOptions = {}): Promise<Gateway> {
@@ -85,11 +100,12 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
   const development = env.mode === 'development';
   const schema = buildSchema(modules);
   const runtime = await openRuntime(config, log, options.clock);
-  const { db } = runtime;
   try {
     for (const module of modules) await module.start?.(runtime);
+    // The modules' listeners hear other instances before the first request.
+    await runtime.pubsub.ready();
   } catch (error) {
-    await db.close();
+    await closeRuntime(runtime);
     throw error;
   }
 
@@ -205,7 +221,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
       }
       for (const module of [...modules].reverse()) await module.stop?.(runtime);
       await yoga.dispose();
-      await db.close();
+      await closeRuntime(runtime);
     },
   };
 }

@@ -19,6 +19,15 @@ if (process.env.CI === 'true' && !postgresUrl) {
   throw new Error('CI runs the suite on PostgreSQL too: set PORTICO_TEST_POSTGRES_URL');
 }
 
+/**
+ * Redis for tests: `PORTICO_TEST_REDIS_URL` names a server on this machine that the tests may
+ * pause (SIGSTOP, always resumed); CI must give one.
+ */
+export const redisUrl = process.env.PORTICO_TEST_REDIS_URL;
+if (process.env.CI === 'true' && !redisUrl) {
+  throw new Error('CI runs the Redis pub/sub tests: set PORTICO_TEST_REDIS_URL');
+}
+
 /** The backends every end-to-end suite runs on. */
 export const backends: Backend[] = postgresUrl ? ['sqlite', 'postgres'] : ['sqlite'];
 
