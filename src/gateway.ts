@@ -17,7 +17,7 @@ import {
 } from './errors.ts';
 import { createLogger, type Logger } from './logger.ts';
 import type { PorticoModule } from './module.ts';
-import { openPubSub } from './pubsub.ts';
+import { openPubSub, PUBSUB_ADAPTER_DESCRIPTIONS, pubSubAdapterFor } from './pubsub.ts';
 import { CSRF_HEADERS, Router } from './routes.ts';
 import { type Clock, type Runtime, systemClock } from './runtime.ts';
 import { buildSchema } from './schema.ts';
@@ -100,6 +100,8 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
   const development = env.mode === 'development';
   const schema = buildSchema(modules);
   const runtime = await openRuntime(config, log, options.clock);
+  const pubsubAdapter = pubSubAdapterFor(env);
+  log.info({ pubsub: pubsubAdapter }, `pub/sub: ${PUBSUB_ADAPTER_DESCRIPTIONS[pubsubAdapter]}`);
   try {
     for (const module of modules) await module.start?.(runtime);
     // The modules' listeners hear other instances before the first request.

@@ -57,8 +57,6 @@ export type PubSubAdapter = 'local' | 'postgresql' | 'redis';
 export interface OpenPubSubOptions {
   env: Pick<Environment, 'redisUrl' | 'systemDatabaseUrl'>;
   log: Logger;
-  /** Starts every broker channel name (default `portico`); tests make theirs unique. */
-  prefix?: string;
 }
 
 /** Which adapter a deployment uses: Redis when REDIS_URL is set, else PostgreSQL when the system database is one. */
@@ -72,27 +70,26 @@ export function pubSubAdapterFor(env: OpenPubSubOptions['env']): PubSubAdapter {
  * PostgreSQL (LISTEN/NOTIFY, no extra service), else in process (one instance). Resolves once
  * connected; rejects with a clear message when the broker cannot be reached.
  */
-export async function openPubSub({ env, log, prefix }: OpenPubSubOptions): Promise<PubSub> {
+export async function openPubSub({ env, log }: OpenPubSubOptions): Promise<PubSub> {
   const adapter = pubSubAdapterFor(env);
-  let pubsub: PubSub;
   // The broker adapters are loaded only when chosen.
   if (adapter === 'redis') {
     const { openRedisPubSub } = await import('./pubsub/redis.ts');
-    pubsub = await openRedisPubSub({ url: env.redisUrl!, log, prefix });
-  } else if (adapter === 'postgresql') {
-    const { openPostgresPubSub } = await import('./pubsub/postgres.ts');
-    pubsub = await openPostgresPubSub({ url: env.systemDatabaseUrl, log, prefix });
-  } else {
-    pubsub = createLocalPubSub(log);
+    return openRedisPubSub({ url: env.redisUrl!, log });
   }
-  const described = {
-    redis: 'Redis (REDIS_URL), for several instances',
-    postgresql: 'PostgreSQL LISTEN/NOTIFY on the system database, for several instances',
-    local: 'in process, for one instance',
-  }[adapter];
-  log.info({ pubsub: adapter }, `pub/sub: ${described}`);
-  return pubsub;
+  if (adapter === 'postgresql') {
+    const { openPostgresPubSub } = await import('./pubsub/postgres.ts');
+    return openPostgresPubSub({ url: env.systemDatabaseUrl, log });
+  }
+  return createLocalPubSub(log);
 }
+
+/** For the start's log line. */
+export const PUBSUB_ADAPTER_DESCRIPTIONS: Record<PubSubAdapter, string> = {
+  redis: 'Redis (REDIS_URL), for several instances',
+  postgresql: 'PostgreSQL LISTEN/NOTIFY on the system database, for several instances',
+  local: 'in process, for one instance',
+};
 
 /** The in-process adapter: one gateway instance, no broker, so never a gap. */
 export function createLocalPubSub(log: Logger): PubSub {

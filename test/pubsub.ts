@@ -3,6 +3,7 @@
 import { connect, createServer, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { pino } from 'pino';
 import { afterEach, expect, it } from 'vitest';
 import type { Logger } from '../src/logger.ts';
@@ -95,6 +96,33 @@ export function userChangedOfSize(bytes: number): Topics['user.changed'] {
   // The envelope's `from` is 16 characters (12 random bytes in base64url).
   const empty = JSON.stringify({ topic: 'user.changed', from: 'x'.repeat(16), payload: { userId: '' } });
   return { userId: 'u'.repeat(bytes - Buffer.byteLength(empty)) };
+}
+
+/** The `application_name`s of the pub/sub's connections to a PostgreSQL database, sorted. */
+export async function pubsubBackends(databaseUrl: string): Promise<string[]> {
+  const admin = new pg.Client({ connectionString: process.env.PORTICO_TEST_POSTGRES_URL });
+  await admin.connect();
+  try {
+    const { rows } = await admin.query<{ name: string }>(
+      `select application_name as name from pg_stat_activity
+       where datname = $1 and application_name like 'portico-pubsub-%' order by 1`,
+      [new URL(databaseUrl).pathname.slice(1)],
+    );
+    return rows.map((row) => row.name);
+  } finally {
+    await admin.end();
+  }
+}
+
+/** Fails unless the pub/sub's connections leave the database (backends exit shortly after their client). */
+export async function pubsubBackendsGone(databaseUrl: string): Promise<void> {
+  const deadline = Date.now() + 2000;
+  let left = await pubsubBackends(databaseUrl);
+  while (left.length > 0 && Date.now() < deadline) {
+    await sleep(20);
+    left = await pubsubBackends(databaseUrl);
+  }
+  expect(left).toEqual([]);
 }
 
 export interface SilenceableProxy {
@@ -331,6 +359,9 @@ export function brokerContract(contract: BrokerContract) {
     const b = await open('b');
     const aReceived = recordAll(a.pubsub);
     await a.pubsub.ready();
+    // Pings that are answered change nothing.
+    await sleep(500);
+    expect(a.gaps.count).toBe(0);
 
     silenceable.silence();
     await eventually(() => a.gaps.count === 1, 'the gap', 10_000);

@@ -220,6 +220,7 @@ export class BrokeredPubSub implements PubSub {
    * earlier connection existed, tell the gap listeners.
    */
   async connected(): Promise<void> {
+    if (this.#closed) return;
     // Whatever was listened to went with the previous connection.
     this.connectionLost();
     const epoch = this.#epoch;

@@ -137,9 +137,10 @@ export async function openPostgresPubSub({
         listener = client;
         await pubsub.connected();
       } catch (error) {
+        if (closed) return;
         const delay = reconnectDelay(attempt + 1);
         log.warn({ err: error, retryInMs: delay }, 'pub/sub: reconnecting to PostgreSQL failed');
-        if (!closed) scheduleReconnect(attempt + 1);
+        scheduleReconnect(attempt + 1);
       }
     }, reconnectDelay(attempt));
   };
