@@ -48,9 +48,6 @@ export async function openRedisPubSub({
     autoResubscribe: false,
     // Commands wait for no reconnection: a listen that fails is retried on the next connection.
     enableOfflineQueue: false,
-    // RESP2 makes it a "pubsub" client to Redis, under that class's output buffer limits: a
-    // subscriber too slow to read is disconnected (then reconnects with a gap), not buffered forever.
-    protocol: 2,
   });
   const publisher = new Redis(url, { ...common, connectionName: `${clientName}-publish` });
 
