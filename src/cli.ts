@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, type LoadedConfig, loadConfig } from './config.ts';
-import { createGateway, openRuntime } from './gateway.ts';
+import { closeRuntime, createGateway, openRuntime } from './gateway.ts';
 import { createLogger } from './logger.ts';
 import type { PorticoModule } from './module.ts';
 import { buildSchema, printSortedSchema } from './schema.ts';
@@ -75,7 +75,7 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
     }
     return await moduleCommands.get(command)!.run(runtime, rest);
   } finally {
-    await runtime.db.close();
+    await closeRuntime(runtime);
   }
 }
 

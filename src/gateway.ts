@@ -18,7 +18,7 @@ import {
 import { LiveCredentials, useLiveStreams } from './live.ts';
 import { createLogger, type Logger } from './logger.ts';
 import type { PorticoModule } from './module.ts';
-import { createLocalPubSub } from './pubsub.ts';
+import { openPubSub, PUBSUB_ADAPTER_DESCRIPTIONS, pubSubAdapterFor } from './pubsub.ts';
 import { CSRF_HEADERS, isForeignOrigin, Router } from './routes.ts';
 import { type Clock, type Runtime, systemClock } from './runtime.ts';
 import { buildSchema } from './schema.ts';
@@ -57,7 +57,7 @@ export interface Gateway {
   fetch(request: Request): Promise<Response>;
   /** Starts the HTTP server; resolves with its URL. */
   listen(port?: number, host?: string): Promise<string>;
-  /** Stops accepting, lets in-flight requests finish (up to `graceMs`), then closes the databases. */
+  /** Stops accepting, lets in-flight requests finish (up to `graceMs`), then closes the pub/sub and databases. */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -78,7 +78,22 @@ export async function openRuntime(
 ): Promise<Runtime> {
   const { env, settings, modules } = config;
   const db = await openDatabases({ env, modules, log });
-  return { env, settings, modules, db, pubsub: createLocalPubSub(), live: new LiveCredentials(), log, clock };
+  try {
+    const pubsub = await openPubSub({ env, log });
+    return { env, settings, modules, db, pubsub, live: new LiveCredentials(), log, clock };
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+}
+
+/** Closes what `openRuntime` opened: the pub/sub (its last events go out), then the databases. */
+export async function closeRuntime(runtime: Runtime): Promise<void> {
+  try {
+    await runtime.pubsub.close();
+  } finally {
+    await runtime.db.close();
+  }
 }
 
 export async function createGateway(config: LoadedConfig, options: GatewayOptions = {}): Promise<Gateway> {
@@ -87,11 +102,16 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
   const development = env.mode === 'development';
   const schema = buildSchema(modules);
   const runtime = await openRuntime(config, log, options.clock);
-  const { db } = runtime;
+  const pubsubAdapter = pubSubAdapterFor(env);
+  log.info({ pubsub: pubsubAdapter }, `pub/sub: ${PUBSUB_ADAPTER_DESCRIPTIONS[pubsubAdapter]}`);
+  // Ends of credentials may have been among the lost events: check the open streams' at once.
+  runtime.pubsub.onGap(() => void runtime.live.recheckNow());
   try {
     for (const module of modules) await module.start?.(runtime);
+    // The modules' listeners hear other instances before the first request.
+    await runtime.pubsub.ready();
   } catch (error) {
-    await db.close();
+    await closeRuntime(runtime);
     throw error;
   }
 
@@ -216,7 +236,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
       }
       for (const module of [...modules].reverse()) await module.stop?.(runtime);
       await yoga.dispose();
-      await db.close();
+      await closeRuntime(runtime);
     },
   };
 }

@@ -27,7 +27,7 @@ export {
   pageSize,
   paginate,
 } from './pagination.ts';
-export type { PubSub, Topics } from './pubsub.ts';
+export type { PubSub, TopicName, Topics } from './pubsub.ts';
 export type { HttpMethod, Route } from './routes.ts';
 export { hasCsrfHeader } from './routes.ts';
 export type { Clock, Runtime } from './runtime.ts';

@@ -22,6 +22,15 @@ if (process.env.CI === 'true' && !postgresUrl) {
   throw new Error('CI runs the suite on PostgreSQL too: set PORTICO_TEST_POSTGRES_URL');
 }
 
+/**
+ * Redis for tests: `PORTICO_TEST_REDIS_URL` names a server on this machine that the tests may
+ * pause (SIGSTOP, always resumed); CI must give one.
+ */
+export const redisUrl = process.env.PORTICO_TEST_REDIS_URL;
+if (process.env.CI === 'true' && !redisUrl) {
+  throw new Error('CI runs the Redis pub/sub tests: set PORTICO_TEST_REDIS_URL');
+}
+
 /** The backends every end-to-end suite runs on. */
 export const backends: Backend[] = postgresUrl ? ['sqlite', 'postgres'] : ['sqlite'];
 
@@ -406,17 +415,15 @@ export function collect<T>(iterator: AsyncIterableIterator<T>) {
   return Object.assign(collected, { done, stop: () => void iterator.return?.() });
 }
 
-/** Resolves once `check` passes, polling every 20 ms; fails after `timeoutMs`. */
+/** Polls until `check` holds; fails naming `what` after `timeoutMs`. */
 export async function eventually(
   check: () => boolean,
-  timeoutMs = 5_000,
-  what = 'condition',
-): Promise<number> {
-  const started = Date.now();
+  what = 'a condition',
+  timeoutMs = 5000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   while (!check()) {
-    if (Date.now() - started > timeoutMs)
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
-  return Date.now() - started;
 }

@@ -170,7 +170,7 @@ describe.each(backends)('subscriptions on %s', (backend) => {
         { id: user.sessionId },
       );
       expect(put.errors).toBeUndefined();
-      await eventually(() => changes.results.length === 1, 5_000, 'the change event');
+      await eventually(() => changes.results.length === 1, 'the change event', 5_000);
       await admin.gql('mutation ($id: ID!) { revokeSession(id: $id) }', { id: user.sessionId });
       const done = await changes.done;
       expect(done.completed || done.error !== undefined).toBe(true);
@@ -232,11 +232,7 @@ describe.each(backends)('subscriptions on %s', (backend) => {
       const other = await newUser();
       const second = await user.again();
       await second.gql('mutation { logOut }');
-      await eventually(
-        () => onlyUser.results.length >= 2 && all.results.length >= 4,
-        5_000,
-        'session events',
-      );
+      await eventually(() => onlyUser.results.length >= 2 && all.results.length >= 4, 'session events');
       expect(onlyUser.results.map((result) => result.data?.sessionEvents)).toEqual([
         { kind: 'CREATED', reason: null, session: { id: expect.any(String) } },
         { kind: 'REVOKED', reason: 'LOGOUT', session: { id: expect.any(String) } },

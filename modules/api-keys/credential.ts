@@ -41,6 +41,8 @@ function cacheOf(runtime: Runtime): LRUCache<string, KeySnapshot> {
     runtime.pubsub.on('user.changed', ({ userId }) => {
       for (const [id, snapshot] of created.entries()) if (snapshot.user.id === userId) created.delete(id);
     });
+    // Revocations may have been missed.
+    runtime.pubsub.onGap(() => created.clear());
     states.set(runtime, created);
     cache = created;
   }

@@ -300,13 +300,16 @@ export function registerCollections(builder: Builder) {
       description: 'Changes to a collection the viewer may read, or to one document of it.',
       authScopes: { public: true },
       args: { collection: t.arg.string({ required: true }), id: t.arg.id() },
-      subscribe: (_root, args, context) => {
+      subscribe: async (_root, args, context) => {
         const collection = readable(context, args.collection);
-        return changesOf(
+        const changes = changesOf(
           context,
           collection,
           args.id === null || args.id === undefined ? null : String(args.id),
         );
+        // Live once other instances' changes reach this one: the client may write right after.
+        await context.runtime.pubsub.ready();
+        return changes;
       },
       resolve: (change) => change,
     }),

@@ -2,7 +2,7 @@ import { defineModule } from '../../src/index.ts';
 import { leasesConfig } from './config.ts';
 import { LeaseSchema } from './entities.ts';
 import { FenceInput, registerLeases } from './graphql.ts';
-import { releaseOnRevocation, withLease } from './locks.ts';
+import { releaseOnRevocation, releaseWaiters, withLease } from './locks.ts';
 import { checkFence } from './service.ts';
 
 export type { HeldLease } from './locks.ts';
@@ -22,6 +22,7 @@ export default defineModule({
   entities: { store: [LeaseSchema] },
   graphql: registerLeases,
   start(runtime) {
+    releaseWaiters(runtime);
     stops.set(runtime, releaseOnRevocation(runtime));
   },
   stop(runtime) {

@@ -94,17 +94,29 @@ export async function acquire(runtime: Runtime, em: SqlEntityManager, request: A
 
 const watchers = new WeakMap<Runtime, Map<string, Set<() => void>>>();
 
-/** Calls `onRelease` when the key is released; one pub/sub listener per gateway, however many wait. */
-function watchReleases(runtime: Runtime, key: string, onRelease: () => void) {
+/**
+ * The waiters of each key, woken by a release on any instance: one pub/sub listener per gateway,
+ * however many wait. Made at start, so that releases are heard before the first wait. After a
+ * pub/sub gap every waiter tries again, since its release may have been the lost event.
+ */
+export function releaseWaiters(runtime: Runtime) {
   let byKey = watchers.get(runtime);
   if (!byKey) {
     const registry = new Map<string, Set<() => void>>();
-    runtime.pubsub.on('lease.released', (event) => {
-      for (const wake of registry.get(event.key) ?? []) wake();
-    });
+    const wakeAll = (keys: Iterable<Set<() => void>>) => {
+      for (const waiting of keys) for (const wake of waiting) wake();
+    };
+    runtime.pubsub.on('lease.released', (event) => wakeAll([registry.get(event.key) ?? new Set()]));
+    runtime.pubsub.onGap(() => wakeAll(registry.values()));
     watchers.set(runtime, registry);
     byKey = registry;
   }
+  return byKey;
+}
+
+/** Calls `onRelease` when the key is released. */
+function watchReleases(runtime: Runtime, key: string, onRelease: () => void) {
+  const byKey = releaseWaiters(runtime);
   const forKey = byKey.get(key) ?? new Set();
   byKey.set(key, forKey);
   forKey.add(onRelease);

@@ -85,6 +85,7 @@ export function sessionState(runtime: Runtime): SessionState {
     const { cache } = state;
     runtime.pubsub.on('session.revoked', ({ sessionId }) => cache.evictSession(sessionId));
     runtime.pubsub.on('user.changed', ({ userId }) => cache.evictUser(userId));
+    runtime.pubsub.onGap(() => cache.evictAll());
   }
   return state;
 }

@@ -52,6 +52,11 @@ export class SessionCache {
     this.#snapshots.delete(sessionId);
   }
 
+  /** After a pub/sub gap (revocations may have been missed): every session reloads on next use. */
+  evictAll(): void {
+    this.#snapshots.clear();
+  }
+
   /** After a change to the user (name, roles, ...): their sessions reload on next use. */
   evictUser(userId: string): void {
     for (const [id, snapshot] of this.#snapshots.entries()) {

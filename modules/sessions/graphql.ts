@@ -339,7 +339,7 @@ export function registerSessions(builder: Builder) {
       description: 'Admin: sessions created and revoked, for everyone or one user.',
       authScopes: { admin: true },
       args: { userId: t.arg.id() },
-      subscribe: (_root, args, { runtime }) => {
+      subscribe: async (_root, args, { runtime }) => {
         const userId = args.userId ? fromGlobalId(String(args.userId), 'User') : null;
         const created = pipe(
           runtime.pubsub.subscribe('session.created'),
@@ -356,10 +356,12 @@ export function registerSessions(builder: Builder) {
             }),
           ),
         );
-        return pipe(
+        const events = pipe(
           Repeater.merge([created, revoked]),
           filter((event) => userId === null || event.announced.userId === userId),
         );
+        await runtime.pubsub.ready();
+        return events;
       },
       resolve: (event) => event,
     }),
