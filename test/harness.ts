@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -23,8 +24,8 @@ if (process.env.CI === 'true' && !postgresUrl) {
 }
 
 /**
- * Redis for tests: `PORTICO_TEST_REDIS_URL` names a server on this machine that the tests may
- * pause (SIGSTOP, always resumed); CI must give one.
+ * Redis for tests: `PORTICO_TEST_REDIS_URL` names a server the tests share (they never pause it:
+ * see `startPrivateRedis`); CI must give one.
  */
 export const redisUrl = process.env.PORTICO_TEST_REDIS_URL;
 if (process.env.CI === 'true' && !redisUrl) {
@@ -426,4 +427,37 @@ export async function eventually(
     if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/**
+ * A Redis server of the test's own, on a free loopback port and keeping nothing on disk: one a
+ * test may pause (SIGSTOP) without stalling the other test files that share the machine's Redis.
+ */
+export async function startPrivateRedis(): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const server = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.once('exit', (code) => reject(new Error(`redis-server exited with ${code}`)));
+    server.stdout!.on('data', (chunk: Buffer) => {
+      if (chunk.includes('Ready to accept connections')) resolve();
+    });
+  });
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    pid: server.pid!,
+    async stop() {
+      if (server.exitCode !== null || server.signalCode !== null) return;
+      const exited = once(server, 'exit');
+      server.kill('SIGCONT');
+      server.kill('SIGKILL');
+      await exited;
+    },
+  };
 }

@@ -3,7 +3,7 @@ import { createServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, freePort, redisUrl } from '../../test/harness.ts';
+import { eventually, freePort, redisUrl, startPrivateRedis } from '../../test/harness.ts';
 import { brokerContract, captureLog, recordAll } from '../../test/pubsub.ts';
 import { CONNECT_TIMEOUT_MS } from './brokered.ts';
 import { openRedisPubSub } from './redis.ts';
@@ -73,15 +73,14 @@ describe.skipIf(!redisUrl)('Redis pub/sub', () => {
   });
 
   it('keeps publish instant while Redis is paused (SIGSTOP); events flow again once it resumes', async () => {
-    const a = await open('a');
-    const b = await open('b');
+    // Its own server: pausing the shared one would stall the other test files.
+    const redis = await startPrivateRedis();
+    const a = await open('a', { url: redis.url });
+    const b = await open('b', { url: redis.url });
     const aReceived = recordAll(a.pubsub);
     const bReceived = recordAll(b.pubsub);
     await Promise.all([a.pubsub.ready(), b.pubsub.ready()]);
-    const info = (await admin.info('server')) as string;
-    const pid = Number(info.match(/process_id:(\d+)/)?.[1]);
-    expect(pid).toBeGreaterThan(0);
-
+    const { pid } = redis;
     process.kill(pid, 'SIGSTOP');
     let publishMs: number;
     try {
