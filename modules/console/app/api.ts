@@ -1,0 +1,37 @@
+import { createClient, PorticoClientError } from '../../../client/index.ts';
+
+/** The gateway that served this page; the browser's session cookie is the credential. */
+export const client = createClient({ url: location.origin });
+
+/** Something that went wrong, in the contract's terms: its `extensions.code` and message. */
+export interface Problem {
+  code: string;
+  message: string;
+  extensions: Record<string, unknown>;
+}
+
+/**
+ * The problem behind a failed call. A request that reached no server has no contract code:
+ * it is shown as NETWORK_ERROR. An ended session sends the browser to the login page.
+ */
+export function problemOf(error: unknown): Problem {
+  if (error instanceof PorticoClientError) {
+    if (error.code === 'UNAUTHENTICATED') signInAgain('ended');
+    const first = error.errors[0];
+    return {
+      code: error.code,
+      message: first?.message ?? error.message,
+      extensions: first?.extensions ?? {},
+    };
+  }
+  return {
+    code: 'NETWORK_ERROR',
+    message: error instanceof Error ? error.message : String(error),
+    extensions: {},
+  };
+}
+
+/** Leaves the console for the login page, which says why and leads back here afterwards. */
+export function signInAgain(reason: 'revoked' | 'expired' | 'ended') {
+  location.assign(`/login?reason=${reason}&next=${encodeURIComponent(location.pathname)}`);
+}
