@@ -15,12 +15,14 @@ import {
   PorticoError,
   serviceUnavailable,
 } from './errors.ts';
+import { LiveCredentials, useLiveStreams } from './live.ts';
 import { createLogger, type Logger } from './logger.ts';
 import type { PorticoModule } from './module.ts';
 import { createLocalPubSub } from './pubsub.ts';
-import { CSRF_HEADERS, Router } from './routes.ts';
+import { CSRF_HEADERS, isForeignOrigin, Router } from './routes.ts';
 import { type Clock, type Runtime, systemClock } from './runtime.ts';
 import { buildSchema } from './schema.ts';
+import { serveWebSocket } from './websocket.ts';
 
 /** SECURITY.md, "GraphQL surface". */
 export const GRAPHQL_LIMITS = { depth: 10, aliases: 15, tokens: 2000, directives: 50, cost: 5000 } as const;
@@ -76,7 +78,7 @@ export async function openRuntime(
 ): Promise<Runtime> {
   const { env, settings, modules } = config;
   const db = await openDatabases({ env, modules, log });
-  return { env, settings, modules, db, pubsub: createLocalPubSub(), log, clock };
+  return { env, settings, modules, db, pubsub: createLocalPubSub(), live: new LiveCredentials(), log, clock };
 }
 
 export async function createGateway(config: LoadedConfig, options: GatewayOptions = {}): Promise<Gateway> {
@@ -118,6 +120,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
     return context;
   };
   const isAdmin = async (request: Request) => (await contextFor(request)).viewer.scopes.has('admin');
+  const liveStreams = useLiveStreams(runtime.live);
 
   const yoga = createYoga<NodeServerContext, RequestContext>({
     schema,
@@ -127,6 +130,8 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
     maxRequestBodySize: false,
     fetchAPI: createFetch({ formDataLimits: formDataLimits(modules, config.settings) }),
     landingPage: false,
+    // Other sites may call with an API key, never with the cookie (SECURITY.md: no credentialed CORS).
+    cors: { credentials: false },
     context: ({ request, req }) => contextFor(request, { req }),
     graphiql: async (request) => development || (await isAdmin(request).catch(() => false)),
     maskedErrors: {
@@ -170,11 +175,13 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
         blockFieldSuggestion: { enabled: !development },
       }),
       useBodyLimit(MAX_REQUEST_BODY_BYTES),
+      liveStreams,
       usePortico({ runtime, contextFor, router: new Router(modules.flatMap((m) => m.routes ?? [])) }),
     ],
   });
 
   let server: Server | undefined;
+  let websocket: ReturnType<typeof serveWebSocket> | undefined;
   return {
     runtime,
     yoga,
@@ -185,6 +192,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
       server.headersTimeout = 15_000;
       server.requestTimeout = 60_000;
       server.keepAliveTimeout = 5_000;
+      websocket = serveWebSocket({ server, yoga, runtime, resolveViewer, formatResult: withContractCodes });
       const listening = server;
       return new Promise((resolve, reject) => {
         listening.once('error', reject);
@@ -195,6 +203,9 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
       });
     },
     async close(graceMs = 10_000) {
+      // Open subscriptions would hold the server open until the grace ran out.
+      liveStreams.endAll();
+      await websocket?.close();
       if (server) {
         const closing = server;
         const closed = new Promise<void>((resolve) => closing.close(() => resolve()));
@@ -240,6 +251,13 @@ function usePortico({ runtime, router, contextFor }: PorticoPluginOptions): Plug
       }
       if (url.pathname === '/graphql') {
         if (
+          request.headers.get('accept')?.includes('text/event-stream') &&
+          isForeignOrigin(request.headers.get('origin'), request.headers.get('host'), runtime.env.publicUrl)
+        ) {
+          endResponse(Response.json({ error: 'Cross-site subscriptions are refused.' }, { status: 403 }));
+          return;
+        }
+        if (
           request.method === 'GET' &&
           !development &&
           request.headers.get('accept')?.includes('text/html')
@@ -274,8 +292,8 @@ function usePortico({ runtime, router, contextFor }: PorticoPluginOptions): Plug
       }
     },
     onResultProcess({ result, setResult }) {
-      if (Array.isArray(result) || Symbol.asyncIterator in result || !result.errors?.length) return;
-      setResult({ ...result, errors: result.errors.map(withContractCode) });
+      if (Array.isArray(result) || Symbol.asyncIterator in result) return;
+      setResult(withContractCodes(result));
     },
     onResponse({ request, response }) {
       const context = settled.get(request);
@@ -290,6 +308,10 @@ function usePortico({ runtime, router, contextFor }: PorticoPluginOptions): Plug
 }
 
 const CONTRACT_CODES = new Set<string>(ERROR_CODES);
+
+function withContractCodes<R extends { errors?: readonly GraphQLError[] }>(result: R): R {
+  return result.errors?.length ? { ...result, errors: result.errors.map(withContractCode) } : result;
+}
 
 /**
  * Every error leaves with one of the contract's codes. Parse, validation and limit

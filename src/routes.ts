@@ -6,6 +6,22 @@ export const CSRF_HEADERS = ['x-portico-csrf', 'x-graphql-yoga-csrf'];
 /** Whether a request carries one of the CSRF headers (any value, as Yoga's CSRF prevention checks). */
 export const hasCsrfHeader = (request: Request) => CSRF_HEADERS.some((name) => request.headers.has(name));
 
+/**
+ * True when a browser opened the request from another site: it sent an Origin that is neither
+ * the public URL's nor that of the Host it asked for. Programs send no Origin; an opaque one
+ * ("null") is foreign.
+ */
+export function isForeignOrigin(
+  origin: string | null | undefined,
+  host: string | null | undefined,
+  publicUrl: string,
+): boolean {
+  if (!origin) return false;
+  if (origin === new URL(publicUrl).origin) return false;
+  if (!URL.canParse(origin)) return true;
+  return new URL(origin).host !== host;
+}
+
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /**

@@ -4,8 +4,11 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
+import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
 import pg from 'pg';
 import { pino } from 'pino';
+import { WebSocket } from 'ws';
 import { builtinModules } from '../modules/index.ts';
 import { loadConfig } from '../src/config.ts';
 import { createGateway, type Gateway } from '../src/gateway.ts';
@@ -307,4 +310,113 @@ export async function subscribeOverSse(
     return events;
   })();
   return { response, events, done };
+}
+
+export interface StreamCredential {
+  /** Sends this client's cookies (a browser's session). */
+  client?: TestClient;
+  /** Sends `Authorization: Bearer <key>` (SSE) or `connectionParams.authorization` (WebSocket). */
+  apiKey?: string;
+  /** The Origin header a browser would send. */
+  origin?: string;
+}
+
+export interface WsConnection {
+  client: WsClient;
+  /** Every close of the socket, with its code. */
+  closes: { code: number; reason: string }[];
+  /** Resolves on the first close. */
+  closed: Promise<{ code: number; reason: string }>;
+}
+
+/** A real graphql-ws client on the gateway's `/graphql` WebSocket; it never reconnects. */
+export function connectWs(url: string, { client, apiKey, origin }: StreamCredential = {}): WsConnection {
+  const headers: Record<string, string> = {};
+  if (client && client.cookies.size > 0) headers.cookie = client.cookieHeader;
+  if (origin) headers.origin = origin;
+  class CredentialSocket extends WebSocket {
+    constructor(address: string | URL, protocols?: string | string[]) {
+      super(address, protocols, { headers });
+    }
+  }
+  const closes: WsConnection['closes'] = [];
+  let onClosed: (close: { code: number; reason: string }) => void = () => {};
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
+    onClosed = resolve;
+  });
+  const ws = createWsClient({
+    url: `${url.replace(/^http/, 'ws')}/graphql`,
+    webSocketImpl: CredentialSocket,
+    retryAttempts: 0,
+    // Kept open when idle, so that the server's close (and its code) is what ends it.
+    lazy: false,
+    // The close is reported through `closed`; the default would print it.
+    onNonLazyError: () => {},
+    connectionParams: apiKey ? { authorization: `Bearer ${apiKey}` } : undefined,
+    on: {
+      closed: (event) => {
+        const { code, reason } = event as { code: number; reason: string };
+        closes.push({ code, reason });
+        onClosed({ code, reason });
+      },
+    },
+  });
+  return { client: ws, closes, closed };
+}
+
+/** A real GraphQL-over-SSE client (distinct connections mode) with a cookie or an API key. */
+export function connectSse(url: string, { client, apiKey, origin }: StreamCredential = {}): SseClient {
+  return createSseClient({
+    url: `${url}/graphql`,
+    singleConnection: false,
+    retryAttempts: 0,
+    headers: () => {
+      const headers: Record<string, string> = {};
+      if (client && client.cookies.size > 0) headers.cookie = client.cookieHeader;
+      if (apiKey) headers.authorization = `Bearer ${apiKey}`;
+      if (origin) headers.origin = origin;
+      return headers;
+    },
+  });
+}
+
+export interface Collected<T> {
+  results: T[];
+  /** Set when the stream failed rather than completed. */
+  error?: unknown;
+  /** True when the server completed the stream. */
+  completed: boolean;
+}
+
+/**
+ * Reads a subscription's results as they come: `results` fills live; `done` settles when the
+ * stream completes or fails; `stop()` unsubscribes.
+ */
+export function collect<T>(iterator: AsyncIterableIterator<T>) {
+  const collected: Collected<T> = { results: [], completed: false };
+  const done = (async () => {
+    try {
+      for await (const result of iterator) collected.results.push(result);
+      collected.completed = true;
+    } catch (error) {
+      collected.error = error;
+    }
+    return collected;
+  })();
+  return Object.assign(collected, { done, stop: () => void iterator.return?.() });
+}
+
+/** Resolves once `check` passes, polling every 20 ms; fails after `timeoutMs`. */
+export async function eventually(
+  check: () => boolean,
+  timeoutMs = 5_000,
+  what = 'condition',
+): Promise<number> {
+  const started = Date.now();
+  while (!check()) {
+    if (Date.now() - started > timeoutMs)
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return Date.now() - started;
 }

@@ -18,34 +18,6 @@ import { buildSchema, printSortedSchema } from '../src/schema.ts';
 const root = new URL('../', import.meta.url);
 const schema = buildSchema(builtinModules);
 
-/**
- * Contract coordinates that later issues add. The contract diff tolerates their
- * removal (and nothing else); each must still be missing, so the table shrinks
- * as the issues land: delete an entry in the change that adds it.
- */
-const PENDING: Record<string, string> = {
-  ...issue(6, 'realtime', ['SessionEvent', 'SessionEventKind', 'Subscription.sessionEvents']),
-};
-
-function issue(number: number, title: string, coordinates: string[]): Record<string, string> {
-  return Object.fromEntries(coordinates.map((coordinate) => [coordinate, `issue ${number}: ${title}`]));
-}
-
-/** The only changes a pending coordinate excuses: the type or the field is not there yet. */
-const PENDING_CHANGE_TYPES = new Set<string>(['TYPE_REMOVED', 'FIELD_REMOVED']);
-
-const isPending = (change: Change) =>
-  change.path !== undefined && PENDING_CHANGE_TYPES.has(change.type) && change.path in PENDING;
-
-/** Whether `Type` or `Type.field` exists in a schema. */
-function hasCoordinate(target: GraphQLSchema, coordinate: string): boolean {
-  const [typeName = '', fieldName, ...rest] = coordinate.split('.');
-  const type = target.getType(typeName);
-  if (!type || rest.length > 0) return false;
-  if (fieldName === undefined) return true;
-  return 'getFields' in type && fieldName in type.getFields();
-}
-
 const describeChanges = (changes: Change[]) =>
   changes.map((change) => `  ${change.type} ${change.path ?? '(no path)'}: ${change.message}`).join('\n');
 
@@ -60,40 +32,15 @@ describe('schema/schema.graphql', () => {
 });
 
 describe('the public contract (schema/contract.graphql)', () => {
-  it('has no breaking change against our schema, except the pending table', async () => {
+  it('has no breaking change against our schema', async () => {
     const contract = buildSdl(await readFile(new URL('schema/contract.graphql', root), 'utf8'));
     const changes = await diff(contract, schema);
     const breaking = changes.filter((change) => change.criticality.level === CriticalityLevel.Breaking);
-    const unexpected = breaking.filter((change) => !isPending(change));
-    if (unexpected.length > 0) {
+    if (breaking.length > 0) {
       expect.fail(
-        `${unexpected.length} breaking change(s) against schema/contract.graphql:\n${describeChanges(unexpected)}`,
+        `${breaking.length} breaking change(s) against schema/contract.graphql:\n${describeChanges(breaking)}`,
       );
     }
-  });
-
-  it('lists only coordinates that the contract has and our schema still lacks', async () => {
-    const contract = buildSdl(await readFile(new URL('schema/contract.graphql', root), 'utf8'));
-    const unknown = Object.keys(PENDING).filter((coordinate) => !hasCoordinate(contract, coordinate));
-    expect(unknown, 'PENDING names coordinates the contract does not have').toEqual([]);
-    const landed = Object.entries(PENDING)
-      .filter(([coordinate]) => hasCoordinate(schema, coordinate))
-      .map(([coordinate, by]) => `${coordinate} (${by})`);
-    expect(landed, 'these have landed: remove them from PENDING in test/schema.test.ts').toEqual([]);
-  });
-
-  it('matches pending entries by exact coordinate', () => {
-    const change = (type: string, path: string) =>
-      ({ type, path, message: '', meta: {}, criticality: { level: CriticalityLevel.Breaking } }) as Change;
-    expect(isPending(change('FIELD_REMOVED', 'Subscription.sessionEvents'))).toBe(true);
-    expect(isPending(change('TYPE_REMOVED', 'SessionEvent'))).toBe(true);
-    // A field that exists but differs from the contract is a real break, even when pending.
-    expect(isPending(change('FIELD_ARGUMENT_REMOVED', 'Subscription.sessionEvents.userId'))).toBe(false);
-    expect(isPending(change('FIELD_TYPE_CHANGED', 'Subscription.sessionEvents'))).toBe(false);
-    // No substring or prefix matching.
-    expect(isPending(change('FIELD_REMOVED', 'Subscription.sessionEventsCount'))).toBe(false);
-    expect(isPending(change('TYPE_REMOVED', 'SessionEventX'))).toBe(false);
-    expect(isPending(change('FIELD_REMOVED', 'User.apiKeys'))).toBe(false);
   });
 });
 

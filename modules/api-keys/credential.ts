@@ -1,6 +1,6 @@
 import type { EntityManager, FilterQuery } from '@mikro-orm/core';
 import { LRUCache } from 'lru-cache';
-import { inBatches, type Runtime, type Viewer } from '../../src/index.ts';
+import { type CredentialEnd, inBatches, type Runtime, type Viewer } from '../../src/index.ts';
 import roles from '../roles/index.ts';
 import users, { type UserRecord } from '../users/index.ts';
 import { ApiKey } from './entities.ts';
@@ -105,16 +105,60 @@ async function loadSnapshot(runtime: Runtime, id: string): Promise<KeySnapshot |
 export const currentKey = (runtime: Runtime, viewer: Viewer) =>
   viewer.apiKeyId ? cacheOf(runtime).get(viewer.apiKeyId) : undefined;
 
-/** Which of these keys still work (not revoked, not expired): a batched check for what outlives a request. */
-export async function activeKeyIds(runtime: Runtime, ids: Iterable<string>): Promise<Set<string>> {
-  const active = new Set<string>();
+/** Which of these keys have stopped working, and why: a batched check for what outlives a request. */
+export async function endedKeys(
+  runtime: Runtime,
+  ids: Iterable<string>,
+): Promise<Map<string, CredentialEnd>> {
+  const ended = new Map<string, CredentialEnd>();
   const em = runtime.db.system.em.fork();
   const now = runtime.clock.now();
   for (const batch of inBatches(ids)) {
-    const keys = await em.find(ApiKey, { id: { $in: batch } });
-    for (const key of keys) if (isUsable(key, now)) active.add(key.id);
+    const keys = new Map((await em.find(ApiKey, { id: { $in: batch } })).map((key) => [key.id, key]));
+    for (const id of batch) {
+      const key = keys.get(id);
+      if (key && isUsable(key, now)) continue;
+      ended.set(
+        id,
+        key?.revokedAt
+          ? { reason: key.revokedReason ?? 'REVOKED', at: key.revokedAt.toISOString() }
+          : { reason: key ? 'EXPIRED' : 'REVOKED', at: new Date(now).toISOString() },
+      );
+    }
   }
-  return active;
+  return ended;
+}
+
+/** Which of these keys still work (not revoked, not expired). */
+export async function activeKeyIds(runtime: Runtime, ids: Iterable<string>): Promise<Set<string>> {
+  const candidates = [...new Set(ids)];
+  const ended = await endedKeys(runtime, candidates);
+  return new Set(candidates.filter((id) => !ended.has(id)));
+}
+
+/**
+ * Ends the open streams of keys that stop working: at once on a revocation event, and through
+ * the periodic batched re-check (lost events, expiry). Returns the stop function.
+ */
+export function watchLiveKeys(runtime: Runtime): () => void {
+  const { live, pubsub, settings, log } = runtime;
+  const offRevoked = pubsub.on('apiKey.revoked', ({ apiKeyId, reason, at }) =>
+    live.end({ kind: 'apiKey', id: apiKeyId }, { reason, at }),
+  );
+  const seconds = settings.session.recheckSeconds;
+  const stopRecheck =
+    seconds > 0
+      ? live.recheck(
+          'apiKey',
+          seconds * 1000,
+          (ids) => endedKeys(runtime, ids),
+          (error) => log.warn({ err: error }, 're-check of the API keys behind open streams failed'),
+        )
+      : () => {};
+  return () => {
+    offRevoked();
+    stopRecheck();
+  };
 }
 
 /** Revokes keys, evicts them at once, and announces each revocation. */

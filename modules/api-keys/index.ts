@@ -1,9 +1,11 @@
 import { defineModule } from '../../src/index.ts';
 import sessions from '../sessions/index.ts';
-import { activeKeyIds, resolveApiKeyViewer, revokeKeys } from './credential.ts';
+import { activeKeyIds, resolveApiKeyViewer, revokeKeys, watchLiveKeys } from './credential.ts';
 import { ApiKeySchema } from './entities.ts';
 import { ApiKeyRef, registerApiKeys } from './graphql.ts';
 import { createApiKey } from './service.ts';
+
+const stopWatching = new WeakMap<object, () => void>();
 
 /**
  * API keys for programs: `Authorization: Bearer pk_…`, scopes a subset of the creator's,
@@ -19,6 +21,10 @@ export default defineModule({
     sessions.api.onUserDisabled(runtime, async (em, userId) => {
       await revokeKeys(runtime, em, { userId }, 'USER_DISABLED');
     });
+    stopWatching.set(runtime, watchLiveKeys(runtime));
+  },
+  stop(runtime) {
+    stopWatching.get(runtime)?.();
   },
   api: { ApiKeyRef, activeKeyIds, createApiKey, revokeKeys },
 });

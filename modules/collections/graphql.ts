@@ -1,3 +1,4 @@
+import { filter, pipe } from 'graphql-yoga';
 import {
   type Builder,
   decodeCursor,
@@ -106,28 +107,21 @@ export function registerCollections(builder: Builder) {
     { type: DocumentRef, name: 'DocumentConnection' },
     { name: 'DocumentEdge' },
   );
-  const ChangeRef = builder
-    .objectRef<{
-      kind: 'CREATED' | 'UPDATED' | 'DELETED';
-      collection: string;
-      id: string;
-      version: number;
-      document: StoredDocument | null;
-    }>('DocumentChange')
-    .implement({
-      fields: (t) => ({
-        kind: t.field({ type: ChangeKind, resolve: (change) => change.kind }),
-        collection: t.exposeString('collection'),
-        id: t.exposeID('id'),
-        version: t.exposeInt('version'),
-        document: t.field({
-          type: DocumentRef,
-          nullable: true,
-          description: 'Null when deleted.',
-          resolve: (change) => change.document,
-        }),
+  const ChangeRef = builder.objectRef<store.DocumentChanged>('DocumentChange').implement({
+    fields: (t) => ({
+      kind: t.field({ type: ChangeKind, resolve: (change) => change.kind }),
+      collection: t.exposeString('collection'),
+      id: t.exposeID('id'),
+      version: t.exposeInt('version'),
+      document: t.field({
+        type: DocumentRef,
+        nullable: true,
+        description:
+          'Null when deleted. The written version on the instance that wrote it; on other instances, the document as it is when the change arrives.',
+        resolve: (change, _args, { runtime }) => store.changedDocument(runtime, change),
       }),
-    });
+    }),
+  });
 
   const IndexQueryInput = builder.inputType('IndexQuery', {
     description:
@@ -319,10 +313,13 @@ export function registerCollections(builder: Builder) {
   );
 }
 
-async function* changesOf(context: RequestContext, collection: CollectionDefinition, id: string | null) {
-  for await (const change of context.runtime.pubsub.subscribe('document.changed')) {
-    if (change.collection !== collection.name || (id !== null && change.id !== id)) continue;
-    if (!canSeeDocument(context.viewer, collection, change.ownerId)) continue;
-    yield change;
-  }
-}
+const changesOf = (context: RequestContext, collection: CollectionDefinition, id: string | null) =>
+  pipe(
+    context.runtime.pubsub.subscribe('document.changed'),
+    filter(
+      (change) =>
+        change.collection === collection.name &&
+        (id === null || change.id === id) &&
+        canSeeDocument(context.viewer, collection, change.ownerId),
+    ),
+  );

@@ -5,15 +5,8 @@ import * as service from './service.ts';
 
 declare module '../../src/pubsub.ts' {
   interface Topics {
-    /** A document was created, replaced, patched or deleted. */
-    'document.changed': {
-      kind: 'CREATED' | 'UPDATED' | 'DELETED';
-      collection: string;
-      id: string;
-      version: number;
-      ownerId: string | null;
-      document: service.StoredDocument | null;
-    };
+    /** A document was created, replaced, patched or deleted. Ids only: pub/sub messages stay small. */
+    'document.changed': DocumentChanged;
   }
 }
 
@@ -28,19 +21,48 @@ export function collection(runtime: Runtime, name: string): CollectionDefinition
   return found;
 }
 
+export interface DocumentChanged {
+  kind: 'CREATED' | 'UPDATED' | 'DELETED';
+  collection: string;
+  id: string;
+  version: number;
+  ownerId: string | null;
+}
+
+// The document behind each change event, read at most once per instance however many watch it.
+const changedDocuments = new WeakMap<DocumentChanged, Promise<service.StoredDocument | null>>();
+
 function announce(
   runtime: Runtime,
   kind: 'CREATED' | 'UPDATED' | 'DELETED',
   document: service.StoredDocument,
 ) {
-  runtime.pubsub.publish('document.changed', {
+  const change: DocumentChanged = {
     kind,
     collection: document.collection,
     id: document.id,
     version: document.version,
     ownerId: document.ownerId,
-    document: kind === 'DELETED' ? null : document,
-  });
+  };
+  // This instance's subscribers get the written version itself; others read it on delivery.
+  changedDocuments.set(change, Promise.resolve(kind === 'DELETED' ? null : document));
+  runtime.pubsub.publish('document.changed', change);
+}
+
+/**
+ * The document a change event is about: the written version on the instance that wrote it, the
+ * current one elsewhere (null once deleted).
+ */
+export function changedDocument(runtime: Runtime, change: DocumentChanged) {
+  let document = changedDocuments.get(change);
+  if (!document) {
+    document =
+      change.kind === 'DELETED'
+        ? Promise.resolve(null)
+        : service.getDocument(runtime.db.store.em.fork(), change.collection, change.id);
+    changedDocuments.set(change, document);
+  }
+  return document;
 }
 
 export const get = async (runtime: Runtime, em: SqlEntityManager, name: string, id: string) =>

@@ -1,6 +1,7 @@
 import type { EntityManager, FilterQuery } from '@mikro-orm/core';
 import {
   anonymousViewer,
+  type CredentialEnd,
   inBatches,
   PorticoError,
   type RequestContext,
@@ -38,6 +39,8 @@ import {
 
 declare module '../../src/pubsub.ts' {
   interface Topics {
+    /** A session started (a login). */
+    'session.created': { sessionId: string; userId: string; at: string };
     /** A session ended before its time, or was found expired. */
     'session.revoked': { sessionId: string; userId: string; reason: RevocationReason; at: string };
     /** A user's record changed: cached copies must be dropped. */
@@ -167,19 +170,67 @@ async function expire(runtime: Runtime, sessionId: string) {
 }
 
 /**
- * Which of these sessions still stand (not revoked, not past either timeout): a batched check
- * for whatever outlives a request on a session's behalf (leases, signed URLs, open streams).
+ * Which of these sessions have ended, and why: a batched check for whatever outlives a request
+ * on a session's behalf (open streams, leases, signed URLs). Sessions found past a timeout are
+ * revoked as EXPIRED, which announces them like any revocation.
  */
-export async function activeSessionIds(runtime: Runtime, ids: Iterable<string>): Promise<Set<string>> {
-  const active = new Set<string>();
+export async function endedSessions(
+  runtime: Runtime,
+  ids: Iterable<string>,
+): Promise<Map<string, CredentialEnd>> {
+  const ended = new Map<string, CredentialEnd>();
   const em = runtime.db.system.em.fork();
   const now = runtime.clock.now();
+  const expired: string[] = [];
   for (const batch of inBatches(ids)) {
-    for (const session of await loadSessions(em, batch)) {
-      if (session && isActive(session, runtime.settings.session, now)) active.add(session.id);
-    }
+    const sessions = await loadSessions(em, batch);
+    batch.forEach((id, i) => {
+      const session = sessions[i];
+      if (!session) {
+        ended.set(id, { reason: 'REVOKED', at: new Date(now).toISOString() });
+      } else if (session.revokedAt) {
+        ended.set(id, { reason: session.revokedReason ?? 'REVOKED', at: session.revokedAt.toISOString() });
+      } else if (!isActive(session, runtime.settings.session, now)) {
+        expired.push(id);
+        ended.set(id, { reason: 'EXPIRED', at: new Date(now).toISOString() });
+      }
+    });
   }
-  return active;
+  for (const batch of inBatches(expired)) await revoke(runtime, em, { id: { $in: batch } }, 'EXPIRED');
+  return ended;
+}
+
+/** Which of these sessions still stand (not revoked, not past either timeout). */
+export async function activeSessionIds(runtime: Runtime, ids: Iterable<string>): Promise<Set<string>> {
+  const candidates = [...new Set(ids)];
+  const ended = await endedSessions(runtime, candidates);
+  return new Set(candidates.filter((id) => !ended.has(id)));
+}
+
+/**
+ * Ends the open streams of sessions that end: at once on a revocation event (from any
+ * instance), and through the periodic batched re-check, which catches lost events and
+ * timeouts. Returns the stop function.
+ */
+export function watchLiveSessions(runtime: Runtime): () => void {
+  const { live, pubsub, settings, log } = runtime;
+  const offRevoked = pubsub.on('session.revoked', ({ sessionId, reason, at }) =>
+    live.end({ kind: 'session', id: sessionId }, { reason, at }),
+  );
+  const seconds = settings.session.recheckSeconds;
+  const stopRecheck =
+    seconds > 0
+      ? live.recheck(
+          'session',
+          seconds * 1000,
+          (ids) => endedSessions(runtime, ids),
+          (error) => log.warn({ err: error }, 're-check of the sessions behind open streams failed'),
+        )
+      : () => {};
+  return () => {
+    offRevoked();
+    stopRecheck();
+  };
 }
 
 /** Revokes sessions, evicts them from the cache at once, and announces each revocation. */
@@ -217,6 +268,11 @@ export async function startSession(context: RequestContext, userId: string, meth
   );
   user.lastLoginAt = session.createdAt;
   await db.system.flush();
+  runtime.pubsub.publish('session.created', {
+    sessionId: session.id,
+    userId,
+    at: session.createdAt.toISOString(),
+  });
   const state = sessionState(runtime);
   const sealed = await sealCredential(credential, state.passwords.seal, state.sealTtlSeconds);
   context.response.setCookie(sessionCookie(sealed, settings));

@@ -9,6 +9,8 @@ export const sessionsConfig = {
       idleTimeoutMinutes: z.number().int().min(1).max(525_600).default(1440),
       absoluteTimeoutHours: z.number().int().min(1).max(8760).default(720),
       cookieSecure: z.boolean().default(false),
+      // 0 turns the re-check off: only for tests that prove it is what catches lost events.
+      recheckSeconds: z.number().int().min(0).max(60).default(5),
     })
     .prefault({}),
   methods: z
@@ -21,6 +23,8 @@ export interface SessionSettings {
   idleTimeoutMinutes: number;
   absoluteTimeoutHours: number;
   cookieSecure: boolean;
+  /** How often the sessions and API keys behind open subscriptions are re-checked (0: never). */
+  recheckSeconds: number;
 }
 
 declare module '../../src/config.ts' {

@@ -1,9 +1,14 @@
+import { filter, map, pipe, Repeater } from 'graphql-yoga';
 import {
   type Builder,
+  type Credential,
+  credentialOf,
   fromGlobalId,
   MAX_PAGE_SIZE,
+  PorticoError,
   paginate,
   type RequestContext,
+  type Runtime,
   builder as schemaBuilder,
   toGlobalId,
   type Viewer,
@@ -20,6 +25,7 @@ import {
   listActiveSessions,
   loadSessions,
   type SessionRecord,
+  sessionRecord,
 } from './service.ts';
 
 const { UserRef } = users.api;
@@ -152,18 +158,37 @@ export function registerSessions(builder: Builder) {
       }),
     });
 
-  const SessionRevocationRef = builder
-    .objectRef<{ sessionId: string; reason: RevocationReason; at: string }>('SessionRevocation')
-    .implement({
-      fields: (t) => ({
-        sessionId: t.id({
-          description: "The revoked session's id: the same value as its Session.id.",
-          resolve: (event) => toGlobalId('Session', event.sessionId),
-        }),
-        reason: t.field({ type: RevocationReasonEnum, resolve: (event) => event.reason }),
-        at: t.field({ type: 'DateTime', resolve: (event) => event.at }),
+  const SessionRevocationRef = builder.objectRef<Revocation>('SessionRevocation').implement({
+    fields: (t) => ({
+      sessionId: t.id({
+        description:
+          "The revoked session's id: the same value as its Session.id (for a stream authenticated by an API key, the key's ApiKey.id).",
+        resolve: ({ credential }) =>
+          toGlobalId(credential.kind === 'session' ? 'Session' : 'ApiKey', credential.id),
       }),
-    });
+      reason: t.field({ type: RevocationReasonEnum, resolve: (event) => event.reason }),
+      at: t.field({ type: 'DateTime', resolve: (event) => event.at }),
+    }),
+  });
+
+  const SessionEventKindEnum = builder.enumType('SessionEventKind', {
+    values: ['CREATED', 'REVOKED'] as const,
+  });
+  const SessionEventRef = builder.objectRef<SessionEvent>('SessionEvent').implement({
+    fields: (t) => ({
+      kind: t.field({ type: SessionEventKindEnum, resolve: (event) => event.kind }),
+      session: t.field({
+        type: SessionRef,
+        resolve: async (event, _args, { runtime }) => {
+          const session = await sessionAsAnnounced(runtime, event);
+          if (!session) throw new PorticoError('NOT_FOUND', 'The session is gone.');
+          return session;
+        },
+      }),
+      reason: t.field({ type: RevocationReasonEnum, nullable: true, resolve: (event) => event.reason }),
+      at: t.field({ type: 'DateTime', resolve: (event) => event.at }),
+    }),
+  });
 
   const SignUpInput = builder.inputType('SignUpInput', {
     fields: (t) => ({
@@ -293,24 +318,85 @@ export function registerSessions(builder: Builder) {
     }),
   }));
 
-  builder.subscriptionField('sessionRevoked', (t) =>
-    t.field({
+  builder.subscriptionFields((t) => ({
+    sessionRevoked: t.field({
       type: SessionRevocationRef,
-      description: "Emits once when the subscriber's own session is revoked or expires, then completes.",
+      description:
+        "Emits once when the subscriber's own session (or API key) is revoked or expires, then completes.",
       authScopes: { authenticated: true },
-      subscribe: (_root, _args, { viewer, runtime }) => revocationOf(runtime, viewer),
+      subscribe: (_root, _args, { viewer, runtime }) => {
+        const credential = credentialOf(viewer);
+        if (!credential) throw new PorticoError('UNAUTHENTICATED', 'Sign in first.');
+        return pipe(
+          runtime.live.ended(credential),
+          map((end): Revocation => ({ credential, reason: asRevocationReason(end.reason), at: end.at })),
+        );
+      },
       resolve: (event) => event,
     }),
-  );
+    sessionEvents: t.field({
+      type: SessionEventRef,
+      description: 'Admin: sessions created and revoked, for everyone or one user.',
+      authScopes: { admin: true },
+      args: { userId: t.arg.id() },
+      subscribe: (_root, args, { runtime }) => {
+        const userId = args.userId ? fromGlobalId(String(args.userId), 'User') : null;
+        const created = pipe(
+          runtime.pubsub.subscribe('session.created'),
+          map((event): SessionEvent => ({ kind: 'CREATED', announced: event, reason: null, at: event.at })),
+        );
+        const revoked = pipe(
+          runtime.pubsub.subscribe('session.revoked'),
+          map(
+            (event): SessionEvent => ({
+              kind: 'REVOKED',
+              announced: event,
+              reason: event.reason,
+              at: event.at,
+            }),
+          ),
+        );
+        return pipe(
+          Repeater.merge([created, revoked]),
+          filter((event) => userId === null || event.announced.userId === userId),
+        );
+      },
+      resolve: (event) => event,
+    }),
+  }));
 }
 
-/** The first revocation of the viewer's session, then the end of the stream. */
-async function* revocationOf(runtime: RequestContext['runtime'], viewer: Viewer) {
-  if (!viewer.sessionId) return;
-  for await (const event of runtime.pubsub.subscribe('session.revoked')) {
-    if (event.sessionId === viewer.sessionId) {
-      yield event;
-      return;
-    }
+interface Revocation {
+  credential: Credential;
+  reason: RevocationReason;
+  at: string;
+}
+
+interface SessionEvent {
+  kind: 'CREATED' | 'REVOKED';
+  /** The pub/sub payload, shared by every subscriber of this instance. */
+  announced: { sessionId: string; userId: string };
+  reason: RevocationReason | null;
+  at: string;
+}
+
+// API keys end for the same reasons as sessions; anything else reads as a plain revocation.
+const asRevocationReason = (reason: string): RevocationReason =>
+  (REVOCATION_REASONS as readonly string[]).includes(reason) ? (reason as RevocationReason) : 'REVOKED';
+
+const announcedSessions = new WeakMap<object, Promise<SessionRecord | null>>();
+
+/**
+ * The session as it is when its event is delivered: read once per event and instance, however
+ * many admins watch, from a fresh EntityManager (a subscription's own would serve stale rows).
+ */
+function sessionAsAnnounced(runtime: Runtime, event: SessionEvent): Promise<SessionRecord | null> {
+  let loaded = announcedSessions.get(event.announced);
+  if (!loaded) {
+    loaded = findSession(runtime.db.system.em.fork(), event.announced.sessionId).then((session) =>
+      session ? sessionRecord(session) : null,
+    );
+    announcedSessions.set(event.announced, loaded);
   }
+  return loaded;
 }

@@ -7,6 +7,7 @@ import {
   resolveSessionViewer,
   revoke,
   startSession,
+  watchLiveSessions,
 } from './authn.ts';
 import { BUILTIN_METHODS, sessionsConfig } from './config.ts';
 import { SessionSchema, SystemFlagSchema, Token, TokenSchema } from './entities.ts';
@@ -19,6 +20,8 @@ import { consumeToken, issueToken } from './service.ts';
 export type { RevocationReason } from './entities.ts';
 export type { Profile, TokenRedeemer } from './flows.ts';
 export type { LoginMethod } from './methods.ts';
+
+const stopWatching = new WeakMap<object, () => void>();
 
 /**
  * Revocable cookie sessions (iron-sealed id + secret, checked against the sessions
@@ -47,8 +50,12 @@ export default defineModule({
     if (unavailable.length > 0) {
       runtime.log.warn({ methods: unavailable }, 'login methods configured but not available in this build');
     }
+    stopWatching.set(runtime, watchLiveSessions(runtime));
     const link = await issueBootstrapLink(runtime);
     if (link) runtime.log.info({ bootstrap: true }, `No admin yet. Create the first admin here: ${link}`);
+  },
+  stop(runtime) {
+    stopWatching.get(runtime)?.();
   },
   commands: {
     bootstrap: {

@@ -1,0 +1,194 @@
+import { type Plugin, Repeater } from 'graphql-yoga';
+import type { Viewer } from './context.ts';
+
+/** Why and when a credential (session or API key) stopped being valid. */
+export interface CredentialEnd {
+  /** A module's reason, e.g. the sessions module's RevocationReason. */
+  readonly reason: string;
+  /** ISO-8601. */
+  readonly at: string;
+}
+
+/** The kinds of credential a viewer can hold; a live stream is tracked under one of them. */
+export type CredentialKind = 'session' | 'apiKey';
+
+export interface Credential {
+  readonly kind: CredentialKind;
+  readonly id: string;
+}
+
+/** The credential behind a viewer, if it has one (anonymous viewers have none). */
+export function credentialOf(viewer: Viewer): Credential | null {
+  if (viewer.sessionId) return { kind: 'session', id: viewer.sessionId };
+  if (viewer.apiKeyId) return { kind: 'apiKey', id: viewer.apiKeyId };
+  return null;
+}
+
+type EndListener = (end: CredentialEnd) => void;
+
+/** Of these credential ids, the ones that have ended, with why. */
+export type EndedFinder = (ids: string[]) => Promise<Map<string, CredentialEnd>>;
+
+/**
+ * The credentials behind this instance's long-lived streams (subscriptions over SSE or
+ * WebSocket). The modules that own a kind of credential report its end here: from their
+ * pub/sub events (fast, at-most-once) and from a periodic batched re-check of `tracked(kind)`
+ * (the guarantee). Every stream of an ended credential is then ended by the gateway.
+ */
+export class LiveCredentials {
+  readonly #listeners = new Map<string, Set<EndListener>>();
+  readonly #rechecks = new Set<() => Promise<void>>();
+
+  /** Calls `onEnd` once when the credential ends; returns the disposer. */
+  track(credential: Credential, onEnd: EndListener): () => void {
+    const key = keyOf(credential);
+    let listeners = this.#listeners.get(key);
+    if (!listeners) {
+      listeners = new Set();
+      this.#listeners.set(key, listeners);
+    }
+    listeners.add(onEnd);
+    return () => {
+      const current = this.#listeners.get(key);
+      if (!current?.delete(onEnd)) return;
+      if (current.size === 0) this.#listeners.delete(key);
+    };
+  }
+
+  /** The first end of the credential, as a stream of one value (ends early when returned). */
+  ended(credential: Credential): AsyncIterableIterator<CredentialEnd> {
+    return new Repeater<CredentialEnd>(async (push, stop) => {
+      const untrack = this.track(credential, (end) => {
+        push(end);
+        stop();
+      });
+      await stop;
+      untrack();
+    });
+  }
+
+  /** Reports the end of a credential: every stream that holds it is told, in the order it started. */
+  end(credential: Credential, end: CredentialEnd): void {
+    const key = keyOf(credential);
+    const listeners = this.#listeners.get(key);
+    if (!listeners) return;
+    this.#listeners.delete(key);
+    for (const listener of listeners) listener(end);
+  }
+
+  /** The ids of one kind of credential that have live streams here, for the batched re-check. */
+  tracked(kind: CredentialKind): string[] {
+    const prefix = `${kind}:`;
+    const ids: string[] = [];
+    for (const key of this.#listeners.keys()) if (key.startsWith(prefix)) ids.push(key.slice(prefix.length));
+    return ids;
+  }
+
+  /**
+   * Every `intervalMs`, asks `findEnded` which tracked credentials of `kind` have ended (one
+   * batched lookup for all of them) and ends their streams. Returns the stop function.
+   */
+  recheck(
+    kind: CredentialKind,
+    intervalMs: number,
+    findEnded: EndedFinder,
+    onError: (error: unknown) => void,
+  ) {
+    const run = async () => {
+      const ids = this.tracked(kind);
+      if (ids.length === 0) return;
+      try {
+        for (const [id, end] of await findEnded(ids)) this.end({ kind, id }, end);
+      } catch (error) {
+        onError(error);
+      }
+    };
+    let running: Promise<void> | null = null;
+    // Runs never overlap: a slow database delays the next check instead of piling them up.
+    const tick = () => {
+      running ??= run().finally(() => {
+        running = null;
+      });
+      return running;
+    };
+    this.#rechecks.add(tick);
+    const timer = setInterval(tick, intervalMs);
+    timer.unref();
+    return () => {
+      clearInterval(timer);
+      this.#rechecks.delete(tick);
+    };
+  }
+
+  /** Re-checks at once (the pub/sub may have lost events); resolves when the checks are done. */
+  async recheckNow(): Promise<void> {
+    await Promise.all([...this.#rechecks].map((tick) => tick()));
+  }
+
+  /** How many credentials have live streams here (metrics, tests). */
+  get size(): number {
+    return this.#listeners.size;
+  }
+}
+
+const keyOf = (credential: Credential) => `${credential.kind}:${credential.id}`;
+
+// sessionRevoked is told first and emits its event; the other streams end just after, so that
+// event is still delivered.
+const ENDING_GRACE_MS = 100;
+
+const DONE: unique symbol = Symbol('done');
+
+/**
+ * Ends a subscription's results when its credential ends (or when the gateway closes), and
+ * otherwise passes them through. Results are a Repeater so that ending never waits for the
+ * source's next event.
+ */
+function untilEnded<T>(
+  source: AsyncIterable<T>,
+  live: LiveCredentials,
+  credential: Credential | null,
+  open: Set<() => void>,
+): AsyncIterableIterator<T> {
+  return new Repeater<T>(async (push, stop) => {
+    const iterator = source[Symbol.asyncIterator]();
+    const untrack = credential ? live.track(credential, () => setTimeout(stop, ENDING_GRACE_MS)) : () => {};
+    open.add(stop);
+    const stopped = stop.then((): typeof DONE => DONE);
+    try {
+      for (;;) {
+        const step = await Promise.race([iterator.next(), stopped]);
+        if (step === DONE || step.done) return;
+        await push(step.value);
+      }
+    } finally {
+      untrack();
+      open.delete(stop);
+      stop();
+      Promise.resolve(iterator.return?.()).catch(() => {});
+    }
+  });
+}
+
+/**
+ * The Yoga plugin that ties every subscription (SSE or WebSocket) to the credential that opened
+ * it; `endAll` ends every open subscription (shutdown).
+ */
+export function useLiveStreams(live: LiveCredentials): Plugin<{ viewer: Viewer }> & { endAll(): void } {
+  const open = new Set<() => void>();
+  return {
+    onSubscribe({ args }) {
+      const { viewer } = args.contextValue as unknown as { viewer: Viewer };
+      return {
+        onSubscribeResult({ result, setResult }) {
+          if (Symbol.asyncIterator in result) {
+            setResult(untilEnded(result, live, credentialOf(viewer), open));
+          }
+        },
+      };
+    },
+    endAll() {
+      for (const stop of open) stop();
+    },
+  };
+}

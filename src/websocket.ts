@@ -1,0 +1,188 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { type ExecutionArgs, GraphQLError } from 'graphql';
+import { CloseCode, type Context, type OperationResult } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import type { YogaServerInstance } from 'graphql-yoga';
+import { type WebSocket, WebSocketServer } from 'ws';
+import type { RequestContext, Viewer } from './context.ts';
+import { credentialOf } from './live.ts';
+import { isForeignOrigin } from './routes.ts';
+import type { Runtime } from './runtime.ts';
+
+/** Limits of the graphql-ws transport. */
+export const WEBSOCKET_LIMITS = {
+  /** Largest message a client may send (a subscribe with its query and variables). */
+  messageBytes: 64 * 1024,
+  /** A connection must send connection_init within this time. */
+  initWaitMs: 3_000,
+  /** Operations running at once on one connection. */
+  operationsPerConnection: 100,
+} as const;
+
+// After a credential ends, its streams get this long to send their last events before the close.
+const CLOSE_DEADLINE_MS = 1_000;
+
+type ConnectionState = {
+  socket: WebSocket;
+  request: IncomingMessage;
+  /** The credential the connection was opened with; the connection ends with it. */
+  viewer?: Viewer;
+  ending?: boolean;
+  untrack?: () => void;
+};
+
+type WsContext = Context<Record<string, unknown> | undefined, ConnectionState>;
+
+export interface WebSocketOptions {
+  server: Server;
+  yoga: YogaServerInstance<{ req?: IncomingMessage }, RequestContext>;
+  runtime: Runtime;
+  resolveViewer: (request: Request) => Promise<Viewer>;
+  /** Gives a result's errors the contract's codes, as HTTP responses have them. */
+  formatResult: <R extends { errors?: readonly GraphQLError[] }>(result: R) => R;
+}
+
+/**
+ * GraphQL over WebSocket (graphql-transport-ws) on the HTTP server's /graphql. The upgrade is
+ * refused for another site's Origin; the credential is the cookie sent with the upgrade or
+ * `connectionParams.authorization = "Bearer <api key>"`, checked again at every subscribe; when
+ * it ends, the connection's streams end and the socket closes with 4403.
+ */
+export function serveWebSocket({ server, yoga, runtime, resolveViewer, formatResult }: WebSocketOptions) {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: WEBSOCKET_LIMITS.messageBytes });
+
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const { pathname } = new URL(request.url ?? '/', 'http://localhost');
+    if (pathname !== '/graphql') return refuse(socket, 404, 'Not Found');
+    if (isForeignOrigin(request.headers.origin, request.headers.host, runtime.env.publicUrl)) {
+      return refuse(socket, 403, 'Forbidden');
+    }
+    wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+  };
+  server.on('upgrade', onUpgrade);
+
+  /** A request carrying the connection's credential, for the same resolvers HTTP requests use. */
+  const credentialRequest = (ctx: WsContext) => {
+    const headers = new Headers();
+    const authorization = ctx.connectionParams?.authorization;
+    const { cookie, 'user-agent': userAgent } = ctx.extra.request.headers;
+    // An explicit key wins over the browser's cookie.
+    if (typeof authorization === 'string') headers.set('authorization', authorization);
+    else if (cookie) headers.set('cookie', cookie);
+    if (userAgent) headers.set('user-agent', userAgent);
+    return new Request(new URL('/graphql', runtime.env.publicUrl), { headers });
+  };
+
+  const endConnection = (ctx: WsContext) => {
+    const state = ctx.extra;
+    if (state.ending) return;
+    state.ending = true;
+    closeWhenIdle(ctx);
+    setTimeout(() => close(state.socket), CLOSE_DEADLINE_MS).unref();
+  };
+
+  const closeWhenIdle = (ctx: WsContext, completing?: string) => {
+    const running = Object.keys(ctx.subscriptions).filter((id) => id !== completing);
+    // A turn later, so that the last `complete` message goes out before the close frame.
+    if (running.length === 0) setTimeout(() => close(ctx.extra.socket));
+  };
+
+  const graphqlWs = useServer<Record<string, unknown> | undefined, ConnectionState>(
+    {
+      connectionInitWaitTimeout: WEBSOCKET_LIMITS.initWaitMs,
+      execute: (args) => (args.rootValue as ExecutionRoot).execute(args),
+      subscribe: (args) => (args.rootValue as ExecutionRoot).subscribe(args),
+      async onConnect(ctx) {
+        const authorization = ctx.connectionParams?.authorization;
+        if (authorization !== undefined && typeof authorization !== 'string') return false;
+        const viewer = await resolveViewer(credentialRequest(ctx));
+        // A key that was presented but does not work is refused, not downgraded to anonymous.
+        if (authorization !== undefined && !viewer.apiKeyId) return false;
+        const credential = credentialOf(viewer);
+        ctx.extra.viewer = viewer;
+        if (credential) ctx.extra.untrack = runtime.live.track(credential, () => endConnection(ctx));
+        return true;
+      },
+      async onSubscribe(ctx, _id, payload) {
+        if (ctx.extra.ending) return [unauthenticated()];
+        if (Object.keys(ctx.subscriptions).length > WEBSOCKET_LIMITS.operationsPerConnection) {
+          return [
+            new GraphQLError(
+              `At most ${WEBSOCKET_LIMITS.operationsPerConnection} operations run at once on one connection.`,
+              { extensions: { code: 'BAD_USER_INPUT' } },
+            ),
+          ];
+        }
+        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          request: credentialRequest(ctx),
+          req: ctx.extra.request,
+          params: payload,
+        });
+        const contextValue = (await contextFactory()) as unknown as RequestContext;
+        const opened = ctx.extra.viewer && credentialOf(ctx.extra.viewer);
+        if (opened && credentialOf(contextValue.viewer)?.id !== opened.id) {
+          // The credential ended since the handshake; its end event may still be on its way.
+          endConnection(ctx);
+          return [unauthenticated()];
+        }
+        let document: ReturnType<typeof parse>;
+        try {
+          document = parse(payload.query);
+        } catch (error) {
+          return [formatResult({ errors: [error as GraphQLError] }).errors[0]!];
+        }
+        const errors = validate(schema, document);
+        if (errors.length > 0) return formatResult({ errors }).errors;
+        return {
+          schema,
+          document,
+          operationName: payload.operationName,
+          variableValues: payload.variables,
+          contextValue,
+          rootValue: { execute, subscribe } as ExecutionRoot,
+        };
+      },
+      onNext: (_ctx, _id, _payload, _args, result) =>
+        formatResult(result as { errors?: readonly GraphQLError[] }) as never,
+      onComplete(ctx, id) {
+        if (ctx.extra.ending) closeWhenIdle(ctx, id);
+      },
+      onClose(ctx) {
+        ctx.extra.untrack?.();
+      },
+    },
+    wss,
+  );
+
+  return {
+    /** Closes every WebSocket connection (1001, going away) and stops accepting new ones. */
+    async close() {
+      server.off('upgrade', onUpgrade);
+      await graphqlWs.dispose();
+    },
+    get connections() {
+      return wss.clients.size;
+    },
+  };
+}
+
+/** Yoga's enveloped execute and subscribe, carried to graphql-ws in the root value. */
+interface ExecutionRoot {
+  execute: (args: ExecutionArgs) => OperationResult;
+  subscribe: (args: ExecutionArgs) => OperationResult;
+}
+
+const unauthenticated = () =>
+  new GraphQLError('The credential of this connection has ended.', {
+    extensions: { code: 'UNAUTHENTICATED' },
+  });
+
+const close = (socket: WebSocket) => {
+  if (socket.readyState === socket.OPEN)
+    socket.close(CloseCode.Forbidden, 'Forbidden: the credential has ended');
+};
+
+function refuse(socket: Duplex, status: number, reason: string) {
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}

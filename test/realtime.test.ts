@@ -1,0 +1,425 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { Session } from '../modules/sessions/entities.ts';
+import { fromGlobalId } from '../src/index.ts';
+import {
+  backends,
+  bootstrapAdmin,
+  type Collected,
+  collect,
+  connectSse,
+  connectWs,
+  eventually,
+  ManualClock,
+  type StreamCredential,
+  startGateway,
+  type TestClient,
+  type TestGateway,
+} from './harness.ts';
+
+const REVOKED = 'subscription { sessionRevoked { sessionId reason at } }';
+const CHANGES =
+  'subscription ($c: String!) { documentChanged(collection: $c) { kind id version document { id data } } }';
+const PASSWORD = 'a long enough passphrase';
+type Transport = 'ws' | 'sse';
+
+/** The contract codes of a stream's errors, whether they came as results or as a failure. */
+function codesOf(collected: Collected<{ errors?: readonly unknown[] }>): string[] {
+  const failure = collected.error;
+  const failed = Array.isArray(failure) ? failure : failure ? [failure] : [];
+  return [...collected.results.flatMap((result) => result.errors ?? []), ...failed].map(
+    (error) => (error as { extensions?: { code?: string } }).extensions?.code ?? String(error),
+  );
+}
+
+describe.each(backends)('subscriptions on %s', (backend) => {
+  let portico: TestGateway;
+  let admin: TestClient;
+  let serial = 0;
+
+  beforeAll(async () => {
+    portico = await startGateway({
+      backend,
+      config: {
+        signup: 'open',
+        // Every test signs up new users from the same address.
+        rateLimits: { signUps: 1000 },
+        roles: { member: ['notes:read', 'notes:write'], editor: ['notes:read'] },
+        defaultRoles: ['member'],
+        collections: { notes: { indexes: { byTag: ['tag'] }, read: 'owner', write: 'owner' } },
+      },
+    });
+    admin = await bootstrapAdmin(portico);
+  });
+  afterAll(() => portico?.close());
+
+  /** A new user signed in on a new client; `again()` signs them in on a second client. */
+  async function newUser() {
+    const email = `user${++serial}@example.com`;
+    const client = portico.client();
+    const signedUp = await client.gql<{ signUp: { user: { id: string }; session: { id: string } } }>(
+      'mutation ($email: String!, $password: String!) { signUp(input: { email: $email, password: $password }) { user { id } session { id } } }',
+      { email, password: PASSWORD },
+    );
+    const { user, session } = signedUp.data!.signUp;
+    const again = async () => {
+      const other = portico.client();
+      await other.gql(
+        'mutation ($email: String!, $password: String!) { logIn(email: $email, password: $password) { user { id } } }',
+        {
+          email,
+          password: PASSWORD,
+        },
+      );
+      return other;
+    };
+    return { client, userId: user.id, sessionId: session.id, again };
+  }
+
+  /** True once this instance tracks a stream of the session (its Session.id). */
+  const isLive = (sessionId: string) =>
+    portico.gateway.runtime.live.tracked('session').includes(fromGlobalId(sessionId, 'Session'));
+
+  function subscribe(transport: Transport, credential: StreamCredential, query: string, variables = {}) {
+    if (transport === 'ws') {
+      const connection = connectWs(portico.url, credential);
+      const stream = collect(connection.client.iterate({ query, variables }));
+      return Object.assign(stream, { closed: connection.closed });
+    }
+    const stream = collect(connectSse(portico.url, credential).iterate({ query, variables }));
+    return Object.assign(stream, { closed: undefined });
+  }
+
+  /** Each way a session ends, and what the subscriber must be told. */
+  const endings: [string, (user: Awaited<ReturnType<typeof newUser>>) => Promise<unknown>][] = [
+    ['LOGOUT', (user) => user.client.gql('mutation { logOut }')],
+    [
+      'REVOKED',
+      async (user) =>
+        (await user.again()).gql('mutation ($id: ID!) { revokeSession(id: $id) }', { id: user.sessionId }),
+    ],
+    ['ADMIN', (user) => admin.gql('mutation ($id: ID!) { revokeSession(id: $id) }', { id: user.sessionId })],
+    [
+      'USER_DISABLED',
+      (user) =>
+        admin.gql('mutation ($id: ID!) { setUserDisabled(userId: $id, disabled: true) { id } }', {
+          id: user.userId,
+        }),
+    ],
+    [
+      'ROLES_CHANGED',
+      (user) =>
+        admin.gql('mutation ($id: ID!) { setUserRoles(userId: $id, roles: ["editor"]) { id } }', {
+          id: user.userId,
+        }),
+    ],
+    [
+      'PASSWORD_CHANGED',
+      async (user) =>
+        (await user.again()).gql(
+          'mutation ($old: String!) { changePassword(currentPassword: $old, newPassword: "another long passphrase") }',
+          {
+            old: PASSWORD,
+          },
+        ),
+    ],
+  ];
+
+  describe.each(['ws', 'sse'] as const)('sessionRevoked over %s', (transport) => {
+    it.each(endings)('emits %s once, then completes', async (reason, end) => {
+      const user = await newUser();
+      const stream = subscribe(transport, { client: user.client }, REVOKED);
+      // The subscription is live once the server tracks its credential.
+      await eventually(() => isLive(user.sessionId));
+      const result = await end(user);
+      expect(result).toMatchObject({ status: 200 });
+      const done = await stream.done;
+      expect(done.error).toBeUndefined();
+      expect(done.completed).toBe(true);
+      expect(done.results).toEqual([
+        { data: { sessionRevoked: { sessionId: user.sessionId, reason, at: expect.any(String) } } },
+      ]);
+      if (stream.closed) expect((await stream.closed).code).toBe(4403);
+    });
+
+    it('emits REVOKED for a stream authenticated by an API key when the key is revoked', async () => {
+      const user = await newUser();
+      const created = await user.client.gql<{ createApiKey: { apiKey: { id: string }; secret: string } }>(
+        'mutation { createApiKey(name: "stream", scopes: ["notes:read"]) { apiKey { id } secret } }',
+      );
+      const { apiKey, secret } = created.data!.createApiKey;
+      const stream = subscribe(transport, { apiKey: secret }, REVOKED);
+      await eventually(
+        () =>
+          portico.gateway.runtime.live.size > 0 && portico.gateway.runtime.live.tracked('apiKey').length > 0,
+      );
+      await user.client.gql('mutation ($id: ID!) { revokeApiKey(id: $id) }', { id: apiKey.id });
+      const done = await stream.done;
+      expect(done.results).toEqual([
+        { data: { sessionRevoked: { sessionId: apiKey.id, reason: 'REVOKED', at: expect.any(String) } } },
+      ]);
+      if (stream.closed) expect((await stream.closed).code).toBe(4403);
+    });
+
+    it("ends the credential's other subscriptions too", async () => {
+      const user = await newUser();
+      const changes = subscribe(transport, { client: user.client }, CHANGES, { c: 'notes' });
+      await eventually(() => isLive(user.sessionId));
+      const put = await user.client.gql(
+        'mutation ($id: ID!) { putDocument(collection: "notes", id: $id, data: { tag: "a" }) { id } }',
+        { id: user.sessionId },
+      );
+      expect(put.errors).toBeUndefined();
+      await eventually(() => changes.results.length === 1, 5_000, 'the change event');
+      await admin.gql('mutation ($id: ID!) { revokeSession(id: $id) }', { id: user.sessionId });
+      const done = await changes.done;
+      expect(done.completed || done.error !== undefined).toBe(true);
+      expect(done.results).toHaveLength(1);
+      expect(done.results[0]).toMatchObject({
+        data: {
+          documentChanged: {
+            kind: 'CREATED',
+            id: user.sessionId,
+            version: 1,
+            document: { data: { tag: 'a' } },
+          },
+        },
+      });
+      if (changes.closed) expect((await changes.closed).code).toBe(4403);
+    });
+
+    it('refuses at subscribe time a subscriber without a credential, and sends it nothing', async () => {
+      const anonymous = subscribe(transport, {}, REVOKED);
+      expect(codesOf(await anonymous.done)).toEqual(['UNAUTHENTICATED']);
+      expect((await anonymous.done).results.filter((result) => result.data)).toEqual([]);
+      // An owner-only collection shows an anonymous watcher nothing, even as documents change.
+      const watcher = subscribe(transport, {}, CHANGES, { c: 'notes' });
+      const user = await newUser();
+      await user.client.gql('mutation { putDocument(collection: "notes", data: { tag: "secret" }) { id } }');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      watcher.stop();
+      const watched = await watcher.done;
+      expect(watched.results.filter((result) => result.data)).toEqual([]);
+    });
+
+    it('refuses a revoked cookie at subscribe time', async () => {
+      const user = await newUser();
+      const stale = portico.client();
+      for (const [name, value] of user.client.cookies) stale.cookies.set(name, value);
+      await user.client.gql('mutation { logOut }');
+      const stream = subscribe(transport, { client: stale }, REVOKED);
+      const done = await stream.done;
+      expect(codesOf(done)).toEqual(['UNAUTHENTICATED']);
+    });
+  });
+
+  describe('sessionEvents', () => {
+    it('tells admins of sessions created and revoked, for everyone or one user', async () => {
+      const all = subscribe(
+        'ws',
+        { client: admin },
+        'subscription { sessionEvents { kind reason session { id user { email } } } }',
+      );
+      const user = await newUser();
+      const onlyUser = subscribe(
+        'sse',
+        { client: admin },
+        'subscription ($id: ID) { sessionEvents(userId: $id) { kind reason session { id } } }',
+        { id: user.userId },
+      );
+      await eventually(() => portico.gateway.runtime.live.tracked('session').length >= 1);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const other = await newUser();
+      const second = await user.again();
+      await second.gql('mutation { logOut }');
+      await eventually(
+        () => onlyUser.results.length >= 2 && all.results.length >= 4,
+        5_000,
+        'session events',
+      );
+      expect(onlyUser.results.map((result) => result.data?.sessionEvents)).toEqual([
+        { kind: 'CREATED', reason: null, session: { id: expect.any(String) } },
+        { kind: 'REVOKED', reason: 'LOGOUT', session: { id: expect.any(String) } },
+      ]);
+      const kinds = all.results.map((result) => {
+        const event = result.data?.sessionEvents as { kind: string; session: { user: { email: string } } };
+        return `${event.kind} ${event.session.user.email}`;
+      });
+      expect(kinds).toContain(`CREATED user${serial - 1}@example.com`);
+      expect(kinds.filter((kind) => kind.startsWith('REVOKED'))).toHaveLength(1);
+      expect(other.userId).not.toBe(user.userId);
+      all.stop();
+      onlyUser.stop();
+    });
+
+    it('is for admins only', async () => {
+      const user = await newUser();
+      for (const transport of ['ws', 'sse'] as const) {
+        const stream = subscribe(
+          transport,
+          { client: user.client },
+          'subscription { sessionEvents { kind } }',
+        );
+        expect(codesOf(await stream.done)).toEqual(['FORBIDDEN']);
+      }
+    });
+  });
+
+  describe('handshakes and limits', () => {
+    const wsUrl = () => `${portico.url.replace(/^http/, 'ws')}/graphql`;
+    const open = (headers: Record<string, string> = {}) =>
+      new Promise<{ status?: number; socket?: WebSocket }>((resolve) => {
+        const socket = new WebSocket(wsUrl(), 'graphql-transport-ws', { headers });
+        socket.once('open', () => resolve({ socket }));
+        socket.once('unexpected-response', (_request, response) => resolve({ status: response.statusCode }));
+        socket.once('error', () => resolve({}));
+      });
+    const closeOf = (socket: WebSocket) =>
+      new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+
+    it("refuses another site's Origin on the WebSocket and SSE handshakes", async () => {
+      expect((await open({ origin: 'http://evil.test' })).status).toBe(403);
+      expect((await open({ origin: 'null' })).status).toBe(403);
+      const own = await open({ origin: 'http://portico.test' });
+      expect(own.socket).toBeDefined();
+      own.socket!.close();
+      const sse = await fetch(`${portico.url}/graphql`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'text/event-stream',
+          origin: 'http://evil.test',
+        },
+        body: JSON.stringify({ query: REVOKED }),
+      });
+      expect(sse.status).toBe(403);
+    });
+
+    it('gives other sites no credentialed CORS', async () => {
+      const preflight = await fetch(`${portico.url}/graphql`, {
+        method: 'OPTIONS',
+        headers: {
+          origin: 'http://evil.test',
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'content-type',
+        },
+      });
+      expect(preflight.headers.get('access-control-allow-credentials')).toBeNull();
+    });
+
+    it('refuses a key that does not work at connection time with 4403', async () => {
+      const connection = connectWs(portico.url, { apiKey: 'pk_not_a_real_key' });
+      const stream = collect(connection.client.iterate({ query: REVOKED }));
+      expect((await connection.closed).code).toBe(4403);
+      await stream.done;
+    });
+
+    it('closes a connection that does not initialise in time, or twice', async () => {
+      const { socket: silent } = await open();
+      expect(await closeOf(silent!)).toBe(4408);
+      const { socket: twice } = await open();
+      const closed = closeOf(twice!);
+      twice!.send(JSON.stringify({ type: 'connection_init' }));
+      twice!.send(JSON.stringify({ type: 'connection_init' }));
+      expect(await closed).toBe(4429);
+    });
+
+    it('closes a connection that sends a message past the size limit (64 KiB), not one at it', async () => {
+      const { socket } = await open();
+      const acked = new Promise((resolve) => socket!.once('message', resolve));
+      socket!.send(JSON.stringify({ type: 'connection_init' }));
+      await acked;
+      const envelope = (padding: number) =>
+        JSON.stringify({
+          id: '1',
+          type: 'subscribe',
+          payload: { query: `{ viewer { scopes } }${' '.repeat(padding)}` },
+        });
+      const base = envelope(0).length;
+      const atLimit = envelope(64 * 1024 - base);
+      expect(atLimit.length).toBe(64 * 1024);
+      const reply = new Promise((resolve) => socket!.once('message', resolve));
+      socket!.send(atLimit);
+      expect(String(await reply)).toContain('"next"');
+      const closed = closeOf(socket!);
+      socket!.send(envelope(64 * 1024 - base + 1));
+      expect(await closed).toBe(1009);
+    });
+  });
+});
+
+describe.each(backends)('the periodic re-check on %s', (backend) => {
+  /** A gateway whose clock the test moves; each user's stream is opened on both transports. */
+  async function setUp(recheckSeconds: number) {
+    const clock = new ManualClock();
+    const portico = await startGateway({
+      backend,
+      clock,
+      config: { signup: 'open', session: { idleTimeoutMinutes: 5, recheckSeconds } },
+    });
+    const user = portico.client();
+    const signedUp = await user.gql<{ signUp: { session: { id: string } } }>(
+      'mutation { signUp(input: { email: "late@example.com", password: "a long enough passphrase" }) { session { id } } }',
+    );
+    const sessionId = signedUp.data!.signUp.session.id;
+    const streams = [
+      collect(connectWs(portico.url, { client: user }).client.iterate({ query: REVOKED })),
+      collect(connectSse(portico.url, { client: user }).iterate({ query: REVOKED })),
+    ];
+    await eventually(() => portico.gateway.runtime.live.tracked('session').length === 1);
+    // Both transports subscribed: the session is tracked once, with two listeners.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    return { portico, clock, sessionId, streams };
+  }
+
+  /** Revokes a session in the database only: the event a lost pub/sub message would have carried. */
+  const revokeSilently = (portico: TestGateway, sessionId: string) =>
+    portico.gateway.runtime.db.system.em
+      .fork()
+      .nativeUpdate(
+        Session,
+        { id: fromGlobalId(sessionId, 'Session') },
+        { revokedAt: new Date(), revokedReason: 'ADMIN' },
+      );
+
+  it('ends the streams of a session revoked without an event, with the reason of the row', async () => {
+    const { portico, sessionId, streams } = await setUp(1);
+    try {
+      expect(await revokeSilently(portico, sessionId)).toBe(1);
+      for (const stream of streams) {
+        const done = await stream.done;
+        expect(done.results).toEqual([
+          { data: { sessionRevoked: { sessionId, reason: 'ADMIN', at: expect.any(String) } } },
+        ]);
+      }
+    } finally {
+      await portico.close();
+    }
+  });
+
+  it('ends the streams of a session that timed out, as EXPIRED', async () => {
+    const { portico, clock, sessionId, streams } = await setUp(1);
+    try {
+      clock.advance(6 * 60_000);
+      for (const stream of streams) {
+        expect((await stream.done).results).toEqual([
+          { data: { sessionRevoked: { sessionId, reason: 'EXPIRED', at: expect.any(String) } } },
+        ]);
+      }
+    } finally {
+      await portico.close();
+    }
+  });
+
+  it('is what ends them: with the re-check off, a silent revocation reaches nobody (negative control)', async () => {
+    const { portico, sessionId, streams } = await setUp(0);
+    try {
+      await revokeSilently(portico, sessionId);
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      for (const stream of streams) expect(stream.results).toEqual([]);
+      expect(portico.gateway.runtime.live.tracked('session')).toHaveLength(1);
+    } finally {
+      await portico.close();
+    }
+  });
+});

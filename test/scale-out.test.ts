@@ -1,0 +1,264 @@
+import type { ExecutionResult } from 'graphql';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ADMIN,
+  collect,
+  connectSse,
+  connectWs,
+  eventually,
+  REDEEM_TOKEN,
+  type TestClient,
+} from './harness.ts';
+import { type Cluster, startCluster } from './instances.ts';
+
+/**
+ * Two gateway processes on one PostgreSQL database: through LISTEN/NOTIFY alone, and with Redis.
+ * Whatever instance a request lands on, sessions, API keys, rate limits, leases and subscriptions
+ * behave the same; revocation reaches the other instance's live streams within two seconds, and
+ * within the re-check interval when the pub/sub channel is down.
+ */
+const postgresUrl = process.env.PORTICO_TEST_POSTGRES_URL;
+const redisUrl = process.env.PORTICO_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REVOKED = 'subscription { sessionRevoked { sessionId reason } }';
+const PASSWORD = 'a long enough passphrase';
+const RECHECK_SECONDS = 2;
+
+const channels = [
+  { name: 'PostgreSQL LISTEN/NOTIFY', env: {} },
+  { name: 'Redis', env: { REDIS_URL: redisUrl } },
+] as const;
+
+describe.skipIf(!postgresUrl).each(channels)('two instances through $name', ({ name, env }) => {
+  let cluster: Cluster;
+  let a: (typeof cluster.instances)[number];
+  let b: (typeof cluster.instances)[number];
+  let admin: TestClient;
+  let serial = 0;
+
+  beforeAll(async () => {
+    cluster = await startCluster({
+      env,
+      config: {
+        signup: 'open',
+        session: { recheckSeconds: RECHECK_SECONDS },
+        rateLimits: { signUps: 1000, accountFailures: 3 },
+        roles: { member: ['blobs:write'] },
+        collections: {
+          notes: { indexes: { byTag: ['tag'] }, read: 'authenticated', write: 'authenticated' },
+        },
+      },
+    });
+    [a, b] = cluster.instances as [typeof a, typeof b];
+    admin = a.client();
+    const redeemed = await admin.gql(REDEEM_TOKEN, { token: cluster.bootstrapToken(), profile: ADMIN });
+    expect(redeemed.errors).toBeUndefined();
+  }, 60_000);
+  afterAll(() => cluster?.close());
+
+  async function newUser(on: typeof a) {
+    const email = `${name.split(' ')[0]!.toLowerCase()}${++serial}@example.com`;
+    const client = on.client();
+    const signedUp = await client.gql<{ signUp: { user: { id: string }; session: { id: string } } }>(
+      'mutation ($email: String!) { signUp(input: { email: $email, password: "a long enough passphrase" }) { user { id } session { id } } }',
+      { email },
+    );
+    expect(signedUp.errors).toBeUndefined();
+    return { email, client, ...signedUp.data!.signUp };
+  }
+
+  /** The same browser (its cookie jar) talking to another instance. */
+  const sameBrowserOn = (client: TestClient, on: typeof a) => {
+    const other = on.client();
+    for (const [cookie, value] of client.cookies) other.cookies.set(cookie, value);
+    return other;
+  };
+
+  const viewerEmail = async (client: TestClient) =>
+    (await client.gql<{ viewer: { user: { email: string } | null } }>('{ viewer { user { email } } }')).data
+      ?.viewer.user?.email ?? null;
+
+  it('pushes a logout on one instance to the live streams on the other within 2 s, over both transports', async () => {
+    const user = await newUser(b);
+    const ws = collect(connectWs(b.url, { client: user.client }).client.iterate({ query: REVOKED }));
+    const sse = collect(connectSse(b.url, { client: user.client }).iterate({ query: REVOKED }));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const started = Date.now();
+    await sameBrowserOn(user.client, a).gql('mutation { logOut }');
+    for (const stream of [ws, sse]) {
+      const done = await stream.done;
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(done.results).toEqual([
+        { data: { sessionRevoked: { sessionId: user.session.id, reason: 'LOGOUT' } } },
+      ]);
+    }
+  });
+
+  it('shares sessions, and a session revoked on one instance is refused on the other within a second', async () => {
+    const user = await newUser(a);
+    const onB = sameBrowserOn(user.client, b);
+    expect(await viewerEmail(onB)).toBe(user.email);
+    expect(await viewerEmail(user.client)).toBe(user.email);
+    await admin.gql('mutation ($id: ID!) { revokeSession(id: $id) }', { id: user.session.id });
+    // B had the session cached; A's revocation evicts it there too, as soon as the event arrives.
+    const revoked = Date.now();
+    let email = await viewerEmail(onB);
+    while (email !== null && Date.now() - revoked < 1_000) email = await viewerEmail(onB);
+    expect(email).toBeNull();
+  });
+
+  it('shares API keys: created on one, revoked on the other, refused on both', async () => {
+    const user = await newUser(a);
+    const created = await user.client.gql<{ createApiKey: { apiKey: { id: string }; secret: string } }>(
+      'mutation { createApiKey(name: "ci", scopes: []) { apiKey { id } secret } }',
+    );
+    const { apiKey, secret } = created.data!.createApiKey;
+    const withKey = (on: typeof a) =>
+      on.client().gql('{ viewer { user { email } } }', {}, { authorization: `Bearer ${secret}` });
+    expect((await withKey(b)).data).toEqual({ viewer: { user: { email: user.email } } });
+    expect((await withKey(a)).data).toEqual({ viewer: { user: { email: user.email } } });
+    const stream = collect(connectWs(a.url, { apiKey: secret }).client.iterate({ query: REVOKED }));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sameBrowserOn(user.client, b).gql('mutation ($id: ID!) { revokeApiKey(id: $id) }', {
+      id: apiKey.id,
+    });
+    await eventually(() => stream.completed, 2_000, 'the key stream to end on A');
+    expect(stream.results).toEqual([
+      { data: { sessionRevoked: { sessionId: apiKey.id, reason: 'REVOKED' } } },
+    ]);
+    expect((await withKey(a)).data).toEqual({ viewer: { user: null } });
+    expect((await withKey(b)).data).toEqual({ viewer: { user: null } });
+  });
+
+  it('counts failed logins across instances', async () => {
+    const user = await newUser(a);
+    const attempt = (on: typeof a) =>
+      on
+        .client()
+        .gql(
+          'mutation ($email: String!) { logIn(email: $email, password: "not the password") { user { id } } }',
+          {
+            email: user.email,
+          },
+        );
+    const codes = [];
+    for (const on of [a, b, a, b]) codes.push((await attempt(on)).errors?.[0]?.extensions?.code);
+    expect(codes.slice(0, 3)).toEqual(['INVALID_CREDENTIALS', 'INVALID_CREDENTIALS', 'INVALID_CREDENTIALS']);
+    expect(codes[3]).toBe('RATE_LIMITED');
+  });
+
+  it('hands a lease to a waiter on the other instance as soon as it is released', async () => {
+    const user = await newUser(a);
+    const onB = sameBrowserOn(user.client, b);
+    const acquire = (client: TestClient, wait: number) =>
+      client.gql<{ acquireLease: { token: number } }>(
+        'mutation ($wait: Int!) { acquireLease(key: "jobs/nightly", ttlSeconds: 60, waitSeconds: $wait) { token } }',
+        { wait },
+      );
+    const held = await acquire(user.client, 0);
+    const token = held.data!.acquireLease.token;
+    const waiting = acquire(onB, 20);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const released = Date.now();
+    await user.client.gql(
+      'mutation ($token: SafeInt!) { releaseLease(key: "jobs/nightly", token: $token) }',
+      { token },
+    );
+    const granted = await waiting;
+    expect(granted.data?.acquireLease.token).toBe(token + 1);
+    // The release event woke it, not its next poll at the grant's expiry (60 s away).
+    expect(Date.now() - released).toBeLessThan(2_000);
+  });
+
+  it('delivers document changes made on one instance to watchers on the other', async () => {
+    const user = await newUser(a);
+    const changes = collect(
+      connectSse(b.url, { client: sameBrowserOn(user.client, b) }).iterate({
+        query: 'subscription { documentChanged(collection: "notes") { kind id document { data } } }',
+      }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await user.client.gql(
+      'mutation { putDocument(collection: "notes", id: "shared", data: { tag: "x" }) { id } }',
+    );
+    await eventually(() => changes.results.length === 1, 2_000, 'the change on B');
+    expect(changes.results[0]).toEqual({
+      data: { documentChanged: { kind: 'CREATED', id: 'shared', document: { data: { tag: 'x' } } } },
+    } satisfies ExecutionResult);
+    changes.stop();
+  });
+});
+
+/** Pauses the pub/sub channel between the instances: Redis itself, or B's LISTEN backend. */
+async function pauseChannel(channel: 'redis' | 'postgres', cluster: Cluster): Promise<() => void> {
+  let pids: number[];
+  if (channel === 'redis') {
+    const redis = new Redis(redisUrl);
+    const info = await redis.info('server');
+    redis.disconnect();
+    pids = [Number(/process_id:(\d+)/.exec(info)![1])];
+  } else {
+    const client = new pg.Client({ connectionString: cluster.databaseUrl });
+    await client.connect();
+    const { rows } = await client.query<{ pid: number }>(
+      "select pid from pg_stat_activity where datname = current_database() and query ilike 'listen %'",
+    );
+    await client.end();
+    pids = rows.map((row) => row.pid);
+  }
+  expect(pids.length).toBeGreaterThan(0);
+  for (const pid of pids) process.kill(pid, 'SIGSTOP');
+  return () => {
+    for (const pid of pids) process.kill(pid, 'SIGCONT');
+  };
+}
+
+describe.skipIf(!postgresUrl).each([
+  ['postgres', {}],
+  ['redis', { REDIS_URL: redisUrl }],
+] as const)('with the %s channel paused', (channel, env) => {
+  for (const recheck of [true, false]) {
+    it(recheck
+      ? 'still ends the stream on the other instance within the re-check interval'
+      : 'leaves it open when the re-check is off (negative control)', async () => {
+      const cluster = await startCluster({
+        env,
+        config: { signup: 'open', session: { recheckSeconds: recheck ? RECHECK_SECONDS : 0 } },
+      });
+      let resume = () => {};
+      try {
+        const [a, b] = cluster.instances as [
+          NonNullable<(typeof cluster.instances)[0]>,
+          NonNullable<(typeof cluster.instances)[1]>,
+        ];
+        const user = b.client();
+        await user.gql(
+          'mutation { signUp(input: { email: "paused@example.com", password: "a long enough passphrase" }) { user { id } } }',
+        );
+        const stream = collect(connectWs(b.url, { client: user }).client.iterate({ query: REVOKED }));
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        resume = await pauseChannel(channel, cluster);
+        const onA = a.client();
+        for (const [cookie, value] of user.cookies) onA.cookies.set(cookie, value);
+        const started = Date.now();
+        await onA.gql('mutation { logOut }');
+        const window = (RECHECK_SECONDS + 1) * 1_000;
+        if (recheck) {
+          await eventually(() => stream.completed, window, 'the stream to end');
+          expect(Date.now() - started).toBeLessThanOrEqual(window);
+          expect(stream.results).toEqual([
+            { data: { sessionRevoked: { sessionId: expect.any(String), reason: 'LOGOUT' } } },
+          ]);
+        } else {
+          await new Promise((resolve) => setTimeout(resolve, window));
+          expect(stream.completed).toBe(false);
+          expect(stream.results).toEqual([]);
+        }
+      } finally {
+        resume();
+        await cluster.close();
+      }
+    }, 30_000);
+  }
+});
