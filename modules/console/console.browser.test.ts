@@ -43,6 +43,24 @@ function watchErrors(page: Page, errors: string[]) {
   });
 }
 
+/**
+ * Resolves when something on the gateway subscribes to a pub/sub topic: the screen that opened
+ * a subscription is then listening, and an event it must show can be caused.
+ */
+function subscribedTo(portico: TestGateway, topic: 'session.created') {
+  const { pubsub } = portico.gateway.runtime;
+  const subscribe = pubsub.subscribe;
+  return new Promise<void>((resolve) => {
+    pubsub.subscribe = ((name: typeof topic) => {
+      if (name === topic) {
+        pubsub.subscribe = subscribe;
+        resolve();
+      }
+      return subscribe.call(pubsub, name);
+    }) as typeof subscribe;
+  });
+}
+
 async function screenshot(page: Page, name: string) {
   if (!SCREENSHOTS) return;
   await mkdir(`${ROOT}docs/screenshots`, { recursive: true });
@@ -151,9 +169,18 @@ describe.skipIf(!existsSync(CHROMIUM))('the admin console in Chromium', () => {
       await admin.getByRole('cell', { name: BOB.email, exact: true }).waitFor();
       await shoot(admin, 'invites');
 
+      // The admin watches Sessions while Bob signs up: his session comes in live.
+      const listening = subscribedTo(portico, 'session.created');
+      await admin.getByRole('link', { name: 'Sessions' }).click();
+      await admin.getByRole('heading', { level: 1, name: 'Sessions' }).waitFor();
+      await listening;
+      const revoke = admin.getByRole('button', { name: `Revoke the session of ${BOB.email} from 127.0.0.1` });
+      expect(await revoke.count()).toBe(0);
+
       const bobContext = await browser.newContext({ viewport: LAPTOP });
       try {
         const bob = await bobContext.newPage();
+        bob.setDefaultTimeout(10_000);
         watchErrors(bob, errors);
         await bob.goto(link);
         await bob.getByRole('heading', { name: 'Accept your invite' }).waitFor();
@@ -161,14 +188,9 @@ describe.skipIf(!existsSync(CHROMIUM))('the admin console in Chromium', () => {
         await bob.getByLabel(/^Password/).fill(BOB.password);
         await bob.getByRole('button', { name: 'Create my account' }).click();
         await bob.getByText(`Signed in as ${BOB.email}`).waitFor();
+        await revoke.waitFor();
         await bob.goto(`${portico.url}/admin/blobs`);
         await bob.getByRole('heading', { level: 1, name: 'Blobs' }).waitFor();
-
-        await admin.getByRole('link', { name: 'Sessions' }).click();
-        const revoke = admin.getByRole('button', {
-          name: `Revoke the session of ${BOB.email} from 127.0.0.1`,
-        });
-        await revoke.waitFor();
         await shoot(admin, 'sessions');
         await revoke.click();
         // Bob's console leaves by itself, pushed by sessionRevoked: nobody reloads it.

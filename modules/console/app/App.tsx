@@ -3,9 +3,8 @@ import {
   ConsoleLogOutDocument,
   ConsoleSessionRevokedDocument,
   ConsoleViewerDocument,
-  PorticoClientError,
 } from '../../../client/index.ts';
-import { client, signInAgain } from './api.ts';
+import { client, leave, signInAgain } from './api.ts';
 import { Link, navigate, useLocation } from './router.tsx';
 import { AuditScreen } from './screens/audit.tsx';
 import { BlobsScreen } from './screens/blobs.tsx';
@@ -15,7 +14,7 @@ import { KeysScreen } from './screens/keys.tsx';
 import { LeasesScreen } from './screens/leases.tsx';
 import { SessionsScreen } from './screens/sessions.tsx';
 import { UserScreen, UsersScreen } from './screens/users.tsx';
-import { ProblemNote, useAction, useLoad } from './ui.tsx';
+import { ProblemNote, useAction, useLoad, useSubscription } from './ui.tsx';
 
 const SECTIONS = [
   { path: 'users', label: 'Users' },
@@ -65,50 +64,28 @@ function NotFound() {
   );
 }
 
-const watchRevocation = () => client.subscribe(ConsoleSessionRevokedDocument, {}, { transport: 'sse' });
-
 /**
  * Watches this browser's own session: when an admin revokes it (or it expires) the server
  * pushes `sessionRevoked`, and the console leaves for the login page at once, without waiting
- * for the next request to fail. A stream that ends otherwise (a restart) is opened again.
+ * for the next request to fail.
  */
 function useRevocationWatch() {
-  useEffect(() => {
-    let stopped = false;
-    let stream: ReturnType<typeof watchRevocation> | undefined;
-    let retry: ReturnType<typeof setTimeout> | undefined;
-    const watch = async () => {
-      stream = watchRevocation();
-      try {
-        for await (const { sessionRevoked } of stream) {
-          // Signing out (here or in another tab) needs no explanation; anything else does.
-          if (sessionRevoked.reason === 'LOGOUT') location.assign('/login');
-          else signInAgain(sessionRevoked.reason === 'EXPIRED' ? 'expired' : 'revoked');
-          return;
-        }
-      } catch (error) {
-        // A session that ended while no stream was open; anything else (network) is retried.
-        if (error instanceof PorticoClientError && error.code === 'UNAUTHENTICATED') {
-          signInAgain('ended');
-          return;
-        }
-      }
-      if (!stopped) retry = setTimeout(watch, 3000);
-    };
-    void watch();
-    return () => {
-      stopped = true;
-      clearTimeout(retry);
-      void stream?.return?.();
-    };
-  }, []);
+  return useSubscription(
+    () => client.subscribe(ConsoleSessionRevokedDocument),
+    ({ sessionRevoked }) => {
+      // Signing out (here or in another tab) needs no explanation; anything else does.
+      if (sessionRevoked.reason === 'LOGOUT') leave('/login');
+      else signInAgain(sessionRevoked.reason === 'EXPIRED' ? 'expired' : 'revoked');
+    },
+    [],
+  );
 }
 
 export function App() {
   const where = useLocation();
   const viewer = useLoad(() => client.query(ConsoleViewerDocument, {}), []);
   const logOut = useAction();
-  useRevocationWatch();
+  const watch = useRevocationWatch();
   useEffect(() => {
     if (where.segments.length === 0) navigate('/users', { replace: true });
   }, [where]);
@@ -130,7 +107,7 @@ export function App() {
             onClick={() =>
               logOut.run(async () => {
                 await client.mutate(ConsoleLogOutDocument, {});
-                location.assign('/login');
+                leave('/login');
               })
             }
           >
@@ -153,7 +130,7 @@ export function App() {
         </ul>
       </nav>
       <main id="main">
-        <ProblemNote problem={viewer.problem ?? logOut.problem} />
+        <ProblemNote problem={viewer.problem ?? logOut.problem ?? watch} />
         {where.segments.length > 0 ? <Screen {...where} /> : null}
       </main>
     </div>

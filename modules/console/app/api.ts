@@ -31,7 +31,19 @@ export function problemOf(error: unknown): Problem {
   };
 }
 
-/** Leaves the console for the login page, which says why and leads back here afterwards. */
+let leaving = false;
+
+/** True once the page is on its way out: subscriptions then stop reopening. */
+export const isLeaving = () => leaving;
+
+/** Leaves the console for another page (the first call wins; later ones would only race it). */
+export function leave(url: string) {
+  if (leaving) return;
+  leaving = true;
+  location.assign(url);
+}
+
+/** Leaves for the login page, which says why and leads back here afterwards. */
 export function signInAgain(reason: 'revoked' | 'expired' | 'ended') {
-  location.assign(`/login?reason=${reason}&next=${encodeURIComponent(location.pathname)}`);
+  leave(`/login?reason=${reason}&next=${encodeURIComponent(location.pathname)}`);
 }

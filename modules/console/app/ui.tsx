@@ -1,6 +1,6 @@
 import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { type Problem, problemOf } from './api.ts';
+import { isLeaving, type Problem, problemOf } from './api.ts';
 
 // ---------------------------------------------------------------- loading data
 
@@ -43,6 +43,8 @@ interface Page<T> {
 
 export interface Paged<T> extends Loaded<Page<T>> {
   items: T[];
+  /** 1 for the first page. */
+  page: number;
   pager: ComponentChildren;
 }
 
@@ -79,7 +81,7 @@ export function usePages<T>(
         </button>
       </nav>
     ) : null;
-  return { ...loaded, items: loaded.data?.edges.map((edge) => edge.node) ?? [], pager };
+  return { ...loaded, items: loaded.data?.edges.map((edge) => edge.node) ?? [], page: cursors.length, pager };
 }
 
 /**
@@ -103,6 +105,49 @@ export function useAction() {
     }
   }, []);
   return { run, busy, problem, setProblem };
+}
+
+/**
+ * Keeps a subscription open while the component is shown and hands each result to `onResult`.
+ * A stream the server ends, or a dropped connection, is opened again a little later; a refusal
+ * is returned for display (an ended session leaves for the login page instead).
+ */
+export function useSubscription<R>(
+  open: () => AsyncIterableIterator<R>,
+  onResult: (result: R) => void,
+  deps: readonly unknown[],
+): Problem | null {
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const handler = useRef(onResult);
+  handler.current = onResult;
+  useEffect(() => {
+    let stopped = false;
+    let stream: AsyncIterableIterator<R> | undefined;
+    let retry: ReturnType<typeof setTimeout> | undefined;
+    const run = async () => {
+      stream = open();
+      try {
+        for await (const result of stream) {
+          setProblem(null);
+          handler.current(result);
+        }
+      } catch (error) {
+        const refused = problemOf(error);
+        if (refused.code !== 'NETWORK_ERROR') {
+          setProblem(refused);
+          return;
+        }
+      }
+      if (!stopped && !isLeaving()) retry = setTimeout(run, 3000);
+    };
+    void run();
+    return () => {
+      stopped = true;
+      clearTimeout(retry);
+      void stream?.return?.();
+    };
+  }, deps);
+  return problem;
 }
 
 // ---------------------------------------------------------------- pieces of screens

@@ -1,8 +1,27 @@
-import { ConsoleRevokeSessionDocument, ConsoleSessionsDocument } from '../../../../client/index.ts';
+import { useState } from 'preact/hooks';
+import {
+  ConsoleRevokeSessionDocument,
+  ConsoleSessionEventsDocument,
+  type ConsoleSessionFragment,
+  ConsoleSessionsDocument,
+} from '../../../../client/index.ts';
 import { client } from '../api.ts';
 import { Link, segment } from '../router.tsx';
-import { DataTable, Heading, ListState, ProblemNote, Time, useAction, usePages } from '../ui.tsx';
+import {
+  DataTable,
+  Heading,
+  ListState,
+  ProblemNote,
+  Time,
+  useAction,
+  usePages,
+  useSubscription,
+} from '../ui.tsx';
 
+/**
+ * Every signed-in browser, kept current by `sessionEvents`: sessions started since the page
+ * loaded come in on top of the first page, revoked ones leave, wherever they were revoked.
+ */
 export function SessionsScreen() {
   const sessions = usePages(
     'sessions',
@@ -10,18 +29,33 @@ export function SessionsScreen() {
     [],
   );
   const revoke = useAction();
+  const [started, setStarted] = useState<ConsoleSessionFragment[]>([]);
+  const [ended, setEnded] = useState<ReadonlySet<string>>(new Set());
+  const live = useSubscription(
+    () => client.subscribe(ConsoleSessionEventsDocument),
+    ({ sessionEvents: { kind, session } }) => {
+      if (kind === 'CREATED') setStarted((previous) => [session, ...previous]);
+      else setEnded((previous) => new Set(previous).add(session.id));
+    },
+    [],
+  );
+  const listed = new Set(sessions.items.map((session) => session.id));
+  const shown = [
+    ...(sessions.page === 1 ? started.filter((session) => !listed.has(session.id)) : []),
+    ...sessions.items,
+  ].filter((session) => !ended.has(session.id));
 
   return (
     <>
       <Heading title="Sessions">Sessions</Heading>
-      <p class="note">Every signed-in browser, newest first.</p>
-      <ProblemNote problem={sessions.problem ?? revoke.problem} />
-      <ListState loading={sessions.loading && !sessions.data} empty={sessions.items.length === 0}>
+      <p class="note">Every signed-in browser, newest first, updated as sessions start and end.</p>
+      <ProblemNote problem={sessions.problem ?? revoke.problem ?? live} />
+      <ListState loading={sessions.loading && !sessions.data} empty={shown.length === 0}>
         No active sessions.
       </ListState>
       <DataTable
         caption="Active sessions"
-        rows={sessions.items}
+        rows={shown}
         rowKey={(session) => session.id}
         columns={[
           {
@@ -48,7 +82,8 @@ export function SessionsScreen() {
                 onClick={() =>
                   revoke.run(async () => {
                     await client.mutate(ConsoleRevokeSessionDocument, { id: session.id });
-                    sessions.reload();
+                    // The REVOKED event would drop it too; this does not wait for it.
+                    setEnded((previous) => new Set(previous).add(session.id));
                   })
                 }
               >
