@@ -251,8 +251,35 @@ describe.skipIf(!existsSync(CHROMIUM))('the admin console in Chromium', () => {
       expect(errors).toEqual([]);
     });
 
-    it('uploads a blob with progress, previews and downloads it', async () => {
+    it('uploads a blob with progress, previews, downloads and deletes it', async () => {
       await admin.getByRole('link', { name: 'Blobs' }).click();
+      // A slow link (1 MiB at 1 MiB/s), so that the upload's progress is there to see.
+      const network = await adminContext.newCDPSession(admin);
+      await network.send('Network.emulateNetworkConditions', {
+        offline: false,
+        latency: 0,
+        downloadThroughput: -1,
+        uploadThroughput: 1024 * 1024,
+      });
+      await admin.getByLabel('File').setInputFiles({
+        name: 'zeros.bin',
+        mimeType: 'application/octet-stream',
+        buffer: Buffer.alloc(1024 * 1024),
+      });
+      await admin.getByRole('button', { name: 'Upload', exact: true }).click();
+      const progress = admin.getByLabel('Upload progress');
+      await expect.poll(async () => Number(await progress.getAttribute('value'))).toBeGreaterThan(0);
+      expect(Number(await progress.getAttribute('max'))).toBe(1024 * 1024);
+      await shoot(admin, 'blobs-upload');
+      await admin.getByText('Uploaded zeros.bin (1.0 MiB).').waitFor();
+      await network.send('Network.emulateNetworkConditions', {
+        offline: false,
+        latency: 0,
+        downloadThroughput: -1,
+        uploadThroughput: -1,
+      });
+      await network.detach();
+
       await admin.getByLabel('File').setInputFiles({ name: 'dot.png', mimeType: 'image/png', buffer: PNG });
       await admin.getByRole('button', { name: 'Upload', exact: true }).click();
       await admin.getByText('Uploaded dot.png (75 B).').waitFor();
@@ -266,6 +293,16 @@ describe.skipIf(!existsSync(CHROMIUM))('the admin console in Chromium', () => {
       ]);
       expect(download.suggestedFilename()).toBe('dot.png');
       expect(await readFile((await download.path())!)).toEqual(PNG);
+
+      // A delete asks first, with the confirm button focused for the keyboard.
+      await admin.getByRole('button', { name: 'Delete dot.png' }).click();
+      const confirm = admin
+        .getByRole('group', { name: 'Delete dot.png?' })
+        .getByRole('button', { name: 'Delete' });
+      await expect.poll(() => confirm.evaluate((button) => button === document.activeElement)).toBe(true);
+      await admin.keyboard.press('Enter');
+      await expect.poll(() => admin.getByRole('img', { name: 'Preview of dot.png' }).count()).toBe(0);
+      await admin.getByRole('button', { name: 'Delete zeros.bin' }).waitFor();
       expect(errors).toEqual([]);
     });
 

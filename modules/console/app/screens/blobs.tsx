@@ -63,12 +63,15 @@ export function BlobsScreen() {
           Upload
         </button>
         {progress ? (
-          <label>
-            Upload progress
-            <progress max={progress.total || 1} value={progress.loaded}>
+          <div class="progress">
+            <label>
+              Upload progress
+              <progress max={progress.total || 1} value={progress.loaded} />
+            </label>
+            <span class="note">
               {formatBytes(progress.loaded)} of {formatBytes(progress.total)}
-            </progress>
-          </label>
+            </span>
+          </div>
         ) : null}
         <ProblemNote problem={upload.problem} />
         <p role="status">{notice}</p>
