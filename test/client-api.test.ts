@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
-import { Kind, parse } from 'graphql';
+import { type DocumentNode, getOperationAST, Kind, parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import {
   AcquireLeaseDocument,
@@ -13,6 +13,7 @@ import {
   BlobDocument,
   BlobSignedUrlDocument,
   BlobsDocument,
+  type ClientOptions,
   CollectionsDocument,
   CountDocumentsDocument,
   CreateApiKeyDocument,
@@ -36,6 +37,7 @@ import {
   RevokeApiKeyDocument,
   RevokeInviteDocument,
   RevokeUserSessionsDocument,
+  SessionEventsDocument,
   SessionRevokedDocument,
   UsersDocument,
   ViewerDocument,
@@ -87,13 +89,25 @@ describe.each(backends)('the typed client against a gateway on %s', (backend) =>
   let memberId: string;
   const executed = new Set<string>();
 
-  /** A fetch that notes the operation each GraphQL request (JSON or SSE) names. */
-  const recording: typeof fetch = async (input, init) => {
-    if (typeof init?.body === 'string') {
-      const { operationName } = JSON.parse(init.body) as { operationName?: string };
-      if (operationName) executed.add(operationName);
-    }
-    return fetch(input, init);
+  /** A client that notes the operation of every document it is given, whatever the transport. */
+  const connect = (options: ClientOptions): PorticoClient => {
+    const client = createClient(options);
+    const noted = (document: DocumentNode) => executed.add(getOperationAST(document)?.name?.value ?? '');
+    return {
+      ...client,
+      query: (document, variables, requestOptions) => {
+        noted(document);
+        return client.query(document, variables, requestOptions);
+      },
+      mutate: (document, variables, requestOptions) => {
+        noted(document);
+        return client.mutate(document, variables, requestOptions);
+      },
+      subscribe: (document, variables, subscribeOptions) => {
+        noted(document);
+        return client.subscribe(document, variables, subscribeOptions);
+      },
+    };
   };
 
   beforeAll(async () => {
@@ -108,13 +122,12 @@ describe.each(backends)('the typed client against a gateway on %s', (backend) =>
       config: CONFIG,
     });
     browser = await bootstrapAdmin(portico);
-    const session = createClient({
+    const session = connect({
       url: portico.url,
       headers: { cookie: browser.cookieHeader },
-      fetch: recording,
     });
     const adminKey = await session.mutate(CreateApiKeyDocument, { name: 'tests', scopes: ['admin'] });
-    admin = createClient({ url: portico.url, apiKey: adminKey.createApiKey.secret, fetch: recording });
+    admin = connect({ url: portico.url, apiKey: adminKey.createApiKey.secret });
 
     const signedUp = await portico
       .client()
@@ -130,12 +143,11 @@ describe.each(backends)('the typed client against a gateway on %s', (backend) =>
         p: PASSWORD,
       },
     );
-    const memberKey = await createClient({
+    const memberKey = await connect({
       url: portico.url,
       headers: { cookie: memberBrowser.cookieHeader },
-      fetch: recording,
     }).mutate(CreateApiKeyDocument, { name: 'member', scopes: ['notes:read', 'notes:write', 'blobs:write'] });
-    member = createClient({ url: portico.url, apiKey: memberKey.createApiKey.secret, fetch: recording });
+    member = connect({ url: portico.url, apiKey: memberKey.createApiKey.secret });
   });
   afterAll(async () => {
     await Promise.all([admin?.close(), member?.close()]);
@@ -214,64 +226,68 @@ describe.each(backends)('the typed client against a gateway on %s', (backend) =>
     await expect(aborted).rejects.toMatchObject({ name: 'AbortError' });
   });
 
-  it('follows documentChanged over SSE, typed, until return()', async () => {
-    const changes = member.subscribe(DocumentChangedDocument, { collection: 'notes' }, { transport: 'sse' });
-    // The stream is live once a write comes through: write until one does.
-    const first = changes.next();
-    let attempt = 0;
-    let arrived: IteratorResult<unknown> | 'timeout' = 'timeout';
-    while (arrived === 'timeout' && attempt < 50) {
-      await member.mutate(PutDocumentDocument, { collection: 'notes', id: `warm-${attempt++}`, data: {} });
-      arrived = await within(first, 200);
-    }
-    expect(arrived).not.toBe('timeout');
+  it.each(['ws', 'sse'] as const)(
+    'follows documentChanged over %s, typed, until return()',
+    async (transport) => {
+      const changes = member.subscribe(DocumentChangedDocument, { collection: 'notes' }, { transport });
+      // The stream is live once a write comes through: write until one does.
+      const first = changes.next();
+      let attempt = 0;
+      let arrived: IteratorResult<unknown> | 'timeout' = 'timeout';
+      while (arrived === 'timeout' && attempt < 50) {
+        await member.mutate(PutDocumentDocument, { collection: 'notes', id: `warm-${attempt++}`, data: {} });
+        arrived = await within(first, 200);
+      }
+      expect(arrived).not.toBe('timeout');
 
-    await member.mutate(PutDocumentDocument, { collection: 'notes', id: 'live', data: { topic: 'sse' } });
-    await member.mutate(DeleteDocumentDocument, { collection: 'notes', id: 'live' });
-    const seen: unknown[] = [];
-    for await (const { documentChanged } of changes) {
-      expectTypeOf(documentChanged.kind).toEqualTypeOf<'CREATED' | 'UPDATED' | 'DELETED'>();
-      if (documentChanged.id !== 'live') continue;
-      seen.push([documentChanged.kind, documentChanged.document?.data ?? null]);
-      if (seen.length === 2) break;
-    }
-    expect(seen).toEqual([
-      ['CREATED', { topic: 'sse' }],
-      ['DELETED', null],
-    ]);
+      await member.mutate(PutDocumentDocument, {
+        collection: 'notes',
+        id: transport,
+        data: { topic: transport },
+      });
+      await member.mutate(DeleteDocumentDocument, { collection: 'notes', id: transport });
+      const seen: unknown[] = [];
+      for await (const { documentChanged } of changes) {
+        expectTypeOf(documentChanged.kind).toEqualTypeOf<'CREATED' | 'UPDATED' | 'DELETED'>();
+        if (documentChanged.id !== transport) continue;
+        seen.push([documentChanged.kind, documentChanged.document?.data ?? null]);
+        if (seen.length === 2) break;
+      }
+      expect(seen).toEqual([
+        ['CREATED', { topic: transport }],
+        ['DELETED', null],
+      ]);
 
-    // return() also ends a read that is already waiting.
-    const quiet = member.subscribe(
-      DocumentChangedDocument,
-      { collection: 'notes', id: 'never' },
-      { transport: 'sse' },
-    );
-    const waiting = quiet.next();
-    await quiet.return?.();
-    expect(await waiting).toEqual({ value: undefined, done: true });
-    const aborted = new AbortController();
-    const stopped = member.subscribe(
-      DocumentChangedDocument,
-      { collection: 'notes' },
-      { transport: 'sse', signal: aborted.signal },
-    );
-    const pending = stopped.next();
-    aborted.abort();
-    expect(await pending).toEqual({ value: undefined, done: true });
-  });
+      // return() also ends a read that is already waiting.
+      const quiet = member.subscribe(
+        DocumentChangedDocument,
+        { collection: 'notes', id: 'never' },
+        { transport },
+      );
+      const waiting = quiet.next();
+      await quiet.return?.();
+      expect(await waiting).toEqual({ value: undefined, done: true });
+      const aborted = new AbortController();
+      const stopped = member.subscribe(
+        DocumentChangedDocument,
+        { collection: 'notes' },
+        { transport, signal: aborted.signal },
+      );
+      const pending = stopped.next();
+      aborted.abort();
+      expect(await pending).toEqual({ value: undefined, done: true });
+    },
+  );
 
   it('ends sessionRevoked over SSE with the reason when the session is revoked', async () => {
     const phone = portico.client();
     await phone.gql(
       'mutation ($p: String!) { logIn(email: "member@example.com", password: $p) { user { id } } }',
-      {
-        p: PASSWORD,
-      },
+      { p: PASSWORD },
     );
-    const session = createClient({
+    const session = connect({
       url: portico.url,
       headers: { cookie: phone.cookieHeader },
-      fetch: recording,
     });
     const revocations = session.subscribe(SessionRevokedDocument, undefined, { transport: 'sse' });
     const next = revocations.next();
@@ -288,6 +304,49 @@ describe.each(backends)('the typed client against a gateway on %s', (backend) =>
       transport: 'sse',
     });
     expect((await failure(anonymous.next())).code).toBe('UNAUTHENTICATED');
+  });
+
+  it('ends sessionRevoked over the WebSocket when its key is revoked, and refuses a revoked key', async () => {
+    const { createApiKey } = await member.mutate(CreateApiKeyDocument, { name: 'watcher', scopes: [] });
+    const watcher = createClient({ url: portico.url, apiKey: createApiKey.secret });
+    const revocations = watcher.subscribe(SessionRevokedDocument);
+    const next = revocations.next();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await member.mutate(RevokeApiKeyDocument, { id: createApiKey.apiKey.id });
+    expect(await next).toMatchObject({
+      done: false,
+      value: { sessionRevoked: { sessionId: createApiKey.apiKey.id, reason: 'REVOKED' } },
+    });
+    expect(await revocations.next()).toEqual({ value: undefined, done: true });
+
+    // The gateway closes a connection presenting a key that no longer works with 4403.
+    const refused = await failure(watcher.subscribe(SessionRevokedDocument).next());
+    expect(refused.code).toBe('UNAUTHENTICATED');
+    await watcher.close();
+  });
+
+  it('streams sessionEvents to an admin over the WebSocket, until close()', async () => {
+    const events = admin.subscribe(SessionEventsDocument, { userId: memberId });
+    const first = events.next();
+    // The stream is live once a login comes through: log in until one does.
+    let arrived: IteratorResult<unknown> | 'timeout' = 'timeout';
+    for (let attempt = 0; arrived === 'timeout' && attempt < 50; attempt++) {
+      await portico
+        .client()
+        .gql('mutation ($p: String!) { logIn(email: "member@example.com", password: $p) { user { id } } }', {
+          p: PASSWORD,
+        });
+      arrived = await within(first, 200);
+    }
+    expect(arrived).toMatchObject({
+      done: false,
+      value: {
+        sessionEvents: { kind: 'CREATED', reason: null, session: { user: { email: 'member@example.com' } } },
+      },
+    });
+    const pending = events.next();
+    await admin.close();
+    expect(await within(pending, 2000)).toEqual({ value: undefined, done: true });
   });
 
   it('uploads a blob with progress up to its total, and reads it back', async () => {
@@ -394,10 +453,9 @@ describe.each(backends)('the typed client against a gateway on %s', (backend) =>
     });
 
     // Devices are approved from a browser session, never with a key.
-    const session = createClient({
+    const session = connect({
       url: portico.url,
       headers: { cookie: browser.cookieHeader },
-      fetch: recording,
     });
     const authorize = async () => {
       const response = await fetch(new URL('/oauth/device_authorization', portico.url), {

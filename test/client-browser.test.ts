@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defineModule } from '../src/index.ts';
 import { ADMIN, backends, bootstrapAdmin, startGateway, type TestGateway } from './harness.ts';
 
 /**
@@ -17,8 +18,10 @@ if (process.env.CI === 'true' && !existsSync(CHROMIUM)) {
 
 /** The page puts the bundled module on `window.portico`, where the page functions below find it. */
 const PAGE =
-  '<!doctype html><title>client</title><script type="module">import * as portico from "./client.js"; window.portico = portico;</script>';
+  '<!doctype html><title>client</title><script type="module">import * as portico from "/client-test/client.js"; window.portico = portico;</script>';
 type Bundled = { portico: typeof import('../client/index.ts') };
+const HTML = { 'content-type': 'text/html; charset=utf-8' };
+const JS = { 'content-type': 'text/javascript; charset=utf-8' };
 
 /** The client as one ES module, built for browsers. */
 async function bundleClient(): Promise<string> {
@@ -59,19 +62,27 @@ describe.skipIf(!existsSync(CHROMIUM))('the typed client in Chromium', () => {
     let page: Page;
 
     beforeAll(async () => {
+      // The gateway itself serves the page and the bundle, so the client runs on its origin.
+      const testPage = defineModule({
+        name: 'client-test',
+        routes: [
+          { method: 'GET', path: '/client-test', handler: () => new Response(PAGE, { headers: HTML }) },
+          {
+            method: 'GET',
+            path: '/client-test/client.js',
+            handler: () => new Response(bundle, { headers: JS }),
+          },
+        ],
+      });
       portico = await startGateway({
         backend,
+        modules: [testPage],
         config: { collections: { notes: { read: 'authenticated', write: 'authenticated' } } },
       });
       await bootstrapAdmin(portico);
       page = await browser.newPage();
       // The page and the bundle come from the gateway's own origin, as the console does.
-      await page.route(`${portico.url}/client-test/**`, (route) =>
-        route.request().url().endsWith('.js')
-          ? route.fulfill({ body: bundle, contentType: 'text/javascript' })
-          : route.fulfill({ body: PAGE, contentType: 'text/html' }),
-      );
-      await page.goto(`${portico.url}/client-test/`);
+      await page.goto(`${portico.url}/client-test`);
       await page.waitForFunction(() => 'portico' in window);
     });
     afterAll(async () => {
@@ -79,7 +90,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the typed client in Chromium', () => {
       await portico?.close();
     });
 
-    it('signs in with the cookie, queries, uploads with progress and follows changes over SSE', async () => {
+    it('signs in with the cookie, queries, uploads with progress and follows changes over ws and SSE', async () => {
       const outcome = await page.evaluate(async ({ email, password }) => {
         const { createClient, LogInDocument, ViewerDocument, PutDocumentDocument, DocumentChangedDocument } =
           (window as unknown as Bundled).portico;
@@ -97,34 +108,37 @@ describe.skipIf(!existsSync(CHROMIUM))('the typed client in Chromium', () => {
           onProgress: (loaded, total) => progress.push([loaded, total]),
         });
 
-        const changes = client.subscribe(
-          DocumentChangedDocument,
-          { collection: 'notes' },
-          { transport: 'sse' },
-        );
-        const first = changes.next();
-        // The stream is live once a write comes through: write until one does.
-        let change: unknown = null;
-        for (let attempt = 0; change === null && attempt < 50; attempt++) {
-          await client.mutate(PutDocumentDocument, {
-            collection: 'notes',
-            id: `n${attempt}`,
-            data: { attempt },
-          });
-          change = await Promise.race([
-            first,
-            new Promise((resolve) => setTimeout(() => resolve(null), 200)),
-          ]);
+        // Over each transport the cookie is the credential (on the WebSocket's upgrade request).
+        const changes: Record<string, unknown> = {};
+        for (const transport of ['ws', 'sse'] as const) {
+          const stream = client.subscribe(DocumentChangedDocument, { collection: 'notes' }, { transport });
+          const first = stream.next();
+          // The stream is live once a write comes through: write until one does.
+          let change: unknown = null;
+          for (let attempt = 0; change === null && attempt < 50; attempt++) {
+            await client.mutate(PutDocumentDocument, {
+              collection: 'notes',
+              id: `${transport}${attempt}`,
+              data: { attempt },
+            });
+            change = await Promise.race([
+              first,
+              new Promise((resolve) => setTimeout(() => resolve(null), 200)),
+            ]);
+          }
+          await stream.return?.();
+          changes[transport] = change;
         }
-        await changes.return?.();
-        return { anonymousUser, email: viewer.user?.email, progress, blob, change };
+        await client.close();
+        return { anonymousUser, email: viewer.user?.email, progress, blob, changes };
       }, ADMIN);
 
       expect(outcome.anonymousUser).toBeNull();
       expect(outcome.email).toBe(ADMIN.email);
       expect(outcome.blob).toMatchObject({ size: 3 * 1024 * 1024, filename: 'zeros.bin' });
       expect(outcome.progress.at(-1)).toEqual([3 * 1024 * 1024, 3 * 1024 * 1024]);
-      expect(outcome.change).toMatchObject({ done: false, value: { documentChanged: { kind: 'CREATED' } } });
+      const created = { done: false, value: { documentChanged: { kind: 'CREATED' } } };
+      expect(outcome.changes).toMatchObject({ ws: created, sse: created });
     });
 
     it('rejects with the contract code, and refuses an upload without the session', async () => {

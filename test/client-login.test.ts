@@ -80,12 +80,13 @@ describe.each(backends)('portico login and the saved key on %s', (backend) => {
       }
     });
   };
+  /** Revokes a key as its user would in the browser; one revoked already stays so. */
   const revoke = async (key: string) => {
-    const client = createClient({ url: gateway.url, apiKey: key });
-    const { viewer } = await client.query(ApiKeysDocument);
+    const { viewer } = await createClient({ url: gateway.url, apiKey: key }).query(ApiKeysDocument);
+    if (!viewer.apiKey) return;
     await createClient({ url: gateway.url, headers: { cookie: browser.cookieHeader } }).mutate(
       RevokeApiKeyDocument,
-      { id: viewer.apiKey!.id },
+      { id: viewer.apiKey.id },
     );
   };
 
@@ -155,21 +156,37 @@ describe.each(backends)('portico login and the saved key on %s', (backend) => {
     expect((await createClient({ url: gateway.url }).query(ViewerDocument)).viewer.scopes).toEqual(['admin']);
   });
 
-  it('reopens a subscription refused for its saved key after the new login', async () => {
-    await revoke((await savedKey())!);
-    let prompted = 0;
-    const client = createClient({
-      url: gateway.url,
-      onDeviceCode: ({ userCode }) => {
-        prompted++;
-        void answer(userCode);
-      },
-    });
-    // sessionRevoked needs a user; with a key (no session) it then completes at once.
-    const events = client.subscribe(SessionRevokedDocument, undefined, { transport: 'sse' });
-    expect(await events.next()).toEqual({ value: undefined, done: true });
-    expect(prompted).toBe(1);
-  });
+  it.each(['ws', 'sse'] as const)(
+    'reopens a %s subscription refused for its saved key with the new key',
+    async (transport) => {
+      const refused = (await savedKey())!;
+      await revoke(refused);
+      let prompted = 0;
+      const client = createClient({
+        url: gateway.url,
+        onDeviceCode: ({ userCode }) => {
+          prompted++;
+          void answer(userCode);
+        },
+      });
+      // Refused at once (a WebSocket closed with 4403, an SSE error), then reopened after the login.
+      const revocations = client.subscribe(SessionRevokedDocument, undefined, { transport });
+      const next = revocations.next();
+      let key = refused;
+      for (let attempt = 0; key === refused && attempt < 100; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        key = (await savedKey())!;
+      }
+      expect(key).not.toBe(refused);
+      // The reopened stream is the new key's: it ends when that key is revoked.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await revoke(key);
+      expect(await next).toMatchObject({ done: false, value: { sessionRevoked: { reason: 'REVOKED' } } });
+      expect(await revocations.next()).toEqual({ value: undefined, done: true });
+      expect(prompted).toBe(1);
+      await client.close();
+    },
+  );
 
   it('fails the call when the new login is denied, and keeps the refused key', async () => {
     const refused = (await savedKey())!;
