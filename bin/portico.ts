@@ -2,4 +2,12 @@
 import { builtinModules } from '../modules/index.ts';
 import { runCli } from '../src/cli.ts';
 
-process.exitCode = await runCli(process.argv.slice(2), { builtinModules });
+const argv = process.argv.slice(2);
+// login and logout talk to a running gateway: no configuration, no database, and the
+// client is loaded only for them.
+if (argv[0] === 'login' || argv[0] === 'logout') {
+  const { runClientCli } = await import('../client/cli.ts');
+  process.exitCode = await runClientCli(argv);
+} else {
+  process.exitCode = await runCli(argv, { builtinModules });
+}

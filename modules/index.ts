@@ -3,6 +3,7 @@ import apiKeys from './api-keys/index.ts';
 import audit from './audit/index.ts';
 import blobs from './blobs/index.ts';
 import collections from './collections/index.ts';
+import adminConsole from './console/index.ts';
 import device from './device/index.ts';
 import invites from './invites/index.ts';
 import leases from './leases/index.ts';
@@ -30,4 +31,5 @@ export const builtinModules: PorticoModule[] = [
   leases,
   collections,
   blobs,
+  adminConsole,
 ];

@@ -127,6 +127,7 @@ export default defineConfig({ signup: 'open', modules: [hello] });\n`,
       'leases',
       'collections',
       'blobs',
+      'console',
       'hello',
     ]);
   });

@@ -24,7 +24,10 @@ export function isForeignOrigin(
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
-/** A plain HTTP endpoint. `path` segments starting with ':' are parameters, e.g. `/blobs/:id`. */
+/**
+ * A plain HTTP endpoint. `path` segments starting with ':' are parameters, e.g. `/blobs/:id`; a last
+ * segment `*` matches one or more further segments, given as the parameter `*` (e.g. `/admin/*`).
+ */
 export interface Route {
   method: HttpMethod | readonly HttpMethod[];
   path: string;
@@ -81,9 +84,12 @@ export class Router {
 }
 
 function matchSegments(pattern: string[], parts: string[]): Record<string, string> | null {
-  if (pattern.length !== parts.length) return null;
+  const rest = pattern.at(-1) === '*';
+  const fixed = rest ? pattern.length - 1 : pattern.length;
+  if (rest ? parts.length <= fixed : parts.length !== fixed) return null;
   const params: Record<string, string> = {};
-  for (let i = 0; i < pattern.length; i++) {
+  if (rest) params['*'] = parts.slice(fixed).join('/');
+  for (let i = 0; i < fixed; i++) {
     const expected = pattern[i]!;
     const actual = parts[i]!;
     if (expected.startsWith(':')) params[expected.slice(1)] = actual;

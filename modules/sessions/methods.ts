@@ -15,7 +15,7 @@ export interface LoginMethod {
   id: string;
   /** Checks the credentials; returns the user to sign in, or throws (INVALID_CREDENTIALS, ...). */
   logIn?: (context: RequestContext, credentials: Record<string, unknown>) => Promise<{ userId: string }>;
-  /** Its section of the /login page: a form carrying `csrf` (a hidden field). */
+  /** Its section of the /login page: a form carrying `csrf` (hidden fields: the CSRF token, and `next` when the page has one). */
   loginForm?: (csrf: SafeHtml) => SafeHtml;
 }
 

@@ -18,19 +18,44 @@ import { findUsableToken } from './service.ts';
 const errorLine = (error: string | undefined) =>
   error ? html`<p class="error" role="alert">${error}</p>` : '';
 
+/**
+ * Where to go after signing in (`next`): a path of this site only. Anything the URL parser
+ * would take to another origin (`//host`, `/\host`, `https://…`) is dropped, so the login page
+ * never lends itself to an open redirect.
+ */
+export function localPath(value: string | null | undefined): string | null {
+  if (!value?.startsWith('/')) return null;
+  const base = 'http://portico.invalid';
+  const url = URL.parse(value, base);
+  return url?.origin === base ? `${url.pathname}${url.search}${url.hash}` : null;
+}
+
+/** Why a page sent the person here (`/login?reason=…`), e.g. the console when its session ends. */
+const REASONS: Record<string, string> = {
+  revoked: 'Your session was revoked. Sign in again to continue.',
+  expired: 'Your session expired. Sign in again to continue.',
+  ended: 'Your session ended. Sign in again to continue.',
+};
+
 /** The login page: a form per enabled method that has one, or who is signed in. */
 function loginPage(
   request: Request,
   context: RequestContext,
-  notice?: { error?: string; info?: string; status?: number },
+  notice?: { error?: string; info?: string; status?: number; next?: string | null },
 ) {
+  const query = new URL(request.url).searchParams;
+  const next = notice ? (notice.next ?? null) : localPath(query.get('next'));
+  const info = notice?.info ?? REASONS[query.get('reason') ?? ''];
   const csrf = csrfFor(request);
+  // Every form of the page carries `next` beside the CSRF token; the password form honours it.
+  const hidden = html`${csrf.field}${next ? html`<input type="hidden" name="next" value="${next}">` : ''}`;
   const user = currentSnapshot(context)?.user;
   const body = user
     ? html`<p>Signed in as <strong>${user.email}</strong>.</p>
+${next ? html`<p><a href="${next}">Continue to ${next}</a></p>` : ''}
 <form method="post" action="/auth/logout">${csrf.field}<button type="submit">Sign out</button></form>`
-    : html`${errorLine(notice?.error)}${notice?.info ? html`<p role="status">${notice.info}</p>` : ''}
-${enabledMethods(context.runtime).map((method) => method.loginForm?.(csrf.field) ?? '')}`;
+    : html`${errorLine(notice?.error)}${info ? html`<p role="status">${info}</p>` : ''}
+${enabledMethods(context.runtime).map((method) => method.loginForm?.(hidden) ?? '')}`;
   return renderPage({
     title: user ? 'Portico' : 'Sign in',
     body,
@@ -60,11 +85,12 @@ const messageOf = (error: unknown) => {
 async function passwordLogin(request: Request, context: RequestContext) {
   const form = await postedForm(request, context);
   if (!form) return forbidden();
+  const next = localPath(form.get('next'));
   try {
     await flows.logIn(context, form.get('email') ?? '', form.get('password') ?? '');
-    return redirect('/login');
+    return redirect(next ?? '/login');
   } catch (error) {
-    return loginPage(request, context, { error: messageOf(error), status: 400 });
+    return loginPage(request, context, { error: messageOf(error), status: 400, next });
   }
 }
 

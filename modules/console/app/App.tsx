@@ -1,0 +1,138 @@
+import { useEffect } from 'preact/hooks';
+import {
+  ConsoleLogOutDocument,
+  ConsoleSessionRevokedDocument,
+  ConsoleViewerDocument,
+} from '../../../client/index.ts';
+import { client, leave, signInAgain } from './api.ts';
+import { Link, navigate, useLocation } from './router.tsx';
+import { AuditScreen } from './screens/audit.tsx';
+import { BlobsScreen } from './screens/blobs.tsx';
+import { CollectionScreen, DataScreen, DocumentScreen } from './screens/data.tsx';
+import { InvitesScreen } from './screens/invites.tsx';
+import { KeysScreen } from './screens/keys.tsx';
+import { LeasesScreen } from './screens/leases.tsx';
+import { SessionsScreen } from './screens/sessions.tsx';
+import { UserScreen, UsersScreen } from './screens/users.tsx';
+import { ProblemNote, useAction, useLoad, useSubscription } from './ui.tsx';
+
+const SECTIONS = [
+  { path: 'users', label: 'Users' },
+  { path: 'invites', label: 'Invites' },
+  { path: 'sessions', label: 'Sessions' },
+  { path: 'keys', label: 'API keys & devices' },
+  { path: 'data', label: 'Data' },
+  { path: 'blobs', label: 'Blobs' },
+  { path: 'leases', label: 'Leases' },
+  { path: 'audit', label: 'Audit log' },
+] as const;
+
+/** The screen for a path below /admin. */
+function Screen({ segments, query }: ReturnType<typeof useLocation>) {
+  const [section, first, second] = segments;
+  switch (section) {
+    case 'users':
+      return first ? <UserScreen id={first} /> : <UsersScreen />;
+    case 'invites':
+      return <InvitesScreen />;
+    case 'sessions':
+      return <SessionsScreen />;
+    case 'keys':
+      return <KeysScreen />;
+    case 'data':
+      if (first && second) return <DocumentScreen collection={first} id={second === 'new' ? null : second} />;
+      return first ? <CollectionScreen name={first} /> : <DataScreen />;
+    case 'blobs':
+      return <BlobsScreen />;
+    case 'leases':
+      return <LeasesScreen />;
+    case 'audit':
+      return <AuditScreen userId={query.get('user')} />;
+    default:
+      return <NotFound />;
+  }
+}
+
+function NotFound() {
+  return (
+    <>
+      <h1>Not found</h1>
+      <p>
+        There is no such screen. <Link to="/users">Go to Users</Link>.
+      </p>
+    </>
+  );
+}
+
+/**
+ * Watches this browser's own session: when an admin revokes it (or it expires) the server
+ * pushes `sessionRevoked`, and the console leaves for the login page at once, without waiting
+ * for the next request to fail.
+ */
+function useRevocationWatch() {
+  return useSubscription(
+    () => client.subscribe(ConsoleSessionRevokedDocument),
+    ({ sessionRevoked }) => {
+      // Signing out (here or in another tab) needs no explanation; anything else does.
+      if (sessionRevoked.reason === 'LOGOUT') leave('/login');
+      else signInAgain(sessionRevoked.reason === 'EXPIRED' ? 'expired' : 'revoked');
+    },
+    [],
+  );
+}
+
+export function App() {
+  const where = useLocation();
+  const viewer = useLoad(() => client.query(ConsoleViewerDocument, {}), []);
+  const logOut = useAction();
+  const watch = useRevocationWatch();
+  useEffect(() => {
+    if (where.segments.length === 0) navigate('/users', { replace: true });
+  }, [where]);
+  const section = where.segments[0];
+  const email = viewer.data?.viewer.user?.email;
+
+  return (
+    <div class="layout">
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      <header class="top">
+        <p class="brand">Portico admin</p>
+        <div class="who">
+          {email ? <span>Signed in as {email}</span> : null}
+          <button
+            type="button"
+            disabled={logOut.busy}
+            onClick={() =>
+              logOut.run(async () => {
+                await client.mutate(ConsoleLogOutDocument, {});
+                leave('/login');
+              })
+            }
+          >
+            Sign out
+          </button>
+        </div>
+      </header>
+      <nav class="sections" aria-label="Sections">
+        <ul>
+          {SECTIONS.map(({ path, label }) => (
+            <li key={path}>
+              <Link to={`/${path}`} aria-current={section === path ? 'page' : undefined}>
+                {label}
+              </Link>
+            </li>
+          ))}
+          <li>
+            <a href="/graphql">GraphiQL</a>
+          </li>
+        </ul>
+      </nav>
+      <main id="main">
+        <ProblemNote problem={viewer.problem ?? logOut.problem ?? watch} />
+        {where.segments.length > 0 ? <Screen {...where} /> : null}
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,145 @@
+import { useState } from 'preact/hooks';
+import {
+  type AuditEventKind,
+  ConsoleAuditEventsDocument,
+  ConsoleAuditKindsDocument,
+  ConsoleUserDocument,
+  ConsoleUsersDocument,
+} from '../../../../client/index.ts';
+import { client } from '../api.ts';
+import { Link, navigate, segment } from '../router.tsx';
+import { DataTable, Heading, ListState, ProblemNote, Time, useAction, useLoad, usePages } from '../ui.tsx';
+
+/** The audit log, newest first; `userId` (from `?user=`) narrows it to one user. */
+export function AuditScreen({ userId }: { userId: string | null }) {
+  const kinds = useLoad(
+    async () =>
+      (await client.query(ConsoleAuditKindsDocument, {})).__type?.enumValues?.map((value) => value.name) ??
+      [],
+    [],
+  );
+  const subject = useLoad(async () => {
+    if (!userId) return null;
+    const { node } = await client.query(ConsoleUserDocument, { id: userId });
+    return node && 'email' in node ? node.email : null;
+  }, [userId]);
+  const [kind, setKind] = useState('');
+  const [kindDraft, setKindDraft] = useState('');
+  const [email, setEmail] = useState('');
+  const lookup = useAction();
+  const [mistake, setMistake] = useState('');
+  const events = usePages(
+    'audit events',
+    async (after) =>
+      (
+        await client.query(ConsoleAuditEventsDocument, {
+          userId,
+          kind: (kind || null) as AuditEventKind | null,
+          after,
+        })
+      ).auditEvents,
+    [userId, kind],
+  );
+
+  /** Applies the kind, and the user an address names (the search matches parts of addresses: the exact one wins). */
+  const apply = () =>
+    lookup.run(async () => {
+      setMistake('');
+      setKind(kindDraft);
+      const wanted = email.trim().toLowerCase();
+      if (!wanted) return;
+      const { users } = await client.query(ConsoleUsersDocument, { search: wanted, first: 20 });
+      const match = users.edges.find((edge) => edge.node.email.toLowerCase() === wanted)?.node;
+      if (match) navigate(`/audit?user=${encodeURIComponent(match.id)}`);
+      else setMistake(`No user has the address “${email.trim()}”.`);
+    });
+
+  return (
+    <>
+      <Heading title="Audit log">Audit log</Heading>
+      <form
+        class="card"
+        aria-label="Filter the audit log"
+        onSubmit={(event) => {
+          event.preventDefault();
+          void apply();
+        }}
+      >
+        <div class="row">
+          <label>
+            User’s email
+            <input
+              type="email"
+              value={email}
+              placeholder={subject.data ?? 'any user'}
+              aria-describedby="audit-user-note"
+              onInput={(event) => setEmail(event.currentTarget.value)}
+            />
+          </label>
+          <label>
+            Kind
+            <select value={kindDraft} onChange={(event) => setKindDraft(event.currentTarget.value)}>
+              <option value="">Any kind</option>
+              {kinds.data?.map((name) => (
+                <option key={name} value={name}>
+                  {name}
+                </option>
+              ))}
+            </select>
+          </label>
+        </div>
+        <div class="actions">
+          <button type="submit" disabled={lookup.busy}>
+            Apply filter
+          </button>
+          {userId ? (
+            <button type="button" onClick={() => navigate('/audit')}>
+              All users
+            </button>
+          ) : null}
+        </div>
+        <p class="note" id="audit-user-note">
+          Leave the address empty to keep the user filter as it is.
+        </p>
+        {mistake ? (
+          <p class="problem" role="alert">
+            {mistake}
+          </p>
+        ) : null}
+        <ProblemNote problem={lookup.problem ?? kinds.problem ?? subject.problem} />
+      </form>
+      {userId && subject.data ? (
+        <p role="status">
+          Events about <Link to={`/users/${segment(userId)}`}>{subject.data}</Link>
+          {kind ? ` of kind ${kind}` : ''}.
+        </p>
+      ) : null}
+      <ProblemNote problem={events.problem} />
+      <ListState loading={events.loading && !events.data} empty={events.items.length === 0}>
+        No events match.
+      </ListState>
+      <DataTable
+        caption="Audit events"
+        rows={events.items}
+        rowKey={(event) => event.id}
+        columns={[
+          { label: 'When', cell: (event) => <Time value={event.at} seconds /> },
+          { label: 'Kind', cell: (event) => <code>{event.kind}</code> },
+          {
+            label: 'User',
+            cell: (event) =>
+              event.user ? <Link to={`/users/${segment(event.user.id)}`}>{event.user.email}</Link> : null,
+          },
+          { label: 'By', cell: (event) => event.actor?.email },
+          { label: 'IP', cell: (event) => event.ip },
+          {
+            label: 'Detail',
+            kind: 'wide',
+            cell: (event) => (event.detail ? <code>{JSON.stringify(event.detail)}</code> : null),
+          },
+        ]}
+      />
+      {events.pager}
+    </>
+  );
+}

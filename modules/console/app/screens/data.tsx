@@ -1,0 +1,521 @@
+import { useEffect, useState } from 'preact/hooks';
+import {
+  ConsoleCollectionsDocument,
+  ConsoleCountDocumentsDocument,
+  ConsoleDeleteDocumentDocument,
+  ConsoleDocumentDocument,
+  ConsoleDocumentsDocument,
+  ConsolePutDocumentDocument,
+  type IndexQuery,
+  type SortOrder,
+} from '../../../../client/index.ts';
+import { client, type Problem } from '../api.ts';
+import { Link, navigate, segment } from '../router.tsx';
+import {
+  ConfirmButton,
+  DataTable,
+  Heading,
+  ListState,
+  ProblemNote,
+  Time,
+  useAction,
+  useLoad,
+  usePages,
+} from '../ui.tsx';
+
+/** The collections the configuration declares, with how many documents each holds. */
+export function DataScreen() {
+  const loaded = useLoad(async () => {
+    const { collections } = await client.query(ConsoleCollectionsDocument, {});
+    const counts = await Promise.all(
+      collections.map(
+        async ({ name }) =>
+          (await client.query(ConsoleCountDocumentsDocument, { collection: name })).countDocuments,
+      ),
+    );
+    return collections.map((collection, i) => ({ ...collection, count: counts[i]! }));
+  }, []);
+  const collections = loaded.data ?? [];
+  return (
+    <>
+      <Heading title="Data">Data</Heading>
+      <ProblemNote problem={loaded.problem} />
+      <ListState loading={loaded.loading && !loaded.data} empty={collections.length === 0}>
+        No collections. Declare them under “collections” in the configuration.
+      </ListState>
+      <DataTable
+        caption="Collections"
+        rows={collections}
+        rowKey={(collection) => collection.name}
+        columns={[
+          {
+            label: 'Collection',
+            cell: (collection) => <Link to={`/data/${segment(collection.name)}`}>{collection.name}</Link>,
+          },
+          { label: 'Documents', kind: 'number', cell: (collection) => collection.count },
+          {
+            label: 'Indexes',
+            cell: (collection) =>
+              collection.indexes.length === 0 ? (
+                <span class="note">none</span>
+              ) : (
+                collection.indexes
+                  .map(
+                    (index) => `${index.name} (${index.fields.join(', ')})${index.unique ? ', unique' : ''}`,
+                  )
+                  .join('; ')
+              ),
+          },
+        ]}
+      />
+    </>
+  );
+}
+
+/**
+ * A value typed into a query field: JSON when it parses (42, true, null, "42"), the text
+ * itself otherwise, so plain words need no quotes.
+ */
+function parseValue(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+interface Filter {
+  index: string;
+  eq: string[];
+  lowerOp: 'gt' | 'gte';
+  lower: string;
+  upperOp: 'lt' | 'lte';
+  upper: string;
+  order: SortOrder;
+}
+
+const emptyFilter = (index = ''): Filter => ({
+  index,
+  eq: [],
+  lowerOp: 'gte',
+  lower: '',
+  upperOp: 'lte',
+  upper: '',
+  order: 'ASC',
+});
+
+/**
+ * The `where` of a filter on an index: equality on the leading fields filled in, then a range
+ * on the next field, as the server takes them. A gap in the equality fields is refused here,
+ * with the field that is missing.
+ */
+function whereOf(
+  fields: readonly string[],
+  filter: Filter,
+): { where: IndexQuery | null } | { mistake: string } {
+  const filled = fields.map((_, i) => (filter.eq[i] ?? '') !== '');
+  const prefix = filled.indexOf(false) === -1 ? fields.length : filled.indexOf(false);
+  const stray = filled.indexOf(true, prefix);
+  if (stray !== -1)
+    return { mistake: `Fill “${fields[prefix]}” too: equality applies to leading fields, in order.` };
+  const where: IndexQuery = {};
+  if (prefix > 0)
+    where.eq = Object.fromEntries(
+      fields.slice(0, prefix).map((field, i) => [field, parseValue(filter.eq[i]!)]),
+    );
+  if (filter.lower !== '' || filter.upper !== '') {
+    if (prefix === fields.length)
+      return { mistake: 'Every field has a value: there is no field left for a range.' };
+    if (filter.lower !== '') where[filter.lowerOp] = parseValue(filter.lower);
+    if (filter.upper !== '') where[filter.upperOp] = parseValue(filter.upper);
+  }
+  return { where: Object.keys(where).length > 0 ? where : null };
+}
+
+/** Browses one collection through one of its indexes. */
+export function CollectionScreen({ name }: { name: string }) {
+  const definition = useLoad(
+    async () =>
+      (await client.query(ConsoleCollectionsDocument, {})).collections.find((c) => c.name === name) ?? null,
+    [name],
+  );
+  const [draft, setDraft] = useState<Filter>(emptyFilter());
+  const [applied, setApplied] = useState<{
+    index: string | null;
+    where: IndexQuery | null;
+    order: SortOrder;
+  }>({
+    index: null,
+    where: null,
+    order: 'ASC',
+  });
+  const [mistake, setMistake] = useState('');
+  useEffect(() => {
+    setDraft(emptyFilter());
+    setApplied({ index: null, where: null, order: 'ASC' });
+  }, [name]);
+
+  const documents = usePages(
+    'documents',
+    async (after) =>
+      (await client.query(ConsoleDocumentsDocument, { collection: name, ...applied, after })).documents,
+    [name, applied],
+  );
+  const count = useLoad(
+    async () =>
+      (
+        await client.query(ConsoleCountDocumentsDocument, {
+          collection: name,
+          index: applied.index,
+          where: applied.where,
+        })
+      ).countDocuments,
+    [name, applied],
+  );
+
+  const indexes = definition.data?.indexes ?? [];
+  const fields = indexes.find((index) => index.name === draft.index)?.fields ?? [];
+  const prefixLength = fields.findIndex((_, i) => (draft.eq[i] ?? '') === '');
+  const rangeField = prefixLength === -1 ? undefined : fields[prefixLength];
+  const set = (change: Partial<Filter>) => setDraft({ ...draft, ...change });
+
+  return (
+    <>
+      <p>
+        <Link to="/data">← All collections</Link>
+      </p>
+      <Heading title={name}>{name}</Heading>
+      <ProblemNote problem={definition.problem} />
+      {definition.data === null ? <p>No collection “{name}” is declared.</p> : null}
+      <p>
+        <Link to={`/data/${segment(name)}/new`} class="button">
+          New document
+        </Link>
+      </p>
+      <form
+        class="card"
+        aria-labelledby="query-heading"
+        onSubmit={(event) => {
+          event.preventDefault();
+          const result = draft.index ? whereOf(fields, draft) : { where: null };
+          if ('mistake' in result) {
+            setMistake(result.mistake);
+            return;
+          }
+          setMistake('');
+          setApplied({ index: draft.index || null, where: result.where, order: draft.order });
+        }}
+      >
+        <h2 id="query-heading">Query</h2>
+        <div class="row">
+          <label>
+            Index
+            <select
+              value={draft.index}
+              onChange={(event) => setDraft(emptyFilter(event.currentTarget.value))}
+            >
+              <option value="">None: all documents by id</option>
+              {indexes.map((index) => (
+                <option key={index.name} value={index.name}>
+                  {index.name} ({index.fields.join(', ')})
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            Order
+            <select
+              value={draft.order}
+              onChange={(event) => set({ order: event.currentTarget.value as SortOrder })}
+            >
+              <option value="ASC">Ascending</option>
+              <option value="DESC">Descending</option>
+            </select>
+          </label>
+        </div>
+        {fields.length > 0 ? (
+          <>
+            <fieldset>
+              <legend>Equal to (leading fields, in order)</legend>
+              <div class="row">
+                {fields.map((field, i) => (
+                  <label key={field}>
+                    {field}
+                    <input
+                      value={draft.eq[i] ?? ''}
+                      onInput={(event) => {
+                        const eq = [...draft.eq];
+                        eq[i] = event.currentTarget.value;
+                        set({ eq });
+                      }}
+                    />
+                  </label>
+                ))}
+              </div>
+            </fieldset>
+            {rangeField ? (
+              <fieldset>
+                <legend>Range on {rangeField}</legend>
+                <div class="row">
+                  <label>
+                    Lower bound
+                    <select
+                      value={draft.lowerOp}
+                      onChange={(event) => set({ lowerOp: event.currentTarget.value as Filter['lowerOp'] })}
+                    >
+                      <option value="gte">at least (≥)</option>
+                      <option value="gt">more than (&gt;)</option>
+                    </select>
+                  </label>
+                  <label>
+                    Lower value
+                    <input
+                      value={draft.lower}
+                      onInput={(event) => set({ lower: event.currentTarget.value })}
+                    />
+                  </label>
+                  <label>
+                    Upper bound
+                    <select
+                      value={draft.upperOp}
+                      onChange={(event) => set({ upperOp: event.currentTarget.value as Filter['upperOp'] })}
+                    >
+                      <option value="lte">at most (≤)</option>
+                      <option value="lt">less than (&lt;)</option>
+                    </select>
+                  </label>
+                  <label>
+                    Upper value
+                    <input
+                      value={draft.upper}
+                      onInput={(event) => set({ upper: event.currentTarget.value })}
+                    />
+                  </label>
+                </div>
+              </fieldset>
+            ) : null}
+            <p class="note">
+              Values are JSON (<code>42</code>, <code>true</code>, <code>"42"</code>); other text is taken as
+              a string.
+            </p>
+          </>
+        ) : null}
+        <button type="submit">Run query</button>
+        {mistake ? (
+          <p class="problem" role="alert">
+            {mistake}
+          </p>
+        ) : null}
+      </form>
+
+      <ProblemNote problem={documents.problem ?? count.problem} />
+      {count.data !== undefined ? (
+        <p role="status">
+          {count.data} document{count.data === 1 ? '' : 's'} match.
+        </p>
+      ) : null}
+      <ListState loading={documents.loading && !documents.data} empty={documents.items.length === 0}>
+        No documents match.
+      </ListState>
+      <DataTable
+        caption={`Documents of ${name}`}
+        rows={documents.items}
+        rowKey={(document) => document.id}
+        columns={[
+          {
+            label: 'Id',
+            cell: (document) => (
+              <Link to={`/data/${segment(name)}/${segment(document.id)}`}>{document.id}</Link>
+            ),
+          },
+          { label: 'Version', kind: 'number', cell: (document) => document.version },
+          { label: 'Updated', cell: (document) => <Time value={document.updatedAt} /> },
+          {
+            label: 'Data',
+            kind: 'wide',
+            cell: (document) => {
+              const json = JSON.stringify(document.data);
+              return <code>{json.length > 120 ? `${json.slice(0, 119)}…` : json}</code>;
+            },
+          },
+        ]}
+      />
+      {documents.pager}
+    </>
+  );
+}
+
+/**
+ * Why a write was refused, in words. CONFLICT means one of two things: the document moved on
+ * since it was opened (`currentVersion`), or a unique index holds the values already (`index`).
+ */
+function WriteProblem({
+  problem,
+  edited,
+  onLoadCurrent,
+}: {
+  problem: Problem | null;
+  edited: number | null;
+  onLoadCurrent: () => void;
+}) {
+  if (problem?.code !== 'CONFLICT' || typeof problem.extensions.currentVersion !== 'number') {
+    return <ProblemNote problem={problem} />;
+  }
+  const current = problem.extensions.currentVersion;
+  return (
+    <ProblemNote problem={problem}>
+      <p>
+        {current === 0
+          ? 'The document was deleted since you opened it.'
+          : `Someone saved this document since you opened version ${edited}: it is at version ${current} now.`}{' '}
+        Nothing was written, and your text is still here. Load the current version to see what changed, then
+        make your edit again.
+      </p>
+      {current === 0 ? null : (
+        <button type="button" onClick={onLoadCurrent}>
+          Load the current version (discards your text)
+        </button>
+      )}
+    </ProblemNote>
+  );
+}
+
+/** Views and edits one document as JSON; `id` null creates a new one. */
+export function DocumentScreen({ collection, id }: { collection: string; id: string | null }) {
+  const loaded = useLoad(
+    async () => (id ? (await client.query(ConsoleDocumentDocument, { collection, id })).document : null),
+    [collection, id],
+  );
+  const [text, setText] = useState('{\n  \n}');
+  const [notice, setNotice] = useState('');
+  const [mistake, setMistake] = useState('');
+  const write = useAction();
+  const document = loaded.data ?? null;
+  useEffect(() => {
+    if (document) setText(JSON.stringify(document.data, null, 2));
+  }, [document]);
+
+  const title = id ? `Document ${id}` : `New document in ${collection}`;
+  const back = `/data/${segment(collection)}`;
+  if (id && !document) {
+    return (
+      <>
+        <p>
+          <Link to={back}>← {collection}</Link>
+        </p>
+        <Heading title={title}>{title}</Heading>
+        <ProblemNote problem={loaded.problem} />
+        {loaded.loading ? <p class="note">Loading…</p> : loaded.problem ? null : <p>No such document.</p>}
+      </>
+    );
+  }
+
+  const save = () => {
+    setNotice('');
+    setMistake('');
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch (error) {
+      setMistake(`This is not valid JSON: ${(error as Error).message}`);
+      return;
+    }
+    if (!data || typeof data !== 'object' || Array.isArray(data)) {
+      setMistake('A document is a JSON object: { … }.');
+      return;
+    }
+    return write.run(async () => {
+      const { putDocument: saved } = await client.mutate(ConsolePutDocumentDocument, {
+        collection,
+        id: document?.id ?? null,
+        data: data as Record<string, unknown>,
+        // Written only if nobody saved meanwhile; otherwise CONFLICT, explained below.
+        expectedVersion: document?.version ?? null,
+      });
+      if (!id) navigate(`${back}/${segment(saved.id)}`, { replace: true });
+      else {
+        loaded.reload();
+        setNotice(`Saved as version ${saved.version}.`);
+      }
+    });
+  };
+
+  return (
+    <>
+      <p>
+        <Link to={back}>← {collection}</Link>
+      </p>
+      <Heading title={title}>{title}</Heading>
+      {document ? (
+        <dl class="facts">
+          <dt>Version</dt>
+          <dd>{document.version}</dd>
+          <dt>Created</dt>
+          <dd>
+            <Time value={document.createdAt} />
+          </dd>
+          <dt>Updated</dt>
+          <dd>
+            <Time value={document.updatedAt} />
+          </dd>
+          <dt>Owner</dt>
+          <dd>{document.owner?.email ?? <span class="note">none</span>}</dd>
+        </dl>
+      ) : null}
+      <form
+        class="card"
+        onSubmit={(event) => {
+          event.preventDefault();
+          void save();
+        }}
+      >
+        <label>
+          Document JSON
+          <textarea
+            rows={16}
+            spellcheck={false}
+            value={text}
+            onInput={(event) => setText(event.currentTarget.value)}
+          />
+        </label>
+        <div class="actions">
+          <button type="submit" disabled={write.busy}>
+            {id ? 'Save' : 'Create document'}
+          </button>
+          {document ? (
+            <ConfirmButton
+              label="Delete document"
+              confirmLabel="Delete"
+              question={`Delete version ${document.version} of this document?`}
+              disabled={write.busy}
+              onConfirm={() =>
+                write.run(async () => {
+                  await client.mutate(ConsoleDeleteDocumentDocument, {
+                    collection,
+                    id: document.id,
+                    expectedVersion: document.version,
+                  });
+                  navigate(back);
+                })
+              }
+            />
+          ) : null}
+        </div>
+        {mistake ? (
+          <p class="problem" role="alert">
+            {mistake}
+          </p>
+        ) : null}
+        <WriteProblem
+          problem={write.problem}
+          edited={document?.version ?? null}
+          onLoadCurrent={() => {
+            write.setProblem(null);
+            loaded.reload();
+          }}
+        />
+        <p role="status">{notice}</p>
+      </form>
+    </>
+  );
+}

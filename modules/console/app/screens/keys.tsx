@@ -1,0 +1,190 @@
+import { useState } from 'preact/hooks';
+import {
+  ConsoleApiKeysDocument,
+  ConsoleApproveDeviceDocument,
+  ConsoleCreateApiKeyDocument,
+  ConsoleDenyDeviceDocument,
+  ConsoleRevokeApiKeyDocument,
+  ConsoleRolesDocument,
+} from '../../../../client/index.ts';
+import { client } from '../api.ts';
+import { DataTable, Heading, ListState, ProblemNote, Reveal, Time, useAction, useLoad } from '../ui.tsx';
+
+/** The admin's own API keys (a device approved with the device flow holds one, named after its client). */
+export function KeysScreen() {
+  const keys = useLoad(() => client.query(ConsoleApiKeysDocument, {}), []);
+  const roles = useLoad(() => client.query(ConsoleRolesDocument, {}), []);
+  const create = useAction();
+  const revoke = useAction();
+  const [name, setName] = useState('');
+  const [scopes, setScopes] = useState('');
+  const [expires, setExpires] = useState('');
+  const [secret, setSecret] = useState<{ name: string; value: string } | null>(null);
+  const known = [...new Set(roles.data?.roles.flatMap((role) => role.scopes) ?? [])].sort();
+  const list = keys.data?.viewer.apiKeys ?? [];
+
+  return (
+    <>
+      <Heading title="API keys & devices">API keys &amp; devices</Heading>
+      <p class="note">
+        Your own keys. A program sends one as <code>Authorization: Bearer …</code>; a device you approve gets
+        a key named after its client, listed here too.
+      </p>
+      <form
+        class="card"
+        aria-labelledby="new-key"
+        onSubmit={async (event) => {
+          event.preventDefault();
+          setSecret(null);
+          await create.run(async () => {
+            const { createApiKey } = await client.mutate(ConsoleCreateApiKeyDocument, {
+              name,
+              scopes: scopes.split(/[\s,]+/).filter(Boolean),
+              // datetime-local is the browser's local time; the server wants an instant.
+              expiresAt: expires ? new Date(expires).toISOString() : null,
+            });
+            setSecret({ name: createApiKey.apiKey.name, value: createApiKey.secret });
+            setName('');
+            setScopes('');
+            setExpires('');
+            keys.reload();
+          });
+        }}
+      >
+        <h2 id="new-key">New API key</h2>
+        <label>
+          Name
+          <input
+            required
+            maxLength={100}
+            value={name}
+            onInput={(event) => setName(event.currentTarget.value)}
+          />
+        </label>
+        <label>
+          Scopes, separated by spaces
+          <input
+            value={scopes}
+            aria-describedby="known-scopes"
+            onInput={(event) => setScopes(event.currentTarget.value)}
+          />
+        </label>
+        <p class="note" id="known-scopes">
+          {known.length > 0 ? `Scopes of the configured roles: ${known.join(' ')}.` : null} A key never has
+          scopes its user lacks.
+        </p>
+        <label>
+          Expires (optional)
+          <input
+            type="datetime-local"
+            value={expires}
+            onInput={(event) => setExpires(event.currentTarget.value)}
+          />
+        </label>
+        <button type="submit" disabled={create.busy}>
+          Create key
+        </button>
+        <ProblemNote problem={create.problem} />
+        {secret ? (
+          <Reveal
+            label="API key"
+            copyLabel="Copy the API key"
+            value={secret.value}
+            note={`The whole key of “${secret.name}”, shown only now: copy it to where the program reads it.`}
+          />
+        ) : null}
+      </form>
+
+      <h2>Your keys</h2>
+      <ProblemNote problem={keys.problem ?? revoke.problem} />
+      <ListState loading={keys.loading && !keys.data} empty={list.length === 0}>
+        No API keys.
+      </ListState>
+      <DataTable
+        caption="Your API keys"
+        rows={list}
+        rowKey={(key) => key.id}
+        columns={[
+          { label: 'Name', cell: (key) => key.name },
+          { label: 'Key starts with', cell: (key) => <code>{key.prefix}</code> },
+          { label: 'Scopes', cell: (key) => key.scopes.join(' ') },
+          { label: 'Created', cell: (key) => <Time value={key.createdAt} /> },
+          { label: 'Last used', cell: (key) => <Time value={key.lastUsedAt} /> },
+          { label: 'Expires', cell: (key) => (key.expiresAt ? <Time value={key.expiresAt} /> : 'never') },
+          {
+            label: 'Actions',
+            cell: (key) => (
+              <button
+                type="button"
+                disabled={revoke.busy}
+                aria-label={`Revoke the key ${key.name}`}
+                onClick={() =>
+                  revoke.run(async () => {
+                    await client.mutate(ConsoleRevokeApiKeyDocument, { id: key.id });
+                    keys.reload();
+                  })
+                }
+              >
+                Revoke
+              </button>
+            ),
+          },
+        ]}
+      />
+      <DeviceApproval onApproved={keys.reload} />
+    </>
+  );
+}
+
+/** Approves or denies a device (RFC 8628) from the code it shows, as the /device page does. */
+function DeviceApproval({ onApproved }: { onApproved: () => void }) {
+  const [code, setCode] = useState('');
+  const [notice, setNotice] = useState('');
+  const answer = useAction();
+  const send = async (approve: boolean) => {
+    setNotice('');
+    const userCode = code.trim();
+    const done = await answer.run(() =>
+      approve
+        ? client.mutate(ConsoleApproveDeviceDocument, { userCode })
+        : client.mutate(ConsoleDenyDeviceDocument, { userCode }),
+    );
+    if (!done) return;
+    setCode('');
+    setNotice(approve ? `Approved ${userCode}: the device receives its key.` : `Denied ${userCode}.`);
+    if (approve) onApproved();
+  };
+  return (
+    <form
+      class="card"
+      aria-labelledby="device-heading"
+      onSubmit={(event) => {
+        event.preventDefault();
+        void send(true);
+      }}
+    >
+      <h2 id="device-heading">Connect a device</h2>
+      <label>
+        Code shown on the device
+        <input
+          required
+          autoComplete="off"
+          autoCapitalize="characters"
+          placeholder="XXXX-XXXX"
+          value={code}
+          onInput={(event) => setCode(event.currentTarget.value)}
+        />
+      </label>
+      <div class="actions">
+        <button type="submit" disabled={answer.busy}>
+          Approve device
+        </button>
+        <button type="button" disabled={answer.busy || !code.trim()} onClick={() => send(false)}>
+          Deny device
+        </button>
+      </div>
+      <ProblemNote problem={answer.problem} />
+      <p role="status">{notice}</p>
+    </form>
+  );
+}

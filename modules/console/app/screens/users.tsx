@@ -1,0 +1,251 @@
+import { useEffect, useState } from 'preact/hooks';
+import {
+  ConsoleRevokeSessionDocument,
+  ConsoleRevokeUserSessionsDocument,
+  ConsoleSetUserDisabledDocument,
+  ConsoleSetUserRolesDocument,
+  ConsoleUserDocument,
+  ConsoleUsersDocument,
+} from '../../../../client/index.ts';
+import { client } from '../api.ts';
+import { Link, segment } from '../router.tsx';
+import {
+  ConfirmButton,
+  DataTable,
+  Heading,
+  ListState,
+  ProblemNote,
+  Time,
+  useAction,
+  useLoad,
+  usePages,
+} from '../ui.tsx';
+
+export function UsersScreen() {
+  const [draft, setDraft] = useState('');
+  const [search, setSearch] = useState('');
+  const users = usePages(
+    'users',
+    async (after) => (await client.query(ConsoleUsersDocument, { search: search || null, after })).users,
+    [search],
+  );
+  return (
+    <>
+      <Heading title="Users">Users</Heading>
+      <search>
+        <form
+          class="inline"
+          onSubmit={(event) => {
+            event.preventDefault();
+            setSearch(draft.trim());
+          }}
+        >
+          <label>
+            Search by email or name
+            <input type="search" value={draft} onInput={(event) => setDraft(event.currentTarget.value)} />
+          </label>
+          <button type="submit">Search</button>
+        </form>
+      </search>
+      <ProblemNote problem={users.problem} />
+      <ListState loading={users.loading && !users.data} empty={users.items.length === 0}>
+        {search ? `No user matches “${search}”.` : 'No users yet.'}
+      </ListState>
+      <DataTable
+        caption="Users"
+        rows={users.items}
+        rowKey={(user) => user.id}
+        columns={[
+          { label: 'Email', cell: (user) => <Link to={`/users/${segment(user.id)}`}>{user.email}</Link> },
+          { label: 'Name', cell: (user) => user.name },
+          { label: 'Roles', cell: (user) => user.roles.join(', ') },
+          {
+            label: 'Status',
+            cell: (user) => (user.disabled ? <span class="tag warn">Disabled</span> : 'Active'),
+          },
+          { label: 'Last sign-in', cell: (user) => <Time value={user.lastLoginAt} /> },
+          { label: 'Created', cell: (user) => <Time value={user.createdAt} /> },
+        ]}
+      />
+      {users.pager}
+    </>
+  );
+}
+
+export function UserScreen({ id }: { id: string }) {
+  const loaded = useLoad(() => client.query(ConsoleUserDocument, { id }), [id]);
+  const action = useAction();
+  const [roles, setRoles] = useState<string[]>([]);
+  const [notice, setNotice] = useState('');
+  const user = loaded.data?.node && 'email' in loaded.data.node ? loaded.data.node : null;
+  useEffect(() => setRoles(user?.roles ?? []), [user]);
+
+  if (!user) {
+    return (
+      <>
+        <p>
+          <Link to="/users">← All users</Link>
+        </p>
+        <Heading title="User">User</Heading>
+        <ProblemNote problem={loaded.problem} />
+        {loaded.loading ? <p class="note">Loading…</p> : loaded.problem ? null : <p>No such user.</p>}
+      </>
+    );
+  }
+
+  const act = async (what: () => Promise<string>) => {
+    setNotice('');
+    if (await action.run(async () => setNotice(await what()))) loaded.reload();
+  };
+  const toggle = (role: string, on: boolean) =>
+    setRoles(on ? [...roles, role] : roles.filter((existing) => existing !== role));
+
+  return (
+    <>
+      <p>
+        <Link to="/users">← All users</Link>
+      </p>
+      <Heading title={user.email}>{user.email}</Heading>
+      <dl class="facts">
+        <dt>Name</dt>
+        <dd>{user.name ?? <span class="note">none</span>}</dd>
+        <dt>Status</dt>
+        <dd>{user.disabled ? <span class="tag warn">Disabled</span> : 'Active'}</dd>
+        <dt>Created</dt>
+        <dd>
+          <Time value={user.createdAt} />
+        </dd>
+        <dt>Last sign-in</dt>
+        <dd>
+          <Time value={user.lastLoginAt} />
+        </dd>
+      </dl>
+      <p>
+        <Link to={`/audit?user=${encodeURIComponent(user.id)}`}>Audit events of {user.email}</Link>
+      </p>
+      <ProblemNote problem={action.problem} />
+      <p role="status">{notice}</p>
+
+      <form
+        class="card"
+        onSubmit={(event) => {
+          event.preventDefault();
+          void act(async () => {
+            await client.mutate(ConsoleSetUserRolesDocument, { userId: user.id, roles });
+            return 'Roles saved. The user’s sessions were ended, so the new roles apply from their next sign-in.';
+          });
+        }}
+      >
+        <fieldset>
+          <legend>Roles</legend>
+          {loaded.data?.roles.map((role) => (
+            <label class="check" key={role.name}>
+              <input
+                type="checkbox"
+                checked={roles.includes(role.name)}
+                onChange={(event) => toggle(role.name, event.currentTarget.checked)}
+              />
+              {role.name} <span class="note">{role.scopes.join(' ')}</span>
+            </label>
+          ))}
+        </fieldset>
+        <button type="submit" disabled={action.busy}>
+          Save roles
+        </button>
+      </form>
+
+      <section class="card" aria-labelledby="account-heading">
+        <h2 id="account-heading">Account</h2>
+        {user.disabled ? (
+          <button
+            type="button"
+            disabled={action.busy}
+            onClick={() =>
+              act(async () => {
+                await client.mutate(ConsoleSetUserDisabledDocument, { userId: user.id, disabled: false });
+                return `${user.email} can sign in again.`;
+              })
+            }
+          >
+            Enable account
+          </button>
+        ) : (
+          <ConfirmButton
+            label="Disable account"
+            confirmLabel="Disable"
+            question={`Disable ${user.email}? Their sessions and API keys stop working at once.`}
+            disabled={action.busy}
+            onConfirm={() =>
+              act(async () => {
+                await client.mutate(ConsoleSetUserDisabledDocument, { userId: user.id, disabled: true });
+                return `${user.email} is disabled.`;
+              })
+            }
+          />
+        )}
+      </section>
+
+      <section aria-labelledby="sessions-heading">
+        <h2 id="sessions-heading">Sessions</h2>
+        {user.sessions.length === 0 ? (
+          <p class="note">No active sessions.</p>
+        ) : (
+          <>
+            <DataTable
+              caption={`Active sessions of ${user.email}`}
+              rows={user.sessions}
+              rowKey={(session) => session.id}
+              columns={[
+                {
+                  label: 'Method',
+                  cell: (session) => (
+                    <>
+                      {session.method}
+                      {session.current ? <span class="tag">this browser</span> : null}
+                    </>
+                  ),
+                },
+                { label: 'IP', cell: (session) => session.ip },
+                { label: 'User agent', kind: 'wide', cell: (session) => session.userAgent },
+                { label: 'Last seen', cell: (session) => <Time value={session.lastSeenAt} /> },
+                { label: 'Started', cell: (session) => <Time value={session.createdAt} /> },
+                {
+                  label: 'Actions',
+                  cell: (session) => (
+                    <button
+                      type="button"
+                      disabled={action.busy}
+                      aria-label={`Revoke the ${session.method} session from ${session.ip ?? 'an unknown address'}`}
+                      onClick={() =>
+                        act(async () => {
+                          await client.mutate(ConsoleRevokeSessionDocument, { id: session.id });
+                          return 'Session revoked.';
+                        })
+                      }
+                    >
+                      Revoke
+                    </button>
+                  ),
+                },
+              ]}
+            />
+            <ConfirmButton
+              label="Revoke all sessions"
+              confirmLabel="Revoke all"
+              question={`Sign ${user.email} out everywhere?`}
+              disabled={action.busy}
+              onConfirm={() =>
+                act(async () => {
+                  const { revokeUserSessions } = await client.mutate(ConsoleRevokeUserSessionsDocument, {
+                    userId: user.id,
+                  });
+                  return `${revokeUserSessions} session${revokeUserSessions === 1 ? '' : 's'} revoked.`;
+                })
+              }
+            />
+          </>
+        )}
+      </section>
+    </>
+  );
+}

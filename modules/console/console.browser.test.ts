@@ -1,0 +1,367 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  ADMIN,
+  backends,
+  bootstrapAdmin,
+  freePort,
+  startGateway,
+  type TestClient,
+  type TestGateway,
+} from '../../test/harness.ts';
+
+/**
+ * The admin console end to end: a real gateway, the app as `npm ci` builds it, and Debian's
+ * Chromium driven by playwright-core. `PORTICO_SCREENSHOTS=1` also writes the README's
+ * screenshots to docs/screenshots/.
+ */
+const CHROMIUM = process.env.PORTICO_CHROMIUM ?? '/usr/bin/chromium';
+if (process.env.CI === 'true' && !existsSync(CHROMIUM)) {
+  throw new Error(`CI runs the console's browser tests: install Chromium (${CHROMIUM})`);
+}
+const SCREENSHOTS = process.env.PORTICO_SCREENSHOTS === '1';
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const LAPTOP = { width: 1280, height: 800 };
+const PHONE = { width: 390, height: 844 };
+const BOB = { email: 'bob@example.com', name: 'Bob Builder', password: 'another long passphrase' };
+/** A 2×2 PNG, so the blob list has an image to preview. */
+const PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEklEQVR42mM4oaGhUXGHAUIBACLSBSnxV7tTAAAAAElFTkSuQmCC',
+  'base64',
+);
+
+/** Fails the test on any error the page logs (a CSP violation included) or throws. */
+function watchErrors(page: Page, errors: string[]) {
+  page.on('pageerror', (error) => errors.push(`${page.url()}: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(`${page.url()}: ${message.text()}`);
+  });
+}
+
+/**
+ * Resolves when something on the gateway subscribes to a pub/sub topic: the screen that opened
+ * a subscription is then listening, and an event it must show can be caused.
+ */
+function subscribedTo(portico: TestGateway, topic: 'session.created') {
+  const { pubsub } = portico.gateway.runtime;
+  const subscribe = pubsub.subscribe;
+  return new Promise<void>((resolve) => {
+    pubsub.subscribe = ((name: typeof topic) => {
+      if (name === topic) {
+        pubsub.subscribe = subscribe;
+        resolve();
+      }
+      return subscribe.call(pubsub, name);
+    }) as typeof subscribe;
+  });
+}
+
+async function screenshot(page: Page, name: string) {
+  if (!SCREENSHOTS) return;
+  await mkdir(`${ROOT}docs/screenshots`, { recursive: true });
+  await page.screenshot({ path: `${ROOT}docs/screenshots/${name}.png`, fullPage: true });
+}
+
+describe.skipIf(!existsSync(CHROMIUM))('the admin console in Chromium', () => {
+  let browser: Browser;
+
+  beforeAll(async () => {
+    // What `npm ci` runs (the prepare script): the test sees the app as its sources are now.
+    await promisify(execFile)(
+      process.execPath,
+      [`${ROOT}node_modules/vite/bin/vite.js`, 'build', '--config', 'modules/console/vite.config.ts'],
+      { cwd: ROOT },
+    );
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    });
+  }, 120_000);
+  afterAll(() => browser?.close());
+
+  describe.each(backends)('on %s', (backend) => {
+    let portico: TestGateway;
+    let api: TestClient;
+    let adminContext: BrowserContext;
+    let admin: Page;
+    const errors: string[] = [];
+    // Screenshots once: the screens are the same on both databases.
+    const shoot = (page: Page, name: string) => (backend === 'sqlite' ? screenshot(page, name) : undefined);
+
+    beforeAll(async () => {
+      const port = await freePort();
+      portico = await startGateway({
+        backend,
+        port,
+        env: { PORTICO_PUBLIC_URL: `http://127.0.0.1:${port}` },
+        config: {
+          signup: 'invite',
+          roles: { member: ['notes:read', 'blobs:write'] },
+          defaultRoles: ['member'],
+          collections: { notes: { indexes: { byTag: ['tag', 'rank'] } } },
+        },
+      });
+      api = await bootstrapAdmin(portico);
+      adminContext = await browser.newContext({ viewport: LAPTOP, acceptDownloads: true });
+      admin = await adminContext.newPage();
+      admin.setDefaultTimeout(10_000);
+      watchErrors(admin, errors);
+    }, 60_000);
+    beforeEach(() => {
+      errors.length = 0;
+    });
+    afterAll(async () => {
+      await adminContext?.close();
+      await portico?.close();
+    });
+
+    it('signs the admin in through /login and lands on Users', async () => {
+      await admin.goto(`${portico.url}/admin`);
+      await expect.poll(() => admin.url()).toBe(`${portico.url}/login?next=/admin`);
+      const form = admin.getByRole('form', { name: 'Sign in with a password' });
+      await form.getByLabel('Email').fill(ADMIN.email);
+      await form.getByLabel('Password').fill(ADMIN.password);
+      await form.getByRole('button', { name: 'Sign in' }).click();
+      await admin.waitForURL(`${portico.url}/admin/users`);
+      await admin.getByRole('link', { name: ADMIN.email }).waitFor();
+      await admin.getByText(`Signed in as ${ADMIN.email}`).waitFor();
+      await shoot(admin, 'users');
+      await admin.getByRole('link', { name: ADMIN.email }).click();
+      await admin.getByRole('heading', { level: 1, name: ADMIN.email }).waitFor();
+      await admin
+        .getByRole('group', { name: 'Roles' })
+        .getByLabel(/^admin/)
+        .waitFor();
+      expect(
+        await admin
+          .getByRole('group', { name: 'Roles' })
+          .getByLabel(/^admin/)
+          .isChecked(),
+      ).toBe(true);
+      await shoot(admin, 'user');
+      expect(errors).toEqual([]);
+    });
+
+    it('invites a second admin, who accepts in another browser, then revokes that session live', async () => {
+      await admin
+        .getByRole('navigation', { name: 'Sections' })
+        .getByRole('link', { name: 'Invites' })
+        .click();
+      await admin.getByRole('heading', { level: 1, name: 'Invites' }).waitFor();
+      await admin.getByLabel('Email').fill(BOB.email);
+      await admin.getByLabel('admin', { exact: true }).check();
+      await admin.getByRole('button', { name: 'Create invite' }).click();
+      const link = await admin.getByLabel('Invite link').inputValue();
+      expect(link).toMatch(new RegExp(`^${portico.url}/auth/redeem\\?token=`));
+      await admin.getByRole('cell', { name: BOB.email, exact: true }).waitFor();
+      await shoot(admin, 'invites');
+
+      // The admin watches Sessions while Bob signs up: his session comes in live.
+      const listening = subscribedTo(portico, 'session.created');
+      await admin.getByRole('link', { name: 'Sessions' }).click();
+      await admin.getByRole('heading', { level: 1, name: 'Sessions' }).waitFor();
+      await listening;
+      const revoke = admin.getByRole('button', { name: `Revoke the session of ${BOB.email} from 127.0.0.1` });
+      expect(await revoke.count()).toBe(0);
+
+      const bobContext = await browser.newContext({ viewport: LAPTOP });
+      try {
+        const bob = await bobContext.newPage();
+        bob.setDefaultTimeout(10_000);
+        watchErrors(bob, errors);
+        await bob.goto(link);
+        await bob.getByRole('heading', { name: 'Accept your invite' }).waitFor();
+        await bob.getByLabel('Name').fill(BOB.name);
+        await bob.getByLabel(/^Password/).fill(BOB.password);
+        await bob.getByRole('button', { name: 'Create my account' }).click();
+        await bob.getByText(`Signed in as ${BOB.email}`).waitFor();
+        await revoke.waitFor();
+        await bob.goto(`${portico.url}/admin/blobs`);
+        await bob.getByRole('heading', { level: 1, name: 'Blobs' }).waitFor();
+        await shoot(admin, 'sessions');
+        await revoke.click();
+        // Bob's console leaves by itself, pushed by sessionRevoked: nobody reloads it.
+        await bob.waitForURL(/\/login\?reason=revoked/);
+        await bob.getByText('Your session was revoked. Sign in again to continue.').waitFor();
+        await expect.poll(() => revoke.count()).toBe(0);
+      } finally {
+        await bobContext.close();
+      }
+      expect(errors).toEqual([]);
+    });
+
+    it('creates a document, finds it through an index, and explains a version conflict', async () => {
+      await admin.getByRole('link', { name: 'Data', exact: true }).click();
+      await admin.getByRole('link', { name: 'notes', exact: true }).click();
+      await admin.getByRole('link', { name: 'New document' }).click();
+      await admin.getByLabel('Document JSON').fill(JSON.stringify({ tag: 'red', rank: 3, title: 'Hello' }));
+      await admin.getByRole('button', { name: 'Create document' }).click();
+      const heading = admin.getByRole('heading', { level: 1, name: /^Document / });
+      await heading.waitFor();
+      const id = (await heading.textContent())!.replace('Document ', '');
+
+      await admin.getByRole('link', { name: '← notes' }).click();
+      await admin.getByLabel('Index').selectOption('byTag');
+      await admin.getByLabel('tag', { exact: true }).fill('red');
+      await admin.getByLabel('Lower value').fill('2');
+      await admin.getByRole('button', { name: 'Run query' }).click();
+      await admin.getByText('1 document match.').waitFor();
+      await admin.getByLabel('Lower value').fill('4');
+      await admin.getByRole('button', { name: 'Run query' }).click();
+      await admin.getByText('0 documents match.').waitFor();
+      await admin.getByLabel('Lower value').fill('3');
+      await admin.getByRole('button', { name: 'Run query' }).click();
+      await admin.getByRole('link', { name: id }).waitFor();
+      await shoot(admin, 'data-query');
+
+      await admin.getByRole('link', { name: id }).click();
+      const json = admin.getByLabel('Document JSON');
+      await expect.poll(() => json.inputValue()).toContain('"title": "Hello"');
+      // Someone else writes version 2 while the admin edits version 1.
+      const patched = await api.gql(
+        'mutation ($id: ID!) { patchDocument(collection: "notes", id: $id, patch: { rank: 5 }) { version } }',
+        { id },
+      );
+      expect(patched.data).toEqual({ patchDocument: { version: 2 } });
+      await json.fill(JSON.stringify({ tag: 'red', rank: 3, title: 'Hi' }));
+      await admin.getByRole('button', { name: 'Save' }).click();
+      const alert = admin.getByRole('alert');
+      await alert.getByText('CONFLICT').waitFor();
+      await alert
+        .getByText('Someone saved this document since you opened version 1: it is at version 2 now.')
+        .waitFor();
+      await shoot(admin, 'data-conflict');
+      await admin.getByRole('button', { name: 'Load the current version (discards your text)' }).click();
+      await expect.poll(() => json.inputValue()).toContain('"rank": 5');
+      await admin.getByRole('button', { name: 'Save' }).click();
+      await admin.getByText('Saved as version 3.').waitFor();
+      expect(errors).toEqual([]);
+    });
+
+    it('uploads a blob with progress, previews, downloads and deletes it', async () => {
+      await admin.getByRole('link', { name: 'Blobs' }).click();
+      // A slow link (1 MiB at 1 MiB/s), so that the upload's progress is there to see.
+      const network = await adminContext.newCDPSession(admin);
+      await network.send('Network.emulateNetworkConditions', {
+        offline: false,
+        latency: 0,
+        downloadThroughput: -1,
+        uploadThroughput: 1024 * 1024,
+      });
+      await admin.getByLabel('File').setInputFiles({
+        name: 'zeros.bin',
+        mimeType: 'application/octet-stream',
+        buffer: Buffer.alloc(1024 * 1024),
+      });
+      await admin.getByRole('button', { name: 'Upload', exact: true }).click();
+      const progress = admin.getByLabel('Upload progress');
+      await expect.poll(async () => Number(await progress.getAttribute('value'))).toBeGreaterThan(0);
+      expect(Number(await progress.getAttribute('max'))).toBe(1024 * 1024);
+      await shoot(admin, 'blobs-upload');
+      await admin.getByText('Uploaded zeros.bin (1.0 MiB).').waitFor();
+      await network.send('Network.emulateNetworkConditions', {
+        offline: false,
+        latency: 0,
+        downloadThroughput: -1,
+        uploadThroughput: -1,
+      });
+      await network.detach();
+
+      await admin.getByLabel('File').setInputFiles({ name: 'dot.png', mimeType: 'image/png', buffer: PNG });
+      await admin.getByRole('button', { name: 'Upload', exact: true }).click();
+      await admin.getByText('Uploaded dot.png (75 B).').waitFor();
+      const preview = admin.getByRole('img', { name: 'Preview of dot.png' });
+      await preview.waitFor();
+      await expect.poll(() => preview.evaluate((image: HTMLImageElement) => image.naturalWidth)).toBe(2);
+      await shoot(admin, 'blobs');
+      const [download] = await Promise.all([
+        admin.waitForEvent('download'),
+        admin.getByRole('link', { name: 'Download dot.png' }).click(),
+      ]);
+      expect(download.suggestedFilename()).toBe('dot.png');
+      expect(await readFile((await download.path())!)).toEqual(PNG);
+
+      // A delete asks first, with the confirm button focused for the keyboard.
+      await admin.getByRole('button', { name: 'Delete dot.png' }).click();
+      const confirm = admin
+        .getByRole('group', { name: 'Delete dot.png?' })
+        .getByRole('button', { name: 'Delete' });
+      await expect.poll(() => confirm.evaluate((button) => button === document.activeElement)).toBe(true);
+      await admin.keyboard.press('Enter');
+      await expect.poll(() => admin.getByRole('img', { name: 'Preview of dot.png' }).count()).toBe(0);
+      await admin.getByRole('button', { name: 'Delete zeros.bin' }).waitFor();
+      expect(errors).toEqual([]);
+    });
+
+    it('shows leases, API keys and the audit log', async () => {
+      const lease = await api.gql(
+        'mutation { acquireLease(key: "jobs/nightly", ttlSeconds: 600) { token } }',
+      );
+      expect(lease.data).toEqual({ acquireLease: { token: 1 } });
+      await admin.getByRole('link', { name: 'Leases' }).click();
+      await admin.getByLabel('Key starts with').fill('jobs/');
+      await admin.getByRole('button', { name: 'Filter' }).click();
+      await admin.getByRole('cell', { name: 'jobs/nightly' }).waitFor();
+      await shoot(admin, 'leases');
+
+      await admin.getByRole('link', { name: 'API keys & devices' }).click();
+      await admin.getByLabel('Name').fill('backup job');
+      await admin.getByLabel('Scopes, separated by spaces').fill('blobs:write');
+      await admin.getByRole('button', { name: 'Create key' }).click();
+      const secret = await admin.getByLabel('API key', { exact: true }).inputValue();
+      expect(secret).toMatch(/^pk_/);
+      const program = portico.client();
+      const viaKey = await program.gql('{ viewer { scopes } }', {}, { authorization: `Bearer ${secret}` });
+      expect(viaKey.data).toEqual({ viewer: { scopes: ['blobs:write'] } });
+      await shoot(admin, 'keys');
+      await admin.getByRole('button', { name: 'Revoke the key backup job' }).click();
+      await expect.poll(() => admin.getByRole('cell', { name: 'backup job' }).count()).toBe(0);
+      const revoked = await program.gql(
+        '{ viewer { user { id } } }',
+        {},
+        { authorization: `Bearer ${secret}` },
+      );
+      expect(revoked.data).toEqual({ viewer: { user: null } });
+
+      await admin.getByRole('link', { name: 'Audit log' }).click();
+      await admin.getByLabel('User’s email').fill(BOB.email);
+      await admin.getByLabel('Kind').selectOption('INVITE_ACCEPTED');
+      await admin.getByRole('button', { name: 'Apply filter' }).click();
+      await admin.getByRole('status').getByText(BOB.email).waitFor();
+      await admin.getByRole('cell', { name: 'INVITE_ACCEPTED' }).waitFor();
+      expect(await admin.getByRole('cell', { name: 'SIGNED_UP' }).count()).toBe(0);
+      await shoot(admin, 'audit');
+
+      await admin.setViewportSize(PHONE);
+      await admin.getByRole('link', { name: 'Users' }).click();
+      await admin.getByRole('link', { name: BOB.email }).waitFor();
+      await shoot(admin, 'users-phone');
+      await admin.setViewportSize(LAPTOP);
+      expect(errors).toEqual([]);
+    });
+
+    it('links to GraphiQL and signs out', async () => {
+      await admin.getByRole('link', { name: 'GraphiQL' }).click();
+      // GraphiQL's own page may fetch its scripts from a CDN, which this machine cannot reach.
+      await admin.waitForURL(`${portico.url}/graphql`, { waitUntil: 'commit' });
+      await admin.goBack();
+      await admin.getByRole('button', { name: 'Sign out' }).click();
+      await admin.waitForURL(`${portico.url}/login`);
+      await admin.goto(`${portico.url}/admin/users`);
+      await expect.poll(() => admin.url()).toBe(`${portico.url}/login?next=/admin/users`);
+    });
+  });
+});
