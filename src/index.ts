@@ -13,7 +13,7 @@ export { fail, isDatabaseUnavailable, PorticoError } from './errors.ts';
 export type { PageOptions } from './html.ts';
 export { csrfFor, csrfOk, escapeHtml, html, readForm, redirect, renderPage, SafeHtml } from './html.ts';
 export { fromGlobalId, newId, toGlobalId } from './ids.ts';
-export type { Credential, CredentialEnd, CredentialKind, EndedFinder } from './live.ts';
+export type { Credential, CredentialEnd, CredentialKind, CredentialWatch, EndedFinder } from './live.ts';
 export { credentialOf, LiveCredentials } from './live.ts';
 export type { Logger } from './logger.ts';
 export type { CredentialResolver, ModuleCommand, ModuleDefinition, PorticoModule } from './module.ts';

@@ -29,6 +29,15 @@ type EndListener = (end: CredentialEnd) => void;
 /** Of these credential ids, the ones that have ended, with why. */
 export type EndedFinder = (ids: string[]) => Promise<Map<string, CredentialEnd>>;
 
+export interface CredentialWatch {
+  /** Listens to the owner's end-of-credential events; returns the function that stops listening. */
+  announced: (end: (id: string, why: CredentialEnd) => void) => () => void;
+  /** How often the tracked credentials are looked up; 0 turns the re-check off. */
+  recheckMs: number;
+  findEnded: EndedFinder;
+  onError: (error: unknown) => void;
+}
+
 /**
  * The credentials behind this instance's long-lived streams (subscriptions over SSE or
  * WebSocket). The modules that own a kind of credential report its end here: from their
@@ -85,15 +94,14 @@ export class LiveCredentials {
   }
 
   /**
-   * Every `intervalMs`, asks `findEnded` which tracked credentials of `kind` have ended (one
-   * batched lookup for all of them) and ends their streams. Returns the stop function.
+   * How the module that owns a kind of credential reports ends: at once from its `announced`
+   * events (any instance's, through the pub/sub), and every `recheckMs` (0: never) by asking
+   * `findEnded` which tracked credentials have ended, in one batched lookup for all of them.
+   * Returns the stop function.
    */
-  recheck(
-    kind: CredentialKind,
-    intervalMs: number,
-    findEnded: EndedFinder,
-    onError: (error: unknown) => void,
-  ) {
+  watch(kind: CredentialKind, { announced, recheckMs, findEnded, onError }: CredentialWatch) {
+    const unlisten = announced((id, end) => this.end({ kind, id }, end));
+    if (recheckMs <= 0) return unlisten;
     const run = async () => {
       const ids = this.tracked(kind);
       if (ids.length === 0) return;
@@ -112,9 +120,10 @@ export class LiveCredentials {
       return running;
     };
     this.#rechecks.add(tick);
-    const timer = setInterval(tick, intervalMs);
+    const timer = setInterval(tick, recheckMs);
     timer.unref();
     return () => {
+      unlisten();
       clearInterval(timer);
       this.#rechecks.delete(tick);
     };

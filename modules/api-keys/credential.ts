@@ -142,26 +142,15 @@ export async function activeKeyIds(runtime: Runtime, ids: Iterable<string>): Pro
  * Ends the open streams of keys that stop working: at once on a revocation event, and through
  * the periodic batched re-check (lost events, expiry). Returns the stop function.
  */
-export function watchLiveKeys(runtime: Runtime): () => void {
-  const { live, pubsub, settings, log } = runtime;
-  const offRevoked = pubsub.on('apiKey.revoked', ({ apiKeyId, reason, at }) =>
-    live.end({ kind: 'apiKey', id: apiKeyId }, { reason, at }),
-  );
-  const seconds = settings.session.recheckSeconds;
-  const stopRecheck =
-    seconds > 0
-      ? live.recheck(
-          'apiKey',
-          seconds * 1000,
-          (ids) => endedKeys(runtime, ids),
-          (error) => log.warn({ err: error }, 're-check of the API keys behind open streams failed'),
-        )
-      : () => {};
-  return () => {
-    offRevoked();
-    stopRecheck();
-  };
-}
+export const watchLiveKeys = (runtime: Runtime) =>
+  runtime.live.watch('apiKey', {
+    announced: (end) =>
+      runtime.pubsub.on('apiKey.revoked', ({ apiKeyId, reason, at }) => end(apiKeyId, { reason, at })),
+    recheckMs: runtime.settings.session.recheckSeconds * 1000,
+    findEnded: (ids) => endedKeys(runtime, ids),
+    onError: (error) =>
+      runtime.log.warn({ err: error }, 're-check of the API keys behind open streams failed'),
+  });
 
 /** Revokes keys, evicts them at once, and announces each revocation. */
 export async function revokeKeys(

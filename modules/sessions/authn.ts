@@ -213,26 +213,15 @@ export async function activeSessionIds(runtime: Runtime, ids: Iterable<string>):
  * instance), and through the periodic batched re-check, which catches lost events and
  * timeouts. Returns the stop function.
  */
-export function watchLiveSessions(runtime: Runtime): () => void {
-  const { live, pubsub, settings, log } = runtime;
-  const offRevoked = pubsub.on('session.revoked', ({ sessionId, reason, at }) =>
-    live.end({ kind: 'session', id: sessionId }, { reason, at }),
-  );
-  const seconds = settings.session.recheckSeconds;
-  const stopRecheck =
-    seconds > 0
-      ? live.recheck(
-          'session',
-          seconds * 1000,
-          (ids) => endedSessions(runtime, ids),
-          (error) => log.warn({ err: error }, 're-check of the sessions behind open streams failed'),
-        )
-      : () => {};
-  return () => {
-    offRevoked();
-    stopRecheck();
-  };
-}
+export const watchLiveSessions = (runtime: Runtime) =>
+  runtime.live.watch('session', {
+    announced: (end) =>
+      runtime.pubsub.on('session.revoked', ({ sessionId, reason, at }) => end(sessionId, { reason, at })),
+    recheckMs: runtime.settings.session.recheckSeconds * 1000,
+    findEnded: (ids) => endedSessions(runtime, ids),
+    onError: (error) =>
+      runtime.log.warn({ err: error }, 're-check of the sessions behind open streams failed'),
+  });
 
 /** Revokes sessions, evicts them from the cache at once, and announces each revocation. */
 export async function revoke(
