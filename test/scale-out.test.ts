@@ -1,6 +1,7 @@
 import type { ExecutionResult } from 'graphql';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fromGlobalId } from '../src/index.ts';
 import {
   ADMIN,
   collect,
@@ -264,3 +265,41 @@ describe.skipIf(!postgresUrl).each(['postgres', 'redis'] as const)(
     }
   },
 );
+
+describe.skipIf(!postgresUrl)('after a LISTEN connection is terminated', () => {
+  it('re-checks the open streams at once: a revocation sent meanwhile still ends them', async () => {
+    // A re-check interval far beyond the test: only the gap can end the stream in time.
+    const cluster = await startCluster({ config: { signup: 'open', session: { recheckSeconds: 60 } } });
+    try {
+      const [, b] = cluster.instances as [unknown, NonNullable<(typeof cluster.instances)[1]>];
+      const user = b.client();
+      const signedUp = await user.gql<{ signUp: { session: { id: string } } }>(
+        'mutation { signUp(input: { email: "gap@example.com", password: "a long enough passphrase" }) { session { id } } }',
+      );
+      const stream = collect(connectWs(b.url, { client: user }).client.iterate({ query: REVOKED }));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const admin = new pg.Client({ connectionString: cluster.databaseUrl });
+      await admin.connect();
+      try {
+        // The revocation's event is lost: it is written with no NOTIFY at all.
+        const revoked = await admin.query(
+          "update sessions set revoked_at = now(), revoked_reason = 'ADMIN' where id = $1",
+          [fromGlobalId(signedUp.data!.signUp.session.id, 'Session')],
+        );
+        expect(revoked.rowCount).toBe(1);
+        const terminated = await admin.query(
+          "select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and application_name = 'portico-pubsub-listen'",
+        );
+        expect(terminated.rowCount).toBe(2);
+      } finally {
+        await admin.end();
+      }
+      await eventually(() => stream.completed, 'the stream to end after the gap', 5_000);
+      expect(stream.results).toEqual([
+        { data: { sessionRevoked: { sessionId: expect.any(String), reason: 'ADMIN' } } },
+      ]);
+    } finally {
+      await cluster.close();
+    }
+  }, 30_000);
+});
