@@ -42,14 +42,7 @@ import {
   UsersDocument,
   ViewerDocument,
 } from '../client/index.ts';
-import {
-  backends,
-  bootstrapAdmin,
-  freePort,
-  startGateway,
-  type TestClient,
-  type TestGateway,
-} from './harness.ts';
+import { backends, freePort, startGatewayWithAdmin, type TestClient, type TestGateway } from './harness.ts';
 
 /** The operation files this suite covers; each of their operations must run below. */
 const OPERATION_FILES = ['invites', 'api-keys', 'audit', 'collections', 'blobs', 'leases', 'subscriptions'];
@@ -114,14 +107,7 @@ describe.each(backends)('the typed client against a gateway on %s', (backend) =>
     // No apiKey means the key `portico login` saved: an empty folder, so none.
     configHome = await mkdtemp(join(tmpdir(), 'portico-client-config-'));
     process.env.XDG_CONFIG_HOME = configHome;
-    const port = await freePort();
-    portico = await startGateway({
-      backend,
-      port,
-      env: { PORTICO_PUBLIC_URL: `http://127.0.0.1:${port}` },
-      config: CONFIG,
-    });
-    browser = await bootstrapAdmin(portico);
+    ({ portico, admin: browser } = await startGatewayWithAdmin({ backend, config: CONFIG }));
     const session = connect({
       url: portico.url,
       headers: { cookie: browser.cookieHeader },

@@ -17,14 +17,7 @@ import {
   UsersDocument,
   ViewerDocument,
 } from '../client/index.ts';
-import {
-  backends,
-  bootstrapAdmin,
-  freePort,
-  startGateway,
-  type TestClient,
-  type TestGateway,
-} from './harness.ts';
+import { backends, startGatewayWithAdmin, type TestClient, type TestGateway } from './harness.ts';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'portico.ts');
 
@@ -95,14 +88,10 @@ describe.each(backends)('portico login and the saved key on %s', (backend) => {
     // The clients of this process read the same folder the spawned CLI writes.
     process.env.XDG_CONFIG_HOME = configHome;
     file = credentialsPath();
-    const port = await freePort();
-    gateway = await startGateway({
+    ({ portico: gateway, admin: browser } = await startGatewayWithAdmin({
       backend,
-      port,
-      env: { PORTICO_PUBLIC_URL: `http://127.0.0.1:${port}` },
       config: { device: { intervalSeconds: 1 } },
-    });
-    browser = await bootstrapAdmin(gateway);
+    }));
   });
   afterAll(async () => {
     await gateway?.close();

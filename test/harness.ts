@@ -246,6 +246,23 @@ export async function bootstrapAdmin(portico: TestGateway, profile = ADMIN): Pro
 
 export { REDEEM as REDEEM_TOKEN };
 
+/**
+ * A gateway listening on a port chosen first, so that its public URL is its real address (the
+ * links it hands out, device verification and invites, then work from here), with the first
+ * admin bootstrapped: `admin` is signed in as ADMIN.
+ */
+export async function startGatewayWithAdmin(
+  options: Omit<StartOptions, 'port'> = {},
+): Promise<{ portico: TestGateway; admin: TestClient }> {
+  const port = await freePort();
+  const portico = await startGateway({
+    ...options,
+    port,
+    env: { PORTICO_PUBLIC_URL: `http://127.0.0.1:${port}`, ...options.env },
+  });
+  return { portico, admin: await bootstrapAdmin(portico) };
+}
+
 /** The contract's code of the first error, for terse assertions. */
 export const codeOf = (result: Pick<GraphQLResponse<unknown>, 'errors'>) =>
   result.errors?.[0]?.extensions?.code;

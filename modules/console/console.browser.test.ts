@@ -3,14 +3,13 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { Kind, parse } from 'graphql';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   ADMIN,
   backends,
-  bootstrapAdmin,
-  freePort,
-  startGateway,
+  startGatewayWithAdmin,
   type TestClient,
   type TestGateway,
 } from '../../test/harness.ts';
@@ -61,6 +60,22 @@ function subscribedTo(portico: TestGateway, topic: 'session.created') {
   });
 }
 
+/** Notes the name of every GraphQL operation the page sends, over HTTP (queries, SSE) or the WebSocket. */
+function noteOperations(page: Page, names: Set<string>) {
+  const note = (name: unknown) => typeof name === 'string' && names.add(name);
+  page.on('request', (request) => {
+    if (request.method() === 'POST' && new URL(request.url()).pathname === '/graphql') {
+      note(request.postDataJSON()?.operationName);
+    }
+  });
+  page.on('websocket', (socket) =>
+    socket.on('framesent', ({ payload }) => {
+      const message = JSON.parse(String(payload)) as { type?: string; payload?: { operationName?: string } };
+      if (message.type === 'subscribe') note(message.payload?.operationName);
+    }),
+  );
+}
+
 async function screenshot(page: Page, name: string) {
   if (!SCREENSHOTS) return;
   await mkdir(`${ROOT}docs/screenshots`, { recursive: true });
@@ -98,27 +113,25 @@ describe.skipIf(!existsSync(CHROMIUM))('the admin console in Chromium', () => {
     let adminContext: BrowserContext;
     let admin: Page;
     const errors: string[] = [];
+    const executed = new Set<string>();
     // Screenshots once: the screens are the same on both databases.
     const shoot = (page: Page, name: string) => (backend === 'sqlite' ? screenshot(page, name) : undefined);
 
     beforeAll(async () => {
-      const port = await freePort();
-      portico = await startGateway({
+      ({ portico, admin: api } = await startGatewayWithAdmin({
         backend,
-        port,
-        env: { PORTICO_PUBLIC_URL: `http://127.0.0.1:${port}` },
         config: {
           signup: 'invite',
           roles: { member: ['notes:read', 'blobs:write'] },
           defaultRoles: ['member'],
           collections: { notes: { indexes: { byTag: ['tag', 'rank'] } } },
         },
-      });
-      api = await bootstrapAdmin(portico);
+      }));
       adminContext = await browser.newContext({ viewport: LAPTOP, acceptDownloads: true });
       admin = await adminContext.newPage();
       admin.setDefaultTimeout(10_000);
       watchErrors(admin, errors);
+      noteOperations(admin, executed);
     }, 60_000);
     beforeEach(() => {
       errors.length = 0;
@@ -362,6 +375,16 @@ describe.skipIf(!existsSync(CHROMIUM))('the admin console in Chromium', () => {
       await admin.waitForURL(`${portico.url}/login`);
       await admin.goto(`${portico.url}/admin/users`);
       await expect.poll(() => admin.url()).toBe(`${portico.url}/login?next=/admin/users`);
+    });
+
+    // The shared operations it also runs are the typed client's, checked by the suites of their files.
+    it('has run every operation of client/operations/console.graphql', async () => {
+      const source = await readFile(`${ROOT}client/operations/console.graphql`, 'utf8');
+      const operations = parse(source)
+        .definitions.filter((definition) => definition.kind === Kind.OPERATION_DEFINITION)
+        .map((definition) => definition.name!.value);
+      expect(operations.length).toBeGreaterThan(0);
+      expect(operations.filter((name) => !executed.has(name))).toEqual([]);
     });
   });
 });

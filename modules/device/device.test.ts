@@ -2,10 +2,8 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   backends,
-  bootstrapAdmin,
   codeOf,
-  freePort,
-  startGateway,
+  startGatewayWithAdmin,
   type TestClient,
   type TestGateway,
 } from '../../test/harness.ts';
@@ -17,14 +15,10 @@ describe.each(backends)('device authorization grant on %s', (backend) => {
   let admin: TestClient;
 
   beforeAll(async () => {
-    const port = await freePort();
-    portico = await startGateway({
+    ({ portico, admin } = await startGatewayWithAdmin({
       backend,
-      port,
-      env: { PORTICO_PUBLIC_URL: `http://127.0.0.1:${port}` },
       config: { roles: { member: ['notes:read'] }, device: { intervalSeconds: 1 } },
-    });
-    admin = await bootstrapAdmin(portico);
+    }));
   });
   afterAll(() => portico?.close());
 

@@ -1,9 +1,5 @@
 import { useEffect } from 'preact/hooks';
-import {
-  ConsoleLogOutDocument,
-  ConsoleSessionRevokedDocument,
-  ConsoleViewerDocument,
-} from '../../../client/index.ts';
+import { LogOutDocument, SessionRevokedDocument, ViewerDocument } from '../../../client/index.ts';
 import { client, leave, signInAgain } from './api.ts';
 import { Link, navigate, useLocation } from './router.tsx';
 import { AuditScreen } from './screens/audit.tsx';
@@ -71,7 +67,7 @@ function NotFound() {
  */
 function useRevocationWatch() {
   return useSubscription(
-    () => client.subscribe(ConsoleSessionRevokedDocument),
+    () => client.subscribe(SessionRevokedDocument),
     ({ sessionRevoked }) => {
       // Signing out (here or in another tab) needs no explanation; anything else does.
       if (sessionRevoked.reason === 'LOGOUT') leave('/login');
@@ -83,7 +79,7 @@ function useRevocationWatch() {
 
 export function App() {
   const where = useLocation();
-  const viewer = useLoad(() => client.query(ConsoleViewerDocument, {}), []);
+  const viewer = useLoad(() => client.query(ViewerDocument, {}), []);
   const logOut = useAction();
   const watch = useRevocationWatch();
   useEffect(() => {
@@ -106,7 +102,7 @@ export function App() {
             disabled={logOut.busy}
             onClick={() =>
               logOut.run(async () => {
-                await client.mutate(ConsoleLogOutDocument, {});
+                await client.mutate(LogOutDocument, {});
                 leave('/login');
               })
             }

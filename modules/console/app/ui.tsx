@@ -107,6 +107,8 @@ export function useAction() {
   return { run, busy, problem, setProblem };
 }
 
+export type Action = ReturnType<typeof useAction>;
+
 /**
  * Keeps a subscription open while the component is shown and hands each result to `onResult`.
  * A stream the server ends, or a dropped connection, is opened again a little later; a refusal
@@ -171,6 +173,15 @@ export function ProblemNote({
   );
 }
 
+/** A mistake found before anything was sent (a form filled in wrong), said where the form is. */
+export function Mistake({ text }: { text: string }) {
+  return text ? (
+    <p class="problem" role="alert">
+      {text}
+    </p>
+  ) : null;
+}
+
 /** The screen's title; it takes focus on arrival so keyboard and screen-reader users start there. */
 export function Heading({ children, title }: { children: ComponentChildren; title: string }) {
   const ref = useRef<HTMLHeadingElement>(null);
@@ -202,6 +213,47 @@ export function ListState({
       </p>
     );
   return empty ? <p class="note">{children}</p> : null;
+}
+
+/**
+ * A one-field filter in a search landmark: the list follows what is submitted, not every
+ * keystroke. `children` go after the submit button (e.g. a refresh).
+ */
+export function SearchForm({
+  label,
+  submitLabel,
+  searchBox = false,
+  onSearch,
+  children,
+}: {
+  label: string;
+  submitLabel: string;
+  /** A search box (type="search", which browsers give a clear button); a plain text field otherwise. */
+  searchBox?: boolean;
+  onSearch: (text: string) => void;
+  children?: ComponentChildren;
+}) {
+  const [draft, setDraft] = useState('');
+  // Spread as one of two objects: Preact's types take `type` only as a literal of a kind of input.
+  const kind = searchBox ? ({ type: 'search' } as const) : { type: undefined };
+  return (
+    <search>
+      <form
+        class="inline"
+        onSubmit={(event) => {
+          event.preventDefault();
+          onSearch(draft);
+        }}
+      >
+        <label>
+          {label}
+          <input {...kind} value={draft} onInput={(event) => setDraft(event.currentTarget.value)} />
+        </label>
+        <button type="submit">{submitLabel}</button>
+        {children}
+      </form>
+    </search>
+  );
 }
 
 const minutes = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
@@ -277,6 +329,26 @@ export function ConfirmButton({
 }
 
 /**
+ * A row's Revoke button: runs `revoke` as `action` (disabled while that is busy). `label` says
+ * what it revokes, for screen readers, since every row's button reads the same.
+ */
+export function RevokeButton({
+  action,
+  label,
+  revoke,
+}: {
+  action: Action;
+  label: string;
+  revoke: () => Promise<unknown>;
+}) {
+  return (
+    <button type="button" disabled={action.busy} aria-label={label} onClick={() => action.run(revoke)}>
+      Revoke
+    </button>
+  );
+}
+
+/**
  * A secret or link shown once, selectable, with a copy button. The clipboard API needs a
  * secure context (https or localhost); elsewhere the text is selected for a manual copy.
  */
@@ -327,44 +399,59 @@ export interface Column<T> {
 /**
  * A table with a caption for screen readers. On a phone each row becomes a card whose
  * cells carry their column's name (`data-label`), so nothing needs sideways scrolling.
+ * With `empty`, a ListState above it says when `loaded` has no answer yet, or that there are
+ * no rows (in those words).
  */
 export function DataTable<T>({
   caption,
   columns,
   rows,
   rowKey,
+  loaded,
+  empty,
 }: {
   caption: string;
   columns: Column<T>[];
   rows: T[];
   rowKey: (row: T) => string;
+  loaded?: Pick<Loaded<unknown>, 'data' | 'loading'>;
+  empty?: string;
 }) {
-  if (rows.length === 0) return null;
+  const state =
+    empty === undefined ? null : (
+      <ListState loading={!!loaded?.loading && !loaded.data} empty={rows.length === 0}>
+        {empty}
+      </ListState>
+    );
+  if (rows.length === 0) return state;
   return (
-    <div class="table-wrap">
-      <table>
-        <caption class="visually-hidden">{caption}</caption>
-        <thead>
-          <tr>
-            {columns.map((column) => (
-              <th scope="col" key={column.label} class={column.kind}>
-                {column.label}
-              </th>
-            ))}
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map((row) => (
-            <tr key={rowKey(row)}>
+    <>
+      {state}
+      <div class="table-wrap">
+        <table>
+          <caption class="visually-hidden">{caption}</caption>
+          <thead>
+            <tr>
               {columns.map((column) => (
-                <td key={column.label} class={column.kind} data-label={column.label}>
-                  {column.cell(row)}
-                </td>
+                <th scope="col" key={column.label} class={column.kind}>
+                  {column.label}
+                </th>
               ))}
             </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+          </thead>
+          <tbody>
+            {rows.map((row) => (
+              <tr key={rowKey(row)}>
+                {columns.map((column) => (
+                  <td key={column.label} class={column.kind} data-label={column.label}>
+                    {column.cell(row)}
+                  </td>
+                ))}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </>
   );
 }

@@ -1,14 +1,14 @@
 import { useState } from 'preact/hooks';
 import {
   type AuditEventKind,
-  ConsoleAuditEventsDocument,
+  AuditEventsDocument,
   ConsoleAuditKindsDocument,
   ConsoleUserDocument,
-  ConsoleUsersDocument,
+  UsersDocument,
 } from '../../../../client/index.ts';
 import { client } from '../api.ts';
 import { Link, navigate, segment } from '../router.tsx';
-import { DataTable, Heading, ListState, ProblemNote, Time, useAction, useLoad, usePages } from '../ui.tsx';
+import { DataTable, Heading, Mistake, ProblemNote, Time, useAction, useLoad, usePages } from '../ui.tsx';
 
 /** The audit log, newest first; `userId` (from `?user=`) narrows it to one user. */
 export function AuditScreen({ userId }: { userId: string | null }) {
@@ -32,7 +32,7 @@ export function AuditScreen({ userId }: { userId: string | null }) {
     'audit events',
     async (after) =>
       (
-        await client.query(ConsoleAuditEventsDocument, {
+        await client.query(AuditEventsDocument, {
           userId,
           kind: (kind || null) as AuditEventKind | null,
           after,
@@ -48,7 +48,7 @@ export function AuditScreen({ userId }: { userId: string | null }) {
       setKind(kindDraft);
       const wanted = email.trim().toLowerCase();
       if (!wanted) return;
-      const { users } = await client.query(ConsoleUsersDocument, { search: wanted, first: 20 });
+      const { users } = await client.query(UsersDocument, { search: wanted, first: 20 });
       const match = users.edges.find((edge) => edge.node.email.toLowerCase() === wanted)?.node;
       if (match) navigate(`/audit?user=${encodeURIComponent(match.id)}`);
       else setMistake(`No user has the address “${email.trim()}”.`);
@@ -101,11 +101,7 @@ export function AuditScreen({ userId }: { userId: string | null }) {
         <p class="note" id="audit-user-note">
           Leave the address empty to keep the user filter as it is.
         </p>
-        {mistake ? (
-          <p class="problem" role="alert">
-            {mistake}
-          </p>
-        ) : null}
+        <Mistake text={mistake} />
         <ProblemNote problem={lookup.problem ?? kinds.problem ?? subject.problem} />
       </form>
       {userId && subject.data ? (
@@ -115,12 +111,11 @@ export function AuditScreen({ userId }: { userId: string | null }) {
         </p>
       ) : null}
       <ProblemNote problem={events.problem} />
-      <ListState loading={events.loading && !events.data} empty={events.items.length === 0}>
-        No events match.
-      </ListState>
       <DataTable
         caption="Audit events"
         rows={events.items}
+        loaded={events}
+        empty="No events match."
         rowKey={(event) => event.id}
         columns={[
           { label: 'When', cell: (event) => <Time value={event.at} seconds /> },

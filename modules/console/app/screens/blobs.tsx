@@ -1,5 +1,5 @@
 import { useRef, useState } from 'preact/hooks';
-import { ConsoleBlobsDocument, ConsoleDeleteBlobDocument } from '../../../../client/index.ts';
+import { BlobsDocument, DeleteBlobDocument } from '../../../../client/index.ts';
 import { client } from '../api.ts';
 import {
   ConfirmButton,
@@ -16,11 +16,7 @@ import {
 const PREVIEWABLE = /^image\/(png|jpeg|gif|webp|avif)$/;
 
 export function BlobsScreen() {
-  const blobs = usePages(
-    'blobs',
-    async (after) => (await client.query(ConsoleBlobsDocument, { after })).blobs,
-    [],
-  );
+  const blobs = usePages('blobs', async (after) => (await client.query(BlobsDocument, { after })).blobs, []);
   const upload = useAction();
   const remove = useAction();
   const [progress, setProgress] = useState<{ loaded: number; total: number } | null>(null);
@@ -120,7 +116,7 @@ export function BlobsScreen() {
                       disabled={remove.busy}
                       onConfirm={() =>
                         remove.run(async () => {
-                          await client.mutate(ConsoleDeleteBlobDocument, { id: blob.id });
+                          await client.mutate(DeleteBlobDocument, { id: blob.id });
                           blobs.reload();
                         })
                       }

@@ -1,12 +1,12 @@
 import { useEffect, useState } from 'preact/hooks';
 import {
-  ConsoleCollectionsDocument,
-  ConsoleCountDocumentsDocument,
-  ConsoleDeleteDocumentDocument,
-  ConsoleDocumentDocument,
-  ConsoleDocumentsDocument,
-  ConsolePutDocumentDocument,
+  CollectionsDocument,
+  CountDocumentsDocument,
+  DeleteDocumentDocument,
+  DocumentDocument,
+  DocumentsDocument,
   type IndexQuery,
+  PutDocumentDocument,
   type SortOrder,
 } from '../../../../client/index.ts';
 import { client, type Problem } from '../api.ts';
@@ -15,7 +15,7 @@ import {
   ConfirmButton,
   DataTable,
   Heading,
-  ListState,
+  Mistake,
   ProblemNote,
   Time,
   useAction,
@@ -26,11 +26,10 @@ import {
 /** The collections the configuration declares, with how many documents each holds. */
 export function DataScreen() {
   const loaded = useLoad(async () => {
-    const { collections } = await client.query(ConsoleCollectionsDocument, {});
+    const { collections } = await client.query(CollectionsDocument, {});
     const counts = await Promise.all(
       collections.map(
-        async ({ name }) =>
-          (await client.query(ConsoleCountDocumentsDocument, { collection: name })).countDocuments,
+        async ({ name }) => (await client.query(CountDocumentsDocument, { collection: name })).countDocuments,
       ),
     );
     return collections.map((collection, i) => ({ ...collection, count: counts[i]! }));
@@ -40,12 +39,11 @@ export function DataScreen() {
     <>
       <Heading title="Data">Data</Heading>
       <ProblemNote problem={loaded.problem} />
-      <ListState loading={loaded.loading && !loaded.data} empty={collections.length === 0}>
-        No collections. Declare them under “collections” in the configuration.
-      </ListState>
       <DataTable
         caption="Collections"
         rows={collections}
+        loaded={loaded}
+        empty="No collections. Declare them under “collections” in the configuration."
         rowKey={(collection) => collection.name}
         columns={[
           {
@@ -132,11 +130,50 @@ function whereOf(
   return { where: Object.keys(where).length > 0 ? where : null };
 }
 
+const LOWER_OPS = { gte: 'at least (≥)', gt: 'more than (>)' } as const;
+const UPPER_OPS = { lte: 'at most (≤)', lt: 'less than (<)' } as const;
+
+/** One end of a range: how it compares (`ops`, in the order offered) and the value. */
+function Bound<Op extends string>({
+  side,
+  ops,
+  op,
+  value,
+  onOp,
+  onValue,
+}: {
+  side: 'Lower' | 'Upper';
+  ops: Record<Op, string>;
+  op: Op;
+  value: string;
+  onOp: (op: Op) => void;
+  onValue: (value: string) => void;
+}) {
+  return (
+    <>
+      <label>
+        {side} bound
+        <select value={op} onChange={(event) => onOp(event.currentTarget.value as Op)}>
+          {(Object.entries(ops) as [Op, string][]).map(([name, label]) => (
+            <option key={name} value={name}>
+              {label}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        {side} value
+        <input value={value} onInput={(event) => onValue(event.currentTarget.value)} />
+      </label>
+    </>
+  );
+}
+
 /** Browses one collection through one of its indexes. */
 export function CollectionScreen({ name }: { name: string }) {
   const definition = useLoad(
     async () =>
-      (await client.query(ConsoleCollectionsDocument, {})).collections.find((c) => c.name === name) ?? null,
+      (await client.query(CollectionsDocument, {})).collections.find((c) => c.name === name) ?? null,
     [name],
   );
   const [draft, setDraft] = useState<Filter>(emptyFilter());
@@ -158,13 +195,13 @@ export function CollectionScreen({ name }: { name: string }) {
   const documents = usePages(
     'documents',
     async (after) =>
-      (await client.query(ConsoleDocumentsDocument, { collection: name, ...applied, after })).documents,
+      (await client.query(DocumentsDocument, { collection: name, ...applied, after })).documents,
     [name, applied],
   );
   const count = useLoad(
     async () =>
       (
-        await client.query(ConsoleCountDocumentsDocument, {
+        await client.query(CountDocumentsDocument, {
           collection: name,
           index: applied.index,
           where: applied.where,
@@ -257,40 +294,22 @@ export function CollectionScreen({ name }: { name: string }) {
               <fieldset>
                 <legend>Range on {rangeField}</legend>
                 <div class="row">
-                  <label>
-                    Lower bound
-                    <select
-                      value={draft.lowerOp}
-                      onChange={(event) => set({ lowerOp: event.currentTarget.value as Filter['lowerOp'] })}
-                    >
-                      <option value="gte">at least (≥)</option>
-                      <option value="gt">more than (&gt;)</option>
-                    </select>
-                  </label>
-                  <label>
-                    Lower value
-                    <input
-                      value={draft.lower}
-                      onInput={(event) => set({ lower: event.currentTarget.value })}
-                    />
-                  </label>
-                  <label>
-                    Upper bound
-                    <select
-                      value={draft.upperOp}
-                      onChange={(event) => set({ upperOp: event.currentTarget.value as Filter['upperOp'] })}
-                    >
-                      <option value="lte">at most (≤)</option>
-                      <option value="lt">less than (&lt;)</option>
-                    </select>
-                  </label>
-                  <label>
-                    Upper value
-                    <input
-                      value={draft.upper}
-                      onInput={(event) => set({ upper: event.currentTarget.value })}
-                    />
-                  </label>
+                  <Bound
+                    side="Lower"
+                    ops={LOWER_OPS}
+                    op={draft.lowerOp}
+                    value={draft.lower}
+                    onOp={(lowerOp) => set({ lowerOp })}
+                    onValue={(lower) => set({ lower })}
+                  />
+                  <Bound
+                    side="Upper"
+                    ops={UPPER_OPS}
+                    op={draft.upperOp}
+                    value={draft.upper}
+                    onOp={(upperOp) => set({ upperOp })}
+                    onValue={(upper) => set({ upper })}
+                  />
                 </div>
               </fieldset>
             ) : null}
@@ -301,11 +320,7 @@ export function CollectionScreen({ name }: { name: string }) {
           </>
         ) : null}
         <button type="submit">Run query</button>
-        {mistake ? (
-          <p class="problem" role="alert">
-            {mistake}
-          </p>
-        ) : null}
+        <Mistake text={mistake} />
       </form>
 
       <ProblemNote problem={documents.problem ?? count.problem} />
@@ -314,12 +329,11 @@ export function CollectionScreen({ name }: { name: string }) {
           {count.data} document{count.data === 1 ? '' : 's'} match.
         </p>
       ) : null}
-      <ListState loading={documents.loading && !documents.data} empty={documents.items.length === 0}>
-        No documents match.
-      </ListState>
       <DataTable
         caption={`Documents of ${name}`}
         rows={documents.items}
+        loaded={documents}
+        empty="No documents match."
         rowKey={(document) => document.id}
         columns={[
           {
@@ -383,7 +397,7 @@ function WriteProblem({
 /** Views and edits one document as JSON; `id` null creates a new one. */
 export function DocumentScreen({ collection, id }: { collection: string; id: string | null }) {
   const loaded = useLoad(
-    async () => (id ? (await client.query(ConsoleDocumentDocument, { collection, id })).document : null),
+    async () => (id ? (await client.query(DocumentDocument, { collection, id })).document : null),
     [collection, id],
   );
   const [text, setText] = useState('{\n  \n}');
@@ -425,7 +439,7 @@ export function DocumentScreen({ collection, id }: { collection: string; id: str
       return;
     }
     return write.run(async () => {
-      const { putDocument: saved } = await client.mutate(ConsolePutDocumentDocument, {
+      const { putDocument: saved } = await client.mutate(PutDocumentDocument, {
         collection,
         id: document?.id ?? null,
         data: data as Record<string, unknown>,
@@ -490,7 +504,7 @@ export function DocumentScreen({ collection, id }: { collection: string; id: str
               disabled={write.busy}
               onConfirm={() =>
                 write.run(async () => {
-                  await client.mutate(ConsoleDeleteDocumentDocument, {
+                  await client.mutate(DeleteDocumentDocument, {
                     collection,
                     id: document.id,
                     expectedVersion: document.version,
@@ -501,11 +515,7 @@ export function DocumentScreen({ collection, id }: { collection: string; id: str
             />
           ) : null}
         </div>
-        {mistake ? (
-          <p class="problem" role="alert">
-            {mistake}
-          </p>
-        ) : null}
+        <Mistake text={mistake} />
         <WriteProblem
           problem={write.problem}
           edited={document?.version ?? null}

@@ -1,17 +1,17 @@
 import { useState } from 'preact/hooks';
 import {
-  ConsoleCreateInviteDocument,
-  ConsoleInvitesDocument,
-  ConsoleRevokeInviteDocument,
-  ConsoleRolesDocument,
+  CreateInviteDocument,
+  InvitesDocument,
+  RevokeInviteDocument,
+  RolesDocument,
 } from '../../../../client/index.ts';
 import { client } from '../api.ts';
 import {
   DataTable,
   Heading,
-  ListState,
   ProblemNote,
   Reveal,
+  RevokeButton,
   Time,
   useAction,
   useLoad,
@@ -19,10 +19,10 @@ import {
 } from '../ui.tsx';
 
 export function InvitesScreen() {
-  const roles = useLoad(() => client.query(ConsoleRolesDocument, {}), []);
+  const roles = useLoad(() => client.query(RolesDocument, {}), []);
   const invites = usePages(
     'invites',
-    async (after) => (await client.query(ConsoleInvitesDocument, { after })).invites,
+    async (after) => (await client.query(InvitesDocument, { after })).invites,
     [],
   );
   const create = useAction();
@@ -42,7 +42,7 @@ export function InvitesScreen() {
           event.preventDefault();
           setTicket(null);
           await create.run(async () => {
-            const { createInvite } = await client.mutate(ConsoleCreateInviteDocument, {
+            const { createInvite } = await client.mutate(CreateInviteDocument, {
               email,
               roles: chosen.length > 0 ? chosen : null,
             });
@@ -100,12 +100,11 @@ export function InvitesScreen() {
 
       <h2>Sent invites</h2>
       <ProblemNote problem={invites.problem ?? revoke.problem} />
-      <ListState loading={invites.loading && !invites.data} empty={invites.items.length === 0}>
-        No invites yet.
-      </ListState>
       <DataTable
         caption="Sent invites"
         rows={invites.items}
+        loaded={invites}
+        empty="No invites yet."
         rowKey={(invite) => invite.id}
         columns={[
           { label: 'Email', cell: (invite) => invite.email },
@@ -131,19 +130,14 @@ export function InvitesScreen() {
             label: 'Actions',
             cell: (invite) =>
               invite.acceptedAt || Date.parse(invite.expiresAt) <= now ? null : (
-                <button
-                  type="button"
-                  disabled={revoke.busy}
-                  aria-label={`Revoke the invite for ${invite.email}`}
-                  onClick={() =>
-                    revoke.run(async () => {
-                      await client.mutate(ConsoleRevokeInviteDocument, { id: invite.id });
-                      invites.reload();
-                    })
-                  }
-                >
-                  Revoke
-                </button>
+                <RevokeButton
+                  action={revoke}
+                  label={`Revoke the invite for ${invite.email}`}
+                  revoke={async () => {
+                    await client.mutate(RevokeInviteDocument, { id: invite.id });
+                    invites.reload();
+                  }}
+                />
               ),
           },
         ]}

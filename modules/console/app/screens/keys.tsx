@@ -1,19 +1,19 @@
 import { useState } from 'preact/hooks';
 import {
-  ConsoleApiKeysDocument,
-  ConsoleApproveDeviceDocument,
-  ConsoleCreateApiKeyDocument,
-  ConsoleDenyDeviceDocument,
-  ConsoleRevokeApiKeyDocument,
-  ConsoleRolesDocument,
+  ApiKeysDocument,
+  ApproveDeviceDocument,
+  CreateApiKeyDocument,
+  DenyDeviceDocument,
+  RevokeApiKeyDocument,
+  RolesDocument,
 } from '../../../../client/index.ts';
 import { client } from '../api.ts';
-import { DataTable, Heading, ListState, ProblemNote, Reveal, Time, useAction, useLoad } from '../ui.tsx';
+import { DataTable, Heading, ProblemNote, Reveal, RevokeButton, Time, useAction, useLoad } from '../ui.tsx';
 
 /** The admin's own API keys (a device approved with the device flow holds one, named after its client). */
 export function KeysScreen() {
-  const keys = useLoad(() => client.query(ConsoleApiKeysDocument, {}), []);
-  const roles = useLoad(() => client.query(ConsoleRolesDocument, {}), []);
+  const keys = useLoad(() => client.query(ApiKeysDocument, {}), []);
+  const roles = useLoad(() => client.query(RolesDocument, {}), []);
   const create = useAction();
   const revoke = useAction();
   const [name, setName] = useState('');
@@ -37,7 +37,7 @@ export function KeysScreen() {
           event.preventDefault();
           setSecret(null);
           await create.run(async () => {
-            const { createApiKey } = await client.mutate(ConsoleCreateApiKeyDocument, {
+            const { createApiKey } = await client.mutate(CreateApiKeyDocument, {
               name,
               scopes: scopes.split(/[\s,]+/).filter(Boolean),
               // datetime-local is the browser's local time; the server wants an instant.
@@ -97,12 +97,11 @@ export function KeysScreen() {
 
       <h2>Your keys</h2>
       <ProblemNote problem={keys.problem ?? revoke.problem} />
-      <ListState loading={keys.loading && !keys.data} empty={list.length === 0}>
-        No API keys.
-      </ListState>
       <DataTable
         caption="Your API keys"
         rows={list}
+        loaded={keys}
+        empty="No API keys."
         rowKey={(key) => key.id}
         columns={[
           { label: 'Name', cell: (key) => key.name },
@@ -114,19 +113,14 @@ export function KeysScreen() {
           {
             label: 'Actions',
             cell: (key) => (
-              <button
-                type="button"
-                disabled={revoke.busy}
-                aria-label={`Revoke the key ${key.name}`}
-                onClick={() =>
-                  revoke.run(async () => {
-                    await client.mutate(ConsoleRevokeApiKeyDocument, { id: key.id });
-                    keys.reload();
-                  })
-                }
-              >
-                Revoke
-              </button>
+              <RevokeButton
+                action={revoke}
+                label={`Revoke the key ${key.name}`}
+                revoke={async () => {
+                  await client.mutate(RevokeApiKeyDocument, { id: key.id });
+                  keys.reload();
+                }}
+              />
             ),
           },
         ]}
@@ -146,8 +140,8 @@ function DeviceApproval({ onApproved }: { onApproved: () => void }) {
     const userCode = code.trim();
     const done = await answer.run(() =>
       approve
-        ? client.mutate(ConsoleApproveDeviceDocument, { userCode })
-        : client.mutate(ConsoleDenyDeviceDocument, { userCode }),
+        ? client.mutate(ApproveDeviceDocument, { userCode })
+        : client.mutate(DenyDeviceDocument, { userCode }),
     );
     if (!done) return;
     setCode('');

@@ -1,45 +1,30 @@
 import { useState } from 'preact/hooks';
-import { ConsoleLeasesDocument } from '../../../../client/index.ts';
+import { LeasesDocument } from '../../../../client/index.ts';
 import { client } from '../api.ts';
-import { DataTable, Heading, ListState, ProblemNote, Time, usePages } from '../ui.tsx';
+import { DataTable, Heading, ProblemNote, SearchForm, Time, usePages } from '../ui.tsx';
 
 export function LeasesScreen() {
-  const [draft, setDraft] = useState('');
   const [prefix, setPrefix] = useState('');
   const leases = usePages(
     'leases',
-    async (after) => (await client.query(ConsoleLeasesDocument, { prefix: prefix || null, after })).leases,
+    async (after) => (await client.query(LeasesDocument, { prefix: prefix || null, after })).leases,
     [prefix],
   );
   return (
     <>
       <Heading title="Leases">Leases</Heading>
       <p class="note">Live leases in key order. A released or expired lease is free and not listed.</p>
-      <search>
-        <form
-          class="inline"
-          onSubmit={(event) => {
-            event.preventDefault();
-            setPrefix(draft);
-          }}
-        >
-          <label>
-            Key starts with
-            <input value={draft} onInput={(event) => setDraft(event.currentTarget.value)} />
-          </label>
-          <button type="submit">Filter</button>
-          <button type="button" onClick={leases.reload}>
-            Refresh
-          </button>
-        </form>
-      </search>
+      <SearchForm label="Key starts with" submitLabel="Filter" onSearch={setPrefix}>
+        <button type="button" onClick={leases.reload}>
+          Refresh
+        </button>
+      </SearchForm>
       <ProblemNote problem={leases.problem} />
-      <ListState loading={leases.loading && !leases.data} empty={leases.items.length === 0}>
-        {prefix ? `No live lease starts with “${prefix}”.` : 'No live leases.'}
-      </ListState>
       <DataTable
         caption="Live leases"
         rows={leases.items}
+        loaded={leases}
+        empty={prefix ? `No live lease starts with “${prefix}”.` : 'No live leases.'}
         rowKey={(lease) => lease.key}
         columns={[
           { label: 'Key', kind: 'wide', cell: (lease) => <code>{lease.key}</code> },

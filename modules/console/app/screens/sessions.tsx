@@ -1,22 +1,32 @@
 import { useState } from 'preact/hooks';
 import {
-  ConsoleRevokeSessionDocument,
-  ConsoleSessionEventsDocument,
-  type ConsoleSessionFragment,
-  ConsoleSessionsDocument,
+  RevokeSessionDocument,
+  SessionEventsDocument,
+  type SessionEventsSubscription,
+  type SessionFieldsFragment,
+  SessionsDocument,
 } from '../../../../client/index.ts';
 import { client } from '../api.ts';
 import { Link, segment } from '../router.tsx';
 import {
+  type Column,
   DataTable,
   Heading,
-  ListState,
   ProblemNote,
+  RevokeButton,
   Time,
   useAction,
   usePages,
   useSubscription,
 } from '../ui.tsx';
+
+/** The columns of a session wherever one is listed: where it signed in from, and when. */
+export const sessionColumns: Column<SessionFieldsFragment>[] = [
+  { label: 'IP', cell: (session) => session.ip },
+  { label: 'User agent', kind: 'wide', cell: (session) => session.userAgent },
+  { label: 'Last seen', cell: (session) => <Time value={session.lastSeenAt} /> },
+  { label: 'Started', cell: (session) => <Time value={session.createdAt} /> },
+];
 
 /**
  * Every signed-in browser, kept current by `sessionEvents`: sessions started since the page
@@ -25,14 +35,14 @@ import {
 export function SessionsScreen() {
   const sessions = usePages(
     'sessions',
-    async (after) => (await client.query(ConsoleSessionsDocument, { after })).sessions,
+    async (after) => (await client.query(SessionsDocument, { after })).sessions,
     [],
   );
   const revoke = useAction();
-  const [started, setStarted] = useState<ConsoleSessionFragment[]>([]);
+  const [started, setStarted] = useState<SessionEventsSubscription['sessionEvents']['session'][]>([]);
   const [ended, setEnded] = useState<ReadonlySet<string>>(new Set());
   const live = useSubscription(
-    () => client.subscribe(ConsoleSessionEventsDocument),
+    () => client.subscribe(SessionEventsDocument),
     ({ sessionEvents: { kind, session } }) => {
       if (kind === 'CREATED') setStarted((previous) => [session, ...previous]);
       else setEnded((previous) => new Set(previous).add(session.id));
@@ -50,12 +60,11 @@ export function SessionsScreen() {
       <Heading title="Sessions">Sessions</Heading>
       <p class="note">Every signed-in browser, newest first, updated as sessions start and end.</p>
       <ProblemNote problem={sessions.problem ?? revoke.problem ?? live} />
-      <ListState loading={sessions.loading && !sessions.data} empty={shown.length === 0}>
-        No active sessions.
-      </ListState>
       <DataTable
         caption="Active sessions"
         rows={shown}
+        loaded={sessions}
+        empty="No active sessions."
         rowKey={(session) => session.id}
         columns={[
           {
@@ -68,27 +77,19 @@ export function SessionsScreen() {
             ),
           },
           { label: 'Method', cell: (session) => session.method },
-          { label: 'IP', cell: (session) => session.ip },
-          { label: 'User agent', kind: 'wide', cell: (session) => session.userAgent },
-          { label: 'Last seen', cell: (session) => <Time value={session.lastSeenAt} /> },
-          { label: 'Started', cell: (session) => <Time value={session.createdAt} /> },
+          ...sessionColumns,
           {
             label: 'Actions',
             cell: (session) => (
-              <button
-                type="button"
-                disabled={revoke.busy}
-                aria-label={`Revoke the session of ${session.user.email} from ${session.ip ?? 'an unknown address'}`}
-                onClick={() =>
-                  revoke.run(async () => {
-                    await client.mutate(ConsoleRevokeSessionDocument, { id: session.id });
-                    // The REVOKED event would drop it too; this does not wait for it.
-                    setEnded((previous) => new Set(previous).add(session.id));
-                  })
-                }
-              >
-                Revoke
-              </button>
+              <RevokeButton
+                action={revoke}
+                label={`Revoke the session of ${session.user.email} from ${session.ip ?? 'an unknown address'}`}
+                revoke={async () => {
+                  await client.mutate(RevokeSessionDocument, { id: session.id });
+                  // The REVOKED event would drop it too; this does not wait for it.
+                  setEnded((previous) => new Set(previous).add(session.id));
+                }}
+              />
             ),
           },
         ]}

@@ -1,11 +1,11 @@
 import { useEffect, useState } from 'preact/hooks';
 import {
-  ConsoleRevokeSessionDocument,
-  ConsoleRevokeUserSessionsDocument,
-  ConsoleSetUserDisabledDocument,
-  ConsoleSetUserRolesDocument,
   ConsoleUserDocument,
-  ConsoleUsersDocument,
+  RevokeSessionDocument,
+  RevokeUserSessionsDocument,
+  SetUserDisabledDocument,
+  SetUserRolesDocument,
+  UsersDocument,
 } from '../../../../client/index.ts';
 import { client } from '../api.ts';
 import { Link, segment } from '../router.tsx';
@@ -13,47 +13,37 @@ import {
   ConfirmButton,
   DataTable,
   Heading,
-  ListState,
   ProblemNote,
+  SearchForm,
   Time,
   useAction,
   useLoad,
   usePages,
 } from '../ui.tsx';
+import { sessionColumns } from './sessions.tsx';
 
 export function UsersScreen() {
-  const [draft, setDraft] = useState('');
   const [search, setSearch] = useState('');
   const users = usePages(
     'users',
-    async (after) => (await client.query(ConsoleUsersDocument, { search: search || null, after })).users,
+    async (after) => (await client.query(UsersDocument, { search: search || null, after })).users,
     [search],
   );
   return (
     <>
       <Heading title="Users">Users</Heading>
-      <search>
-        <form
-          class="inline"
-          onSubmit={(event) => {
-            event.preventDefault();
-            setSearch(draft.trim());
-          }}
-        >
-          <label>
-            Search by email or name
-            <input type="search" value={draft} onInput={(event) => setDraft(event.currentTarget.value)} />
-          </label>
-          <button type="submit">Search</button>
-        </form>
-      </search>
+      <SearchForm
+        label="Search by email or name"
+        submitLabel="Search"
+        searchBox
+        onSearch={(text) => setSearch(text.trim())}
+      />
       <ProblemNote problem={users.problem} />
-      <ListState loading={users.loading && !users.data} empty={users.items.length === 0}>
-        {search ? `No user matches “${search}”.` : 'No users yet.'}
-      </ListState>
       <DataTable
         caption="Users"
         rows={users.items}
+        loaded={users}
+        empty={search ? `No user matches “${search}”.` : 'No users yet.'}
         rowKey={(user) => user.id}
         columns={[
           { label: 'Email', cell: (user) => <Link to={`/users/${segment(user.id)}`}>{user.email}</Link> },
@@ -131,7 +121,7 @@ export function UserScreen({ id }: { id: string }) {
         onSubmit={(event) => {
           event.preventDefault();
           void act(async () => {
-            await client.mutate(ConsoleSetUserRolesDocument, { userId: user.id, roles });
+            await client.mutate(SetUserRolesDocument, { userId: user.id, roles });
             return 'Roles saved. The user’s sessions were ended, so the new roles apply from their next sign-in.';
           });
         }}
@@ -162,7 +152,7 @@ export function UserScreen({ id }: { id: string }) {
             disabled={action.busy}
             onClick={() =>
               act(async () => {
-                await client.mutate(ConsoleSetUserDisabledDocument, { userId: user.id, disabled: false });
+                await client.mutate(SetUserDisabledDocument, { userId: user.id, disabled: false });
                 return `${user.email} can sign in again.`;
               })
             }
@@ -177,7 +167,7 @@ export function UserScreen({ id }: { id: string }) {
             disabled={action.busy}
             onConfirm={() =>
               act(async () => {
-                await client.mutate(ConsoleSetUserDisabledDocument, { userId: user.id, disabled: true });
+                await client.mutate(SetUserDisabledDocument, { userId: user.id, disabled: true });
                 return `${user.email} is disabled.`;
               })
             }
@@ -205,10 +195,7 @@ export function UserScreen({ id }: { id: string }) {
                     </>
                   ),
                 },
-                { label: 'IP', cell: (session) => session.ip },
-                { label: 'User agent', kind: 'wide', cell: (session) => session.userAgent },
-                { label: 'Last seen', cell: (session) => <Time value={session.lastSeenAt} /> },
-                { label: 'Started', cell: (session) => <Time value={session.createdAt} /> },
+                ...sessionColumns,
                 {
                   label: 'Actions',
                   cell: (session) => (
@@ -218,7 +205,7 @@ export function UserScreen({ id }: { id: string }) {
                       aria-label={`Revoke the ${session.method} session from ${session.ip ?? 'an unknown address'}`}
                       onClick={() =>
                         act(async () => {
-                          await client.mutate(ConsoleRevokeSessionDocument, { id: session.id });
+                          await client.mutate(RevokeSessionDocument, { id: session.id });
                           return 'Session revoked.';
                         })
                       }
@@ -236,7 +223,7 @@ export function UserScreen({ id }: { id: string }) {
               disabled={action.busy}
               onConfirm={() =>
                 act(async () => {
-                  const { revokeUserSessions } = await client.mutate(ConsoleRevokeUserSessionsDocument, {
+                  const { revokeUserSessions } = await client.mutate(RevokeUserSessionsDocument, {
                     userId: user.id,
                   });
                   return `${revokeUserSessions} session${revokeUserSessions === 1 ? '' : 's'} revoked.`;
