@@ -16,15 +16,16 @@ import {
 
 /**
  * The admin console end to end: a real gateway, the app as `npm ci` builds it, and Debian's
- * Chromium driven by playwright-core. `PORTICO_SCREENSHOTS=1` also writes the README's
- * screenshots to docs/screenshots/.
+ * Chromium driven by playwright-core. Every run saves a screenshot of each screen in
+ * test-results/screenshots/; `PORTICO_SCREENSHOTS=1` writes them to docs/screenshots/ instead,
+ * where the README shows them.
  */
 const CHROMIUM = process.env.PORTICO_CHROMIUM ?? '/usr/bin/chromium';
 if (process.env.CI === 'true' && !existsSync(CHROMIUM)) {
   throw new Error(`CI runs the console's browser tests: install Chromium (${CHROMIUM})`);
 }
-const SCREENSHOTS = process.env.PORTICO_SCREENSHOTS === '1';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const SCREENSHOTS = `${ROOT}${process.env.PORTICO_SCREENSHOTS === '1' ? 'docs' : 'test-results'}/screenshots`;
 const LAPTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 const BOB = { email: 'bob@example.com', name: 'Bob Builder', password: 'another long passphrase' };
@@ -77,9 +78,8 @@ function noteOperations(page: Page, names: Set<string>) {
 }
 
 async function screenshot(page: Page, name: string) {
-  if (!SCREENSHOTS) return;
-  await mkdir(`${ROOT}docs/screenshots`, { recursive: true });
-  await page.screenshot({ path: `${ROOT}docs/screenshots/${name}.png`, fullPage: true });
+  await mkdir(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: `${SCREENSHOTS}/${name}.png`, fullPage: true });
 }
 
 describe.skipIf(!existsSync(CHROMIUM))('the admin console in Chromium', () => {
