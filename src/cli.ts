@@ -7,6 +7,8 @@ import { buildSchema, printSortedSchema } from './schema.ts';
 
 export interface CliOptions {
   builtinModules: PorticoModule[];
+  /** Commands the `portico` binary handles before this CLI (e.g. the client's `login`), for the help. */
+  otherCommands?: Record<string, string>;
   cwd?: string;
   env?: Record<string, string | undefined>;
   out?: (text: string) => void;
@@ -35,11 +37,11 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
   );
 
   if (values.help || command === 'help') {
-    out(usage(moduleCommands));
+    out(usage(moduleCommands, options.otherCommands));
     return 0;
   }
   if (!(command in KERNEL_COMMANDS) && !moduleCommands.has(command)) {
-    err(`Unknown command "${command}".\n\n${usage(moduleCommands)}`);
+    err(`Unknown command "${command}".\n\n${usage(moduleCommands, options.otherCommands)}`);
     return 2;
   }
 
@@ -99,9 +101,10 @@ async function start(config: LoadedConfig, log: ReturnType<typeof createLogger>)
   });
 }
 
-function usage(moduleCommands: Map<string, { description: string }>): string {
+function usage(moduleCommands: Map<string, { description: string }>, otherCommands = {}): string {
   const rows = [
     ...Object.entries(KERNEL_COMMANDS),
+    ...Object.entries(otherCommands),
     ...[...moduleCommands].map(([name, { description }]) => [name, description] as const),
   ];
   const width = Math.max(...rows.map(([name]) => name.length));

@@ -40,7 +40,7 @@ describe('portico CLI', () => {
   it('prints help', async () => {
     const run = await portico(['--help'], dir);
     expect(run.code).toBe(0);
-    for (const command of ['start', 'migrate', 'print-schema', 'bootstrap'])
+    for (const command of ['start', 'migrate', 'print-schema', 'bootstrap', 'login', 'logout'])
       expect(run.stdout).toContain(command);
     expect((await portico(['frobnicate'], dir)).code).toBe(2);
   });
