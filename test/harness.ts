@@ -452,13 +452,14 @@ export async function eventually(
  */
 export async function startPrivateRedis(): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const port = await freePort();
+  // No stderr of ours: a server left running would hold the test runner's output open.
   const server = spawn(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
+    { stdio: ['ignore', 'pipe', 'ignore'] },
   );
+  const killOnExit = () => server.kill('SIGKILL');
+  process.once('exit', killOnExit);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.once('exit', (code) => reject(new Error(`redis-server exited with ${code}`)));
@@ -470,6 +471,7 @@ export async function startPrivateRedis(): Promise<{ url: string; pid: number; s
     url: `redis://127.0.0.1:${port}`,
     pid: server.pid!,
     async stop() {
+      process.off('exit', killOnExit);
       if (server.exitCode !== null || server.signalCode !== null) return;
       const exited = once(server, 'exit');
       server.kill('SIGCONT');

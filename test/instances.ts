@@ -105,6 +105,9 @@ async function startInstance(cwd: string, env: Record<string, string>): Promise<
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // A test that fails before its cleanup must not leave a gateway running.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
   const logs: LogLine[] = [];
   const stderr: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
@@ -128,6 +131,7 @@ async function startInstance(cwd: string, env: Record<string, string>): Promise<
     logs,
     client: () => new TestClient(url),
     async stop() {
+      process.off('exit', killOnExit);
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = once(child, 'exit');
       child.kill('SIGCONT');

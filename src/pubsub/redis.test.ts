@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { eventually, freePort, redisUrl, startPrivateRedis } from '../../test/harness.ts';
 import { brokerContract, captureLog, recordAll } from '../../test/pubsub.ts';
 import { CONNECT_TIMEOUT_MS } from './brokered.ts';
@@ -75,6 +75,7 @@ describe.skipIf(!redisUrl)('Redis pub/sub', () => {
   it('keeps publish instant while Redis is paused (SIGSTOP); events flow again once it resumes', async () => {
     // Its own server: pausing the shared one would stall the other test files.
     const redis = await startPrivateRedis();
+    onTestFinished(() => redis.stop());
     const a = await open('a', { url: redis.url });
     const b = await open('b', { url: redis.url });
     const aReceived = recordAll(a.pubsub);
