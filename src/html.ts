@@ -1,4 +1,5 @@
 import { parseCookie } from 'cookie';
+import { isForeignOrigin } from './routes.ts';
 import { randomSecret, sameDigest, sha256 } from './secrets.ts';
 
 /** Markup that is already safe; `html` interpolates it as is. */
@@ -118,14 +119,8 @@ export function csrfFor(request: Request): { field: SafeHtml; setCookie: string 
 /** True when the form's token matches the cookie and the Origin, if sent, is this site's. */
 export function csrfOk(request: Request, form: URLSearchParams, publicUrl: string): boolean {
   const origin = request.headers.get('origin');
-  if (
-    origin &&
-    origin !== 'null' &&
-    origin !== new URL(publicUrl).origin &&
-    origin !== new URL(request.url).origin
-  ) {
-    return false;
-  }
+  // An opaque origin passes: browsers send it for some same-site forms, and the token still decides.
+  if (origin !== 'null' && isForeignOrigin(origin, new URL(request.url).host, publicUrl)) return false;
   const cookie = readCookie(request, CSRF_COOKIE);
   const field = form.get(CSRF_FIELD);
   return typeof field === 'string' && !!cookie && sameDigest(sha256(cookie), sha256(field));

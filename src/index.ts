@@ -31,4 +31,5 @@ export type { PubSub, TopicName, Topics } from './pubsub.ts';
 export type { HttpMethod, Route } from './routes.ts';
 export { hasCsrfHeader } from './routes.ts';
 export type { Clock, Runtime } from './runtime.ts';
+export { every } from './runtime.ts';
 export { randomSecret, sameDigest, sha256 } from './secrets.ts';

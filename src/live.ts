@@ -1,5 +1,6 @@
 import { type Plugin, Repeater } from 'graphql-yoga';
 import type { Viewer } from './context.ts';
+import { every } from './runtime.ts';
 
 /** Why and when a credential (session or API key) stopped being valid. */
 export interface CredentialEnd {
@@ -102,7 +103,7 @@ export class LiveCredentials {
   watch(kind: CredentialKind, { announced, recheckMs, findEnded, onError }: CredentialWatch) {
     const unlisten = announced((id, end) => this.end({ kind, id }, end));
     if (recheckMs <= 0) return unlisten;
-    const run = async () => {
+    const recheck = every(recheckMs, async () => {
       const ids = this.tracked(kind);
       if (ids.length === 0) return;
       try {
@@ -110,28 +111,18 @@ export class LiveCredentials {
       } catch (error) {
         onError(error);
       }
-    };
-    let running: Promise<void> | null = null;
-    // Runs never overlap: a slow database delays the next check instead of piling them up.
-    const tick = () => {
-      running ??= run().finally(() => {
-        running = null;
-      });
-      return running;
-    };
-    this.#rechecks.add(tick);
-    const timer = setInterval(tick, recheckMs);
-    timer.unref();
+    });
+    this.#rechecks.add(recheck.run);
     return () => {
       unlisten();
-      clearInterval(timer);
-      this.#rechecks.delete(tick);
+      recheck.stop();
+      this.#rechecks.delete(recheck.run);
     };
   }
 
   /** Re-checks at once (the pub/sub may have lost events); resolves when the checks are done. */
   async recheckNow(): Promise<void> {
-    await Promise.all([...this.#rechecks].map((tick) => tick()));
+    await Promise.all([...this.#rechecks].map((run) => run()));
   }
 
   /** How many credentials have live streams here (metrics, tests). */

@@ -13,6 +13,24 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => Date.now() };
 
+/**
+ * Runs `task` every `intervalMs`, never twice at once: a slow run (a slow database) delays the
+ * next instead of piling runs up. `run()` runs it now, or joins the run in progress. The timer
+ * does not keep the process alive; `task` handles its own errors.
+ */
+export function every(intervalMs: number, task: () => Promise<void>) {
+  let running: Promise<void> | null = null;
+  const run = () => {
+    running ??= task().finally(() => {
+      running = null;
+    });
+    return running;
+  };
+  const timer = setInterval(run, intervalMs);
+  timer.unref();
+  return { run, stop: () => clearInterval(timer) };
+}
+
 /** What a running gateway gives its modules: configuration, databases, pub/sub, live streams, log, clock. */
 export interface Runtime {
   readonly env: Environment;

@@ -131,13 +131,6 @@ export async function endedKeys(
   return ended;
 }
 
-/** Which of these keys still work (not revoked, not expired). */
-export async function activeKeyIds(runtime: Runtime, ids: Iterable<string>): Promise<Set<string>> {
-  const candidates = [...new Set(ids)];
-  const ended = await endedKeys(runtime, candidates);
-  return new Set(candidates.filter((id) => !ended.has(id)));
-}
-
 /**
  * Ends the open streams of keys that stop working: at once on a revocation event, and through
  * the periodic batched re-check (lost events, expiry). Returns the stop function.

@@ -1,6 +1,6 @@
 import { defineModule } from '../../src/index.ts';
 import sessions from '../sessions/index.ts';
-import { activeKeyIds, resolveApiKeyViewer, revokeKeys, watchLiveKeys } from './credential.ts';
+import { endedKeys, resolveApiKeyViewer, revokeKeys, watchLiveKeys } from './credential.ts';
 import { ApiKeySchema } from './entities.ts';
 import { ApiKeyRef, registerApiKeys } from './graphql.ts';
 import { createApiKey } from './service.ts';
@@ -26,5 +26,5 @@ export default defineModule({
   stop(runtime) {
     stopWatching.get(runtime)?.();
   },
-  api: { ApiKeyRef, activeKeyIds, createApiKey, revokeKeys },
+  api: { ApiKeyRef, createApiKey, endedKeys, revokeKeys },
 });

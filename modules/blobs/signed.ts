@@ -61,9 +61,9 @@ export async function signatureAllows(
     .some(Boolean);
   if (!valid) return false;
   const [, kind, credential] = signer as unknown as [string, 's' | 'k', string];
-  const active =
+  const ended =
     kind === 's'
-      ? await sessions.api.activeSessionIds(runtime, [credential])
-      : await apiKeys.api.activeKeyIds(runtime, [credential]);
-  return active.has(credential);
+      ? await sessions.api.endedSessions(runtime, [credential])
+      : await apiKeys.api.endedKeys(runtime, [credential]);
+  return !ended.has(credential);
 }

@@ -1,5 +1,5 @@
 import type { SqlEntityManager } from '@mikro-orm/sql';
-import { inBatches, PorticoError, type Runtime, type Settings } from '../../src/index.ts';
+import { every, inBatches, PorticoError, type Runtime, type Settings } from '../../src/index.ts';
 import apiKeys from '../api-keys/index.ts';
 import sessions from '../sessions/index.ts';
 import { apiKeyHolder, credentialsOf, serverHolder, sessionHolder } from './access.ts';
@@ -222,21 +222,13 @@ export function releaseOnRevocation(runtime: Runtime): () => void {
   const offKey = runtime.pubsub.on('apiKey.revoked', ({ apiKeyId }) => {
     releaseHolders(runtime, [apiKeyHolder(apiKeyId)]).catch(onError);
   });
-  let sweeping = false;
-  const sweep = setInterval(() => {
-    if (sweeping) return;
-    sweeping = true;
-    sweepEndedHolders(runtime)
-      .catch(onError)
-      .finally(() => {
-        sweeping = false;
-      });
-  }, runtime.settings.leases.sweepSeconds * 1000);
-  sweep.unref();
+  const sweep = every(runtime.settings.leases.sweepSeconds * 1000, () =>
+    sweepEndedHolders(runtime).catch(onError),
+  );
   return () => {
     offSession();
     offKey();
-    clearInterval(sweep);
+    sweep.stop();
   };
 }
 
@@ -245,13 +237,10 @@ async function sweepEndedHolders(runtime: Runtime) {
   const holders = await service.liveHolders(runtime.db.store.em.fork());
   const { sessionIds, apiKeyIds } = credentialsOf(holders);
   if (sessionIds.length === 0 && apiKeyIds.length === 0) return;
-  const [activeSessions, activeKeys] = await Promise.all([
-    sessions.api.activeSessionIds(runtime, sessionIds),
-    apiKeys.api.activeKeyIds(runtime, apiKeyIds),
+  const [endedSessions, endedKeys] = await Promise.all([
+    sessions.api.endedSessions(runtime, sessionIds),
+    apiKeys.api.endedKeys(runtime, apiKeyIds),
   ]);
-  const ended = [
-    ...sessionIds.filter((id) => !activeSessions.has(id)).map(sessionHolder),
-    ...apiKeyIds.filter((id) => !activeKeys.has(id)).map(apiKeyHolder),
-  ];
+  const ended = [...[...endedSessions.keys()].map(sessionHolder), ...[...endedKeys.keys()].map(apiKeyHolder)];
   if (ended.length > 0) await releaseHolders(runtime, ended);
 }

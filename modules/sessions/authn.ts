@@ -201,13 +201,6 @@ export async function endedSessions(
   return ended;
 }
 
-/** Which of these sessions still stand (not revoked, not past either timeout). */
-export async function activeSessionIds(runtime: Runtime, ids: Iterable<string>): Promise<Set<string>> {
-  const candidates = [...new Set(ids)];
-  const ended = await endedSessions(runtime, candidates);
-  return new Set(candidates.filter((id) => !ended.has(id)));
-}
-
 /**
  * Ends the open streams of sessions that end: at once on a revocation event (from any
  * instance), and through the periodic batched re-check, which catches lost events and

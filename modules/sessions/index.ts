@@ -1,7 +1,7 @@
 import { defineModule } from '../../src/index.ts';
 import {
-  activeSessionIds,
   BOOTSTRAP_PURPOSE,
+  endedSessions,
   issueBootstrapLink,
   onUserDisabled,
   resolveSessionViewer,
@@ -72,7 +72,7 @@ export default defineModule({
     },
   },
   api: {
-    activeSessionIds,
+    endedSessions,
     loginMethod: passwordMethod,
     Token,
     SessionRef,
