@@ -17,6 +17,7 @@ export const ERROR_CODES = [
   'FENCE_REJECTED',
   'VALIDATION_FAILED',
   'INTERNAL_SERVER_ERROR',
+  'SERVICE_UNAVAILABLE',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -77,10 +78,11 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return false;
 }
 
+/** An outage, not a bug: contract v2 answers SERVICE_UNAVAILABLE with HTTP 503 and Retry-After. */
 export const serviceUnavailable = () =>
   new GraphQLError('A database is unavailable; retry shortly.', {
     extensions: {
-      code: 'INTERNAL_SERVER_ERROR',
+      code: 'SERVICE_UNAVAILABLE',
       http: { status: 503, headers: { 'retry-after': '5' } },
     },
   });

@@ -362,7 +362,13 @@ function withContractCode(error: GraphQLError): GraphQLError {
 function routeError(error: unknown, runtime: Runtime): Response {
   if (isDatabaseUnavailable(error)) {
     return Response.json(
-      { error: 'A database is unavailable; retry shortly.' },
+      { error: 'A database is unavailable; retry shortly.', code: 'SERVICE_UNAVAILABLE' },
+      { status: 503, headers: { 'retry-after': '5' } },
+    );
+  }
+  if (error instanceof PorticoError && error.code === 'SERVICE_UNAVAILABLE') {
+    return Response.json(
+      { error: error.message, code: error.code },
       { status: 503, headers: { 'retry-after': '5' } },
     );
   }

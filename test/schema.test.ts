@@ -31,11 +31,35 @@ describe('schema/schema.graphql', () => {
   });
 });
 
+/**
+ * Contract v2's store-backend operations, which issue 14 builds. Listed by path so that
+ * nothing else may be missing, and checked to be still missing so the list goes when they land.
+ */
+const NOT_YET_BUILT = new Set([
+  'StoreBackendKind',
+  'StoreBackendStatus',
+  'StoreBackendSource',
+  'StoreBackend',
+  'Query.storeBackend',
+  'Mutation.switchStoreBackend',
+  'Mutation.resetStoreBackend',
+  'Mutation.reconnectStoreBackend',
+]);
+
 describe('the public contract (schema/contract.graphql)', () => {
+  it('is a copy of the shared contract', async () => {
+    const shared = await readFile(new URL('../shared/contract/schema.graphql', root), 'utf8').catch(() => null);
+    if (shared === null) return; // a checkout without the shared folder beside it
+    expect(await readFile(new URL('schema/contract.graphql', root), 'utf8')).toBe(shared);
+  });
+
   it('has no breaking change against our schema', async () => {
     const contract = buildSdl(await readFile(new URL('schema/contract.graphql', root), 'utf8'));
     const changes = await diff(contract, schema);
-    const breaking = changes.filter((change) => change.criticality.level === CriticalityLevel.Breaking);
+    const allBreaking = changes.filter((change) => change.criticality.level === CriticalityLevel.Breaking);
+    const pending = allBreaking.filter((change) => NOT_YET_BUILT.has(change.path ?? ''));
+    expect(pending.map((change) => change.path).sort()).toEqual([...NOT_YET_BUILT].sort());
+    const breaking = allBreaking.filter((change) => !pending.includes(change));
     if (breaking.length > 0) {
       expect.fail(
         `${breaking.length} breaking change(s) against schema/contract.graphql:\n${describeChanges(breaking)}`,

@@ -17,13 +17,13 @@ export type RemoteUser = z.output<typeof remoteUser>;
 
 const invalidCredentials = () => new PorticoError('INVALID_CREDENTIALS', 'Invalid credentials.');
 const unreachable = () =>
-  new PorticoError('INTERNAL_SERVER_ERROR', 'The remote login service did not answer; try again shortly.', {
-    http: { status: 502 },
+  new PorticoError('SERVICE_UNAVAILABLE', 'The remote login service did not answer; try again shortly.', {
+    http: { status: 503, headers: { 'retry-after': '5' } },
   });
 
 /**
  * Asks the endpoint: the credentials go as JSON; a 2xx `{ id, email, name? }` is a
- * login, any other answer INVALID_CREDENTIALS; no answer within the timeout is a 502.
+ * login, any other answer INVALID_CREDENTIALS; no answer within the timeout is SERVICE_UNAVAILABLE (503).
  */
 export async function askRemote(endpoint: string, timeoutMs: number, credentials: Record<string, unknown>) {
   const body = JSON.stringify(credentials);
