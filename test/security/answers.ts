@@ -16,7 +16,9 @@ export function expectNoServerError(result: GraphQLResponse<unknown>): void {
   const codes = (result.errors ?? []).map((error) => error.extensions?.code);
   expect(codes, JSON.stringify(result.errors)).not.toContain('INTERNAL_SERVER_ERROR');
   if (result.status >= 500) expect(codes).toContain('SERVICE_UNAVAILABLE');
-  expect(JSON.stringify(result.errors ?? [])).not.toMatch(/\bat .+:\d+:\d+|\bselect\b.+\bfrom\b|\binsert into\b/i);
+  expect(JSON.stringify(result.errors ?? [])).not.toMatch(
+    /\bat .+:\d+:\d+|\bselect\b.+\bfrom\b|\binsert into\b/i,
+  );
 }
 
 /** Log lines of level error or worse (pino's 50+), which a refused request must not cause. */
