@@ -1,9 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type EntitySchema, MikroORM } from '@mikro-orm/core';
-import { PostgreSqlDriver, PostgreSqlPlatform } from '@mikro-orm/postgresql';
+import { PostgreSqlPlatform } from '@mikro-orm/postgresql';
 import type { AbstractSqlDriver, SqlEntityManager } from '@mikro-orm/sql';
-import { SqliteDriver } from '@mikro-orm/sqlite';
+import { BoundPostgreSqlDriver, BoundSqliteDriver } from './bound-sql.ts';
 import type { Environment } from './config.ts';
 import type { Logger } from './logger.ts';
 import type { PorticoModule } from './module.ts';
@@ -140,7 +140,7 @@ async function openDatabase({ url, entities, durable, log }: OpenDatabaseOptions
     if (target.file !== ':memory:') mkdirSync(dirname(target.file), { recursive: true });
     orm = await MikroORM.init({
       ...common,
-      driver: SqliteDriver,
+      driver: BoundSqliteDriver,
       dbName: target.file,
       driverOptions: { timeout: SQLITE_BUSY_TIMEOUT_MS },
     });
@@ -150,7 +150,7 @@ async function openDatabase({ url, entities, durable, log }: OpenDatabaseOptions
   } else {
     orm = await MikroORM.init({
       ...common,
-      driver: PostgreSqlDriver,
+      driver: BoundPostgreSqlDriver,
       clientUrl: target.url,
       pool: { min: 0, max: 10, idleTimeoutMillis: 30_000 },
       // A pool that cannot connect fails fast (503) instead of queueing requests until they time out.
