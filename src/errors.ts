@@ -78,6 +78,27 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return false;
 }
 
+/**
+ * True when PostgreSQL refused text a client sent: U+0000 (22021) or a character the database's
+ * encoding lacks (22P05). The boundary refuses such text first; this is the backstop.
+ */
+export function isUnstorableText(error: unknown): boolean {
+  for (let current = error, depth = 0; current && typeof current === 'object' && depth < 6; depth++) {
+    const { code, cause } = current as { code?: unknown; cause?: unknown };
+    if (code === '22021' || code === '22P05') return true;
+    current = cause;
+  }
+  return false;
+}
+
+/** BAD_USER_INPUT for text no database keeps as given, naming the argument when it is known. */
+export const unstorableText = (argument?: string) =>
+  new PorticoError(
+    'BAD_USER_INPUT',
+    `${argument ? `"${argument}"` : 'The text'} holds U+0000 or a lone surrogate, which text cannot hold here.`,
+    argument ? { argument } : {},
+  );
+
 /** An outage, not a bug: contract v2 answers SERVICE_UNAVAILABLE with HTTP 503 and Retry-After. */
 export const serviceUnavailable = () =>
   new GraphQLError('A database is unavailable; retry shortly.', {

@@ -12,8 +12,10 @@ import {
   ERROR_CODES,
   type ErrorCode,
   isDatabaseUnavailable,
+  isUnstorableText,
   PorticoError,
   serviceUnavailable,
+  unstorableText,
 } from './errors.ts';
 import { LiveCredentials, useLiveStreams } from './live.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -22,6 +24,7 @@ import { openPubSub, PUBSUB_ADAPTER_DESCRIPTIONS, pubSubAdapterFor } from './pub
 import { CSRF_HEADERS, isForeignOrigin, Router } from './routes.ts';
 import { type Clock, type Runtime, systemClock } from './runtime.ts';
 import { buildSchema } from './schema.ts';
+import { useStorableText } from './text.ts';
 import { serveWebSocket } from './websocket.ts';
 
 /** SECURITY.md, "GraphQL surface". */
@@ -159,6 +162,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
       maskError(error, message, isDev) {
         const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
         if (isDatabaseUnavailable(original)) return serviceUnavailable();
+        if (isUnstorableText(original)) return unstorableText();
         if (
           error instanceof GraphQLError &&
           (error.originalError === undefined || error.originalError instanceof GraphQLError)
@@ -195,6 +199,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
         blockFieldSuggestion: { enabled: !development },
       }),
       useBodyLimit(MAX_REQUEST_BODY_BYTES),
+      useStorableText(),
       liveStreams,
       usePortico({ runtime, contextFor, router: new Router(modules.flatMap((m) => m.routes ?? [])) }),
     ],
@@ -372,6 +377,7 @@ function routeError(error: unknown, runtime: Runtime): Response {
       { status: 503, headers: { 'retry-after': '5' } },
     );
   }
+  if (isUnstorableText(error)) error = unstorableText();
   if (error instanceof PorticoError) {
     return Response.json(
       { error: error.message, code: error.code },
