@@ -15,6 +15,7 @@ import { PostgreSqlConnection, PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { type AbstractSqlConnection, NativeQueryBuilder } from '@mikro-orm/sql';
 import { SqliteConnection, SqliteDriver } from '@mikro-orm/sqlite';
 import { CompiledQuery } from 'kysely';
+import { type ConnectionClass, reportingOutages } from './outages.ts';
 
 type Dialect = 'sqlite' | 'postgresql';
 
@@ -101,9 +102,6 @@ function splitAbortOptions(loggerContext: LoggingOptions | undefined) {
 /** MikroORM's Kysely (its own copy of the package, so its own types). */
 type Client = ReturnType<AbstractSqlConnection['getClient']>;
 
-// biome-ignore lint/suspicious/noExplicitAny: TypeScript requires `any[]` of a mixin's base constructor.
-type ConnectionClass = abstract new (...args: any[]) => AbstractSqlConnection;
-
 /**
  * A connection that sends every value as a bound parameter. MikroORM 7 writes values into the
  * statement's text (`platform.formatQuery`) and sends it with none: a quoting bug then changes
@@ -180,14 +178,17 @@ function bindingValues<Base extends ConnectionClass>(Base: Base, dialect: Dialec
   return BoundConnection;
 }
 
-/** SQLite through better-sqlite3, every value bound. */
+/** SQLite through better-sqlite3, every value bound, outages reported (src/outages.ts). */
 export class BoundSqliteDriver extends SqliteDriver {
-  protected override readonly connection = new (bindingValues(SqliteConnection, 'sqlite'))(this.config);
-}
-
-/** PostgreSQL through pg, every value bound (the extended query protocol). */
-export class BoundPostgreSqlDriver extends PostgreSqlDriver {
-  protected override readonly connection = new (bindingValues(PostgreSqlConnection, 'postgresql'))(
+  protected override readonly connection = new (bindingValues(reportingOutages(SqliteConnection), 'sqlite'))(
     this.config,
   );
+}
+
+/** PostgreSQL through pg, every value bound (the extended query protocol), outages reported. */
+export class BoundPostgreSqlDriver extends PostgreSqlDriver {
+  protected override readonly connection = new (bindingValues(
+    reportingOutages(PostgreSqlConnection),
+    'postgresql',
+  ))(this.config);
 }

@@ -7,6 +7,7 @@ import { BoundPostgreSqlDriver, BoundSqliteDriver } from './bound-sql.ts';
 import type { Environment } from './config.ts';
 import type { Logger } from './logger.ts';
 import type { PorticoModule } from './module.ts';
+import { logOutages } from './outages.ts';
 
 export type Dialect = 'sqlite' | 'postgresql';
 
@@ -157,6 +158,7 @@ async function openDatabase({ url, entities, durable, log }: OpenDatabaseOptions
       driverOptions: { connectionTimeoutMillis: POSTGRES_CONNECT_TIMEOUT_MS },
     });
   }
+  logOutages(orm as unknown as MikroORM, log);
   await migrate(orm, log);
   return { orm: orm as unknown as MikroORM, dialect: target.dialect, em: orm.em as SqlEntityManager };
 }
