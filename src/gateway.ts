@@ -22,6 +22,8 @@ import { openPubSub, PUBSUB_ADAPTER_DESCRIPTIONS, pubSubAdapterFor } from './pub
 import { CSRF_HEADERS, isForeignOrigin, Router } from './routes.ts';
 import { type Clock, type Runtime, systemClock } from './runtime.ts';
 import { buildSchema } from './schema.ts';
+import { useSuggestionMask } from './suggestions.ts';
+import { useVariableCost } from './variable-cost.ts';
 import { serveWebSocket } from './websocket.ts';
 
 /** SECURITY.md, "GraphQL surface". */
@@ -140,6 +142,10 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
     return context;
   };
   const isAdmin = async (request: Request) => (await contextFor(request)).viewer.scopes.has('admin');
+  // Each request's context once resolved (usePortico fills it): validation, which runs before Yoga
+  // builds its context, reads the viewer here.
+  const settled = new WeakMap<Request, RequestContext>();
+  const costLimit = { maxCost: GRAPHQL_LIMITS.cost, exposeLimits: development };
   const liveStreams = useLiveStreams(runtime.live);
 
   const yoga = createYoga<NodeServerContext, RequestContext>({
@@ -188,15 +194,26 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
       useCSRFPrevention({ requestHeaders: CSRF_HEADERS }),
       EnvelopArmorPlugin({
         maxDepth: { n: GRAPHQL_LIMITS.depth, exposeLimits: development },
-        maxAliases: { n: GRAPHQL_LIMITS.aliases, exposeLimits: development },
+        // `__typename` is allowed by default: its aliases would be free.
+        maxAliases: { n: GRAPHQL_LIMITS.aliases, exposeLimits: development, allowList: [] },
         maxTokens: { n: GRAPHQL_LIMITS.tokens, exposeLimits: development },
         maxDirectives: { n: GRAPHQL_LIMITS.directives, exposeLimits: development },
-        costLimit: { maxCost: GRAPHQL_LIMITS.cost, exposeLimits: development },
-        blockFieldSuggestion: { enabled: !development },
+        costLimit,
+        // useSuggestionMask covers what this masks and more, and spares admins.
+        blockFieldSuggestion: { enabled: false },
+      }),
+      useVariableCost(costLimit),
+      useSuggestionMask({
+        shows: (request) => development || settled.get(request)?.viewer.scopes.has('admin') === true,
       }),
       useBodyLimit(MAX_REQUEST_BODY_BYTES),
       liveStreams,
-      usePortico({ runtime, contextFor, router: new Router(modules.flatMap((m) => m.routes ?? [])) }),
+      usePortico({
+        runtime,
+        contextFor,
+        settled,
+        router: new Router(modules.flatMap((m) => m.routes ?? [])),
+      }),
     ],
   });
 
@@ -245,12 +262,13 @@ interface PorticoPluginOptions {
   runtime: Runtime;
   router: Router;
   contextFor: (request: Request, serverContext?: NodeServerContext) => Promise<RequestContext>;
+  /** Filled with each request's context as soon as it is resolved. */
+  settled: WeakMap<Request, RequestContext>;
 }
 
 /** Readiness, module routes, the GraphiQL gate, introspection for admins, and response headers. */
-function usePortico({ runtime, router, contextFor }: PorticoPluginOptions): Plugin<RequestContext> {
+function usePortico({ runtime, router, contextFor, settled }: PorticoPluginOptions): Plugin<RequestContext> {
   const development = runtime.env.mode === 'development';
-  const settled = new WeakMap<Request, RequestContext>();
   const track = async (request: Request, serverContext?: NodeServerContext) => {
     const context = await contextFor(request, serverContext);
     settled.set(request, context);
