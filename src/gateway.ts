@@ -15,6 +15,7 @@ import {
   PorticoError,
   serviceUnavailable,
 } from './errors.ts';
+import { useSelfHostedGraphiQL } from './graphiql.ts';
 import { LiveCredentials, useLiveStreams } from './live.ts';
 import { createLogger, type Logger } from './logger.ts';
 import type { PorticoModule } from './module.ts';
@@ -159,7 +160,8 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
     // Other sites may call with an API key, never with the cookie (SECURITY.md: no credentialed CORS).
     cors: { credentials: false },
     context: ({ request, req }) => contextFor(request, { req }),
-    graphiql: async (request) => development || (await isAdmin(request).catch(() => false)),
+    // useSelfHostedGraphiQL serves it; Yoga's would load it from a CDN.
+    graphiql: false,
     maskedErrors: {
       isDev: development,
       maskError(error, message, isDev) {
@@ -191,6 +193,9 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
       error: (...args) => log.error(args.map(String).join(' ')),
     },
     plugins: [
+      useSelfHostedGraphiQL({
+        opensTo: async (request) => development || (await isAdmin(request).catch(() => false)),
+      }),
       useCSRFPrevention({ requestHeaders: CSRF_HEADERS }),
       EnvelopArmorPlugin({
         maxDepth: { n: GRAPHQL_LIMITS.depth, exposeLimits: development },
@@ -266,7 +271,7 @@ interface PorticoPluginOptions {
   settled: WeakMap<Request, RequestContext>;
 }
 
-/** Readiness, module routes, the GraphiQL gate, introspection for admins, and response headers. */
+/** Readiness, module routes, introspection for admins, and response headers. */
 function usePortico({ runtime, router, contextFor, settled }: PorticoPluginOptions): Plugin<RequestContext> {
   const development = runtime.env.mode === 'development';
   const track = async (request: Request, serverContext?: NodeServerContext) => {
@@ -293,15 +298,6 @@ function usePortico({ runtime, router, contextFor, settled }: PorticoPluginOptio
           isForeignOrigin(request.headers.get('origin'), request.headers.get('host'), runtime.env.publicUrl)
         ) {
           endResponse(Response.json({ error: 'Cross-site subscriptions are refused.' }, { status: 403 }));
-          return;
-        }
-        if (
-          request.method === 'GET' &&
-          !development &&
-          request.headers.get('accept')?.includes('text/html')
-        ) {
-          // GraphiQL did not render, so the viewer is no admin.
-          endResponse(forbiddenPage());
         }
         return;
       }
@@ -399,12 +395,6 @@ function routeError(error: unknown, runtime: Runtime): Response {
   runtime.log.error({ err: error }, 'route failed');
   return Response.json({ error: 'Internal server error' }, { status: 500 });
 }
-
-const forbiddenPage = () =>
-  new Response(
-    '<!doctype html><html lang="en"><meta charset="utf-8"><title>Forbidden</title><h1>Admins only</h1><p>GraphiQL is open to administrators. <a href="/login">Sign in</a> with an admin account.</p></html>',
-    { status: 403, headers: { 'content-type': 'text/html; charset=utf-8' } },
-  );
 
 const bodyError = (message: string, status: number, code: ErrorCode) =>
   new GraphQLError(message, { extensions: { http: { status }, code } });
