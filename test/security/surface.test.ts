@@ -168,6 +168,13 @@ describe.each(backends)('the GraphQL surface in production on %s', (backend) => 
       ['depth', deep(11), deep(10)],
       ['aliases', `{ ${typenameAliases(16)} }`, `{ ${typenameAliases(15)} }`],
       ['directives', directives(51), directives(50)],
+      // 16 tokens around a list of 1985 strings: 2001 (test/http.test.ts covers the edge).
+      [
+        'tokens',
+        `mutation { setUserRoles(userId: "x", roles: [${'"r", '.repeat(1985)}]) { id } }`,
+        '{ auth { signup } }',
+      ],
+      ['cost', '{ blobs(first: 1429) { __typename } }', '{ blobs(first: 1428) { __typename } }'],
     ])('answers a %s violation with an error and keeps the connection', async (_limit, over, at) => {
       const refused = await overWs(connection.client, over);
       const errors = wsErrors(refused);
