@@ -1,5 +1,9 @@
+import { type DocumentNode, Kind, print } from 'graphql';
 import type { Client as WsClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as client from '../../client/index.ts';
+import { GRAPHQL_LIMITS } from '../../src/gateway.ts';
+import { MAX_PAGE_SIZE } from '../../src/pagination.ts';
 import {
   backends,
   bootstrapAdmin,
@@ -86,6 +90,8 @@ const NEAR_MISSES: { name: string; query: string; variables?: Record<string, unk
 ];
 
 const SUGGESTION = /Did you mean/i;
+/** The largest `first` of `{ blobs(first: n) { __typename } }` within the cost limit: it costs 3.5 x n. */
+const COST_EDGE = Math.floor(GRAPHQL_LIMITS.cost / 3.5);
 
 /** `levels` selections deep: viewer > user > sessions > user > ... > id. */
 const deep = (levels: number) => {
@@ -174,7 +180,11 @@ describe.each(backends)('the GraphQL surface in production on %s', (backend) => 
         `mutation { setUserRoles(userId: "x", roles: [${'"r", '.repeat(1985)}]) { id } }`,
         '{ auth { signup } }',
       ],
-      ['cost', '{ blobs(first: 1429) { __typename } }', '{ blobs(first: 1428) { __typename } }'],
+      [
+        'cost',
+        `{ blobs(first: ${COST_EDGE + 1}) { __typename } }`,
+        `{ blobs(first: ${COST_EDGE}) { __typename } }`,
+      ],
     ])('answers a %s violation with an error and keeps the connection', async (_limit, over, at) => {
       const refused = await overWs(connection.client, over);
       const errors = wsErrors(refused);
@@ -230,21 +240,21 @@ describe.each(backends)('the GraphQL surface in production on %s', (backend) => 
   describe('the cost of `first` given as a variable', () => {
     /**
      * Shapes of one query with `first` as a literal and as a variable, and the largest `first`
-     * within the cost limit of 5000. `blobs { __typename }` costs (2 + 1.5) x first, so 1428 costs
-     * 4998 and 1429 costs 5001.5; through a fragment spread it costs 4 + 7.875 x first.
+     * within the cost limit. `blobs { __typename }` costs (2 + 1.5) x first; through a fragment
+     * spread it costs 4 + 1.5 x (2 + 1.5 x 3.5 x first).
      */
     const SHAPES = [
       {
         shape: 'a variable',
         literal: (n: number) => `{ blobs(first: ${n}) { __typename } }`,
         variable: (n: number) => ['query ($n: Int) { blobs(first: $n) { __typename } }', { n }] as const,
-        edge: 1428,
+        edge: COST_EDGE,
       },
       {
         shape: "a variable's default",
         literal: (n: number) => `{ blobs(first: ${n}) { __typename } }`,
         variable: (n: number) => [`query ($n: Int = ${n}) { blobs(first: $n) { __typename } }`, {}] as const,
-        edge: 1428,
+        edge: COST_EDGE,
       },
       {
         shape: 'a variable inside a fragment',
@@ -254,7 +264,7 @@ describe.each(backends)('the GraphQL surface in production on %s', (backend) => 
             'query ($n: Int) { ...page } fragment page on Query { blobs(first: $n) { __typename } }',
             { n },
           ] as const,
-        edge: 634,
+        edge: Math.floor((GRAPHQL_LIMITS.cost - 4) / 7.875),
       },
     ];
 
@@ -290,6 +300,27 @@ describe.each(backends)('the GraphQL surface in production on %s', (backend) => 
         expect(errorLines(portico.logs)).toEqual([]);
       },
     );
+
+    it("lets every list operation of the typed client run at the contract's largest page", async () => {
+      // A cost limit below what the shipped operations need at `first: 100` would refuse them.
+      const lists = Object.entries(client).filter(
+        ([name, value]) =>
+          name.endsWith('Document') &&
+          (value as DocumentNode).definitions?.some(
+            (definition) =>
+              definition.kind === Kind.OPERATION_DEFINITION &&
+              definition.variableDefinitions?.some(({ variable }) => variable.name.value === 'first'),
+          ),
+      );
+      expect(lists.length).toBeGreaterThanOrEqual(7);
+      for (const [name, document] of lists) {
+        const result = await admin.gql(print(document as DocumentNode), {
+          first: MAX_PAGE_SIZE,
+          collection: 'notes',
+        });
+        expect(result.errors, name).toBeUndefined();
+      }
+    });
 
     it('leaves other operations of the document and absent variables alone', async () => {
       // The operation that runs has a small `first`; the other one would be refused.
