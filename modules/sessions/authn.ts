@@ -13,6 +13,7 @@ import {
 import roles from '../roles/index.ts';
 import users from '../users/index.ts';
 import { SessionCache, type SessionSnapshot } from './cache.ts';
+import type { SessionSettings } from './config.ts';
 import {
   clearedSessionCookie,
   type Passwords,
@@ -48,8 +49,13 @@ declare module '../../src/pubsub.ts' {
   }
 }
 
-// lastSeenAt is written at most this often per session (SECURITY.md: not on every request).
-const TOUCH_INTERVAL_MS = 60_000;
+/**
+ * How often a session's lastSeenAt is written (SECURITY.md): not on every request, yet often
+ * enough that a session used within every idle window never idles out at any setting. A
+ * quarter of the idle timeout, at most a minute.
+ */
+const touchIntervalMs = (settings: SessionSettings) =>
+  Math.min(60_000, (settings.idleTimeoutMinutes * 60_000) / 4);
 
 interface SessionState {
   readonly cache: SessionCache;
@@ -101,9 +107,14 @@ export async function resolveSessionViewer(request: Request, runtime: Runtime): 
   const knownId = state.cache.sessionIdOf(sealed);
   const cached = knownId ? state.cache.snapshot(knownId) : undefined;
   if (cached) {
-    if (isActive(cached.session, runtime.settings.session, runtime.clock.now())) return cached.viewer;
-    await expire(runtime, cached.session.id);
-    return null;
+    const settings = runtime.settings.session;
+    const now = runtime.clock.now();
+    if (!isActive(cached.session, settings, now)) {
+      await expire(runtime, cached.session.id);
+      return null;
+    }
+    if (now - cached.session.lastSeenAt.getTime() < touchIntervalMs(settings)) return cached.viewer;
+    // lastSeenAt is due: the reload below writes it (and refreshes the snapshot).
   }
 
   let sessionId = knownId;
@@ -144,7 +155,7 @@ async function loadSnapshot(
   if (!user || user.disabled) return null;
 
   const now = new Date(runtime.clock.now());
-  if (now.getTime() - session.lastSeenAt.getTime() >= TOUCH_INTERVAL_MS) {
+  if (now.getTime() - session.lastSeenAt.getTime() >= touchIntervalMs(settings)) {
     session.lastSeenAt = now;
     await touchSession(em, session.id, now);
   }
@@ -290,7 +301,11 @@ export async function needsBootstrap(runtime: Runtime, em: EntityManager): Promi
 export async function issueBootstrapLink(runtime: Runtime): Promise<string | null> {
   const em = runtime.db.system.em.fork();
   if (!(await needsBootstrap(runtime, em))) return null;
-  const { token } = await issueToken(em, { purpose: BOOTSTRAP_PURPOSE, ttlSeconds: null });
+  const { token } = await issueToken(
+    em,
+    { purpose: BOOTSTRAP_PURPOSE, ttlSeconds: null },
+    new Date(runtime.clock.now()),
+  );
   return `${runtime.env.publicUrl}/auth/redeem?token=${token}`;
 }
 

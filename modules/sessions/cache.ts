@@ -11,7 +11,7 @@ export interface SessionSnapshot {
 }
 
 const CAPACITY = 10_000;
-// Snapshots are reloaded at least this often, which also bounds how often lastSeenAt is written.
+// Snapshots are reloaded at least this often (and sooner when lastSeenAt is due: see authn.ts).
 const SNAPSHOT_TTL_MS = 60_000;
 
 /**

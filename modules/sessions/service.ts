@@ -46,7 +46,7 @@ export function createSession(
   em: EntityManager,
   input: NewSession,
   settings: SessionSettings,
-  now = new Date(),
+  now: Date,
 ): { session: Session; credential: SessionCredential } {
   const credential = { id: newId(128), secret: randomSecret() };
   const session = em.create(Session, {
@@ -123,7 +123,7 @@ export async function revokeSessions(
   em: EntityManager,
   where: FilterQuery<Session>,
   reason: RevocationReason,
-  now = new Date(),
+  now: Date,
 ): Promise<Revoked[]> {
   const targets = await em.find(
     Session,
@@ -155,7 +155,7 @@ export interface NewToken {
 }
 
 /** Issues a 256-bit token bound to one purpose; only its SHA-256 is stored. Flushes. */
-export async function issueToken(em: EntityManager, input: NewToken, now = new Date()) {
+export async function issueToken(em: EntityManager, input: NewToken, now: Date) {
   const token = randomSecret();
   const row = em.create(Token, {
     id: newId(),
@@ -173,22 +173,27 @@ export async function issueToken(em: EntityManager, input: NewToken, now = new D
   return { token, row };
 }
 
-/** The token's row if it looks redeemable now; redemption itself is `consumeToken`. */
-export function findUsableToken(em: EntityManager, token: string, now = new Date()) {
+/** The row of a well-formed token, whatever its state: none means the token was never issued. */
+export function findToken(em: EntityManager, token: string) {
   if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return Promise.resolve(null);
-  return em.findOne(Token, {
-    hash: sha256(token),
-    usedAt: null,
-    revokedAt: null,
-    $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }],
-  });
+  return em.findOne(Token, { hash: sha256(token) });
+}
+
+/** Not used, revoked or expired at `now`; redemption itself is `consumeToken`. */
+export const isRedeemable = (row: Token, now: Date) =>
+  !row.usedAt && !row.revokedAt && (!row.expiresAt || row.expiresAt.getTime() > now.getTime());
+
+/** The token's row if it looks redeemable at `now`. */
+export async function findUsableToken(em: EntityManager, token: string, now: Date) {
+  const row = await findToken(em, token);
+  return row && isRedeemable(row, now) ? row : null;
 }
 
 /**
  * Marks the token used in one conditional UPDATE: of any number of concurrent
  * redemptions exactly one sees `true`.
  */
-export async function consumeToken(em: EntityManager, hash: string, purpose: string, now = new Date()) {
+export async function consumeToken(em: EntityManager, hash: string, purpose: string, now: Date) {
   const updated = await em.nativeUpdate(
     Token,
     { hash, purpose, usedAt: null, revokedAt: null, $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }] },
