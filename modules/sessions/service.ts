@@ -1,6 +1,7 @@
 import type { EntityManager, FilterQuery } from '@mikro-orm/core';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
-import { newId, randomSecret, sha256 } from '../../src/index.ts';
+import type { SqlEntityManager } from '@mikro-orm/sql';
+import { dialectOf, newId, randomSecret, runStatement, sha256 } from '../../src/index.ts';
 import type { SessionSettings } from './config.ts';
 import type { SessionCredential } from './cookie.ts';
 import { type RevocationReason, Session, SystemFlag, Token } from './entities.ts';
@@ -83,6 +84,14 @@ export const isActive = (
   now: number,
 ) => !session.revokedAt && effectiveExpiry(session, settings).getTime() > now;
 
+/** The sessions past either timeout at `now`: an expiry that a concurrent later use cannot race. */
+export const endedBy = (settings: SessionSettings, now: number): FilterQuery<Session> => ({
+  $or: [
+    { expiresAt: { $lte: new Date(now) } },
+    { lastSeenAt: { $lte: new Date(now - settings.idleTimeoutMinutes * 60_000) } },
+  ],
+});
+
 export const findSession = (em: EntityManager, id: string) => em.findOne(Session, { id });
 
 export async function loadSessions(em: EntityManager, ids: readonly string[]): Promise<(Session | null)[]> {
@@ -140,8 +149,22 @@ export async function revokeSessions(
   return targets.map(({ id, userId }) => ({ id, userId }));
 }
 
-export const touchSession = (em: EntityManager, id: string, at: Date) =>
-  em.nativeUpdate(Session, { id, revokedAt: null }, { lastSeenAt: at });
+/**
+ * Moves the lastSeenAt of each unrevoked session forward to its use, in one statement: never
+ * back, since another instance may have written a later use meanwhile.
+ */
+export function touchSessions(em: SqlEntityManager, uses: readonly (readonly [id: string, at: number])[]) {
+  const postgres = dialectOf(em) === 'postgresql';
+  // Dates are epoch milliseconds in SQLite (MikroORM's storage) and timestamptz in PostgreSQL.
+  const [newer, time] = postgres ? ['greatest', 'cast(? as timestamptz)'] : ['max', '?'];
+  const whens = uses.map(() => `when ? then ${time}`).join(' ');
+  return runStatement(
+    em,
+    `update sessions set last_seen_at = ${newer}(last_seen_at, case id ${whens} end)
+     where revoked_at is null and id in (${uses.map(() => '?').join(', ')})`,
+    [...uses.flatMap(([id, at]) => [id, postgres ? new Date(at) : at]), ...uses.map(([id]) => id)],
+  );
+}
 
 // ---------------------------------------------------------------- single-use tokens
 

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Session } from '../../modules/sessions/entities.ts';
 import { fromGlobalId, selectRows } from '../../src/index.ts';
 import {
   ADMIN,
@@ -17,7 +18,7 @@ import {
 import { errorLines, expectNoServerError, expectRefusal } from './answers.ts';
 
 const MINUTE = 60_000;
-const VIEWER = '{ viewer { user { id email name } session { lastSeenAt } } }';
+const VIEWER = '{ viewer { user { id email name } session { id lastSeenAt } } }';
 const LOG_IN_WITH = `mutation ($credentials: JSONObject!) {
   logInWith(method: "remote", credentials: $credentials) { user { id email name } }
 }`;
@@ -25,7 +26,7 @@ const LOG_IN_WITH = `mutation ($credentials: JSONObject!) {
 interface Viewer {
   viewer: {
     user: { id: string; email: string; name: string | null } | null;
-    session: { lastSeenAt: string } | null;
+    session: { id: string; lastSeenAt: string } | null;
   };
 }
 
@@ -104,6 +105,123 @@ describe.each(backends)('identity details on %s', (backend) => {
       const fresh = await signIn();
       clock.advance(61_000);
       expect((await viewer(fresh)).user).toBeNull();
+    });
+
+    /** A gateway with a 1-minute idle timeout on `clock`, or one more on the same database. */
+    const startIdleMinute = (clock: ManualClock, first?: TestGateway) =>
+      start({
+        clock,
+        config: { session: { idleTimeoutMinutes: 1 } },
+        ...(first ? { databaseUrl: first.databaseUrl, dataDir: first.dataDir } : {}),
+      });
+    /** The signed-in admin and the raw id of their session. */
+    const adminSession = async (portico: TestGateway) => {
+      const admin = await bootstrapAdmin(portico);
+      const id = fromGlobalId((await viewer(admin)).session!.id, 'Session');
+      return { admin, id };
+    };
+    const sessionRow = (portico: TestGateway, id: string) =>
+      portico.gateway.runtime.db.system.em.fork().findOneOrFail(Session, { id });
+    /** The same browser on another gateway. */
+    const sameBrowser = (client: TestClient, portico: TestGateway) => {
+      const other = portico.client();
+      for (const [name, value] of client.cookies) other.cookies.set(name, value);
+      return other;
+    };
+
+    it('keeps a session used within every minute alive when a use was not written at once (idle 1 minute)', async () => {
+      const clock = new ManualClock();
+      const portico = await startIdleMinute(clock);
+      const t0 = clock.now();
+      const { admin, id } = await adminSession(portico);
+      const at = async (second: number) => {
+        clock.advance(t0 + second * 1000 - clock.now());
+        return (await viewer(admin)).user?.email;
+      };
+      expect(await at(10)).toBe(ADMIN.email);
+      // The use at 10 s is not written yet (lastSeenAt is not written on every request) ...
+      expect((await sessionRow(portico, id)).lastSeenAt.getTime()).toBe(t0);
+      // ... yet it counts: 59 s after it the session still works, and again 59 s after that.
+      expect(await at(69)).toBe(ADMIN.email);
+      expect(await at(128)).toBe(ADMIN.email);
+      expect(await at(138)).toBe(ADMIN.email);
+      expect(await at(197)).toBe(ADMIN.email);
+      // Unused for 61 s, it ends, as EXPIRED.
+      expect(await at(258)).toBeUndefined();
+      expect(await sessionRow(portico, id)).toMatchObject({ revokedReason: 'EXPIRED' });
+      expect(errorLines(portico.logs)).toEqual([]);
+    });
+
+    it('writes lastSeenAt at most once per quarter of the idle timeout, however often the session is used', async () => {
+      const clock = new ManualClock();
+      const portico = await startIdleMinute(clock);
+      const t0 = clock.now();
+      const { admin, id } = await adminSession(portico);
+      const written = new Set<number>();
+      for (let second = 1; second <= 300; second++) {
+        clock.advance(1000);
+        expect((await viewer(admin)).user?.email, `after ${second} s`).toBe(ADMIN.email);
+        written.add((await sessionRow(portico, id)).lastSeenAt.getTime() - t0);
+      }
+      // Every write changes the value: 21 writes in 5 minutes, 15 s apart.
+      expect([...written]).toEqual(Array.from({ length: 21 }, (_, i) => i * 15_000));
+    });
+
+    it('writes a use that was not written at once when its quarter window ends, for the other instances', async () => {
+      vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+      try {
+        const clock = new ManualClock();
+        const first = await startIdleMinute(clock);
+        const second = await startIdleMinute(clock, first);
+        const t0 = clock.now();
+        const { admin, id } = await adminSession(first);
+        clock.advance(10_000);
+        expect((await viewer(admin)).user?.email).toBe(ADMIN.email);
+        expect((await sessionRow(first, id)).lastSeenAt.getTime()).toBe(t0);
+        // No further request: the instance's timer writes it once its window (15 s) has ended.
+        clock.advance(5_000);
+        await vi.advanceTimersByTimeAsync(15_000);
+        await vi.waitFor(
+          async () => expect((await sessionRow(first, id)).lastSeenAt.getTime()).toBe(t0 + 10_000),
+          { timeout: 5000 },
+        );
+        // The other instance, which never saw the use at 10 s, keeps the session 59 s after it.
+        clock.advance(54_000);
+        expect((await viewer(sameBrowser(admin, second))).user?.email).toBe(ADMIN.email);
+      } finally {
+        for (const portico of started.splice(0).reverse()) await portico.close();
+        vi.useRealTimers();
+      }
+    });
+
+    it('writes the uses not written yet at shutdown, never moving lastSeenAt back', async () => {
+      const clock = new ManualClock();
+      const first = await startIdleMinute(clock);
+      const second = await startIdleMinute(clock, first);
+      const third = await startIdleMinute(clock, first);
+      const t0 = clock.now();
+      const { admin, id } = await adminSession(first);
+      // A use on the first instance that it does not write at once ...
+      clock.advance(10_000);
+      expect((await viewer(admin)).user?.email).toBe(ADMIN.email);
+      expect((await sessionRow(first, id)).lastSeenAt.getTime()).toBe(t0);
+      await first.stop();
+      // ... is written when it stops, so another instance keeps the session 59 s after it.
+      expect((await sessionRow(second, id)).lastSeenAt.getTime()).toBe(t0 + 10_000);
+      clock.advance(59_000);
+      expect((await viewer(sameBrowser(admin, second))).user?.email).toBe(ADMIN.email);
+      expect((await sessionRow(second, id)).lastSeenAt.getTime()).toBe(t0 + 69_000);
+
+      // A use the third instance does not write at once (at 75 s) is older than the second's next
+      // write (at 85 s): written late, it leaves the newer lastSeenAt as it is.
+      clock.advance(6_000);
+      expect((await viewer(sameBrowser(admin, third))).user?.email).toBe(ADMIN.email);
+      clock.advance(10_000);
+      expect((await viewer(sameBrowser(admin, second))).user?.email).toBe(ADMIN.email);
+      expect((await sessionRow(second, id)).lastSeenAt.getTime()).toBe(t0 + 85_000);
+      await third.stop();
+      expect((await sessionRow(second, id)).lastSeenAt.getTime()).toBe(t0 + 85_000);
+      for (const portico of [first, second, third]) expect(errorLines(portico.logs)).toEqual([]);
     });
 
     it('treats a session cookie with characters added or its form changed as no cookie', async () => {
