@@ -5,6 +5,7 @@ import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { createFetch } from '@whatwg-node/fetch';
 import { GraphQLError, NoSchemaIntrospectionCustomRule } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import { clientAddress } from './client-address.ts';
 import type { LoadedConfig, Settings } from './config.ts';
 import { anonymousViewer, createRequestContext, type RequestContext, type Viewer } from './context.ts';
 import { openDatabases } from './db.ts';
@@ -135,7 +136,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
   const contextFor = (request: Request, serverContext?: NodeServerContext): Promise<RequestContext> => {
     let context = contexts.get(request);
     if (!context) {
-      const ip = serverContext?.req?.socket?.remoteAddress ?? null;
+      const ip = clientAddress(serverContext?.req, runtime.env.trustedProxies);
       context = resolveViewer(request).then(
         (viewer) => createRequestContext(runtime, request, viewer, ip),
         (error: unknown) => {
