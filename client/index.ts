@@ -65,7 +65,7 @@ export interface UploadedBlob {
   sha256: string;
   filename: string | null;
   createdAt: string;
-  /** The download path, e.g. /blobs/<hex id>. */
+  /** The download path: `/blobs/<id>`, with the id above. */
   url: string;
 }
 

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import type { BlockList } from 'node:net';
 import { isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
+import { parseTrustedProxies } from './client-address.ts';
 import type { PorticoModule } from './module.ts';
 import { composeModules } from './module.ts';
 
@@ -40,6 +42,8 @@ export interface Environment {
   databaseUrl: string;
   systemDatabaseUrl: string;
   redisUrl: string | undefined;
+  /** Reverse proxies whose `X-Forwarded-For` names the client; null: the header is ignored. */
+  trustedProxies: BlockList | null;
 }
 
 export interface LoadedConfig {
@@ -80,6 +84,7 @@ const environmentSchema = z.object({
   SYSTEM_DATABASE_URL: optionalString,
   REDIS_URL: optionalString,
   PORTICO_CONFIG: optionalString,
+  PORTICO_TRUSTED_PROXIES: optionalString,
 });
 
 export interface LoadConfigOptions {
@@ -139,6 +144,7 @@ export async function loadConfig({
   } else if (secrets.length === 0 && mode === 'production' && needSecret) {
     issues.push(`PORTICO_SECRET: required in production (${MIN_SECRET_LENGTH}+ characters)`);
   }
+  const trustedProxies = parseTrustedProxies(vars.PORTICO_TRUSTED_PROXIES, issues);
   if (issues.length > 0) throw new ConfigError(issues);
 
   const port = vars.PORT ?? 4000;
@@ -154,6 +160,7 @@ export async function loadConfig({
       databaseUrl,
       systemDatabaseUrl: vars.SYSTEM_DATABASE_URL ?? databaseUrl,
       redisUrl: vars.REDIS_URL,
+      trustedProxies,
     },
     settings,
     modules,

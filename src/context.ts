@@ -46,7 +46,7 @@ export class ResponseControl {
 /** One request's context: fixed and small. Database forks are made on first use. */
 export interface RequestContext {
   readonly request: Request;
-  /** The client's address as the socket saw it; null without a socket (in-process `fetch`). */
+  /** The client's address: the socket's peer, or behind a trusted proxy the forwarded one; null without a socket. */
   readonly ip: string | null;
   /** Who the request acts for; changes (through `setViewer`) when the request itself signs in or out. */
   viewer: Viewer;

@@ -5,6 +5,7 @@ import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { createFetch } from '@whatwg-node/fetch';
 import { GraphQLError, NoSchemaIntrospectionCustomRule } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import { clientAddress } from './client-address.ts';
 import type { LoadedConfig, Settings } from './config.ts';
 import { anonymousViewer, createRequestContext, type RequestContext, type Viewer } from './context.ts';
 import { openDatabases } from './db.ts';
@@ -19,6 +20,7 @@ import {
   serviceUnavailable,
   unstorableText,
 } from './errors.ts';
+import { useSelfHostedGraphiQL } from './graphiql.ts';
 import { LiveCredentials, useLiveStreams } from './live.ts';
 import { createLogger, type Logger } from './logger.ts';
 import type { PorticoModule } from './module.ts';
@@ -26,11 +28,17 @@ import { openPubSub, PUBSUB_ADAPTER_DESCRIPTIONS, pubSubAdapterFor } from './pub
 import { CSRF_HEADERS, isForeignOrigin, Router } from './routes.ts';
 import { type Clock, type Runtime, systemClock } from './runtime.ts';
 import { buildSchema } from './schema.ts';
+import { useSuggestionMask } from './suggestions.ts';
 import { useStorableText } from './text.ts';
+import { useVariableCost } from './variable-cost.ts';
 import { serveWebSocket } from './websocket.ts';
 
-/** SECURITY.md, "GraphQL surface". */
-export const GRAPHQL_LIMITS = { depth: 10, aliases: 15, tokens: 2000, directives: 50, cost: 5000 } as const;
+/**
+ * SECURITY.md, "GraphQL surface". The cost is graphql-armor's (`first` multiplies a selection at
+ * face value): the typed client's richest list operation costs about 15 000 at the contract's
+ * largest page (100), which must pass; `first: 1000` on it costs ten times that.
+ */
+export const GRAPHQL_LIMITS = { depth: 10, aliases: 15, tokens: 2000, directives: 50, cost: 20_000 } as const;
 
 /** Largest request body accepted: yoga's default, which multipart uploads need. */
 export const MAX_REQUEST_BODY_BYTES = 25_000_000;
@@ -133,7 +141,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
   const contextFor = (request: Request, serverContext?: NodeServerContext): Promise<RequestContext> => {
     let context = contexts.get(request);
     if (!context) {
-      const ip = serverContext?.req?.socket?.remoteAddress ?? null;
+      const ip = clientAddress(serverContext?.req, runtime.env.trustedProxies);
       context = resolveViewer(request).then(
         (viewer) => createRequestContext(runtime, request, viewer, ip),
         (error: unknown) => {
@@ -145,6 +153,10 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
     return context;
   };
   const isAdmin = async (request: Request) => (await contextFor(request)).viewer.scopes.has('admin');
+  // Each request's context once resolved (usePortico fills it): validation, which runs before Yoga
+  // builds its context, reads the viewer here.
+  const settled = new WeakMap<Request, RequestContext>();
+  const costLimit = { maxCost: GRAPHQL_LIMITS.cost, exposeLimits: development };
   const liveStreams = useLiveStreams(runtime.live);
 
   const yoga = createYoga<NodeServerContext, RequestContext>({
@@ -158,7 +170,8 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
     // Other sites may call with an API key, never with the cookie (SECURITY.md: no credentialed CORS).
     cors: { credentials: false },
     context: ({ request, req }) => contextFor(request, { req }),
-    graphiql: async (request) => development || (await isAdmin(request).catch(() => false)),
+    // useSelfHostedGraphiQL serves it; Yoga's would load it from a CDN.
+    graphiql: false,
     maskedErrors: {
       isDev: development,
       maskError(error, message, isDev) {
@@ -194,19 +207,33 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
       },
     },
     plugins: [
+      useSelfHostedGraphiQL({
+        opensTo: async (request) => development || (await isAdmin(request).catch(() => false)),
+      }),
       useCSRFPrevention({ requestHeaders: CSRF_HEADERS }),
       EnvelopArmorPlugin({
         maxDepth: { n: GRAPHQL_LIMITS.depth, exposeLimits: development },
-        maxAliases: { n: GRAPHQL_LIMITS.aliases, exposeLimits: development },
+        // `__typename` is allowed by default: its aliases would be free.
+        maxAliases: { n: GRAPHQL_LIMITS.aliases, exposeLimits: development, allowList: [] },
         maxTokens: { n: GRAPHQL_LIMITS.tokens, exposeLimits: development },
         maxDirectives: { n: GRAPHQL_LIMITS.directives, exposeLimits: development },
-        costLimit: { maxCost: GRAPHQL_LIMITS.cost, exposeLimits: development },
-        blockFieldSuggestion: { enabled: !development },
+        costLimit,
+        // useSuggestionMask covers what this masks and more, and spares admins.
+        blockFieldSuggestion: { enabled: false },
+      }),
+      useVariableCost(costLimit),
+      useSuggestionMask({
+        shows: (request) => development || settled.get(request)?.viewer.scopes.has('admin') === true,
       }),
       useBodyLimit(MAX_REQUEST_BODY_BYTES),
       useStorableText(),
       liveStreams,
-      usePortico({ runtime, contextFor, router: new Router(modules.flatMap((m) => m.routes ?? [])) }),
+      usePortico({
+        runtime,
+        contextFor,
+        settled,
+        router: new Router(modules.flatMap((m) => m.routes ?? [])),
+      }),
     ],
   });
 
@@ -255,12 +282,13 @@ interface PorticoPluginOptions {
   runtime: Runtime;
   router: Router;
   contextFor: (request: Request, serverContext?: NodeServerContext) => Promise<RequestContext>;
+  /** Filled with each request's context as soon as it is resolved. */
+  settled: WeakMap<Request, RequestContext>;
 }
 
-/** Readiness, module routes, the GraphiQL gate, introspection for admins, and response headers. */
-function usePortico({ runtime, router, contextFor }: PorticoPluginOptions): Plugin<RequestContext> {
+/** Readiness, module routes, introspection for admins, and response headers. */
+function usePortico({ runtime, router, contextFor, settled }: PorticoPluginOptions): Plugin<RequestContext> {
   const development = runtime.env.mode === 'development';
-  const settled = new WeakMap<Request, RequestContext>();
   const track = async (request: Request, serverContext?: NodeServerContext) => {
     const context = await contextFor(request, serverContext);
     settled.set(request, context);
@@ -285,15 +313,6 @@ function usePortico({ runtime, router, contextFor }: PorticoPluginOptions): Plug
           isForeignOrigin(request.headers.get('origin'), request.headers.get('host'), runtime.env.publicUrl)
         ) {
           endResponse(Response.json({ error: 'Cross-site subscriptions are refused.' }, { status: 403 }));
-          return;
-        }
-        if (
-          request.method === 'GET' &&
-          !development &&
-          request.headers.get('accept')?.includes('text/html')
-        ) {
-          // GraphiQL did not render, so the viewer is no admin.
-          endResponse(forbiddenPage());
         }
         return;
       }
@@ -393,12 +412,6 @@ function routeError(error: unknown, runtime: Runtime): Response {
   runtime.log.error({ err: error }, 'route failed');
   return Response.json({ error: 'Internal server error' }, { status: 500 });
 }
-
-const forbiddenPage = () =>
-  new Response(
-    '<!doctype html><html lang="en"><meta charset="utf-8"><title>Forbidden</title><h1>Admins only</h1><p>GraphiQL is open to administrators. <a href="/login">Sign in</a> with an admin account.</p></html>',
-    { status: 403, headers: { 'content-type': 'text/html; charset=utf-8' } },
-  );
 
 const bodyError = (message: string, status: number, code: ErrorCode) =>
   new GraphQLError(message, { extensions: { http: { status }, code } });

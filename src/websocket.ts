@@ -146,12 +146,16 @@ export function serveWebSocket({ server, yoga, runtime, resolveViewer, formatRes
           return [unauthenticated()];
         }
         let document: ReturnType<typeof parse>;
+        let errors: readonly GraphQLError[];
         try {
           document = parse(payload.query);
+          errors = validate(schema, document);
         } catch (error) {
-          return [formatResult({ errors: [error as GraphQLError] }).errors[0]!];
+          // The limits throw from parsing (tokens) and validation (depth, aliases, directives, cost):
+          // they refuse this operation, as over HTTP, and the connection stays.
+          if (!(error instanceof GraphQLError)) throw error;
+          return formatResult({ errors: [error] }).errors;
         }
-        const errors = validate(schema, document);
         if (errors.length > 0) return formatResult({ errors }).errors;
         return {
           schema,

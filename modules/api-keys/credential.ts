@@ -80,7 +80,7 @@ export async function resolveApiKeyViewer(request: Request, runtime: Runtime): P
     cache.set(parsed.id, snapshot);
   }
   if (!secretMatches(snapshot.key, parsed.secret)) return null;
-  if (!isUsable(snapshot.key)) {
+  if (!isUsable(snapshot.key, runtime.clock.now())) {
     cache.delete(parsed.id);
     return null;
   }
@@ -90,10 +90,10 @@ export async function resolveApiKeyViewer(request: Request, runtime: Runtime): P
 async function loadSnapshot(runtime: Runtime, id: string): Promise<KeySnapshot | null> {
   const em = runtime.db.system.em.fork();
   const key = await findApiKey(em, id);
-  if (!key || !isUsable(key)) return null;
+  const now = new Date(runtime.clock.now());
+  if (!key || !isUsable(key, now.getTime())) return null;
   const user = await users.api.findUser(em, key.userId);
   if (!user || user.disabled) return null;
-  const now = new Date();
   if (!key.lastUsedAt || now.getTime() - key.lastUsedAt.getTime() >= SNAPSHOT_TTL_MS) {
     key.lastUsedAt = now;
     await touchApiKey(em, key.id, now);

@@ -47,7 +47,7 @@ export function parseKey(presented: string): { id: string; secret: string } | nu
 export const secretMatches = (key: Pick<ApiKeyRecord, 'secretHash'>, secret: string) =>
   sameDigest(sha256(secret), key.secretHash);
 
-export const isUsable = (key: Pick<ApiKeyRecord, 'revokedAt' | 'expiresAt'>, now = Date.now()) =>
+export const isUsable = (key: Pick<ApiKeyRecord, 'revokedAt' | 'expiresAt'>, now: number) =>
   !key.revokedAt && (!key.expiresAt || key.expiresAt.getTime() > now);
 
 export interface NewApiKey {

@@ -10,10 +10,10 @@ import {
 } from '../../src/index.ts';
 import type { Fence } from '../leases/index.ts';
 import { canSeeBlob, canWrite } from './access.ts';
-import { BLOB_ID, type BlobRecord, findBlob } from './service.ts';
+import { type BlobRecord, findBlob } from './service.ts';
 import { signatureAllows } from './signed.ts';
 import { BlobTooLarge, type ByteRange, UploadInterrupted } from './storage.ts';
-import { blobPath, cleanFilename, OCTET_STREAM, storageOf, upload } from './store.ts';
+import { blobPath, cleanFilename, OCTET_STREAM, rowIdOfPath, storageOf, upload } from './store.ts';
 
 /** Errors as the kernel's routes answer them: `{ error: message, code }` with the contract's code. */
 const problem = (status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}) =>
@@ -132,9 +132,10 @@ function matchesAny(header: string | null, etag: string): boolean {
 }
 
 /** The blob named by the path, if this request may read it: by its credential or a signed URL. */
-async function readable(context: RequestContext, id: string, query: URLSearchParams) {
+async function readable(context: RequestContext, segment: string, query: URLSearchParams) {
   // The id format is checked before any lookup: nothing else reaches a query, let alone a path.
-  if (!BLOB_ID.test(id)) return null;
+  const id = rowIdOfPath(segment);
+  if (!id) return null;
   const blob = await findBlob(context.db.store, id);
   if (!blob) return null;
   if (canSeeBlob(context.viewer, context.runtime.settings.blobs, blob.ownerId)) return blob;

@@ -2,15 +2,17 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Runtime, Viewer } from '../../src/index.ts';
 import apiKeys from '../api-keys/index.ts';
 import sessions from '../sessions/index.ts';
+import { blobPath } from './store.ts';
 
 /** The longest a signed URL may live: 7 days. */
 export const MAX_SIGNED_SECONDS = 7 * 24 * 60 * 60;
 
 /**
- * Signed URLs: `/blobs/<id>?exp=<unix seconds>&by=<signer>&sig=<HMAC>`. `by` names the credential
+ * Signed URLs: `<Blob.url>?exp=<unix seconds>&by=<signer>&sig=<HMAC>`. `by` names the credential
  * that signed, `s_<session id>` or `k_<API key id>` (ids, never secrets), so that ending that
- * session or revoking that key ends the URL too. The MAC covers id, expiry and signer, keyed by a
- * key derived from PORTICO_SECRET: the newest secret signs, any configured one verifies (rotation).
+ * session or revoking that key ends the URL too. The MAC covers the row id (so the URL works with
+ * either form of the path, see `rowIdOfPath`), expiry and signer, keyed by a key derived from
+ * PORTICO_SECRET: the newest secret signs, any configured one verifies (rotation).
  */
 const SIGNER = /^([sk])_([0-9a-f]{8,64})$/;
 const KEY_PURPOSE = 'portico/blobs/signed-url/v1';
@@ -38,7 +40,7 @@ export function signerOf(viewer: Viewer): string | null {
 export function signedPath(runtime: Runtime, id: string, signer: string, expiresInSeconds: number): string {
   const exp = String(Math.floor(runtime.clock.now() / 1000) + expiresInSeconds);
   const sig = mac(runtime.env.secrets[0]!, id, exp, signer).toString('base64url');
-  return `/blobs/${id}?${new URLSearchParams({ exp, by: signer, sig })}`;
+  return `${blobPath({ id })}?${new URLSearchParams({ exp, by: signer, sig })}`;
 }
 
 /**

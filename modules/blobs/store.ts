@@ -1,7 +1,7 @@
 import type { SqlEntityManager } from '@mikro-orm/sql';
-import type { Runtime } from '../../src/index.ts';
+import { fromGlobalId, type Runtime, toGlobalId } from '../../src/index.ts';
 import leases, { type Fence } from '../leases/index.ts';
-import { type BlobRecord, createBlob, type DeleteGuard, deleteBlob } from './service.ts';
+import { BLOB_ID, type BlobRecord, createBlob, type DeleteGuard, deleteBlob } from './service.ts';
 import { type BlobStorage, defaultStorage } from './storage.ts';
 
 /**
@@ -53,8 +53,25 @@ export async function upload(
   });
 }
 
-/** The download route of a blob. */
-export const blobPath = (blob: Pick<BlobRecord, 'id'>) => `/blobs/${blob.id}`;
+/** The download route of a blob: `/blobs/<the Blob's GraphQL id>` (contract v2), so a client can build it. */
+export const blobPath = (blob: Pick<BlobRecord, 'id'>) => `/blobs/${toGlobalId('Blob', blob.id)}`;
+
+/**
+ * The row id a download path names: the Blob's GraphQL id in its one canonical form (also
+ * percent-encoded, as clients may encode a path segment), or the bare row id that `url` and signed
+ * URLs carried before contract v2, which apps may have stored. Null for anything else, so that
+ * nothing but a well-formed id reaches a query.
+ */
+export function rowIdOfPath(segment: string): string | null {
+  if (BLOB_ID.test(segment)) return segment;
+  try {
+    const id = decodeURIComponent(segment);
+    const rowId = fromGlobalId(id, 'Blob');
+    return BLOB_ID.test(rowId) && toGlobalId('Blob', rowId) === id ? rowId : null;
+  } catch {
+    return null;
+  }
+}
 
 export const remove = (
   runtime: Runtime,

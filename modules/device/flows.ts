@@ -29,7 +29,7 @@ export async function pendingFor(context: RequestContext, input: string): Promis
   }
   return rateLimits.api.userCode(context, viewer.userId, async () => {
     const code = normalizeUserCode(input);
-    const pending = code ? await findPending(db.system, code) : null;
+    const pending = code ? await findPending(db.system, code, new Date(context.runtime.clock.now())) : null;
     if (!pending) throw invalidCode();
     return pending;
   });
@@ -38,11 +38,10 @@ export async function pendingFor(context: RequestContext, input: string): Promis
 /** Approves or denies for the viewer: the key the device then gets is the viewer's own. */
 export async function answer(context: RequestContext, userCode: string, approve: boolean): Promise<boolean> {
   const pending = await pendingFor(context, userCode);
-  const { viewer, db } = context;
+  const { viewer, db, runtime } = context;
   const state = approve ? 'approved' : 'denied';
-  if (
-    !(await decide(db.system, pending.id, { state, userId: viewer.userId!, sessionId: viewer.sessionId! }))
-  ) {
+  const decision = { state, userId: viewer.userId!, sessionId: viewer.sessionId! } as const;
+  if (!(await decide(db.system, pending.id, decision, new Date(runtime.clock.now())))) {
     throw invalidCode();
   }
   await audit.api.record(context, {
@@ -61,8 +60,9 @@ export type TokenAnswer =
     };
 
 /**
- * One poll of `/oauth/token` (RFC 8628 §3.4–3.5). Unknown, foreign and used device
- * codes count as failures against the IP.
+ * One poll of `/oauth/token` (RFC 8628 §3.4–3.5). Only an unknown device code counts as a
+ * failure against the IP: a real one (another client's, used, or lost to a concurrent poll)
+ * is no guess.
  */
 export async function poll(
   context: RequestContext,
@@ -73,8 +73,9 @@ export async function poll(
   return rateLimits.api
     .redeem(context, async (): Promise<TokenAnswer> => {
       const row = await findByDeviceCode(db.system, deviceCode);
-      if (!row || row.clientId !== clientId || row.state === 'used') throw invalidCode();
-      const now = new Date();
+      if (!row) throw invalidCode();
+      if (row.clientId !== clientId || row.state === 'used') throw rateLimits.api.notAGuess(invalidCode());
+      const now = new Date(runtime.clock.now());
       if (row.expiresAt <= now) return { ok: false, error: 'expired_token' };
       if (row.state === 'denied') return { ok: false, error: 'access_denied' };
       if (row.state === 'pending') {
@@ -86,7 +87,7 @@ export async function poll(
       }
       const user = row.userId ? await users.api.findUser(db.system, row.userId) : null;
       if (!user || user.disabled) return { ok: false, error: 'access_denied' };
-      if (!(await markUsed(db.system, row.id))) throw invalidCode();
+      if (!(await markUsed(db.system, row.id))) throw rateLimits.api.notAGuess(invalidCode());
       const userScopes = roles.api.scopesOf(runtime.settings, user.roles);
       const admin = userScopes.has(roles.api.ADMIN);
       const granted = [

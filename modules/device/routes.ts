@@ -40,11 +40,11 @@ async function deviceAuthorization(request: Request, context: RequestContext) {
   const scope = (form.get('scope') ?? '').trim().replace(/\s+/g, ' ');
   if (scope.length > 2000) return oauthError('invalid_scope', 'The scope is too long.');
   const { runtime, db } = context;
-  const { deviceCode, userCode } = await startAuthorization(db.system, {
-    clientId,
-    scope,
-    intervalSeconds: runtime.settings.device.intervalSeconds,
-  });
+  const { deviceCode, userCode } = await startAuthorization(
+    db.system,
+    { clientId, scope, intervalSeconds: runtime.settings.device.intervalSeconds },
+    new Date(runtime.clock.now()),
+  );
   const verificationUri = `${runtime.env.publicUrl}/device`;
   return oauthJson({
     device_code: deviceCode,

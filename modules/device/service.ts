@@ -19,13 +19,13 @@ export function normalizeUserCode(input: string): string | null {
 export async function startAuthorization(
   em: EntityManager,
   { clientId, scope, intervalSeconds }: { clientId: string; scope: string; intervalSeconds: number },
+  now: Date,
 ) {
   const deviceCode = randomSecret();
   const userCode = Array.from(
     { length: 8 },
     () => USER_CODE_ALPHABET[randomInt(USER_CODE_ALPHABET.length)],
   ).join('');
-  const now = new Date();
   const row = em.create(DeviceAuthorization, {
     id: newId(),
     deviceCodeHash: sha256(deviceCode),
@@ -44,19 +44,20 @@ export async function startAuthorization(
   return { row, deviceCode, userCode };
 }
 
-/** The pending, unexpired authorization a person's code names. */
-export const findPending = (em: EntityManager, userCode: string) =>
-  em.findOne(DeviceAuthorization, { userCode, state: 'pending', expiresAt: { $gt: new Date() } });
+/** The authorization a person's code names, pending and unexpired at `now`. */
+export const findPending = (em: EntityManager, userCode: string, now: Date) =>
+  em.findOne(DeviceAuthorization, { userCode, state: 'pending', expiresAt: { $gt: now } });
 
 /** Approves or denies a pending authorization in one conditional update; false when it was not pending. */
 export async function decide(
   em: EntityManager,
   id: string,
   decision: { state: 'approved' | 'denied'; userId: string; sessionId: string },
+  now: Date,
 ) {
   const updated = await em.nativeUpdate(
     DeviceAuthorization,
-    { id, state: 'pending', expiresAt: { $gt: new Date() } },
+    { id, state: 'pending', expiresAt: { $gt: now } },
     { state: decision.state, userId: decision.userId, sessionId: decision.sessionId },
   );
   return updated === 1;

@@ -34,11 +34,11 @@ async function invite(
   if (await users.api.findUserByEmail(db.system, address.email)) {
     throw new PorticoError('CONFLICT', 'An account with this email already exists.', { field: 'email' });
   }
-  const { token, invite } = await createInvite(db.system, {
-    email: address.email,
-    roles: roleNames ?? null,
-    invitedBy: viewer.userId!,
-  });
+  const { token, invite } = await createInvite(
+    db.system,
+    { email: address.email, roles: roleNames ?? null, invitedBy: viewer.userId! },
+    new Date(runtime.clock.now()),
+  );
   await audit.api.record(context, {
     kind: 'INVITE_CREATED',
     detail: { email: invite.email, roles: invite.roles },

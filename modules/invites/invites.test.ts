@@ -130,10 +130,11 @@ describe.each(backends)('invites on %s', (backend) => {
   });
 
   it('binds tokens to their purpose: a bootstrap token is no invite, an invite no bootstrap', async () => {
-    const bootstrap = await sessions.api.issueToken(portico.gateway.runtime.db.system.em.fork(), {
-      purpose: 'bootstrap',
-      ttlSeconds: null,
-    });
+    const bootstrap = await sessions.api.issueToken(
+      portico.gateway.runtime.db.system.em.fork(),
+      { purpose: 'bootstrap', ttlSeconds: null },
+      new Date(),
+    );
     const asInvite = await portico.client().gql(SIGN_UP, {
       input: {
         email: 'purpose@example.com',

@@ -10,7 +10,7 @@ import { INVITE_PURPOSE } from './service.ts';
  */
 export const redeemInvite: TokenRedeemer = async (context, token, profile) => {
   const email = token.email ?? '';
-  if (profile?.email && users.api.normalizeEmail(profile.email).key !== email.toLowerCase()) {
+  if (profile?.email && users.api.normalizeEmail(profile.email).key !== users.api.emailKey(email)) {
     throw new PorticoError('BAD_USER_INPUT', 'This invite is for another address.', { field: 'email' });
   }
   if (!profile?.password) {
@@ -24,7 +24,8 @@ export const redeemInvite: TokenRedeemer = async (context, token, profile) => {
   const invited = (token.data?.roles as string[] | null | undefined) ?? null;
   const roles = invited && invited.length > 0 ? invited : context.runtime.settings.defaultRoles;
   const userId = await context.db.system.transactional(async (em) => {
-    if (!(await sessions.api.consumeToken(em, token.hash, INVITE_PURPOSE))) {
+    const now = new Date(context.runtime.clock.now());
+    if (!(await sessions.api.consumeToken(em, token.hash, INVITE_PURPOSE, now))) {
       throw new PorticoError('INVALID_TOKEN', 'This link is invalid, expired or already used.');
     }
     const user = await users.api.createUser(em, { email, name: profile.name, passwordHash, roles });

@@ -38,13 +38,17 @@ export interface NewInvite {
 }
 
 /** Issues an invite: a 7-day single-use token bound to the address and the roles. */
-export async function createInvite(em: EntityManager, input: NewInvite) {
-  const { token, row } = await sessions.api.issueToken(em, {
-    purpose: INVITE_PURPOSE,
-    ttlSeconds: INVITE_TTL_SECONDS,
-    email: input.email,
-    data: { roles: input.roles ? [...new Set(input.roles)].sort() : null, invitedBy: input.invitedBy },
-  });
+export async function createInvite(em: EntityManager, input: NewInvite, now: Date) {
+  const { token, row } = await sessions.api.issueToken(
+    em,
+    {
+      purpose: INVITE_PURPOSE,
+      ttlSeconds: INVITE_TTL_SECONDS,
+      email: input.email,
+      data: { roles: input.roles ? [...new Set(input.roles)].sort() : null, invitedBy: input.invitedBy },
+    },
+    now,
+  );
   return { token, invite: inviteRecord(row) };
 }
 

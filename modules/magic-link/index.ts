@@ -42,11 +42,11 @@ async function requestLoginLink(context: RequestContext, email: string): Promise
     const em = runtime.db.system.em.fork();
     const user = await users.api.findUserByEmail(em, address.email);
     if (!user || user.disabled) return;
-    const { token } = await sessions.api.issueToken(em, {
-      purpose: LOGIN_PURPOSE,
-      ttlSeconds: LOGIN_LINK_TTL_SECONDS,
-      userId: user.id,
-    });
+    const { token } = await sessions.api.issueToken(
+      em,
+      { purpose: LOGIN_PURPOSE, ttlSeconds: LOGIN_LINK_TTL_SECONDS, userId: user.id },
+      new Date(runtime.clock.now()),
+    );
     const link = `${runtime.env.publicUrl}/auth/redeem?token=${token}`;
     await mail.api.send(runtime, {
       to: user.email,
@@ -61,7 +61,8 @@ const redeemLoginLink: TokenRedeemer = async (context, token) => {
   const invalid = () => new PorticoError('INVALID_TOKEN', 'This link is invalid, expired or already used.');
   const user = token.userId ? await users.api.findUser(context.db.system, token.userId) : null;
   if (!user || user.disabled) throw invalid();
-  if (!(await sessions.api.consumeToken(context.db.system, token.hash, LOGIN_PURPOSE))) throw invalid();
+  const now = new Date(context.runtime.clock.now());
+  if (!(await sessions.api.consumeToken(context.db.system, token.hash, LOGIN_PURPOSE, now))) throw invalid();
   return { userId: user.id, method: magicLinkMethod.id };
 };
 

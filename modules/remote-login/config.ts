@@ -6,6 +6,12 @@ export const remoteLoginConfig = {
       endpoint: z.url({ protocol: /^https?$/ }).optional(),
       /** How long to wait for the endpoint before answering that it is unreachable. */
       timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+      /**
+       * A remote identity seen for the first time may attach to an existing local account with
+       * its email. Off by default: whoever runs the remote could then take over any local
+       * account, the admin's included, by asserting its address.
+       */
+      linkByEmail: z.boolean().default(false),
     })
     .prefault({}),
 };
@@ -13,6 +19,7 @@ export const remoteLoginConfig = {
 export interface RemoteLoginSettings {
   endpoint?: string;
   timeoutMs: number;
+  linkByEmail: boolean;
 }
 
 declare module '../../src/config.ts' {

@@ -11,8 +11,9 @@ const remoteMethod: LoginMethod = {
     const { endpoint, timeoutMs } = runtime.settings.remoteLogin;
     if (!endpoint) throw new PorticoError('FORBIDDEN', 'Remote login has no endpoint configured.');
     const remote = await askRemote(endpoint, timeoutMs, credentials);
+    const { linkByEmail } = runtime.settings.remoteLogin;
     const user = await db.system.transactional((em) =>
-      upsertRemoteUser(em, remote, runtime.settings.defaultRoles),
+      upsertRemoteUser(em, remote, { defaultRoles: runtime.settings.defaultRoles, linkByEmail }),
     );
     if (user.disabled) throw new PorticoError('INVALID_CREDENTIALS', 'Invalid credentials.');
     return { userId: user.id };

@@ -62,18 +62,31 @@ export async function askRemote(endpoint: string, timeoutMs: number, credentials
 }
 
 /**
- * The local user for a remote one: found by the remote id, else by address (then
- * linked), else created with the default roles. Email and name follow the remote.
+ * The local user for a remote one, found by the remote's stable id, whatever email the remote
+ * gives now. A remote id seen for the first time gets a new user with the default roles; it
+ * attaches to an existing local account with its email only with `linkByEmail` (and only to
+ * one not linked to another remote id), otherwise CONFLICT and nothing is linked. Email and
+ * name follow the remote.
  */
 export async function upsertRemoteUser(
   em: EntityManager,
   remote: RemoteUser,
-  defaultRoles: readonly string[],
+  { defaultRoles, linkByEmail }: { defaultRoles: readonly string[]; linkByEmail: boolean },
 ) {
   const link = await em.findOne(RemoteIdentity, { subject: remote.id });
-  let user = link
-    ? await users.api.findUser(em, link.userId)
-    : await users.api.findUserByEmail(em, remote.email);
+  let user = link ? await users.api.findUser(em, link.userId) : null;
+  if (!link) {
+    const local = await users.api.findUserByEmail(em, remote.email);
+    if (local) {
+      if (!linkByEmail || (await em.count(RemoteIdentity, { userId: local.id })) > 0) {
+        throw new PorticoError(
+          'CONFLICT',
+          'An account with this email exists and is not linked to this login; ask an admin.',
+        );
+      }
+      user = local;
+    }
+  }
   if (!user) {
     user = await users.api.createUser(em, { email: remote.email, name: remote.name, roles: defaultRoles });
   } else {

@@ -2,6 +2,7 @@ import type { EntityManager, FilterQuery } from '@mikro-orm/core';
 import {
   anonymousViewer,
   type CredentialEnd,
+  every,
   inBatches,
   isDatabaseUnavailable,
   PorticoError,
@@ -14,6 +15,7 @@ import {
 import roles from '../roles/index.ts';
 import users from '../users/index.ts';
 import { SessionCache, type SessionSnapshot } from './cache.ts';
+import type { SessionSettings } from './config.ts';
 import {
   clearedSessionCookie,
   type Passwords,
@@ -27,6 +29,7 @@ import type { RevocationReason, Session } from './entities.ts';
 import {
   BOOTSTRAPPED,
   createSession,
+  endedBy,
   findSession,
   hasFlag,
   isActive,
@@ -34,8 +37,9 @@ import {
   loadSessions,
   type Revoked,
   revokeSessions,
+  type SessionRecord,
   sessionRecord,
-  touchSession,
+  touchSessions,
 } from './service.ts';
 
 declare module '../../src/pubsub.ts' {
@@ -49,8 +53,26 @@ declare module '../../src/pubsub.ts' {
   }
 }
 
-// lastSeenAt is written at most this often per session (SECURITY.md: not on every request).
-const TOUCH_INTERVAL_MS = 60_000;
+/**
+ * How often a session's lastSeenAt is written (SECURITY.md): not on every request, at most once
+ * per a quarter of the idle timeout (at most a minute). A use inside that window is not lost: the
+ * instance that saw it counts it at once, and writes it when the window ends (`writeDueUses`), so
+ * the others see it well within the idle timeout.
+ */
+const touchIntervalMs = (settings: SessionSettings) =>
+  Math.min(60_000, (settings.idleTimeoutMinutes * 60_000) / 4);
+
+/** The session as this instance knows it, its newest use included, is within both timeouts. */
+const isInUse = (cache: SessionCache, session: SessionRecord, settings: SessionSettings, now: number) =>
+  isActive({ ...session, lastSeenAt: new Date(cache.lastUse(session)) }, settings, now);
+
+/** A use at `now` of a session whose row says `session.lastSeenAt`: true when it is due to be written. */
+function recordUse(cache: SessionCache, session: SessionRecord, settings: SessionSettings, now: number) {
+  const dueAt = session.lastSeenAt.getTime() + touchIntervalMs(settings);
+  if (now >= dueAt) return true;
+  cache.deferUse(session.id, { at: now, dueAt });
+  return false;
+}
 
 interface SessionState {
   readonly cache: SessionCache;
@@ -102,9 +124,13 @@ export async function resolveSessionViewer(request: Request, runtime: Runtime): 
   const knownId = state.cache.sessionIdOf(sealed);
   const cached = knownId ? state.cache.snapshot(knownId) : undefined;
   if (cached) {
-    if (isActive(cached.session, runtime.settings.session, runtime.clock.now())) return cached.viewer;
-    await expire(runtime, cached.session.id);
-    return null;
+    const settings = runtime.settings.session;
+    const now = runtime.clock.now();
+    if (isInUse(state.cache, cached.session, settings, now)) {
+      if (!recordUse(state.cache, cached.session, settings, now)) return cached.viewer;
+      // lastSeenAt is due: the reload below writes it (and refreshes the snapshot).
+    }
+    // Else the row may know a later use (another instance's): the reload below decides.
   }
 
   let sessionId = knownId;
@@ -137,17 +163,19 @@ async function loadSnapshot(
   if (secret !== undefined && !sameDigest(sha256(secret), session.secretHash)) return null;
   if (session.revokedAt) return null;
   const settings = runtime.settings.session;
-  if (!isActive(session, settings, runtime.clock.now())) {
+  const { cache } = sessionState(runtime);
+  const now = runtime.clock.now();
+  if (!isInUse(cache, session, settings, now)) {
     await expire(runtime, session.id);
     return null;
   }
   const user = await users.api.findUser(em, session.userId);
   if (!user || user.disabled) return null;
 
-  const now = new Date(runtime.clock.now());
-  if (now.getTime() - session.lastSeenAt.getTime() >= TOUCH_INTERVAL_MS) {
-    session.lastSeenAt = now;
-    await touchSession(em, session.id, now);
+  if (recordUse(cache, session, settings, now)) {
+    await touchSessions(em, [[session.id, now]]);
+    session.lastSeenAt = new Date(now);
+    cache.written(session.id, now);
   }
   return {
     session: sessionRecord(session),
@@ -168,7 +196,40 @@ export function currentSnapshot(context: RequestContext): SessionSnapshot | unde
 }
 
 async function expire(runtime: Runtime, sessionId: string) {
-  await revoke(runtime, runtime.db.system.em.fork(), { id: sessionId }, 'EXPIRED');
+  const where = { $and: [{ id: sessionId }, endedBy(runtime.settings.session, runtime.clock.now())] };
+  await revoke(runtime, runtime.db.system.em.fork(), where, 'EXPIRED');
+}
+
+/**
+ * Writes the uses that were not written at once when their quarter window has ended, in
+ * batches, from one timer per instance; when stopped, all that are left (shutdown).
+ * Returns the stop function.
+ */
+export function writeDueUses(runtime: Runtime): () => Promise<void> {
+  const timer = every(touchIntervalMs(runtime.settings.session), () =>
+    writeUses(runtime, runtime.clock.now()),
+  );
+  return async () => {
+    timer.stop();
+    await timer.run(); // joins a round in progress
+    await writeUses(runtime, Number.POSITIVE_INFINITY);
+  };
+}
+
+async function writeUses(runtime: Runtime, dueBy: number) {
+  const { cache } = sessionState(runtime);
+  const uses = cache.takeUnwritten(dueBy);
+  const em = runtime.db.system.em.fork();
+  for (const batch of inBatches(uses.keys(), 500)) {
+    const touched = batch.map((id) => [id, uses.get(id)!.at] as const);
+    try {
+      await touchSessions(em, touched);
+      for (const [id, at] of touched) cache.written(id, at);
+    } catch (error) {
+      for (const id of batch) cache.deferUse(id, uses.get(id)!);
+      runtime.log.warn({ err: error }, 'writing the last uses of sessions failed; retried on the next round');
+    }
+  }
 }
 
 /**
@@ -183,6 +244,8 @@ export async function endedSessions(
   const ended = new Map<string, CredentialEnd>();
   const em = runtime.db.system.em.fork();
   const now = runtime.clock.now();
+  const settings = runtime.settings.session;
+  const { cache } = sessionState(runtime);
   const expired: string[] = [];
   for (const batch of inBatches(ids)) {
     const sessions = await loadSessions(em, batch);
@@ -192,13 +255,16 @@ export async function endedSessions(
         ended.set(id, { reason: 'REVOKED', at: new Date(now).toISOString() });
       } else if (session.revokedAt) {
         ended.set(id, { reason: session.revokedReason ?? 'REVOKED', at: session.revokedAt.toISOString() });
-      } else if (!isActive(session, runtime.settings.session, now)) {
+      } else if (!isInUse(cache, session, settings, now)) {
         expired.push(id);
-        ended.set(id, { reason: 'EXPIRED', at: new Date(now).toISOString() });
       }
     });
   }
-  for (const batch of inBatches(expired)) await revoke(runtime, em, { id: { $in: batch } }, 'EXPIRED');
+  for (const batch of inBatches(expired)) {
+    const where = { $and: [{ id: { $in: batch } }, endedBy(settings, now)] };
+    const revoked = await revoke(runtime, em, where, 'EXPIRED');
+    for (const { id } of revoked) ended.set(id, { reason: 'EXPIRED', at: new Date(now).toISOString() });
+  }
   return ended;
 }
 
@@ -295,7 +361,11 @@ export async function needsBootstrap(runtime: Runtime, em: EntityManager): Promi
 export async function issueBootstrapLink(runtime: Runtime): Promise<string | null> {
   const em = runtime.db.system.em.fork();
   if (!(await needsBootstrap(runtime, em))) return null;
-  const { token } = await issueToken(em, { purpose: BOOTSTRAP_PURPOSE, ttlSeconds: null });
+  const { token } = await issueToken(
+    em,
+    { purpose: BOOTSTRAP_PURPOSE, ttlSeconds: null },
+    new Date(runtime.clock.now()),
+  );
   return `${runtime.env.publicUrl}/auth/redeem?token=${token}`;
 }
 

@@ -33,10 +33,25 @@ export function passwords(env: Pick<Environment, 'secrets'>): Passwords {
   };
 }
 
+/**
+ * A seal exactly as `sealCredential` writes it: iron's eight fields (`Fe26.2`, password id, salt,
+ * IV, ciphertext, expiry, HMAC salt, HMAC), then iron-session's `~2`.
+ */
+const SEAL =
+  /^Fe26\.2\*\d{1,10}\*[0-9a-f]{64}\*([\w-]{22})\*([\w-]+)\*[1-9]\d{0,15}\*[0-9a-f]{64}\*([\w-]{43})~2$/;
+const canonicalBase64Url = (text: string) => Buffer.from(text, 'base64url').toString('base64url') === text;
+
+/**
+ * The session cookie's seal, read strictly: iron-session ignores whatever follows `~` and
+ * decoders skip stray characters, so only a seal in exactly the form written is taken (the
+ * raw value, not URL-decoded; base64url fields canonical). Anything else is no cookie.
+ */
 export function readSessionCookie(request: Request, settings: SessionSettings): string | undefined {
   const header = request.headers.get('cookie');
   if (!header) return undefined;
-  return parseCookie(header)[cookieName(settings)] || undefined;
+  const value = parseCookie(header, { decode: (raw) => raw })[cookieName(settings)];
+  const fields = value ? SEAL.exec(value) : null;
+  return fields?.slice(1).every(canonicalBase64Url) ? value : undefined;
 }
 
 export const sealCredential = (

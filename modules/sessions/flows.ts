@@ -6,7 +6,7 @@ import users from '../users/index.ts';
 import { BOOTSTRAP_PURPOSE, markBootstrapped, revoke, sessionState, signOut, startSession } from './authn.ts';
 import type { RevocationReason } from './entities.ts';
 import { type LoginMethod, requireMethod } from './methods.ts';
-import { BOOTSTRAPPED, consumeToken, findSession, findUsableToken, setFlagOnce } from './service.ts';
+import { BOOTSTRAPPED, consumeToken, findSession, findToken, isRedeemable, setFlagOnce } from './service.ts';
 
 const invalidCredentials = () => new PorticoError('INVALID_CREDENTIALS', 'Invalid email or password.');
 const invalidToken = () =>
@@ -247,10 +247,20 @@ export async function redeemToken(
   expectedPurpose?: string,
 ) {
   const { userId, method } = await rateLimits.api.redeem(context, async () => {
-    const row = await findUsableToken(context.db.system, token);
-    const redeemer = row && redeemers.get(row.purpose);
-    if (!row || !redeemer || (expectedPurpose && row.purpose !== expectedPurpose)) throw invalidToken();
-    return redeemer(context, row, profile);
+    // Only a token that matches nothing is a guess. One that was issued (used, expired, or lost
+    // a race to a concurrent redemption) is refused without using up the client's budget.
+    const row = await findToken(context.db.system, token);
+    if (!row) throw invalidToken();
+    try {
+      const redeemer = redeemers.get(row.purpose);
+      const now = new Date(context.runtime.clock.now());
+      if (!redeemer || !isRedeemable(row, now) || (expectedPurpose && row.purpose !== expectedPurpose)) {
+        throw invalidToken();
+      }
+      return await redeemer(context, row, profile);
+    } catch (error) {
+      throw rateLimits.api.notAGuess(error);
+    }
   });
   const payload = await startSession(context, userId, method);
   const kind =
@@ -277,7 +287,8 @@ export const redeemBootstrap: TokenRedeemer = async (context, token, profile) =>
   const passwordHash = await users.api.hashPassword(profile.password);
   const { email, name } = profile;
   const userId = await context.db.system.transactional(async (em) => {
-    if (!(await consumeToken(em, token.hash, BOOTSTRAP_PURPOSE))) throw invalidToken();
+    const now = new Date(context.runtime.clock.now());
+    if (!(await consumeToken(em, token.hash, BOOTSTRAP_PURPOSE, now))) throw invalidToken();
     if (!(await setFlagOnce(em, BOOTSTRAPPED, null))) throw invalidToken();
     const user = await users.api.createUser(em, { email, name, passwordHash, roles: [roles.api.ADMIN] });
     return user.id;

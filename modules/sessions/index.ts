@@ -8,6 +8,7 @@ import {
   revoke,
   startSession,
   watchLiveSessions,
+  writeDueUses,
 } from './authn.ts';
 import { BUILTIN_METHODS, sessionsConfig } from './config.ts';
 import { SessionSchema, SystemFlagSchema, Token, TokenSchema } from './entities.ts';
@@ -22,6 +23,7 @@ export type { Profile, TokenRedeemer } from './flows.ts';
 export type { LoginMethod } from './methods.ts';
 
 const stopWatching = new WeakMap<object, () => void>();
+const stopWriting = new WeakMap<object, () => Promise<void>>();
 
 /**
  * Revocable cookie sessions (iron-sealed id + secret, checked against the sessions
@@ -51,11 +53,13 @@ export default defineModule({
       runtime.log.warn({ methods: unavailable }, 'login methods configured but not available in this build');
     }
     stopWatching.set(runtime, watchLiveSessions(runtime));
+    stopWriting.set(runtime, writeDueUses(runtime));
     const link = await issueBootstrapLink(runtime);
     if (link) runtime.log.info({ bootstrap: true }, `No admin yet. Create the first admin here: ${link}`);
   },
-  stop(runtime) {
+  async stop(runtime) {
     stopWatching.get(runtime)?.();
+    await stopWriting.get(runtime)?.();
   },
   commands: {
     bootstrap: {

@@ -113,7 +113,7 @@ const invalidLink = () =>
  */
 async function redeemPage(request: Request, context: RequestContext, error?: string) {
   const token = new URL(request.url).searchParams.get('token') ?? '';
-  const row = await findUsableToken(context.db.system, token);
+  const row = await findUsableToken(context.db.system, token, new Date(context.runtime.clock.now()));
   if (!row) return invalidLink();
   const csrf = csrfFor(request);
   const password = html`<label>Password (8 characters or more)

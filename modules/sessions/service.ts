@@ -1,6 +1,7 @@
 import type { EntityManager, FilterQuery } from '@mikro-orm/core';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
-import { newId, randomSecret, sha256 } from '../../src/index.ts';
+import type { SqlEntityManager } from '@mikro-orm/sql';
+import { dialectOf, newId, randomSecret, runStatement, sha256 } from '../../src/index.ts';
 import type { SessionSettings } from './config.ts';
 import type { SessionCredential } from './cookie.ts';
 import { type RevocationReason, Session, SystemFlag, Token } from './entities.ts';
@@ -46,7 +47,7 @@ export function createSession(
   em: EntityManager,
   input: NewSession,
   settings: SessionSettings,
-  now = new Date(),
+  now: Date,
 ): { session: Session; credential: SessionCredential } {
   const credential = { id: newId(128), secret: randomSecret() };
   const session = em.create(Session, {
@@ -82,6 +83,14 @@ export const isActive = (
   settings: SessionSettings,
   now: number,
 ) => !session.revokedAt && effectiveExpiry(session, settings).getTime() > now;
+
+/** The sessions past either timeout at `now`: an expiry that a concurrent later use cannot race. */
+export const endedBy = (settings: SessionSettings, now: number): FilterQuery<Session> => ({
+  $or: [
+    { expiresAt: { $lte: new Date(now) } },
+    { lastSeenAt: { $lte: new Date(now - settings.idleTimeoutMinutes * 60_000) } },
+  ],
+});
 
 export const findSession = (em: EntityManager, id: string) => em.findOne(Session, { id });
 
@@ -123,7 +132,7 @@ export async function revokeSessions(
   em: EntityManager,
   where: FilterQuery<Session>,
   reason: RevocationReason,
-  now = new Date(),
+  now: Date,
 ): Promise<Revoked[]> {
   const targets = await em.find(
     Session,
@@ -140,8 +149,22 @@ export async function revokeSessions(
   return targets.map(({ id, userId }) => ({ id, userId }));
 }
 
-export const touchSession = (em: EntityManager, id: string, at: Date) =>
-  em.nativeUpdate(Session, { id, revokedAt: null }, { lastSeenAt: at });
+/**
+ * Moves the lastSeenAt of each unrevoked session forward to its use, in one statement: never
+ * back, since another instance may have written a later use meanwhile.
+ */
+export function touchSessions(em: SqlEntityManager, uses: readonly (readonly [id: string, at: number])[]) {
+  const postgres = dialectOf(em) === 'postgresql';
+  // Dates are epoch milliseconds in SQLite (MikroORM's storage) and timestamptz in PostgreSQL.
+  const [newer, time] = postgres ? ['greatest', 'cast(? as timestamptz)'] : ['max', '?'];
+  const whens = uses.map(() => `when ? then ${time}`).join(' ');
+  return runStatement(
+    em,
+    `update sessions set last_seen_at = ${newer}(last_seen_at, case id ${whens} end)
+     where revoked_at is null and id in (${uses.map(() => '?').join(', ')})`,
+    [...uses.flatMap(([id, at]) => [id, postgres ? new Date(at) : at]), ...uses.map(([id]) => id)],
+  );
+}
 
 // ---------------------------------------------------------------- single-use tokens
 
@@ -155,7 +178,7 @@ export interface NewToken {
 }
 
 /** Issues a 256-bit token bound to one purpose; only its SHA-256 is stored. Flushes. */
-export async function issueToken(em: EntityManager, input: NewToken, now = new Date()) {
+export async function issueToken(em: EntityManager, input: NewToken, now: Date) {
   const token = randomSecret();
   const row = em.create(Token, {
     id: newId(),
@@ -173,22 +196,27 @@ export async function issueToken(em: EntityManager, input: NewToken, now = new D
   return { token, row };
 }
 
-/** The token's row if it looks redeemable now; redemption itself is `consumeToken`. */
-export function findUsableToken(em: EntityManager, token: string, now = new Date()) {
+/** The row of a well-formed token, whatever its state: none means the token was never issued. */
+export function findToken(em: EntityManager, token: string) {
   if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return Promise.resolve(null);
-  return em.findOne(Token, {
-    hash: sha256(token),
-    usedAt: null,
-    revokedAt: null,
-    $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }],
-  });
+  return em.findOne(Token, { hash: sha256(token) });
+}
+
+/** Not used, revoked or expired at `now`; redemption itself is `consumeToken`. */
+export const isRedeemable = (row: Token, now: Date) =>
+  !row.usedAt && !row.revokedAt && (!row.expiresAt || row.expiresAt.getTime() > now.getTime());
+
+/** The token's row if it looks redeemable at `now`. */
+export async function findUsableToken(em: EntityManager, token: string, now: Date) {
+  const row = await findToken(em, token);
+  return row && isRedeemable(row, now) ? row : null;
 }
 
 /**
  * Marks the token used in one conditional UPDATE: of any number of concurrent
  * redemptions exactly one sees `true`.
  */
-export async function consumeToken(em: EntityManager, hash: string, purpose: string, now = new Date()) {
+export async function consumeToken(em: EntityManager, hash: string, purpose: string, now: Date) {
   const updated = await em.nativeUpdate(
     Token,
     { hash, purpose, usedAt: null, revokedAt: null, $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }] },

@@ -6,7 +6,7 @@ const UserSchema = defineEntity({
   properties: {
     id: p.string().primary(),
     email: p.string().length(320),
-    /** The lower-cased email: unique, so two accounts never differ only by case. */
+    /** `emailKey(email)` (NFKC, trimmed, lower case): unique, so two accounts never differ only by spelling. */
     emailKey: p.string().length(320).unique(),
     name: p.string().length(200).nullable(),
     passwordHash: p.string().nullable(),

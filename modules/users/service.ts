@@ -21,13 +21,20 @@ const EMAIL_MAX = 320;
 const SEARCH_MAX = EMAIL_MAX;
 const emailSchema = z.email().max(EMAIL_MAX);
 
-/** Trims and validates an address; `key` is its case-insensitive identity. */
+/**
+ * An address as accounts are looked up by (CONFIG.md): Unicode NFKC, trimmed, lower case. The
+ * one normalisation for lookups, uniqueness and the login counters, so that spelling variants
+ * ("X@…", " x@…", "x@…\u00a0", full-width letters) are one account everywhere.
+ */
+export const emailKey = (input: string) => input.normalize('NFKC').trim().toLowerCase();
+
+/** Normalises (NFKC, trimmed) and validates an address; `key` is its identity (`emailKey`). */
 export function normalizeEmail(input: string): { email: string; key: string } {
-  const email = input.trim();
+  const email = input.normalize('NFKC').trim();
   if (!emailSchema.safeParse(email).success) {
     throw new PorticoError('BAD_USER_INPUT', 'Enter a valid email address.', { field: 'email' });
   }
-  return { email, key: email.toLowerCase() };
+  return { email, key: emailKey(email) };
 }
 
 export function normalizeName(input: string | null | undefined): string | null {
@@ -39,7 +46,7 @@ export function normalizeName(input: string | null | undefined): string | null {
 }
 
 export function findUserByEmail(em: EntityManager, email: string): Promise<User | null> {
-  return em.findOne(User, { emailKey: email.trim().toLowerCase() });
+  return em.findOne(User, { emailKey: emailKey(email) });
 }
 
 export const findUser = (em: EntityManager, id: string) => em.findOne(User, { id });
