@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isDatabaseUnavailable } from '../../src/errors.ts';
+import { OutageLog } from '../../src/outages.ts';
 import {
   backends,
   bootstrapAdmin,
@@ -158,4 +160,57 @@ describe.runIf(backends.includes('postgres'))('database outages on postgres', ()
     await asServerAdmin(`drop database ${name} with (force)`);
     await expectOutage(since, /unavailable: .*(does not exist|terminat)/);
   }, 60_000);
+});
+
+describe('what counts as an outage', () => {
+  const pgError = (code: string, message: string) => Object.assign(new Error(message), { code });
+
+  it('names outages precisely: codes of bugs stay bugs (negative control)', () => {
+    const outages = [
+      pgError('55000', 'database "x" is not currently accepting connections'),
+      pgError('3D000', 'database "x" does not exist'),
+      pgError('57P01', 'terminating connection due to administrator command'),
+      pgError('55P03', 'canceling statement due to lock timeout'),
+      pgError('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:5432'),
+      new Error('Connection terminated unexpectedly'),
+    ];
+    for (const error of outages) expect(isDatabaseUnavailable(error), error.message).toBe(true);
+    const bugs = [
+      pgError('55000', 'cannot change sequence "x": it is not in the current session'),
+      pgError('42P01', 'relation "x" does not exist'),
+      pgError('42601', 'syntax error at or near "x"'),
+      pgError('23505', 'duplicate key value violates unique constraint "x"'),
+      new Error('Cannot read properties of undefined'),
+    ];
+    for (const error of bugs) expect(isDatabaseUnavailable(error), error.message).toBe(false);
+  });
+
+  it('logs an outage when it begins and once when a statement begun after it succeeds', () => {
+    const lines: { level: string; msg: string }[] = [];
+    const log = {
+      error: (_: unknown, msg: string) => lines.push({ level: 'error', msg }),
+      info: (msg: string) => lines.push({ level: 'info', msg }),
+    } as unknown as ConstructorParameters<typeof OutageLog>[1];
+    const outages = new OutageLog('store', log);
+    const refused = pgError('55000', 'database "x" is not currently accepting connections');
+    const early = performance.now();
+    outages.settled(early);
+    outages.settled(early, refused);
+    outages.settled(early, refused);
+    // Sent before the outage was noticed: its success says nothing about now.
+    outages.settled(early);
+    // Not an outage: a bug's error neither starts nor ends one.
+    outages.settled(early, new Error('a bug'));
+    expect(lines).toEqual([
+      {
+        level: 'error',
+        msg: 'database store unavailable: database "x" is not currently accepting connections',
+      },
+    ]);
+    const later = performance.now();
+    outages.settled(later);
+    outages.settled(performance.now());
+    expect(lines.at(-1)).toEqual({ level: 'info', msg: 'database store available again' });
+    expect(lines).toHaveLength(2);
+  });
 });

@@ -414,8 +414,18 @@ describe('bound parameters', () => {
       const capture = await captureStatements(database);
       const select = (value: string) =>
         orm.em.getConnection().execute<{ a: string }[]>('select ? as a', [value]);
+      const streamed = async (value: string) => {
+        const rows: unknown[] = [];
+        for await (const row of orm.em.getConnection().stream('select ? as a', [value])) rows.push(row);
+        return rows;
+      };
       try {
-        return { capture, quoted: await select("it's zq"), nul: await select('a\u0000b').catch(() => null) };
+        return {
+          capture,
+          quoted: await select("it's zq"),
+          nul: await select('a\u0000b').catch(() => null),
+          streamed: await streamed('zq stream'),
+        };
       } finally {
         capture.stop();
         await orm.close(true);
@@ -426,10 +436,11 @@ describe('bound parameters', () => {
     // Written into the text, U+0000 ends the statement: the bug this driver exists for.
     expect(stock.nul).toBeNull();
     const bound = await statementsOf(BoundSqliteDriver);
-    expect(bound.capture.statements).toEqual(['select ? as a', 'select ? as a']);
-    expect(bound.capture.values).toEqual(["it's zq", 'a\u0000b']);
+    expect(bound.capture.statements).toEqual(['select ? as a', 'select ? as a', 'select ? as a']);
+    expect(bound.capture.values).toEqual(["it's zq", 'a\u0000b', 'zq stream']);
     expect(bound.quoted).toEqual([{ a: "it's zq" }]);
     expect(bound.nul).toEqual([{ a: 'a\u0000b' }]);
+    expect(bound.streamed).toEqual([{ a: 'zq stream' }]);
   });
 
   it('binds lists, raw fragments, JSON and dates, and quotes only identifiers', () => {
