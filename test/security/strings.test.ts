@@ -17,6 +17,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BoundSqliteDriver, bindStatement } from '../../src/bound-sql.ts';
 import type { Database } from '../../src/db.ts';
+import { defineModule, selectRows } from '../../src/index.ts';
 import { buildSchema } from '../../src/schema.ts';
 import {
   backends,
@@ -47,6 +48,36 @@ const CONFIG = {
     notes: { indexes: { bySlug: { fields: ['slug'], unique: true }, byTag: ['tag'] } },
   },
 };
+
+/**
+ * Text that reaches SQL past the argument check (JSON is data, kept as given): the backstop for
+ * what PostgreSQL refuses, over GraphQL and over a route.
+ */
+const echo = defineModule({
+  name: 'test-echo',
+  graphql(builder) {
+    builder.queryField('probeEcho', (t) =>
+      t.field({
+        type: 'JSON',
+        authScopes: { public: true },
+        args: { value: t.arg({ type: 'JSON', required: true }) },
+        resolve: async (_root, { value }, context) =>
+          (await selectRows<{ v: unknown }>(context.db.store, 'select ? as v', [value]))[0]?.v,
+      }),
+    );
+  },
+  routes: [
+    {
+      method: 'GET',
+      path: '/probe-echo',
+      handler: async (request, context) => {
+        const value = new URL(request.url).searchParams.get('value');
+        const [row] = await selectRows<{ v: unknown }>(context.db.store, 'select ? as v', [value]);
+        return Response.json(row);
+      },
+    },
+  ],
+});
 
 /** One String or ID place of one root field's arguments, with every other argument valid. */
 interface Probe {
@@ -198,7 +229,7 @@ describe.each(backends)('every string input gets a contract answer on %s', (back
   const everyProbe = () => [...probes, ...INDEX_PROBES];
 
   beforeAll(async () => {
-    ({ portico, admin } = await startGatewayWithAdmin({ backend, config: CONFIG }));
+    ({ portico, admin } = await startGatewayWithAdmin({ backend, config: CONFIG, modules: [echo] }));
     probes = probesOf(buildSchema(portico.gateway.runtime.modules));
     const note = await admin.gql(
       'mutation { putDocument(collection: "notes", id: "n1", data: { slug: "one", tag: "t" }) { id } }',
@@ -354,6 +385,24 @@ describe.each(backends)('every string input gets a contract answer on %s', (back
     expect(errorLines(portico.logs)).toEqual([]);
   }, 120_000);
 
+  it('answers text PostgreSQL refuses with BAD_USER_INPUT where it reaches SQL, and keeps it elsewhere', async () => {
+    const ECHO = 'query ($value: JSON!) { probeEcho(value: $value) }';
+    for (const value of ['a\u0000b', '\u0000']) {
+      const answer = await admin.gql<{ probeEcho: string }>(ECHO, { value });
+      const route = await admin.request(`/probe-echo?value=${encodeURIComponent(value)}`);
+      if (backend === 'postgres') {
+        expect(answer.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+        expect(route.status).toBe(400);
+        expect(await route.json()).toMatchObject({ code: 'BAD_USER_INPUT' });
+      } else {
+        expect(answer.data?.probeEcho).toBe(value);
+        expect(await route.json()).toEqual({ v: value });
+      }
+      expectNoServerError(answer);
+    }
+    expect(errorLines(portico.logs)).toEqual([]);
+  });
+
   it('still answers afterwards, more requests at once than the database pool holds', async () => {
     const answers = await Promise.all(
       Array.from({ length: 30 }, () => copyOf(admin).gql<{ users: { edges: unknown[] } }>(SNAPSHOT[0]!)),
@@ -362,6 +411,16 @@ describe.each(backends)('every string input gets a contract answer on %s', (back
       expect(answer.errors).toBeUndefined();
       expect(answer.data?.users.edges.length).toBeGreaterThan(0);
     }
+    const echoes = await Promise.all(
+      Array.from({ length: 30 }, (_, index) =>
+        copyOf(admin).gql<{ probeEcho: string }>('query ($v: JSON!) { probeEcho(value: $v) }', {
+          v: `echo ${index}`,
+        }),
+      ),
+    );
+    expect(echoes.map((answer) => answer.data?.probeEcho)).toEqual(
+      Array.from({ length: 30 }, (_, index) => `echo ${index}`),
+    );
     expect((await fetch(new URL('/ready', portico.url))).status).toBe(200);
   });
 
