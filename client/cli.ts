@@ -11,7 +11,8 @@ import {
 
 /** `portico login` and `portico logout`: they talk to a running gateway and need no configuration. */
 const CLIENT_COMMANDS: Record<string, string> = {
-  login: 'Sign this machine in to a gateway (device flow) and save the key: login <url> [--scope "a b"].',
+  login:
+    'Sign this machine in to a gateway (device flow) and save the key: login <url> [--scope "a b"] (default: the scopes of your roles but admin).',
   logout: 'Revoke and forget the key saved for a gateway: logout <url>.',
 };
 
@@ -77,10 +78,12 @@ export async function runClientCli(argv: string[], options: ClientCliOptions = {
       ViewerDocument,
     );
     out(`Signed in to ${url.origin} as ${viewer.user?.email}; the key is saved in ${path}.`);
+    // Without --scope the gateway grants its default: the scopes the user may give a key but admin.
+    if (!scope) out('No --scope given: asked for the scopes of your roles, admin aside.');
     out(
       grant.scope
         ? `Scopes: ${grant.scope}.`
-        : 'The key has no scopes; to act on more than your own account, log in again with --scope.',
+        : 'The key has no scopes: it reaches public data and your own account only.',
     );
     return 0;
   } catch (error) {

@@ -12,7 +12,10 @@ export interface DeviceFlowOptions {
   fetch: typeof fetch;
   /** Shows the person the code and where to confirm it. */
   onDeviceCode: (prompt: DeviceCodePrompt) => void;
-  /** Space-separated scopes to ask for; the key gets those the approving user has. */
+  /**
+   * Space-separated scopes to ask for; the key gets those the approving user has. Without any,
+   * a Portico gateway grants the scopes the user may give a key, `admin` aside.
+   */
   scope?: string;
   clientId?: string;
   signal?: AbortSignal;
