@@ -37,15 +37,24 @@ export const dialectOf = (em: SqlEntityManager): Dialect =>
  * work costs more than the statement. Placeholders are `?` on both dialects.
  */
 export const selectRows = <T>(em: SqlEntityManager, sql: string, params: readonly unknown[] = []) =>
-  em.getConnection().execute<T[]>(sql, [...params], 'all', em.getTransactionContext());
+  ormErrors(em, em.getConnection().execute<T[]>(sql, [...params], 'all', em.getTransactionContext()));
 
 /** Like `selectRows`, for a statement without rows: how many rows it changed. */
 export const runStatement = async (em: SqlEntityManager, sql: string, params: readonly unknown[] = []) =>
   (
-    await em
-      .getConnection()
-      .execute<{ affectedRows: number }>(sql, [...params], 'run', em.getTransactionContext())
+    await ormErrors(
+      em,
+      em
+        .getConnection()
+        .execute<{ affectedRows: number }>(sql, [...params], 'run', em.getTransactionContext()),
+    )
   ).affectedRows;
+
+/** Driver errors of raw SQL as the ORM's own (UniqueConstraintViolationException, …), as its other calls throw them. */
+const ormErrors = <T>(em: SqlEntityManager, statement: Promise<T>) =>
+  statement.catch((error: Error) => {
+    throw em.getDriver().convertException(error);
+  });
 
 /** Distinct values in lists for `IN (…)`, each far below SQLite's bound-parameter limit. */
 export function inBatches<T>(values: Iterable<T>, size = 1000): T[][] {

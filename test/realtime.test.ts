@@ -165,9 +165,8 @@ describe.each(backends)('subscriptions on %s', (backend) => {
       const user = await newUser();
       const changes = subscribe(transport, { client: user.client }, CHANGES, { c: 'notes' });
       await eventually(() => isLive(user.sessionId));
-      const put = await user.client.gql(
-        'mutation ($id: ID!) { putDocument(collection: "notes", id: $id, data: { tag: "a" }) { id } }',
-        { id: user.sessionId },
+      const put = await user.client.gql<{ putDocument: { id: string } }>(
+        'mutation { putDocument(collection: "notes", data: { tag: "a" }) { id } }',
       );
       expect(put.errors).toBeUndefined();
       await eventually(() => changes.results.length === 1, 'the change event', 5_000);
@@ -179,7 +178,7 @@ describe.each(backends)('subscriptions on %s', (backend) => {
         data: {
           documentChanged: {
             kind: 'CREATED',
-            id: user.sessionId,
+            id: put.data?.putDocument.id,
             version: 1,
             document: { data: { tag: 'a' } },
           },

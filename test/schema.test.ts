@@ -48,7 +48,9 @@ const NOT_YET_BUILT = new Set([
 
 describe('the public contract (schema/contract.graphql)', () => {
   it('is a copy of the shared contract', async () => {
-    const shared = await readFile(new URL('../shared/contract/schema.graphql', root), 'utf8').catch(() => null);
+    const shared = await readFile(new URL('../shared/contract/schema.graphql', root), 'utf8').catch(
+      () => null,
+    );
     if (shared === null) return; // a checkout without the shared folder beside it
     expect(await readFile(new URL('schema/contract.graphql', root), 'utf8')).toBe(shared);
   });

@@ -17,9 +17,15 @@ export const canWrite = (viewer: Viewer, collection: CollectionDefinition) =>
 export const readerOwner = (viewer: Viewer, collection: CollectionDefinition) =>
   ownerOnly(viewer, collection.read);
 
+/** Is this another user's document, in `owner` mode? It then answers exactly like a missing one. */
+export const hiddenByOwner = (viewer: Viewer, collection: CollectionDefinition, ownerId: string | null) => {
+  const owner = readerOwner(viewer, collection);
+  return owner !== null && ownerId !== owner;
+};
+
 /** May the viewer see this document (read rule, and ownership in `owner` mode)? */
 export const canSeeDocument = (viewer: Viewer, collection: CollectionDefinition, ownerId: string | null) =>
-  canRead(viewer, collection) && (readerOwner(viewer, collection) === null || ownerId === viewer.userId);
+  canRead(viewer, collection) && !hiddenByOwner(viewer, collection, ownerId);
 
 /** May the viewer change this existing document (write rule, and ownership in `owner` mode)? */
 export const canChangeDocument = (viewer: Viewer, collection: CollectionDefinition, ownerId: string | null) =>

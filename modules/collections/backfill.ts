@@ -3,7 +3,7 @@ import type { Runtime } from '../../src/index.ts';
 import type { CollectionDefinition, IndexDefinition } from './config.ts';
 import { BuiltIndex, Document, IndexEntry } from './entities.ts';
 
-import { entryFor } from './service.ts';
+import { entryFor, MAX_INDEX_KEY_BYTES } from './service.ts';
 
 const BATCH = 1000;
 const PROGRESS_EVERY = 10_000;
@@ -79,6 +79,12 @@ async function rebuild(
           document.ownerId ?? null,
           JSON.parse(document.data),
         );
+        if (entry.key.length > MAX_INDEX_KEY_BYTES) {
+          throw new Error(
+            `Index "${index.name}" of collection "${collection.name}": document "${document.id}" has a key of ` +
+              `${entry.key.length} bytes once encoded, at most ${MAX_INDEX_KEY_BYTES}: fix the data or the index's fields.`,
+          );
+        }
         try {
           await tx.insert(IndexEntry, entry);
         } catch (error) {

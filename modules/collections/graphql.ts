@@ -10,9 +10,16 @@ import {
 } from '../../src/index.ts';
 import leases from '../leases/index.ts';
 import users from '../users/index.ts';
-import { canChangeDocument, canRead, canSeeDocument, canWrite, readerOwner } from './access.ts';
+import {
+  canChangeDocument,
+  canRead,
+  canSeeDocument,
+  canWrite,
+  hiddenByOwner,
+  readerOwner,
+} from './access.ts';
 import { type CollectionDefinition, definitions } from './config.ts';
-import type { IndexQuery, StoredDocument } from './service.ts';
+import { documentNotFound, type IndexQuery, type StoredDocument, type WriteGuard } from './service.ts';
 import * as store from './store.ts';
 
 const collectionsOf = (context: RequestContext) => definitions(context.runtime.settings);
@@ -48,16 +55,35 @@ function decodeAfter(collection: string, index: string | null | undefined, after
   return { key: key ? Buffer.from(key, 'hex') : null, id: decoded.slice(split + 1) };
 }
 
-/** Write access to a document as it is (null: new); unseen documents are NOT_FOUND (no existence oracle). */
+/**
+ * Write access to a document as it is (null: new). Another user's document in `owner` mode goes on
+ * as missing, so every answer about it is the one a missing id gets (no existence oracle).
+ */
 const guardFor =
-  (context: RequestContext, collection: CollectionDefinition) =>
-  (current: StoredDocument | null): void => {
-    if (!current || canChangeDocument(context.viewer, collection, current.ownerId)) return;
+  (context: RequestContext, collection: CollectionDefinition): WriteGuard =>
+  (current) => {
+    if (!current || hiddenByOwner(context.viewer, collection, current.ownerId)) return null;
+    if (canChangeDocument(context.viewer, collection, current.ownerId)) return current;
     if (!canSeeDocument(context.viewer, collection, current.ownerId)) {
-      throw new PorticoError('NOT_FOUND', `No document "${current.id}" in "${collection.name}".`);
+      throw documentNotFound(collection.name, current.id);
     }
     throw denied(context.viewer);
   };
+
+/**
+ * `putDocument` with an id. A reader of their own documents only (`owner` mode) replaces one of
+ * theirs and creates nothing: creating there takes no id, since an id another user holds could
+ * be neither taken over nor refused without telling that it exists.
+ */
+const putGuardFor = (context: RequestContext, collection: CollectionDefinition, id: string): WriteGuard => {
+  const guard = guardFor(context, collection);
+  const replacesOnly = readerOwner(context.viewer, collection) !== null;
+  return (current) => {
+    const seen = guard(current);
+    if (!seen && replacesOnly) throw documentNotFound(collection.name, id);
+    return seen;
+  };
+};
 
 export function registerCollections(builder: Builder) {
   const SortOrder = builder.enumType('SortOrder', { values: ['ASC', 'DESC'] as const });
@@ -242,7 +268,7 @@ export function registerCollections(builder: Builder) {
             expectedVersion: args.expectedVersion,
             fence: args.fence,
           },
-          guardFor(context, collection),
+          id === null ? guardFor(context, collection) : putGuardFor(context, collection, id),
         );
       },
     }),

@@ -72,11 +72,12 @@ export function prefixEnd(prefix: Buffer): Buffer | null {
   return null;
 }
 
-/** The value at a dotted path (`meta.tag`); missing → null. */
+/** The value at a dotted path (`meta.tag`) through own keys only (`constructor` is no inherited member); missing → null. */
 export function valueAt(data: unknown, path: string): unknown {
   let current = data;
   for (const part of path.split('.')) {
-    if (!current || typeof current !== 'object' || Array.isArray(current)) return null;
+    if (!current || typeof current !== 'object' || Array.isArray(current) || !Object.hasOwn(current, part))
+      return null;
     current = (current as Record<string, unknown>)[part];
   }
   return current === undefined ? null : current;

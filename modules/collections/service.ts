@@ -3,11 +3,14 @@ import type { SqlEntityManager } from '@mikro-orm/sql';
 import { newId, PorticoError, runStatement, selectRows } from '../../src/index.ts';
 import leases, { type Fence } from '../leases/index.ts';
 import { ajv, type CollectionDefinition, type IndexDefinition } from './config.ts';
+import { type JsonObject, toJson, toJsonObject } from './json.ts';
 import { encodeKey, encodeValue, prefixEnd, valueAt } from './keys.ts';
 import { mergePatch } from './patch.ts';
 
 /** The largest document, as serialized JSON. */
 export const MAX_DOCUMENT_BYTES = 1024 * 1024;
+/** The longest index key, encoded: far below PostgreSQL's B-tree row limit (about 2.7 KB), the same on SQLite. */
+export const MAX_INDEX_KEY_BYTES = 1024;
 // Printable: no control characters (U+0000–U+001F).
 const isPrintableId = (id: string) =>
   id.length >= 1 && id.length <= 128 && ![...id].some((char) => char < ' ');
@@ -25,13 +28,19 @@ export interface StoredDocument {
 const conflict = (message: string, extensions: Record<string, unknown> = {}) =>
   new PorticoError('CONFLICT', message, extensions);
 
+export const documentNotFound = (collection: string, id: string) =>
+  new PorticoError('NOT_FOUND', `No document "${id}" in "${collection}".`);
+
 function checkId(id: string) {
   if (!isPrintableId(id))
     throw new PorticoError('BAD_USER_INPUT', 'A document id has 1 to 128 printable characters.');
 }
 
-/** Size limit and the collection's JSON Schema; returns the JSON text to store. */
-function validate(definition: CollectionDefinition, data: Record<string, unknown>): string {
+/**
+ * Size limit, the collection's JSON Schema and index key lengths, all on the value that is stored
+ * (JSON from `toJson`); returns its JSON text.
+ */
+function validate(definition: CollectionDefinition, data: JsonObject): string {
   const text = JSON.stringify(data);
   if (Buffer.byteLength(text) > MAX_DOCUMENT_BYTES) {
     throw new PorticoError(
@@ -53,6 +62,16 @@ function validate(definition: CollectionDefinition, data: Record<string, unknown
         'VALIDATION_FAILED',
         `The document does not match the schema of "${definition.name}": ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}.`,
         { errors },
+      );
+    }
+  }
+  for (const index of definition.indexes.values()) {
+    const bytes = indexKey(index, data).length;
+    if (bytes > MAX_INDEX_KEY_BYTES) {
+      throw new PorticoError(
+        'BAD_USER_INPUT',
+        `The key of index "${index.name}" (${index.fields.join(', ')}) is ${bytes} bytes once encoded; at most ${MAX_INDEX_KEY_BYTES}.`,
+        { index: index.name, limit: MAX_INDEX_KEY_BYTES },
       );
     }
   }
@@ -104,22 +123,23 @@ async function writeEntries(
       })
     : entries;
   if (changed.length === 0) return;
-  for (const entry of changed) {
-    if (!entry.uniqueKey) continue;
+  const uniqueTaken = (indexName: string) => {
+    const index = definition.indexes.get(indexName)!;
+    return conflict(
+      `Another document has the same ${index.fields.join(', ')} (unique index "${index.name}").`,
+      {
+        index: index.name,
+      },
+    );
+  };
+  const unique = changed.filter((entry) => entry.uniqueKey);
+  for (const entry of unique) {
     const taken = await selectRows(
       em,
       'select document_id from index_entries where collection = ? and index_name = ? and unique_key = ? and document_id <> ?',
       [entry.collection, entry.indexName, entry.uniqueKey, id],
     );
-    if (taken.length > 0) {
-      const index = definition.indexes.get(entry.indexName)!;
-      throw conflict(
-        `Another document has the same ${index.fields.join(', ')} (unique index "${index.name}").`,
-        {
-          index: index.name,
-        },
-      );
-    }
+    if (taken.length > 0) throw uniqueTaken(entry.indexName);
   }
   if (previous) {
     await runStatement(
@@ -128,18 +148,25 @@ async function writeEntries(
       [definition.name, id, ...changed.map((entry) => entry.indexName)],
     );
   }
-  await runStatement(
-    em,
-    `insert into index_entries (collection, index_name, key, document_id, owner_id, unique_key) values ${changed.map(() => '(?, ?, ?, ?, ?, ?)').join(', ')}`,
-    changed.flatMap((entry) => [
-      entry.collection,
-      entry.indexName,
-      entry.key,
-      entry.documentId,
-      entry.ownerId,
-      entry.uniqueKey,
-    ]),
-  );
+  try {
+    await runStatement(
+      em,
+      `insert into index_entries (collection, index_name, key, document_id, owner_id, unique_key) values ${changed.map(() => '(?, ?, ?, ?, ?, ?)').join(', ')}`,
+      changed.flatMap((entry) => [
+        entry.collection,
+        entry.indexName,
+        entry.key,
+        entry.documentId,
+        entry.ownerId,
+        entry.uniqueKey,
+      ]),
+    );
+  } catch (error) {
+    // A concurrent writer took the value between the check above and this insert (PostgreSQL).
+    if (error instanceof UniqueConstraintViolationException && unique.length === 1)
+      throw uniqueTaken(unique[0]!.indexName);
+    throw error;
+  }
 }
 
 const SELECT_DOCUMENT =
@@ -155,8 +182,12 @@ export interface WriteResult {
   kind: 'CREATED' | 'UPDATED';
 }
 
-/** Checks the caller may change the document as it is now (null: it does not exist yet); throws otherwise. */
-export type WriteGuard = (current: StoredDocument | null) => void;
+/**
+ * Checks the caller may change the document as it is now (null: it does not exist yet), throwing
+ * otherwise; returns the document as the caller may know it: null for one that must answer as if
+ * it were missing (another user's, in `owner` mode).
+ */
+export type WriteGuard = (current: StoredDocument | null) => StoredDocument | null;
 
 /**
  * Creates (no id, or a new one) or replaces a document, atomically with its index
@@ -170,8 +201,9 @@ export async function putDocument(
 ): Promise<WriteResult> {
   const id = input.id ?? newId();
   checkId(id);
-  const text = validate(definition, input.data);
-  return write(em, definition, id, input, guard, () => ({ text, data: input.data }), input.ownerId);
+  const data = toJsonObject(input.data, 'Document data');
+  const text = validate(definition, data);
+  return write(em, definition, id, input, guard, () => ({ text, data }), input.ownerId);
 }
 
 /** Applies a JSON Merge Patch to an existing document. */
@@ -182,9 +214,10 @@ export async function patchDocument(
   guard?: WriteGuard,
 ): Promise<WriteResult> {
   checkId(input.id);
+  const patch = toJsonObject(input.patch, 'The patch');
   return write(em, definition, input.id, input, guard, (current) => {
-    if (!current) throw new PorticoError('NOT_FOUND', `No document "${input.id}" in "${definition.name}".`);
-    const data = mergePatch(current.data, input.patch) as Record<string, unknown>;
+    if (!current) throw documentNotFound(definition.name, input.id);
+    const data = mergePatch(toJsonObject(current.data, 'The document'), patch) as JsonObject;
     return { text: validate(definition, data), data };
   });
 }
@@ -222,13 +255,13 @@ async function write(
   id: string,
   { expectedVersion, fence }: WriteConditions,
   guard: WriteGuard | undefined,
-  next: (current: StoredDocument | null) => { text: string; data: Record<string, unknown> },
+  next: (current: StoredDocument | null) => { text: string; data: JsonObject },
   ownerOfNew: string | null = null,
 ): Promise<WriteResult> {
   try {
     return await em.transactional(async (tx) => {
-      const current = await getDocument(tx, definition.name, id);
-      guard?.(current);
+      const found = await getDocument(tx, definition.name, id);
+      const current = guard ? guard(found) : found;
       if (fence) await leases.api.checkFence(tx, fence);
       checkVersion(id, current, expectedVersion);
       const { text, data } = next(current);
@@ -263,6 +296,7 @@ async function write(
       return { document: stored, kind: current ? 'UPDATED' : 'CREATED' } satisfies WriteResult;
     });
   } catch (error) {
+    // Concurrent writers collided in the database (the same new id, or one of several unique keys): one got through.
     if (error instanceof UniqueConstraintViolationException)
       throw conflict('A concurrent write conflicted: retry.');
     throw error;
@@ -277,8 +311,8 @@ export async function deleteDocument(
   guard?: WriteGuard,
 ): Promise<StoredDocument | null> {
   return em.transactional(async (tx) => {
-    const current = await getDocument(tx, definition.name, input.id);
-    guard?.(current);
+    const found = await getDocument(tx, definition.name, input.id);
+    const current = guard ? guard(found) : found;
     if (input.fence) await leases.api.checkFence(tx, input.fence);
     if (!current) {
       if (input.expectedVersion) throw conflict(`No document "${input.id}" exists.`, { currentVersion: 0 });
@@ -315,11 +349,22 @@ interface KeyRange {
   to: Buffer | null;
 }
 
+/** A query's values as JSON (see `toJson`): refused when nested too deep, before anything encodes them. */
+function queryValues(query: IndexQuery): IndexQuery {
+  const values: IndexQuery = {};
+  if (query.eq !== undefined && query.eq !== null) values.eq = toJsonObject(query.eq, 'where.eq');
+  for (const bound of ['gt', 'gte', 'lt', 'lte'] as const) {
+    if (query[bound] !== undefined) values[bound] = toJson(query[bound], `where.${bound}`);
+  }
+  return values;
+}
+
 /**
  * Turns `where` into one key range of the index: equality on a prefix of its
  * fields, then at most one range (a lower and/or an upper bound) on the next field.
  */
-export function keyRange(index: IndexDefinition, where: IndexQuery | null | undefined): KeyRange {
+export function keyRange(index: IndexDefinition, query: IndexQuery | null | undefined): KeyRange {
+  const where = query && queryValues(query);
   const eq = where?.eq ?? {};
   const eqFields = Object.keys(eq);
   const prefixFields = index.fields.slice(0, eqFields.length);
