@@ -12,7 +12,7 @@ import {
 /** `portico login` and `portico logout`: they talk to a running gateway and need no configuration. */
 const CLIENT_COMMANDS: Record<string, string> = {
   login:
-    'Sign this machine in to a gateway (device flow) and save the key: login <url> [--scope "a b"] (default: the scopes of your roles but admin).',
+    'Sign this machine in to a gateway (device flow) and save the key: login <url> [--scope "a b"] (default: every scope the gateway offers but admin; you get those you hold).',
   logout: 'Revoke and forget the key saved for a gateway: logout <url>.',
 };
 
@@ -78,8 +78,7 @@ export async function runClientCli(argv: string[], options: ClientCliOptions = {
       ViewerDocument,
     );
     out(`Signed in to ${url.origin} as ${viewer.user?.email}; the key is saved in ${path}.`);
-    // Without --scope the gateway grants its default: the scopes the user may give a key but admin.
-    if (!scope) out('No --scope given: asked for the scopes of your roles, admin aside.');
+    if (scope === undefined) out('No --scope given: asked for every scope the gateway offers but admin.');
     out(
       grant.scope
         ? `Scopes: ${grant.scope}.`
@@ -116,7 +115,8 @@ function parseCommand(argv: string[]) {
   if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
     throw new Error(`"${address}" is not an http(s) URL.`);
   }
-  return { help: false, command, url, scope: values.scope?.trim() ?? '' } as const;
+  // Without --scope the device flow asks for its default; `--scope ""` asks for nothing.
+  return { help: false, command, url, scope: values.scope?.trim() } as const;
 }
 
 /** Best effort: the key revokes itself, so that forgetting it here also ends it there. */

@@ -55,13 +55,12 @@ export async function answer(context: RequestContext, userCode: string, approve:
 
 /**
  * The scopes the key of an approved device gets: those asked for that the user may give a key
- * (RFC 8628 tokens are API keys); asking for none (RFC 6749 §3.3: the server's default) gets
- * every scope the user may give but `admin`.
+ * (RFC 8628 tokens are API keys). Asking for none gets none: public data and its own viewer.
  */
 export function grantedScopes(runtime: Runtime, asked: string, userScopes: ReadonlySet<string>): string[] {
-  const names = [...new Set(asked.split(' ').filter(Boolean))];
-  if (names.length === 0) return roles.api.defaultKeyScopes(runtime, userScopes);
-  return names.filter((scope) => roles.api.mayGrant(runtime, userScopes, scope));
+  return [...new Set(asked.split(' ').filter(Boolean))].filter((scope) =>
+    roles.api.mayGrant(runtime, userScopes, scope),
+  );
 }
 
 export type TokenAnswer =

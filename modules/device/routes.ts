@@ -8,6 +8,7 @@ import {
   readForm,
   renderPage,
 } from '../../src/index.ts';
+import roles from '../roles/index.ts';
 import { answer, grantedScopes, pendingFor, poll } from './flows.ts';
 import { DEVICE_CODE_TTL_SECONDS, formatUserCode, startAuthorization } from './service.ts';
 
@@ -18,7 +19,7 @@ const oauthJson = (body: Record<string, unknown>, status = 200, headers: Record<
 const oauthError = (error: string, description?: string, status = 400) =>
   oauthJson({ error, ...(description ? { error_description: description } : {}) }, status);
 
-/** RFC 8414 metadata naming the two endpoints. */
+/** RFC 8414 metadata naming the two endpoints and every scope the gateway knows (`admin` included). */
 function metadata(_request: Request, { runtime }: RequestContext) {
   const issuer = runtime.env.publicUrl;
   return oauthJson({
@@ -26,6 +27,8 @@ function metadata(_request: Request, { runtime }: RequestContext) {
     device_authorization_endpoint: `${issuer}/oauth/device_authorization`,
     token_endpoint: `${issuer}/oauth/token`,
     grant_types_supported: [DEVICE_GRANT],
+    // The catalogue the `scopes` query lists: a client asks from it (portico login: all but admin).
+    scopes_supported: [...roles.api.scopeCatalogue(runtime).keys()],
     token_endpoint_auth_methods_supported: ['none'],
     response_types_supported: [],
   });

@@ -11,7 +11,7 @@ import {
 } from './access.ts';
 import { ADMIN, rolesConfig } from './config.ts';
 import { registerRoles } from './graphql.ts';
-import { ADMIN_MEANING, defaultKeyScopes, mayGrant, scopeCatalogue, scopesOfRule } from './scopes.ts';
+import { ADMIN_MEANING, mayGrant, scopeCatalogue, scopesOfRule } from './scopes.ts';
 import { rolesFrom, scopesOf, unknownRoles } from './service.ts';
 
 export type { AccessRule } from './access.ts';
@@ -53,6 +53,5 @@ export default defineModule({
     scopesOfRule,
     scopeCatalogue,
     mayGrant,
-    defaultKeyScopes,
   },
 });

@@ -79,10 +79,3 @@ export const mayGrant = (
   userScopes: ReadonlySet<string>,
   scope: string,
 ) => userScopes.has(ADMIN) || userScopes.has(scope) || scopeCatalogue(runtime).get(scope)?.everyone === true;
-
-/** What a key asked for without naming scopes gets: everything its user may give a key but `admin`. */
-export const defaultKeyScopes = (
-  runtime: Pick<Runtime, 'modules' | 'settings'>,
-  userScopes: ReadonlySet<string>,
-) =>
-  [...scopeCatalogue(runtime).keys()].filter((name) => name !== ADMIN && mayGrant(runtime, userScopes, name));

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runClientCli } from '../../client/cli.ts';
+import { credentialsPath, readSavedCredential } from '../../client/credentials.ts';
 import { fromGlobalId } from '../../src/index.ts';
 import {
   backends,
@@ -114,10 +115,13 @@ describe.each(backends)('API keys act only within their scopes on %s', (backend)
 
   const form = (path: string, fields: Record<string, string>) =>
     fetch(new URL(path, portico.url), { method: 'POST', body: new URLSearchParams(fields) });
-  /** A device login approved by `approver`'s browser session; `scope` undefined asks for none. */
+  /** A device login approved by `approver`'s browser session; `scope` undefined sends no `scope` field. */
   const deviceToken = async (approver: TestClient, clientId: string, scope?: string) => {
     const started = (await (
-      await form('/oauth/device_authorization', { client_id: clientId, ...(scope ? { scope } : {}) })
+      await form('/oauth/device_authorization', {
+        client_id: clientId,
+        ...(scope === undefined ? {} : { scope }),
+      })
     ).json()) as { device_code: string; user_code: string };
     data(
       await approver.gql('mutation ($code: String!) { approveDevice(userCode: $code) }', {
@@ -187,10 +191,76 @@ describe.each(backends)('API keys act only within their scopes on %s', (backend)
   });
   afterAll(() => portico?.close());
 
+  /**
+   * `portico login` in this process, approved by `approver`'s browser session: what it printed,
+   * its exit code and the key it saved.
+   */
+  const cliLogin = async (approver: TestClient, args: string[] = []) => {
+    const home = await mkdtemp(join(tmpdir(), 'portico-scopes-'));
+    const env = { XDG_CONFIG_HOME: home };
+    const out: string[] = [];
+    let approved: Promise<GraphQLResponse<unknown>> | undefined;
+    try {
+      const code = await runClientCli(['login', portico.url, ...args], {
+        env,
+        out: (text) => {
+          out.push(text);
+          const userCode = /shows the code ([A-Z]{4}-[A-Z]{4})/.exec(text)?.[1];
+          if (userCode) {
+            approved = approver.gql('mutation ($code: String!) { approveDevice(userCode: $code) }', {
+              code: userCode,
+            });
+          }
+        },
+        err: (text) => out.push(text),
+      });
+      const printed = out.join('\n');
+      expect(code, printed).toBe(0);
+      data(await approved!);
+      const saved = await readSavedCredential(portico.url, credentialsPath(env));
+      const scopes = /^Scopes: (.+)\.$/m.exec(printed)?.[1]?.split(' ') ?? [];
+      return { printed, scopes, saved: saved!, key: as(saved!.apiKey) };
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  };
+
+  /** Every scope this configuration gives meaning to (the `scopes` query), `admin` included. */
+  const KNOWN_SCOPES = [
+    'admin',
+    'blobs:read',
+    'blobs:write',
+    'board:read',
+    'board:write',
+    'leases',
+    'news:write',
+    'notes:read',
+    'notes:write',
+  ];
+  /** What a member may give a key: `blobs:write` from the role, the rest every signed-in user has. */
+  const MEMBER_GRANTABLE = [
+    'blobs:read',
+    'blobs:write',
+    'board:read',
+    'board:write',
+    'leases',
+    'notes:read',
+    'notes:write',
+  ];
+
   describe.each([
     {
       what: 'a key created with no scopes',
       secret: async () => (await createKey(olive, 'bare', [])).secret,
+    },
+    {
+      what: 'a device-flow token that asked for nothing',
+      secret: async () => {
+        // No `scope` field at all: asked ∩ Olive's = ∅, not a default set.
+        const token = await deviceToken(olive, 'plain-cli');
+        expect(token.scope).toBe('');
+        return token.access_token;
+      },
     },
     {
       what: 'a device-flow token granted nothing',
@@ -481,50 +551,79 @@ describe.each(backends)('API keys act only within their scopes on %s', (backend)
     expect(data(await elsewhere.gql<ViewerData>(VIEWER)).viewer.user).toBeNull();
   });
 
-  it('a device login that asks for nothing gets the user’s scopes but admin, shown before approval', async () => {
-    const started = (await (
-      await form('/oauth/device_authorization', { client_id: 'plain-cli' })
-    ).json()) as {
-      user_code: string;
-    };
-    const page = await (await olive.request(`/device?user_code=${started.user_code}`)).text();
-    expect(page).toContain('blobs:write');
-    expect(page).toContain('notes:read');
-
-    const token = await deviceToken(admin, 'admin-cli');
-    const granted = token.scope.split(' ');
-    expect(granted).not.toContain('admin');
-    expect(granted).toEqual(expect.arrayContaining(['notes:read', 'notes:write', 'blobs:read', 'leases']));
+  it('a device login with an empty or blank scope gets no scopes either, and the page says so first', async () => {
+    for (const scope of ['', '   ']) {
+      const started = (await (
+        await form('/oauth/device_authorization', { client_id: 'blank-cli', scope })
+      ).json()) as { user_code: string };
+      const page = await (await olive.request(`/device?user_code=${started.user_code}`)).text();
+      expect(page).toContain('with no scopes');
+      expect(page).not.toContain('notes:read');
+    }
+    const before = await oliveState();
+    const token = await deviceToken(olive, 'blank-cli', ' ');
+    expect(token.scope).toBe('');
     const device = as(token.access_token);
-    const before = data(await admin.gql<ViewerData>(VIEWER)).viewer.apiKeys.length;
-    expectRefusal(await device.gql(CREATE_KEY, { name: 'escalate', scopes: ['admin'] }), 'FORBIDDEN');
-    expectRefusal(await device.gql('{ users { edges { node { id } } } }'), 'FORBIDDEN');
-    expect(data(await admin.gql<ViewerData>(VIEWER)).viewer.apiKeys).toHaveLength(before);
+    expect(data(await device.gql<ViewerData>(VIEWER)).viewer.scopes).toEqual([]);
+    expectRefusal(await device.gql(DOCUMENT, { c: 'notes', id: noteId }), 'FORBIDDEN');
+    expectRefusal(await device.gql(DELETE, { c: 'notes', id: noteId }), 'FORBIDDEN');
+    expect((await device.request(blobPath)).status).toBe(404);
+    const after = await oliveState();
+    // The approved device's key is Olive's new key; nothing else moved.
+    expect({ ...after, keys: after.keys.filter((id) => !before.keys.includes(id)).length }).toEqual({
+      ...before,
+      keys: 1,
+    });
   });
 
-  it('portico login without --scope asks for the user’s scopes but admin and prints what it got', async () => {
-    const home = await mkdtemp(join(tmpdir(), 'portico-scopes-'));
-    const out: string[] = [];
-    let approved: Promise<unknown> | undefined;
-    const code = await runClientCli(['login', portico.url], {
-      env: { XDG_CONFIG_HOME: home },
-      out: (text) => {
-        out.push(text);
-        const userCode = /shows the code ([A-Z]{4}-[A-Z]{4})/.exec(text)?.[1];
-        if (userCode) {
-          approved = olive.gql('mutation ($code: String!) { approveDevice(userCode: $code) }', {
-            code: userCode,
-          });
-        }
-      },
-      err: (text) => out.push(text),
-    });
-    await approved;
-    await rm(home, { recursive: true, force: true });
-    expect(code, out.join('\n')).toBe(0);
-    const printed = /Scopes: (.+)\./.exec(out.join('\n'))?.[1]?.split(' ') ?? [];
-    expect(printed).toEqual(expect.arrayContaining(['blobs:write', 'notes:read', 'notes:write', 'leases']));
-    expect(printed).not.toContain('admin');
-    expect(printed).not.toContain('news:write');
+  it('the RFC 8414 metadata lists every scope the gateway knows, the same as the scopes query', async () => {
+    const metadata = (await (
+      await fetch(new URL('/.well-known/oauth-authorization-server', portico.url))
+    ).json()) as { scopes_supported: string[] };
+    expect(metadata.scopes_supported).toEqual(KNOWN_SCOPES);
+    const listed = data(await admin.gql<{ scopes: { name: string }[] }>('{ scopes { name } }')).scopes;
+    expect(listed.map((scope) => scope.name)).toEqual(metadata.scopes_supported);
+  });
+
+  it('portico login without --scope, approved by an admin, gets every scope but admin and mints no keys', async () => {
+    const { printed, scopes, saved, key } = await cliLogin(admin);
+    expect(printed).toContain('No --scope given');
+    expect(scopes).toEqual(KNOWN_SCOPES.filter((scope) => scope !== 'admin'));
+    expect(saved.grantedScope.split(' ')).toEqual(scopes);
+    // The login's default, asked again as such when the key is refused.
+    expect(saved.requestedScope).toBeUndefined();
+    expect(data(await key.gql<ViewerData>(VIEWER)).viewer.user?.email).toBe('admin@example.com');
+
+    const keys = async () =>
+      data(await admin.gql<ViewerData>(VIEWER))
+        .viewer.apiKeys.map((k) => k.id)
+        .sort();
+    const before = await keys();
+    expectRefusal(await key.gql(CREATE_KEY, { name: 'escalate', scopes: ['admin'] }), 'FORBIDDEN');
+    expectRefusal(await key.gql(CREATE_KEY, { name: 'sidekick', scopes: [] }), 'FORBIDDEN');
+    expectRefusal(await key.gql('{ users { edges { node { id } } } }'), 'FORBIDDEN');
+    expect(await keys()).toEqual(before);
+  });
+
+  it('portico login without --scope, approved by a member, gets exactly what the member may give a key', async () => {
+    const grantable = data(
+      await olive.gql<{ scopes: { name: string; grantable: boolean }[] }>('{ scopes { name grantable } }'),
+    ).scopes.filter((scope) => scope.grantable);
+    expect(grantable.map((scope) => scope.name)).toEqual(MEMBER_GRANTABLE);
+
+    const { scopes, key } = await cliLogin(olive);
+    expect(scopes).toEqual(MEMBER_GRANTABLE);
+    // Control: such a key reads Olive's note, so a token that asked for nothing and got this
+    // set (the refused default) would fail the refusals above.
+    const note = data(await key.gql<{ document: { data: unknown } }>(DOCUMENT, { c: 'notes', id: noteId }));
+    expect(note.document.data).toEqual({ text: 'private note' });
+    expectRefusal(await key.gql(PUT, { c: 'news', data: { text: 'not hers' } }), 'FORBIDDEN');
+  });
+
+  it('portico login --scope asks for exactly those', async () => {
+    const { printed, scopes, saved } = await cliLogin(olive, ['--scope', 'notes:read news:write']);
+    expect(printed).not.toContain('No --scope given');
+    expect(scopes).toEqual(['notes:read']);
+    expect(saved.requestedScope).toBe('notes:read news:write');
   });
 });
