@@ -1,4 +1,5 @@
 import { defineModule } from '../../src/index.ts';
+import { collectionScopes } from './access.ts';
 import { syncIndexes } from './backfill.ts';
 import { checkSchemas, collectionsConfig, definitions } from './config.ts';
 import { BuiltIndexSchema, DocumentSchema, IndexEntrySchema } from './entities.ts';
@@ -13,6 +14,7 @@ export default defineModule({
   checkConfig: checkSchemas,
   entities: { store: [DocumentSchema, IndexEntrySchema, BuiltIndexSchema] },
   graphql: registerCollections,
+  scopes: (settings) => [...definitions(settings).values()].flatMap(collectionScopes),
   start: (runtime) => syncIndexes(runtime, definitions(runtime.settings)),
   /** Server-side document access (see store.ts): the same rules and events as GraphQL, no viewer rules. */
   api: {
