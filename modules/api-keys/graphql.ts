@@ -37,7 +37,8 @@ async function create(
       field: 'name',
     });
   }
-  if (expiresAt && expiresAt.getTime() <= Date.now()) {
+  const now = new Date(context.runtime.clock.now());
+  if (expiresAt && expiresAt <= now) {
     throw new PorticoError('BAD_USER_INPUT', 'expiresAt must be in the future.', { field: 'expiresAt' });
   }
   const beyond = scopes.filter((scope) => !roles.api.mayGrant(context.runtime, viewer.scopes, scope));
@@ -46,7 +47,7 @@ async function create(
       field: 'scopes',
     });
   }
-  if ((await countActiveKeys(db.system, viewer.userId!)) >= MAX_ACTIVE_KEYS) {
+  if ((await countActiveKeys(db.system, viewer.userId!, now)) >= MAX_ACTIVE_KEYS) {
     throw new PorticoError('BAD_USER_INPUT', `At most ${MAX_ACTIVE_KEYS} active keys; revoke one first.`);
   }
   const { key, secret } = await createApiKey(db.system, {
