@@ -3,10 +3,10 @@ import { dirname } from 'node:path';
 import { type EntitySchema, MikroORM } from '@mikro-orm/core';
 import { PostgreSqlDriver, PostgreSqlPlatform } from '@mikro-orm/postgresql';
 import type { AbstractSqlDriver, SqlEntityManager } from '@mikro-orm/sql';
-import { SqliteDriver } from '@mikro-orm/sqlite';
 import type { Environment } from './config.ts';
 import type { Logger } from './logger.ts';
 import type { PorticoModule } from './module.ts';
+import { LockWaitingSqliteDriver } from './sqlite.ts';
 
 export type Dialect = 'sqlite' | 'postgresql';
 
@@ -55,7 +55,6 @@ export function inBatches<T>(values: Iterable<T>, size = 1000): T[][] {
   return batches;
 }
 
-export const SQLITE_BUSY_TIMEOUT_MS = 5000;
 const POSTGRES_CONNECT_TIMEOUT_MS = 3000;
 
 type Target = { dialect: 'sqlite'; file: string } | { dialect: 'postgresql'; url: string };
@@ -140,9 +139,8 @@ async function openDatabase({ url, entities, durable, log }: OpenDatabaseOptions
     if (target.file !== ':memory:') mkdirSync(dirname(target.file), { recursive: true });
     orm = await MikroORM.init({
       ...common,
-      driver: SqliteDriver,
+      driver: LockWaitingSqliteDriver,
       dbName: target.file,
-      driverOptions: { timeout: SQLITE_BUSY_TIMEOUT_MS },
     });
     const connection = orm.em.getConnection();
     await connection.execute('pragma journal_mode = WAL');
