@@ -5,7 +5,8 @@ import { defineEntity, p } from '@mikro-orm/core';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { builtinModules } from '../modules/index.ts';
-import { openDatabases, parseDatabaseUrl } from '../src/db.ts';
+import { parseDatabaseUrl } from '../src/config.ts';
+import { openDatabases } from '../src/db.ts';
 import { defineModule } from '../src/index.ts';
 import { backends, createTestDatabase, type TestDatabase } from './harness.ts';
 
@@ -28,6 +29,10 @@ describe('database URLs', () => {
     expect(parseDatabaseUrl('sqlite:/data/p.sqlite')).toEqual({ dialect: 'sqlite', file: '/data/p.sqlite' });
     expect(parseDatabaseUrl('file:///data/p.sqlite')).toEqual({ dialect: 'sqlite', file: '/data/p.sqlite' });
     expect(parseDatabaseUrl('./p.sqlite')).toEqual({ dialect: 'sqlite', file: './p.sqlite' });
+    expect(() => parseDatabaseUrl('http://db.example.com/p')).toThrow('unknown scheme "http:"');
+    expect(() => parseDatabaseUrl('portico+https://data.example.com')).toThrow(
+      'not available in this version',
+    );
   });
 });
 
