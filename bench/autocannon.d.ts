@@ -1,4 +1,4 @@
-// The subset of autocannon's API that bench/run.ts uses (the package ships no types).
+// The subset of autocannon's API that the benchmarks use (the package ships no types).
 declare module 'autocannon' {
   import type { EventEmitter } from 'node:events';
 
@@ -11,6 +11,8 @@ declare module 'autocannon' {
     headers?: Record<string, string>;
     body?: string;
     expectBody?: string;
+    /** Rewrites each request before it is sent (fresh variables per request). */
+    setupRequest?: (request: { body?: string }) => { body?: string };
     title?: string;
   }
 

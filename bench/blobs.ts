@@ -93,7 +93,7 @@ async function graphql(url: string, query: string, variables: Record<string, unk
   return { response, data: body.data! };
 }
 
-/** An API key with `blobs:write` of the first admin. */
+/** An API key of the first admin that uploads and downloads blobs (and nothing else). */
 async function apiKey(url: string, token: string): Promise<string> {
   const redeemed = await graphql(
     url,
@@ -107,7 +107,7 @@ async function apiKey(url: string, token: string): Promise<string> {
   if (!cookie) throw new Error('redeemToken set no session cookie');
   const { data } = await graphql(
     url,
-    'mutation { createApiKey(name: "bench", scopes: ["blobs:write"]) { secret } }',
+    'mutation { createApiKey(name: "bench", scopes: ["blobs:read", "blobs:write"]) { secret } }',
     {},
     { cookie },
   );

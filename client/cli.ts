@@ -11,7 +11,8 @@ import {
 
 /** `portico login` and `portico logout`: they talk to a running gateway and need no configuration. */
 const CLIENT_COMMANDS: Record<string, string> = {
-  login: 'Sign this machine in to a gateway (device flow) and save the key: login <url> [--scope "a b"].',
+  login:
+    'Sign this machine in to a gateway (device flow) and save the key: login <url> [--scope "a b"] (default: every scope the gateway offers but admin; you get those you hold).',
   logout: 'Revoke and forget the key saved for a gateway: logout <url>.',
 };
 
@@ -77,10 +78,11 @@ export async function runClientCli(argv: string[], options: ClientCliOptions = {
       ViewerDocument,
     );
     out(`Signed in to ${url.origin} as ${viewer.user?.email}; the key is saved in ${path}.`);
+    if (scope === undefined) out('No --scope given: asked for every scope the gateway offers but admin.');
     out(
       grant.scope
         ? `Scopes: ${grant.scope}.`
-        : 'The key has no scopes; to act on more than your own account, log in again with --scope.',
+        : 'The key has no scopes: it reaches public data and your own account only.',
     );
     return 0;
   } catch (error) {
@@ -113,7 +115,8 @@ function parseCommand(argv: string[]) {
   if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
     throw new Error(`"${address}" is not an http(s) URL.`);
   }
-  return { help: false, command, url, scope: values.scope?.trim() ?? '' } as const;
+  // Without --scope the device flow asks for its default; `--scope ""` asks for nothing.
+  return { help: false, command, url, scope: values.scope?.trim() } as const;
 }
 
 /** Best effort: the key revokes itself, so that forgetting it here also ends it there. */

@@ -6,8 +6,11 @@ import { dirname, isAbsolute, join } from 'node:path';
 /** What `portico login` keeps per gateway. */
 export interface SavedCredential {
   apiKey: string;
-  /** The scopes asked for (`--scope`), asked again when the key is refused and the login re-runs. */
-  requestedScope: string;
+  /**
+   * The scopes asked for (`--scope`), asked again when the key is refused and the login re-runs;
+   * absent when the login asked for the default (every scope the gateway offers but `admin`).
+   */
+  requestedScope?: string;
   /** The scopes the approving user could grant. */
   grantedScope: string;
   savedAt: string;

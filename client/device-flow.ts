@@ -12,7 +12,11 @@ export interface DeviceFlowOptions {
   fetch: typeof fetch;
   /** Shows the person the code and where to confirm it. */
   onDeviceCode: (prompt: DeviceCodePrompt) => void;
-  /** Space-separated scopes to ask for; the key gets those the approving user has. */
+  /**
+   * Space-separated scopes to ask for; the key gets those the approving user has (none when
+   * none are asked). Undefined: every scope of the gateway's `scopes_supported` but `admin`,
+   * so the key gets the user's scopes without the power to manage credentials.
+   */
   scope?: string;
   clientId?: string;
   signal?: AbortSignal;
@@ -24,6 +28,8 @@ export interface DeviceGrant {
 }
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+/** The scope that manages credentials: a login asks for it only by name. */
+const ADMIN_SCOPE = 'admin';
 /** RFC 8628 §3.5: each `slow_down` adds five seconds to the polling interval. */
 const SLOW_DOWN_SECONDS = 5;
 
@@ -67,6 +73,13 @@ function stringField(answer: OAuthAnswer, name: string): string {
   return value;
 }
 
+/** Every scope the gateway's metadata lists (RFC 8414 `scopes_supported`) but `admin`. */
+function defaultScope(metadata: OAuthAnswer): string {
+  const supported = metadata.body.scopes_supported;
+  if (!Array.isArray(supported)) return '';
+  return supported.filter((name) => typeof name === 'string' && name !== ADMIN_SCOPE).join(' ');
+}
+
 /**
  * The OAuth 2.0 device authorization grant (RFC 8628) against a gateway: finds the endpoints
  * in its metadata (RFC 8414), asks for a code, shows it, and polls until the person approves
@@ -80,10 +93,11 @@ export async function runDeviceFlow(url: string, options: DeviceFlowOptions): Pr
   });
   if (metadata.status !== 200) throw oauthError(metadata);
 
+  const scope = options.scope ?? defaultScope(metadata);
   const started = await postForm(
     fetcher,
     stringField(metadata, 'device_authorization_endpoint'),
-    { client_id: clientId, ...(options.scope ? { scope: options.scope } : {}) },
+    { client_id: clientId, ...(scope ? { scope } : {}) },
     signal,
   );
   if (started.status !== 200) throw oauthError(started);

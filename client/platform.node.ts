@@ -49,7 +49,7 @@ export const platform: Platform = {
   savedKeys: {
     read: async (url) => (await readSavedCredential(url))?.apiKey,
     async renew(url, { fetch, onDeviceCode = printDeviceCode }) {
-      const requestedScope = (await readSavedCredential(url))?.requestedScope ?? '';
+      const requestedScope = (await readSavedCredential(url))?.requestedScope;
       const grant = await runDeviceFlow(url, { fetch, onDeviceCode, scope: requestedScope });
       await saveCredential(url, { apiKey: grant.accessToken, requestedScope, grantedScope: grant.scope });
       return grant.accessToken;

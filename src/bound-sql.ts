@@ -13,9 +13,9 @@ import {
 } from '@mikro-orm/core';
 import { PostgreSqlConnection, PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { type AbstractSqlConnection, NativeQueryBuilder } from '@mikro-orm/sql';
-import { SqliteConnection, SqliteDriver } from '@mikro-orm/sqlite';
 import { CompiledQuery } from 'kysely';
 import { type ConnectionClass, reportingOutages } from './outages.ts';
+import { LockWaitingSqliteConnection, LockWaitingSqliteDriver } from './sqlite.ts';
 
 type Dialect = 'sqlite' | 'postgresql';
 
@@ -178,11 +178,12 @@ function bindingValues<Base extends ConnectionClass>(Base: Base, dialect: Dialec
   return BoundConnection;
 }
 
-/** SQLite through better-sqlite3, every value bound, outages reported (src/outages.ts). */
-export class BoundSqliteDriver extends SqliteDriver {
-  protected override readonly connection = new (bindingValues(reportingOutages(SqliteConnection), 'sqlite'))(
-    this.config,
-  );
+/** SQLite through better-sqlite3 with asynchronous lock waits (src/sqlite.ts), every value bound, outages reported. */
+export class BoundSqliteDriver extends LockWaitingSqliteDriver {
+  protected override readonly connection = new (bindingValues(
+    reportingOutages(LockWaitingSqliteConnection),
+    'sqlite',
+  ))(this.config);
 }
 
 /** PostgreSQL through pg, every value bound (the extended query protocol), outages reported. */

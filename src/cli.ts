@@ -1,5 +1,7 @@
+import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
-import { ConfigError, type LoadedConfig, loadConfig } from './config.ts';
+import { type Environment, type LoadedConfig, loadConfig, StartupError } from './config.ts';
 import { closeRuntime, createGateway, openRuntime } from './gateway.ts';
 import { createLogger } from './logger.ts';
 import type { PorticoModule } from './module.ts';
@@ -45,21 +47,31 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
     return 2;
   }
 
-  let config: LoadedConfig;
   try {
-    config = await loadConfig({
-      builtinModules: options.builtinModules,
-      cwd: options.cwd,
-      env: options.env,
-      needSecret: command !== 'print-schema',
-    });
+    return await runCommand(command, rest, moduleCommands, options, out);
   } catch (error) {
-    if (error instanceof ConfigError) {
+    // The operator's to fix (configuration, a database, the port): the message, without a stack.
+    if (error instanceof StartupError) {
       err(error.message);
       return 1;
     }
     throw error;
   }
+}
+
+async function runCommand(
+  command: string,
+  rest: string[],
+  moduleCommands: Map<string, NonNullable<PorticoModule['commands']>[string]>,
+  options: CliOptions,
+  out: (text: string) => void,
+): Promise<number> {
+  const config = await loadConfig({
+    builtinModules: options.builtinModules,
+    cwd: options.cwd,
+    env: options.env,
+    needSecret: command !== 'print-schema',
+  });
 
   if (command === 'print-schema') {
     out(printSortedSchema(buildSchema(config.modules)).trimEnd());
@@ -82,8 +94,16 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
 }
 
 async function start(config: LoadedConfig, log: ReturnType<typeof createLogger>): Promise<number> {
+  // Before migrations and index builds, which can take long: a taken port is reported at once.
+  await ensurePortFree(config.env);
   const gateway = await createGateway(config, { log });
-  const url = await gateway.listen();
+  let url: string;
+  try {
+    url = await gateway.listen();
+  } catch (error) {
+    await gateway.close();
+    throw listenProblem(error, config.env);
+  }
   log.info({ url, mode: config.env.mode, config: config.source ?? null }, `Portico listening on ${url}`);
   return new Promise((resolve) => {
     const shutdown = (signal: string) => {
@@ -99,6 +119,36 @@ async function start(config: LoadedConfig, log: ReturnType<typeof createLogger>)
     process.once('SIGTERM', shutdown);
     process.once('SIGINT', shutdown);
   });
+}
+
+/** Listens on HOST:PORT for a moment; throws the reason as a StartupError when that fails. */
+async function ensurePortFree(env: Pick<Environment, 'host' | 'port'>) {
+  if (env.port === 0) return;
+  const probe = createServer();
+  try {
+    probe.listen(env.port, env.host);
+    await once(probe, 'listening');
+  } catch (error) {
+    throw listenProblem(error, env);
+  } finally {
+    probe.close();
+  }
+}
+
+function listenProblem(error: unknown, { host, port }: Pick<Environment, 'host' | 'port'>) {
+  switch ((error as NodeJS.ErrnoException).code) {
+    case 'EADDRINUSE':
+      return new StartupError(
+        `PORT: ${host}:${port} is already in use; stop what listens there or choose another PORT`,
+      );
+    case 'EACCES':
+      return new StartupError(`PORT: not allowed to listen on ${host}:${port}; choose a port above 1023`);
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+      return new StartupError(`HOST: ${host} is not an address of this machine`);
+    default:
+      return error;
+  }
 }
 
 function usage(moduleCommands: Map<string, { description: string }>, otherCommands = {}): string {

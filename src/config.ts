@@ -54,14 +54,44 @@ export interface LoadedConfig {
   source: string | undefined;
 }
 
+/** A reason the gateway cannot start that the operator can fix: the CLI prints it as is, without a stack. */
+export class StartupError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'StartupError';
+  }
+}
+
 /** Every problem found in the configuration, each prefixed by its path. */
-export class ConfigError extends Error {
+export class ConfigError extends StartupError {
   readonly issues: string[];
   constructor(issues: string[]) {
     super(`Invalid configuration:\n${issues.map((issue) => `  - ${issue}`).join('\n')}`);
     this.name = 'ConfigError';
     this.issues = issues;
   }
+}
+
+export type DatabaseTarget = { dialect: 'sqlite'; file: string } | { dialect: 'postgresql'; url: string };
+
+/**
+ * What a database URL names (HTTP.md, "Store backends"): `postgres://…` or `postgresql://…` for
+ * PostgreSQL; `sqlite:<path>`, `file:<path>` or a bare path for SQLite. Throws, saying why, for
+ * anything else: a mistyped URL must not become a SQLite file named after it.
+ */
+export function parseDatabaseUrl(url: string): DatabaseTarget {
+  if (/^postgres(ql)?:\/\//i.test(url)) return { dialect: 'postgresql', url };
+  if (/^portico\+https?:/i.test(url)) {
+    throw new Error('a remote Portico store (portico+http(s)://) is not available in this version');
+  }
+  // Two letters at least: `C:\…` is a Windows path, not a scheme.
+  const scheme = /^([a-z][a-z0-9+.-]+):/i.exec(url)?.[1];
+  if (scheme && !/^(sqlite|file)$/i.test(scheme)) {
+    throw new Error(`unknown scheme "${scheme}:"; expected sqlite:<path>, a file path, or postgres://…`);
+  }
+  const file = url.replace(/^(sqlite|file):(\/\/)?/i, '');
+  if (!file) throw new Error(`"${url}" names no file`);
+  return { dialect: 'sqlite', file };
 }
 
 export const MIN_SECRET_LENGTH = 32;
@@ -145,6 +175,14 @@ export async function loadConfig({
     issues.push(`PORTICO_SECRET: required in production (${MIN_SECRET_LENGTH}+ characters)`);
   }
   const trustedProxies = parseTrustedProxies(vars.PORTICO_TRUSTED_PROXIES, issues);
+  for (const variable of ['DATABASE_URL', 'SYSTEM_DATABASE_URL'] as const) {
+    const url = vars[variable];
+    try {
+      if (url) parseDatabaseUrl(url);
+    } catch (error) {
+      issues.push(`${variable}: ${(error as Error).message}`);
+    }
+  }
   if (issues.length > 0) throw new ConfigError(issues);
 
   const port = vars.PORT ?? 4000;

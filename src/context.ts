@@ -11,6 +11,11 @@ export interface Viewer {
   readonly sessionId: string | null;
   /** The API key behind a bearer credential. */
   readonly apiKeyId: string | null;
+  /**
+   * What the request may act on when it acts through an API key: the key's scopes, narrowed to
+   * what its user may still do (least privilege); null for every other credential.
+   */
+  readonly keyScopes: ReadonlySet<string> | null;
 }
 
 export const anonymousViewer: Viewer = Object.freeze({
@@ -18,6 +23,7 @@ export const anonymousViewer: Viewer = Object.freeze({
   scopes: new Set<string>(),
   sessionId: null,
   apiKeyId: null,
+  keyScopes: null,
 });
 
 /**

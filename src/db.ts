@@ -1,10 +1,11 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { type EntitySchema, MikroORM } from '@mikro-orm/core';
+import { ConnectionException, type EntitySchema, MikroORM } from '@mikro-orm/core';
 import { PostgreSqlPlatform } from '@mikro-orm/postgresql';
-import type { AbstractSqlDriver, SqlEntityManager } from '@mikro-orm/sql';
+import type { SqlEntityManager } from '@mikro-orm/sql';
 import { BoundPostgreSqlDriver, BoundSqliteDriver } from './bound-sql.ts';
-import type { Environment } from './config.ts';
+import { type DatabaseTarget, type Environment, parseDatabaseUrl, StartupError } from './config.ts';
+import { isDatabaseUnavailable } from './errors.ts';
 import type { Logger } from './logger.ts';
 import type { PorticoModule } from './module.ts';
 import { logOutages } from './outages.ts';
@@ -24,8 +25,13 @@ export interface Databases {
   readonly system: Database;
   /** Business data: collections, blob metadata, leases. The same object as `system` when both URLs are equal. */
   readonly store: Database;
-  /** True when each database answers a trivial query within the timeout. */
+  /** True when each database answers a trivial query within the timeout (the store: and serves). */
   ping(timeoutMs?: number): Promise<{ system: boolean; store: boolean }>;
+  /**
+   * Runs `prepare` (index builds and the like) on the store before it serves: now when the store
+   * answered at start, else in the background once it answers, its schema brought up to date first.
+   */
+  serveStore(prepare: (store: SqlEntityManager) => Promise<void>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -65,49 +71,64 @@ export function inBatches<T>(values: Iterable<T>, size = 1000): T[][] {
   return batches;
 }
 
-export const SQLITE_BUSY_TIMEOUT_MS = 5000;
 const POSTGRES_CONNECT_TIMEOUT_MS = 3000;
-
-type Target = { dialect: 'sqlite'; file: string } | { dialect: 'postgresql'; url: string };
-
-/** `postgres://…` or `postgresql://…` for PostgreSQL; `sqlite:<path>`, `file:<path>` or a bare path for SQLite. */
-export function parseDatabaseUrl(url: string): Target {
-  if (/^postgres(ql)?:\/\//i.test(url)) return { dialect: 'postgresql', url };
-  const file = url.replace(/^(sqlite|file):(\/\/)?/i, '');
-  if (!file) throw new Error(`Database URL "${url}" names no file`);
-  return { dialect: 'sqlite', file };
-}
+/** How often a store that did not answer at start is tried again. */
+const STORE_RETRY_MS = 2000;
 
 export interface OpenDatabasesOptions {
   env: Pick<Environment, 'databaseUrl' | 'systemDatabaseUrl'>;
   modules: readonly PorticoModule[];
   log: Logger;
+  /**
+   * The gateway starts without a store of its own that does not answer (HTTP.md, "Store backends"):
+   * `serveStore` brings it up once it does, and until then store operations answer
+   * SERVICE_UNAVAILABLE. Otherwise (CLI commands), like the system database, it stops the start.
+   */
+  deferUnreachableStore?: boolean;
 }
 
 /** Connects both databases and brings their schemas up to date (additive only; see `migrate`). */
-export async function openDatabases({ env, modules, log }: OpenDatabasesOptions): Promise<Databases> {
+export async function openDatabases({
+  env,
+  modules,
+  log,
+  deferUnreachableStore = false,
+}: OpenDatabasesOptions): Promise<Databases> {
   const systemEntities = modules.flatMap((module) => module.entities?.system ?? []);
   const storeEntities = modules.flatMap((module) => module.entities?.store ?? []);
   const shared = env.systemDatabaseUrl === env.databaseUrl;
 
   const system = await openDatabase({
     url: env.systemDatabaseUrl,
+    // SYSTEM_DATABASE_URL defaults to DATABASE_URL: name the one the operator set.
+    variable: shared ? 'DATABASE_URL' : 'SYSTEM_DATABASE_URL',
     entities: shared ? [...systemEntities, ...storeEntities] : systemEntities,
     durable: true,
     log: log.child({ db: shared ? 'system+store' : 'system' }),
   });
-  let store = system;
+  let store: Database = system;
+  let deferred: DeferredStore | undefined;
   if (!shared) {
+    const storeLog = log.child({ db: 'store' });
     try {
       store = await openDatabase({
         url: env.databaseUrl,
+        variable: 'DATABASE_URL',
         entities: storeEntities,
         durable: false,
-        log: log.child({ db: 'store' }),
+        log: storeLog,
+        deferUnreachable: deferUnreachableStore,
       });
     } catch (error) {
-      await system.orm.close(true);
-      throw error;
+      if (!(error instanceof Unreachable)) {
+        await system.orm.close(true);
+        throw error;
+      }
+      storeLog.warn(
+        { err: error.cause },
+        `${error.message}: starting without the store; store operations answer SERVICE_UNAVAILABLE until it answers`,
+      );
+      store = deferred = new DeferredStore(error.orm, error.target, storeLog);
     }
   }
 
@@ -121,7 +142,12 @@ export async function openDatabases({ env, modules, log }: OpenDatabasesOptions)
       ]);
       return { system: systemUp, store: storeUp ?? systemUp };
     },
+    async serveStore(prepare) {
+      if (deferred) deferred.serve(prepare);
+      else await prepare(store.em);
+    },
     async close() {
+      await deferred?.stop();
       await system.orm.close(true);
       if (store !== system) await store.orm.close(true);
     },
@@ -130,13 +156,31 @@ export async function openDatabases({ env, modules, log }: OpenDatabasesOptions)
 
 interface OpenDatabaseOptions {
   url: string;
+  /** The environment variable that named `url`, for the operator. */
+  variable: 'DATABASE_URL' | 'SYSTEM_DATABASE_URL';
   entities: EntitySchema[];
   /** `synchronous=FULL` on SQLite: acknowledged identity writes survive power loss. */
   durable: boolean;
   log: Logger;
+  /** Throw {@link Unreachable}, with the ORM left open, when a PostgreSQL server does not answer. */
+  deferUnreachable?: boolean;
 }
 
-async function openDatabase({ url, entities, durable, log }: OpenDatabaseOptions): Promise<Database> {
+type PostgresTarget = Extract<DatabaseTarget, { dialect: 'postgresql' }>;
+
+/** A PostgreSQL database that did not answer at start, with its ORM (which connects on first use). */
+class Unreachable extends Error {
+  readonly orm: MikroORM;
+  readonly target: PostgresTarget;
+  constructor(message: string, orm: MikroORM, target: PostgresTarget, cause: unknown) {
+    super(message, { cause });
+    this.orm = orm;
+    this.target = target;
+  }
+}
+
+async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
+  const { url, entities, durable, log } = options;
   const target = parseDatabaseUrl(url);
   const common = {
     entities,
@@ -145,31 +189,152 @@ async function openDatabase({ url, entities, durable, log }: OpenDatabaseOptions
     allowGlobalContext: false,
     logger: (message: string) => log.debug(message),
   };
-  let orm: MikroORM<AbstractSqlDriver>;
   if (target.dialect === 'sqlite') {
     if (target.file !== ':memory:') mkdirSync(dirname(target.file), { recursive: true });
-    orm = await MikroORM.init({
+    const orm = await MikroORM.init({
       ...common,
       driver: BoundSqliteDriver,
       dbName: target.file,
-      driverOptions: { timeout: SQLITE_BUSY_TIMEOUT_MS },
     });
     const connection = orm.em.getConnection();
     await connection.execute('pragma journal_mode = WAL');
     await connection.execute(`pragma synchronous = ${durable ? 'FULL' : 'NORMAL'}`);
-  } else {
-    orm = await MikroORM.init({
-      ...common,
-      driver: BoundPostgreSqlDriver,
-      clientUrl: target.url,
-      pool: { min: 0, max: 10, idleTimeoutMillis: 30_000 },
-      // A pool that cannot connect fails fast (503) instead of queueing requests until they time out.
-      driverOptions: { connectionTimeoutMillis: POSTGRES_CONNECT_TIMEOUT_MS },
-    });
+    logOutages(orm as unknown as MikroORM, log);
+    await migrate(orm as unknown as MikroORM, log);
+    return { orm: orm as unknown as MikroORM, dialect: 'sqlite', em: orm.em as SqlEntityManager };
   }
-  logOutages(orm as unknown as MikroORM, log);
+  const orm = (await MikroORM.init({
+    ...common,
+    driver: BoundPostgreSqlDriver,
+    clientUrl: target.url,
+    pool: { min: 0, max: 10, idleTimeoutMillis: 30_000 },
+    // A pool that cannot connect fails fast (503) instead of queueing requests until they time out.
+    driverOptions: { connectionTimeoutMillis: POSTGRES_CONNECT_TIMEOUT_MS },
+    // A database that does not exist is the operator's to create: a typo must not make a fresh deployment.
+    ensureDatabase: false,
+  })) as unknown as MikroORM;
+  logOutages(orm, log);
+  try {
+    await migratePostgres(orm, log);
+    return { orm, dialect: 'postgresql', em: orm.em as SqlEntityManager };
+  } catch (error) {
+    const problem = postgresProblem(error, target, options.variable);
+    // A missing database is the operator's to create, not an outage to wait out (one dropped under
+    // a running gateway is an outage: isDatabaseUnavailable says so for requests).
+    if (options.deferUnreachable && isDatabaseUnavailable(error) && codeIn(error) !== '3D000') {
+      throw new Unreachable(firstLine(problem), orm, target, error);
+    }
+    await orm.close(true);
+    throw problem;
+  }
+}
+
+/**
+ * `migrate`, once the database is known to exist: MikroORM's schema update would otherwise create it
+ * (`ensureDatabase` of its schema generator runs whatever the option says).
+ */
+async function migratePostgres(orm: MikroORM, log: Logger) {
+  await orm.em.getConnection().execute('select 1');
   await migrate(orm, log);
-  return { orm: orm as unknown as MikroORM, dialect: target.dialect, em: orm.em as SqlEntityManager };
+}
+
+/** What stops a PostgreSQL database from being used, as one line for the operator (unknown errors as they are). */
+function postgresProblem(error: unknown, target: PostgresTarget, variable: string) {
+  const url = new URL(target.url);
+  const host = url.hostname;
+  const port = url.port || '5432';
+  const user = decodeURIComponent(url.username);
+  const name = decodeURIComponent(url.pathname.slice(1)) || user;
+  const code = codeIn(error);
+  if (code === '3D000') {
+    return new StartupError(
+      `${variable}: the PostgreSQL database "${name}" does not exist on ${host}:${port}; create it ` +
+        `(createdb -h ${host} -p ${port}${user ? ` -U ${user}` : ''} ${name}, or CREATE DATABASE "${name}" in psql) and start again`,
+    );
+  }
+  if (code === '28P01' || code === '28000') {
+    return new StartupError(`${variable}: PostgreSQL at ${host}:${port} refused the login: ${reason(error)}`);
+  }
+  if (isDatabaseUnavailable(error)) {
+    return new StartupError(
+      `${variable}: cannot connect to PostgreSQL at ${host}:${port} (${reason(error)})`,
+    );
+  }
+  return error;
+}
+
+const firstLine = (error: unknown) => String((error as Error)?.message ?? error).split('\n')[0] ?? '';
+
+/** The driver's message, or its code when it has none (an AggregateError of every address tried). */
+const reason = (error: unknown) => firstLine(error) || String(codeIn(error) ?? 'no answer');
+
+/** The first `code` along an error's causes (pg's SQLSTATE, which MikroORM's exceptions copy). */
+function codeIn(error: unknown): unknown {
+  for (let current = error, depth = 0; current && typeof current === 'object' && depth < 6; depth++) {
+    const { code, cause } = current as { code?: unknown; cause?: unknown };
+    if (code !== undefined) return code;
+    current = cause;
+  }
+  return undefined;
+}
+
+/**
+ * A store that did not answer at start. Its `em` refuses with a ConnectionException (an outage:
+ * SERVICE_UNAVAILABLE) until `serve` has brought it up: tried every STORE_RETRY_MS, each try brings
+ * the schema up to date and runs the modules' preparation (index builds) before it serves, so no
+ * request sees a half-prepared store.
+ */
+class DeferredStore implements Database {
+  readonly orm: MikroORM;
+  readonly dialect = 'postgresql';
+  readonly #target: PostgresTarget;
+  readonly #log: Logger;
+  #serving = false;
+  #stopped = false;
+  #timer: NodeJS.Timeout | undefined;
+  #attempt: Promise<void> | undefined;
+
+  constructor(orm: MikroORM, target: PostgresTarget, log: Logger) {
+    this.orm = orm;
+    this.#target = target;
+    this.#log = log;
+  }
+
+  get em(): SqlEntityManager {
+    if (!this.#serving) {
+      throw new ConnectionException(new Error('The store database has not answered since the start.'));
+    }
+    return this.orm.em as SqlEntityManager;
+  }
+
+  serve(prepare: (store: SqlEntityManager) => Promise<void>) {
+    const tryAgain = () => {
+      this.#attempt = this.#bringUp(prepare);
+      void this.#attempt.then(() => {
+        if (!this.#serving && !this.#stopped) this.#timer = setTimeout(tryAgain, STORE_RETRY_MS).unref();
+      });
+    };
+    this.#timer = setTimeout(tryAgain, STORE_RETRY_MS).unref();
+  }
+
+  async stop() {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#attempt;
+  }
+
+  async #bringUp(prepare: (store: SqlEntityManager) => Promise<void>) {
+    try {
+      await migratePostgres(this.orm, this.#log);
+      await prepare(this.orm.em as SqlEntityManager);
+      this.#serving = true;
+      this.#log.info('the store database answers: store operations are served');
+    } catch (error) {
+      if (isDatabaseUnavailable(error)) return;
+      const problem = postgresProblem(error, this.#target, 'DATABASE_URL');
+      this.#log.error({ err: error }, `the store cannot be served yet: ${firstLine(problem)}`);
+    }
+  }
 }
 
 /**

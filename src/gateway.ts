@@ -83,14 +83,18 @@ export interface GatewayOptions {
   clock?: Clock;
 }
 
-/** Opens the databases (bringing their schemas up to date) and the pub/sub; starts no module. */
+/**
+ * Opens the databases (bringing their schemas up to date) and the pub/sub; starts no module.
+ * `deferUnreachableStore`: see `openDatabases`.
+ */
 export async function openRuntime(
   config: LoadedConfig,
   log: Logger,
   clock: Clock = systemClock,
+  { deferUnreachableStore = false } = {},
 ): Promise<Runtime> {
   const { env, settings, modules } = config;
-  const db = await openDatabases({ env, modules, log });
+  const db = await openDatabases({ env, modules, log, deferUnreachableStore });
   try {
     const pubsub = await openPubSub({ env, log });
     return { env, settings, modules, db, pubsub, live: new LiveCredentials(), log, clock };
@@ -114,13 +118,17 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
   const log = options.log ?? createLogger({ mode: env.mode });
   const development = env.mode === 'development';
   const schema = buildSchema(modules);
-  const runtime = await openRuntime(config, log, options.clock);
+  // Identity keeps working while the store is away, also when it is away at start (HTTP.md).
+  const runtime = await openRuntime(config, log, options.clock, { deferUnreachableStore: true });
   const pubsubAdapter = pubSubAdapterFor(env);
   log.info({ pubsub: pubsubAdapter }, `pub/sub: ${PUBSUB_ADAPTER_DESCRIPTIONS[pubsubAdapter]}`);
   // Ends of credentials may have been among the lost events: check the open streams' at once.
   runtime.pubsub.onGap(() => void runtime.live.recheckNow());
   try {
     for (const module of modules) await module.start?.(runtime);
+    await runtime.db.serveStore(async (store) => {
+      for (const module of modules) await module.prepareStore?.(runtime, store);
+    });
     // The modules' listeners hear other instances before the first request.
     await runtime.pubsub.ready();
   } catch (error) {

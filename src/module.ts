@@ -1,4 +1,5 @@
 import type { EntitySchema } from '@mikro-orm/core';
+import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { z } from 'zod';
 import type { Builder } from './builder.ts';
 import type { Settings } from './config.ts';
@@ -42,6 +43,12 @@ export interface ModuleDefinition<Api> {
   routes?: readonly Route[];
   /** Runs once the databases are ready, before the server listens. */
   start?: (runtime: Runtime) => Promise<void> | void;
+  /**
+   * Brings what the module keeps in the store in line with the configuration (index builds) before
+   * store operations are served: after `start`, or, when the store did not answer at start, once it
+   * does. `store` is the store's root EntityManager (fork it).
+   */
+  prepareStore?: (runtime: Runtime, store: SqlEntityManager) => Promise<void>;
   /** Runs on shutdown, after the server stopped accepting requests, before the databases close. */
   stop?: (runtime: Runtime) => Promise<void> | void;
   /** Subcommands of the `portico` CLI, e.g. `bootstrap`. They get a runtime whose modules were not started. */

@@ -1,5 +1,4 @@
-import type { Environment } from './config.ts';
-import { parseDatabaseUrl } from './db.ts';
+import { type Environment, parseDatabaseUrl } from './config.ts';
 import type { Logger } from './logger.ts';
 import { Fanout } from './pubsub/fanout.ts';
 

@@ -5,30 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, REDEEM_TOKEN, TestClient } from './harness.ts';
-
-const BIN = join(import.meta.dirname, '..', 'bin', 'portico.ts');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function portico(args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd,
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', PORTICO_SECRET: 's'.repeat(40), ...env },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => {
-    stdout += chunk;
-  });
-  child.stderr.on('data', (chunk) => {
-    stderr += chunk;
-  });
-  return once(child, 'close').then(([code]) => ({ code: code as number | null, stdout, stderr }));
-}
+import { BIN, runPortico } from './run-cli.ts';
 
 describe('portico CLI', () => {
   let dir: string;
@@ -38,11 +15,11 @@ describe('portico CLI', () => {
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
   it('prints help', async () => {
-    const run = await portico(['--help'], dir);
+    const run = await runPortico(['--help'], dir);
     expect(run.code).toBe(0);
     for (const command of ['start', 'migrate', 'print-schema', 'bootstrap', 'login', 'logout'])
       expect(run.stdout).toContain(command);
-    expect((await portico(['frobnicate'], dir)).code).toBe(2);
+    expect((await runPortico(['frobnicate'], dir)).code).toBe(2);
   });
 
   it('exits non-zero before listening when the configuration is invalid', async () => {
@@ -52,7 +29,7 @@ describe('portico CLI', () => {
       JSON.stringify({ signup: 'maybe', session: { nope: 1 } }),
     );
     const port = await freePort();
-    const run = await portico(['start'], folder, { PORT: String(port), PORTICO_SECRET: 'short' });
+    const run = await runPortico(['start'], folder, { PORT: String(port), PORTICO_SECRET: 'short' });
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('signup:');
     expect(run.stderr).toContain('session.nope: unknown key');
@@ -62,7 +39,7 @@ describe('portico CLI', () => {
 
   it('prints the schema without a secret or a database', async () => {
     const folder = await mkdtemp(join(dir, 'schema-'));
-    const run = await portico(['print-schema'], folder, { PORTICO_SECRET: '' });
+    const run = await runPortico(['print-schema'], folder, { PORTICO_SECRET: '' });
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('type Query {');
   });
@@ -70,8 +47,8 @@ describe('portico CLI', () => {
   it('migrates, prints bootstrap links while no admin exists, and then refuses', async () => {
     const folder = await mkdtemp(join(dir, 'boot-'));
     const env = { PORTICO_DATA_DIR: join(folder, 'data') };
-    expect((await portico(['migrate'], folder, env)).code).toBe(0);
-    const first = await portico(['bootstrap'], folder, env);
+    expect((await runPortico(['migrate'], folder, env)).code).toBe(0);
+    const first = await runPortico(['bootstrap'], folder, env);
     expect(first.code).toBe(0);
     expect(first.stdout).toMatch(/^http:\/\/localhost:4000\/auth\/redeem\?token=[\w-]{43}\n$/);
 
@@ -107,7 +84,7 @@ describe('portico CLI', () => {
     } finally {
       server.kill('SIGKILL');
     }
-    const closed = await portico(['bootstrap'], folder, env);
+    const closed = await runPortico(['bootstrap'], folder, env);
     expect(closed.code).toBe(1);
     expect(closed.stderr).toContain('bootstrap is closed');
   });

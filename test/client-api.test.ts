@@ -37,6 +37,7 @@ import {
   RevokeApiKeyDocument,
   RevokeInviteDocument,
   RevokeUserSessionsDocument,
+  ScopesDocument,
   SessionEventsDocument,
   SessionRevokedDocument,
   UsersDocument,
@@ -78,6 +79,7 @@ describe.each(backends)('the typed client against a gateway on %s', (backend) =>
   let browser: TestClient;
   let configHome: string;
   let admin: PorticoClient;
+  /** A program of the member's: an API key with the scopes its work needs (no admin). */
   let member: PorticoClient;
   let memberId: string;
   const executed = new Set<string>();
@@ -103,6 +105,16 @@ describe.each(backends)('the typed client against a gateway on %s', (backend) =>
     };
   };
 
+  /** The member signed in afresh in a browser: it manages their keys, which their programs' keys cannot. */
+  const memberBrowser = async () => {
+    const browserOfMember = portico.client();
+    await browserOfMember.gql(
+      'mutation ($p: String!) { logIn(email: "member@example.com", password: $p) { user { id } } }',
+      { p: PASSWORD },
+    );
+    return connect({ url: portico.url, headers: { cookie: browserOfMember.cookieHeader } });
+  };
+
   beforeAll(async () => {
     // No apiKey means the key `portico login` saved: an empty folder, so none.
     configHome = await mkdtemp(join(tmpdir(), 'portico-client-config-'));
@@ -122,17 +134,10 @@ describe.each(backends)('the typed client against a gateway on %s', (backend) =>
         { password: PASSWORD },
       );
     memberId = signedUp.data!.signUp.user.id;
-    const memberBrowser = portico.client();
-    await memberBrowser.gql(
-      'mutation ($p: String!) { logIn(email: "member@example.com", password: $p) { user { id } } }',
-      {
-        p: PASSWORD,
-      },
-    );
-    const memberKey = await connect({
-      url: portico.url,
-      headers: { cookie: memberBrowser.cookieHeader },
-    }).mutate(CreateApiKeyDocument, { name: 'member', scopes: ['notes:read', 'notes:write', 'blobs:write'] });
+    const memberKey = await (await memberBrowser()).mutate(CreateApiKeyDocument, {
+      name: 'member',
+      scopes: ['notes:read', 'notes:write', 'blobs:read', 'blobs:write', 'leases'],
+    });
     member = connect({ url: portico.url, apiKey: memberKey.createApiKey.secret });
   });
   afterAll(async () => {
@@ -293,12 +298,16 @@ describe.each(backends)('the typed client against a gateway on %s', (backend) =>
   });
 
   it('ends sessionRevoked over the WebSocket when its key is revoked, and refuses a revoked key', async () => {
-    const { createApiKey } = await member.mutate(CreateApiKeyDocument, { name: 'watcher', scopes: [] });
+    const memberSession = await memberBrowser();
+    const { createApiKey } = await memberSession.mutate(CreateApiKeyDocument, {
+      name: 'watcher',
+      scopes: [],
+    });
     const watcher = createClient({ url: portico.url, apiKey: createApiKey.secret });
     const revocations = watcher.subscribe(SessionRevokedDocument);
     const next = revocations.next();
     await new Promise((resolve) => setTimeout(resolve, 300));
-    await member.mutate(RevokeApiKeyDocument, { id: createApiKey.apiKey.id });
+    await memberSession.mutate(RevokeApiKeyDocument, { id: createApiKey.apiKey.id });
     expect(await next).toMatchObject({
       done: false,
       value: { sessionRevoked: { sessionId: createApiKey.apiKey.id, reason: 'REVOKED' } },
@@ -427,14 +436,29 @@ describe.each(backends)('the typed client against a gateway on %s', (backend) =>
       revokeInvite: true,
     });
 
-    const { createApiKey } = await member.mutate(CreateApiKeyDocument, {
+    const memberSession = await memberBrowser();
+    const { scopes } = await memberSession.query(ScopesDocument);
+    expect(scopes).toContainEqual({
+      name: 'blobs:write',
+      grants: 'upload and delete blobs',
+      grantable: true,
+    });
+    expect(scopes).toContainEqual(expect.objectContaining({ name: 'admin', grantable: false }));
+    const { createApiKey } = await memberSession.mutate(CreateApiKeyDocument, {
       name: 'short-lived',
       scopes: ['notes:read'],
     });
+    // The member's program sees the keys, but without admin it neither makes nor revokes them.
     const { viewer } = await member.query(ApiKeysDocument);
     expect(viewer.apiKey?.name).toBe('member');
     expect(viewer.apiKeys.map((key) => key.name).sort()).toEqual(['member', 'short-lived']);
-    expect(await member.mutate(RevokeApiKeyDocument, { id: createApiKey.apiKey.id })).toEqual({
+    expect((await failure(member.mutate(CreateApiKeyDocument, { name: 'outliving', scopes: [] }))).code).toBe(
+      'FORBIDDEN',
+    );
+    expect((await failure(member.mutate(RevokeApiKeyDocument, { id: createApiKey.apiKey.id }))).code).toBe(
+      'FORBIDDEN',
+    );
+    expect(await memberSession.mutate(RevokeApiKeyDocument, { id: createApiKey.apiKey.id })).toEqual({
       revokeApiKey: true,
     });
 

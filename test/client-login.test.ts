@@ -44,7 +44,7 @@ function portico(args: string[], env: Record<string, string>, onOutput: (stdout:
 const userCodeIn = (text: string) => /shows the code ([A-Z]{4}-[A-Z]{4})/.exec(text)?.[1];
 
 interface Saved {
-  gateways: Record<string, { apiKey: string; requestedScope: string; grantedScope: string }>;
+  gateways: Record<string, { apiKey: string; requestedScope?: string; grantedScope: string }>;
 }
 
 describe.each(backends)('portico login and the saved key on %s', (backend) => {
@@ -219,19 +219,29 @@ describe.each(backends)('portico login and the saved key on %s', (backend) => {
   });
 });
 
-/** A gateway's OAuth endpoints played by a script, for timings the real one would take minutes to show. */
-function scriptedGateway(tokenAnswers: Record<string, unknown>[], interval: number) {
+/**
+ * A gateway's OAuth endpoints played by a script, for timings the real one would take minutes to
+ * show; `asked` collects the `scope` field of each device authorization request (null: none sent).
+ */
+function scriptedGateway(
+  tokenAnswers: Record<string, unknown>[],
+  interval: number,
+  metadata: Record<string, unknown> = {},
+) {
   const polls: number[] = [];
+  const asked: (string | null)[] = [];
   const json = (body: unknown, status = 200) => Response.json(body, { status });
-  const fetcher: typeof fetch = async (input) => {
+  const fetcher: typeof fetch = async (input, init) => {
     const { pathname } = new URL(String(input));
     if (pathname === '/.well-known/oauth-authorization-server') {
       return json({
         device_authorization_endpoint: 'http://gateway.test/oauth/device_authorization',
         token_endpoint: 'http://gateway.test/oauth/token',
+        ...metadata,
       });
     }
     if (pathname === '/oauth/device_authorization') {
+      asked.push(new URLSearchParams(String(init?.body)).get('scope'));
       return json({
         device_code: 'd'.repeat(43),
         user_code: 'BCDF-GHJK',
@@ -244,7 +254,7 @@ function scriptedGateway(tokenAnswers: Record<string, unknown>[], interval: numb
     const answer = tokenAnswers.shift()!;
     return json(answer, 'access_token' in answer ? 200 : 400);
   };
-  return { fetcher, polls };
+  return { fetcher, polls, asked };
 }
 
 describe('the device flow', () => {
@@ -267,6 +277,24 @@ describe('the device flow', () => {
       },
     ]);
     expect(polls[1]! - polls[0]!).toBeGreaterThanOrEqual(4_900);
+  });
+
+  it('asks for every scope of scopes_supported but admin unless told which, and exactly those when told', async () => {
+    const granted = { access_token: 'pk_x_y', token_type: 'Bearer', scope: 'notes:read' };
+    const { fetcher, asked } = scriptedGateway([granted, granted, granted], 0, {
+      scopes_supported: ['admin', 'notes:read', 'notes:write', 'leases'],
+    });
+    const run = (scope?: string) =>
+      runDeviceFlow('http://gateway.test', { fetch: fetcher, onDeviceCode: () => {}, scope });
+    expect(await run()).toEqual({ accessToken: 'pk_x_y', scope: 'notes:read' });
+    await run('admin notes:read');
+    await run('');
+    expect(asked).toEqual(['notes:read notes:write leases', 'admin notes:read', null]);
+
+    // A gateway that lists no scopes is asked for none.
+    const bare = scriptedGateway([granted], 0);
+    await runDeviceFlow('http://gateway.test', { fetch: bare.fetcher, onDeviceCode: () => {} });
+    expect(bare.asked).toEqual([null]);
   });
 
   it('makes portico login exit 4 when the code expires', async () => {

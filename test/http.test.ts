@@ -1,5 +1,3 @@
-import { once } from 'node:events';
-import { connect as createConnectionTo, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_REQUEST_BODY_BYTES } from '../src/gateway.ts';
@@ -12,6 +10,7 @@ import {
   type TestClient,
   type TestGateway,
 } from './harness.ts';
+import { Outage } from './outage.ts';
 
 /** Fields that misbehave on purpose: a slow one (shutdown) and one that throws a leaky error (masking). */
 const probe = defineModule({
@@ -255,39 +254,6 @@ describe('development mode', () => {
     }
   });
 });
-
-/** A TCP proxy in front of PostgreSQL that the test can cut and restore. */
-class Outage {
-  readonly #sockets = new Set<Socket>();
-  #server: Server | undefined;
-  port = 0;
-  readonly target: { host: string; port: number };
-  constructor(target: { host: string; port: number }) {
-    this.target = target;
-  }
-
-  async up() {
-    this.#server = createServer((client) => {
-      const upstream = createConnectionTo(this.target);
-      for (const socket of [client, upstream]) {
-        this.#sockets.add(socket);
-        socket.on('close', () => this.#sockets.delete(socket));
-        socket.on('error', () => socket.destroy());
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    this.#server.listen(this.port, '127.0.0.1');
-    await once(this.#server, 'listening');
-    this.port = (this.#server.address() as { port: number }).port;
-  }
-
-  async down() {
-    for (const socket of this.#sockets) socket.destroy();
-    const server = this.#server;
-    this.#server = undefined;
-    if (server) await new Promise((resolve) => server.close(resolve));
-  }
-}
 
 describe.runIf(backends.includes('postgres'))('a database outage on postgres', () => {
   it('answers 503 while PostgreSQL is away and recovers by itself', async () => {

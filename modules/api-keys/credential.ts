@@ -100,12 +100,14 @@ async function loadSnapshot(runtime: Runtime, id: string): Promise<KeySnapshot |
   }
   const userScopes = roles.api.scopesOf(runtime.settings, user.roles);
   const admin = userScopes.has(roles.api.ADMIN);
-  // The key's scopes, narrowed to what the user still has.
+  // The key's scopes, narrowed to what the user still has: as scopes for the rules that name
+  // them, and as what the key may act on under the rules `authenticated` and `owner`.
   const scopes = new Set(key.scopes.filter((scope) => admin || userScopes.has(scope)));
+  const keyScopes = new Set(key.scopes.filter((scope) => roles.api.mayGrant(runtime, userScopes, scope)));
   return {
     key: apiKeyRecord(key),
     user: users.api.userRecord(user),
-    viewer: Object.freeze({ userId: user.id, scopes, sessionId: null, apiKeyId: key.id }),
+    viewer: Object.freeze({ userId: user.id, scopes, sessionId: null, apiKeyId: key.id, keyScopes }),
   };
 }
 

@@ -8,7 +8,7 @@ import {
 import audit from '../audit/index.ts';
 import roles from '../roles/index.ts';
 import sessions from '../sessions/index.ts';
-import { canSeeKey } from './access.ts';
+import { canRevokeKey, canSeeKey } from './access.ts';
 import { currentKey, revokeKeys } from './credential.ts';
 import {
   type ApiKeyRecord,
@@ -37,16 +37,17 @@ async function create(
       field: 'name',
     });
   }
-  if (expiresAt && expiresAt.getTime() <= Date.now()) {
+  const now = new Date(context.runtime.clock.now());
+  if (expiresAt && expiresAt <= now) {
     throw new PorticoError('BAD_USER_INPUT', 'expiresAt must be in the future.', { field: 'expiresAt' });
   }
-  const beyond = scopes.filter((scope) => !roles.api.hasScope(viewer, scope));
+  const beyond = scopes.filter((scope) => !roles.api.mayGrant(context.runtime, viewer.scopes, scope));
   if (beyond.length > 0) {
     throw new PorticoError('FORBIDDEN', `A key cannot have scopes you do not have: ${beyond.join(', ')}.`, {
       field: 'scopes',
     });
   }
-  if ((await countActiveKeys(db.system, viewer.userId!)) >= MAX_ACTIVE_KEYS) {
+  if ((await countActiveKeys(db.system, viewer.userId!, now)) >= MAX_ACTIVE_KEYS) {
     throw new PorticoError('BAD_USER_INPUT', `At most ${MAX_ACTIVE_KEYS} active keys; revoke one first.`);
   }
   const { key, secret } = await createApiKey(db.system, {
@@ -66,6 +67,9 @@ async function create(
 async function revoke(context: RequestContext, id: string) {
   const key = await findApiKey(context.db.system, id);
   if (!key || !canSeeKey(context.viewer, key)) throw new PorticoError('NOT_FOUND', 'No such API key.');
+  if (!canRevokeKey(context.viewer, key)) {
+    throw new PorticoError('FORBIDDEN', 'An API key revokes other keys only with scope admin.');
+  }
   const reason = key.userId === context.viewer.userId ? 'REVOKED' : 'ADMIN';
   const revoked = (await revokeKeys(context.runtime, context.db.system, { id: key.id }, reason)).length > 0;
   if (revoked) {
@@ -125,8 +129,9 @@ export function registerApiKeys(builder: Builder) {
   builder.mutationFields((t) => ({
     createApiKey: t.field({
       type: ApiKeyTicketRef,
-      description: "Scopes must be a subset of the viewer's scopes.",
-      authScopes: { authenticated: true },
+      description:
+        "Scopes must be a subset of the viewer's scopes (those of their roles, and those every signed-in user has: see `scopes`). An API key needs scope admin.",
+      authScopes: { manageCredentials: true },
       args: {
         name: t.arg.string({ required: true }),
         scopes: t.arg.stringList({ required: true }),
@@ -135,6 +140,7 @@ export function registerApiKeys(builder: Builder) {
       resolve: (_root, args, context) => create(context, args.name, args.scopes, args.expiresAt ?? null),
     }),
     revokeApiKey: t.boolean({
+      description: 'An API key may revoke itself; other keys only with scope admin.',
       authScopes: { authenticated: true },
       args: { id: t.arg.id({ required: true }) },
       resolve: (_root, { id }, context) => revoke(context, fromGlobalId(String(id), 'ApiKey')),

@@ -93,11 +93,11 @@ export const listActiveKeys = (em: EntityManager, userId: string) =>
     { orderBy: { createdAt: 'desc', id: 'desc' }, limit: MAX_ACTIVE_KEYS },
   );
 
-export const countActiveKeys = (em: EntityManager, userId: string) =>
+export const countActiveKeys = (em: EntityManager, userId: string, now: Date) =>
   em.count(ApiKey, {
     userId,
     revokedAt: null,
-    $or: [{ expiresAt: null }, { expiresAt: { $gt: new Date() } }],
+    $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }],
   });
 
 /** Revokes the unrevoked keys matching `where`; returns the keys this call revoked. */

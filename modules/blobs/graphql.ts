@@ -27,13 +27,21 @@ const rulesOf = (context: RequestContext) => context.runtime.settings.blobs;
 const visible = (context: RequestContext, blob: BlobRecord | null) =>
   blob && canSeeBlob(context.viewer, rulesOf(context), blob.ownerId) ? blob : null;
 
+/**
+ * Blobs `uploadBlob` answers with: their uploader sees their metadata, as `POST /blobs` shows it,
+ * even without read access (an API key with only `blobs:write`); their bytes and signed URLs
+ * still need read access. Records are per request, so this never outlives the upload's answer.
+ */
+const uploadedHere = new WeakSet<BlobRecord>();
+
 export function registerBlobs(builder: Builder) {
   builder.node(BlobRef, {
     id: { resolve: (blob) => blob.id },
     // Blobs the viewer may not read are null, like unknown ones: no existence oracle.
     loadMany: async (ids, context) =>
       (await loadBlobs(context.db.store, ids)).map((blob) => visible(context, blob)),
-    authScopes: (blob, context) => canSeeBlob(context.viewer, rulesOf(context), blob.ownerId),
+    authScopes: (blob, context) =>
+      uploadedHere.has(blob) || canSeeBlob(context.viewer, rulesOf(context), blob.ownerId),
     fields: (t) => ({
       size: t.field({ type: 'SafeInt', resolve: (blob) => blob.size }),
       contentType: t.exposeString('contentType'),
@@ -55,6 +63,8 @@ export function registerBlobs(builder: Builder) {
       signedUrl: t.string({
         description:
           'A URL that works without credentials until it expires or the session that signed it ends.',
+        // It hands out reading, so it needs read access whatever else let the viewer see the blob.
+        authScopes: (blob, _args, context) => canSeeBlob(context.viewer, rulesOf(context), blob.ownerId),
         args: { expiresInSeconds: t.arg.int({ defaultValue: 300 }) },
         resolve: (blob, { expiresInSeconds }, context) => {
           const seconds = expiresInSeconds ?? 300;
@@ -115,12 +125,14 @@ export function registerBlobs(builder: Builder) {
       resolve: async (_root, { file, fence }, context) => {
         if (!canWrite(context.viewer, rulesOf(context))) throw denied(context);
         try {
-          return await upload(context.runtime, context.db.store, file.stream(), {
+          const blob = await upload(context.runtime, context.db.store, file.stream(), {
             contentType: file.type || null,
             filename: file.name || null,
             ownerId: context.viewer.userId,
             fence,
           });
+          uploadedHere.add(blob);
+          return blob;
         } catch (error) {
           if (error instanceof BlobTooLarge) {
             throw new PorticoError('PAYLOAD_TOO_LARGE', error.message, { limit: error.limit });

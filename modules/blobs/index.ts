@@ -1,4 +1,5 @@
 import { defineModule } from '../../src/index.ts';
+import { blobScopes } from './access.ts';
 import { blobsConfig } from './config.ts';
 import { BlobContentSchema, BlobMetadataSchema } from './entities.ts';
 import { BlobRef, registerBlobs } from './graphql.ts';
@@ -18,6 +19,7 @@ export default defineModule({
   config: blobsConfig,
   entities: { store: [BlobMetadataSchema, BlobContentSchema] },
   graphql: registerBlobs,
+  scopes: (settings) => blobScopes(settings.blobs),
   multipartFileBytes: (settings) => settings.blobs.maxBytes,
   routes: blobRoutes,
   start: startStorage,

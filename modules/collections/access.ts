@@ -4,9 +4,14 @@ import type { CollectionDefinition } from './config.ts';
 
 const { allows, ownerOnly } = roles.api;
 
-export const canRead = (viewer: Viewer, collection: CollectionDefinition) => allows(viewer, collection.read);
+/** The scopes an API key needs under the rules `authenticated` and `owner` (CONFIG.md, v2). */
+export const readScope = (collection: Pick<CollectionDefinition, 'name'>) => `${collection.name}:read`;
+export const writeScope = (collection: Pick<CollectionDefinition, 'name'>) => `${collection.name}:write`;
+
+export const canRead = (viewer: Viewer, collection: CollectionDefinition) =>
+  allows(viewer, collection.read, readScope(collection));
 export const canWrite = (viewer: Viewer, collection: CollectionDefinition) =>
-  allows(viewer, collection.write);
+  allows(viewer, collection.write, writeScope(collection));
 
 /** In `owner` mode a reader sees only their own documents; admins see all. */
 export const readerOwner = (viewer: Viewer, collection: CollectionDefinition) =>
@@ -25,3 +30,13 @@ export const canSeeDocument = (viewer: Viewer, collection: CollectionDefinition,
 /** May the viewer change this existing document (write rule, and ownership in `owner` mode)? */
 export const canChangeDocument = (viewer: Viewer, collection: CollectionDefinition, ownerId: string | null) =>
   canWrite(viewer, collection) && (ownerOnly(viewer, collection.write) === null || ownerId === viewer.userId);
+
+/** What each collection's scopes let an API key do. */
+export const collectionScopes = (collection: CollectionDefinition) => [
+  ...roles.api.scopesOfRule(collection.read, readScope(collection), `read documents of ${collection.name}`),
+  ...roles.api.scopesOfRule(
+    collection.write,
+    writeScope(collection),
+    `create, change and delete documents of ${collection.name}`,
+  ),
+];

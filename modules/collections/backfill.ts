@@ -12,13 +12,17 @@ const fingerprint = (index: IndexDefinition) =>
   JSON.stringify({ fields: index.fields, unique: index.unique });
 
 /**
- * Brings every declared index in line with the stored documents before the gateway
- * listens: a new or changed index is rebuilt from the documents (in batches, with a
+ * Brings every declared index in line with the stored documents before store operations
+ * are served: a new or changed index is rebuilt from the documents (in batches, with a
  * progress line for large collections); a removed one loses its entries; collections
  * no longer configured keep their documents, and the log says so.
  */
-export async function syncIndexes(runtime: Runtime, collections: Map<string, CollectionDefinition>) {
-  const em = runtime.db.store.em.fork();
+export async function syncIndexes(
+  runtime: Runtime,
+  store: EntityManager,
+  collections: Map<string, CollectionDefinition>,
+) {
+  const em = store.fork();
   const built = await em.find(BuiltIndex, {});
   for (const row of built) {
     const collection = collections.get(row.collection);

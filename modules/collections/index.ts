@@ -1,4 +1,5 @@
 import { defineModule } from '../../src/index.ts';
+import { collectionScopes } from './access.ts';
 import { syncIndexes } from './backfill.ts';
 import { checkSchemas, collectionsConfig, definitions } from './config.ts';
 import { BuiltIndexSchema, DocumentSchema, IndexEntrySchema } from './entities.ts';
@@ -13,7 +14,8 @@ export default defineModule({
   checkConfig: checkSchemas,
   entities: { store: [DocumentSchema, IndexEntrySchema, BuiltIndexSchema] },
   graphql: registerCollections,
-  start: (runtime) => syncIndexes(runtime, definitions(runtime.settings)),
+  scopes: (settings) => [...definitions(settings).values()].flatMap(collectionScopes),
+  prepareStore: (runtime, em) => syncIndexes(runtime, em, definitions(runtime.settings)),
   /** Server-side document access (see store.ts): the same rules and events as GraphQL, no viewer rules. */
   api: {
     definitions,

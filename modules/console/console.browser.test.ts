@@ -331,6 +331,9 @@ describe.skipIf(!existsSync(CHROMIUM))('the admin console in Chromium', () => {
       await shoot(admin, 'leases');
 
       await admin.getByRole('link', { name: 'API keys & devices' }).click();
+      // What each scope grants, from the configuration: the blob and collection rules name them.
+      await admin.getByRole('cell', { name: 'upload and delete blobs' }).waitFor();
+      await admin.getByRole('cell', { name: 'read documents of notes', exact: true }).waitFor();
       await admin.getByLabel('Name').fill('backup job');
       await admin.getByLabel('Scopes, separated by spaces').fill('blobs:write');
       await admin.getByRole('button', { name: 'Create key' }).click();

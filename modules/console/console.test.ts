@@ -15,6 +15,7 @@ const viewer = (scopes: string[]): Viewer => ({
   scopes: new Set(scopes),
   sessionId: 's1',
   apiKeyId: null,
+  keyScopes: null,
 });
 const admin = viewer(['admin']);
 const member = viewer(['notes:read']);

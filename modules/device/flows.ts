@@ -1,4 +1,4 @@
-import { PorticoError, type RequestContext } from '../../src/index.ts';
+import { PorticoError, type RequestContext, type Runtime } from '../../src/index.ts';
 import apiKeys from '../api-keys/index.ts';
 import audit from '../audit/index.ts';
 import rateLimits from '../rate-limits/index.ts';
@@ -52,6 +52,16 @@ export async function answer(context: RequestContext, userCode: string, approve:
   return true;
 }
 
+/**
+ * The scopes the key of an approved device gets: those asked for that the user may give a key
+ * (RFC 8628 tokens are API keys). Asking for none gets none: public data and its own viewer.
+ */
+export function grantedScopes(runtime: Runtime, asked: string, userScopes: ReadonlySet<string>): string[] {
+  return [...new Set(asked.split(' ').filter(Boolean))].filter((scope) =>
+    roles.api.mayGrant(runtime, userScopes, scope),
+  );
+}
+
 export type TokenAnswer =
   | { ok: true; accessToken: string; scope: string }
   | {
@@ -88,11 +98,7 @@ export async function poll(
       const user = row.userId ? await users.api.findUser(db.system, row.userId) : null;
       if (!user || user.disabled) return { ok: false, error: 'access_denied' };
       if (!(await markUsed(db.system, row.id))) throw rateLimits.api.notAGuess(invalidCode());
-      const userScopes = roles.api.scopesOf(runtime.settings, user.roles);
-      const admin = userScopes.has(roles.api.ADMIN);
-      const granted = [
-        ...new Set(row.scope.split(' ').filter((scope) => scope && (admin || userScopes.has(scope)))),
-      ];
+      const granted = grantedScopes(runtime, row.scope, roles.api.scopesOf(runtime.settings, user.roles));
       const { secret } = await apiKeys.api.createApiKey(db.system, {
         userId: user.id,
         name: row.clientId.slice(0, 100),

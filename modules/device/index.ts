@@ -22,12 +22,12 @@ export default defineModule({
     builder.mutationFields((t) => ({
       approveDevice: t.boolean({
         description: 'Approves a pending device authorization (RFC 8628) for the viewer.',
-        authScopes: { authenticated: true },
+        authScopes: { manageCredentials: true },
         args: { userCode: t.arg.string({ required: true }) },
         resolve: (_root, { userCode }, context) => answer(context, userCode, true),
       }),
       denyDevice: t.boolean({
-        authScopes: { authenticated: true },
+        authScopes: { manageCredentials: true },
         args: { userCode: t.arg.string({ required: true }) },
         resolve: (_root, { userCode }, context) => answer(context, userCode, false),
       }),

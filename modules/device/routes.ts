@@ -8,7 +8,8 @@ import {
   readForm,
   renderPage,
 } from '../../src/index.ts';
-import { answer, pendingFor, poll } from './flows.ts';
+import roles from '../roles/index.ts';
+import { answer, grantedScopes, pendingFor, poll } from './flows.ts';
 import { DEVICE_CODE_TTL_SECONDS, formatUserCode, startAuthorization } from './service.ts';
 
 export const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -18,7 +19,7 @@ const oauthJson = (body: Record<string, unknown>, status = 200, headers: Record<
 const oauthError = (error: string, description?: string, status = 400) =>
   oauthJson({ error, ...(description ? { error_description: description } : {}) }, status);
 
-/** RFC 8414 metadata naming the two endpoints. */
+/** RFC 8414 metadata naming the two endpoints and every scope the gateway knows (`admin` included). */
 function metadata(_request: Request, { runtime }: RequestContext) {
   const issuer = runtime.env.publicUrl;
   return oauthJson({
@@ -26,6 +27,8 @@ function metadata(_request: Request, { runtime }: RequestContext) {
     device_authorization_endpoint: `${issuer}/oauth/device_authorization`,
     token_endpoint: `${issuer}/oauth/token`,
     grant_types_supported: [DEVICE_GRANT],
+    // The catalogue the `scopes` query lists: a client asks from it (portico login: all but admin).
+    scopes_supported: [...roles.api.scopeCatalogue(runtime).keys()],
     token_endpoint_auth_methods_supported: ['none'],
     response_types_supported: [],
   });
@@ -105,11 +108,14 @@ async function devicePage(request: Request, context: RequestContext) {
     return page('Connect a device', entry(error.message), 400);
   }
   const csrf = csrfFor(request);
-  const scopes = pending.scope ? pending.scope.split(' ') : [];
+  // What the key will hold: the person approves exactly that.
+  const scopes = grantedScopes(context.runtime, pending.scope, context.viewer.scopes);
   return page(
     'Connect a device',
     html`<p><strong>${pending.clientId}</strong> asks to act as you${
-      scopes.length > 0 ? html` with: <strong>${scopes.join(', ')}</strong>` : ''
+      scopes.length > 0
+        ? html` with the scopes <strong>${scopes.join(', ')}</strong>`
+        : ' with no scopes (public data and your own account only)'
     }. It will get an API key of yours, listed with your keys and revocable there.</p>
 <p>Code: <strong>${formatUserCode(pending.userCode)}</strong>. Approve only if your device shows the same code.</p>
 <form method="post" action="/device">${csrf.field}<input type="hidden" name="user_code" value="${pending.userCode}">

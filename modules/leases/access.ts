@@ -1,5 +1,8 @@
 import { randomSecret, sha256, type Viewer } from '../../src/index.ts';
 
+/** What an API key needs to hold leases (HTTP.md, Credentials, v2); signed-in users need nothing more. */
+export const LEASES_SCOPE = 'leases';
+
 const SESSION = 's:';
 const API_KEY = 'k:';
 const SERVER = 'x:';

@@ -5,7 +5,7 @@ import {
   type RequestContext,
   builder as schemaBuilder,
 } from '../../src/index.ts';
-import { holderOf, opaqueHolder } from './access.ts';
+import { holderOf, LEASES_SCOPE, opaqueHolder } from './access.ts';
 import { acquire, checkRequest, release, renew } from './locks.ts';
 import { type Fence, findLease, type LeaseRecord, listLeases } from './service.ts';
 
@@ -57,7 +57,7 @@ export function registerLeases(builder: Builder) {
       type: LeaseRef,
       nullable: true,
       description: 'The live lease on a key; null when the key is free.',
-      authScopes: { authenticated: true },
+      authScopes: { authenticatedFor: LEASES_SCOPE },
       args: { key: t.arg.string({ required: true }) },
       resolve: async (_root, { key }, { db, runtime }) => {
         checkRequest(runtime.settings, { key });
@@ -84,7 +84,7 @@ export function registerLeases(builder: Builder) {
       type: LeaseRef,
       nullable: true,
       description: 'Returns null when another holder keeps it past waitSeconds.',
-      authScopes: { authenticated: true },
+      authScopes: { authenticatedFor: LEASES_SCOPE },
       args: {
         key: t.arg.string({ required: true }),
         ttlSeconds: t.arg.int({ required: true }),
@@ -105,7 +105,7 @@ export function registerLeases(builder: Builder) {
     renewLease: t.field({
       type: LeaseRef,
       description: "Fails with LEASE_LOST when the token is not the current holder's.",
-      authScopes: { authenticated: true },
+      authScopes: { authenticatedFor: LEASES_SCOPE },
       args: {
         key: t.arg.string({ required: true }),
         token: t.arg({ type: 'SafeInt', required: true }),
@@ -123,7 +123,7 @@ export function registerLeases(builder: Builder) {
     }),
     releaseLease: t.boolean({
       description: 'False when the token is no longer the current one.',
-      authScopes: { authenticated: true },
+      authScopes: { authenticatedFor: LEASES_SCOPE },
       args: { key: t.arg.string({ required: true }), token: t.arg({ type: 'SafeInt', required: true }) },
       resolve: (_root, args, context) => {
         checkRequest(context.runtime.settings, args);

@@ -1,4 +1,5 @@
 import { defineModule } from '../../src/index.ts';
+import { LEASES_SCOPE } from './access.ts';
 import { leasesConfig } from './config.ts';
 import { LeaseSchema } from './entities.ts';
 import { FenceInput, registerLeases } from './graphql.ts';
@@ -21,6 +22,7 @@ export default defineModule({
   config: leasesConfig,
   entities: { store: [LeaseSchema] },
   graphql: registerLeases,
+  scopes: () => [{ name: LEASES_SCOPE, grants: 'acquire, renew and release leases', everyone: true }],
   start(runtime) {
     releaseWaiters(runtime);
     stops.set(runtime, releaseOnRevocation(runtime));

@@ -173,7 +173,8 @@ describe.each(backends)('leases on %s', (backend) => {
     expect(await acquire(bob, 'session-held')).toMatchObject({ token: 2 });
 
     const ticket = await bob.gql<{ createApiKey: { secret: string; apiKey: { id: string } } }>(
-      'mutation { createApiKey(name: "ci", scopes: []) { secret apiKey { id } } }',
+      // A key holds leases only with the scope `leases`.
+      'mutation { createApiKey(name: "ci", scopes: ["leases"]) { secret apiKey { id } } }',
     );
     const { secret, apiKey } = ticket.data!.createApiKey;
     const program = portico.client();

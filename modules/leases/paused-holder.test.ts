@@ -50,7 +50,8 @@ describe.each(backends)('a paused lease holder on %s', (backend) => {
     });
     admin = await bootstrapAdmin(portico);
     const ticket = await admin.gql<{ createApiKey: { secret: string } }>(
-      'mutation { createApiKey(name: "worker", scopes: []) { secret } }',
+      // What the worker does: hold leases, read and write the counters.
+      'mutation { createApiKey(name: "worker", scopes: ["leases", "counters:read", "counters:write"]) { secret } }',
     );
     apiKey = ticket.data!.createApiKey.secret;
   });

@@ -1,12 +1,26 @@
 import { defineModule } from '../../src/index.ts';
-import { accessRule, allows, hasScope, isAdmin, isAuthenticated, ownerOnly } from './access.ts';
+import {
+  accessRule,
+  allows,
+  hasScope,
+  isAdmin,
+  isAuthenticated,
+  isAuthenticatedFor,
+  managesCredentials,
+  ownerOnly,
+} from './access.ts';
 import { ADMIN, rolesConfig } from './config.ts';
 import { registerRoles } from './graphql.ts';
+import { ADMIN_MEANING, mayGrant, scopeCatalogue, scopesOfRule } from './scopes.ts';
 import { rolesFrom, scopesOf, unknownRoles } from './service.ts';
 
 export type { AccessRule } from './access.ts';
+export type { ScopeMeaning } from './scopes.ts';
 
-/** Roles map to scopes; the scope rules every module uses: authenticated, admin, scope. */
+/**
+ * Roles map to scopes; the scope rules every module uses: authenticated, authenticatedFor,
+ * manageCredentials, admin, scope. API keys act only within their scopes.
+ */
 export default defineModule({
   name: 'roles',
   config: rolesConfig,
@@ -19,9 +33,25 @@ export default defineModule({
   },
   authScopes: ({ viewer }) => ({
     authenticated: isAuthenticated(viewer),
+    authenticatedFor: (scope: string) => isAuthenticatedFor(viewer, scope),
+    manageCredentials: managesCredentials(viewer),
     admin: isAdmin(viewer),
     scope: (scope: string) => hasScope(viewer, scope),
   }),
+  scopes: () => [ADMIN_MEANING],
   graphql: registerRoles,
-  api: { ADMIN, scopesOf, unknownRoles, isAdmin, hasScope, accessRule, allows, ownerOnly },
+  api: {
+    ADMIN,
+    scopesOf,
+    unknownRoles,
+    isAdmin,
+    hasScope,
+    managesCredentials,
+    accessRule,
+    allows,
+    ownerOnly,
+    scopesOfRule,
+    scopeCatalogue,
+    mayGrant,
+  },
 });

@@ -185,6 +185,7 @@ async function loadSnapshot(
       scopes: roles.api.scopesOf(runtime.settings, user.roles),
       sessionId: session.id,
       apiKeyId: null,
+      keyScopes: null,
     }),
   };
 }
@@ -335,6 +336,7 @@ export async function startSession(context: RequestContext, userId: string, meth
     scopes: roles.api.scopesOf(runtime.settings, user.roles),
     sessionId: session.id,
     apiKeyId: null,
+    keyScopes: null,
   });
   return { user, session };
 }

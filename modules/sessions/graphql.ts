@@ -271,8 +271,8 @@ export function registerSessions(builder: Builder) {
       resolve: (_root, { token, profile }, context) => flows.redeemToken(context, token, profile),
     }),
     changePassword: t.boolean({
-      description: 'Revokes every other session of the user.',
-      authScopes: { authenticated: true },
+      description: 'Revokes every other session of the user. An API key needs scope admin.',
+      authScopes: { manageCredentials: true },
       args: {
         currentPassword: t.arg.string({ required: true }),
         newPassword: t.arg.string({ required: true }),
@@ -281,13 +281,14 @@ export function registerSessions(builder: Builder) {
         flows.changePassword(context, args.currentPassword, args.newPassword),
     }),
     revokeSession: t.boolean({
-      authScopes: { authenticated: true },
+      description: 'An API key needs scope admin.',
+      authScopes: { manageCredentials: true },
       args: { id: t.arg.id({ required: true }) },
       resolve: (_root, { id }, context) => flows.revokeSession(context, fromGlobalId(String(id), 'Session')),
     }),
     revokeOtherSessions: t.int({
-      description: 'Returns how many sessions were revoked.',
-      authScopes: { authenticated: true },
+      description: 'Returns how many sessions were revoked. An API key needs scope admin.',
+      authScopes: { manageCredentials: true },
       resolve: (_root, _args, context) => flows.revokeOtherSessions(context),
     }),
     setUserRoles: t.field({

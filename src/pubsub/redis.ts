@@ -1,4 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import { StartupError } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import type { PubSub } from '../pubsub.ts';
 import {
@@ -100,7 +101,9 @@ export async function openRedisPubSub({
   } catch (error) {
     await pubsub.close();
     const cause = lastError ?? error;
-    throw new Error(`Cannot connect to Redis (REDIS_URL) for the pub/sub: ${errorText(cause)}`, { cause });
+    throw new StartupError(`Cannot connect to Redis (REDIS_URL) for the pub/sub: ${errorText(cause)}`, {
+      cause,
+    });
   }
   // Registered once connected: the first connection needs no gap, and is awaited here.
   subscriber.on('ready', () => void pubsub.connected());

@@ -5,7 +5,7 @@ import {
   CreateApiKeyDocument,
   DenyDeviceDocument,
   RevokeApiKeyDocument,
-  RolesDocument,
+  ScopesDocument,
 } from '../../../../client/index.ts';
 import { client } from '../api.ts';
 import { DataTable, Heading, ProblemNote, Reveal, RevokeButton, Time, useAction, useLoad } from '../ui.tsx';
@@ -13,14 +13,13 @@ import { DataTable, Heading, ProblemNote, Reveal, RevokeButton, Time, useAction,
 /** The admin's own API keys (a device approved with the device flow holds one, named after its client). */
 export function KeysScreen() {
   const keys = useLoad(() => client.query(ApiKeysDocument, {}), []);
-  const roles = useLoad(() => client.query(RolesDocument, {}), []);
+  const scopeList = useLoad(() => client.query(ScopesDocument, {}), []);
   const create = useAction();
   const revoke = useAction();
   const [name, setName] = useState('');
   const [scopes, setScopes] = useState('');
   const [expires, setExpires] = useState('');
   const [secret, setSecret] = useState<{ name: string; value: string } | null>(null);
-  const known = [...new Set(roles.data?.roles.flatMap((role) => role.scopes) ?? [])].sort();
   const list = keys.data?.viewer.apiKeys ?? [];
 
   return (
@@ -70,8 +69,8 @@ export function KeysScreen() {
           />
         </label>
         <p class="note" id="known-scopes">
-          {known.length > 0 ? `Scopes of the configured roles: ${known.join(' ')}.` : null} A key never has
-          scopes its user lacks.
+          A key acts only within its scopes (see below what each grants): without any it reaches public data
+          and its own account only. A key never has scopes its user lacks.
         </p>
         <label>
           Expires (optional)
@@ -94,6 +93,24 @@ export function KeysScreen() {
           />
         ) : null}
       </form>
+
+      <h2>What each scope grants a key</h2>
+      <p class="note">
+        Only <code>admin</code> lets a key manage users and credentials (create or revoke keys, revoke
+        sessions, change a password).
+      </p>
+      <ProblemNote problem={scopeList.problem} />
+      <DataTable
+        caption="What each scope grants a key"
+        rows={scopeList.data?.scopes ?? []}
+        loaded={scopeList}
+        empty="No scopes."
+        rowKey={(scope) => scope.name}
+        columns={[
+          { label: 'Scope', cell: (scope) => <code>{scope.name}</code> },
+          { label: 'Grants', cell: (scope) => scope.grants },
+        ]}
+      />
 
       <h2>Your keys</h2>
       <ProblemNote problem={keys.problem ?? revoke.problem} />

@@ -1,0 +1,291 @@
+/**
+ * `npm run bench:lock`: Portico on SQLite (identity and store in two files, as in `npm run bench`;
+ * production mode) in a child process, while another process holds the write lock of both
+ * (`BEGIN EXCLUSIVE`) for 12 s and writers keep
+ * trying (`putDocument`, `logIn`): the latency of `GET /health` and of a read, and what the writes
+ * answer. Then, without a lock, write throughput (`putDocument` by autocannon), the figure the
+ * asynchronous lock wait must not make worse. See BENCHMARKS.md, "SQLite write lock".
+ *
+ * Environment (all optional): BENCH_LOCK_ROUNDS (lock holds, default 3; 0 measures throughput only), BENCH_LOCK_SECONDS (each
+ * hold, default 12), BENCH_DURATION (seconds per write-throughput round, default 4; 3 rounds after
+ * a 2 s warm-up), BENCH_CONNECTIONS (default 10).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { rmSync } from 'node:fs';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import autocannon from 'autocannon';
+
+const root = join(import.meta.dirname, '..');
+const ROUNDS = positive('BENCH_LOCK_ROUNDS', 3, true);
+const HOLD_SECONDS = positive('BENCH_LOCK_SECONDS', 12);
+const DURATION = positive('BENCH_DURATION', 4);
+const CONNECTIONS = positive('BENCH_CONNECTIONS', 10);
+const POLL_EVERY_MS = 50;
+const STARTUP_TIMEOUT_MS = 30_000;
+
+const ADMIN = { email: 'bench@example.com', password: 'bench horse battery staple', name: 'Bench Admin' };
+const REDEEM =
+  'mutation ($t: String!, $p: ProfileInput) { redeemToken(token: $t, profile: $p) { user { id } } }';
+const LOG_IN = `mutation { logIn(email: "${ADMIN.email}", password: "${ADMIN.password}") { user { id } } }`;
+const PUT =
+  'mutation ($rank: Int!) { putDocument(collection: "items", id: "bench", data: { group: "g1", rank: $rank }) { id } }';
+const PAGE =
+  '{ documents(collection: "items", index: "byGroup", where: { eq: { group: "g1" } }, first: 20) { edges { node { id } } } }';
+// Six digits throughout: autocannon keeps the first body's Content-Length.
+let rank = 100_000;
+
+function positive(name: string, fallback: number, zeroAllowed = false): number {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(value) || value < 0 || (value === 0 && !zeroAllowed)) {
+    throw new Error(`${name} must be a ${zeroAllowed ? 'non-negative' : 'positive'} number`);
+  }
+  return value;
+}
+
+const children: ChildProcess[] = [];
+let dataDir: string | undefined;
+
+function cleanUp() {
+  for (const child of children.splice(0)) child.kill('SIGKILL');
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+}
+
+/** `portico start`; resolves with its URL and the bootstrap token it logged. */
+async function startPortico(dir: string) {
+  await writeFile(
+    join(dir, 'portico.config.json'),
+    JSON.stringify({ collections: { items: { indexes: { byGroup: ['group', 'rank'] } } } }),
+  );
+  const { DATABASE_URL, SYSTEM_DATABASE_URL, PORTICO_CONFIG, PORTICO_PUBLIC_URL, ...inherited } = process.env;
+  const portico = spawn(process.execPath, [join(root, 'bin/portico.ts'), 'start'], {
+    cwd: dir,
+    env: {
+      ...inherited,
+      NODE_ENV: 'production',
+      PORTICO_SECRET: 'bench-secret-that-is-long-enough-0123456789',
+      PORTICO_DATA_DIR: dir,
+      DATABASE_URL: `sqlite:${join(dir, 'store.sqlite')}`,
+      SYSTEM_DATABASE_URL: `sqlite:${join(dir, 'system.sqlite')}`,
+      HOST: '127.0.0.1',
+      PORT: '0',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.push(portico);
+  let url: string | undefined;
+  let token: string | undefined;
+  return new Promise<{ url: string; token: string; pid: number }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('Portico did not start in time')), STARTUP_TIMEOUT_MS);
+    portico.once('exit', (code) => reject(new Error(`Portico exited early (${code})`)));
+    createInterface({ input: portico.stdout! }).on('line', (text) => {
+      let line: Record<string, unknown>;
+      try {
+        line = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      if (line.bootstrap === true) token = String(line.msg).match(/token=([\w-]+)/)?.[1];
+      if (typeof line.url === 'string' && String(line.msg).startsWith('Portico listening')) url = line.url;
+      if (url && token) {
+        clearTimeout(timer);
+        resolve({ url, token, pid: portico.pid! });
+      }
+    });
+  });
+}
+
+/** CPU time the process has used, in ms (user + system, from /proc: Linux only). */
+async function cpuMs(pid: number): Promise<number> {
+  // Fields 14 and 15 after the parenthesised command name, in clock ticks (100 per second).
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** A second process holding `BEGIN EXCLUSIVE` on each file until `release()`. */
+async function holdWriteLock(files: string[]) {
+  const holder = spawn(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `import Database from 'better-sqlite3';
+       const held = process.argv.slice(1).map((file) => new Database(file));
+       for (const db of held) db.exec('begin exclusive');
+       process.stdout.write('locked\\n');
+       process.stdin.once('data', () => { for (const db of held) db.exec('commit'); process.exit(0); });`,
+      ...files,
+    ],
+    { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  children.push(holder);
+  await new Promise<void>((resolve, reject) => {
+    holder.once('exit', (code) => reject(new Error(`the lock holder exited (${code})`)));
+    holder.stdout!.once('data', () => resolve());
+  });
+  return async () => {
+    const exited = once(holder, 'exit');
+    holder.stdin!.write('release\n');
+    await exited;
+  };
+}
+
+async function graphql(url: string, query: string, variables: Record<string, unknown> = {}, cookie = '') {
+  const response = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(cookie ? { cookie } : {}) },
+    body: JSON.stringify({ query, variables }),
+  });
+  return { response, body: (await response.json()) as { errors?: unknown } };
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+const ms = (value: number) => `${value < 10 ? value.toFixed(1) : Math.round(value)} ms`;
+
+/**
+ * Polls `request` every POLL_EVERY_MS until `until`; its latencies, a failed request's included
+ * (a stalled server drops kept-alive connections: the client sees ECONNRESET).
+ */
+async function poll(until: number, request: () => Promise<unknown>) {
+  const latencies: number[] = [];
+  let failures = 0;
+  while (Date.now() < until) {
+    const start = performance.now();
+    await request().catch(() => failures++);
+    latencies.push(performance.now() - start);
+    await sleep(POLL_EVERY_MS);
+  }
+  return Object.assign(latencies, { failures });
+}
+
+/** Sends `request` again and again until `until`; each answer's status (0: no answer) and duration. */
+async function keepWriting(until: number, request: () => Promise<Response>) {
+  const answers: { status: number; ms: number }[] = [];
+  while (Date.now() < until) {
+    const start = performance.now();
+    const status = await request().then(
+      (response) => response.status,
+      () => 0,
+    );
+    answers.push({ status, ms: performance.now() - start });
+  }
+  return answers;
+}
+
+async function lockRound(url: string, cookie: string, files: string[]) {
+  const release = await holdWriteLock(files);
+  const until = Date.now() + HOLD_SECONDS * 1000;
+  const [health, reads, ...writers] = await Promise.all([
+    poll(until, () => fetch(`${url}/health`).then((response) => response.text())),
+    poll(until, () => graphql(url, PAGE, {}, cookie)),
+    keepWriting(until, async () => (await graphql(url, PUT, { rank: rank++ }, cookie)).response),
+    keepWriting(until, async () => (await graphql(url, PUT, { rank: rank++ }, cookie)).response),
+    keepWriting(until, async () => (await graphql(url, LOG_IN)).response),
+    keepWriting(until, async () => (await graphql(url, LOG_IN)).response),
+  ]);
+  await release();
+  return { health, reads, writes: writers.flat() };
+}
+
+/** putDocument by autocannon: req/s, p99, and Portico's CPU time per write (steadier than req/s on a busy machine). */
+async function writeThroughput(url: string, cookie: string, pid: number, seconds: number) {
+  const cpuBefore = await cpuMs(pid);
+  const result = await autocannon({
+    url: `${url}/graphql`,
+    method: 'POST',
+    connections: CONNECTIONS,
+    duration: seconds,
+    headers: { 'content-type': 'application/json', cookie },
+    body: JSON.stringify({ query: PUT, variables: { rank: rank++ } }),
+    setupRequest: (request: { body?: string }) => ({
+      ...request,
+      body: JSON.stringify({ query: PUT, variables: { rank: rank++ } }),
+    }),
+  });
+  if (result.errors || result.timeouts || result.non2xx) {
+    throw new Error(`write throughput run failed: ${JSON.stringify(result.statusCodeStats)}`);
+  }
+  return {
+    reqPerSec: result.requests.total / result.duration,
+    p99: result.latency.p99,
+    cpuMsPerWrite: ((await cpuMs(pid)) - cpuBefore) / result.requests.total,
+  };
+}
+
+async function main() {
+  dataDir = await mkdtemp(join(tmpdir(), 'portico-bench-lock-'));
+  console.log(
+    `SQLite write-lock benchmark: Node ${process.version}, ${cpus().length} cores; ${ROUNDS} holds of ` +
+      `${HOLD_SECONDS} s with 2 putDocument and 2 logIn writers; then ${CONNECTIONS} connections of putDocument\n`,
+  );
+  const { url, token, pid } = await startPortico(dataDir);
+  const redeemed = await graphql(url, REDEEM, { t: token, p: ADMIN });
+  const cookie = redeemed.response.headers
+    .getSetCookie()
+    .map((header) => header.split(';')[0]!)
+    .find((pair) => pair.startsWith('portico_session='));
+  if (!cookie) throw new Error(`redeemToken set no session cookie: ${JSON.stringify(redeemed.body)}`);
+  if ((await graphql(url, PUT, { rank: rank++ }, cookie)).body.errors) throw new Error('seeding failed');
+
+  const files = [join(dataDir, 'store.sqlite'), join(dataDir, 'system.sqlite')];
+  const maxima: number[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    const { health, reads, writes } = await lockRound(url, cookie, files);
+    maxima.push(Math.max(...health));
+    const byStatus = Object.entries(Object.groupBy(writes, (write) => String(write.status)))
+      .map(
+        ([status, group]) =>
+          `${group!.length} × ${status} (median ${ms(
+            percentile(
+              group!.map((w) => w.ms),
+              50,
+            ),
+          )})`,
+      )
+      .join(', ');
+    console.log(
+      `Hold ${round}/${ROUNDS}: /health p50 ${ms(percentile(health, 50))}, p99 ${ms(percentile(health, 99))}, ` +
+        `max ${ms(Math.max(...health))} (${health.length} polls, ${health.failures} failed); read p50 ${ms(percentile(reads, 50))}, ` +
+        `max ${ms(Math.max(...reads))}; writes: ${byStatus}`,
+    );
+  }
+  if (ROUNDS > 0)
+    console.log(
+      `/health max over the holds: ${maxima.map(ms).join(', ')} (spread ${ms(Math.min(...maxima))}–${ms(Math.max(...maxima))})\n`,
+    );
+
+  await writeThroughput(url, cookie, pid, 2);
+  const rounds: Awaited<ReturnType<typeof writeThroughput>>[] = [];
+  for (let round = 0; round < 3; round++) rounds.push(await writeThroughput(url, cookie, pid, DURATION));
+  const mean = (values: number[]) => values.reduce((a, b) => a + b) / values.length;
+  console.log(
+    `putDocument without a lock: ${Math.round(mean(rounds.map((r) => r.reqPerSec)))} req/s ` +
+      `(rounds ${rounds.map((r) => Math.round(r.reqPerSec)).join(', ')}), p99 ${Math.max(...rounds.map((r) => r.p99))} ms, ` +
+      `${mean(rounds.map((r) => r.cpuMsPerWrite)).toFixed(2)} ms of Portico CPU per write ` +
+      `(rounds ${rounds.map((r) => r.cpuMsPerWrite.toFixed(2)).join(', ')})`,
+  );
+}
+
+process.once('SIGINT', () => {
+  cleanUp();
+  process.exit(130);
+});
+main().then(
+  () => {
+    cleanUp();
+    process.exit(0);
+  },
+  (error: unknown) => {
+    console.error(error);
+    cleanUp();
+    process.exit(1);
+  },
+);
