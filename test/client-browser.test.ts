@@ -1,9 +1,9 @@
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineModule } from '../src/index.ts';
+import { hasChromium, launchChromium } from './browser.ts';
 import { ADMIN, backends, bootstrapAdmin, startGateway, type TestGateway } from './harness.ts';
 
 /**
@@ -11,10 +11,6 @@ import { ADMIN, backends, bootstrapAdmin, startGateway, type TestGateway } from 
  * the browser file), loaded by Chromium from the gateway's origin, signed in by the session
  * cookie, uploading through XMLHttpRequest.
  */
-const CHROMIUM = process.env.PORTICO_CHROMIUM ?? '/usr/bin/chromium';
-if (process.env.CI === 'true' && !existsSync(CHROMIUM)) {
-  throw new Error(`CI runs the client's browser tests: install Chromium (${CHROMIUM})`);
-}
 
 /** The page puts the bundled module on `window.portico`, where the page functions below find it. */
 const PAGE =
@@ -42,13 +38,13 @@ async function bundleClient(): Promise<string> {
   return chunks[0]!.code;
 }
 
-describe.skipIf(!existsSync(CHROMIUM))('the typed client in Chromium', () => {
+describe.skipIf(!hasChromium())('the typed client in Chromium', () => {
   let browser: Browser;
   let bundle: string;
 
   beforeAll(async () => {
     bundle = await bundleClient();
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox'] });
+    browser = await launchChromium();
   }, 120_000);
   afterAll(() => browser?.close());
 

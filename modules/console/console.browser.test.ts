@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Kind, parse } from 'graphql';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { hasChromium, launchChromium } from '../../test/browser.ts';
 import {
   ADMIN,
   backends,
@@ -20,10 +20,6 @@ import {
  * test-results/screenshots/; `PORTICO_SCREENSHOTS=1` writes them to docs/screenshots/ instead,
  * where the README shows them.
  */
-const CHROMIUM = process.env.PORTICO_CHROMIUM ?? '/usr/bin/chromium';
-if (process.env.CI === 'true' && !existsSync(CHROMIUM)) {
-  throw new Error(`CI runs the console's browser tests: install Chromium (${CHROMIUM})`);
-}
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SCREENSHOTS = `${ROOT}${process.env.PORTICO_SCREENSHOTS === '1' ? 'docs' : 'test-results'}/screenshots`;
 const LAPTOP = { width: 1280, height: 800 };
@@ -82,7 +78,7 @@ async function screenshot(page: Page, name: string) {
   await page.screenshot({ path: `${SCREENSHOTS}/${name}.png`, fullPage: true });
 }
 
-describe.skipIf(!existsSync(CHROMIUM))('the admin console in Chromium', () => {
+describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
   let browser: Browser;
 
   beforeAll(async () => {
@@ -92,18 +88,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the admin console in Chromium', () => {
       [`${ROOT}node_modules/vite/bin/vite.js`, 'build', '--config', 'modules/console/vite.config.ts'],
       { cwd: ROOT },
     );
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
   }, 120_000);
   afterAll(() => browser?.close());
 

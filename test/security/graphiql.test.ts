@@ -1,6 +1,6 @@
-import { existsSync } from 'node:fs';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasChromium, launchChromium } from '../browser.ts';
 import { backends, startGatewayWithAdmin, type TestClient, type TestGateway } from '../harness.ts';
 
 /**
@@ -8,11 +8,6 @@ import { backends, startGatewayWithAdmin, type TestClient, type TestGateway } fr
  * admin's origin ran third-party script. Now its files come from the installed package, from the
  * gateway's own origin, under a CSP that allows nothing else.
  */
-
-const CHROMIUM = process.env.PORTICO_CHROMIUM ?? '/usr/bin/chromium';
-if (process.env.CI === 'true' && !existsSync(CHROMIUM)) {
-  throw new Error(`CI runs the browser tests: install Chromium (${CHROMIUM})`);
-}
 
 const HTML = { accept: 'text/html' };
 /** Hosts that served GraphiQL's files or fonts before, or commonly do. */
@@ -131,7 +126,7 @@ describe.each(backends)('GraphiQL without a CDN on %s', (backend) => {
   });
 });
 
-describe.skipIf(!existsSync(CHROMIUM))('GraphiQL in Chromium with every other origin blocked', () => {
+describe.skipIf(!hasChromium())('GraphiQL in Chromium with every other origin blocked', () => {
   // The page and its files do not depend on the database, which only decides the admin gate
   // (checked on every backend above): one backend is enough here.
   let portico: TestGateway;
@@ -140,18 +135,7 @@ describe.skipIf(!existsSync(CHROMIUM))('GraphiQL in Chromium with every other or
 
   beforeAll(async () => {
     ({ portico, admin } = await startGatewayWithAdmin());
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
   }, 60_000);
   afterAll(async () => {
     await browser?.close();
