@@ -9,25 +9,23 @@
  * folder, which needs about 3 times the size free). Exits non-zero when a transfer fails or its
  * bytes differ; a missed goal is reported but does not fail the run.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createReadStream, createWriteStream, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, statfs } from 'node:fs/promises';
 import { request } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { pipeline } from 'node:stream/promises';
+import { startPortico } from './portico.ts';
 
-const root = join(import.meta.dirname, '..');
 const MIB = 1024 * 1024;
 const SIZE = positive('BENCH_BLOB_MIB', 1024) * MIB;
 const ROUNDS = positive('BENCH_BLOB_ROUNDS', 3);
 const BASE_DIR = process.env.BENCH_BLOB_DIR ?? tmpdir();
 const THROUGHPUT_GOAL = 0.5;
 const RSS_GOAL_MIB = 64;
-const STARTUP_TIMEOUT_MS = 30_000;
 const SAMPLE_EVERY_MS = 20;
 const ADMIN = { email: 'bench@example.com', password: 'bench horse battery staple', name: 'Bench Admin' };
 
@@ -41,46 +39,6 @@ let child: ChildProcess | undefined;
 let workDir: string | undefined;
 
 // ---------------------------------------------------------------- the gateway
-
-/** `portico start` in a child process; resolves with its URL and the bootstrap token it logged. */
-async function startPortico(dataDir: string): Promise<{ url: string; token: string }> {
-  await writeFile(join(dataDir, 'portico.config.json'), JSON.stringify({ blobs: { maxBytes: 2 * SIZE } }));
-  const { DATABASE_URL, SYSTEM_DATABASE_URL, PORTICO_CONFIG, PORTICO_PUBLIC_URL, ...inherited } = process.env;
-  const started = spawn(process.execPath, [join(root, 'bin/portico.ts'), 'start'], {
-    cwd: dataDir,
-    env: {
-      ...inherited,
-      NODE_ENV: 'production',
-      PORTICO_SECRET: 'bench-secret-that-is-long-enough-0123456789',
-      PORTICO_DATA_DIR: dataDir,
-      HOST: '127.0.0.1',
-      PORT: '0',
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  child = started;
-  let url: string | undefined;
-  let token: string | undefined;
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('Portico did not start in time')), STARTUP_TIMEOUT_MS);
-    started.once('exit', (code) => reject(new Error(`Portico exited early (${code})`)));
-    createInterface({ input: started.stdout! }).on('line', (text) => {
-      let line: Record<string, unknown>;
-      try {
-        line = JSON.parse(text) as Record<string, unknown>;
-      } catch {
-        return;
-      }
-      if (line.bootstrap === true) token = String(line.msg).match(/token=([\w-]+)/)?.[1];
-      if (typeof line.url === 'string' && String(line.msg).startsWith('Portico listening')) url = line.url;
-      if (url && token) {
-        clearTimeout(timer);
-        resolve({ url, token });
-      }
-    });
-  });
-}
 
 async function graphql(url: string, query: string, variables: Record<string, unknown>, headers = {}) {
   const response = await fetch(`${url}/graphql`, {
@@ -244,7 +202,9 @@ async function main(): Promise<number> {
   const expected = await makeSource(source);
   const dataDir = join(workDir, 'portico');
   await mkdir(dataDir);
-  const { url, token } = await startPortico(dataDir);
+  const { url, token } = await startPortico(dataDir, { blobs: { maxBytes: 2 * SIZE } }, {}, (spawned) => {
+    child = spawned;
+  });
   const key = await apiKey(url, token);
   const pid = child!.pid!;
 

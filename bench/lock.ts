@@ -13,12 +13,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { rmSync } from 'node:fs';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
+import { startPortico } from './portico.ts';
 
 const root = join(import.meta.dirname, '..');
 const ROUNDS = positive('BENCH_LOCK_ROUNDS', 3, true);
@@ -26,7 +26,6 @@ const HOLD_SECONDS = positive('BENCH_LOCK_SECONDS', 12);
 const DURATION = positive('BENCH_DURATION', 4);
 const CONNECTIONS = positive('BENCH_CONNECTIONS', 10);
 const POLL_EVERY_MS = 50;
-const STARTUP_TIMEOUT_MS = 30_000;
 
 const ADMIN = { email: 'bench@example.com', password: 'bench horse battery staple', name: 'Bench Admin' };
 const REDEEM =
@@ -53,50 +52,6 @@ let dataDir: string | undefined;
 function cleanUp() {
   for (const child of children.splice(0)) child.kill('SIGKILL');
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-}
-
-/** `portico start`; resolves with its URL and the bootstrap token it logged. */
-async function startPortico(dir: string) {
-  await writeFile(
-    join(dir, 'portico.config.json'),
-    JSON.stringify({ collections: { items: { indexes: { byGroup: ['group', 'rank'] } } } }),
-  );
-  const { DATABASE_URL, SYSTEM_DATABASE_URL, PORTICO_CONFIG, PORTICO_PUBLIC_URL, ...inherited } = process.env;
-  const portico = spawn(process.execPath, [join(root, 'bin/portico.ts'), 'start'], {
-    cwd: dir,
-    env: {
-      ...inherited,
-      NODE_ENV: 'production',
-      PORTICO_SECRET: 'bench-secret-that-is-long-enough-0123456789',
-      PORTICO_DATA_DIR: dir,
-      DATABASE_URL: `sqlite:${join(dir, 'store.sqlite')}`,
-      SYSTEM_DATABASE_URL: `sqlite:${join(dir, 'system.sqlite')}`,
-      HOST: '127.0.0.1',
-      PORT: '0',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  children.push(portico);
-  let url: string | undefined;
-  let token: string | undefined;
-  return new Promise<{ url: string; token: string; pid: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('Portico did not start in time')), STARTUP_TIMEOUT_MS);
-    portico.once('exit', (code) => reject(new Error(`Portico exited early (${code})`)));
-    createInterface({ input: portico.stdout! }).on('line', (text) => {
-      let line: Record<string, unknown>;
-      try {
-        line = JSON.parse(text) as Record<string, unknown>;
-      } catch {
-        return;
-      }
-      if (line.bootstrap === true) token = String(line.msg).match(/token=([\w-]+)/)?.[1];
-      if (typeof line.url === 'string' && String(line.msg).startsWith('Portico listening')) url = line.url;
-      if (url && token) {
-        clearTimeout(timer);
-        resolve({ url, token, pid: portico.pid! });
-      }
-    });
-  });
 }
 
 /** CPU time the process has used, in ms (user + system, from /proc: Linux only). */
@@ -226,7 +181,16 @@ async function main() {
     `SQLite write-lock benchmark: Node ${process.version}, ${cpus().length} cores; ${ROUNDS} holds of ` +
       `${HOLD_SECONDS} s with 2 putDocument and 2 logIn writers; then ${CONNECTIONS} connections of putDocument\n`,
   );
-  const { url, token, pid } = await startPortico(dataDir);
+  const { url, token, child } = await startPortico(
+    dataDir,
+    { collections: { items: { indexes: { byGroup: ['group', 'rank'] } } } },
+    {
+      DATABASE_URL: `sqlite:${join(dataDir, 'store.sqlite')}`,
+      SYSTEM_DATABASE_URL: `sqlite:${join(dataDir, 'system.sqlite')}`,
+    },
+    (spawned) => children.push(spawned),
+  );
+  const pid = child.pid!;
   const redeemed = await graphql(url, REDEEM, { t: token, p: ADMIN });
   const cookie = redeemed.response.headers
     .getSetCookie()
