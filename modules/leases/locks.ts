@@ -211,24 +211,31 @@ export async function withLease<T>(
 /**
  * Ends the leases of ended credentials: at once on a revocation event, and by a periodic
  * sweep for what has no event (a session's timeout) or whose event was lost.
- * Returns the function that stops it.
+ * Returns the function that stops it, which resolves once the releases under way are done
+ * (the databases close next).
  */
-export function releaseOnRevocation(runtime: Runtime): () => void {
+export function releaseOnRevocation(runtime: Runtime): () => Promise<void> {
   const onError = (error: unknown) =>
     runtime.log.error({ err: error }, 'releasing leases of ended credentials failed');
-  const offSession = runtime.pubsub.on('session.revoked', ({ sessionId }) => {
-    releaseHolders(runtime, [sessionHolder(sessionId)]).catch(onError);
-  });
-  const offKey = runtime.pubsub.on('apiKey.revoked', ({ apiKeyId }) => {
-    releaseHolders(runtime, [apiKeyHolder(apiKeyId)]).catch(onError);
-  });
+  const releasing = new Set<Promise<void>>();
+  const releaseNow = (holder: string) => {
+    const release = releaseHolders(runtime, [holder])
+      .catch(onError)
+      .finally(() => releasing.delete(release));
+    releasing.add(release);
+  };
+  const offSession = runtime.pubsub.on('session.revoked', ({ sessionId }) =>
+    releaseNow(sessionHolder(sessionId)),
+  );
+  const offKey = runtime.pubsub.on('apiKey.revoked', ({ apiKeyId }) => releaseNow(apiKeyHolder(apiKeyId)));
   const sweep = every(runtime.settings.leases.sweepSeconds * 1000, () =>
     sweepEndedHolders(runtime).catch(onError),
   );
-  return () => {
+  return async () => {
     offSession();
     offKey();
-    sweep.stop();
+    await sweep.stop();
+    await Promise.all(releasing);
   };
 }
 
