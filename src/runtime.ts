@@ -49,4 +49,9 @@ export interface Runtime {
   readonly live: LiveCredentials;
   readonly log: Logger;
   readonly clock: Clock;
+  /**
+   * Aborted when the gateway begins to stop: a long wait (a lease wait) ends now and answers,
+   * rather than holding its request until the shutdown's grace runs out.
+   */
+  readonly stopping: AbortSignal;
 }

@@ -53,11 +53,16 @@ export interface AcquireRequest {
  * Acquires a lease, waiting up to `waitMs` for it to become free. While waiting it holds
  * no connection and no transaction: it sleeps until a release event for the key or the
  * current grant's expiry (by the database clock), whichever comes first, then tries again.
+ * When the gateway begins to stop, it tries once more and answers.
  */
 export async function acquire(runtime: Runtime, em: SqlEntityManager, request: AcquireRequest) {
-  const { key, holder, ttlMs, signal } = request;
+  const { key, holder, ttlMs } = request;
   // Without a wait, one try: no watch to set up and take down.
   if (request.waitMs <= 0) return service.acquireLease(em, key, holder, ttlMs);
+  // The client going away, or the gateway stopping. (Listened to one by one: the request's signal
+  // is whatwg-node's own, which AbortSignal.any refuses.)
+  const signals = request.signal ? [request.signal, runtime.stopping] : [runtime.stopping];
+  const aborted = () => signals.some((signal) => signal.aborted);
   const deadline = Date.now() + request.waitMs;
   let released = false;
   let wake = () => {};
@@ -71,19 +76,20 @@ export async function acquire(runtime: Runtime, em: SqlEntityManager, request: A
       const lease = await service.acquireLease(em, key, holder, ttlMs);
       if (lease) return lease;
       const left = deadline - Date.now();
-      if (left <= 0 || signal?.aborted) return null;
+      if (left <= 0 || aborted()) return null;
       const current = await service.findLease(em, key);
-      if (released || !current) continue;
+      // An abort during the lookup fires no more events: try once more now instead of sleeping.
+      if (released || !current || aborted()) continue;
       const untilFree = current.lease.expiresAt - current.now;
       await new Promise<void>((resolve) => {
         const done = () => {
           clearTimeout(timer);
-          signal?.removeEventListener('abort', done);
+          for (const signal of signals) signal.removeEventListener('abort', done);
           resolve();
         };
         // One millisecond past expiry: at expiry itself the grant still stands.
         const timer = setTimeout(done, Math.min(left, untilFree + 1));
-        signal?.addEventListener('abort', done, { once: true });
+        for (const signal of signals) signal.addEventListener('abort', done, { once: true });
         wake = done;
       });
     }
