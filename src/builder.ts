@@ -5,6 +5,7 @@ import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import { DateTimeResolver, JSONObjectResolver, JSONResolver, SafeIntResolver } from 'graphql-scalars';
 import type { AuthScopes, RequestContext, ScopeLoaders } from './context.ts';
 import { PorticoError } from './errors.ts';
+import { decodeNodeId } from './ids.ts';
 
 export interface BuilderTypes {
   Context: RequestContext;
@@ -47,6 +48,7 @@ export const builder = new SchemaBuilder<BuilderTypes>({
   relay: {
     clientMutationId: 'omit',
     cursorType: 'String',
+    decodeGlobalID: decodeNodeId,
     // Each Node type checks its own rules when loaded; `node` itself is open.
     nodeQueryOptions: { authScopes: { public: true } },
     nodesQueryOptions: false,

@@ -2,14 +2,15 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConnectionException, type EntitySchema, MikroORM } from '@mikro-orm/core';
-import { PostgreSqlDriver, PostgreSqlPlatform } from '@mikro-orm/postgresql';
+import { PostgreSqlPlatform } from '@mikro-orm/postgresql';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type pg from 'pg';
+import { BoundPostgreSqlDriver, BoundSqliteDriver } from './bound-sql.ts';
 import { type DatabaseTarget, type Environment, parseDatabaseUrl, StartupError } from './config.ts';
 import { isDatabaseUnavailable } from './errors.ts';
 import type { Logger } from './logger.ts';
 import type { PorticoModule } from './module.ts';
-import { LockWaitingSqliteDriver } from './sqlite.ts';
+import { logOutages } from './outages.ts';
 
 export type Dialect = 'sqlite' | 'postgresql';
 
@@ -194,19 +195,20 @@ async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
     if (target.file !== ':memory:') mkdirSync(dirname(target.file), { recursive: true });
     const orm = await MikroORM.init({
       ...common,
-      driver: LockWaitingSqliteDriver,
+      driver: BoundSqliteDriver,
       dbName: target.file,
     });
     const connection = orm.em.getConnection();
     await connection.execute('pragma journal_mode = WAL');
     await connection.execute(`pragma synchronous = ${durable ? 'FULL' : 'NORMAL'}`);
+    logOutages(orm as unknown as MikroORM, log);
     await migrate(orm as unknown as MikroORM, log);
     return { orm: orm as unknown as MikroORM, dialect: 'sqlite', em: orm.em as SqlEntityManager };
   }
   const pools = new ClosablePools();
   const orm = (await MikroORM.init({
     ...common,
-    driver: PostgreSqlDriver,
+    driver: BoundPostgreSqlDriver,
     clientUrl: target.url,
     pool: { min: 0, max: 10, idleTimeoutMillis: 30_000 },
     driverOptions: {
@@ -218,12 +220,15 @@ async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
     ensureDatabase: false,
   })) as unknown as MikroORM;
   closablePools.set(orm, pools);
+  logOutages(orm, log);
   try {
     await migratePostgres(orm, log);
     return { orm, dialect: 'postgresql', em: orm.em as SqlEntityManager };
   } catch (error) {
     const problem = postgresProblem(error, target, options.variable);
-    if (options.deferUnreachable && isDatabaseUnavailable(error)) {
+    // A missing database is the operator's to create, not an outage to wait out (one dropped under
+    // a running gateway is an outage: isDatabaseUnavailable says so for requests).
+    if (options.deferUnreachable && isDatabaseUnavailable(error) && codeIn(error) !== '3D000') {
       throw new Unreachable(firstLine(problem), orm, target, error);
     }
     await closeOrm(orm);

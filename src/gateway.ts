@@ -10,11 +10,15 @@ import type { LoadedConfig, Settings } from './config.ts';
 import { anonymousViewer, createRequestContext, type RequestContext, type Viewer } from './context.ts';
 import { openDatabases } from './db.ts';
 import {
+  asServiceUnavailable,
   ERROR_CODES,
   type ErrorCode,
   isDatabaseUnavailable,
+  isUnstorableText,
   PorticoError,
+  RETRY_AFTER_SECONDS,
   serviceUnavailable,
+  unstorableText,
 } from './errors.ts';
 import { useSelfHostedGraphiQL } from './graphiql.ts';
 import { LiveCredentials, useLiveStreams } from './live.ts';
@@ -25,6 +29,7 @@ import { CSRF_HEADERS, isForeignOrigin, Router } from './routes.ts';
 import { type Clock, type Runtime, systemClock } from './runtime.ts';
 import { buildSchema } from './schema.ts';
 import { useSuggestionMask } from './suggestions.ts';
+import { useStorableText } from './text.ts';
 import { useVariableCost } from './variable-cost.ts';
 import { serveWebSocket } from './websocket.ts';
 
@@ -201,6 +206,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
       maskError(error, message, isDev) {
         const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
         if (isDatabaseUnavailable(original)) return serviceUnavailable();
+        if (isUnstorableText(original)) return unstorableText();
         if (
           error instanceof GraphQLError &&
           (error.originalError === undefined || error.originalError instanceof GraphQLError)
@@ -224,7 +230,10 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
       debug: (...args) => log.debug(args.map(String).join(' ')),
       info: (...args) => log.info(args.map(String).join(' ')),
       warn: (...args) => log.warn(args.map(String).join(' ')),
-      error: (...args) => log.error(args.map(String).join(' ')),
+      // Yoga logs each error that maskError replaced: an outage or refused text is an answer, not news.
+      error: (...args) => {
+        if (!args.some(isContractAnswer)) log.error(args.map(String).join(' '));
+      },
     },
     plugins: [
       useSelfHostedGraphiQL({
@@ -246,6 +255,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
         shows: (request) => development || settled.get(request)?.viewer.scopes.has('admin') === true,
       }),
       useBodyLimit(MAX_REQUEST_BODY_BYTES),
+      useStorableText(),
       liveStreams,
       usePortico({
         runtime,
@@ -381,6 +391,12 @@ function usePortico({ runtime, router, contextFor, settled }: PorticoPluginOptio
 
 const CONTRACT_CODES = new Set<string>(ERROR_CODES);
 
+/** An error maskError turns into a contract answer (SERVICE_UNAVAILABLE, BAD_USER_INPUT), not a bug. */
+function isContractAnswer(error: unknown): boolean {
+  const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+  return isDatabaseUnavailable(original) || isUnstorableText(original);
+}
+
 function withContractCodes<R extends { errors?: readonly GraphQLError[] }>(result: R): R {
   return result.errors?.length ? { ...result, errors: result.errors.map(withContractCode) } : result;
 }
@@ -412,22 +428,18 @@ function withContractCode(error: GraphQLError): GraphQLError {
 }
 
 function routeError(error: unknown, runtime: Runtime): Response {
-  if (isDatabaseUnavailable(error)) {
+  const unavailable = asServiceUnavailable(error);
+  if (unavailable) {
     return Response.json(
-      { error: 'A database is unavailable; retry shortly.', code: 'SERVICE_UNAVAILABLE' },
-      { status: 503, headers: { 'retry-after': '5' } },
+      { error: unavailable.message, code: unavailable.code },
+      { status: 503, headers: { 'retry-after': String(RETRY_AFTER_SECONDS) } },
     );
   }
-  if (error instanceof PorticoError && error.code === 'SERVICE_UNAVAILABLE') {
+  const refusal = isUnstorableText(error) ? unstorableText() : error;
+  if (refusal instanceof PorticoError) {
     return Response.json(
-      { error: error.message, code: error.code },
-      { status: 503, headers: { 'retry-after': '5' } },
-    );
-  }
-  if (error instanceof PorticoError) {
-    return Response.json(
-      { error: error.message, code: error.code },
-      { status: error.code === 'NOT_FOUND' ? 404 : 400 },
+      { error: refusal.message, code: refusal.code },
+      { status: refusal.code === 'NOT_FOUND' ? 404 : 400 },
     );
   }
   runtime.log.error({ err: error }, 'route failed');

@@ -1,6 +1,7 @@
 import { parseCookie } from 'cookie';
 import { isForeignOrigin } from './routes.ts';
 import { randomSecret, sameDigest, sha256 } from './secrets.ts';
+import { isStorableText } from './text.ts';
 
 /** Markup that is already safe; `html` interpolates it as is. */
 export class SafeHtml {
@@ -139,5 +140,8 @@ export async function readForm(request: Request, maxBytes = 64 * 1024): Promise<
     if (size > maxBytes) return null;
     chunks.push(chunk);
   }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  // U+0000 is no text a database keeps (CONFIG.md v2): such a form is refused like a malformed one.
+  for (const [name, value] of form) if (!isStorableText(name) || !isStorableText(value)) return null;
+  return form;
 }

@@ -196,7 +196,7 @@ class LockWaitingConnection implements DatabaseConnection {
 type KyselyDialect = ReturnType<SqliteConnection['createKyselyDialect']>;
 
 /** MikroORM's better-sqlite3 connection behind the {@link LockWaitingDriver}. */
-class LockWaitingSqliteConnection extends SqliteConnection {
+export class LockWaitingSqliteConnection extends SqliteConnection {
   override createKyselyDialect(options: Dictionary): KyselyDialect {
     const dialect = super.createKyselyDialect({ ...options, timeout: 0 });
     // The parent keeps the better-sqlite3 handle it just opened in a field TypeScript calls private.

@@ -6,6 +6,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { RequestContext, Viewer } from './context.ts';
+import { asServiceUnavailable } from './errors.ts';
 import { credentialOf } from './live.ts';
 import { isForeignOrigin } from './routes.ts';
 import type { Runtime } from './runtime.ts';
@@ -19,6 +20,9 @@ export const WEBSOCKET_LIMITS = {
   /** Operations running at once on one connection. */
   operationsPerConnection: 100,
 } as const;
+
+/** The WebSocket close code for a server that cannot serve now (RFC 6455 registry: Try Again Later). */
+const TRY_AGAIN_LATER = 1013;
 
 // After a credential ends, its streams get this long to send their last events before the close.
 const CLOSE_DEADLINE_MS = 1_000;
@@ -96,7 +100,15 @@ export function serveWebSocket({ server, yoga, runtime, resolveViewer, formatRes
       async onConnect(ctx) {
         const authorization = ctx.connectionParams?.authorization;
         if (authorization !== undefined && typeof authorization !== 'string') return false;
-        const viewer = await resolveViewer(credentialRequest(ctx));
+        let viewer: Viewer;
+        try {
+          viewer = await resolveViewer(credentialRequest(ctx));
+        } catch (error) {
+          if (!asServiceUnavailable(error)) throw error;
+          // The credential cannot be checked during an outage: "try again later", not an internal error.
+          ctx.extra.socket.close(TRY_AGAIN_LATER, 'SERVICE_UNAVAILABLE');
+          return false;
+        }
         // A key that was presented but does not work is refused, not downgraded to anonymous.
         if (authorization !== undefined && !viewer.apiKeyId) return false;
         const credential = credentialOf(viewer);
@@ -119,7 +131,14 @@ export function serveWebSocket({ server, yoga, runtime, resolveViewer, formatRes
           req: ctx.extra.request,
           params: payload,
         });
-        const contextValue = (await contextFactory()) as unknown as RequestContext;
+        let contextValue: RequestContext;
+        try {
+          contextValue = (await contextFactory()) as unknown as RequestContext;
+        } catch (error) {
+          const unavailable = asServiceUnavailable(error);
+          if (unavailable) return [unavailable];
+          throw error;
+        }
         const opened = ctx.extra.viewer && credentialOf(ctx.extra.viewer);
         if (opened && credentialOf(contextValue.viewer)?.id !== opened.id) {
           // The credential ended since the handshake; its end event may still be on its way.

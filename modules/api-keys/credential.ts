@@ -1,6 +1,12 @@
 import type { EntityManager, FilterQuery } from '@mikro-orm/core';
 import { LRUCache } from 'lru-cache';
-import { type CredentialEnd, inBatches, type Runtime, type Viewer } from '../../src/index.ts';
+import {
+  type CredentialEnd,
+  inBatches,
+  isDatabaseUnavailable,
+  type Runtime,
+  type Viewer,
+} from '../../src/index.ts';
 import roles from '../roles/index.ts';
 import users, { type UserRecord } from '../users/index.ts';
 import { ApiKey } from './entities.ts';
@@ -143,8 +149,12 @@ export const watchLiveKeys = (runtime: Runtime) =>
       runtime.pubsub.on('apiKey.revoked', ({ apiKeyId, reason, at }) => end(apiKeyId, { reason, at })),
     recheckMs: runtime.settings.session.recheckSeconds * 1000,
     findEnded: (ids) => endedKeys(runtime, ids),
-    onError: (error) =>
-      runtime.log.warn({ err: error }, 're-check of the API keys behind open streams failed'),
+    // An outage is logged once, by the database (src/outages.ts), not by every re-check.
+    onError: (error) => {
+      if (!isDatabaseUnavailable(error)) {
+        runtime.log.warn({ err: error }, 're-check of the API keys behind open streams failed');
+      }
+    },
   });
 
 /** Revokes keys, evicts them at once, and announces each revocation. */

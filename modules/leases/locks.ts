@@ -1,5 +1,12 @@
 import type { SqlEntityManager } from '@mikro-orm/sql';
-import { every, inBatches, PorticoError, type Runtime, type Settings } from '../../src/index.ts';
+import {
+  every,
+  inBatches,
+  isDatabaseUnavailable,
+  PorticoError,
+  type Runtime,
+  type Settings,
+} from '../../src/index.ts';
 import apiKeys from '../api-keys/index.ts';
 import sessions from '../sessions/index.ts';
 import { apiKeyHolder, credentialsOf, serverHolder, sessionHolder } from './access.ts';
@@ -221,8 +228,12 @@ export async function withLease<T>(
  * (the databases close next).
  */
 export function releaseOnRevocation(runtime: Runtime): () => Promise<void> {
-  const onError = (error: unknown) =>
-    runtime.log.error({ err: error }, 'releasing leases of ended credentials failed');
+  // An outage is logged once, by the database (src/outages.ts), not by every sweep.
+  const onError = (error: unknown) => {
+    if (!isDatabaseUnavailable(error)) {
+      runtime.log.error({ err: error }, 'releasing leases of ended credentials failed');
+    }
+  };
   const releasing = new Set<Promise<void>>();
   const releaseNow = (holder: string) => {
     const release = releaseHolders(runtime, [holder])

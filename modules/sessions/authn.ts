@@ -4,6 +4,7 @@ import {
   type CredentialEnd,
   every,
   inBatches,
+  isDatabaseUnavailable,
   PorticoError,
   type RequestContext,
   type Runtime,
@@ -278,8 +279,12 @@ export const watchLiveSessions = (runtime: Runtime) =>
       runtime.pubsub.on('session.revoked', ({ sessionId, reason, at }) => end(sessionId, { reason, at })),
     recheckMs: runtime.settings.session.recheckSeconds * 1000,
     findEnded: (ids) => endedSessions(runtime, ids),
-    onError: (error) =>
-      runtime.log.warn({ err: error }, 're-check of the sessions behind open streams failed'),
+    // An outage is logged once, by the database (src/outages.ts), not by every re-check.
+    onError: (error) => {
+      if (!isDatabaseUnavailable(error)) {
+        runtime.log.warn({ err: error }, 're-check of the sessions behind open streams failed');
+      }
+    },
   });
 
 /** Revokes sessions, evicts them from the cache at once, and announces each revocation. */

@@ -17,7 +17,9 @@ export interface UserRecord {
 
 export const ADMIN_ROLE = 'admin';
 export const NAME_MAX = 200;
-const emailSchema = z.email().max(320);
+const EMAIL_MAX = 320;
+const SEARCH_MAX = EMAIL_MAX;
+const emailSchema = z.email().max(EMAIL_MAX);
 
 /**
  * An address as accounts are looked up by (CONFIG.md): Unicode NFKC, trimmed, lower case. The
@@ -104,6 +106,12 @@ export async function listUsers(
   { limit, after, search }: { limit: number; after?: string | null; search?: string | null },
 ): Promise<User[]> {
   const term = search?.trim().toLowerCase();
+  // SQLite refuses LIKE patterns past 50,000 bytes; nothing searched for is longer than an address.
+  if (term && [...term].length > SEARCH_MAX) {
+    throw new PorticoError('BAD_USER_INPUT', `A search has at most ${SEARCH_MAX} characters.`, {
+      field: 'search',
+    });
+  }
   // `%` and `_` in a search act as wildcards: harmless in an admin's search box.
   const pattern = term ? `%${term}%` : undefined;
   return em.find(

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { serviceUnavailable } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { PubSub, TopicName, Topics } from '../pubsub.ts';
 import { Fanout } from './fanout.ts';
@@ -102,6 +103,8 @@ export class BrokeredPubSub implements PubSub {
   #listened: Set<string> | undefined;
   /** Resolved once a subscriber connection listens to every channel asked for. */
   #whenConnected = Promise.withResolvers<void>();
+  /** Resolved when the subscriber connection that listens now is lost. */
+  #whenLost = Promise.withResolvers<void>();
   /** Bumped by each connection and loss, so a listen that outlived its connection is noticed. */
   #epoch = 0;
   #everConnected = false;
@@ -183,7 +186,17 @@ export class BrokeredPubSub implements PubSub {
   }
 
   async ready(): Promise<void> {
-    await Promise.all(this.#channels.values());
+    // While the broker is away a new listen waits for it: a subscription then answers
+    // SERVICE_UNAVAILABLE at once instead of hanging (before the first connection, start-up waits).
+    const unavailable = () =>
+      serviceUnavailable(`The ${this.#broker} pub/sub is unavailable; retry shortly.`);
+    if (this.#everConnected && !this.#listened && !this.#closed) throw unavailable();
+    await Promise.race([
+      Promise.all(this.#channels.values()),
+      this.#whenLost.promise.then(() => {
+        throw unavailable();
+      }),
+    ]);
   }
 
   async close(): Promise<void> {
@@ -240,6 +253,7 @@ export class BrokeredPubSub implements PubSub {
     }
     if (epoch !== this.#epoch || this.#closed) return;
     this.#listened = listened;
+    this.#whenLost = Promise.withResolvers<void>();
     this.#whenConnected.resolve();
     if (!this.#everConnected) {
       this.#everConnected = true;
@@ -264,6 +278,7 @@ export class BrokeredPubSub implements PubSub {
     if (this.#listened) {
       this.#listened = undefined;
       this.#whenConnected = Promise.withResolvers<void>();
+      this.#whenLost.resolve();
     }
   }
 

@@ -139,7 +139,10 @@ export async function openPostgresPubSub({
       } catch (error) {
         if (closed) return;
         const delay = reconnectDelay(attempt + 1);
-        log.warn({ err: error, retryInMs: delay }, 'pub/sub: reconnecting to PostgreSQL failed');
+        // Once per outage: the retries that follow would log it every few seconds.
+        if (attempt === 0) {
+          log.warn({ err: error, retryInMs: delay }, 'pub/sub: reconnecting to PostgreSQL failed; retrying');
+        }
         scheduleReconnect(attempt + 1);
       }
     }, reconnectDelay(attempt));

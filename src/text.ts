@@ -1,0 +1,97 @@
+import {
+  BREAK,
+  type ExecutionArgs,
+  type GraphQLInputType,
+  getArgumentValues,
+  getNullableType,
+  getOperationAST,
+  getVariableValues,
+  isInputObjectType,
+  isListType,
+  isScalarType,
+  TypeInfo,
+  visit,
+  visitWithTypeInfo,
+} from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+import { type PorticoError, unstorableText } from './errors.ts';
+
+/**
+ * Text that every database keeps exactly as given: no U+0000 (PostgreSQL refuses it in text, bound
+ * or not) and no lone surrogate (it has no UTF-8 form; drivers would store U+FFFD instead).
+ */
+export const isStorableText = (text: string) => !text.includes('\u0000') && text.isWellFormed();
+
+/** The path of the first String or ID inside `value` (of `type`) that is not storable text. */
+function unstorablePlace(type: GraphQLInputType, value: unknown, path: string): string | null {
+  if (value === null || value === undefined) return null;
+  const nullable = getNullableType(type);
+  if (isListType(nullable)) {
+    const items = Array.isArray(value) ? value : [value];
+    for (const [index, item] of items.entries()) {
+      const place = unstorablePlace(nullable.ofType, item, `${path}.${index}`);
+      if (place) return place;
+    }
+    return null;
+  }
+  if (isInputObjectType(nullable)) {
+    for (const field of Object.values(nullable.getFields())) {
+      const item = (value as Record<string, unknown>)[field.name];
+      const place = unstorablePlace(field.type, item, `${path}.${field.name}`);
+      if (place) return place;
+    }
+    return null;
+  }
+  // JSON and JSONObject are document data, kept as given (CONFIG.md v2); other scalars are no text.
+  const text = isScalarType(nullable) && (nullable.name === 'String' || nullable.name === 'ID');
+  return text && typeof value === 'string' && !isStorableText(value) ? path : null;
+}
+
+/** The first argument of the operation, at any depth, whose String or ID text is not storable. */
+function unstorableArgument({ schema, document, operationName, variableValues }: ExecutionArgs) {
+  const operation = getOperationAST(document, operationName);
+  if (!operation) return null;
+  const variables = getVariableValues(schema, operation.variableDefinitions ?? [], variableValues ?? {});
+  // Variables of the wrong type are the executor's to report.
+  if (variables.errors) return null;
+  const typeInfo = new TypeInfo(schema);
+  let found: string | null = null;
+  visit(
+    document,
+    visitWithTypeInfo(typeInfo, {
+      OperationDefinition: (node) => (node === operation ? undefined : false),
+      Field(node) {
+        const field = typeInfo.getFieldDef();
+        if (!field) return;
+        let values: Record<string, unknown>;
+        try {
+          values = getArgumentValues(field, node, variables.coerced);
+        } catch {
+          // A fragment this operation does not use may name variables it lacks.
+          return;
+        }
+        for (const argument of field.args) {
+          found = unstorablePlace(argument.type, values[argument.name], argument.name);
+          if (found) return BREAK;
+        }
+      },
+    }),
+  );
+  return found;
+}
+
+/**
+ * Refuses, before any resolver runs, String and ID arguments holding text no database stores
+ * (CONFIG.md v2: BAD_USER_INPUT outside document data, never INTERNAL_SERVER_ERROR). Every
+ * transport runs it: HTTP, SSE and WebSocket operations all go through Yoga's execute.
+ */
+export function useStorableText(): Plugin {
+  const refuse = (args: ExecutionArgs, stop: (result: { errors: PorticoError[] }) => void) => {
+    const argument = unstorableArgument(args);
+    if (argument) stop({ errors: [unstorableText(argument)] });
+  };
+  return {
+    onExecute: ({ args, setResultAndStopExecution }) => refuse(args, setResultAndStopExecution),
+    onSubscribe: ({ args, setResultAndStopExecution }) => refuse(args, setResultAndStopExecution),
+  };
+}
