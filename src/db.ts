@@ -1,8 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ConnectionException, type EntitySchema, MikroORM } from '@mikro-orm/core';
 import { PostgreSqlPlatform } from '@mikro-orm/postgresql';
 import type { SqlEntityManager } from '@mikro-orm/sql';
+import type pg from 'pg';
 import { BoundPostgreSqlDriver, BoundSqliteDriver } from './bound-sql.ts';
 import { type DatabaseTarget, type Environment, parseDatabaseUrl, StartupError } from './config.ts';
 import { isDatabaseUnavailable } from './errors.ts';
@@ -121,7 +123,7 @@ export async function openDatabases({
       });
     } catch (error) {
       if (!(error instanceof Unreachable)) {
-        await system.orm.close(true);
+        await closeOrm(system.orm);
         throw error;
       }
       storeLog.warn(
@@ -148,8 +150,8 @@ export async function openDatabases({
     },
     async close() {
       await deferred?.stop();
-      await system.orm.close(true);
-      if (store !== system) await store.orm.close(true);
+      await closeOrm(system.orm);
+      if (store !== system) await closeOrm(store.orm);
     },
   };
 }
@@ -203,16 +205,21 @@ async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
     await migrate(orm as unknown as MikroORM, log);
     return { orm: orm as unknown as MikroORM, dialect: 'sqlite', em: orm.em as SqlEntityManager };
   }
+  const pools = new ClosablePools();
   const orm = (await MikroORM.init({
     ...common,
     driver: BoundPostgreSqlDriver,
     clientUrl: target.url,
     pool: { min: 0, max: 10, idleTimeoutMillis: 30_000 },
-    // A pool that cannot connect fails fast (503) instead of queueing requests until they time out.
-    driverOptions: { connectionTimeoutMillis: POSTGRES_CONNECT_TIMEOUT_MS },
+    driverOptions: {
+      // A pool that cannot connect fails fast (503) instead of queueing requests until they time out.
+      connectionTimeoutMillis: POSTGRES_CONNECT_TIMEOUT_MS,
+      onPoolCreated: pools.adopt,
+    },
     // A database that does not exist is the operator's to create: a typo must not make a fresh deployment.
     ensureDatabase: false,
   })) as unknown as MikroORM;
+  closablePools.set(orm, pools);
   logOutages(orm, log);
   try {
     await migratePostgres(orm, log);
@@ -224,9 +231,75 @@ async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
     if (options.deferUnreachable && isDatabaseUnavailable(error) && codeIn(error) !== '3D000') {
       throw new Unreachable(firstLine(problem), orm, target, error);
     }
-    await orm.close(true);
+    await closeOrm(orm);
     throw problem;
   }
+}
+
+/** How long a closing PostgreSQL database lets its busy connections finish before taking them back. */
+const CLOSE_DRAIN_MS = 5000;
+
+type ConnectCallback = (
+  error: Error | undefined,
+  client: pg.PoolClient | undefined,
+  done: () => void,
+) => void;
+
+/** What a query gets once its database is closing: an outage (SERVICE_UNAVAILABLE), not a bug. */
+const closedDatabase = () =>
+  Object.assign(new Error('The database connection is closed: the gateway is stopping.'), {
+    code: '08003', // SQLSTATE connection_does_not_exist
+  });
+
+/**
+ * The pg pools of a PostgreSQL database, closed so that a shutdown cannot hang. MikroORM's Kysely
+ * (0.29.6) forgets its pool before ending it: a connection whose connect completes during
+ * `orm.close()` is never given back, and `pool.end()` waits for it forever (a background query
+ * begun just before a shutdown was enough). So a closing database first refuses new connections,
+ * lets the busy ones finish for up to CLOSE_DRAIN_MS, takes back those still out (their queries
+ * fail), and only then lets the ORM end the pool. A pool that MikroORM makes for a query after the
+ * close refuses too, so nothing reconnects.
+ */
+class ClosablePools {
+  readonly #pools = new Set<pg.Pool>();
+  readonly #checkedOut = new Set<pg.PoolClient>();
+  #closing = false;
+
+  /** MikroORM's `onPoolCreated` hook. */
+  readonly adopt = (pool: pg.Pool) => {
+    const connect = pool.connect.bind(pool) as (
+      callback?: ConnectCallback,
+    ) => Promise<pg.PoolClient> | undefined;
+    pool.connect = ((callback?: ConnectCallback) => {
+      if (!this.#closing) return connect(callback);
+      if (!callback) return Promise.reject(closedDatabase());
+      callback(closedDatabase(), undefined, () => {});
+    }) as typeof pool.connect;
+    pool.on('acquire', (client) => this.#checkedOut.add(client));
+    pool.on('release', (_error, client) => this.#checkedOut.delete(client));
+    this.#pools.add(pool);
+  };
+
+  async close() {
+    this.#closing = true;
+    const deadline = Date.now() + CLOSE_DRAIN_MS;
+    while (!this.#quiet() && Date.now() < deadline) await sleep(10);
+    // Released with an error, a client is closed and leaves its pool, which can then end.
+    for (const client of this.#checkedOut) client.release(closedDatabase());
+  }
+
+  /** No client is connecting or checked out, and no one waits for one. */
+  #quiet() {
+    return [...this.#pools].every((pool) => pool.waitingCount === 0 && pool.idleCount === pool.totalCount);
+  }
+}
+
+const closablePools = new WeakMap<MikroORM, ClosablePools>();
+
+/** Closes an ORM; a PostgreSQL one once its pools are quiet (see ClosablePools). */
+async function closeOrm(orm: MikroORM) {
+  await closablePools.get(orm)?.close();
+  await orm.close(true);
 }
 
 /**

@@ -70,7 +70,10 @@ export interface Gateway {
   fetch(request: Request): Promise<Response>;
   /** Starts the HTTP server; resolves with its URL. */
   listen(port?: number, host?: string): Promise<string>;
-  /** Stops accepting, lets in-flight requests finish (up to `graceMs`), then closes the pub/sub and databases. */
+  /**
+   * Stops accepting, ends long waits, lets in-flight requests finish (up to `graceMs`), stops the
+   * modules (each joins its background work), then closes the pub/sub and databases.
+   */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -82,6 +85,9 @@ export interface GatewayOptions {
   /** The time source of session timeouts and the like (tests move it). */
   clock?: Clock;
 }
+
+/** What aborts each runtime's `stopping` signal. */
+const stoppers = new WeakMap<Runtime, AbortController>();
 
 /**
  * Opens the databases (bringing their schemas up to date) and the pub/sub; starts no module.
@@ -97,7 +103,21 @@ export async function openRuntime(
   const db = await openDatabases({ env, modules, log, deferUnreachableStore });
   try {
     const pubsub = await openPubSub({ env, log });
-    return { env, settings, modules, db, pubsub, live: new LiveCredentials(), log, clock };
+    const stopper = new AbortController();
+    const live = new LiveCredentials();
+    const runtime: Runtime = {
+      env,
+      settings,
+      modules,
+      db,
+      pubsub,
+      live,
+      log,
+      clock,
+      stopping: stopper.signal,
+    };
+    stoppers.set(runtime, stopper);
+    return runtime;
   } catch (error) {
     await db.close();
     throw error;
@@ -106,6 +126,7 @@ export async function openRuntime(
 
 /** Closes what `openRuntime` opened: the pub/sub (its last events go out), then the databases. */
 export async function closeRuntime(runtime: Runtime): Promise<void> {
+  stoppers.get(runtime)?.abort();
   try {
     await runtime.pubsub.close();
   } finally {
@@ -268,7 +289,8 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
       });
     },
     async close(graceMs = 10_000) {
-      // Open subscriptions would hold the server open until the grace ran out.
+      // Lease waits answer now; open subscriptions would hold the server open until the grace ran out.
+      stoppers.get(runtime)?.abort();
       liveStreams.endAll();
       await websocket?.close();
       if (server) {
@@ -353,6 +375,9 @@ function usePortico({ runtime, router, contextFor, settled }: PorticoPluginOptio
       setResult(withContractCodes(result));
     },
     onResponse({ request, response }) {
+      // Once stopping, each answer closes its connection: Node's server would keep one that turns
+      // idle after its close open until the client dropped it.
+      if (runtime.stopping.aborted) response.headers.set('connection', 'close');
       const context = settled.get(request);
       if (!context) return;
       for (const [name, value] of context.response.headers) response.headers.append(name, value);

@@ -98,11 +98,14 @@ export class LiveCredentials {
    * How the module that owns a kind of credential reports ends: at once from its `announced`
    * events (any instance's, through the pub/sub), and every `recheckMs` (0: never) by asking
    * `findEnded` which tracked credentials have ended, in one batched lookup for all of them.
-   * Returns the stop function.
+   * Returns the stop function, which resolves once a re-check in progress is over.
    */
-  watch(kind: CredentialKind, { announced, recheckMs, findEnded, onError }: CredentialWatch) {
+  watch(
+    kind: CredentialKind,
+    { announced, recheckMs, findEnded, onError }: CredentialWatch,
+  ): () => Promise<void> {
     const unlisten = announced((id, end) => this.end({ kind, id }, end));
-    if (recheckMs <= 0) return unlisten;
+    if (recheckMs <= 0) return async () => unlisten();
     const recheck = every(recheckMs, async () => {
       const ids = this.tracked(kind);
       if (ids.length === 0) return;
@@ -113,10 +116,10 @@ export class LiveCredentials {
       }
     });
     this.#rechecks.add(recheck.run);
-    return () => {
+    return async () => {
       unlisten();
-      recheck.stop();
       this.#rechecks.delete(recheck.run);
+      await recheck.stop();
     };
   }
 

@@ -15,8 +15,9 @@ export const systemClock: Clock = { now: () => Date.now() };
 
 /**
  * Runs `task` every `intervalMs`, never twice at once: a slow run (a slow database) delays the
- * next instead of piling runs up. `run()` runs it now, or joins the run in progress. The timer
- * does not keep the process alive; `task` handles its own errors.
+ * next instead of piling runs up. `run()` runs it now, or joins the run in progress. `stop()`
+ * ends the timer and resolves once the run in progress is over (a shutdown closes the databases
+ * next). The timer does not keep the process alive; `task` handles its own errors.
  */
 export function every(intervalMs: number, task: () => Promise<void>) {
   let running: Promise<void> | null = null;
@@ -28,7 +29,13 @@ export function every(intervalMs: number, task: () => Promise<void>) {
   };
   const timer = setInterval(run, intervalMs);
   timer.unref();
-  return { run, stop: () => clearInterval(timer) };
+  return {
+    run,
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
 }
 
 /** What a running gateway gives its modules: configuration, databases, pub/sub, live streams, log, clock. */
@@ -42,4 +49,9 @@ export interface Runtime {
   readonly live: LiveCredentials;
   readonly log: Logger;
   readonly clock: Clock;
+  /**
+   * Aborted when the gateway begins to stop: a long wait (a lease wait) ends now and answers,
+   * rather than holding its request until the shutdown's grace runs out.
+   */
+  readonly stopping: AbortSignal;
 }

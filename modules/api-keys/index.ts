@@ -5,7 +5,7 @@ import { ApiKeySchema } from './entities.ts';
 import { ApiKeyRef, registerApiKeys } from './graphql.ts';
 import { createApiKey } from './service.ts';
 
-const stopWatching = new WeakMap<object, () => void>();
+const stopWatching = new WeakMap<object, () => Promise<void>>();
 
 /**
  * API keys for programs: `Authorization: Bearer pk_…`, scopes a subset of the creator's,
@@ -23,8 +23,8 @@ export default defineModule({
     });
     stopWatching.set(runtime, watchLiveKeys(runtime));
   },
-  stop(runtime) {
-    stopWatching.get(runtime)?.();
+  async stop(runtime) {
+    await stopWatching.get(runtime)?.();
   },
   api: { ApiKeyRef, createApiKey, endedKeys, revokeKeys },
 });

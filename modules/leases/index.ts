@@ -9,7 +9,7 @@ import { checkFence } from './service.ts';
 export type { HeldLease } from './locks.ts';
 export type { Fence } from './service.ts';
 
-const stops = new WeakMap<object, () => void>();
+const stops = new WeakMap<object, () => Promise<void>>();
 
 /**
  * TTL locks with fencing tokens, in the business database: one row per key whose token
@@ -27,8 +27,8 @@ export default defineModule({
     releaseWaiters(runtime);
     stops.set(runtime, releaseOnRevocation(runtime));
   },
-  stop(runtime) {
-    stops.get(runtime)?.();
+  async stop(runtime) {
+    await stops.get(runtime)?.();
   },
   api: { FenceInput, checkFence, withLease },
 });

@@ -60,11 +60,16 @@ export interface AcquireRequest {
  * Acquires a lease, waiting up to `waitMs` for it to become free. While waiting it holds
  * no connection and no transaction: it sleeps until a release event for the key or the
  * current grant's expiry (by the database clock), whichever comes first, then tries again.
+ * When the gateway begins to stop, it tries once more and answers.
  */
 export async function acquire(runtime: Runtime, em: SqlEntityManager, request: AcquireRequest) {
-  const { key, holder, ttlMs, signal } = request;
+  const { key, holder, ttlMs } = request;
   // Without a wait, one try: no watch to set up and take down.
   if (request.waitMs <= 0) return service.acquireLease(em, key, holder, ttlMs);
+  // The client going away, or the gateway stopping. (Listened to one by one: the request's signal
+  // is whatwg-node's own, which AbortSignal.any refuses.)
+  const signals = request.signal ? [request.signal, runtime.stopping] : [runtime.stopping];
+  const aborted = () => signals.some((signal) => signal.aborted);
   const deadline = Date.now() + request.waitMs;
   let released = false;
   let wake = () => {};
@@ -78,19 +83,20 @@ export async function acquire(runtime: Runtime, em: SqlEntityManager, request: A
       const lease = await service.acquireLease(em, key, holder, ttlMs);
       if (lease) return lease;
       const left = deadline - Date.now();
-      if (left <= 0 || signal?.aborted) return null;
+      if (left <= 0 || aborted()) return null;
       const current = await service.findLease(em, key);
-      if (released || !current) continue;
+      // An abort during the lookup fires no more events: try once more now instead of sleeping.
+      if (released || !current || aborted()) continue;
       const untilFree = current.lease.expiresAt - current.now;
       await new Promise<void>((resolve) => {
         const done = () => {
           clearTimeout(timer);
-          signal?.removeEventListener('abort', done);
+          for (const signal of signals) signal.removeEventListener('abort', done);
           resolve();
         };
         // One millisecond past expiry: at expiry itself the grant still stands.
         const timer = setTimeout(done, Math.min(left, untilFree + 1));
-        signal?.addEventListener('abort', done, { once: true });
+        for (const signal of signals) signal.addEventListener('abort', done, { once: true });
         wake = done;
       });
     }
@@ -218,28 +224,35 @@ export async function withLease<T>(
 /**
  * Ends the leases of ended credentials: at once on a revocation event, and by a periodic
  * sweep for what has no event (a session's timeout) or whose event was lost.
- * Returns the function that stops it.
+ * Returns the function that stops it, which resolves once the releases under way are done
+ * (the databases close next).
  */
-export function releaseOnRevocation(runtime: Runtime): () => void {
+export function releaseOnRevocation(runtime: Runtime): () => Promise<void> {
   // An outage is logged once, by the database (src/outages.ts), not by every sweep.
   const onError = (error: unknown) => {
     if (!isDatabaseUnavailable(error)) {
       runtime.log.error({ err: error }, 'releasing leases of ended credentials failed');
     }
   };
-  const offSession = runtime.pubsub.on('session.revoked', ({ sessionId }) => {
-    releaseHolders(runtime, [sessionHolder(sessionId)]).catch(onError);
-  });
-  const offKey = runtime.pubsub.on('apiKey.revoked', ({ apiKeyId }) => {
-    releaseHolders(runtime, [apiKeyHolder(apiKeyId)]).catch(onError);
-  });
+  const releasing = new Set<Promise<void>>();
+  const releaseNow = (holder: string) => {
+    const release = releaseHolders(runtime, [holder])
+      .catch(onError)
+      .finally(() => releasing.delete(release));
+    releasing.add(release);
+  };
+  const offSession = runtime.pubsub.on('session.revoked', ({ sessionId }) =>
+    releaseNow(sessionHolder(sessionId)),
+  );
+  const offKey = runtime.pubsub.on('apiKey.revoked', ({ apiKeyId }) => releaseNow(apiKeyHolder(apiKeyId)));
   const sweep = every(runtime.settings.leases.sweepSeconds * 1000, () =>
     sweepEndedHolders(runtime).catch(onError),
   );
-  return () => {
+  return async () => {
     offSession();
     offKey();
-    sweep.stop();
+    await sweep.stop();
+    await Promise.all(releasing);
   };
 }
 

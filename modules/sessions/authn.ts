@@ -211,8 +211,7 @@ export function writeDueUses(runtime: Runtime): () => Promise<void> {
     writeUses(runtime, runtime.clock.now()),
   );
   return async () => {
-    timer.stop();
-    await timer.run(); // joins a round in progress
+    await timer.stop();
     await writeUses(runtime, Number.POSITIVE_INFINITY);
   };
 }

@@ -22,7 +22,7 @@ export type { RevocationReason } from './entities.ts';
 export type { Profile, TokenRedeemer } from './flows.ts';
 export type { LoginMethod } from './methods.ts';
 
-const stopWatching = new WeakMap<object, () => void>();
+const stopWatching = new WeakMap<object, () => Promise<void>>();
 const stopWriting = new WeakMap<object, () => Promise<void>>();
 
 /**
@@ -58,7 +58,7 @@ export default defineModule({
     if (link) runtime.log.info({ bootstrap: true }, `No admin yet. Create the first admin here: ${link}`);
   },
   async stop(runtime) {
-    stopWatching.get(runtime)?.();
+    await stopWatching.get(runtime)?.();
     await stopWriting.get(runtime)?.();
   },
   commands: {
