@@ -1,0 +1,64 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+const root = join(import.meta.dirname, '..');
+const STARTUP_TIMEOUT_MS = 30_000;
+
+export interface StartedPortico {
+  child: ChildProcess;
+  url: string;
+  /** The bootstrap token it logged, for the first admin. */
+  token: string;
+}
+
+/**
+ * `portico start` in production mode in a child process, configured only by `config` and `env`
+ * (the caller's database and config variables are dropped); resolves once it listens.
+ */
+export async function startPortico(
+  dataDir: string,
+  config: Record<string, unknown>,
+  env: Record<string, string> = {},
+  onSpawn: (child: ChildProcess) => void = () => {},
+): Promise<StartedPortico> {
+  await writeFile(join(dataDir, 'portico.config.json'), JSON.stringify(config));
+  const { DATABASE_URL, SYSTEM_DATABASE_URL, PORTICO_CONFIG, PORTICO_PUBLIC_URL, ...inherited } = process.env;
+  const child = spawn(process.execPath, [join(root, 'bin/portico.ts'), 'start'], {
+    cwd: dataDir,
+    env: {
+      ...inherited,
+      NODE_ENV: 'production',
+      PORTICO_SECRET: 'bench-secret-that-is-long-enough-0123456789',
+      PORTICO_DATA_DIR: dataDir,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      // The bootstrap link is logged at info; Portico logs nothing per request at info.
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  onSpawn(child);
+  let url: string | undefined;
+  let token: string | undefined;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('Portico did not start in time')), STARTUP_TIMEOUT_MS);
+    child.once('exit', (code) => reject(new Error(`Portico exited early (${code})`)));
+    createInterface({ input: child.stdout! }).on('line', (text) => {
+      let line: Record<string, unknown>;
+      try {
+        line = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      if (line.bootstrap === true) token = String(line.msg).match(/token=([\w-]+)/)?.[1];
+      if (typeof line.url === 'string' && String(line.msg).startsWith('Portico listening')) url = line.url;
+      if (url && token) {
+        clearTimeout(timer);
+        resolve({ child, url, token });
+      }
+    });
+  });
+}
