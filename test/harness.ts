@@ -246,6 +246,21 @@ export async function bootstrapAdmin(portico: TestGateway, profile = ADMIN): Pro
 
 export { REDEEM as REDEEM_TOKEN };
 
+/** A new client signed up (signup must be open) and so signed in as `email`. */
+export async function signUpClient(
+  portico: TestGateway,
+  email: string,
+  password: string,
+): Promise<TestClient> {
+  const client = portico.client();
+  const result = await client.gql(
+    'mutation ($email: String!, $password: String!) { signUp(input: { email: $email, password: $password }) { user { id } } }',
+    { email, password },
+  );
+  if (result.errors) throw new Error(`signUp failed: ${JSON.stringify(result.errors)}`);
+  return client;
+}
+
 /**
  * A gateway listening on a port chosen first, so that its public URL is its real address (the
  * links it hands out, device verification and invites, then work from here), with the first

@@ -10,6 +10,7 @@ import {
   codeOf,
   type GraphQLResponse,
   ManualClock,
+  signUpClient,
   startGateway,
   TestClient,
   type TestGateway,
@@ -96,15 +97,7 @@ describe.each(backends)('blobs on %s', (backend) => {
   let bob: TestClient;
   const clock = new ManualClock();
 
-  const signUp = async (email: string) => {
-    const client = portico.client();
-    const result = await client.gql(
-      'mutation ($email: String!, $password: String!) { signUp(input: { email: $email, password: $password }) { user { id } } }',
-      { email, password: PASSWORD },
-    );
-    if (result.errors) throw new Error(JSON.stringify(result.errors));
-    return client;
-  };
+  const signUp = (email: string) => signUpClient(portico, email, PASSWORD);
 
   /** Uploads through POST /blobs with the client's cookie and the CSRF header. */
   const upload = async (

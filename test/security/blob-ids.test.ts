@@ -1,7 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toGlobalId } from '../../src/index.ts';
-import { backends, bootstrapAdmin, startGateway, TestClient, type TestGateway } from '../harness.ts';
+import {
+  backends,
+  bootstrapAdmin,
+  signUpClient,
+  startGateway,
+  TestClient,
+  type TestGateway,
+} from '../harness.ts';
 import { errorLines } from './answers.ts';
 
 /**
@@ -31,15 +38,7 @@ describe.each(backends)('blob ids on %s', (backend) => {
   let alice: TestClient;
   let bob: TestClient;
 
-  const signUp = async (email: string) => {
-    const client = portico.client();
-    const result = await client.gql(
-      'mutation ($email: String!, $password: String!) { signUp(input: { email: $email, password: $password }) { user { id } } }',
-      { email, password: PASSWORD },
-    );
-    if (result.errors) throw new Error(JSON.stringify(result.errors));
-    return client;
-  };
+  const signUp = (email: string) => signUpClient(portico, email, PASSWORD);
 
   const upload = async (client: TestClient, bytes: Uint8Array<ArrayBuffer>) => {
     const response = await client.request('/blobs', { method: 'POST', body: bytes, headers: CSRF });
