@@ -47,6 +47,30 @@ function unstorablePlace(type: GraphQLInputType, value: unknown, path: string): 
   return text && typeof value === 'string' && !isStorableText(value) ? path : null;
 }
 
+/** True when some string inside `value` is not storable text; iterative, as variables nest freely. */
+function holdsUnstorableText(value: unknown): boolean {
+  const pending = [value];
+  while (pending.length > 0) {
+    const next = pending.pop();
+    if (typeof next === 'string') {
+      if (!isStorableText(next)) return true;
+    } else if (next !== null && typeof next === 'object') {
+      for (const item of Object.values(next)) pending.push(item);
+    }
+  }
+  return false;
+}
+
+/**
+ * The common case costs one scan: no unstorable text among the variables, and a query text with
+ * neither such text nor a `\u` escape that could spell it. Only otherwise is the document walked.
+ */
+function mayHoldUnstorableText({ document, variableValues }: ExecutionArgs): boolean {
+  const body = document.loc?.source.body;
+  if (body === undefined || body.includes('\\u') || !isStorableText(body)) return true;
+  return holdsUnstorableText(variableValues);
+}
+
 /** The first argument of the operation, at any depth, whose String or ID text is not storable. */
 function unstorableArgument({ schema, document, operationName, variableValues }: ExecutionArgs) {
   const operation = getOperationAST(document, operationName);
@@ -87,7 +111,7 @@ function unstorableArgument({ schema, document, operationName, variableValues }:
  */
 export function useStorableText(): Plugin {
   const refuse = (args: ExecutionArgs, stop: (result: { errors: PorticoError[] }) => void) => {
-    const argument = unstorableArgument(args);
+    const argument = mayHoldUnstorableText(args) ? unstorableArgument(args) : null;
     if (argument) stop({ errors: [unstorableText(argument)] });
   };
   return {
