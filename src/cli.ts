@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { type Environment, type LoadedConfig, loadConfig, StartupError } from './config.ts';
 import { closeRuntime, createGateway, openRuntime } from './gateway.ts';
 import { createLogger } from './logger.ts';
-import type { PorticoModule } from './module.ts';
+import type { ModuleCommand, PorticoModule } from './module.ts';
 import { buildSchema, printSortedSchema } from './schema.ts';
 
 export interface CliOptions {
@@ -15,6 +15,12 @@ export interface CliOptions {
   env?: Record<string, string | undefined>;
   out?: (text: string) => void;
   err?: (text: string) => void;
+}
+
+/** A module's subcommand, with the module whose instance runs it. */
+interface ModuleCommandOf {
+  module: PorticoModule;
+  command: ModuleCommand;
 }
 
 const KERNEL_COMMANDS: Record<string, string> = {
@@ -35,7 +41,9 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
   });
   const [command = 'help', ...rest] = positionals;
   const moduleCommands = new Map(
-    options.builtinModules.flatMap((module) => Object.entries(module.commands ?? {})),
+    options.builtinModules.flatMap((module) =>
+      Object.entries(module.commands ?? {}).map(([name, command]) => [name, { module, command }] as const),
+    ),
   );
 
   if (values.help || command === 'help') {
@@ -62,7 +70,7 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
 async function runCommand(
   command: string,
   rest: string[],
-  moduleCommands: Map<string, NonNullable<PorticoModule['commands']>[string]>,
+  moduleCommands: Map<string, ModuleCommandOf>,
   options: CliOptions,
   out: (text: string) => void,
 ): Promise<number> {
@@ -87,7 +95,8 @@ async function runCommand(
       log.info('database schemas are up to date');
       return 0;
     }
-    return await moduleCommands.get(command)!.run(runtime, rest);
+    const { module, command: moduleCommand } = moduleCommands.get(command)!;
+    return await moduleCommand.run(runtime.instances.of(module), rest);
   } finally {
     await closeRuntime(runtime);
   }
@@ -151,11 +160,11 @@ function listenProblem(error: unknown, { host, port }: Pick<Environment, 'host' 
   }
 }
 
-function usage(moduleCommands: Map<string, { description: string }>, otherCommands = {}): string {
+function usage(moduleCommands: Map<string, ModuleCommandOf>, otherCommands = {}): string {
   const rows = [
     ...Object.entries(KERNEL_COMMANDS),
     ...Object.entries(otherCommands),
-    ...[...moduleCommands].map(([name, { description }]) => [name, description] as const),
+    ...[...moduleCommands].map(([name, { command }]) => [name, command.description] as const),
   ];
   const width = Math.max(...rows.map(([name]) => name.length));
   return [

@@ -7,7 +7,7 @@ import { GraphQLError, NoSchemaIntrospectionCustomRule } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { clientAddress } from './client-address.ts';
 import type { LoadedConfig, Settings } from './config.ts';
-import { anonymousViewer, createRequestContext, type RequestContext, type Viewer } from './context.ts';
+import { anonymousViewer, createRequestContext, type RequestContext } from './context.ts';
 import { openDatabases } from './db.ts';
 import {
   asServiceUnavailable,
@@ -24,6 +24,7 @@ import { useSelfHostedGraphiQL } from './graphiql.ts';
 import { LiveCredentials, useLiveStreams } from './live.ts';
 import { createLogger, type Logger } from './logger.ts';
 import type { PorticoModule } from './module.ts';
+import { ModuleSet } from './module-instances.ts';
 import { openPubSub, PUBSUB_ADAPTER_DESCRIPTIONS, pubSubAdapterFor } from './pubsub.ts';
 import { CSRF_HEADERS, isForeignOrigin, Router } from './routes.ts';
 import { type Clock, type Runtime, systemClock } from './runtime.ts';
@@ -89,26 +90,30 @@ export interface GatewayOptions {
 /** What aborts each runtime's `stopping` signal. */
 const stoppers = new WeakMap<Runtime, AbortController>();
 
+/** A runtime as the kernel holds it: with the module set it starts and stops. */
+export type OpenRuntime = Runtime & { readonly instances: ModuleSet };
+
 /**
- * Opens the databases (bringing their schemas up to date) and the pub/sub; starts no module.
- * `deferUnreachableStore`: see `openDatabases`.
+ * Opens the databases (bringing their schemas up to date) and the pub/sub, and sets the modules
+ * up; starts none. `deferUnreachableStore`: see `openDatabases`.
  */
 export async function openRuntime(
   config: LoadedConfig,
   log: Logger,
   clock: Clock = systemClock,
   { deferUnreachableStore = false } = {},
-): Promise<Runtime> {
+): Promise<OpenRuntime> {
   const { env, settings, modules } = config;
   const db = await openDatabases({ env, modules, log, deferUnreachableStore });
   try {
     const pubsub = await openPubSub({ env, log });
     const stopper = new AbortController();
     const live = new LiveCredentials();
-    const runtime: Runtime = {
+    const runtime: OpenRuntime = {
       env,
       settings,
       modules,
+      instances: new ModuleSet(modules),
       db,
       pubsub,
       live,
@@ -117,6 +122,7 @@ export async function openRuntime(
       stopping: stopper.signal,
     };
     stoppers.set(runtime, stopper);
+    runtime.instances.setUp(runtime);
     return runtime;
   } catch (error) {
     await db.close();
@@ -146,10 +152,8 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
   // Ends of credentials may have been among the lost events: check the open streams' at once.
   runtime.pubsub.onGap(() => void runtime.live.recheckNow());
   try {
-    for (const module of modules) await module.start?.(runtime);
-    await runtime.db.serveStore(async (store) => {
-      for (const module of modules) await module.prepareStore?.(runtime, store);
-    });
+    await runtime.instances.start();
+    await runtime.db.serveStore((store) => runtime.instances.prepareStore(store));
     // The modules' listeners hear other instances before the first request.
     await runtime.pubsub.ready();
   } catch (error) {
@@ -157,13 +161,20 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
     throw error;
   }
 
-  const resolveViewer = async (request: Request): Promise<Viewer> => {
-    for (const module of modules) {
-      const viewer = await module.credentials?.(request, runtime);
-      if (viewer) return viewer;
+  const credentials = runtime.instances.credentials;
+  /** The request's context, its viewer found by the first credential resolver that knows the request's. */
+  const resolveContext = async (request: Request, ip: string | null): Promise<RequestContext> => {
+    const context = createRequestContext(runtime, request, anonymousViewer, ip);
+    for (const resolve of credentials) {
+      const viewer = await resolve(context);
+      if (viewer) {
+        context.viewer = viewer;
+        break;
+      }
     }
-    return anonymousViewer;
+    return context;
   };
+  const resolveViewer = async (request: Request) => (await resolveContext(request, null)).viewer;
 
   // One context per request, shared by the GraphQL handler and the plain routes.
   const contexts = new WeakMap<Request, Promise<RequestContext>>();
@@ -171,12 +182,9 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
     let context = contexts.get(request);
     if (!context) {
       const ip = clientAddress(serverContext?.req, runtime.env.trustedProxies);
-      context = resolveViewer(request).then(
-        (viewer) => createRequestContext(runtime, request, viewer, ip),
-        (error: unknown) => {
-          throw isDatabaseUnavailable(error) ? serviceUnavailable() : error;
-        },
-      );
+      context = resolveContext(request, ip).catch((error: unknown) => {
+        throw isDatabaseUnavailable(error) ? serviceUnavailable() : error;
+      });
       contexts.set(request, context);
     }
     return context;
@@ -261,7 +269,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
         runtime,
         contextFor,
         settled,
-        router: new Router(modules.flatMap((m) => m.routes ?? [])),
+        router: new Router(runtime.instances.routes),
       }),
     ],
   });
@@ -301,7 +309,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
         await closed;
         clearTimeout(timer);
       }
-      for (const module of [...modules].reverse()) await module.stop?.(runtime);
+      await runtime.instances.stop();
       await yoga.dispose();
       await closeRuntime(runtime);
     },

@@ -10,13 +10,22 @@ export type { Database, Databases, Dialect } from './db.ts';
 export { dialectOf, inBatches, runStatement, selectRows } from './db.ts';
 export type { ErrorCode } from './errors.ts';
 export { fail, isDatabaseUnavailable, PorticoError } from './errors.ts';
+export type { Contribution } from './extensions.ts';
+export { ExtensionPoint } from './extensions.ts';
 export type { PageOptions } from './html.ts';
 export { csrfFor, csrfOk, escapeHtml, html, readForm, redirect, renderPage, SafeHtml } from './html.ts';
 export { fromGlobalId, newId, toGlobalId } from './ids.ts';
 export type { Credential, CredentialEnd, CredentialKind, CredentialWatch, EndedFinder } from './live.ts';
 export { credentialOf, LiveCredentials } from './live.ts';
 export type { Logger } from './logger.ts';
-export type { CredentialResolver, ModuleCommand, ModuleDefinition, PorticoModule } from './module.ts';
+export type {
+  CredentialResolver,
+  ModuleCommand,
+  ModuleDefinition,
+  ModuleInstance,
+  PorticoModule,
+  UseModule,
+} from './module.ts';
 export { defineModule } from './module.ts';
 export type { Connection } from './pagination.ts';
 export {

@@ -48,6 +48,7 @@ export interface CredentialWatch {
 export class LiveCredentials {
   readonly #listeners = new Map<string, Set<EndListener>>();
   readonly #rechecks = new Set<() => Promise<void>>();
+  readonly #finders = new Map<CredentialKind, EndedFinder>();
 
   /** Calls `onEnd` once when the credential ends; returns the disposer. */
   track(credential: Credential, onEnd: EndListener): () => void {
@@ -105,7 +106,12 @@ export class LiveCredentials {
     { announced, recheckMs, findEnded, onError }: CredentialWatch,
   ): () => Promise<void> {
     const unlisten = announced((id, end) => this.end({ kind, id }, end));
-    if (recheckMs <= 0) return async () => unlisten();
+    this.#finders.set(kind, findEnded);
+    const forget = () => {
+      unlisten();
+      if (this.#finders.get(kind) === findEnded) this.#finders.delete(kind);
+    };
+    if (recheckMs <= 0) return async () => forget();
     const recheck = every(recheckMs, async () => {
       const ids = this.tracked(kind);
       if (ids.length === 0) return;
@@ -117,10 +123,20 @@ export class LiveCredentials {
     });
     this.#rechecks.add(recheck.run);
     return async () => {
-      unlisten();
+      forget();
       this.#rechecks.delete(recheck.run);
       await recheck.stop();
     };
+  }
+
+  /**
+   * Which of these credentials of one kind have ended, and why, asked of the module that owns the
+   * kind (its `watch`): for what outlives a request on a credential's behalf (leases, signed URLs).
+   * None, when no module of this gateway issues that kind.
+   */
+  async findEnded(kind: CredentialKind, ids: string[]): Promise<Map<string, CredentialEnd>> {
+    const finder = this.#finders.get(kind);
+    return finder && ids.length > 0 ? finder(ids) : new Map();
   }
 
   /** Re-checks at once (the pub/sub may have lost events); resolves when the checks are done. */

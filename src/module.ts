@@ -4,22 +4,63 @@ import type { z } from 'zod';
 import type { Builder } from './builder.ts';
 import type { Settings } from './config.ts';
 import type { RequestContext, ScopeLoaders, Viewer } from './context.ts';
+import type { Contribution, ExtensionPoint } from './extensions.ts';
 import type { Route } from './routes.ts';
 import type { Runtime } from './runtime.ts';
 
-/** Finds the viewer behind a request's credential (cookie, bearer key, ...); null when it has none of its kind. */
-export type CredentialResolver = (request: Request, runtime: Runtime) => Promise<Viewer | null>;
+/**
+ * Finds the viewer behind the request's credential (cookie, bearer key, ...); null when it has none
+ * of its kind. It runs on the request's own context (its database forks), whose viewer is anonymous.
+ */
+export type CredentialResolver = (context: RequestContext) => Promise<Viewer | null>;
 
-export interface ModuleCommand {
-  description: string;
-  /** Returns the process exit code. */
-  run: (runtime: Runtime, args: string[]) => Promise<number>;
+/**
+ * What a module is in one running gateway: built by its `setup`, it holds the module's state, so
+ * two gateways in one process share nothing. The kernel reads the members below; a module adds the
+ * services its own GraphQL fields, routes and dependent modules use.
+ */
+export interface ModuleInstance {
+  /** Tried in module order until one returns a viewer. */
+  readonly credentials?: CredentialResolver;
+  /** Plain HTTP routes, mounted beside /graphql. */
+  readonly routes?: readonly Route[];
+  /** What it adds to other modules' extension points (login methods, token purposes, hooks). */
+  readonly contributes?: readonly Contribution[];
+  /** Runs once every module is set up and the databases are ready, before the server listens. */
+  start?(): Promise<void> | void;
+  /**
+   * Brings what the module keeps in the store in line with the configuration (index builds) before
+   * store operations are served: after `start`, or, when the store did not answer at start, once it
+   * does. `store` is the store's root EntityManager (fork it).
+   */
+  prepareStore?(store: SqlEntityManager): Promise<void>;
+  /** Runs on shutdown, after the server stopped accepting requests, before the databases close; joins background work. */
+  stop?(): Promise<void> | void;
 }
 
-export interface ModuleDefinition<Api> {
+/** The set-up modules of one gateway (`runtime.instances`). */
+export interface ModuleInstances {
+  /** The module's instance in this gateway. */
+  of<Instance extends ModuleInstance>(module: PorticoModule<unknown, Instance>): Instance;
+  /** Every value the modules and their instances contribute to `point`, in module order. */
+  contributions<T>(point: ExtensionPoint<T>): T[];
+}
+
+/** A dependency's instance, for a module that named it in `dependsOn` (anything else throws). */
+export type UseModule = <Instance extends ModuleInstance>(
+  module: PorticoModule<unknown, Instance>,
+) => Instance;
+
+export interface ModuleCommand<Instance extends ModuleInstance = ModuleInstance> {
+  description: string;
+  /** Runs on the module's instance, set up but not started. Returns the process exit code. */
+  run(instance: Instance, args: string[]): Promise<number>;
+}
+
+export interface ModuleDefinition<Api, Instance extends ModuleInstance> {
   /** Unique name; other modules name it in `dependsOn`. */
   name: string;
-  /** Modules that must be present and are started first. */
+  /** Modules that must be present; they are set up and started first. */
   dependsOn?: readonly string[];
   /** The top-level configuration keys this module owns, each with its zod schema. */
   config?: Record<string, z.ZodType>;
@@ -27,41 +68,46 @@ export interface ModuleDefinition<Api> {
   checkConfig?: (settings: Settings, modules: readonly PorticoModule[]) => string[];
   /** Entities of the system database (identity) and of the business database (store). */
   entities?: { system?: EntitySchema[]; store?: EntitySchema[] };
-  /** Registers the module's GraphQL types and fields. Called once per process. */
-  graphql?: (builder: Builder) => void;
+  /**
+   * What it adds to other modules' extension points that needs no instance (a login method), so
+   * that configuration checks see it; contributions that need the module's state are its instance's.
+   */
+  contributes?: readonly Contribution[];
+  /**
+   * Builds the module's instance for one gateway: `use` gives the instances of the modules it
+   * depends on. No I/O here (commands set modules up without starting them): that is `start`'s.
+   */
+  setup?: (runtime: Runtime, use: UseModule) => Instance;
+  /**
+   * Registers the module's GraphQL types and fields, once per process (Pothos types are global);
+   * `self` finds the module's instance in the gateway serving a request.
+   */
+  graphql?(builder: Builder, self: (context: RequestContext) => Instance): void;
   /** Scope rules this module adds to every request (see `AuthScopes`). */
   authScopes?: (context: RequestContext) => ScopeLoaders;
-  /** Tried in module order until one returns a viewer. */
-  credentials?: CredentialResolver;
   /**
    * The largest file this module takes in a GraphQL multipart request (e.g. `uploadBlob`). Multipart
    * bodies are held in memory, so the kernel caps files at the largest any module asks for (none: no
    * files at all), and never above the request body limit.
    */
   multipartFileBytes?: (settings: Settings) => number;
-  /** Plain HTTP routes, mounted beside /graphql. */
-  routes?: readonly Route[];
-  /** Runs once the databases are ready, before the server listens. */
-  start?: (runtime: Runtime) => Promise<void> | void;
+  /** Subcommands of the `portico` CLI, e.g. `bootstrap`. */
+  commands?: Record<string, ModuleCommand<Instance>>;
   /**
-   * Brings what the module keeps in the store in line with the configuration (index builds) before
-   * store operations are served: after `start`, or, when the store did not answer at start, once it
-   * does. `store` is the store's root EntityManager (fork it).
+   * What dependent modules may use without an instance: GraphQL type refs, extension points and
+   * functions of their arguments only (no state; that lives on the instance).
    */
-  prepareStore?: (runtime: Runtime, store: SqlEntityManager) => Promise<void>;
-  /** Runs on shutdown, after the server stopped accepting requests, before the databases close. */
-  stop?: (runtime: Runtime) => Promise<void> | void;
-  /** Subcommands of the `portico` CLI, e.g. `bootstrap`. They get a runtime whose modules were not started. */
-  commands?: Record<string, ModuleCommand>;
-  /** What dependent modules may use: services, GraphQL refs. */
   api?: Api;
 }
 
-export interface PorticoModule<Api = unknown> extends ModuleDefinition<Api> {
+export interface PorticoModule<Api = unknown, Instance extends ModuleInstance = ModuleInstance>
+  extends ModuleDefinition<Api, Instance> {
   readonly api: Api;
 }
 
-export function defineModule<const Api = undefined>(definition: ModuleDefinition<Api>): PorticoModule<Api> {
+export function defineModule<const Api = undefined, Instance extends ModuleInstance = ModuleInstance>(
+  definition: ModuleDefinition<Api, Instance>,
+): PorticoModule<Api, Instance> {
   if (!/^[a-z][a-z0-9-]*$/.test(definition.name)) {
     throw new Error(`Module name "${definition.name}" must be lower-case letters, digits and dashes`);
   }

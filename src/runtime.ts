@@ -2,7 +2,7 @@ import type { Environment, Settings } from './config.ts';
 import type { Databases } from './db.ts';
 import type { LiveCredentials } from './live.ts';
 import type { Logger } from './logger.ts';
-import type { PorticoModule } from './module.ts';
+import type { ModuleInstances, PorticoModule } from './module.ts';
 import type { PubSub } from './pubsub.ts';
 
 /** The time, as the gateway sees it: real by default, controllable in tests. */
@@ -43,6 +43,8 @@ export interface Runtime {
   readonly env: Environment;
   readonly settings: Settings;
   readonly modules: readonly PorticoModule[];
+  /** The modules' instances, once the gateway (or a command) has set them up. */
+  readonly instances: ModuleInstances;
   readonly db: Databases;
   readonly pubsub: PubSub;
   /** The credentials behind this instance's open subscriptions. */

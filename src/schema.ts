@@ -16,7 +16,9 @@ export function buildSchema(modules: readonly PorticoModule[]): GraphQLSchema {
     }
     return built.schema;
   }
-  for (const module of modules) module.graphql?.(builder);
+  for (const module of modules) {
+    module.graphql?.(builder, (context) => context.runtime.instances.of(module));
+  }
   const schema = lexicographicSortSchema(builder.toSchema());
   built = { names, schema };
   return schema;

@@ -61,14 +61,16 @@ describe.skipIf(!hasChromium())('the typed client in Chromium', () => {
       // The gateway itself serves the page and the bundle, so the client runs on its origin.
       const testPage = defineModule({
         name: 'client-test',
-        routes: [
-          { method: 'GET', path: '/client-test', handler: () => new Response(PAGE, { headers: HTML }) },
-          {
-            method: 'GET',
-            path: '/client-test/client.js',
-            handler: () => new Response(bundle, { headers: JS }),
-          },
-        ],
+        setup: () => ({
+          routes: [
+            { method: 'GET', path: '/client-test', handler: () => new Response(PAGE, { headers: HTML }) },
+            {
+              method: 'GET',
+              path: '/client-test/client.js',
+              handler: () => new Response(bundle, { headers: JS }),
+            },
+          ],
+        }),
       });
       portico = await startGateway({
         backend,

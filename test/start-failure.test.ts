@@ -9,9 +9,11 @@ const postgresUrl = process.env.PORTICO_TEST_POSTGRES_URL;
 
 const failing = defineModule({
   name: 'fails-to-start',
-  start() {
-    throw new Error('cannot start');
-  },
+  setup: () => ({
+    start() {
+      throw new Error('cannot start');
+    },
+  }),
 });
 
 describe('a gateway that cannot start', () => {

@@ -4,6 +4,8 @@ import {
   type CredentialEnd,
   inBatches,
   isDatabaseUnavailable,
+  type ModuleInstance,
+  type RequestContext,
   type Runtime,
   type Viewer,
 } from '../../src/index.ts';
@@ -37,23 +39,6 @@ export interface KeySnapshot {
 
 // Reloaded at least this often, which also bounds how often lastUsedAt is written.
 const SNAPSHOT_TTL_MS = 60_000;
-const states = new WeakMap<Runtime, LRUCache<string, KeySnapshot>>();
-
-function cacheOf(runtime: Runtime): LRUCache<string, KeySnapshot> {
-  let cache = states.get(runtime);
-  if (!cache) {
-    const created = new LRUCache<string, KeySnapshot>({ max: 10_000, ttl: SNAPSHOT_TTL_MS });
-    runtime.pubsub.on('apiKey.revoked', ({ apiKeyId }) => created.delete(apiKeyId));
-    runtime.pubsub.on('user.changed', ({ userId }) => {
-      for (const [id, snapshot] of created.entries()) if (snapshot.user.id === userId) created.delete(id);
-    });
-    // Revocations may have been missed.
-    runtime.pubsub.onGap(() => created.clear());
-    states.set(runtime, created);
-    cache = created;
-  }
-  return cache;
-}
 
 /** The key presented as `Authorization: Bearer pk_…`, if any. */
 function presentedKey(request: Request): string | null {
@@ -63,113 +48,140 @@ function presentedKey(request: Request): string | null {
   return scheme?.toLowerCase() === 'bearer' && value?.startsWith('pk_') ? value.trim() : null;
 }
 
-/**
- * The credential resolver for API keys. A malformed, unknown, revoked or expired key,
- * or one whose user is disabled, makes the request anonymous.
- */
-export async function resolveApiKeyViewer(request: Request, runtime: Runtime): Promise<Viewer | null> {
-  const presented = presentedKey(request);
-  const parsed = presented ? parseKey(presented) : null;
-  if (!parsed) return null;
-  const cache = cacheOf(runtime);
-  let snapshot = cache.get(parsed.id);
-  if (!snapshot) {
-    const loaded = await loadSnapshot(runtime, parsed.id);
-    if (!loaded) return null;
-    snapshot = loaded;
-    cache.set(parsed.id, snapshot);
-  }
-  if (!secretMatches(snapshot.key, parsed.secret)) return null;
-  if (!isUsable(snapshot.key, runtime.clock.now())) {
-    cache.delete(parsed.id);
-    return null;
-  }
-  return snapshot.viewer;
-}
+/** The API keys module in one gateway: the bearer credential with its cache, revocation, and the re-check of open streams. */
+export class ApiKeys implements ModuleInstance {
+  readonly #runtime: Runtime;
+  readonly #cache = new LRUCache<string, KeySnapshot>({ max: 10_000, ttl: SNAPSHOT_TTL_MS });
+  #stops: (() => Promise<void> | void)[] = [];
 
-async function loadSnapshot(runtime: Runtime, id: string): Promise<KeySnapshot | null> {
-  const em = runtime.db.system.em.fork();
-  const key = await findApiKey(em, id);
-  const now = new Date(runtime.clock.now());
-  if (!key || !isUsable(key, now.getTime())) return null;
-  const user = await users.api.findUser(em, key.userId);
-  if (!user || user.disabled) return null;
-  if (!key.lastUsedAt || now.getTime() - key.lastUsedAt.getTime() >= SNAPSHOT_TTL_MS) {
-    key.lastUsedAt = now;
-    await touchApiKey(em, key.id, now);
+  constructor(runtime: Runtime) {
+    this.#runtime = runtime;
   }
-  const userScopes = roles.api.scopesOf(runtime.settings, user.roles);
-  const admin = userScopes.has(roles.api.ADMIN);
-  // The key's scopes, narrowed to what the user still has: as scopes for the rules that name
-  // them, and as what the key may act on under the rules `authenticated` and `owner`.
-  const scopes = new Set(key.scopes.filter((scope) => admin || userScopes.has(scope)));
-  const keyScopes = new Set(key.scopes.filter((scope) => roles.api.mayGrant(runtime, userScopes, scope)));
-  return {
-    key: apiKeyRecord(key),
-    user: users.api.userRecord(user),
-    viewer: Object.freeze({ userId: user.id, scopes, sessionId: null, apiKeyId: key.id, keyScopes }),
-  };
-}
 
-/** The cached snapshot behind the request's key. */
-export const currentKey = (runtime: Runtime, viewer: Viewer) =>
-  viewer.apiKeyId ? cacheOf(runtime).get(viewer.apiKeyId) : undefined;
+  readonly credentials = (context: RequestContext) => this.#resolveViewer(context);
 
-/** Which of these keys have stopped working, and why: a batched check for what outlives a request. */
-export async function endedKeys(
-  runtime: Runtime,
-  ids: Iterable<string>,
-): Promise<Map<string, CredentialEnd>> {
-  const ended = new Map<string, CredentialEnd>();
-  const em = runtime.db.system.em.fork();
-  const now = runtime.clock.now();
-  for (const batch of inBatches(ids)) {
-    const keys = new Map((await em.find(ApiKey, { id: { $in: batch } })).map((key) => [key.id, key]));
-    for (const id of batch) {
-      const key = keys.get(id);
-      if (key && isUsable(key, now)) continue;
-      ended.set(
-        id,
-        key?.revokedAt
-          ? { reason: key.revokedReason ?? 'REVOKED', at: key.revokedAt.toISOString() }
-          : { reason: key ? 'EXPIRED' : 'REVOKED', at: new Date(now).toISOString() },
-      );
+  start() {
+    const { pubsub } = this.#runtime;
+    const cache = this.#cache;
+    this.#stops.push(
+      pubsub.on('apiKey.revoked', ({ apiKeyId }) => cache.delete(apiKeyId)),
+      pubsub.on('user.changed', ({ userId }) => {
+        for (const [id, snapshot] of cache.entries()) if (snapshot.user.id === userId) cache.delete(id);
+      }),
+      // Revocations may have been missed.
+      pubsub.onGap(() => cache.clear()),
+      this.#watchLiveKeys(),
+    );
+  }
+
+  async stop() {
+    for (const stop of this.#stops.splice(0)) await stop();
+  }
+
+  /**
+   * The credential resolver for API keys. A malformed, unknown, revoked or expired key,
+   * or one whose user is disabled, makes the request anonymous.
+   */
+  async #resolveViewer(context: RequestContext): Promise<Viewer | null> {
+    const presented = presentedKey(context.request);
+    const parsed = presented ? parseKey(presented) : null;
+    if (!parsed) return null;
+    const cache = this.#cache;
+    let snapshot = cache.get(parsed.id);
+    if (!snapshot) {
+      const loaded = await this.#loadSnapshot(context.db.system, parsed.id);
+      if (!loaded) return null;
+      snapshot = loaded;
+      cache.set(parsed.id, snapshot);
     }
+    if (!secretMatches(snapshot.key, parsed.secret)) return null;
+    if (!isUsable(snapshot.key, this.#runtime.clock.now())) {
+      cache.delete(parsed.id);
+      return null;
+    }
+    return snapshot.viewer;
   }
-  return ended;
-}
 
-/**
- * Ends the open streams of keys that stop working: at once on a revocation event, and through
- * the periodic batched re-check (lost events, expiry). Returns the stop function.
- */
-export const watchLiveKeys = (runtime: Runtime) =>
-  runtime.live.watch('apiKey', {
-    announced: (end) =>
-      runtime.pubsub.on('apiKey.revoked', ({ apiKeyId, reason, at }) => end(apiKeyId, { reason, at })),
-    recheckMs: runtime.settings.session.recheckSeconds * 1000,
-    findEnded: (ids) => endedKeys(runtime, ids),
-    // An outage is logged once, by the database (src/outages.ts), not by every re-check.
-    onError: (error) => {
-      if (!isDatabaseUnavailable(error)) {
-        runtime.log.warn({ err: error }, 're-check of the API keys behind open streams failed');
+  async #loadSnapshot(em: EntityManager, id: string): Promise<KeySnapshot | null> {
+    const runtime = this.#runtime;
+    const key = await findApiKey(em, id);
+    const now = new Date(runtime.clock.now());
+    if (!key || !isUsable(key, now.getTime())) return null;
+    const user = await users.api.findUser(em, key.userId);
+    if (!user || user.disabled) return null;
+    let record = apiKeyRecord(key);
+    if (!key.lastUsedAt || now.getTime() - key.lastUsedAt.getTime() >= SNAPSHOT_TTL_MS) {
+      await touchApiKey(em, key.id, now);
+      record = { ...record, lastUsedAt: now };
+    }
+    const userScopes = roles.api.scopesOf(runtime.settings, user.roles);
+    const admin = userScopes.has(roles.api.ADMIN);
+    // The key's scopes, narrowed to what the user still has: as scopes for the rules that name
+    // them, and as what the key may act on under the rules `authenticated` and `owner`.
+    const scopes = new Set(key.scopes.filter((scope) => admin || userScopes.has(scope)));
+    const keyScopes = new Set(key.scopes.filter((scope) => roles.api.mayGrant(runtime, userScopes, scope)));
+    return {
+      key: record,
+      user: users.api.userRecord(user),
+      viewer: Object.freeze({ userId: user.id, scopes, sessionId: null, apiKeyId: key.id, keyScopes }),
+    };
+  }
+
+  /** The cached snapshot behind the request's key. */
+  currentKey(viewer: Viewer): KeySnapshot | undefined {
+    return viewer.apiKeyId ? this.#cache.get(viewer.apiKeyId) : undefined;
+  }
+
+  /** Which of these keys have stopped working, and why: a batched check for what outlives a request. */
+  async endedKeys(ids: Iterable<string>): Promise<Map<string, CredentialEnd>> {
+    const runtime = this.#runtime;
+    const ended = new Map<string, CredentialEnd>();
+    const em = runtime.db.system.em.fork();
+    const now = runtime.clock.now();
+    for (const batch of inBatches(ids)) {
+      const keys = new Map((await em.find(ApiKey, { id: { $in: batch } })).map((key) => [key.id, key]));
+      for (const id of batch) {
+        const key = keys.get(id);
+        if (key && isUsable(key, now)) continue;
+        ended.set(
+          id,
+          key?.revokedAt
+            ? { reason: key.revokedReason ?? 'REVOKED', at: key.revokedAt.toISOString() }
+            : { reason: key ? 'EXPIRED' : 'REVOKED', at: new Date(now).toISOString() },
+        );
       }
-    },
-  });
-
-/** Revokes keys, evicts them at once, and announces each revocation. */
-export async function revokeKeys(
-  runtime: Runtime,
-  em: EntityManager,
-  where: FilterQuery<ApiKey>,
-  reason: string,
-): Promise<string[]> {
-  const at = new Date().toISOString();
-  const revoked = await revokeApiKeys(em, where, reason);
-  const cache = cacheOf(runtime);
-  for (const { id, userId } of revoked) {
-    cache.delete(id);
-    runtime.pubsub.publish('apiKey.revoked', { apiKeyId: id, userId, reason, at });
+    }
+    return ended;
   }
-  return revoked.map(({ id }) => id);
+
+  /**
+   * Ends the open streams of keys that stop working: at once on a revocation event, and through
+   * the periodic batched re-check (lost events, expiry). Returns the stop function.
+   */
+  #watchLiveKeys() {
+    const runtime = this.#runtime;
+    return runtime.live.watch('apiKey', {
+      announced: (end) =>
+        runtime.pubsub.on('apiKey.revoked', ({ apiKeyId, reason, at }) => end(apiKeyId, { reason, at })),
+      recheckMs: runtime.settings.session.recheckSeconds * 1000,
+      findEnded: (ids) => this.endedKeys(ids),
+      // An outage is logged once, by the database (src/outages.ts), not by every re-check.
+      onError: (error) => {
+        if (!isDatabaseUnavailable(error)) {
+          runtime.log.warn({ err: error }, 're-check of the API keys behind open streams failed');
+        }
+      },
+    });
+  }
+
+  /** Revokes keys, evicts them at once, and announces each revocation. */
+  async revokeKeys(em: EntityManager, where: FilterQuery<ApiKey>, reason: string): Promise<string[]> {
+    const at = new Date().toISOString();
+    const revoked = await revokeApiKeys(em, where, reason);
+    for (const { id, userId } of revoked) {
+      this.#cache.delete(id);
+      this.#runtime.pubsub.publish('apiKey.revoked', { apiKeyId: id, userId, reason, at });
+    }
+    return revoked.map(({ id }) => id);
+  }
 }

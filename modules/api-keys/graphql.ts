@@ -9,7 +9,7 @@ import audit from '../audit/index.ts';
 import roles from '../roles/index.ts';
 import sessions from '../sessions/index.ts';
 import { canRevokeKey, canSeeKey } from './access.ts';
-import { currentKey, revokeKeys } from './credential.ts';
+import type { ApiKeys } from './credential.ts';
 import {
   type ApiKeyRecord,
   countActiveKeys,
@@ -64,14 +64,14 @@ async function create(
   return { apiKey: key, secret };
 }
 
-async function revoke(context: RequestContext, id: string) {
+async function revoke(apiKeys: ApiKeys, context: RequestContext, id: string) {
   const key = await findApiKey(context.db.system, id);
   if (!key || !canSeeKey(context.viewer, key)) throw new PorticoError('NOT_FOUND', 'No such API key.');
   if (!canRevokeKey(context.viewer, key)) {
     throw new PorticoError('FORBIDDEN', 'An API key revokes other keys only with scope admin.');
   }
   const reason = key.userId === context.viewer.userId ? 'REVOKED' : 'ADMIN';
-  const revoked = (await revokeKeys(context.runtime, context.db.system, { id: key.id }, reason)).length > 0;
+  const revoked = (await apiKeys.revokeKeys(context.db.system, { id: key.id }, reason)).length > 0;
   if (revoked) {
     await audit.api.record(context, {
       kind: 'API_KEY_REVOKED',
@@ -82,7 +82,7 @@ async function revoke(context: RequestContext, id: string) {
   return revoked;
 }
 
-export function registerApiKeys(builder: Builder) {
+export function registerApiKeys(builder: Builder, self: (context: RequestContext) => ApiKeys) {
   builder.node(ApiKeyRef, {
     id: { resolve: (key) => key.id },
     loadMany: async (ids, { db, viewer }) =>
@@ -117,7 +117,7 @@ export function registerApiKeys(builder: Builder) {
       type: ApiKeyRef,
       nullable: true,
       description: 'The API key that authenticated this request, if any.',
-      resolve: (viewer, _args, { runtime }) => currentKey(runtime, viewer)?.key ?? null,
+      resolve: (viewer, _args, context) => self(context).currentKey(viewer)?.key ?? null,
     }),
     apiKeys: t.field({
       type: [ApiKeyRef],
@@ -143,7 +143,7 @@ export function registerApiKeys(builder: Builder) {
       description: 'An API key may revoke itself; other keys only with scope admin.',
       authScopes: { authenticated: true },
       args: { id: t.arg.id({ required: true }) },
-      resolve: (_root, { id }, context) => revoke(context, fromGlobalId(String(id), 'ApiKey')),
+      resolve: (_root, { id }, context) => revoke(self(context), context, fromGlobalId(String(id), 'ApiKey')),
     }),
   }));
 }

@@ -21,8 +21,7 @@ export default defineModule({
   graphql: registerBlobs,
   scopes: (settings) => blobScopes(settings.blobs),
   multipartFileBytes: (settings) => settings.blobs.maxBytes,
-  routes: blobRoutes,
-  start: startStorage,
+  setup: (runtime) => ({ routes: blobRoutes, start: () => startStorage(runtime) }),
   /** `createFsStorage(root)`: the default driver, for configurations that wrap or relocate it. */
   api: { BlobRef, createFsStorage },
 });

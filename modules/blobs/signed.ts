@@ -1,7 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Runtime, Viewer } from '../../src/index.ts';
-import apiKeys from '../api-keys/index.ts';
-import sessions from '../sessions/index.ts';
 import { blobPath } from './store.ts';
 
 /** The longest a signed URL may live: 7 days. */
@@ -63,9 +61,6 @@ export async function signatureAllows(
     .some(Boolean);
   if (!valid) return false;
   const [, kind, credential] = signer as unknown as [string, 's' | 'k', string];
-  const ended =
-    kind === 's'
-      ? await sessions.api.endedSessions(runtime, [credential])
-      : await apiKeys.api.endedKeys(runtime, [credential]);
+  const ended = await runtime.live.findEnded(kind === 's' ? 'session' : 'apiKey', [credential]);
   return !ended.has(credential);
 }

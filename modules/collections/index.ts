@@ -15,7 +15,9 @@ export default defineModule({
   entities: { store: [DocumentSchema, IndexEntrySchema, BuiltIndexSchema] },
   graphql: registerCollections,
   scopes: (settings) => [...definitions(settings).values()].flatMap(collectionScopes),
-  prepareStore: (runtime, em) => syncIndexes(runtime, em, definitions(runtime.settings)),
+  setup: (runtime) => ({
+    prepareStore: (em) => syncIndexes(runtime, em, definitions(runtime.settings)),
+  }),
   /** Server-side document access (see store.ts): the same rules and events as GraphQL, no viewer rules. */
   api: {
     definitions,

@@ -24,5 +24,5 @@ export default defineModule({
     'blobs',
     'leases',
   ],
-  routes: consoleRoutes(CONSOLE_DIR),
+  setup: () => ({ routes: consoleRoutes(CONSOLE_DIR) }),
 });

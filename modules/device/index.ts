@@ -1,5 +1,5 @@
 import { defineModule } from '../../src/index.ts';
-import type { LoginMethod } from '../sessions/index.ts';
+import sessions, { type LoginMethod } from '../sessions/index.ts';
 import { deviceConfig } from './config.ts';
 import { DeviceAuthorizationSchema } from './entities.ts';
 import { answer } from './flows.ts';
@@ -17,7 +17,8 @@ export default defineModule({
   dependsOn: ['sessions', 'users', 'roles', 'api-keys', 'rate-limits', 'audit'],
   config: deviceConfig,
   entities: { system: [DeviceAuthorizationSchema] },
-  routes: deviceRoutes,
+  contributes: [sessions.api.loginMethods.with(deviceMethod)],
+  setup: () => ({ routes: deviceRoutes }),
   graphql(builder) {
     builder.mutationFields((t) => ({
       approveDevice: t.boolean({
@@ -33,5 +34,4 @@ export default defineModule({
       }),
     }));
   },
-  api: { loginMethod: deviceMethod },
 });

@@ -9,8 +9,6 @@ export default defineModule({
   name: 'invites',
   dependsOn: ['sessions', 'users', 'roles', 'audit'],
   graphql: registerInvites,
-  start() {
-    sessions.api.registerTokenPurpose(INVITE_PURPOSE, redeemInvite);
-  },
+  contributes: [sessions.api.tokenPurposes.with({ purpose: INVITE_PURPOSE, redeem: redeemInvite })],
   api: { InviteRef },
 });

@@ -9,8 +9,6 @@ import { checkFence } from './service.ts';
 export type { HeldLease } from './locks.ts';
 export type { Fence } from './service.ts';
 
-const stops = new WeakMap<object, () => Promise<void>>();
-
 /**
  * TTL locks with fencing tokens, in the business database: one row per key whose token
  * only grows; acquire, renew and release are single conditional statements on the
@@ -23,12 +21,15 @@ export default defineModule({
   entities: { store: [LeaseSchema] },
   graphql: registerLeases,
   scopes: () => [{ name: LEASES_SCOPE, grants: 'acquire, renew and release leases', everyone: true }],
-  start(runtime) {
-    releaseWaiters(runtime);
-    stops.set(runtime, releaseOnRevocation(runtime));
-  },
-  async stop(runtime) {
-    await stops.get(runtime)?.();
+  setup(runtime) {
+    let stopReleasing: (() => Promise<void>) | undefined;
+    return {
+      start() {
+        releaseWaiters(runtime);
+        stopReleasing = releaseOnRevocation(runtime);
+      },
+      stop: () => stopReleasing?.(),
+    };
   },
   api: { FenceInput, checkFence, withLease },
 });

@@ -142,7 +142,7 @@ describe.each(backends)('leases on %s', (backend) => {
 
   it('enforces the limits of CONFIG.md at and past the edge', async () => {
     const alice = await newUser();
-    const key256 = 'k'.repeat(255) + 'é';
+    const key256 = `${'k'.repeat(255)}é`;
     expect(await acquire(alice, key256, 60, 0)).toMatchObject({ key: key256, token: 1 });
     for (const variables of [
       { key: 'k'.repeat(257), ttl: 1 },

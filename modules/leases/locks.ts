@@ -7,8 +7,6 @@ import {
   type Runtime,
   type Settings,
 } from '../../src/index.ts';
-import apiKeys from '../api-keys/index.ts';
-import sessions from '../sessions/index.ts';
 import { apiKeyHolder, credentialsOf, serverHolder, sessionHolder } from './access.ts';
 import * as service from './service.ts';
 
@@ -262,8 +260,8 @@ async function sweepEndedHolders(runtime: Runtime) {
   const { sessionIds, apiKeyIds } = credentialsOf(holders);
   if (sessionIds.length === 0 && apiKeyIds.length === 0) return;
   const [endedSessions, endedKeys] = await Promise.all([
-    sessions.api.endedSessions(runtime, sessionIds),
-    apiKeys.api.endedKeys(runtime, apiKeyIds),
+    runtime.live.findEnded('session', sessionIds),
+    runtime.live.findEnded('apiKey', apiKeyIds),
   ]);
   const ended = [...[...endedSessions.keys()].map(sessionHolder), ...[...endedKeys.keys()].map(apiKeyHolder)];
   if (ended.length > 0) await releaseHolders(runtime, ended);

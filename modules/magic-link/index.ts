@@ -2,14 +2,15 @@ import {
   csrfOk,
   defineModule,
   html,
+  type ModuleInstance,
   PorticoError,
   type RequestContext,
   readForm,
   renderPage,
 } from '../../src/index.ts';
-import mail from '../mail/index.ts';
+import mail, { type Mail } from '../mail/index.ts';
 import rateLimits from '../rate-limits/index.ts';
-import type { LoginMethod, TokenRedeemer } from '../sessions/index.ts';
+import type { LoginMethod, Sessions, TokenRedeemer } from '../sessions/index.ts';
 import sessions from '../sessions/index.ts';
 import users from '../users/index.ts';
 
@@ -31,9 +32,9 @@ const magicLinkMethod: LoginMethod = {
  * answer are the same whether or not an account exists. The link is issued and mailed
  * in the background; failures go to the log.
  */
-async function requestLoginLink(context: RequestContext, email: string): Promise<boolean> {
+async function requestLoginLink(links: LoginLinks, context: RequestContext, email: string): Promise<boolean> {
   const { runtime } = context;
-  if (!sessions.api.isMethodEnabled(runtime, magicLinkMethod.id)) {
+  if (!links.sessions.signIn.isEnabled(magicLinkMethod.id)) {
     throw new PorticoError('FORBIDDEN', 'The "magic-link" login method is not enabled.');
   }
   const address = users.api.normalizeEmail(email);
@@ -48,7 +49,7 @@ async function requestLoginLink(context: RequestContext, email: string): Promise
       new Date(runtime.clock.now()),
     );
     const link = `${runtime.env.publicUrl}/auth/redeem?token=${token}`;
-    await mail.api.send(runtime, {
+    await links.mail.send({
       to: user.email,
       subject: 'Your sign-in link',
       text: `Sign in to Portico with this link. It works once, for 15 minutes:\n\n${link}\n\nIf you did not ask for it, ignore this message.\n`,
@@ -67,7 +68,7 @@ const redeemLoginLink: TokenRedeemer = async (context, token) => {
 };
 
 /** The /login page's magic-link form posts here; the answer never depends on the address. */
-async function requestFromForm(request: Request, context: RequestContext) {
+async function requestFromForm(links: LoginLinks, request: Request, context: RequestContext) {
   const form = await readForm(request);
   if (!form || !csrfOk(request, form, context.runtime.env.publicUrl)) {
     return renderPage({
@@ -77,7 +78,7 @@ async function requestFromForm(request: Request, context: RequestContext) {
     });
   }
   try {
-    await requestLoginLink(context, form.get('email') ?? '');
+    await requestLoginLink(links, context, form.get('email') ?? '');
   } catch (error) {
     if (!(error instanceof PorticoError)) throw error;
     return renderPage({
@@ -92,22 +93,41 @@ async function requestFromForm(request: Request, context: RequestContext) {
   });
 }
 
+/** What sending a link needs in one gateway: its mail and its login methods. */
+interface LoginLinks {
+  readonly mail: Mail;
+  readonly sessions: Sessions;
+}
+
+/** Sign-in links by mail: `requestLoginLink`, the /login form, and the `login` token purpose. */
 export default defineModule({
   name: 'magic-link',
-  routes: [{ method: 'POST', path: '/auth/login-link', handler: requestFromForm }],
   dependsOn: ['sessions', 'users', 'mail', 'rate-limits'],
-  start() {
-    sessions.api.registerTokenPurpose(LOGIN_PURPOSE, redeemLoginLink);
+  contributes: [
+    sessions.api.loginMethods.with(magicLinkMethod),
+    sessions.api.tokenPurposes.with({ purpose: LOGIN_PURPOSE, redeem: redeemLoginLink }),
+  ],
+  setup(_runtime, use): LoginLinks & ModuleInstance {
+    const links: LoginLinks = { mail: use(mail), sessions: use(sessions) };
+    return {
+      ...links,
+      routes: [
+        {
+          method: 'POST',
+          path: '/auth/login-link',
+          handler: (request, context) => requestFromForm(links, request, context),
+        },
+      ],
+    };
   },
-  graphql(builder) {
+  graphql(builder, self) {
     builder.mutationField('requestLoginLink', (t) =>
       t.boolean({
         description: 'Always true, whether or not the address has an account.',
         authScopes: { public: true },
         args: { email: t.arg.string({ required: true }) },
-        resolve: (_root, { email }, context) => requestLoginLink(context, email),
+        resolve: (_root, { email }, context) => requestLoginLink(self(context), context, email),
       }),
     );
   },
-  api: { loginMethod: magicLinkMethod },
 });

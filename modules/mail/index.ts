@@ -1,27 +1,30 @@
-import { defineModule, type Runtime } from '../../src/index.ts';
+import { defineModule, type ModuleInstance } from '../../src/index.ts';
 import { mailConfig } from './config.ts';
-import { createMailer, type Mailer, type Message } from './service.ts';
+import { createMailer, type Message } from './service.ts';
 
 export type { Message };
 
-const mailers = new WeakMap<Runtime, Mailer>();
+/** The mail module of one gateway, as dependent modules use it. */
+export interface Mail {
+  /** Sends one message; throws when the transport refuses it. */
+  send(message: Message): Promise<void>;
+}
 
 /** Outgoing mail: the console transport (prints whole messages to the log) or SMTP via nodemailer. */
 export default defineModule({
   name: 'mail',
   config: mailConfig,
-  start(runtime) {
-    mailers.set(runtime, createMailer(runtime));
-  },
-  stop(runtime) {
-    mailers.get(runtime)?.close();
-  },
-  api: {
-    /** Sends one message; throws when the transport refuses it. */
-    send(runtime: Runtime, message: Message): Promise<void> {
-      const mailer = mailers.get(runtime);
-      if (!mailer) throw new Error('The mail module has not started');
-      return mailer.send(message);
-    },
+  setup(runtime): Mail & ModuleInstance {
+    // Created on first use: a command that sends nothing opens no SMTP pool.
+    let mailer: ReturnType<typeof createMailer> | undefined;
+    return {
+      send(message: Message): Promise<void> {
+        mailer ??= createMailer(runtime);
+        return mailer.send(message);
+      },
+      stop() {
+        mailer?.close();
+      },
+    };
   },
 });

@@ -1,5 +1,5 @@
 import { defineModule, PorticoError } from '../../src/index.ts';
-import type { LoginMethod } from '../sessions/index.ts';
+import sessions, { type LoginMethod } from '../sessions/index.ts';
 import { remoteLoginConfig } from './config.ts';
 import { RemoteIdentitySchema } from './entities.ts';
 import { askRemote, upsertRemoteUser } from './service.ts';
@@ -29,5 +29,5 @@ export default defineModule({
       ? ['remoteLogin.endpoint: required when methods include "remote"']
       : [],
   entities: { system: [RemoteIdentitySchema] },
-  api: { loginMethod: remoteMethod },
+  contributes: [sessions.api.loginMethods.with(remoteMethod)],
 });

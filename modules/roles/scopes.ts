@@ -1,4 +1,4 @@
-import type { Runtime, Settings } from '../../src/index.ts';
+import type { ModuleInstance, Runtime, Settings } from '../../src/index.ts';
 import type { AccessRule } from './access.ts';
 import { ADMIN } from './config.ts';
 import { rolesFrom } from './service.ts';
@@ -13,7 +13,7 @@ export interface ScopeMeaning {
 }
 
 declare module '../../src/module.ts' {
-  interface ModuleDefinition<Api> {
+  interface ModuleDefinition<Api, Instance extends ModuleInstance> {
     /** The scopes this module's rules give meaning to: what API keys need, and what the console explains. */
     scopes?: (settings: Settings) => ScopeMeaning[];
   }

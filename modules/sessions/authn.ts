@@ -1,10 +1,12 @@
 import type { EntityManager, FilterQuery } from '@mikro-orm/core';
+import type { SqlEntityManager } from '@mikro-orm/sql';
 import {
   anonymousViewer,
   type CredentialEnd,
   every,
   inBatches,
   isDatabaseUnavailable,
+  type ModuleInstance,
   PorticoError,
   type RequestContext,
   type Runtime,
@@ -26,6 +28,7 @@ import {
   unsealCredential,
 } from './cookie.ts';
 import type { RevocationReason, Session } from './entities.ts';
+import { SignInMethods } from './methods.ts';
 import {
   BOOTSTRAPPED,
   createSession,
@@ -48,8 +51,6 @@ declare module '../../src/pubsub.ts' {
     'session.created': { sessionId: string; userId: string; at: string };
     /** A session ended before its time, or was found expired. */
     'session.revoked': { sessionId: string; userId: string; reason: RevocationReason; at: string };
-    /** A user's record changed: cached copies must be dropped. */
-    'user.changed': { userId: string };
   }
 }
 
@@ -74,270 +75,305 @@ function recordUse(cache: SessionCache, session: SessionRecord, settings: Sessio
   return false;
 }
 
-interface SessionState {
-  readonly cache: SessionCache;
-  readonly passwords: Passwords;
-  /** Seals stop opening after the absolute timeout, whatever the row says. */
-  readonly sealTtlSeconds: number;
-  /** Run, awaited, when a user is disabled (other credentials than sessions end too). */
-  readonly disableHooks: Set<UserDisabledHook>;
-  bootstrapped: boolean;
-}
-
-export type UserDisabledHook = (em: EntityManager, userId: string) => Promise<void>;
-
-/** Lets a module end its own credentials of a user being disabled, before the mutation returns. */
-export function onUserDisabled(runtime: Runtime, hook: UserDisabledHook) {
-  sessionState(runtime).disableHooks.add(hook);
-}
-
-const states = new WeakMap<Runtime, SessionState>();
-
-/** Per-gateway state, so that several gateways in one process stay apart. */
-export function sessionState(runtime: Runtime): SessionState {
-  let state = states.get(runtime);
-  if (!state) {
-    state = {
-      cache: new SessionCache(runtime.clock),
-      passwords: passwords(runtime.env),
-      sealTtlSeconds: runtime.settings.session.absoluteTimeoutHours * 3600,
-      disableHooks: new Set(),
-      bootstrapped: false,
-    };
-    states.set(runtime, state);
-    const { cache } = state;
-    runtime.pubsub.on('session.revoked', ({ sessionId }) => cache.evictSession(sessionId));
-    runtime.pubsub.on('user.changed', ({ userId }) => cache.evictUser(userId));
-    runtime.pubsub.onGap(() => cache.evictAll());
-  }
-  return state;
-}
+export const BOOTSTRAP_PURPOSE = 'bootstrap';
 
 /**
- * The credential resolver for the session cookie. Anything wrong with the cookie
- * (garbage, tampered, expired, revoked, disabled user) makes the request anonymous.
+ * The sessions module in one gateway: the credential check with its cache, revocation, sign-in,
+ * the background writes of last uses and the re-check of open streams, and bootstrap.
  */
-export async function resolveSessionViewer(request: Request, runtime: Runtime): Promise<Viewer | null> {
-  const sealed = readSessionCookie(request, runtime.settings.session);
-  if (!sealed) return null;
-  const state = sessionState(runtime);
-  const knownId = state.cache.sessionIdOf(sealed);
-  const cached = knownId ? state.cache.snapshot(knownId) : undefined;
-  if (cached) {
+export class Sessions implements ModuleInstance {
+  readonly runtime: Runtime;
+  readonly cache: SessionCache;
+  readonly #passwords: Passwords;
+  /** Seals stop opening after the absolute timeout, whatever the row says. */
+  readonly #sealTtlSeconds: number;
+  #bootstrapped = false;
+  #signIn: SignInMethods | undefined;
+  #stops: (() => Promise<void> | void)[] = [];
+
+  constructor(runtime: Runtime) {
+    this.runtime = runtime;
+    this.cache = new SessionCache(runtime.clock);
+    this.#passwords = passwords(runtime.env);
+    this.#sealTtlSeconds = runtime.settings.session.absoluteTimeoutHours * 3600;
+  }
+
+  readonly credentials = (context: RequestContext) => this.#resolveViewer(context);
+
+  /** The login methods and token purposes the modules contribute (known once every module is set up). */
+  get signIn(): SignInMethods {
+    this.#signIn ??= new SignInMethods(this.runtime);
+    return this.#signIn;
+  }
+
+  async start() {
+    const enabled = this.signIn.enabled.map((method) => method.id);
+    const unavailable = this.runtime.settings.methods.filter((method) => !enabled.includes(method));
+    if (unavailable.length > 0) {
+      this.runtime.log.warn(
+        { methods: unavailable },
+        'login methods configured but not available in this build',
+      );
+    }
+    const { pubsub } = this.runtime;
+    const { cache } = this;
+    this.#stops.push(
+      pubsub.on('session.revoked', ({ sessionId }) => cache.evictSession(sessionId)),
+      pubsub.on('user.changed', ({ userId }) => cache.evictUser(userId)),
+      pubsub.onGap(() => cache.evictAll()),
+      this.#watchLiveSessions(),
+      this.#writeDueUses(),
+    );
+    const link = await this.issueBootstrapLink();
+    if (link)
+      this.runtime.log.info({ bootstrap: true }, `No admin yet. Create the first admin here: ${link}`);
+  }
+
+  async stop() {
+    for (const stop of this.#stops.splice(0)) await stop();
+  }
+
+  /**
+   * The credential resolver for the session cookie. Anything wrong with the cookie
+   * (garbage, tampered, expired, revoked, disabled user) makes the request anonymous.
+   */
+  async #resolveViewer(context: RequestContext): Promise<Viewer | null> {
+    const { runtime, cache } = this;
+    const sealed = readSessionCookie(context.request, runtime.settings.session);
+    if (!sealed) return null;
+    const knownId = cache.sessionIdOf(sealed);
+    const cached = knownId ? cache.snapshot(knownId) : undefined;
+    if (cached) {
+      const settings = runtime.settings.session;
+      const now = runtime.clock.now();
+      if (isInUse(cache, cached.session, settings, now)) {
+        if (!recordUse(cache, cached.session, settings, now)) return cached.viewer;
+        // lastSeenAt is due: the reload below writes it (and refreshes the snapshot).
+      }
+      // Else the row may know a later use (another instance's): the reload below decides.
+    }
+
+    let sessionId = knownId;
+    let secret: string | undefined;
+    if (!sessionId) {
+      const credential = await unsealCredential(sealed, this.#passwords.open, this.#sealTtlSeconds);
+      if (!credential) return null;
+      sessionId = credential.id;
+      secret = credential.secret;
+    }
+    const snapshot = await this.#loadSnapshot(context.db.system, sessionId, secret);
+    if (!snapshot) {
+      cache.forgetSeal(sealed);
+      return null;
+    }
+    cache.rememberSeal(sealed, sessionId);
+    cache.store(snapshot);
+    return snapshot.viewer;
+  }
+
+  /** Loads a session and its user; verifies the secret when given (first sight of this seal). */
+  async #loadSnapshot(
+    em: SqlEntityManager,
+    sessionId: string,
+    secret?: string,
+  ): Promise<SessionSnapshot | null> {
+    const { runtime, cache } = this;
+    const session = await findSession(em, sessionId);
+    if (!session) return null;
+    if (secret !== undefined && !sameDigest(sha256(secret), session.secretHash)) return null;
+    if (session.revokedAt) return null;
     const settings = runtime.settings.session;
     const now = runtime.clock.now();
-    if (isInUse(state.cache, cached.session, settings, now)) {
-      if (!recordUse(state.cache, cached.session, settings, now)) return cached.viewer;
-      // lastSeenAt is due: the reload below writes it (and refreshes the snapshot).
+    if (!isInUse(cache, session, settings, now)) {
+      const where = { $and: [{ id: session.id }, endedBy(settings, now)] };
+      await this.revoke(em, where, 'EXPIRED');
+      return null;
     }
-    // Else the row may know a later use (another instance's): the reload below decides.
+    const user = await users.api.findUser(em, session.userId);
+    if (!user || user.disabled) return null;
+
+    let record = sessionRecord(session);
+    if (recordUse(cache, session, settings, now)) {
+      await touchSessions(em, [[session.id, now]]);
+      record = { ...record, lastSeenAt: new Date(now) };
+      cache.written(session.id, now);
+    }
+    return {
+      session: record,
+      user: users.api.userRecord(user),
+      viewer: Object.freeze({
+        userId: user.id,
+        scopes: roles.api.scopesOf(runtime.settings, user.roles),
+        sessionId: session.id,
+        apiKeyId: null,
+        keyScopes: null,
+      }),
+    };
   }
 
-  let sessionId = knownId;
-  let secret: string | undefined;
-  if (!sessionId) {
-    const credential = await unsealCredential(sealed, state.passwords.open, state.sealTtlSeconds);
-    if (!credential) return null;
-    sessionId = credential.id;
-    secret = credential.secret;
+  /** The cached snapshot behind the viewer's session, if it has one. */
+  currentSnapshot(viewer: Viewer): SessionSnapshot | undefined {
+    return viewer.sessionId ? this.cache.snapshot(viewer.sessionId) : undefined;
   }
-  const snapshot = await loadSnapshot(runtime, sessionId, secret);
-  if (!snapshot) {
-    state.cache.forgetSeal(sealed);
-    return null;
-  }
-  state.cache.rememberSeal(sealed, sessionId);
-  state.cache.store(snapshot);
-  return snapshot.viewer;
-}
 
-/** Loads a session and its user; verifies the secret when given (first sight of this seal). */
-async function loadSnapshot(
-  runtime: Runtime,
-  sessionId: string,
-  secret?: string,
-): Promise<SessionSnapshot | null> {
-  const em = runtime.db.system.em.fork();
-  const session = await findSession(em, sessionId);
-  if (!session) return null;
-  if (secret !== undefined && !sameDigest(sha256(secret), session.secretHash)) return null;
-  if (session.revokedAt) return null;
-  const settings = runtime.settings.session;
-  const { cache } = sessionState(runtime);
-  const now = runtime.clock.now();
-  if (!isInUse(cache, session, settings, now)) {
-    await expire(runtime, session.id);
-    return null;
+  /**
+   * Writes the uses that were not written at once when their quarter window has ended, in
+   * batches, from one timer per instance; when stopped, all that are left (shutdown).
+   * Returns the stop function.
+   */
+  #writeDueUses(): () => Promise<void> {
+    const timer = every(touchIntervalMs(this.runtime.settings.session), () =>
+      this.#writeUses(this.runtime.clock.now()),
+    );
+    return async () => {
+      await timer.stop();
+      await this.#writeUses(Number.POSITIVE_INFINITY);
+    };
   }
-  const user = await users.api.findUser(em, session.userId);
-  if (!user || user.disabled) return null;
 
-  if (recordUse(cache, session, settings, now)) {
-    await touchSessions(em, [[session.id, now]]);
-    session.lastSeenAt = new Date(now);
-    cache.written(session.id, now);
+  async #writeUses(dueBy: number) {
+    const { cache } = this;
+    const uses = cache.takeUnwritten(dueBy);
+    const em = this.runtime.db.system.em.fork();
+    for (const batch of inBatches(uses.keys(), 500)) {
+      const touched = batch.map((id) => [id, uses.get(id)!.at] as const);
+      try {
+        await touchSessions(em, touched);
+        for (const [id, at] of touched) cache.written(id, at);
+      } catch (error) {
+        for (const id of batch) cache.deferUse(id, uses.get(id)!);
+        this.runtime.log.warn(
+          { err: error },
+          'writing the last uses of sessions failed; retried on the next round',
+        );
+      }
+    }
   }
-  return {
-    session: sessionRecord(session),
-    user: users.api.userRecord(user),
-    viewer: Object.freeze({
+
+  /**
+   * Which of these sessions have ended, and why: a batched check for whatever outlives a request
+   * on a session's behalf (open streams, leases, signed URLs). Sessions found past a timeout are
+   * revoked as EXPIRED, which announces them like any revocation.
+   */
+  async endedSessions(ids: Iterable<string>): Promise<Map<string, CredentialEnd>> {
+    const { runtime, cache } = this;
+    const ended = new Map<string, CredentialEnd>();
+    const em = runtime.db.system.em.fork();
+    const now = runtime.clock.now();
+    const settings = runtime.settings.session;
+    const expired: string[] = [];
+    for (const batch of inBatches(ids)) {
+      const sessions = await loadSessions(em, batch);
+      batch.forEach((id, i) => {
+        const session = sessions[i];
+        if (!session) {
+          ended.set(id, { reason: 'REVOKED', at: new Date(now).toISOString() });
+        } else if (session.revokedAt) {
+          ended.set(id, { reason: session.revokedReason ?? 'REVOKED', at: session.revokedAt.toISOString() });
+        } else if (!isInUse(cache, session, settings, now)) {
+          expired.push(id);
+        }
+      });
+    }
+    for (const batch of inBatches(expired)) {
+      const where = { $and: [{ id: { $in: batch } }, endedBy(settings, now)] };
+      const revoked = await this.revoke(em, where, 'EXPIRED');
+      for (const { id } of revoked) ended.set(id, { reason: 'EXPIRED', at: new Date(now).toISOString() });
+    }
+    return ended;
+  }
+
+  /**
+   * Ends the open streams of sessions that end: at once on a revocation event (from any
+   * instance), and through the periodic batched re-check, which catches lost events and
+   * timeouts. Returns the stop function.
+   */
+  #watchLiveSessions() {
+    const { runtime } = this;
+    return runtime.live.watch('session', {
+      announced: (end) =>
+        runtime.pubsub.on('session.revoked', ({ sessionId, reason, at }) => end(sessionId, { reason, at })),
+      recheckMs: runtime.settings.session.recheckSeconds * 1000,
+      findEnded: (ids) => this.endedSessions(ids),
+      // An outage is logged once, by the database (src/outages.ts), not by every re-check.
+      onError: (error) => {
+        if (!isDatabaseUnavailable(error)) {
+          runtime.log.warn({ err: error }, 're-check of the sessions behind open streams failed');
+        }
+      },
+    });
+  }
+
+  /** Revokes sessions, evicts them from the cache at once, and announces each revocation. */
+  async revoke(em: EntityManager, where: FilterQuery<Session>, reason: RevocationReason): Promise<Revoked[]> {
+    const { runtime, cache } = this;
+    const at = new Date(runtime.clock.now());
+    const revoked = await revokeSessions(em, where, reason, at);
+    for (const { id, userId } of revoked) {
+      cache.evictSession(id);
+      runtime.pubsub.publish('session.revoked', { sessionId: id, userId, reason, at: at.toISOString() });
+    }
+    return revoked;
+  }
+
+  /**
+   * Signs the user in with a new session (the request's previous one is revoked),
+   * sets the cookie, and records the login time.
+   */
+  async startSession(context: RequestContext, userId: string, method: string) {
+    const { runtime, db, viewer, request } = context;
+    const settings = runtime.settings.session;
+    if (viewer.sessionId) await this.revoke(db.system, { id: viewer.sessionId }, 'LOGOUT');
+    const user = await users.api.findUser(db.system, userId);
+    if (!user) throw new PorticoError('NOT_FOUND', 'No such user.');
+    const { session, credential } = createSession(
+      db.system,
+      { userId, method, ip: context.ip, userAgent: request.headers.get('user-agent') },
+      settings,
+      new Date(runtime.clock.now()),
+    );
+    user.lastLoginAt = session.createdAt;
+    await db.system.flush();
+    runtime.pubsub.publish('session.created', {
+      sessionId: session.id,
+      userId,
+      at: session.createdAt.toISOString(),
+    });
+    const sealed = await sealCredential(credential, this.#passwords.seal, this.#sealTtlSeconds);
+    context.response.setCookie(sessionCookie(sealed, settings));
+    context.setViewer({
       userId: user.id,
       scopes: roles.api.scopesOf(runtime.settings, user.roles),
       sessionId: session.id,
       apiKeyId: null,
       keyScopes: null,
-    }),
-  };
-}
-
-/** The cached snapshot behind the request's session, if the request has one. */
-export function currentSnapshot(context: RequestContext): SessionSnapshot | undefined {
-  const { sessionId } = context.viewer;
-  return sessionId ? sessionState(context.runtime).cache.snapshot(sessionId) : undefined;
-}
-
-async function expire(runtime: Runtime, sessionId: string) {
-  const where = { $and: [{ id: sessionId }, endedBy(runtime.settings.session, runtime.clock.now())] };
-  await revoke(runtime, runtime.db.system.em.fork(), where, 'EXPIRED');
-}
-
-/**
- * Writes the uses that were not written at once when their quarter window has ended, in
- * batches, from one timer per instance; when stopped, all that are left (shutdown).
- * Returns the stop function.
- */
-export function writeDueUses(runtime: Runtime): () => Promise<void> {
-  const timer = every(touchIntervalMs(runtime.settings.session), () =>
-    writeUses(runtime, runtime.clock.now()),
-  );
-  return async () => {
-    await timer.stop();
-    await writeUses(runtime, Number.POSITIVE_INFINITY);
-  };
-}
-
-async function writeUses(runtime: Runtime, dueBy: number) {
-  const { cache } = sessionState(runtime);
-  const uses = cache.takeUnwritten(dueBy);
-  const em = runtime.db.system.em.fork();
-  for (const batch of inBatches(uses.keys(), 500)) {
-    const touched = batch.map((id) => [id, uses.get(id)!.at] as const);
-    try {
-      await touchSessions(em, touched);
-      for (const [id, at] of touched) cache.written(id, at);
-    } catch (error) {
-      for (const id of batch) cache.deferUse(id, uses.get(id)!);
-      runtime.log.warn({ err: error }, 'writing the last uses of sessions failed; retried on the next round');
-    }
-  }
-}
-
-/**
- * Which of these sessions have ended, and why: a batched check for whatever outlives a request
- * on a session's behalf (open streams, leases, signed URLs). Sessions found past a timeout are
- * revoked as EXPIRED, which announces them like any revocation.
- */
-export async function endedSessions(
-  runtime: Runtime,
-  ids: Iterable<string>,
-): Promise<Map<string, CredentialEnd>> {
-  const ended = new Map<string, CredentialEnd>();
-  const em = runtime.db.system.em.fork();
-  const now = runtime.clock.now();
-  const settings = runtime.settings.session;
-  const { cache } = sessionState(runtime);
-  const expired: string[] = [];
-  for (const batch of inBatches(ids)) {
-    const sessions = await loadSessions(em, batch);
-    batch.forEach((id, i) => {
-      const session = sessions[i];
-      if (!session) {
-        ended.set(id, { reason: 'REVOKED', at: new Date(now).toISOString() });
-      } else if (session.revokedAt) {
-        ended.set(id, { reason: session.revokedReason ?? 'REVOKED', at: session.revokedAt.toISOString() });
-      } else if (!isInUse(cache, session, settings, now)) {
-        expired.push(id);
-      }
     });
+    return { user, session };
   }
-  for (const batch of inBatches(expired)) {
-    const where = { $and: [{ id: { $in: batch } }, endedBy(settings, now)] };
-    const revoked = await revoke(runtime, em, where, 'EXPIRED');
-    for (const { id } of revoked) ended.set(id, { reason: 'EXPIRED', at: new Date(now).toISOString() });
+
+  /** True until the first admin exists; once false it stays false (checked in the database once). */
+  async needsBootstrap(em: EntityManager): Promise<boolean> {
+    if (this.#bootstrapped) return false;
+    this.#bootstrapped = (await hasFlag(em, BOOTSTRAPPED)) || (await users.api.adminExists(em));
+    return !this.#bootstrapped;
   }
-  return ended;
-}
 
-/**
- * Ends the open streams of sessions that end: at once on a revocation event (from any
- * instance), and through the periodic batched re-check, which catches lost events and
- * timeouts. Returns the stop function.
- */
-export const watchLiveSessions = (runtime: Runtime) =>
-  runtime.live.watch('session', {
-    announced: (end) =>
-      runtime.pubsub.on('session.revoked', ({ sessionId, reason, at }) => end(sessionId, { reason, at })),
-    recheckMs: runtime.settings.session.recheckSeconds * 1000,
-    findEnded: (ids) => endedSessions(runtime, ids),
-    // An outage is logged once, by the database (src/outages.ts), not by every re-check.
-    onError: (error) => {
-      if (!isDatabaseUnavailable(error)) {
-        runtime.log.warn({ err: error }, 're-check of the sessions behind open streams failed');
-      }
-    },
-  });
-
-/** Revokes sessions, evicts them from the cache at once, and announces each revocation. */
-export async function revoke(
-  runtime: Runtime,
-  em: EntityManager,
-  where: FilterQuery<Session>,
-  reason: RevocationReason,
-): Promise<Revoked[]> {
-  const at = new Date(runtime.clock.now());
-  const revoked = await revokeSessions(em, where, reason, at);
-  const { cache } = sessionState(runtime);
-  for (const { id, userId } of revoked) {
-    cache.evictSession(id);
-    runtime.pubsub.publish('session.revoked', { sessionId: id, userId, reason, at: at.toISOString() });
+  /** Issues a bootstrap token and returns its redeem link, or null when bootstrap is closed. */
+  async issueBootstrapLink(): Promise<string | null> {
+    const { runtime } = this;
+    const em = runtime.db.system.em.fork();
+    if (!(await this.needsBootstrap(em))) return null;
+    const { token } = await issueToken(
+      em,
+      { purpose: BOOTSTRAP_PURPOSE, ttlSeconds: null },
+      new Date(runtime.clock.now()),
+    );
+    return `${runtime.env.publicUrl}/auth/redeem?token=${token}`;
   }
-  return revoked;
-}
 
-/**
- * Signs the user in with a new session (the request's previous one is revoked),
- * sets the cookie, and records the login time.
- */
-export async function startSession(context: RequestContext, userId: string, method: string) {
-  const { runtime, db, viewer, request } = context;
-  const settings = runtime.settings.session;
-  if (viewer.sessionId) await revoke(runtime, db.system, { id: viewer.sessionId }, 'LOGOUT');
-  const user = await users.api.findUser(db.system, userId);
-  if (!user) throw new PorticoError('NOT_FOUND', 'No such user.');
-  const { session, credential } = createSession(
-    db.system,
-    { userId, method, ip: context.ip, userAgent: request.headers.get('user-agent') },
-    settings,
-    new Date(runtime.clock.now()),
-  );
-  user.lastLoginAt = session.createdAt;
-  await db.system.flush();
-  runtime.pubsub.publish('session.created', {
-    sessionId: session.id,
-    userId,
-    at: session.createdAt.toISOString(),
-  });
-  const state = sessionState(runtime);
-  const sealed = await sealCredential(credential, state.passwords.seal, state.sealTtlSeconds);
-  context.response.setCookie(sessionCookie(sealed, settings));
-  context.setViewer({
-    userId: user.id,
-    scopes: roles.api.scopesOf(runtime.settings, user.roles),
-    sessionId: session.id,
-    apiKeyId: null,
-    keyScopes: null,
-  });
-  return { user, session };
+  markBootstrapped() {
+    this.#bootstrapped = true;
+  }
 }
 
 /** Clears the cookie; the rest of the request is anonymous. */
@@ -345,31 +381,3 @@ export function signOut(context: RequestContext) {
   context.response.setCookie(clearedSessionCookie(context.runtime.settings.session));
   context.setViewer(anonymousViewer);
 }
-
-// ---------------------------------------------------------------- bootstrap
-
-export const BOOTSTRAP_PURPOSE = 'bootstrap';
-
-/** True until the first admin exists; once false it stays false (checked in the database once). */
-export async function needsBootstrap(runtime: Runtime, em: EntityManager): Promise<boolean> {
-  const state = sessionState(runtime);
-  if (state.bootstrapped) return false;
-  state.bootstrapped = (await hasFlag(em, BOOTSTRAPPED)) || (await users.api.adminExists(em));
-  return !state.bootstrapped;
-}
-
-/** Issues a bootstrap token and returns its redeem link, or null when bootstrap is closed. */
-export async function issueBootstrapLink(runtime: Runtime): Promise<string | null> {
-  const em = runtime.db.system.em.fork();
-  if (!(await needsBootstrap(runtime, em))) return null;
-  const { token } = await issueToken(
-    em,
-    { purpose: BOOTSTRAP_PURPOSE, ttlSeconds: null },
-    new Date(runtime.clock.now()),
-  );
-  return `${runtime.env.publicUrl}/auth/redeem?token=${token}`;
-}
-
-export const markBootstrapped = (runtime: Runtime) => {
-  sessionState(runtime).bootstrapped = true;
-};

@@ -67,7 +67,7 @@ describe.each(backends)('bootstrap on %s', (backend) => {
     const first = await start();
     const tokens = [first.bootstrapToken()];
     for (let i = 0; i < 4; i++) {
-      const link = await sessions.api.issueBootstrapLink(first.gateway.runtime);
+      const link = await first.gateway.runtime.instances.of(sessions).issueBootstrapLink();
       tokens.push(link!.split('token=')[1]!);
     }
     const results = await Promise.all(
@@ -83,7 +83,7 @@ describe.each(backends)('bootstrap on %s', (backend) => {
     expect(
       (await restarted.client().gql<{ auth: { needsBootstrap: boolean } }>(AUTH)).data?.auth.needsBootstrap,
     ).toBe(false);
-    expect(await sessions.api.issueBootstrapLink(restarted.gateway.runtime)).toBeNull();
+    expect(await restarted.gateway.runtime.instances.of(sessions).issueBootstrapLink()).toBeNull();
     for (const token of tokens) {
       const late = await restarted
         .client()

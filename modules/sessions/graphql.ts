@@ -15,10 +15,9 @@ import {
 } from '../../src/index.ts';
 import users, { type UserRecord } from '../users/index.ts';
 import { canSeeSession } from './access.ts';
-import { currentSnapshot, needsBootstrap } from './authn.ts';
+import type { Sessions } from './authn.ts';
 import { REVOCATION_REASONS, type RevocationReason } from './entities.ts';
 import * as flows from './flows.ts';
-import { enabledMethods } from './methods.ts';
 import {
   effectiveExpiry,
   findSession,
@@ -34,7 +33,7 @@ export const SessionRef = schemaBuilder.objectRef<SessionRecord>('Session');
 /** Other modules add their fields to `Viewer` (e.g. the API keys module). */
 export const ViewerRef = schemaBuilder.objectRef<Viewer>('Viewer');
 
-export function registerSessions(builder: Builder) {
+export function registerSessions(builder: Builder, self: (context: RequestContext) => Sessions) {
   const RevocationReasonEnum = builder.enumType('RevocationReason', { values: REVOCATION_REASONS });
   const SignupModeEnum = builder.enumType('SignupMode', {
     values: {
@@ -108,7 +107,7 @@ export function registerSessions(builder: Builder) {
         nullable: true,
         description: 'Null for an anonymous request.',
         resolve: (viewer, _args, context) =>
-          currentSnapshot(context)?.user ??
+          self(context).currentSnapshot(viewer)?.user ??
           (viewer.userId ? users.api.findUser(context.db.system, viewer.userId) : null),
       }),
       session: t.field({
@@ -116,7 +115,7 @@ export function registerSessions(builder: Builder) {
         nullable: true,
         description: 'The session that authenticated this request; null for anonymous and API-key requests.',
         resolve: (viewer, _args, context) =>
-          currentSnapshot(context)?.session ??
+          self(context).currentSnapshot(viewer)?.session ??
           (viewer.sessionId ? findSession(context.db.system, viewer.sessionId) : null),
       }),
       scopes: t.stringList({
@@ -140,11 +139,11 @@ export function registerSessions(builder: Builder) {
       }),
       methods: t.stringList({
         description: 'Ids of the login methods that are enabled, e.g. password, magic-link, remote, device.',
-        resolve: (_info, _args, { runtime }) => enabledMethods(runtime).map((method) => method.id),
+        resolve: (_info, _args, context) => self(context).signIn.enabled.map((method) => method.id),
       }),
       needsBootstrap: t.boolean({
         description: 'True until the first admin exists.',
-        resolve: (_info, _args, { runtime, db }) => needsBootstrap(runtime, db.system),
+        resolve: (_info, _args, context) => self(context).needsBootstrap(context.db.system),
       }),
     }),
   });
@@ -240,13 +239,13 @@ export function registerSessions(builder: Builder) {
       type: AuthPayloadRef,
       authScopes: { public: true },
       args: { input: t.arg({ type: SignUpInput, required: true }) },
-      resolve: (_root, { input }, context) => flows.signUp(context, input),
+      resolve: (_root, { input }, context) => flows.signUp(self(context), context, input),
     }),
     logIn: t.field({
       type: AuthPayloadRef,
       authScopes: { public: true },
       args: { email: t.arg.string({ required: true }), password: t.arg.string({ required: true }) },
-      resolve: (_root, { email, password }, context) => flows.logIn(context, email, password),
+      resolve: (_root, { email, password }, context) => flows.logIn(self(context), context, email, password),
     }),
     logInWith: t.field({
       type: AuthPayloadRef,
@@ -256,11 +255,12 @@ export function registerSessions(builder: Builder) {
         method: t.arg.string({ required: true }),
         credentials: t.arg({ type: 'JSONObject', required: true }),
       },
-      resolve: (_root, args, context) => flows.logInWith(context, args.method, args.credentials),
+      resolve: (_root, args, context) =>
+        flows.logInWith(self(context), context, args.method, args.credentials),
     }),
     logOut: t.boolean({
       authScopes: { public: true },
-      resolve: (_root, _args, context) => flows.logOut(context),
+      resolve: (_root, _args, context) => flows.logOut(self(context), context),
     }),
     redeemToken: t.field({
       type: AuthPayloadRef,
@@ -268,7 +268,8 @@ export function registerSessions(builder: Builder) {
         'Redeems a single-use login, invite or bootstrap token. Invites and bootstrap take a profile.',
       authScopes: { public: true },
       args: { token: t.arg.string({ required: true }), profile: t.arg({ type: ProfileInput }) },
-      resolve: (_root, { token, profile }, context) => flows.redeemToken(context, token, profile),
+      resolve: (_root, { token, profile }, context) =>
+        flows.redeemToken(self(context), context, token, profile),
     }),
     changePassword: t.boolean({
       description: 'Revokes every other session of the user. An API key needs scope admin.',
@@ -278,44 +279,26 @@ export function registerSessions(builder: Builder) {
         newPassword: t.arg.string({ required: true }),
       },
       resolve: (_root, args, context) =>
-        flows.changePassword(context, args.currentPassword, args.newPassword),
+        flows.changePassword(self(context), context, args.currentPassword, args.newPassword),
     }),
     revokeSession: t.boolean({
       description: 'An API key needs scope admin.',
       authScopes: { manageCredentials: true },
       args: { id: t.arg.id({ required: true }) },
-      resolve: (_root, { id }, context) => flows.revokeSession(context, fromGlobalId(String(id), 'Session')),
+      resolve: (_root, { id }, context) =>
+        flows.revokeSession(self(context), context, fromGlobalId(String(id), 'Session')),
     }),
     revokeOtherSessions: t.int({
       description: 'Returns how many sessions were revoked. An API key needs scope admin.',
       authScopes: { manageCredentials: true },
-      resolve: (_root, _args, context) => flows.revokeOtherSessions(context),
-    }),
-    setUserRoles: t.field({
-      type: UserRef,
-      description: "Admin. Revokes the user's sessions (reason ROLES_CHANGED).",
-      authScopes: { admin: true },
-      args: {
-        userId: t.arg.id({ required: true }),
-        roles: t.arg.stringList({ required: true }),
-      },
-      resolve: (_root, args, context) =>
-        flows.setUserRoles(context, fromGlobalId(String(args.userId), 'User'), args.roles),
-    }),
-    setUserDisabled: t.field({
-      type: UserRef,
-      description: "Admin. Disabling revokes the user's sessions and API keys.",
-      authScopes: { admin: true },
-      args: { userId: t.arg.id({ required: true }), disabled: t.arg.boolean({ required: true }) },
-      resolve: (_root, args, context) =>
-        flows.setUserDisabled(context, fromGlobalId(String(args.userId), 'User'), args.disabled),
+      resolve: (_root, _args, context) => flows.revokeOtherSessions(self(context), context),
     }),
     revokeUserSessions: t.int({
       description: 'Admin.',
       authScopes: { admin: true },
       args: { userId: t.arg.id({ required: true }) },
       resolve: (_root, args, context) =>
-        flows.revokeUserSessions(context, fromGlobalId(String(args.userId), 'User')),
+        flows.revokeUserSessions(self(context), context, fromGlobalId(String(args.userId), 'User')),
     }),
   }));
 

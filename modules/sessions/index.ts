@@ -1,71 +1,55 @@
 import { defineModule } from '../../src/index.ts';
-import {
-  BOOTSTRAP_PURPOSE,
-  endedSessions,
-  issueBootstrapLink,
-  onUserDisabled,
-  resolveSessionViewer,
-  revoke,
-  startSession,
-  watchLiveSessions,
-  writeDueUses,
-} from './authn.ts';
-import { BUILTIN_METHODS, sessionsConfig } from './config.ts';
+import users from '../users/index.ts';
+import { BOOTSTRAP_PURPOSE, Sessions } from './authn.ts';
+import { sessionsConfig } from './config.ts';
 import { SessionSchema, SystemFlagSchema, Token, TokenSchema } from './entities.ts';
-import { passwordMethod, redeemBootstrap, registerTokenPurpose } from './flows.ts';
+import { loginMethods, tokenPurposes } from './extensions.ts';
+import { passwordMethod, redeemBootstrap } from './flows.ts';
 import { registerSessions, SessionRef, ViewerRef } from './graphql.ts';
-import { enabledMethods, isMethodEnabled, providedMethods } from './methods.ts';
+import { checkMethods } from './methods.ts';
 import { sessionRoutes } from './routes.ts';
 import { consumeToken, issueToken } from './service.ts';
 
+export type { Sessions } from './authn.ts';
 export type { RevocationReason } from './entities.ts';
-export type { Profile, TokenRedeemer } from './flows.ts';
-export type { LoginMethod } from './methods.ts';
-
-const stopWatching = new WeakMap<object, () => Promise<void>>();
-const stopWriting = new WeakMap<object, () => Promise<void>>();
+export type { LoginMethod, Profile, TokenPurpose, TokenRedeemer } from './extensions.ts';
 
 /**
- * Revocable cookie sessions (iron-sealed id + secret, checked against the sessions
- * table), single-use tokens, first-admin bootstrap, and the account mutations.
+ * Revocable cookie sessions (iron-sealed id + secret, checked against the sessions table),
+ * single-use tokens, first-admin bootstrap, and the account mutations. Other modules plug in
+ * login methods (`loginMethods`) and the redeemers of the tokens they issue (`tokenPurposes`).
  */
 export default defineModule({
   name: 'sessions',
   dependsOn: ['users', 'roles', 'rate-limits', 'audit'],
   config: sessionsConfig,
-  checkConfig(settings, modules) {
-    const known = new Set<string>([...BUILTIN_METHODS, ...providedMethods(modules).keys()]);
-    return settings.methods.flatMap((method, i) =>
-      known.has(method)
-        ? []
-        : [`methods.${i}: unknown login method "${method}" (known: ${[...known].join(', ')})`],
-    );
-  },
+  checkConfig: (settings, modules) => checkMethods(settings.methods, modules),
   entities: { system: [SessionSchema, TokenSchema, SystemFlagSchema] },
-  credentials: resolveSessionViewer,
-  routes: sessionRoutes,
+  contributes: [loginMethods.with(passwordMethod)],
+  setup(runtime) {
+    const sessions = new Sessions(runtime);
+    return Object.assign(sessions, {
+      routes: sessionRoutes(sessions),
+      contributes: [
+        tokenPurposes.with({ purpose: BOOTSTRAP_PURPOSE, redeem: redeemBootstrap(sessions) }),
+        // A user who loses roles or is disabled signs in again (or not at all).
+        users.api.userLifecycle.with({
+          rolesChanged: async ({ db }, { userId }) => {
+            await sessions.revoke(db.system, { userId }, 'ROLES_CHANGED');
+          },
+          disabled: async ({ db }, userId) => {
+            await sessions.revoke(db.system, { userId }, 'USER_DISABLED');
+          },
+        }),
+      ],
+    });
+  },
   graphql: registerSessions,
-  async start(runtime) {
-    registerTokenPurpose(BOOTSTRAP_PURPOSE, redeemBootstrap);
-    const enabled = enabledMethods(runtime).map((method) => method.id);
-    const unavailable = runtime.settings.methods.filter((method) => !enabled.includes(method));
-    if (unavailable.length > 0) {
-      runtime.log.warn({ methods: unavailable }, 'login methods configured but not available in this build');
-    }
-    stopWatching.set(runtime, watchLiveSessions(runtime));
-    stopWriting.set(runtime, writeDueUses(runtime));
-    const link = await issueBootstrapLink(runtime);
-    if (link) runtime.log.info({ bootstrap: true }, `No admin yet. Create the first admin here: ${link}`);
-  },
-  async stop(runtime) {
-    await stopWatching.get(runtime)?.();
-    await stopWriting.get(runtime)?.();
-  },
   commands: {
     bootstrap: {
       description: 'Print a fresh single-use link that creates the first admin (while none exists).',
-      async run(runtime) {
-        const link = await issueBootstrapLink(runtime);
+      async run(sessions) {
+        const link = await sessions.issueBootstrapLink();
         if (!link) {
           process.stderr.write('An admin exists: bootstrap is closed.\n');
           return 1;
@@ -75,19 +59,5 @@ export default defineModule({
       },
     },
   },
-  api: {
-    endedSessions,
-    loginMethod: passwordMethod,
-    Token,
-    SessionRef,
-    ViewerRef,
-    issueBootstrapLink,
-    isMethodEnabled,
-    issueToken,
-    consumeToken,
-    onUserDisabled,
-    registerTokenPurpose,
-    revoke,
-    startSession,
-  },
+  api: { loginMethods, tokenPurposes, Token, SessionRef, ViewerRef, issueToken, consumeToken },
 });

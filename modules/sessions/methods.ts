@@ -1,52 +1,53 @@
-import {
-  PorticoError,
-  type PorticoModule,
-  type RequestContext,
-  type Runtime,
-  type SafeHtml,
-} from '../../src/index.ts';
+import { PorticoError, type PorticoModule, type Runtime } from '../../src/index.ts';
+import { BUILTIN_METHODS } from './config.ts';
+import { type LoginMethod, loginMethods, type TokenRedeemer, tokenPurposes } from './extensions.ts';
 
 /**
- * A login method. A module provides one as `api.loginMethod`; `methods` in the
- * configuration enables it. `logIn` serves `logInWith(method, credentials)`; methods
- * that work through links or pages (magic-link, device) may leave it out.
+ * What the modules of one gateway contribute to sign-in, read once every module is set up: the
+ * configured login methods, in configuration order, and the redeemer of each token purpose.
  */
-export interface LoginMethod {
-  id: string;
-  /** Checks the credentials; returns the user to sign in, or throws (INVALID_CREDENTIALS, ...). */
-  logIn?: (context: RequestContext, credentials: Record<string, unknown>) => Promise<{ userId: string }>;
-  /** Its section of the /login page: a form carrying `csrf` (hidden fields: the CSRF token, and `next` when the page has one). */
-  loginForm?: (csrf: SafeHtml) => SafeHtml;
-}
+export class SignInMethods {
+  readonly enabled: readonly LoginMethod[];
+  readonly #redeemers = new Map<string, TokenRedeemer>();
 
-/** The login methods the composed modules provide, by id. */
-export function providedMethods(modules: readonly PorticoModule[]): Map<string, LoginMethod> {
-  const methods = new Map<string, LoginMethod>();
-  for (const module of modules) {
-    const method = (module.api as { loginMethod?: LoginMethod } | undefined)?.loginMethod;
-    if (method) methods.set(method.id, method);
+  /** Throws when two modules handle one token purpose. */
+  constructor(runtime: Runtime) {
+    const provided = new Map(
+      runtime.instances.contributions(loginMethods).map((method) => [method.id, method]),
+    );
+    this.enabled = runtime.settings.methods.flatMap((id) => provided.get(id) ?? []);
+    for (const { purpose, redeem } of runtime.instances.contributions(tokenPurposes)) {
+      if (this.#redeemers.has(purpose)) throw new Error(`Token purpose "${purpose}" is handled twice`);
+      this.#redeemers.set(purpose, redeem);
+    }
   }
-  return methods;
-}
 
-const enabledCache = new WeakMap<Runtime, LoginMethod[]>();
-
-/** The configured methods that some module provides, in configuration order. */
-export function enabledMethods(runtime: Runtime): LoginMethod[] {
-  let enabled = enabledCache.get(runtime);
-  if (!enabled) {
-    const provided = providedMethods(runtime.modules);
-    enabled = runtime.settings.methods.flatMap((id) => provided.get(id) ?? []);
-    enabledCache.set(runtime, enabled);
+  require(id: string): LoginMethod {
+    const method = this.enabled.find((candidate) => candidate.id === id);
+    if (!method) throw new PorticoError('FORBIDDEN', `The "${id}" login method is not enabled.`);
+    return method;
   }
-  return enabled;
+
+  isEnabled(id: string): boolean {
+    return this.enabled.some((method) => method.id === id);
+  }
+
+  redeemerOf(purpose: string): TokenRedeemer | undefined {
+    return this.#redeemers.get(purpose);
+  }
 }
 
-export function requireMethod(context: RequestContext, id: string): LoginMethod {
-  const method = enabledMethods(context.runtime).find((candidate) => candidate.id === id);
-  if (!method) throw new PorticoError('FORBIDDEN', `The "${id}" login method is not enabled.`);
-  return method;
+/** Configuration check: every configured method is built in or contributed by a module. */
+export function checkMethods(methods: readonly string[], modules: readonly PorticoModule[]): string[] {
+  const contributed = modules.flatMap((module) =>
+    (module.contributes ?? []).flatMap((contribution) =>
+      contribution.point === loginMethods ? [(contribution.value as LoginMethod).id] : [],
+    ),
+  );
+  const known = new Set<string>([...BUILTIN_METHODS, ...contributed]);
+  return methods.flatMap((method, i) =>
+    known.has(method)
+      ? []
+      : [`methods.${i}: unknown login method "${method}" (known: ${[...known].join(', ')})`],
+  );
 }
-
-export const isMethodEnabled = (runtime: Runtime, id: string) =>
-  enabledMethods(runtime).some((method) => method.id === id);

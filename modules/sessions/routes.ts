@@ -10,9 +10,8 @@ import {
   renderPage,
   type SafeHtml,
 } from '../../src/index.ts';
-import { currentSnapshot } from './authn.ts';
+import type { Sessions } from './authn.ts';
 import * as flows from './flows.ts';
-import { enabledMethods } from './methods.ts';
 import { findUsableToken } from './service.ts';
 
 const errorLine = (error: string | undefined) =>
@@ -39,6 +38,7 @@ const REASONS: Record<string, string> = {
 
 /** The login page: a form per enabled method that has one, or who is signed in. */
 function loginPage(
+  sessions: Sessions,
   request: Request,
   context: RequestContext,
   notice?: { error?: string; info?: string; status?: number; next?: string | null },
@@ -49,13 +49,13 @@ function loginPage(
   const csrf = csrfFor(request);
   // Every form of the page carries `next` beside the CSRF token; the password form honours it.
   const hidden = html`${csrf.field}${next ? html`<input type="hidden" name="next" value="${next}">` : ''}`;
-  const user = currentSnapshot(context)?.user;
+  const user = sessions.currentSnapshot(context.viewer)?.user;
   const body = user
     ? html`<p>Signed in as <strong>${user.email}</strong>.</p>
 ${next ? html`<p><a href="${next}">Continue to ${next}</a></p>` : ''}
 <form method="post" action="/auth/logout">${csrf.field}<button type="submit">Sign out</button></form>`
     : html`${errorLine(notice?.error)}${info ? html`<p role="status">${info}</p>` : ''}
-${enabledMethods(context.runtime).map((method) => method.loginForm?.(hidden) ?? '')}`;
+${sessions.signIn.enabled.map((method) => method.loginForm?.(hidden) ?? '')}`;
   return renderPage({
     title: user ? 'Portico' : 'Sign in',
     body,
@@ -82,21 +82,21 @@ const messageOf = (error: unknown) => {
   throw error;
 };
 
-async function passwordLogin(request: Request, context: RequestContext) {
+async function passwordLogin(sessions: Sessions, request: Request, context: RequestContext) {
   const form = await postedForm(request, context);
   if (!form) return forbidden();
   const next = localPath(form.get('next'));
   try {
-    await flows.logIn(context, form.get('email') ?? '', form.get('password') ?? '');
+    await flows.logIn(sessions, context, form.get('email') ?? '', form.get('password') ?? '');
     return redirect(next ?? '/login');
   } catch (error) {
-    return loginPage(request, context, { error: messageOf(error), status: 400, next });
+    return loginPage(sessions, request, context, { error: messageOf(error), status: 400, next });
   }
 }
 
-async function logout(request: Request, context: RequestContext) {
+async function logout(sessions: Sessions, request: Request, context: RequestContext) {
   if (!(await postedForm(request, context))) return forbidden();
-  await flows.logOut(context);
+  await flows.logOut(sessions, context);
   return redirect('/login');
 }
 
@@ -111,7 +111,7 @@ const invalidLink = () =>
  * The landing page of login, invite and bootstrap links. A GET or HEAD never
  * consumes the token (mail scanners follow links): the form POSTs it.
  */
-async function redeemPage(request: Request, context: RequestContext, error?: string) {
+async function redeemPage(_sessions: Sessions, request: Request, context: RequestContext, error?: string) {
   const token = new URL(request.url).searchParams.get('token') ?? '';
   const row = await findUsableToken(context.db.system, token, new Date(context.runtime.clock.now()));
   if (!row) return invalidLink();
@@ -141,32 +141,39 @@ ${csrf.field}<input type="hidden" name="token" value="${token}">${fields}
   });
 }
 
-async function redeemForm(request: Request, context: RequestContext) {
+async function redeemForm(sessions: Sessions, request: Request, context: RequestContext) {
   const form = await postedForm(request, context);
   if (!form) return forbidden();
   const token = form.get('token') ?? '';
   const profile = { email: form.get('email'), name: form.get('name'), password: form.get('password') };
   try {
-    await flows.redeemToken(context, token, profile);
+    await flows.redeemToken(sessions, context, token, profile);
     return redirect('/login');
   } catch (error) {
     if (error instanceof PorticoError && error.code === 'INVALID_TOKEN') return invalidLink();
     const url = new URL(request.url);
     url.searchParams.set('token', token);
-    return redeemPage(new Request(url, { headers: request.headers }), context, messageOf(error));
+    return redeemPage(sessions, new Request(url, { headers: request.headers }), context, messageOf(error));
   }
 }
 
-export const sessionRoutes: Route[] = [
-  { method: 'GET', path: '/login', handler: (request, context) => loginPage(request, context) },
-  { method: 'POST', path: '/login', handler: passwordLogin },
-  { method: 'POST', path: '/auth/logout', handler: logout },
+/** /login, /auth/logout and /auth/redeem, served by the gateway's sessions. */
+export const sessionRoutes = (sessions: Sessions): Route[] => [
+  { method: 'GET', path: '/login', handler: (request, context) => loginPage(sessions, request, context) },
+  {
+    method: 'POST',
+    path: '/login',
+    handler: (request, context) => passwordLogin(sessions, request, context),
+  },
+  { method: 'POST', path: '/auth/logout', handler: (request, context) => logout(sessions, request, context) },
   {
     method: ['GET', 'HEAD'],
     path: '/auth/redeem',
-    handler: (request, context) => redeemPage(request, context),
+    handler: (request, context) => redeemPage(sessions, request, context),
   },
-  { method: 'POST', path: '/auth/redeem', handler: redeemForm },
+  {
+    method: 'POST',
+    path: '/auth/redeem',
+    handler: (request, context) => redeemForm(sessions, request, context),
+  },
 ];
-
-export { loginPage };

@@ -1,6 +1,7 @@
-import { type Builder, paginate, builder as schemaBuilder } from '../../src/index.ts';
+import { type Builder, fromGlobalId, paginate, builder as schemaBuilder } from '../../src/index.ts';
 import roles from '../roles/index.ts';
 import { canSeeUser } from './access.ts';
+import { setUserDisabled, setUserRoles } from './admin.ts';
 import { listUsers, loadUsers, type UserRecord } from './service.ts';
 
 export const UserRef = schemaBuilder.objectRef<UserRecord>('User');
@@ -51,4 +52,26 @@ export function registerUsers(builder: Builder) {
         ),
     }),
   );
+
+  builder.mutationFields((t) => ({
+    setUserRoles: t.field({
+      type: UserRef,
+      description: "Admin. Revokes the user's sessions (reason ROLES_CHANGED).",
+      authScopes: { admin: true },
+      args: {
+        userId: t.arg.id({ required: true }),
+        roles: t.arg.stringList({ required: true }),
+      },
+      resolve: (_root, args, context) =>
+        setUserRoles(context, fromGlobalId(String(args.userId), 'User'), args.roles),
+    }),
+    setUserDisabled: t.field({
+      type: UserRef,
+      description: "Admin. Disabling revokes the user's sessions and API keys.",
+      authScopes: { admin: true },
+      args: { userId: t.arg.id({ required: true }), disabled: t.arg.boolean({ required: true }) },
+      resolve: (_root, args, context) =>
+        setUserDisabled(context, fromGlobalId(String(args.userId), 'User'), args.disabled),
+    }),
+  }));
 }

@@ -66,17 +66,19 @@ const echo = defineModule({
       }),
     );
   },
-  routes: [
-    {
-      method: 'GET',
-      path: '/probe-echo',
-      handler: async (request, context) => {
-        const value = new URL(request.url).searchParams.get('value');
-        const [row] = await selectRows<{ v: unknown }>(context.db.store, 'select ? as v', [value]);
-        return Response.json(row);
+  setup: () => ({
+    routes: [
+      {
+        method: 'GET',
+        path: '/probe-echo',
+        handler: async (request, context) => {
+          const value = new URL(request.url).searchParams.get('value');
+          const [row] = await selectRows<{ v: unknown }>(context.db.store, 'select ? as v', [value]);
+          return Response.json(row);
+        },
       },
-    },
-  ],
+    ],
+  }),
 });
 
 /** One String or ID place of one root field's arguments, with every other argument valid. */
