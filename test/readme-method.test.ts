@@ -14,9 +14,9 @@ async function loginMethodExample(): Promise<string> {
   if (!block) throw new Error('docs/modules.md lost its login-method example');
   return block
     .replace("from 'portico'", `from ${JSON.stringify(join(root, 'src', 'index.ts'))}`)
-    .replace(
-      "from './modules/users/index.ts'",
-      `from ${JSON.stringify(join(root, 'modules', 'users', 'index.ts'))}`,
+    .replaceAll(
+      /from '\.\/modules\/([a-z-]+)\/index\.ts'/g,
+      (_import, name: string) => `from ${JSON.stringify(join(root, 'modules', name, 'index.ts'))}`,
     );
 }
 
