@@ -106,7 +106,7 @@ type Client = ReturnType<AbstractSqlConnection['getClient']>;
  * A connection that sends every value as a bound parameter. MikroORM 7 writes values into the
  * statement's text (`platform.formatQuery`) and sends it with none: a quoting bug then changes
  * the statement, and a U+0000 cuts it short on PostgreSQL's wire protocol, breaking the pooled
- * connection (SECURITY.md: "Every SQL value is a bound parameter").
+ * connection (docs/security.md: "Every SQL value is a bound parameter").
  */
 function bindingValues<Base extends ConnectionClass>(Base: Base, dialect: Dialect) {
   abstract class BoundConnection extends Base {

@@ -24,7 +24,7 @@ interface ModuleCommandOf {
 }
 
 const KERNEL_COMMANDS: Record<string, string> = {
-  start: 'Run the gateway (HOST, PORT and the other variables of HTTP.md apply).',
+  start: 'Run the gateway (HOST, PORT and the other variables of docs/configuration.md apply).',
   migrate: 'Bring both database schemas up to date (additive only), then exit.',
   'print-schema': 'Print the GraphQL schema (sorted SDL) to standard output.',
 };

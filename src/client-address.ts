@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 
 /**
- * `PORTICO_TRUSTED_PROXIES` (HTTP.md): comma-separated addresses or CIDRs, IPv4 or IPv6. Null
+ * `PORTICO_TRUSTED_PROXIES` (docs/configuration.md): comma-separated addresses or CIDRs, IPv4 or IPv6. Null
  * when unset; problems are added to `issues`.
  */
 export function parseTrustedProxies(value: string | undefined, issues: string[]): BlockList | null {

@@ -176,7 +176,7 @@ export default defineConfig({ signup: 'open', modules: [hello] });\n`,
     expect((await stat(join(dir, 'data', 'secret'))).mode & 0o777).toBe(0o600);
   });
 
-  it('takes the environment of HTTP.md', async () => {
+  it('takes the environment of docs/configuration.md', async () => {
     const { env } = await load({
       HOST: '0.0.0.0',
       PORT: '8080',

@@ -30,7 +30,7 @@ export interface PorticoConfig extends ConfigFile {
 
 export const defineConfig = (config: PorticoConfig): PorticoConfig => config;
 
-/** Everything read from the environment (HTTP.md, "Configuration (environment)"). */
+/** Everything read from the environment (docs/configuration.md, "Environment"). */
 export interface Environment {
   mode: Mode;
   host: string;
@@ -75,7 +75,7 @@ export class ConfigError extends StartupError {
 export type DatabaseTarget = { dialect: 'sqlite'; file: string } | { dialect: 'postgresql'; url: string };
 
 /**
- * What a database URL names (HTTP.md, "Store backends"): `postgres://…` or `postgresql://…` for
+ * What a database URL names (docs/configuration.md, "Environment"): `postgres://…` or `postgresql://…` for
  * PostgreSQL; `sqlite:<path>`, `file:<path>` or a bare path for SQLite. Throws, saying why, for
  * anything else: a mistyped URL must not become a SQLite file named after it.
  */

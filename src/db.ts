@@ -82,7 +82,7 @@ export interface OpenDatabasesOptions {
   modules: readonly PorticoModule[];
   log: Logger;
   /**
-   * The gateway starts without a store of its own that does not answer (HTTP.md, "Store backends"):
+   * The gateway starts without a store of its own that does not answer (docs/operations.md, "Outages"):
    * `serveStore` brings it up once it does, and until then store operations answer
    * SERVICE_UNAVAILABLE. Otherwise (CLI commands), like the system database, it stops the start.
    */

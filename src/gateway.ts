@@ -35,7 +35,7 @@ import { useVariableCost } from './variable-cost.ts';
 import { serveWebSocket } from './websocket.ts';
 
 /**
- * SECURITY.md, "GraphQL surface". The cost is graphql-armor's (`first` multiplies a selection at
+ * docs/http.md, "Limits". The cost is graphql-armor's (`first` multiplies a selection at
  * face value): the typed client's richest list operation costs about 15 000 at the contract's
  * largest page (100), which must pass; `first: 1000` on it costs ten times that.
  */
@@ -145,7 +145,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
   const log = options.log ?? createLogger({ mode: env.mode });
   const development = env.mode === 'development';
   const schema = buildSchema(modules);
-  // Identity keeps working while the store is away, also when it is away at start (HTTP.md).
+  // Identity keeps working while the store is away, also when it is away at start (docs/operations.md).
   const runtime = await openRuntime(config, log, options.clock, { deferUnreachableStore: true });
   const pubsubAdapter = pubSubAdapterFor(env);
   log.info({ pubsub: pubsubAdapter }, `pub/sub: ${PUBSUB_ADAPTER_DESCRIPTIONS[pubsubAdapter]}`);
@@ -204,7 +204,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
     maxRequestBodySize: false,
     fetchAPI: createFetch({ formDataLimits: formDataLimits(modules, config.settings) }),
     landingPage: false,
-    // Other sites may call with an API key, never with the cookie (SECURITY.md: no credentialed CORS).
+    // Other sites may call with an API key, never with the cookie (docs/security.md: no credentialed CORS).
     cors: { credentials: false },
     context: ({ request, req }) => contextFor(request, { req }),
     // useSelfHostedGraphiQL serves it; Yoga's would load it from a CDN.
@@ -282,7 +282,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
     fetch: (request) => Promise.resolve(yoga.fetch(request)),
     listen(port = env.port, host = env.host) {
       server = createServer(yoga);
-      // Slow clients cannot hold a connection open for free (SECURITY.md, Blobs).
+      // Slow clients cannot hold a connection open for free (docs/security.md).
       server.headersTimeout = 15_000;
       server.requestTimeout = 60_000;
       server.keepAliveTimeout = 5_000;

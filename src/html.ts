@@ -141,7 +141,7 @@ export async function readForm(request: Request, maxBytes = 64 * 1024): Promise<
     chunks.push(chunk);
   }
   const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
-  // U+0000 is no text a database keeps (CONFIG.md v2): such a form is refused like a malformed one.
+  // U+0000 is no text a database keeps (docs/http.md): such a form is refused like a malformed one.
   for (const [name, value] of form) if (!isStorableText(name) || !isStorableText(value)) return null;
   return form;
 }

@@ -1,6 +1,6 @@
 import type { RequestContext } from './context.ts';
 
-/** Header names that satisfy CSRF prevention (HTTP.md): a cross-site form cannot set them. */
+/** Header names that satisfy CSRF prevention (docs/http.md): a cross-site form cannot set them. */
 export const CSRF_HEADERS = ['x-portico-csrf', 'x-graphql-yoga-csrf'];
 
 /** Whether a request carries one of the CSRF headers (any value, as Yoga's CSRF prevention checks). */

@@ -42,7 +42,7 @@ function unstorablePlace(type: GraphQLInputType, value: unknown, path: string): 
     }
     return null;
   }
-  // JSON and JSONObject are document data, kept as given (CONFIG.md v2); other scalars are no text.
+  // JSON and JSONObject are document data, kept as given (docs/http.md); other scalars are no text.
   const text = isScalarType(nullable) && (nullable.name === 'String' || nullable.name === 'ID');
   return text && typeof value === 'string' && !isStorableText(value) ? path : null;
 }
@@ -106,7 +106,7 @@ function unstorableArgument({ schema, document, operationName, variableValues }:
 
 /**
  * Refuses, before any resolver runs, String and ID arguments holding text no database stores
- * (CONFIG.md v2: BAD_USER_INPUT outside document data, never INTERNAL_SERVER_ERROR). Every
+ * (docs/http.md: BAD_USER_INPUT outside document data, never INTERNAL_SERVER_ERROR). Every
  * transport runs it: HTTP, SSE and WebSocket operations all go through Yoga's execute.
  */
 export function useStorableText(): Plugin {

@@ -5,18 +5,18 @@ import { ADMIN, bootstrapAdmin, codeOf, startGateway, type TestGateway } from '.
 
 const root = join(import.meta.dirname, '..');
 
-/** The README's `portico.config.ts` login-method example, with its imports pointed at this checkout. */
-async function readmeExample(): Promise<string> {
-  const readme = await readFile(join(root, 'README.md'), 'utf8');
-  const block = readme.match(
+/** docs/modules.md's `portico.config.ts` login-method example, its imports pointed at this checkout. */
+async function loginMethodExample(): Promise<string> {
+  const page = await readFile(join(root, 'docs', 'modules.md'), 'utf8');
+  const block = page.match(
     /```ts\n(\/\/ portico\.config\.ts: sign in with an email and the PIN[\s\S]*?)```/,
   )?.[1];
-  if (!block) throw new Error('README lost its login-method example');
+  if (!block) throw new Error('docs/modules.md lost its login-method example');
   return block
     .replace("from 'portico'", `from ${JSON.stringify(join(root, 'src', 'index.ts'))}`)
-    .replace(
-      "from './modules/users/index.ts'",
-      `from ${JSON.stringify(join(root, 'modules', 'users', 'index.ts'))}`,
+    .replaceAll(
+      /from '\.\/modules\/([a-z-]+)\/index\.ts'/g,
+      (_import, name: string) => `from ${JSON.stringify(join(root, 'modules', name, 'index.ts'))}`,
     );
 }
 
@@ -24,10 +24,10 @@ const LOG_IN_WITH = `mutation ($credentials: JSONObject!) {
   logInWith(method: "pin", credentials: $credentials) { user { email } session { method } }
 }`;
 
-describe('a login method written in portico.config.ts (the README example)', () => {
+describe('a login method written in portico.config.ts (the example of docs/modules.md)', () => {
   let portico: TestGateway;
   beforeAll(async () => {
-    const example = await readmeExample();
+    const example = await loginMethodExample();
     portico = await startGateway({ configFile: { name: 'portico.config.ts', content: example } });
     await bootstrapAdmin(portico);
   });

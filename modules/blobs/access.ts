@@ -6,7 +6,7 @@ const { allows, ownerOnly, isAdmin } = roles.api;
 
 type Rules = Pick<BlobSettings, 'read' | 'write'>;
 
-/** The scopes an API key needs under the rules `authenticated` and `owner` (CONFIG.md, v2). */
+/** The scopes an API key needs under the rules `authenticated` and `owner` (docs/configuration.md). */
 export const READ_SCOPE = 'blobs:read';
 export const WRITE_SCOPE = 'blobs:write';
 

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import roles, { type AccessRule } from '../roles/index.ts';
 import type { StorageFactory } from './storage.ts';
 
-/** 25 MiB (CONFIG.md). */
+/** 25 MiB (docs/configuration.md). */
 export const DEFAULT_MAX_BYTES = 25 * 1024 * 1024;
 
 const { accessRule } = roles.api;

@@ -4,7 +4,7 @@ import type { CollectionDefinition } from './config.ts';
 
 const { allows, ownerOnly } = roles.api;
 
-/** The scopes an API key needs under the rules `authenticated` and `owner` (CONFIG.md, v2). */
+/** The scopes an API key needs under the rules `authenticated` and `owner` (docs/configuration.md). */
 export const readScope = (collection: Pick<CollectionDefinition, 'name'>) => `${collection.name}:read`;
 export const writeScope = (collection: Pick<CollectionDefinition, 'name'>) => `${collection.name}:write`;
 

@@ -18,7 +18,7 @@ import {
  * The admin console end to end: a real gateway, the app as `npm ci` builds it, and Debian's
  * Chromium driven by playwright-core. Every run saves a screenshot of each screen in
  * test-results/screenshots/; `PORTICO_SCREENSHOTS=1` writes them to docs/screenshots/ instead,
- * where the README shows them.
+ * where docs/console.md shows them.
  */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SCREENSHOTS = `${ROOT}${process.env.PORTICO_SCREENSHOTS === '1' ? 'docs' : 'test-results'}/screenshots`;

@@ -1,6 +1,6 @@
 import { randomSecret, sha256, type Viewer } from '../../src/index.ts';
 
-/** What an API key needs to hold leases (HTTP.md, Credentials, v2); signed-in users need nothing more. */
+/** What an API key needs to hold leases (docs/http.md, Credentials); signed-in users need nothing more. */
 export const LEASES_SCOPE = 'leases';
 
 const SESSION = 's:';

@@ -146,7 +146,7 @@ describe.each(backends)('lease exclusion on %s', (backend) => {
     portico = await startGateway({ backend, modules: [probe], config: { leases: { maxWaitSeconds: 5 } } });
     await bootstrapAdmin(portico);
     // One session per contender: each is a distinct holder. One login at a time: 40 sent at
-    // once count 40 attempts against the account's limit of 10 (CONFIG.md, v2).
+    // once count 40 attempts against the account's limit of 10 (docs/security.md).
     contenders = [];
     for (let i = 0; i < 40; i++) {
       const client = portico.client();

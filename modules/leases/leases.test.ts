@@ -140,7 +140,7 @@ describe.each(backends)('leases on %s', (backend) => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
   });
 
-  it('enforces the limits of CONFIG.md at and past the edge', async () => {
+  it('enforces the limits of docs/configuration.md at and past the edge', async () => {
     const alice = await newUser();
     const key256 = `${'k'.repeat(255)}é`;
     expect(await acquire(alice, key256, 60, 0)).toMatchObject({ key: key256, token: 1 });

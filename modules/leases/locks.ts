@@ -20,7 +20,7 @@ declare module '../../src/pubsub.ts' {
 const MAX_KEY_LENGTH = 256;
 const badInput = (message: string, field: string) => new PorticoError('BAD_USER_INPUT', message, { field });
 
-/** Checks a key, TTL and wait against CONFIG.md's limits; returns milliseconds. */
+/** Checks a key, TTL and wait against docs/configuration.md's limits; returns milliseconds. */
 export function checkRequest(
   settings: Settings,
   { key, ttlSeconds, waitSeconds }: { key: string; ttlSeconds?: number; waitSeconds?: number | null },

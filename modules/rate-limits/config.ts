@@ -29,7 +29,7 @@ declare module '../../src/config.ts' {
     rateLimits: RateLimitSettings;
   }
   interface ConfigFile {
-    /** Limits on login, token and sign-up attempts (SECURITY.md). */
+    /** Limits on login, token and sign-up attempts (docs/security.md). */
     rateLimits?: Partial<RateLimitSettings>;
   }
 }

@@ -34,7 +34,7 @@ function notAGuess<E>(error: E): E {
 }
 
 /**
- * Runs a credential check under the failure limits (SECURITY.md): per account and IP,
+ * Runs a credential check under the failure limits (docs/security.md): per account and IP,
  * `accountLimit` consecutive failures start a growing delay; per IP, `ipFailures` failures in
  * a window refuse that IP until the window ends. Each attempt is counted before it runs
  * (N attempts at once count N), then counted as a failure only if it is one: a success or
@@ -139,7 +139,7 @@ export default defineModule({
      */
     redeem: <T>(context: RequestContext, attempt: () => Promise<T>) =>
       guardFailures(context, 'redeem', null, attempt, isCode('INVALID_TOKEN')),
-    /** Entering device user codes: 5 wrong codes per user (SECURITY.md), then a growing delay. */
+    /** Entering device user codes: 5 wrong codes per user (docs/security.md), then a growing delay. */
     userCode: <T>(context: RequestContext, userId: string, attempt: () => Promise<T>) =>
       guardFailures(context, 'usercode', userId, attempt, isCode('INVALID_TOKEN'), USER_CODE_FAILURES),
     signUp: (context: RequestContext) =>

@@ -55,7 +55,7 @@ declare module '../../src/pubsub.ts' {
 }
 
 /**
- * How often a session's lastSeenAt is written (SECURITY.md): not on every request, at most once
+ * How often a session's lastSeenAt is written (docs/security.md): not on every request, at most once
  * per a quarter of the idle timeout (at most a minute). A use inside that window is not lost: the
  * instance that saw it counts it at once, and writes it when the window ends (`writeDueUses`), so
  * the others see it well within the idle timeout.

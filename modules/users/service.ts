@@ -22,7 +22,7 @@ const SEARCH_MAX = EMAIL_MAX;
 const emailSchema = z.email().max(EMAIL_MAX);
 
 /**
- * An address as accounts are looked up by (CONFIG.md): Unicode NFKC, trimmed, lower case. The
+ * An address as accounts are looked up by (docs/security.md): Unicode NFKC, trimmed, lower case. The
  * one normalisation for lookups, uniqueness and the login counters, so that spelling variants
  * ("X@…", " x@…", "x@…\u00a0", full-width letters) are one account everywhere.
  */
