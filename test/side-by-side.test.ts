@@ -6,7 +6,15 @@ import {
   RequestLoginLinkDocument,
   ViewerDocument,
 } from '../client/index.ts';
-import { ADMIN, type Backend, backends, bootstrapAdmin, startGateway, type TestClient, type TestGateway } from './harness.ts';
+import {
+  ADMIN,
+  type Backend,
+  backends,
+  bootstrapAdmin,
+  startGateway,
+  type TestClient,
+  type TestGateway,
+} from './harness.ts';
 
 /**
  * Module state lives on each gateway's module instances: two gateways in one process (one test
@@ -30,13 +38,13 @@ describe.each(backends)('two gateways side by side in one process on %s', (backe
   });
 
   const viewerEmail = async (client: TestClient) =>
-    ((await client.gql(print(ViewerDocument))).data as { viewer: { user: { email: string } | null } }).viewer.user
-      ?.email ?? null;
+    ((await client.gql(print(ViewerDocument))).data as { viewer: { user: { email: string } | null } }).viewer
+      .user?.email ?? null;
 
   it('keeps bootstrap state apart: the second still waits for its first admin', async () => {
-    const needs = await withLinks.client().gql<{ auth: { needsBootstrap: boolean } }>(
-      '{ auth { needsBootstrap } }',
-    );
+    const needs = await withLinks
+      .client()
+      .gql<{ auth: { needsBootstrap: boolean } }>('{ auth { needsBootstrap } }');
     expect(needs.data?.auth.needsBootstrap).toBe(true);
     second = await bootstrapAdmin(withLinks, { ...ADMIN, email: 'second@example.com' });
     expect(await viewerEmail(first)).toBe(ADMIN.email);
@@ -55,7 +63,9 @@ describe.each(backends)('two gateways side by side in one process on %s', (backe
       .gql(print(RequestLoginLinkDocument), { email: 'second@example.com' });
     expect(refused.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
 
-    const sent = await withLinks.client().gql(print(RequestLoginLinkDocument), { email: 'second@example.com' });
+    const sent = await withLinks
+      .client()
+      .gql(print(RequestLoginLinkDocument), { email: 'second@example.com' });
     expect(sent.data).toEqual({ requestLoginLink: true });
     const mailed = (portico: TestGateway) =>
       portico.logs.some((line) => /mail to second@example\.com/.test(line.msg));
@@ -65,7 +75,8 @@ describe.each(backends)('two gateways side by side in one process on %s', (backe
 
   it('keeps leases apart, and the second serves on after the first stops', async () => {
     type Acquired = { acquireLease: { token: number; mine: boolean } };
-    const acquire = (client: TestClient) => client.gql<Acquired>(print(AcquireLeaseDocument), { key: 'job', ttlSeconds: 30 });
+    const acquire = (client: TestClient) =>
+      client.gql<Acquired>(print(AcquireLeaseDocument), { key: 'job', ttlSeconds: 30 });
     const onFirst = await acquire(first);
     const onSecond = await acquire(second);
     expect(onFirst.data?.acquireLease).toMatchObject({ token: 1, mine: true });

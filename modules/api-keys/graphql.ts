@@ -9,7 +9,7 @@ import audit from '../audit/index.ts';
 import roles from '../roles/index.ts';
 import sessions from '../sessions/index.ts';
 import { canRevokeKey, canSeeKey } from './access.ts';
-import type { ApiKeys } from './credential.ts';
+import type { ApiKeys } from './instance.ts';
 import {
   type ApiKeyRecord,
   countActiveKeys,

@@ -1,11 +1,11 @@
 import { defineModule } from '../../src/index.ts';
 import users from '../users/index.ts';
-import { ApiKeys } from './credential.ts';
 import { ApiKeySchema } from './entities.ts';
 import { ApiKeyRef, registerApiKeys } from './graphql.ts';
+import { ApiKeys } from './instance.ts';
 import { createApiKey } from './service.ts';
 
-export type { ApiKeys } from './credential.ts';
+export type { ApiKeys } from './instance.ts';
 
 /**
  * API keys for programs: `Authorization: Bearer pk_…`, scopes a subset of the creator's,

@@ -1,7 +1,7 @@
 import { defineModule } from '../../src/index.ts';
 import sessions from '../sessions/index.ts';
+import { redeemInvite } from './flows.ts';
 import { InviteRef, registerInvites } from './graphql.ts';
-import { redeemInvite } from './redeem.ts';
 import { INVITE_PURPOSE } from './service.ts';
 
 /** Invites: admins invite an address with roles; the link signs the invitee up (any sign-up mode). */

@@ -1,103 +1,9 @@
-import {
-  csrfOk,
-  defineModule,
-  html,
-  type ModuleInstance,
-  PorticoError,
-  type RequestContext,
-  readForm,
-  renderPage,
-} from '../../src/index.ts';
-import mail, { type Mail } from '../mail/index.ts';
-import rateLimits from '../rate-limits/index.ts';
-import type { LoginMethod, Sessions, TokenRedeemer } from '../sessions/index.ts';
+import { defineModule } from '../../src/index.ts';
+import mail from '../mail/index.ts';
 import sessions from '../sessions/index.ts';
-import users from '../users/index.ts';
-
-export const LOGIN_PURPOSE = 'login';
-export const LOGIN_LINK_TTL_SECONDS = 15 * 60;
-
-/** Magic links work through `requestLoginLink` and `/auth/redeem`, not `logInWith`. */
-const magicLinkMethod: LoginMethod = {
-  id: 'magic-link',
-  loginForm: (
-    csrf,
-  ) => html`<form method="post" action="/auth/login-link" aria-label="Email me a sign-in link">${csrf}
-<label>Email <input name="email" type="email" autocomplete="email" required></label>
-<button type="submit">Email me a sign-in link</button></form>`,
-};
-
-/**
- * Always true, answered before the address is even looked up: the time taken and the
- * answer are the same whether or not an account exists. The link is issued and mailed
- * in the background; failures go to the log.
- */
-async function requestLoginLink(links: LoginLinks, context: RequestContext, email: string): Promise<boolean> {
-  const { runtime } = context;
-  if (!links.sessions.signIn.isEnabled(magicLinkMethod.id)) {
-    throw new PorticoError('FORBIDDEN', 'The "magic-link" login method is not enabled.');
-  }
-  const address = users.api.normalizeEmail(email);
-  await rateLimits.api.loginLink(context, address.email);
-  void (async () => {
-    const em = runtime.db.system.em.fork();
-    const user = await users.api.findUserByEmail(em, address.email);
-    if (!user || user.disabled) return;
-    const { token } = await sessions.api.issueToken(
-      em,
-      { purpose: LOGIN_PURPOSE, ttlSeconds: LOGIN_LINK_TTL_SECONDS, userId: user.id },
-      new Date(runtime.clock.now()),
-    );
-    const link = `${runtime.env.publicUrl}/auth/redeem?token=${token}`;
-    await links.mail.send({
-      to: user.email,
-      subject: 'Your sign-in link',
-      text: `Sign in to Portico with this link. It works once, for 15 minutes:\n\n${link}\n\nIf you did not ask for it, ignore this message.\n`,
-    });
-  })().catch((error: unknown) => runtime.log.error({ err: error }, 'login link not sent'));
-  return true;
-}
-
-const redeemLoginLink: TokenRedeemer = async (context, token) => {
-  const invalid = () => new PorticoError('INVALID_TOKEN', 'This link is invalid, expired or already used.');
-  const user = token.userId ? await users.api.findUser(context.db.system, token.userId) : null;
-  if (!user || user.disabled) throw invalid();
-  const now = new Date(context.runtime.clock.now());
-  if (!(await sessions.api.consumeToken(context.db.system, token.hash, LOGIN_PURPOSE, now))) throw invalid();
-  return { userId: user.id, method: magicLinkMethod.id };
-};
-
-/** The /login page's magic-link form posts here; the answer never depends on the address. */
-async function requestFromForm(links: LoginLinks, request: Request, context: RequestContext) {
-  const form = await readForm(request);
-  if (!form || !csrfOk(request, form, context.runtime.env.publicUrl)) {
-    return renderPage({
-      title: 'Refused',
-      body: html`<p class="error">This form expired. <a href="/login">Start again</a>.</p>`,
-      status: 403,
-    });
-  }
-  try {
-    await requestLoginLink(links, context, form.get('email') ?? '');
-  } catch (error) {
-    if (!(error instanceof PorticoError)) throw error;
-    return renderPage({
-      title: 'Sign in',
-      body: html`<p class="error" role="alert">${error.message}</p><p><a href="/login">Back</a></p>`,
-      status: 400,
-    });
-  }
-  return renderPage({
-    title: 'Check your mail',
-    body: html`<p role="status">If an account uses this address, a sign-in link is on its way. It works once, for 15 minutes.</p>`,
-  });
-}
-
-/** What sending a link needs in one gateway: its mail and its login methods. */
-interface LoginLinks {
-  readonly mail: Mail;
-  readonly sessions: Sessions;
-}
+import { LOGIN_PURPOSE, type LoginLinks, magicLinkMethod, redeemLoginLink } from './flows.ts';
+import { registerLoginLinks } from './graphql.ts';
+import { loginLinkRoutes } from './routes.ts';
 
 /** Sign-in links by mail: `requestLoginLink`, the /login form, and the `login` token purpose. */
 export default defineModule({
@@ -107,27 +13,9 @@ export default defineModule({
     sessions.api.loginMethods.with(magicLinkMethod),
     sessions.api.tokenPurposes.with({ purpose: LOGIN_PURPOSE, redeem: redeemLoginLink }),
   ],
-  setup(_runtime, use): LoginLinks & ModuleInstance {
-    const links: LoginLinks = { mail: use(mail), sessions: use(sessions) };
-    return {
-      ...links,
-      routes: [
-        {
-          method: 'POST',
-          path: '/auth/login-link',
-          handler: (request, context) => requestFromForm(links, request, context),
-        },
-      ],
-    };
+  setup(_runtime, use): LoginLinks {
+    const links = { mail: use(mail), sessions: use(sessions) };
+    return { ...links, routes: loginLinkRoutes(links) };
   },
-  graphql(builder, self) {
-    builder.mutationField('requestLoginLink', (t) =>
-      t.boolean({
-        description: 'Always true, whether or not the address has an account.',
-        authScopes: { public: true },
-        args: { email: t.arg.string({ required: true }) },
-        resolve: (_root, { email }, context) => requestLoginLink(self(context), context, email),
-      }),
-    );
-  },
+  graphql: registerLoginLinks,
 });

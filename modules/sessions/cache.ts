@@ -17,14 +17,14 @@ export interface UnwrittenUse {
 }
 
 const CAPACITY = 10_000;
-// Snapshots are reloaded at least this often (and sooner when lastSeenAt is due: see authn.ts).
+// Snapshots are reloaded at least this often (and sooner when lastSeenAt is due: see instance.ts).
 const SNAPSHOT_TTL_MS = 60_000;
 
 /**
  * Bounded caches for the credential check: sealed cookie → verified session id
  * (skips the ~0.1 ms unseal), and session id → snapshot (skips the database).
  * Revocation evicts the snapshot before it returns, so it takes effect at once.
- * Also the uses of sessions this instance has not written yet (see authn.ts): they
+ * Also the uses of sessions this instance has not written yet (see instance.ts): they
  * leave only once written, so they are not bounded by the capacity.
  */
 export class SessionCache {

@@ -3,9 +3,9 @@ import audit from '../audit/index.ts';
 import rateLimits from '../rate-limits/index.ts';
 import roles from '../roles/index.ts';
 import users from '../users/index.ts';
-import { BOOTSTRAP_PURPOSE, type Sessions, signOut } from './authn.ts';
 import type { RevocationReason } from './entities.ts';
 import type { LoginMethod, Profile, TokenRedeemer } from './extensions.ts';
+import { BOOTSTRAP_PURPOSE, type Sessions, signOut } from './instance.ts';
 import { BOOTSTRAPPED, consumeToken, findSession, findToken, isRedeemable, setFlagOnce } from './service.ts';
 
 const invalidCredentials = () => new PorticoError('INVALID_CREDENTIALS', 'Invalid email or password.');

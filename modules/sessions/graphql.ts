@@ -15,9 +15,9 @@ import {
 } from '../../src/index.ts';
 import users, { type UserRecord } from '../users/index.ts';
 import { canSeeSession } from './access.ts';
-import type { Sessions } from './authn.ts';
 import { REVOCATION_REASONS, type RevocationReason } from './entities.ts';
 import * as flows from './flows.ts';
+import type { Sessions } from './instance.ts';
 import {
   effectiveExpiry,
   findSession,

@@ -1,18 +1,18 @@
 import { defineModule } from '../../src/index.ts';
 import users from '../users/index.ts';
-import { BOOTSTRAP_PURPOSE, Sessions } from './authn.ts';
 import { sessionsConfig } from './config.ts';
 import { SessionSchema, SystemFlagSchema, Token, TokenSchema } from './entities.ts';
 import { loginMethods, tokenPurposes } from './extensions.ts';
 import { passwordMethod, redeemBootstrap } from './flows.ts';
 import { registerSessions, SessionRef, ViewerRef } from './graphql.ts';
+import { BOOTSTRAP_PURPOSE, Sessions } from './instance.ts';
 import { checkMethods } from './methods.ts';
 import { sessionRoutes } from './routes.ts';
 import { consumeToken, issueToken } from './service.ts';
 
-export type { Sessions } from './authn.ts';
 export type { RevocationReason } from './entities.ts';
 export type { LoginMethod, Profile, TokenPurpose, TokenRedeemer } from './extensions.ts';
+export type { Sessions } from './instance.ts';
 
 /**
  * Revocable cookie sessions (iron-sealed id + secret, checked against the sessions table),

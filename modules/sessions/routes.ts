@@ -10,8 +10,8 @@ import {
   renderPage,
   type SafeHtml,
 } from '../../src/index.ts';
-import type { Sessions } from './authn.ts';
 import * as flows from './flows.ts';
+import type { Sessions } from './instance.ts';
 import { findUsableToken } from './service.ts';
 
 const errorLine = (error: string | undefined) =>

@@ -1,7 +1,7 @@
 import { type Builder, fromGlobalId, paginate, builder as schemaBuilder } from '../../src/index.ts';
 import roles from '../roles/index.ts';
 import { canSeeUser } from './access.ts';
-import { setUserDisabled, setUserRoles } from './admin.ts';
+import { setUserDisabled, setUserRoles } from './flows.ts';
 import { listUsers, loadUsers, type UserRecord } from './service.ts';
 
 export const UserRef = schemaBuilder.objectRef<UserRecord>('User');
