@@ -6,9 +6,8 @@ import { createFetch } from '@whatwg-node/fetch';
 import { GraphQLError, NoSchemaIntrospectionCustomRule } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { clientAddress } from './client-address.ts';
-import type { LoadedConfig, Settings } from './config.ts';
-import { anonymousViewer, createRequestContext, type RequestContext, type Viewer } from './context.ts';
-import { openDatabases } from './db.ts';
+import type { Settings } from './config.ts';
+import { createRequestContext, type RequestContext } from './context.ts';
 import {
   asServiceUnavailable,
   ERROR_CODES,
@@ -21,16 +20,20 @@ import {
   unstorableText,
 } from './errors.ts';
 import { useSelfHostedGraphiQL } from './graphiql.ts';
-import { LiveCredentials, useLiveStreams } from './live.ts';
+import { useLiveStreams } from './live.ts';
+import type { LoadedConfig } from './load-config.ts';
 import { createLogger, type Logger } from './logger.ts';
 import type { PorticoModule } from './module.ts';
-import { openPubSub, PUBSUB_ADAPTER_DESCRIPTIONS, pubSubAdapterFor } from './pubsub.ts';
+import { beginStopping, closeRuntime, openRuntime } from './open-runtime.ts';
+import { PUBSUB_ADAPTER_DESCRIPTIONS, pubSubAdapterFor } from './pubsub/open.ts';
 import { CSRF_HEADERS, isForeignOrigin, Router } from './routes.ts';
-import { type Clock, type Runtime, systemClock } from './runtime.ts';
+import type { Runtime } from './runtime.ts';
 import { buildSchema } from './schema.ts';
 import { useSuggestionMask } from './suggestions.ts';
 import { useStorableText } from './text.ts';
+import type { Clock } from './timers.ts';
 import { useVariableCost } from './variable-cost.ts';
+import { anonymousViewer, type Viewer } from './viewer.ts';
 import { serveWebSocket } from './websocket.ts';
 
 /**
@@ -86,54 +89,7 @@ export interface GatewayOptions {
   clock?: Clock;
 }
 
-/** What aborts each runtime's `stopping` signal. */
-const stoppers = new WeakMap<Runtime, AbortController>();
-
-/**
- * Opens the databases (bringing their schemas up to date) and the pub/sub; starts no module.
- * `deferUnreachableStore`: see `openDatabases`.
- */
-export async function openRuntime(
-  config: LoadedConfig,
-  log: Logger,
-  clock: Clock = systemClock,
-  { deferUnreachableStore = false } = {},
-): Promise<Runtime> {
-  const { env, settings, modules } = config;
-  const db = await openDatabases({ env, modules, log, deferUnreachableStore });
-  try {
-    const pubsub = await openPubSub({ env, log });
-    const stopper = new AbortController();
-    const live = new LiveCredentials();
-    const runtime: Runtime = {
-      env,
-      settings,
-      modules,
-      db,
-      pubsub,
-      live,
-      log,
-      clock,
-      stopping: stopper.signal,
-    };
-    stoppers.set(runtime, stopper);
-    return runtime;
-  } catch (error) {
-    await db.close();
-    throw error;
-  }
-}
-
-/** Closes what `openRuntime` opened: the pub/sub (its last events go out), then the databases. */
-export async function closeRuntime(runtime: Runtime): Promise<void> {
-  stoppers.get(runtime)?.abort();
-  try {
-    await runtime.pubsub.close();
-  } finally {
-    await runtime.db.close();
-  }
-}
-
+/** The gateway of `config`, its modules composed (`composeModules`): started, not yet listening. */
 export async function createGateway(config: LoadedConfig, options: GatewayOptions = {}): Promise<Gateway> {
   const { env, modules } = config;
   const log = options.log ?? createLogger({ mode: env.mode });
@@ -290,7 +246,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
     },
     async close(graceMs = 10_000) {
       // Lease waits answer now; open subscriptions would hold the server open until the grace ran out.
-      stoppers.get(runtime)?.abort();
+      beginStopping(runtime);
       liveStreams.endAll();
       await websocket?.close();
       if (server) {

@@ -1,6 +1,6 @@
 import { type Plugin, Repeater } from 'graphql-yoga';
-import type { Viewer } from './context.ts';
-import { every } from './runtime.ts';
+import { every } from './timers.ts';
+import type { Viewer } from './viewer.ts';
 
 /** Why and when a credential (session or API key) stopped being valid. */
 export interface CredentialEnd {
