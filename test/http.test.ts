@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_REQUEST_BODY_BYTES } from '../src/gateway.ts';
 import { defineModule } from '../src/index.ts';
+import { MAX_REQUEST_BODY_BYTES } from '../src/plugins/use-body-limit.ts';
 import {
   backends,
   bootstrapAdmin,

@@ -1,0 +1,28 @@
+import { type Plugin, useReadinessCheck } from 'graphql-yoga';
+import type { Databases } from '../db.ts';
+
+export interface ReadinessOptions {
+  /** The databases to ping. */
+  databases: Pick<Databases, 'ping'>;
+  /** Where readiness is asked. Default: `/ready`. */
+  endpoint?: string;
+}
+
+/**
+ * Readiness (HTTP.md): 200 `{ status: 'ready', databases }` when both databases answer, else
+ * 503 `{ status: 'unavailable', databases }`, which says which one is down. Yoga's readiness
+ * check serves it.
+ */
+export function useReadiness({ databases, endpoint = '/ready' }: ReadinessOptions): Plugin {
+  return useReadinessCheck({
+    endpoint,
+    async check({ fetchAPI }) {
+      const up = await databases.ping();
+      const ready = up.system && up.store;
+      return fetchAPI.Response.json(
+        { status: ready ? 'ready' : 'unavailable', databases: up },
+        { status: ready ? 200 : 503 },
+      );
+    },
+  });
+}
