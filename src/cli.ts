@@ -1,10 +1,12 @@
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
-import { type Environment, type LoadedConfig, loadConfig, StartupError } from './config.ts';
-import { closeRuntime, createGateway, openRuntime } from './gateway.ts';
+import { type Environment, StartupError } from './config.ts';
+import { createGateway } from './gateway.ts';
+import { type LoadedConfig, loadConfig } from './load-config.ts';
 import { createLogger } from './logger.ts';
-import type { ModuleCommand, PorticoModule } from './module.ts';
+import { composeModules, type ModuleCommand, type PorticoModule } from './module.ts';
+import { closeRuntime, openRuntime } from './open-runtime.ts';
 import { buildSchema, printSortedSchema } from './schema.ts';
 
 export interface CliOptions {
@@ -74,12 +76,14 @@ async function runCommand(
   options: CliOptions,
   out: (text: string) => void,
 ): Promise<number> {
-  const config = await loadConfig({
+  const loaded = await loadConfig({
     builtinModules: options.builtinModules,
     cwd: options.cwd,
     env: options.env,
     needSecret: command !== 'print-schema',
   });
+  // Checked and ordered after their dependencies before any command uses them (a ConfigError).
+  const config = { ...loaded, modules: composeModules(loaded.modules) };
 
   if (command === 'print-schema') {
     out(printSortedSchema(buildSchema(config.modules)).trimEnd());

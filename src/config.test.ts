@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { builtinModules } from '../modules/index.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError } from './config.ts';
+import { loadConfig } from './load-config.ts';
 import { composeModules, defineModule } from './module.ts';
 
 const SECRET = 'x'.repeat(32);
@@ -209,7 +210,8 @@ describe('module composition', () => {
     expect(composeModules([b, a]).map((module) => module.name)).toEqual(['a', 'b']);
   });
 
-  it('refuses duplicates, missing dependencies and cycles', () => {
+  it('refuses duplicates, missing dependencies and cycles, as configuration errors', () => {
+    expect(() => composeModules([a, a])).toThrow(ConfigError);
     expect(() => composeModules([a, a])).toThrow('"a" is listed twice');
     expect(() => composeModules([b])).toThrow('"b" depends on missing "a"');
     const x = defineModule({ name: 'x', dependsOn: ['y'] });

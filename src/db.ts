@@ -9,7 +9,6 @@ import { BoundPostgreSqlDriver, BoundSqliteDriver } from './bound-sql.ts';
 import { type DatabaseTarget, type Environment, parseDatabaseUrl, StartupError } from './config.ts';
 import { isDatabaseUnavailable } from './errors.ts';
 import type { Logger } from './logger.ts';
-import type { PorticoModule } from './module.ts';
 import { logOutages } from './outages.ts';
 
 export type Dialect = 'sqlite' | 'postgresql';
@@ -79,7 +78,8 @@ const STORE_RETRY_MS = 2000;
 
 export interface OpenDatabasesOptions {
   env: Pick<Environment, 'databaseUrl' | 'systemDatabaseUrl'>;
-  modules: readonly PorticoModule[];
+  /** The modules, typed by the one thing read of them: db.ts stands below module.ts. */
+  modules: readonly { entities?: { system?: EntitySchema[]; store?: EntitySchema[] } }[];
   log: Logger;
   /**
    * The gateway starts without a store of its own that does not answer (docs/operations.md, "Outages"):

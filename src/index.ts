@@ -2,10 +2,9 @@
 export type { Builder } from './builder.ts';
 /** For module-level type refs (`builder.objectRef`); fields are registered in `defineModule({ graphql })`. */
 export { builder } from './builder.ts';
-export type { ConfigFile, Environment, LoadedConfig, Mode, PorticoConfig, Settings } from './config.ts';
-export { ConfigError, defineConfig } from './config.ts';
-export type { AuthScopes, RequestContext, ScopeLoaders, Viewer } from './context.ts';
-export { anonymousViewer } from './context.ts';
+export type { ConfigFile, Environment, Mode, Settings } from './config.ts';
+export { ConfigError } from './config.ts';
+export type { AuthScopes, RequestContext, ScopeLoaders } from './context.ts';
 export type { Database, Databases, Dialect } from './db.ts';
 export { dialectOf, inBatches, runStatement, selectRows } from './db.ts';
 export type { ErrorCode } from './errors.ts';
@@ -17,6 +16,8 @@ export { csrfFor, csrfOk, escapeHtml, html, readForm, redirect, renderPage, Safe
 export { fromGlobalId, newId, toGlobalId } from './ids.ts';
 export type { Credential, CredentialEnd, CredentialKind, CredentialWatch, EndedFinder } from './live.ts';
 export { credentialOf, LiveCredentials } from './live.ts';
+export type { LoadedConfig, PorticoConfig } from './load-config.ts';
+export { defineConfig } from './load-config.ts';
 export type { Logger } from './logger.ts';
 export type {
   CredentialResolver,
@@ -39,6 +40,9 @@ export {
 export type { PubSub, TopicName, Topics } from './pubsub.ts';
 export type { HttpMethod, Route } from './routes.ts';
 export { hasCsrfHeader } from './routes.ts';
-export type { Clock, Runtime } from './runtime.ts';
-export { every } from './runtime.ts';
+export type { Runtime } from './runtime.ts';
 export { randomSecret, sameDigest, sha256 } from './secrets.ts';
+export type { Clock } from './timers.ts';
+export { every } from './timers.ts';
+export type { Viewer } from './viewer.ts';
+export { anonymousViewer } from './viewer.ts';

@@ -2,11 +2,22 @@ import type { EntitySchema } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { z } from 'zod';
 import type { Builder } from './builder.ts';
-import type { Settings } from './config.ts';
-import type { RequestContext, ScopeLoaders, Viewer } from './context.ts';
+import { ConfigError, type Settings } from './config.ts';
+import type { RequestContext, ScopeLoaders } from './context.ts';
 import type { Contribution, ExtensionPoint } from './extensions.ts';
 import type { Route } from './routes.ts';
 import type { Runtime } from './runtime.ts';
+import type { Viewer } from './viewer.ts';
+
+// The runtime's part that names modules: runtime.ts stands below this file, which names it.
+declare module './runtime.ts' {
+  interface Runtime {
+    /** The gateway's modules, in dependency order (`composeModules`). */
+    readonly modules: readonly PorticoModule[];
+    /** The modules' instances, once the gateway (or a command) has set them up. */
+    readonly instances: ModuleInstances;
+  }
+}
 
 /**
  * Finds the viewer behind the request's credential (cookie, bearer key, ...); null when it has none
@@ -131,14 +142,14 @@ export function composeModules(modules: readonly PorticoModule[]): PorticoModule
         problems.push(`modules: "${module.name}" depends on missing "${dependency}"`);
     }
   }
-  if (problems.length > 0) throw new Error(problems.join('; '));
+  if (problems.length > 0) throw new ConfigError(problems);
 
   const ordered: PorticoModule[] = [];
   const state = new Map<string, 'visiting' | 'done'>();
   const visit = (module: PorticoModule, path: string[]) => {
     if (state.get(module.name) === 'done') return;
     if (state.get(module.name) === 'visiting') {
-      throw new Error(`modules: dependency cycle ${[...path, module.name].join(' -> ')}`);
+      throw new ConfigError([`modules: dependency cycle ${[...path, module.name].join(' -> ')}`]);
     }
     state.set(module.name, 'visiting');
     for (const dependency of module.dependsOn ?? []) visit(byName.get(dependency)!, [...path, module.name]);

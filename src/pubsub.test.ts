@@ -5,7 +5,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, eventually, redisUrl, type TestDatabase } from '../test/harness.ts';
 import { captureLog, samplePayloads } from '../test/pubsub.ts';
 import { MAX_BUFFERED_EVENTS } from './pubsub/fanout.ts';
-import { createLocalPubSub, openPubSub, type PubSub, pubSubAdapterFor } from './pubsub.ts';
+import { createLocalPubSub } from './pubsub/local.ts';
+import { openPubSub, pubSubAdapterFor } from './pubsub/open.ts';
+import type { PubSub } from './pubsub.ts';
 
 const postgresUrl = process.env.PORTICO_TEST_POSTGRES_URL;
 

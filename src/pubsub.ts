@@ -1,9 +1,3 @@
-import { type Environment, parseDatabaseUrl } from './config.ts';
-import type { Logger } from './logger.ts';
-import { Fanout } from './pubsub/fanout.ts';
-
-export { MAX_MESSAGE_BYTES } from './pubsub/brokered.ts';
-
 /**
  * Event topics and their payloads. Modules add theirs by interface merging.
  * One topic per event kind; subscribers filter in process.
@@ -51,62 +45,8 @@ export interface PubSub {
   close(): Promise<void>;
 }
 
-export type PubSubAdapter = 'local' | 'postgresql' | 'redis';
-
-export interface OpenPubSubOptions {
-  env: Pick<Environment, 'redisUrl' | 'systemDatabaseUrl'>;
-  log: Logger;
-}
-
-/** Which adapter a deployment uses: Redis when REDIS_URL is set, else PostgreSQL when the system database is one. */
-export function pubSubAdapterFor(env: OpenPubSubOptions['env']): PubSubAdapter {
-  if (env.redisUrl) return 'redis';
-  return parseDatabaseUrl(env.systemDatabaseUrl).dialect === 'postgresql' ? 'postgresql' : 'local';
-}
-
 /**
- * The pub/sub of a gateway: over Redis (REDIS_URL), else over the system database when it is
- * PostgreSQL (LISTEN/NOTIFY, no extra service), else in process (one instance). Resolves once
- * connected; rejects with a clear message when the broker cannot be reached.
+ * Largest message (the JSON envelope of topic, origin and payload) in bytes: PostgreSQL refuses
+ * NOTIFY payloads of 8000 bytes or more. Redis has the same limit, so a topic works on every adapter.
  */
-export async function openPubSub({ env, log }: OpenPubSubOptions): Promise<PubSub> {
-  const adapter = pubSubAdapterFor(env);
-  // The broker adapters are loaded only when chosen.
-  if (adapter === 'redis') {
-    const { openRedisPubSub } = await import('./pubsub/redis.ts');
-    return openRedisPubSub({ url: env.redisUrl!, log });
-  }
-  if (adapter === 'postgresql') {
-    const { openPostgresPubSub } = await import('./pubsub/postgres.ts');
-    return openPostgresPubSub({ url: env.systemDatabaseUrl, log });
-  }
-  return createLocalPubSub(log);
-}
-
-/** For the start's log line. */
-export const PUBSUB_ADAPTER_DESCRIPTIONS: Record<PubSubAdapter, string> = {
-  redis: 'Redis (REDIS_URL), for several instances',
-  postgresql: 'PostgreSQL LISTEN/NOTIFY on the system database, for several instances',
-  local: 'in process, for one instance',
-};
-
-/** The in-process adapter: one gateway instance, no broker, so never a gap. */
-export function createLocalPubSub(log: Logger): PubSub {
-  const fanout = new Fanout(log);
-  return {
-    publish(topic, payload) {
-      fanout.deliver(topic, payload);
-    },
-    subscribe(topic) {
-      return fanout.iterate(topic) as AsyncIterable<Topics[typeof topic]>;
-    },
-    on(topic, listener) {
-      return fanout.add(topic, listener as (payload: unknown) => void);
-    },
-    onGap: () => () => {},
-    ready: async () => {},
-    async close() {
-      fanout.close();
-    },
-  };
-}
+export const MAX_MESSAGE_BYTES = 7999;

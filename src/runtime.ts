@@ -2,49 +2,17 @@ import type { Environment, Settings } from './config.ts';
 import type { Databases } from './db.ts';
 import type { LiveCredentials } from './live.ts';
 import type { Logger } from './logger.ts';
-import type { ModuleInstances, PorticoModule } from './module.ts';
 import type { PubSub } from './pubsub.ts';
-
-/** The time, as the gateway sees it: real by default, controllable in tests. */
-export interface Clock {
-  /** Milliseconds since the epoch. */
-  now(): number;
-}
-
-export const systemClock: Clock = { now: () => Date.now() };
+import type { Clock } from './timers.ts';
 
 /**
- * Runs `task` every `intervalMs`, never twice at once: a slow run (a slow database) delays the
- * next instead of piling runs up. `run()` runs it now, or joins the run in progress. `stop()`
- * ends the timer and resolves once the run in progress is over (a shutdown closes the databases
- * next). The timer does not keep the process alive; `task` handles its own errors.
+ * What a running gateway gives its modules: configuration, databases, pub/sub, live streams, log,
+ * clock. `module.ts` adds the modules themselves (`modules`) by interface merging, as modules add
+ * their settings: module definitions name the runtime, so the runtime cannot name them.
  */
-export function every(intervalMs: number, task: () => Promise<void>) {
-  let running: Promise<void> | null = null;
-  const run = () => {
-    running ??= task().finally(() => {
-      running = null;
-    });
-    return running;
-  };
-  const timer = setInterval(run, intervalMs);
-  timer.unref();
-  return {
-    run,
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
-}
-
-/** What a running gateway gives its modules: configuration, databases, pub/sub, live streams, log, clock. */
 export interface Runtime {
   readonly env: Environment;
   readonly settings: Settings;
-  readonly modules: readonly PorticoModule[];
-  /** The modules' instances, once the gateway (or a command) has set them up. */
-  readonly instances: ModuleInstances;
   readonly db: Databases;
   readonly pubsub: PubSub;
   /** The credentials behind this instance's open subscriptions. */

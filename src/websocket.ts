@@ -5,11 +5,12 @@ import { CloseCode, type Context, type OperationResult } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { type WebSocket, WebSocketServer } from 'ws';
-import type { RequestContext, Viewer } from './context.ts';
+import type { RequestContext } from './context.ts';
 import { asServiceUnavailable } from './errors.ts';
 import { credentialOf } from './live.ts';
 import { isForeignOrigin } from './routes.ts';
 import type { Runtime } from './runtime.ts';
+import type { Viewer } from './viewer.ts';
 
 /** Limits of the graphql-ws transport. */
 export const WEBSOCKET_LIMITS = {

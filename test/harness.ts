@@ -11,9 +11,10 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { WebSocket } from 'ws';
 import { builtinModules } from '../modules/index.ts';
-import { loadConfig } from '../src/config.ts';
 import { createGateway, type Gateway } from '../src/gateway.ts';
 import type { Clock, PorticoModule } from '../src/index.ts';
+import { loadConfig } from '../src/load-config.ts';
+import { composeModules } from '../src/module.ts';
 
 export type Backend = 'sqlite' | 'postgres';
 
@@ -123,7 +124,7 @@ export async function startGateway(options: StartOptions = {}): Promise<TestGate
       done();
     },
   });
-  const config = await loadConfig({
+  const loaded = await loadConfig({
     cwd: dataDir,
     builtinModules: [...builtinModules, ...(options.modules ?? [])],
     env: {
@@ -135,6 +136,7 @@ export async function startGateway(options: StartOptions = {}): Promise<TestGate
       ...options.env,
     },
   });
+  const config = { ...loaded, modules: composeModules(loaded.modules) };
   const gateway = await createGateway(config, { log: pino({ level: 'info' }, sink), clock: options.clock });
   const url =
     options.listen === false ? 'http://portico.test' : await gateway.listen(options.port ?? 0, '127.0.0.1');

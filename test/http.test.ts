@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_REQUEST_BODY_BYTES } from '../src/gateway.ts';
 import { defineModule } from '../src/index.ts';
+import { MAX_REQUEST_BODY_BYTES } from '../src/plugins/use-body-limit.ts';
 import {
   backends,
   bootstrapAdmin,
@@ -227,6 +227,8 @@ describe.each(backends)('HTTP surface on %s', (backend) => {
     expect(ready.status).toBe(200);
     expect(await ready.json()).toMatchObject({ databases: { system: true, store: true } });
     expect((await raw('/nowhere')).status).toBe(404);
+    // Only /ready itself: a path that merely ends in it is no readiness check.
+    expect((await raw('/nowhere/ready')).status).toBe(404);
   });
 
   it('finishes in-flight requests on shutdown, then stops accepting', async () => {

@@ -2,14 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { serviceUnavailable } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import type { PubSub, TopicName, Topics } from '../pubsub.ts';
+import { MAX_MESSAGE_BYTES, type PubSub, type TopicName, type Topics } from '../pubsub.ts';
 import { Fanout } from './fanout.ts';
-
-/**
- * Largest message (the JSON envelope of topic, origin and payload) in bytes: PostgreSQL refuses
- * NOTIFY payloads of 8000 bytes or more. Redis has the same limit, so a topic works on every adapter.
- */
-export const MAX_MESSAGE_BYTES = 7999;
 
 /** Sends in flight at most; beyond, events are not sent to other instances (memory stays bounded). */
 export const MAX_PENDING_SENDS = 1000;

@@ -2,8 +2,8 @@ import type { IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { builtinModules } from '../../modules/index.ts';
 import { clientAddress, parseTrustedProxies } from '../../src/client-address.ts';
-import { loadConfig } from '../../src/config.ts';
 import { ConfigError, selectRows } from '../../src/index.ts';
+import { loadConfig } from '../../src/load-config.ts';
 import {
   ADMIN,
   backends,

@@ -2,8 +2,8 @@ import { type DocumentNode, Kind, print } from 'graphql';
 import type { Client as WsClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as client from '../../client/index.ts';
-import { GRAPHQL_LIMITS } from '../../src/gateway.ts';
 import { MAX_PAGE_SIZE } from '../../src/pagination.ts';
+import { GRAPHQL_LIMITS } from '../../src/plugins/use-operation-limits.ts';
 import {
   backends,
   bootstrapAdmin,

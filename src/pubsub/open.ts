@@ -1,0 +1,43 @@
+import { type Environment, parseDatabaseUrl } from '../config.ts';
+import type { Logger } from '../logger.ts';
+import type { PubSub } from '../pubsub.ts';
+import { createLocalPubSub } from './local.ts';
+
+export type PubSubAdapter = 'local' | 'postgresql' | 'redis';
+
+export interface OpenPubSubOptions {
+  env: Pick<Environment, 'redisUrl' | 'systemDatabaseUrl'>;
+  log: Logger;
+}
+
+/** Which adapter a deployment uses: Redis when REDIS_URL is set, else PostgreSQL when the system database is one. */
+export function pubSubAdapterFor(env: OpenPubSubOptions['env']): PubSubAdapter {
+  if (env.redisUrl) return 'redis';
+  return parseDatabaseUrl(env.systemDatabaseUrl).dialect === 'postgresql' ? 'postgresql' : 'local';
+}
+
+/**
+ * The pub/sub of a gateway: over Redis (REDIS_URL), else over the system database when it is
+ * PostgreSQL (LISTEN/NOTIFY, no extra service), else in process (one instance). Resolves once
+ * connected; rejects with a clear message when the broker cannot be reached.
+ */
+export async function openPubSub({ env, log }: OpenPubSubOptions): Promise<PubSub> {
+  const adapter = pubSubAdapterFor(env);
+  // The broker adapters are loaded only when chosen.
+  if (adapter === 'redis') {
+    const { openRedisPubSub } = await import('./redis.ts');
+    return openRedisPubSub({ url: env.redisUrl!, log });
+  }
+  if (adapter === 'postgresql') {
+    const { openPostgresPubSub } = await import('./postgres.ts');
+    return openPostgresPubSub({ url: env.systemDatabaseUrl, log });
+  }
+  return createLocalPubSub(log);
+}
+
+/** For the start's log line. */
+export const PUBSUB_ADAPTER_DESCRIPTIONS: Record<PubSubAdapter, string> = {
+  redis: 'Redis (REDIS_URL), for several instances',
+  postgresql: 'PostgreSQL LISTEN/NOTIFY on the system database, for several instances',
+  local: 'in process, for one instance',
+};
