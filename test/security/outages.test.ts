@@ -128,7 +128,8 @@ describe.runIf(backends.includes('postgres'))('database outages on postgres', ()
     const many = await Promise.all(Array.from({ length: 40 }, () => admin.gql(USERS)));
     for (const answer of many) expect(answer.errors?.[0]?.extensions?.code).toBe('SERVICE_UNAVAILABLE');
     await expectEveryPathUnavailable();
-    expect(portico.logs.slice(logged)).toEqual([]);
+    // Requests add nothing; the pub/sub's reconnect attempts run on their own timer (bounded below).
+    expect(portico.logs.slice(logged).filter((line) => !line.msg.startsWith('pub/sub:'))).toEqual([]);
     const during = portico.logs.slice(since);
     // The database's outage, and its pub/sub connections' (LISTEN, NOTIFY, the first retry).
     expect(noisyLines(during).length, JSON.stringify(noisyLines(during))).toBeLessThanOrEqual(4);
