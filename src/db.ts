@@ -11,6 +11,7 @@ import { isDatabaseUnavailable } from './errors.ts';
 import type { Logger } from './logger.ts';
 import type { PorticoModule } from './module.ts';
 import { logOutages } from './outages.ts';
+import { STORE_ENTITIES } from './store/sql/schema.ts';
 
 export type Dialect = 'sqlite' | 'postgresql';
 
@@ -25,7 +26,11 @@ export interface Database {
 export interface Databases {
   /** Identity: users, sessions, roles, tokens, API keys. */
   readonly system: Database;
-  /** Business data: collections, blob metadata, leases. The same object as `system` when both URLs are equal. */
+  /**
+   * Business data (collections, blob metadata, leases): the database of the SQL store backend, which
+   * owns every statement on it (modules reach it through `runtime.store`). The same object as
+   * `system` when both URLs are equal.
+   */
   readonly store: Database;
   /** True when each database answers a trivial query within the timeout (the store: and serves). */
   ping(timeoutMs?: number): Promise<{ system: boolean; store: boolean }>;
@@ -97,7 +102,7 @@ export async function openDatabases({
   deferUnreachableStore = false,
 }: OpenDatabasesOptions): Promise<Databases> {
   const systemEntities = modules.flatMap((module) => module.entities?.system ?? []);
-  const storeEntities = modules.flatMap((module) => module.entities?.store ?? []);
+  const storeEntities = STORE_ENTITIES;
   const shared = env.systemDatabaseUrl === env.databaseUrl;
 
   const system = await openDatabase({

@@ -28,6 +28,7 @@ import { openPubSub, PUBSUB_ADAPTER_DESCRIPTIONS, pubSubAdapterFor } from './pub
 import { CSRF_HEADERS, isForeignOrigin, Router } from './routes.ts';
 import { type Clock, type Runtime, systemClock } from './runtime.ts';
 import { buildSchema } from './schema.ts';
+import { openStore, serveStore } from './store/open.ts';
 import { useSuggestionMask } from './suggestions.ts';
 import { useStorableText } from './text.ts';
 import { useVariableCost } from './variable-cost.ts';
@@ -110,6 +111,7 @@ export async function openRuntime(
       settings,
       modules,
       db,
+      store: openStore(db, pubsub, log),
       pubsub,
       live,
       log,
@@ -147,7 +149,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
   runtime.pubsub.onGap(() => void runtime.live.recheckNow());
   try {
     for (const module of modules) await module.start?.(runtime);
-    await runtime.db.serveStore(async (store) => {
+    await serveStore(runtime.db, runtime.pubsub, log, async (store) => {
       for (const module of modules) await module.prepareStore?.(runtime, store);
     });
     // The modules' listeners hear other instances before the first request.

@@ -1,11 +1,11 @@
 import type { EntitySchema } from '@mikro-orm/core';
-import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { z } from 'zod';
 import type { Builder } from './builder.ts';
 import type { Settings } from './config.ts';
 import type { RequestContext, ScopeLoaders, Viewer } from './context.ts';
 import type { Route } from './routes.ts';
 import type { Runtime } from './runtime.ts';
+import type { StoreBackend } from './store/backend.ts';
 
 /** Finds the viewer behind a request's credential (cookie, bearer key, ...); null when it has none of its kind. */
 export type CredentialResolver = (request: Request, runtime: Runtime) => Promise<Viewer | null>;
@@ -25,8 +25,11 @@ export interface ModuleDefinition<Api> {
   config?: Record<string, z.ZodType>;
   /** Checks across keys (and what other modules provide) once every slice has parsed; each problem as `path: message`. */
   checkConfig?: (settings: Settings, modules: readonly PorticoModule[]) => string[];
-  /** Entities of the system database (identity) and of the business database (store). */
-  entities?: { system?: EntitySchema[]; store?: EntitySchema[] };
+  /**
+   * Entities of the system database (identity). Business data has no entities of modules: it goes
+   * through the store backend (`runtime.store`), which owns its tables.
+   */
+  entities?: { system?: EntitySchema[] };
   /** Registers the module's GraphQL types and fields. Called once per process. */
   graphql?: (builder: Builder) => void;
   /** Scope rules this module adds to every request (see `AuthScopes`). */
@@ -46,9 +49,9 @@ export interface ModuleDefinition<Api> {
   /**
    * Brings what the module keeps in the store in line with the configuration (index builds) before
    * store operations are served: after `start`, or, when the store did not answer at start, once it
-   * does. `store` is the store's root EntityManager (fork it).
+   * does. Use `store`, not `runtime.store`, which refuses until then.
    */
-  prepareStore?: (runtime: Runtime, store: SqlEntityManager) => Promise<void>;
+  prepareStore?: (runtime: Runtime, store: StoreBackend) => Promise<void>;
   /** Runs on shutdown, after the server stopped accepting requests, before the databases close. */
   stop?: (runtime: Runtime) => Promise<void> | void;
   /** Subcommands of the `portico` CLI, e.g. `bootstrap`. They get a runtime whose modules were not started. */

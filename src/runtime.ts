@@ -4,6 +4,7 @@ import type { LiveCredentials } from './live.ts';
 import type { Logger } from './logger.ts';
 import type { PorticoModule } from './module.ts';
 import type { PubSub } from './pubsub.ts';
+import type { StoreBackend } from './store/backend.ts';
 
 /** The time, as the gateway sees it: real by default, controllable in tests. */
 export interface Clock {
@@ -38,12 +39,14 @@ export function every(intervalMs: number, task: () => Promise<void>) {
   };
 }
 
-/** What a running gateway gives its modules: configuration, databases, pub/sub, live streams, log, clock. */
+/** What a running gateway gives its modules: configuration, databases, the store, pub/sub, live streams, log, clock. */
 export interface Runtime {
   readonly env: Environment;
   readonly settings: Settings;
   readonly modules: readonly PorticoModule[];
   readonly db: Databases;
+  /** The business data (collections, blob metadata, leases), whatever backend holds it. */
+  readonly store: StoreBackend;
   readonly pubsub: PubSub;
   /** The credentials behind this instance's open subscriptions. */
   readonly live: LiveCredentials;
