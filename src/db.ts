@@ -102,14 +102,13 @@ export async function openDatabases({
   deferUnreachableStore = false,
 }: OpenDatabasesOptions): Promise<Databases> {
   const systemEntities = modules.flatMap((module) => module.entities?.system ?? []);
-  const storeEntities = STORE_ENTITIES;
   const shared = env.systemDatabaseUrl === env.databaseUrl;
 
   const system = await openDatabase({
     url: env.systemDatabaseUrl,
     // SYSTEM_DATABASE_URL defaults to DATABASE_URL: name the one the operator set.
     variable: shared ? 'DATABASE_URL' : 'SYSTEM_DATABASE_URL',
-    entities: shared ? [...systemEntities, ...storeEntities] : systemEntities,
+    entities: shared ? [...systemEntities, ...STORE_ENTITIES] : systemEntities,
     durable: true,
     log: log.child({ db: shared ? 'system+store' : 'system' }),
   });
@@ -121,7 +120,7 @@ export async function openDatabases({
       store = await openDatabase({
         url: env.databaseUrl,
         variable: 'DATABASE_URL',
-        entities: storeEntities,
+        entities: STORE_ENTITIES,
         durable: false,
         log: storeLog,
         deferUnreachable: deferUnreachableStore,
