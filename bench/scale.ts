@@ -1,7 +1,7 @@
 /**
  * `npm run bench:scale`: index-page latency as a collection grows (issue 4). Starts Portico
  * (SQLite, production mode) in a child process, seeds its store file directly from this process
- * in large transactions (documents and index entries, keys encoded by the collections module),
+ * in large transactions (documents and index entries, keys encoded by the SQL store backend),
  * and after 10k, 100k and 1M documents measures p50/p99 of a 20-document index page with
  * autocannon. Prints the table, the p99 ratio 1M / 10k (goal <= 1.5) and the seeding time.
  */
@@ -14,9 +14,8 @@ import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 import { pino } from 'pino';
 import { definitions } from '../modules/collections/config.ts';
-import collections from '../modules/collections/index.ts';
-import { entryFor } from '../modules/collections/service.ts';
 import { openDatabases } from '../src/db.ts';
+import { indexKey } from '../src/store/sql/documents.ts';
 
 const root = join(import.meta.dirname, '..');
 const STAGES = [10_000, 100_000, 1_000_000];
@@ -80,7 +79,7 @@ try {
   // The store file, opened beside Portico (WAL lets both in); documents go in through native statements.
   const databases = await openDatabases({
     env: { databaseUrl: storeUrl, systemDatabaseUrl: storeUrl },
-    modules: [collections],
+    modules: [],
     log: pino({ level: 'warn' }),
   });
   const native = (await databases.store.em.getConnection().getNativeClient()) as unknown as {
@@ -111,7 +110,7 @@ try {
           const id = `d${String(i).padStart(8, '0')}`;
           const data = { group: `g${String(i % GROUPS).padStart(2, '0')}`, rank: i, title: `item ${i}` };
           insertDocument.run('items', id, JSON.stringify(data), now, now);
-          insertEntry.run('items', 'byGroup', entryFor('items', index, id, null, data).key, id);
+          insertEntry.run('items', 'byGroup', indexKey(index, data), id);
         }
       })();
       seeded = upTo;

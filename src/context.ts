@@ -26,7 +26,7 @@ export class ResponseControl {
   }
 }
 
-/** One request's context: fixed and small. Database forks are made on first use. */
+/** One request's context: fixed and small. The database fork is made on first use. */
 export interface RequestContext {
   readonly request: Request;
   /** The client's address: the socket's peer, or behind a trusted proxy the forwarded one; null without a socket. */
@@ -39,10 +39,8 @@ export interface RequestContext {
   readonly log: Logger;
   readonly response: ResponseControl;
   readonly db: {
-    /** A fork of the system database's EntityManager (identity). */
+    /** A fork of the system database's EntityManager (identity). Business data: `runtime.store`. */
     readonly system: SqlEntityManager;
-    /** A fork of the business database's EntityManager (store). */
-    readonly store: SqlEntityManager;
   };
 }
 
@@ -53,7 +51,6 @@ export function createRequestContext(
   ip: string | null,
 ): RequestContext {
   let system: SqlEntityManager | undefined;
-  let store: SqlEntityManager | undefined;
   return {
     request,
     ip,
@@ -69,10 +66,6 @@ export function createRequestContext(
       get system() {
         system ??= runtime.db.system.em.fork();
         return system;
-      },
-      get store() {
-        store ??= runtime.db.store.em.fork();
-        return store;
       },
     },
   };

@@ -10,6 +10,7 @@ import { type DatabaseTarget, type Environment, parseDatabaseUrl, StartupError }
 import { isDatabaseUnavailable } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { logOutages } from './outages.ts';
+import { STORE_ENTITIES } from './store/sql/schema.ts';
 
 export type Dialect = 'sqlite' | 'postgresql';
 
@@ -24,7 +25,11 @@ export interface Database {
 export interface Databases {
   /** Identity: users, sessions, roles, tokens, API keys. */
   readonly system: Database;
-  /** Business data: collections, blob metadata, leases. The same object as `system` when both URLs are equal. */
+  /**
+   * Business data (collections, blob metadata, leases): the database of the SQL store backend, which
+   * owns every statement on it (modules reach it through `runtime.store`). The same object as
+   * `system` when both URLs are equal.
+   */
   readonly store: Database;
   /** True when each database answers a trivial query within the timeout (the store: and serves). */
   ping(timeoutMs?: number): Promise<{ system: boolean; store: boolean }>;
@@ -97,14 +102,13 @@ export async function openDatabases({
   deferUnreachableStore = false,
 }: OpenDatabasesOptions): Promise<Databases> {
   const systemEntities = modules.flatMap((module) => module.entities?.system ?? []);
-  const storeEntities = modules.flatMap((module) => module.entities?.store ?? []);
   const shared = env.systemDatabaseUrl === env.databaseUrl;
 
   const system = await openDatabase({
     url: env.systemDatabaseUrl,
     // SYSTEM_DATABASE_URL defaults to DATABASE_URL: name the one the operator set.
     variable: shared ? 'DATABASE_URL' : 'SYSTEM_DATABASE_URL',
-    entities: shared ? [...systemEntities, ...storeEntities] : systemEntities,
+    entities: shared ? [...systemEntities, ...STORE_ENTITIES] : systemEntities,
     durable: true,
     log: log.child({ db: shared ? 'system+store' : 'system' }),
   });
@@ -116,7 +120,7 @@ export async function openDatabases({
       store = await openDatabase({
         url: env.databaseUrl,
         variable: 'DATABASE_URL',
-        entities: storeEntities,
+        entities: STORE_ENTITIES,
         durable: false,
         log: storeLog,
         deferUnreachable: deferUnreachableStore,

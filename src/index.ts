@@ -42,6 +42,37 @@ export type { HttpMethod, Route } from './routes.ts';
 export { hasCsrfHeader } from './routes.ts';
 export type { Runtime } from './runtime.ts';
 export { randomSecret, sameDigest, sha256 } from './secrets.ts';
+export type {
+  BlobContent,
+  BlobCreation,
+  BlobDeletion,
+  BlobMetadataStore,
+  BlobRecord,
+  DocumentBody,
+  DocumentChange,
+  DocumentCursor,
+  DocumentDeletion,
+  DocumentGuard,
+  DocumentPage,
+  DocumentQuery,
+  DocumentSelection,
+  DocumentStore,
+  DocumentWrite,
+  DocumentWritten,
+  Fence,
+  IndexRange,
+  LeaseRecord,
+  LeaseStore,
+  RangeBound,
+  StoreBackend,
+  StoreCollection,
+  StoredDocument,
+  StoreEventName,
+  StoreEventPayloads,
+  StoreEvents,
+  StoreIndex,
+  WriteConditions,
+} from './store/backend.ts';
 export type { Clock } from './timers.ts';
 export { every } from './timers.ts';
 export type { Viewer } from './viewer.ts';

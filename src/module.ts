@@ -1,5 +1,4 @@
 import type { EntitySchema } from '@mikro-orm/core';
-import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { z } from 'zod';
 import type { Builder } from './builder.ts';
 import { ConfigError, type Settings } from './config.ts';
@@ -7,6 +6,7 @@ import type { RequestContext, ScopeLoaders } from './context.ts';
 import type { Contribution, ExtensionPoint } from './extensions.ts';
 import type { Route } from './routes.ts';
 import type { Runtime } from './runtime.ts';
+import type { StoreBackend } from './store/backend.ts';
 import type { Viewer } from './viewer.ts';
 
 // The runtime's part that names modules: runtime.ts stands below this file, which names it.
@@ -42,9 +42,9 @@ export interface ModuleInstance {
   /**
    * Brings what the module keeps in the store in line with the configuration (index builds) before
    * store operations are served: after `start`, or, when the store did not answer at start, once it
-   * does. `store` is the store's root EntityManager (fork it).
+   * does. Use `store`, not `runtime.store`, which refuses until then.
    */
-  prepareStore?(store: SqlEntityManager): Promise<void>;
+  prepareStore?(store: StoreBackend): Promise<void>;
   /** Runs on shutdown, after the server stopped accepting requests, before the databases close; joins background work. */
   stop?(): Promise<void> | void;
 }
@@ -77,8 +77,11 @@ export interface ModuleDefinition<Api, Instance extends ModuleInstance> {
   config?: Record<string, z.ZodType>;
   /** Checks across keys (and what other modules provide) once every slice has parsed; each problem as `path: message`. */
   checkConfig?: (settings: Settings, modules: readonly PorticoModule[]) => string[];
-  /** Entities of the system database (identity) and of the business database (store). */
-  entities?: { system?: EntitySchema[]; store?: EntitySchema[] };
+  /**
+   * Entities of the system database (identity). Business data has no entities of modules: it goes
+   * through the store backend (`runtime.store`), which owns its tables.
+   */
+  entities?: { system?: EntitySchema[] };
   /**
    * What it adds to other modules' extension points that needs no instance (a login method), so
    * that configuration checks see it; contributions that need the module's state are its instance's.

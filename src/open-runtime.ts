@@ -5,6 +5,7 @@ import type { Logger } from './logger.ts';
 import { ModuleSet } from './module-instances.ts';
 import { openPubSub } from './pubsub/open.ts';
 import type { Runtime } from './runtime.ts';
+import { openStore } from './store/open.ts';
 import { type Clock, systemClock } from './timers.ts';
 
 /** What aborts each runtime's `stopping` signal. */
@@ -36,6 +37,7 @@ export async function openRuntime(
       modules,
       instances: new ModuleSet(modules),
       db,
+      store: openStore(db, pubsub, log),
       pubsub,
       live,
       log,

@@ -3,6 +3,7 @@ import type { Databases } from './db.ts';
 import type { LiveCredentials } from './live.ts';
 import type { Logger } from './logger.ts';
 import type { PubSub } from './pubsub.ts';
+import type { StoreBackend } from './store/backend.ts';
 import type { Clock } from './timers.ts';
 
 /**
@@ -14,6 +15,8 @@ export interface Runtime {
   readonly env: Environment;
   readonly settings: Settings;
   readonly db: Databases;
+  /** The business data (collections, blob metadata, leases), whatever backend holds it. */
+  readonly store: StoreBackend;
   readonly pubsub: PubSub;
   /** The credentials behind this instance's open subscriptions. */
   readonly live: LiveCredentials;

@@ -17,7 +17,7 @@ const Note = defineEntity({
   tableName: 'test_notes',
   properties: { id: p.string().primary(), body: p.string() },
 });
-const notes = defineModule({ name: 'test-notes', entities: { store: [Note] } });
+const notes = defineModule({ name: 'test-notes', entities: { system: [Note] } });
 
 describe('database URLs', () => {
   it('chooses the dialect from the URL', () => {
@@ -52,18 +52,18 @@ describe.each(backends)('schema updates on %s', (backend) => {
 
   it('creates tables once, keeps a removed module’s data, and never drops anything', async () => {
     const first = await open([...builtinModules, notes]);
-    await first.store.em.fork().insert(Note, { id: 'n1', body: 'kept' });
+    await first.system.em.fork().insert(Note, { id: 'n1', body: 'kept' });
     await first.close();
 
     // Without the module: its table and rows stay.
     const without = await open();
-    const rows = await without.store.em.fork().getConnection().execute('select body from test_notes');
+    const rows = await without.system.em.fork().getConnection().execute('select body from test_notes');
     expect(rows).toEqual([{ body: 'kept' }]);
     await without.close();
 
     const again = await open([...builtinModules, notes]);
-    expect((await again.store.em.fork().findOne(Note, { id: 'n1' }))?.body).toBe('kept');
-    const pending = await again.store.orm.schema.getUpdateSchemaSQL({
+    expect((await again.system.em.fork().findOne(Note, { id: 'n1' }))?.body).toBe('kept');
+    const pending = await again.system.orm.schema.getUpdateSchemaSQL({
       safe: true,
       dropTables: false,
       wrap: false,

@@ -1,4 +1,5 @@
 import {
+  type BlobRecord,
   type Builder,
   fromGlobalId,
   PorticoError,
@@ -10,10 +11,9 @@ import leases from '../leases/index.ts';
 import roles from '../roles/index.ts';
 import users from '../users/index.ts';
 import { canDeleteBlob, canRead, canSeeBlob, canWrite, listedOwner } from './access.ts';
-import { type BlobRecord, findBlob, listBlobs, loadBlobs } from './service.ts';
+import { blobPath, findBlob, loadBlobs, remove, upload } from './service.ts';
 import { MAX_SIGNED_SECONDS, signedPath, signerOf } from './signed.ts';
 import { BlobTooLarge } from './storage.ts';
-import { blobPath, remove, upload } from './store.ts';
 
 export const BlobRef = schemaBuilder.objectRef<BlobRecord>('Blob');
 
@@ -39,7 +39,7 @@ export function registerBlobs(builder: Builder) {
     id: { resolve: (blob) => blob.id },
     // Blobs the viewer may not read are null, like unknown ones: no existence oracle.
     loadMany: async (ids, context) =>
-      (await loadBlobs(context.db.store, ids)).map((blob) => visible(context, blob)),
+      (await loadBlobs(context.runtime, ids)).map((blob) => visible(context, blob)),
     authScopes: (blob, context) =>
       uploadedHere.has(blob) || canSeeBlob(context.viewer, rulesOf(context), blob.ownerId),
     fields: (t) => ({
@@ -96,7 +96,7 @@ export function registerBlobs(builder: Builder) {
       authScopes: { public: true },
       args: { id: t.arg.id({ required: true }) },
       resolve: async (_root, { id }, context) =>
-        visible(context, await findBlob(context.db.store, fromGlobalId(String(id), 'Blob'))),
+        visible(context, await findBlob(context.runtime, fromGlobalId(String(id), 'Blob'))),
     }),
     blobs: t.field({
       type: BlobConnection,
@@ -109,7 +109,7 @@ export function registerBlobs(builder: Builder) {
         return paginate(
           'blob',
           args,
-          (page) => listBlobs(context.db.store, { ...page, ownerId }),
+          (page) => context.runtime.store.blobs.list({ ...page, ownerId }),
           (blob) => blob.id,
         );
       },
@@ -125,7 +125,7 @@ export function registerBlobs(builder: Builder) {
       resolve: async (_root, { file, fence }, context) => {
         if (!canWrite(context.viewer, rulesOf(context))) throw denied(context);
         try {
-          const blob = await upload(context.runtime, context.db.store, file.stream(), {
+          const blob = await upload(context.runtime, file.stream(), {
             contentType: file.type || null,
             filename: file.name || null,
             ownerId: context.viewer.userId,
@@ -149,7 +149,6 @@ export function registerBlobs(builder: Builder) {
         if (!canWrite(context.viewer, rulesOf(context))) throw denied(context);
         const deleted = await remove(
           context.runtime,
-          context.db.store,
           fromGlobalId(String(id), 'Blob'),
           (blob) => {
             if (!canSeeBlob(context.viewer, rulesOf(context), blob.ownerId)) throw notFound();

@@ -1,23 +1,21 @@
 import { defineModule } from '../../src/index.ts';
 import { blobScopes } from './access.ts';
 import { blobsConfig } from './config.ts';
-import { BlobContentSchema, BlobMetadataSchema } from './entities.ts';
 import { BlobRef, registerBlobs } from './graphql.ts';
 import { blobRoutes } from './routes.ts';
+import { startStorage } from './service.ts';
 import { createFsStorage } from './storage.ts';
-import { startStorage } from './store.ts';
 
 export type { BlobStorage, ByteRange, StagedBlob, StorageFactory } from './storage.ts';
 
 /**
  * Uploaded files: bytes stored once per SHA-256 behind a storage driver (the filesystem by default),
- * metadata rows in the business database, `POST /blobs` and `GET /blobs/:id`, signed URLs.
+ * metadata in the store, `POST /blobs` and `GET /blobs/:id`, signed URLs.
  */
 export default defineModule({
   name: 'blobs',
   dependsOn: ['users', 'roles', 'sessions', 'api-keys', 'leases'],
   config: blobsConfig,
-  entities: { store: [BlobMetadataSchema, BlobContentSchema] },
   graphql: registerBlobs,
   scopes: (settings) => blobScopes(settings.blobs),
   multipartFileBytes: (settings) => settings.blobs.maxBytes,

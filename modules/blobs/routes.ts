@@ -1,19 +1,27 @@
 import { create as contentDisposition, parse as parseContentDisposition } from 'content-disposition';
 import rangeParser from 'range-parser';
 import {
+  type BlobRecord,
   type ErrorCode,
+  type Fence,
   hasCsrfHeader,
   PorticoError,
   type RequestContext,
   type Route,
   toGlobalId,
 } from '../../src/index.ts';
-import type { Fence } from '../leases/index.ts';
 import { canSeeBlob, canWrite } from './access.ts';
-import { type BlobRecord, findBlob } from './service.ts';
+import {
+  blobPath,
+  cleanFilename,
+  findBlob,
+  OCTET_STREAM,
+  rowIdOfPath,
+  storageOf,
+  upload,
+} from './service.ts';
 import { signatureAllows } from './signed.ts';
 import { BlobTooLarge, type ByteRange, UploadInterrupted } from './storage.ts';
-import { blobPath, cleanFilename, OCTET_STREAM, rowIdOfPath, storageOf, upload } from './store.ts';
 
 /** Errors as the kernel's routes answer them: `{ error: message, code }` with the contract's code. */
 const problem = (status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}) =>
@@ -79,7 +87,7 @@ async function uploadRoute(request: Request, context: RequestContext): Promise<R
     return refuse(400, 'BAD_USER_INPUT', 'A fenced upload names `lease` and an integer `token`.');
   }
   try {
-    const blob = await upload(runtime, context.db.store, request.body ?? new Blob([]).stream(), {
+    const blob = await upload(runtime, request.body ?? new Blob([]).stream(), {
       contentType: request.headers.get('content-type'),
       filename,
       ownerId: viewer.userId,
@@ -136,7 +144,7 @@ async function readable(context: RequestContext, segment: string, query: URLSear
   // The id format is checked before any lookup: nothing else reaches a query, let alone a path.
   const id = rowIdOfPath(segment);
   if (!id) return null;
-  const blob = await findBlob(context.db.store, id);
+  const blob = await findBlob(context.runtime, id);
   if (!blob) return null;
   if (canSeeBlob(context.viewer, context.runtime.settings.blobs, blob.ownerId)) return blob;
   return query.has('sig') && (await signatureAllows(context.runtime, blob.id, query)) ? blob : null;

@@ -1,61 +1,63 @@
-import type { SqlEntityManager } from '@mikro-orm/sql';
-import { newId, selectRows } from '../../src/index.ts';
-import leases, { type Fence } from '../leases/index.ts';
-import { BlobMetadata } from './entities.ts';
-import type { BlobStorage, StagedBlob } from './storage.ts';
-
-/** A blob's metadata row as the API reads it. */
-export interface BlobRecord {
-  readonly id: string;
-  readonly sha256: string;
-  readonly size: number;
-  readonly contentType: string;
-  readonly filename: string | null;
-  readonly ownerId: string | null;
-  readonly createdAt: Date;
-}
+import {
+  type BlobDeletion,
+  type BlobRecord,
+  type Fence,
+  fromGlobalId,
+  newId,
+  type Runtime,
+  toGlobalId,
+} from '../../src/index.ts';
+import { type BlobStorage, defaultStorage, type StagedBlob } from './storage.ts';
 
 /** Ids are `newId()`: 32 lower-case hex digits. Anything else never reaches a query or a path. */
 export const BLOB_ID = /^[0-9a-f]{32}$/;
 
-const record = (row: BlobMetadata): BlobRecord => ({
-  id: row.id,
-  sha256: row.sha256,
-  size: Number(row.size),
-  contentType: row.contentType,
-  filename: row.filename ?? null,
-  ownerId: row.ownerId ?? null,
-  createdAt: row.createdAt,
-});
-
-type Db = SqlEntityManager;
-
 /**
- * Takes the row lock of a content address for the rest of the transaction, creating its row if
- * needed. Every statement that adds or removes a reference to some bytes runs after this in the
- * same transaction, so uploads and deletes of the same content take turns: on PostgreSQL through
- * the row lock (a concurrent insert of the same key waits too), on SQLite through the database
- * write lock, which this first write takes.
+ * The running module's storage driver and the flows that GraphQL and the HTTP routes share: bytes
+ * to the driver, metadata to the store (`runtime.store.blobs`), whose lock of a content address
+ * decides when bytes may be placed or dropped.
  */
-async function lockContent(em: Db, sha256: string, size: number) {
-  await selectRows(
-    em,
-    'insert into blob_contents (sha256, size, created_at) values (?, ?, ?) on conflict (sha256) do update set size = excluded.size',
-    [sha256, size, em.getPlatform().processDateProperty(new Date())],
-  );
+const storages = new WeakMap<Runtime, BlobStorage>();
+
+/** Makes the configured driver (the filesystem by default) and sweeps leftover uploads. */
+export async function startStorage(runtime: Runtime) {
+  const factory = runtime.settings.blobs.storage ?? defaultStorage;
+  const storage = await factory({ dataDir: runtime.env.dataDir, log: runtime.log });
+  const swept = await storage.sweep();
+  if (swept > 0) runtime.log.info({ swept }, 'removed temporary files of uploads that never finished');
+  storages.set(runtime, storage);
 }
 
-/** With the content lock held: when no blob references the bytes any more, they go. */
-async function collectLocked(em: Db, storage: BlobStorage, sha256: string) {
-  const referenced = await selectRows(em, 'select 1 from blobs where sha256 = ? limit 1', [sha256]);
-  if (referenced.length > 0) return;
-  await selectRows(em, 'delete from blob_contents where sha256 = ?', [sha256]);
-  // Last, still under the lock: no upload can place these bytes again meanwhile. Only a failed
-  // commit after this could leave a row without bytes, which downloads answer with 404.
-  await storage.delete(sha256);
+export function storageOf(runtime: Runtime): BlobStorage {
+  const storage = storages.get(runtime);
+  if (!storage) throw new Error('The blobs module has not started');
+  return storage;
 }
 
-export interface NewBlob {
+export interface UploadInput {
+  /** As sent; anything that is not a plain media type is stored as application/octet-stream. */
+  contentType: string | null;
+  /** As sent; cleaned before it is stored. */
+  filename: string | null;
+  ownerId: string | null;
+  fence?: Fence | null;
+}
+
+/** Streams an upload to storage (at most `blobs.maxBytes`, else BlobTooLarge) and records it. */
+export async function upload(runtime: Runtime, source: ReadableStream<Uint8Array>, input: UploadInput) {
+  const storage = storageOf(runtime);
+  // Refuses a stale token before its bytes travel; the check that counts is the one in the write.
+  if (input.fence) await runtime.store.leases.checkFence(input.fence);
+  const staged = await storage.stage(source, runtime.settings.blobs.maxBytes);
+  return createBlob(runtime, storage, staged, {
+    contentType: mediaType(input.contentType),
+    filename: cleanFilename(input.filename),
+    ownerId: input.ownerId,
+    fence: input.fence,
+  });
+}
+
+interface NewBlob {
   contentType: string;
   filename: string | null;
   ownerId: string | null;
@@ -65,11 +67,11 @@ export interface NewBlob {
 
 /**
  * Makes a staged upload a blob: places its bytes at their content address (or drops them when the
- * same bytes are stored already) and writes the row, in one transaction under the content lock.
+ * same bytes are stored already) and records it, in one step of the store under the content lock.
  * On failure nothing is visible: the staged object is dropped, and bytes placed for nothing go.
  */
-export async function createBlob(
-  em: Db,
+async function createBlob(
+  runtime: Runtime,
   storage: BlobStorage,
   staged: StagedBlob,
   input: NewBlob,
@@ -85,87 +87,87 @@ export async function createBlob(
   };
   let placed = false;
   try {
-    await em.transactional(async (tx) => {
-      if (input.fence) await leases.api.checkFence(tx, input.fence);
-      await lockContent(tx, staged.sha256, staged.size);
-      if (await storage.exists(staged.sha256)) {
-        await storage.discard(staged);
-      } else {
-        await storage.commit(staged);
-        placed = true;
-      }
-      await tx.insert(BlobMetadata, { ...blob });
+    await runtime.store.blobs.create(blob, {
+      fence: input.fence,
+      place: async () => {
+        if (await storage.exists(staged.sha256)) {
+          await storage.discard(staged);
+        } else {
+          await storage.commit(staged);
+          placed = true;
+        }
+      },
     });
     return blob;
   } catch (error) {
     // Best effort: bytes left behind by a failure here are unreferenced space, never a broken blob.
     await storage.discard(staged).catch(() => {});
-    if (placed) {
-      await em
-        .transactional(async (tx) => {
-          await lockContent(tx, staged.sha256, staged.size);
-          await collectLocked(tx, storage, staged.sha256);
-        })
-        .catch(() => {});
-    }
+    if (placed) await runtime.store.blobs.collect(staged, (sha256) => storage.delete(sha256)).catch(() => {});
     throw error;
   }
 }
 
-/** Refuses the operation (throws) for a blob the caller may not change. */
-export type DeleteGuard = (blob: BlobRecord) => void;
-
-/**
- * Deletes a blob's row and, when it was the last reference, its bytes: one transaction under the
- * content lock, so a concurrent upload of the same bytes either finds them still referenced or
- * places them anew. False when there was no such blob (or a concurrent delete won).
- */
-export async function deleteBlob(
-  em: Db,
-  storage: BlobStorage,
-  id: string,
-  guard: DeleteGuard,
-  fence?: Fence | null,
-) {
-  return em.transactional(async (tx) => {
-    const row = await tx.findOne(BlobMetadata, { id });
-    if (!row) return false;
-    const blob = record(row);
-    guard(blob);
-    if (fence) await leases.api.checkFence(tx, fence);
-    await lockContent(tx, blob.sha256, blob.size);
-    if ((await tx.nativeDelete(BlobMetadata, { id })) === 0) return false;
-    await collectLocked(tx, storage, blob.sha256);
-    return true;
-  });
-}
-
-export async function findBlob(em: Db, id: string): Promise<BlobRecord | null> {
+export async function findBlob(runtime: Runtime, id: string): Promise<BlobRecord | null> {
   if (!BLOB_ID.test(id)) return null;
-  const row = await em.findOne(BlobMetadata, { id });
-  return row ? record(row) : null;
+  return runtime.store.blobs.find(id);
 }
 
 /** Blobs by id, in the order asked (null where there is none), for `node(id:)`. */
-export async function loadBlobs(em: Db, ids: readonly string[]): Promise<(BlobRecord | null)[]> {
+export async function loadBlobs(runtime: Runtime, ids: readonly string[]): Promise<(BlobRecord | null)[]> {
   const valid = ids.filter((id) => BLOB_ID.test(id));
-  const rows = valid.length > 0 ? await em.find(BlobMetadata, { id: { $in: valid } }) : [];
-  const byId = new Map(rows.map((row) => [row.id, record(row)]));
+  const found = valid.length > 0 ? await runtime.store.blobs.findMany(valid) : [];
+  const byId = new Map(found.map((blob) => [blob.id, blob]));
   return ids.map((id) => byId.get(id) ?? null);
 }
 
-/** Up to `limit` blobs, newest first; one owner's, or everyone's when `ownerId` is undefined. */
-export async function listBlobs(
-  em: Db,
-  options: { ownerId: string | undefined; limit: number; after: string | undefined },
-): Promise<BlobRecord[]> {
-  const rows = await em.find(
-    BlobMetadata,
-    {
-      ...(options.ownerId === undefined ? {} : { ownerId: options.ownerId }),
-      ...(options.after === undefined ? {} : { id: { $lt: options.after } }),
-    },
-    { orderBy: { id: 'desc' }, limit: options.limit },
-  );
-  return rows.map(record);
+/** The download route of a blob: `/blobs/<the Blob's GraphQL id>` (contract v2), so a client can build it. */
+export const blobPath = (blob: Pick<BlobRecord, 'id'>) => `/blobs/${toGlobalId('Blob', blob.id)}`;
+
+/**
+ * The row id a download path names: the Blob's GraphQL id in its one canonical form (also
+ * percent-encoded, as clients may encode a path segment), or the bare row id that `url` and signed
+ * URLs carried before contract v2, which apps may have stored. Null for anything else, so that
+ * nothing but a well-formed id reaches a query.
+ */
+export function rowIdOfPath(segment: string): string | null {
+  if (BLOB_ID.test(segment)) return segment;
+  try {
+    const id = decodeURIComponent(segment);
+    const rowId = fromGlobalId(id, 'Blob');
+    return BLOB_ID.test(rowId) && toGlobalId('Blob', rowId) === id ? rowId : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Deletes a blob and, when it was the last reference, its bytes. False when there was no such blob
+ * (or a concurrent delete won).
+ */
+export const remove = (runtime: Runtime, id: string, guard: BlobDeletion['guard'], fence?: Fence | null) => {
+  const storage = storageOf(runtime);
+  return runtime.store.blobs.delete(id, { guard, fence, drop: (sha256) => storage.delete(sha256) });
+};
+
+const TOKEN = "[a-z0-9!#$&^_.+'*`|~-]+";
+const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}(\\s*;\\s*${TOKEN}=(${TOKEN}|"[^"\\\\\\p{Cc}]*"))*$`, 'iu');
+export const OCTET_STREAM = 'application/octet-stream';
+
+/** A syntactically valid media type (RFC 9110) of at most 255 characters, else application/octet-stream. */
+export function mediaType(value: string | null): string {
+  const trimmed = value?.trim() ?? '';
+  return trimmed.length <= 255 && MEDIA_TYPE.test(trimmed) ? trimmed : OCTET_STREAM;
+}
+
+// Control characters, and the bidirectional overrides that disguise extensions ("gpj.exe").
+const UNSAFE_CHARACTERS = /[\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
+
+/**
+ * A filename fit to store and to send back in `Content-Disposition`: its last path segment, no
+ * control or bidi-override characters, at most 255 characters; null when nothing is left.
+ */
+export function cleanFilename(value: string | null): string | null {
+  const last = (value ?? '').split(/[/\\]/).pop() ?? '';
+  const cleaned = [...last.replace(UNSAFE_CHARACTERS, '').trim()].slice(0, 255).join('').trim();
+  return cleaned === '' || cleaned === '.' || cleaned === '..' ? null : cleaned;
 }

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Runtime, Viewer } from '../../src/index.ts';
-import { blobPath } from './store.ts';
+import { blobPath } from './service.ts';
 
 /** The longest a signed URL may live: 7 days. */
 export const MAX_SIGNED_SECONDS = 7 * 24 * 60 * 60;

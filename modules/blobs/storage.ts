@@ -22,8 +22,8 @@ export interface ByteRange {
 
 /**
  * Where blob bytes live: content-addressed objects (one per distinct SHA-256) and temporary
- * objects for uploads in progress. The metadata rows and the decision when bytes may go are the
- * module's (service.ts); a driver only moves bytes. The filesystem driver below is the default.
+ * objects for uploads in progress. The metadata and the lock that decides when bytes may go are
+ * the store's (service.ts calls it); a driver only moves bytes. The filesystem driver below is the default.
  */
 export interface BlobStorage {
   /**

@@ -1,11 +1,14 @@
 import { filter, pipe } from 'graphql-yoga';
 import {
   type Builder,
+  type DocumentChange,
+  type DocumentGuard,
   decodeCursor,
   encodeCursor,
   PorticoError,
   pageSize,
   type RequestContext,
+  type StoredDocument,
   type Viewer,
 } from '../../src/index.ts';
 import leases from '../leases/index.ts';
@@ -19,20 +22,20 @@ import {
   readerOwner,
 } from './access.ts';
 import { type CollectionDefinition, definitions } from './config.ts';
-import { documentNotFound, type IndexQuery, type StoredDocument, type WriteGuard } from './service.ts';
-import * as store from './store.ts';
+import type { IndexQuery } from './queries.ts';
+import * as service from './service.ts';
 
 const collectionsOf = (context: RequestContext) => definitions(context.runtime.settings);
 
 /** The collection, if the viewer may read it; NOT_FOUND, UNAUTHENTICATED or FORBIDDEN otherwise. */
 function readable(context: RequestContext, name: string): CollectionDefinition {
-  const collection = store.collection(context.runtime, name);
+  const collection = service.collection(context.runtime, name);
   if (!canRead(context.viewer, collection)) throw denied(context.viewer);
   return collection;
 }
 
 function writable(context: RequestContext, name: string): CollectionDefinition {
-  const collection = store.collection(context.runtime, name);
+  const collection = service.collection(context.runtime, name);
   if (!canWrite(context.viewer, collection)) throw denied(context.viewer);
   return collection;
 }
@@ -51,8 +54,7 @@ function decodeAfter(collection: string, index: string | null | undefined, after
   const split = decoded.indexOf(':');
   if (split < 0)
     throw new PorticoError('BAD_USER_INPUT', 'This cursor is not valid here.', { field: 'after' });
-  const key = decoded.slice(0, split);
-  return { key: key ? Buffer.from(key, 'hex') : null, id: decoded.slice(split + 1) };
+  return { position: decoded.slice(0, split), id: decoded.slice(split + 1) };
 }
 
 /**
@@ -60,12 +62,12 @@ function decodeAfter(collection: string, index: string | null | undefined, after
  * as missing, so every answer about it is the one a missing id gets (no existence oracle).
  */
 const guardFor =
-  (context: RequestContext, collection: CollectionDefinition): WriteGuard =>
+  (context: RequestContext, collection: CollectionDefinition): DocumentGuard =>
   (current) => {
     if (!current || hiddenByOwner(context.viewer, collection, current.ownerId)) return null;
     if (canChangeDocument(context.viewer, collection, current.ownerId)) return current;
     if (!canSeeDocument(context.viewer, collection, current.ownerId)) {
-      throw documentNotFound(collection.name, current.id);
+      throw service.documentNotFound(collection.name, current.id);
     }
     throw denied(context.viewer);
   };
@@ -75,12 +77,16 @@ const guardFor =
  * theirs and creates nothing: creating there takes no id, since an id another user holds could
  * be neither taken over nor refused without telling that it exists.
  */
-const putGuardFor = (context: RequestContext, collection: CollectionDefinition, id: string): WriteGuard => {
+const putGuardFor = (
+  context: RequestContext,
+  collection: CollectionDefinition,
+  id: string,
+): DocumentGuard => {
   const guard = guardFor(context, collection);
   const replacesOnly = readerOwner(context.viewer, collection) !== null;
   return (current) => {
     const seen = guard(current);
-    if (!seen && replacesOnly) throw documentNotFound(collection.name, id);
+    if (!seen && replacesOnly) throw service.documentNotFound(collection.name, id);
     return seen;
   };
 };
@@ -133,7 +139,7 @@ export function registerCollections(builder: Builder) {
     { type: DocumentRef, name: 'DocumentConnection' },
     { name: 'DocumentEdge' },
   );
-  const ChangeRef = builder.objectRef<store.DocumentChanged>('DocumentChange').implement({
+  const ChangeRef = builder.objectRef<DocumentChange>('DocumentChange').implement({
     fields: (t) => ({
       kind: t.field({ type: ChangeKind, resolve: (change) => change.kind }),
       collection: t.exposeString('collection'),
@@ -144,7 +150,7 @@ export function registerCollections(builder: Builder) {
         nullable: true,
         description:
           'Null when deleted. The written version on the instance that wrote it; on other instances, the document as it is when the change arrives.',
-        resolve: (change, _args, { runtime }) => store.changedDocument(runtime, change),
+        resolve: (change, _args, { runtime }) => service.changedDocument(runtime, change),
       }),
     }),
   });
@@ -182,7 +188,7 @@ export function registerCollections(builder: Builder) {
       args: { collection: t.arg.string({ required: true }), id: t.arg.id({ required: true }) },
       resolve: async (_root, args, context) => {
         const collection = readable(context, args.collection);
-        const document = await store.get(context.runtime, context.db.store, collection.name, String(args.id));
+        const document = await service.get(context.runtime, collection.name, String(args.id));
         return document && canSeeDocument(context.viewer, collection, document.ownerId) ? document : null;
       },
     }),
@@ -199,7 +205,7 @@ export function registerCollections(builder: Builder) {
       resolve: async (_root, args, context) => {
         const collection = readable(context, args.collection);
         const after = decodeAfter(collection.name, args.index, args.after);
-        const page = await store.query(context.runtime, context.db.store, collection.name, {
+        const page = await service.query(context.runtime, collection.name, {
           index: args.index,
           where: args.where as IndexQuery | null,
           order: args.order ?? 'ASC',
@@ -208,10 +214,10 @@ export function registerCollections(builder: Builder) {
           ownerId: readerOwner(context.viewer, collection),
         });
         const kind = cursorKind(collection.name, args.index);
-        const edges = page.items.map(({ document, key }) => ({
+        const edges = page.items.map(({ document, position }) => ({
           // Encoded only when asked for: most pages read just the last one (pageInfo.endCursor).
           get cursor() {
-            return encodeCursor(kind, `${key?.toString('hex') ?? ''}:${document.id}`);
+            return encodeCursor(kind, `${position}:${document.id}`);
           },
           node: document,
         }));
@@ -233,7 +239,7 @@ export function registerCollections(builder: Builder) {
       args: queryArgs(t),
       resolve: (_root, args, context) => {
         const collection = readable(context, args.collection);
-        return store.count(context.runtime, context.db.store, collection.name, {
+        return service.count(context.runtime, collection.name, {
           index: args.index,
           where: args.where as IndexQuery | null,
           ownerId: readerOwner(context.viewer, collection),
@@ -257,9 +263,8 @@ export function registerCollections(builder: Builder) {
       resolve: async (_root, args, context) => {
         const collection = writable(context, args.collection);
         const id = args.id === null || args.id === undefined ? null : String(args.id);
-        return store.put(
+        return service.put(
           context.runtime,
-          context.db.store,
           collection.name,
           {
             id,
@@ -285,9 +290,8 @@ export function registerCollections(builder: Builder) {
       },
       resolve: async (_root, args, context) => {
         const collection = writable(context, args.collection);
-        return store.patch(
+        return service.patch(
           context.runtime,
-          context.db.store,
           collection.name,
           {
             id: String(args.id),
@@ -309,9 +313,8 @@ export function registerCollections(builder: Builder) {
       },
       resolve: async (_root, args, context) => {
         const collection = writable(context, args.collection);
-        return store.remove(
+        return service.remove(
           context.runtime,
-          context.db.store,
           collection.name,
           { id: String(args.id), expectedVersion: args.expectedVersion, fence: args.fence },
           guardFor(context, collection),
@@ -334,7 +337,7 @@ export function registerCollections(builder: Builder) {
           args.id === null || args.id === undefined ? null : String(args.id),
         );
         // Live once other instances' changes reach this one: the client may write right after.
-        await context.runtime.pubsub.ready();
+        await context.runtime.store.events.ready();
         return changes;
       },
       resolve: (change) => change,
@@ -344,7 +347,7 @@ export function registerCollections(builder: Builder) {
 
 const changesOf = (context: RequestContext, collection: CollectionDefinition, id: string | null) =>
   pipe(
-    context.runtime.pubsub.subscribe('document.changed'),
+    context.runtime.store.events.subscribe('document.changed'),
     filter(
       (change) =>
         change.collection === collection.name &&

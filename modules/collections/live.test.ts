@@ -98,15 +98,14 @@ describe.each(backends)('live documents on %s', (backend) => {
 
   it('offers the same store to server-side code', async () => {
     const { runtime } = portico.gateway;
-    const em = runtime.db.store.em.fork();
-    const saved = await collections.api.put(runtime, em, 'counters', {
+    const saved = await collections.api.put(runtime, 'counters', {
       id: 'srv',
       data: { value: 1 },
       ownerId: null,
     });
     expect(saved.version).toBe(1);
     await expect(
-      collections.api.put(runtime, em, 'counters', {
+      collections.api.put(runtime, 'counters', {
         id: 'srv',
         data: { value: 2 },
         ownerId: null,
@@ -114,11 +113,11 @@ describe.each(backends)('live documents on %s', (backend) => {
       }),
     ).rejects.toMatchObject({ code: 'CONFLICT' });
     await expect(
-      collections.api.query(runtime, em, 'counters', { index: 'nope', first: 1 }),
+      collections.api.query(runtime, 'counters', { index: 'nope', first: 1 }),
     ).rejects.toMatchObject({
       code: 'INDEX_NOT_DECLARED',
     });
-    const page = await collections.api.query(runtime, em, 'counters', { first: 10 });
+    const page = await collections.api.query(runtime, 'counters', { first: 10 });
     expect(page.items.map((item) => item.document.id)).toEqual(['c1', 'srv']);
   });
 });

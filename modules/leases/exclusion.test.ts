@@ -43,8 +43,8 @@ const probe = defineModule({
         nullable: true,
         authScopes: { authenticated: true },
         args: { key: t.arg.string({ required: true }), ttlSeconds: t.arg.int({ required: true }) },
-        resolve: async (_root, { key, ttlSeconds }, { db, viewer }) => {
-          const connection = db.store.getConnection();
+        resolve: async (_root, { key, ttlSeconds }, { runtime, viewer }) => {
+          const connection = runtime.db.store.em.fork().getConnection();
           const [row] = await connection.execute<{ token: number | string; expires_at: number | string }[]>(
             'select token, expires_at from leases where key = ?',
             [key],

@@ -1,5 +1,7 @@
 import {
   type Builder,
+  type Fence,
+  type LeaseRecord,
   PorticoError,
   paginate,
   type RequestContext,
@@ -7,9 +9,8 @@ import {
 } from '../../src/index.ts';
 import { holderOf, LEASES_SCOPE, opaqueHolder } from './access.ts';
 import { acquire, checkRequest, release, renew } from './locks.ts';
-import { type Fence, findLease, type LeaseRecord, listLeases } from './service.ts';
 
-/** `fence` of the writes that take one (documents, blobs); check it with `checkFence` in the write's transaction. */
+/** `fence` of the writes that take one (documents, blobs); the store checks it within the write. */
 export const FenceInput = schemaBuilder.inputRef<Fence>('FenceInput').implement({
   description:
     'Makes a write conditional on holding a lease: it is rejected (FENCE_REJECTED) when a newer token has been granted for that lease.',
@@ -59,9 +60,9 @@ export function registerLeases(builder: Builder) {
       description: 'The live lease on a key; null when the key is free.',
       authScopes: { authenticatedFor: LEASES_SCOPE },
       args: { key: t.arg.string({ required: true }) },
-      resolve: async (_root, { key }, { db, runtime }) => {
+      resolve: async (_root, { key }, { runtime }) => {
         checkRequest(runtime.settings, { key });
-        return (await findLease(db.store, key))?.lease ?? null;
+        return (await runtime.store.leases.find(key))?.lease ?? null;
       },
     }),
     leases: t.field({
@@ -69,11 +70,11 @@ export function registerLeases(builder: Builder) {
       description: 'Admin: the live leases, in key order, optionally those whose key starts with `prefix`.',
       authScopes: { admin: true },
       args: { prefix: t.arg.string(), first: t.arg.int(), after: t.arg.string() },
-      resolve: (_root, args, { db }) =>
+      resolve: (_root, args, { runtime }) =>
         paginate(
           'lease',
           args,
-          (page) => listLeases(db.store, { ...page, prefix: args.prefix ?? null }),
+          (page) => runtime.store.leases.list({ ...page, prefix: args.prefix ?? null }),
           (lease) => lease.key,
         ),
     }),
@@ -93,7 +94,7 @@ export function registerLeases(builder: Builder) {
       resolve: async (_root, args, context) => {
         const { ttlMs, waitMs } = checkRequest(context.runtime.settings, args);
         const holder = requireHolder(context);
-        return acquire(context.runtime, context.db.store, {
+        return acquire(context.runtime, {
           key: args.key,
           holder,
           ttlMs,
@@ -113,7 +114,7 @@ export function registerLeases(builder: Builder) {
       },
       resolve: (_root, args, context) => {
         const { ttlMs } = checkRequest(context.runtime.settings, args);
-        return renew(context.db.store, {
+        return renew(context.runtime, {
           key: args.key,
           holder: requireHolder(context),
           token: args.token,
@@ -127,7 +128,7 @@ export function registerLeases(builder: Builder) {
       args: { key: t.arg.string({ required: true }), token: t.arg({ type: 'SafeInt', required: true }) },
       resolve: (_root, args, context) => {
         checkRequest(context.runtime.settings, args);
-        return release(context.runtime, context.db.store, {
+        return release(context.runtime, {
           key: args.key,
           holder: requireHolder(context),
           token: args.token,

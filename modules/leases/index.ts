@@ -1,24 +1,20 @@
 import { defineModule } from '../../src/index.ts';
 import { LEASES_SCOPE } from './access.ts';
 import { leasesConfig } from './config.ts';
-import { LeaseSchema } from './entities.ts';
 import { FenceInput, registerLeases } from './graphql.ts';
 import { releaseOnRevocation, releaseWaiters, withLease } from './locks.ts';
-import { checkFence } from './service.ts';
 
 export type { HeldLease } from './locks.ts';
-export type { Fence } from './service.ts';
 
 /**
- * TTL locks with fencing tokens, in the business database: one row per key whose token
- * only grows; acquire, renew and release are single conditional statements on the
- * database clock; leases end with the session or API key that holds them.
+ * TTL locks with fencing tokens, in the store (`runtime.store.leases`): one lease per key whose
+ * token only grows; acquire, renew and release are each one step of the store, on its clock;
+ * leases end with the session or API key that holds them.
  */
 export default defineModule({
   name: 'leases',
   dependsOn: ['sessions', 'api-keys', 'roles'],
   config: leasesConfig,
-  entities: { store: [LeaseSchema] },
   graphql: registerLeases,
   scopes: () => [{ name: LEASES_SCOPE, grants: 'acquire, renew and release leases', everyone: true }],
   setup(runtime) {
@@ -31,5 +27,5 @@ export default defineModule({
       stop: () => stopReleasing?.(),
     };
   },
-  api: { FenceInput, checkFence, withLease },
+  api: { FenceInput, withLease },
 });

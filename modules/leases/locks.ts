@@ -1,21 +1,5 @@
-import type { SqlEntityManager } from '@mikro-orm/sql';
-import {
-  every,
-  inBatches,
-  isDatabaseUnavailable,
-  PorticoError,
-  type Runtime,
-  type Settings,
-} from '../../src/index.ts';
+import { every, isDatabaseUnavailable, PorticoError, type Runtime, type Settings } from '../../src/index.ts';
 import { apiKeyHolder, credentialsOf, serverHolder, sessionHolder } from './access.ts';
-import * as service from './service.ts';
-
-declare module '../../src/pubsub.ts' {
-  interface Topics {
-    /** A lease ended before its expiry (released, or its credential ended): wakes waiting acquirers. */
-    'lease.released': { key: string };
-  }
-}
 
 const MAX_KEY_LENGTH = 256;
 const badInput = (message: string, field: string) => new PorticoError('BAD_USER_INPUT', message, { field });
@@ -60,10 +44,11 @@ export interface AcquireRequest {
  * current grant's expiry (by the database clock), whichever comes first, then tries again.
  * When the gateway begins to stop, it tries once more and answers.
  */
-export async function acquire(runtime: Runtime, em: SqlEntityManager, request: AcquireRequest) {
+export async function acquire(runtime: Runtime, request: AcquireRequest) {
   const { key, holder, ttlMs } = request;
+  const { leases } = runtime.store;
   // Without a wait, one try: no watch to set up and take down.
-  if (request.waitMs <= 0) return service.acquireLease(em, key, holder, ttlMs);
+  if (request.waitMs <= 0) return leases.acquire(key, holder, ttlMs);
   // The client going away, or the gateway stopping. (Listened to one by one: the request's signal
   // is whatwg-node's own, which AbortSignal.any refuses.)
   const signals = request.signal ? [request.signal, runtime.stopping] : [runtime.stopping];
@@ -78,11 +63,11 @@ export async function acquire(runtime: Runtime, em: SqlEntityManager, request: A
   try {
     for (;;) {
       released = false;
-      const lease = await service.acquireLease(em, key, holder, ttlMs);
+      const lease = await leases.acquire(key, holder, ttlMs);
       if (lease) return lease;
       const left = deadline - Date.now();
       if (left <= 0 || aborted()) return null;
-      const current = await service.findLease(em, key);
+      const current = await leases.find(key);
       // An abort during the lookup fires no more events: try once more now instead of sleeping.
       if (released || !current || aborted()) continue;
       const untilFree = current.lease.expiresAt - current.now;
@@ -117,8 +102,8 @@ export function releaseWaiters(runtime: Runtime) {
     const wakeAll = (keys: Iterable<Set<() => void>>) => {
       for (const waiting of keys) for (const wake of waiting) wake();
     };
-    runtime.pubsub.on('lease.released', (event) => wakeAll([registry.get(event.key) ?? new Set()]));
-    runtime.pubsub.onGap(() => wakeAll(registry.values()));
+    runtime.store.events.on('lease.released', (event) => wakeAll([registry.get(event.key) ?? new Set()]));
+    runtime.store.events.onGap(() => wakeAll(registry.values()));
     watchers.set(runtime, registry);
     byKey = registry;
   }
@@ -139,10 +124,10 @@ function watchReleases(runtime: Runtime, key: string, onRelease: () => void) {
 
 /** Extends a lease the holder still has; LEASE_LOST when that grant is over. */
 export async function renew(
-  em: SqlEntityManager,
+  runtime: Runtime,
   request: { key: string; holder: string; token: number; ttlMs: number },
 ) {
-  const lease = await service.renewLease(em, request.key, request.holder, request.token, request.ttlMs);
+  const lease = await runtime.store.leases.renew(request.key, request.holder, request.token, request.ttlMs);
   if (!lease) {
     throw new PorticoError(
       'LEASE_LOST',
@@ -153,23 +138,13 @@ export async function renew(
   return lease;
 }
 
-/** Releases a lease the holder still has and wakes its waiters; false when that grant was already over. */
-export async function release(
-  runtime: Runtime,
-  em: SqlEntityManager,
-  request: { key: string; holder: string; token: number },
-) {
-  const released = await service.releaseLease(em, request.key, request.holder, request.token);
-  if (released) runtime.pubsub.publish('lease.released', { key: request.key });
-  return released;
-}
+/** Releases a lease the holder still has (the store's release event wakes its waiters); false when that grant was already over. */
+export const release = (runtime: Runtime, request: { key: string; holder: string; token: number }) =>
+  runtime.store.leases.release(request.key, request.holder, request.token);
 
+/** Ends the leases of these holders; the store's release events wake their waiters. */
 async function releaseHolders(runtime: Runtime, holders: string[]) {
-  const em = runtime.db.store.em.fork();
-  for (const batch of inBatches(holders)) {
-    for (const key of await service.releaseHeldBy(em, batch))
-      runtime.pubsub.publish('lease.released', { key });
-  }
+  await runtime.store.leases.releaseHeldBy(holders);
 }
 
 export interface HeldLease {
@@ -192,9 +167,8 @@ export async function withLease<T>(
   fn: (lease: HeldLease) => Promise<T>,
 ): Promise<T> {
   const { ttlMs, waitMs } = checkRequest(runtime.settings, { key, ...options });
-  const em = runtime.db.store.em.fork();
   const holder = serverHolder();
-  const granted = await acquire(runtime, em, { key, holder, ttlMs, waitMs });
+  const granted = await acquire(runtime, { key, holder, ttlMs, waitMs });
   if (!granted) throw new PorticoError('CONFLICT', `Lease "${key}" is held by another holder.`, { key });
   const { token } = granted;
   const lost = new AbortController();
@@ -202,7 +176,7 @@ export async function withLease<T>(
   const scheduleRenewal = () => {
     renewal = setTimeout(async () => {
       try {
-        await renew(em, { key, holder, token, ttlMs });
+        await renew(runtime, { key, holder, token, ttlMs });
         scheduleRenewal();
       } catch (error) {
         runtime.log.warn({ key, token, err: error }, 'lease renewal failed: signalling its holder');
@@ -215,7 +189,7 @@ export async function withLease<T>(
     return await fn({ key, token, signal: lost.signal });
   } finally {
     clearTimeout(renewal);
-    await release(runtime, em, { key, holder, token });
+    await release(runtime, { key, holder, token });
   }
 }
 
@@ -256,7 +230,7 @@ export function releaseOnRevocation(runtime: Runtime): () => Promise<void> {
 
 /** One query for the live holders, one per credential kind for which still stand. */
 async function sweepEndedHolders(runtime: Runtime) {
-  const holders = await service.liveHolders(runtime.db.store.em.fork());
+  const holders = await runtime.store.leases.liveHolders();
   const { sessionIds, apiKeyIds } = credentialsOf(holders);
   if (sessionIds.length === 0 && apiKeyIds.length === 0) return;
   const [endedSessions, endedKeys] = await Promise.all([

@@ -62,7 +62,8 @@ const echo = defineModule({
         authScopes: { public: true },
         args: { value: t.arg({ type: 'JSON', required: true }) },
         resolve: async (_root, { value }, context) =>
-          (await selectRows<{ v: unknown }>(context.db.store, 'select ? as v', [value]))[0]?.v,
+          (await selectRows<{ v: unknown }>(context.runtime.db.store.em.fork(), 'select ? as v', [value]))[0]
+            ?.v,
       }),
     );
   },
@@ -73,7 +74,11 @@ const echo = defineModule({
         path: '/probe-echo',
         handler: async (request, context) => {
           const value = new URL(request.url).searchParams.get('value');
-          const [row] = await selectRows<{ v: unknown }>(context.db.store, 'select ? as v', [value]);
+          const [row] = await selectRows<{ v: unknown }>(
+            context.runtime.db.store.em.fork(),
+            'select ? as v',
+            [value],
+          );
           return Response.json(row);
         },
       },

@@ -1,20 +1,9 @@
 import type { SqlEntityManager } from '@mikro-orm/sql';
-import { dialectOf, PorticoError, selectRows } from '../../src/index.ts';
+import { dialectOf, selectRows } from '../../db.ts';
+import { PorticoError } from '../../errors.ts';
+import type { Fence, LeaseRecord } from '../backend.ts';
 
-/** A lease as stored; times are epoch milliseconds of the database clock. */
-export interface LeaseRecord {
-  key: string;
-  holder: string;
-  token: number;
-  acquiredAt: number;
-  expiresAt: number;
-}
-
-/** A write's claim to hold a lease: it passes only while `token` is the latest granted. */
-export interface Fence {
-  lease: string;
-  token: number;
-}
+// Acquire, renew and release are single conditional statements on the database's clock.
 
 type Db = SqlEntityManager;
 

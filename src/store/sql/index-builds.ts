@@ -1,15 +1,14 @@
-import { type EntityManager, UniqueConstraintViolationException } from '@mikro-orm/core';
-import type { Runtime } from '../../src/index.ts';
-import type { CollectionDefinition, IndexDefinition } from './config.ts';
-import { BuiltIndex, Document, IndexEntry } from './entities.ts';
-
-import { entryFor, MAX_INDEX_KEY_BYTES } from './service.ts';
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import type { SqlEntityManager } from '@mikro-orm/sql';
+import type { Logger } from '../../logger.ts';
+import type { StoreCollection, StoreIndex } from '../backend.ts';
+import { entryFor, MAX_INDEX_KEY_BYTES } from './documents.ts';
+import { BuiltIndex, Document, IndexEntry } from './schema.ts';
 
 const BATCH = 1000;
 const PROGRESS_EVERY = 10_000;
 
-const fingerprint = (index: IndexDefinition) =>
-  JSON.stringify({ fields: index.fields, unique: index.unique });
+const fingerprint = (index: StoreIndex) => JSON.stringify({ fields: index.fields, unique: index.unique });
 
 /**
  * Brings every declared index in line with the stored documents before store operations
@@ -17,19 +16,15 @@ const fingerprint = (index: IndexDefinition) =>
  * progress line for large collections); a removed one loses its entries; collections
  * no longer configured keep their documents, and the log says so.
  */
-export async function syncIndexes(
-  runtime: Runtime,
-  store: EntityManager,
-  collections: Map<string, CollectionDefinition>,
-) {
-  const em = store.fork();
+export async function syncIndexes(em: SqlEntityManager, declared: Iterable<StoreCollection>, log: Logger) {
+  const collections = new Map([...declared].map((collection) => [collection.name, collection]));
   const built = await em.find(BuiltIndex, {});
   for (const row of built) {
     const collection = collections.get(row.collection);
     if (collection && !collection.indexes.has(row.indexName)) {
       await em.nativeDelete(IndexEntry, { collection: row.collection, indexName: row.indexName });
       await em.nativeDelete(BuiltIndex, { collection: row.collection, indexName: row.indexName });
-      runtime.log.info(
+      log.info(
         { collection: row.collection, index: row.indexName },
         'index removed from the configuration: entries dropped',
       );
@@ -39,7 +34,7 @@ export async function syncIndexes(
     for (const index of collection.indexes.values()) {
       const current = built.find((row) => row.collection === collection.name && row.indexName === index.name);
       if (current?.definition === fingerprint(index)) continue;
-      await rebuild(runtime, em.fork(), collection, index);
+      await rebuild(em.fork(), collection, index, log);
     }
   }
   const orphaned = await em
@@ -49,7 +44,7 @@ export async function syncIndexes(
     );
   for (const { collection, count } of orphaned) {
     if (!collections.has(collection)) {
-      runtime.log.warn(
+      log.warn(
         { collection, documents: Number(count) },
         `collection "${collection}" is no longer configured; its ${count} documents are kept`,
       );
@@ -57,12 +52,7 @@ export async function syncIndexes(
   }
 }
 
-async function rebuild(
-  runtime: Runtime,
-  em: EntityManager,
-  collection: CollectionDefinition,
-  index: IndexDefinition,
-) {
+async function rebuild(em: SqlEntityManager, collection: StoreCollection, index: StoreIndex, log: Logger) {
   const started = Date.now();
   await em.nativeDelete(IndexEntry, { collection: collection.name, indexName: index.name });
   let after = '';
@@ -103,7 +93,7 @@ async function rebuild(
     done += documents.length;
     after = documents.at(-1)!.id;
     if (done % PROGRESS_EVERY === 0) {
-      runtime.log.info({ collection: collection.name, index: index.name, documents: done }, 'building index');
+      log.info({ collection: collection.name, index: index.name, documents: done }, 'building index');
     }
   }
   await em.upsert(BuiltIndex, {
@@ -112,7 +102,7 @@ async function rebuild(
     definition: fingerprint(index),
     builtAt: new Date(),
   });
-  runtime.log.info(
+  log.info(
     { collection: collection.name, index: index.name, documents: done, ms: Date.now() - started },
     'index built',
   );

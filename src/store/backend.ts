@@ -1,0 +1,305 @@
+/**
+ * The business store: documents of collections with their index entries, blob metadata, and
+ * leases with their fencing tokens, plus the events their changes raise. Modules reach business
+ * data only through this interface (`runtime.store`), never through SQL or an EntityManager; the
+ * backend owns every statement, every transaction and the store's schema. What stays in the modules
+ * is what does not depend on where data lives: validation, access rules, index and collection
+ * definitions from the configuration, GraphQL and routes. Blob bytes are not here: they stay
+ * behind the blobs module's storage driver, and the backend only decides, under its lock of a
+ * content address, when the module may place or drop them (the `place` and `drop` callbacks).
+ *
+ * One implementation exists today: SQL on SQLite or PostgreSQL (`src/store/sql/`), opened by the
+ * kernel from `DATABASE_URL`. The interface is shaped for two more that the next issue adds
+ * without changing any module: a remote Portico as a backend (a `portico+https://` URL; the data
+ * server then enforces versions, unique indexes, fences and lease exclusion), and a switch that
+ * changes backends at runtime without a restart (a wrapper that implements this interface and
+ * hands each call to the current backend). Hence its rules:
+ * - Every call is self-contained: it takes no EntityManager, transaction or connection, and what
+ *   must be atomic (a compare-and-set write with its fence check and index entries, a blob row
+ *   with its content lock, a lease grant) happens inside one call. Callbacks a call takes
+ *   (`guard`, `body`, `place`, `drop`) run inside it, in its isolation.
+ * - Queries speak the configuration's terms (a declared index and the values of its fields);
+ *   how keys are encoded and ranges scanned is the backend's.
+ * - Change events are the backend's: it raises them for its writes, and `events` is the feed that
+ *   delivers them to this gateway, also for writes made elsewhere (other instances; for a shared
+ *   remote store, other gateways). Modules listen there, never to the pub/sub topics underneath.
+ * - Failures keep the contract's codes: an outage is an error `isDatabaseUnavailable` recognises
+ *   (SERVICE_UNAVAILABLE), a refusal a `PorticoError` (CONFLICT, FENCE_REJECTED, ...).
+ */
+export interface StoreBackend {
+  readonly documents: DocumentStore;
+  readonly blobs: BlobMetadataStore;
+  readonly leases: LeaseStore;
+  readonly events: StoreEvents;
+}
+
+// ---------------------------------------------------------------- documents
+
+/** A declared index, as the configuration defines it. */
+export interface StoreIndex {
+  readonly name: string;
+  /** Dotted field paths, in key order. */
+  readonly fields: readonly string[];
+  /** Refuses a second document with the same values; a document missing one of the fields is not held unique. */
+  readonly unique: boolean;
+}
+
+/** A declared collection: its name and indexes. */
+export interface StoreCollection {
+  readonly name: string;
+  readonly indexes: ReadonlyMap<string, StoreIndex>;
+}
+
+export interface StoredDocument {
+  collection: string;
+  id: string;
+  data: Record<string, unknown>;
+  version: number;
+  ownerId: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** A write's claim to hold a lease: it passes only while `token` is the latest granted for `lease`. */
+export interface Fence {
+  lease: string;
+  token: number;
+}
+
+/** A document's new content: its data, and that data as the JSON text that is stored. */
+export interface DocumentBody {
+  data: Record<string, unknown>;
+  text: string;
+}
+
+/**
+ * Checks the caller may change the document as it is now (null: it does not exist yet), throwing
+ * otherwise; returns the document as the caller may know it: null for one that must answer as if
+ * it were missing.
+ */
+export type DocumentGuard = (current: StoredDocument | null) => StoredDocument | null;
+
+/** What makes a write conditional: the document's version, and holding a lease. */
+export interface WriteConditions {
+  /** 0: the document must not exist yet. CONFLICT (with `currentVersion`) otherwise. */
+  expectedVersion?: number | null;
+  /** FENCE_REJECTED unless its token is the lease's latest. */
+  fence?: Fence | null;
+}
+
+/**
+ * Creates or replaces a document, with its index entries, atomically: the guard, the fence, the
+ * version and unique indexes are checked against the document as it is when the write commits.
+ */
+export interface DocumentWrite extends WriteConditions {
+  collection: StoreCollection;
+  id: string;
+  /** The owner of the document when this write creates it. */
+  ownerOfNew: string | null;
+  guard?: DocumentGuard;
+  /**
+   * The new content: known up front (a replacement), or made from the document as the guard
+   * returned it (a patch; it throws to refuse).
+   */
+  body: DocumentBody | ((current: StoredDocument | null) => DocumentBody);
+}
+
+export interface DocumentWritten {
+  document: StoredDocument;
+  kind: 'CREATED' | 'UPDATED';
+}
+
+export interface DocumentDeletion extends WriteConditions {
+  collection: string;
+  id: string;
+  guard?: DocumentGuard;
+}
+
+/** A bound of a range on one index field. */
+export interface RangeBound {
+  value: unknown;
+  inclusive: boolean;
+}
+
+/**
+ * Which entries of an index a query reads: equality on a prefix of its fields, then at most a
+ * lower and an upper bound on the field after that prefix. Values are JSON.
+ */
+export interface IndexRange {
+  /** Values of the index's leading fields, in its field order. */
+  equal: readonly unknown[];
+  lower?: RangeBound | null;
+  upper?: RangeBound | null;
+}
+
+/** The documents a query or count reads. */
+export interface DocumentSelection {
+  collection: string;
+  /** Null: every document of the collection, in id order. */
+  index: StoreIndex | null;
+  /** With an index: the part of it to read (all of it without). */
+  range?: IndexRange | null;
+  /** Only this owner's documents. */
+  ownerId?: string | null;
+}
+
+/** Where a page ended: the backend's opaque position of the last document, and its id. */
+export interface DocumentCursor {
+  position: string;
+  id: string;
+}
+
+export interface DocumentQuery extends DocumentSelection {
+  order: 'ASC' | 'DESC';
+  first: number;
+  after?: DocumentCursor | null;
+}
+
+export interface DocumentPage {
+  /** Each document with its position, for a cursor after it. */
+  items: { document: StoredDocument; position: string }[];
+  hasNextPage: boolean;
+}
+
+/** A document was created, replaced, patched or deleted. Ids only: events stay small. */
+export interface DocumentChange {
+  kind: 'CREATED' | 'UPDATED' | 'DELETED';
+  collection: string;
+  id: string;
+  version: number;
+  ownerId: string | null;
+}
+
+export interface DocumentStore {
+  get(collection: string, id: string): Promise<StoredDocument | null>;
+  /** Raises `document.changed` once committed. */
+  write(write: DocumentWrite): Promise<DocumentWritten>;
+  /** Deletes a document; null when there was none. Raises `document.changed` once committed. */
+  delete(deletion: DocumentDeletion): Promise<StoredDocument | null>;
+  /** One page, keyset-paginated: complete and never repeating while documents arrive. */
+  query(query: DocumentQuery): Promise<DocumentPage>;
+  count(selection: DocumentSelection): Promise<number>;
+  /**
+   * The document a change event is about: the written version where it was written, the
+   * current one elsewhere (null once deleted); read at most once per event however many ask.
+   */
+  changed(change: DocumentChange): Promise<StoredDocument | null>;
+  /**
+   * Brings the store in line with the declared collections before it serves (`prepareStore`):
+   * index builds, or for a store another server holds, a check that it declares them alike.
+   * Throws (the start fails) when it cannot.
+   */
+  prepare(collections: Iterable<StoreCollection>): Promise<void>;
+}
+
+// ---------------------------------------------------------------- blob metadata
+
+/** A blob's metadata row; the bytes are found by `sha256` in the module's storage driver. */
+export interface BlobRecord {
+  readonly id: string;
+  readonly sha256: string;
+  readonly size: number;
+  readonly contentType: string;
+  readonly filename: string | null;
+  readonly ownerId: string | null;
+  readonly createdAt: Date;
+}
+
+/** The bytes behind blobs: one content address, and their size. */
+export interface BlobContent {
+  sha256: string;
+  size: number;
+}
+
+export interface BlobCreation {
+  fence?: Fence | null;
+  /**
+   * Makes the bytes available at the blob's content address (or finds them there). It runs under
+   * that address's lock, so no delete of the last reference to the same bytes interleaves.
+   */
+  place: () => Promise<void>;
+}
+
+export interface BlobDeletion {
+  /** Refuses (throws) for a blob the caller may not delete. */
+  guard: (blob: BlobRecord) => void;
+  fence?: Fence | null;
+  /** Removes the bytes at a content address no blob references any more; under that address's lock. */
+  drop: (sha256: string) => Promise<void>;
+}
+
+export interface BlobMetadataStore {
+  find(id: string): Promise<BlobRecord | null>;
+  /** The blobs among `ids` that exist, in no particular order. */
+  findMany(ids: readonly string[]): Promise<BlobRecord[]>;
+  /** Up to `limit` blobs, newest (greatest id) first, before `after`; one owner's, or everyone's when `ownerId` is undefined. */
+  list(options: {
+    ownerId: string | undefined;
+    after: string | undefined;
+    limit: number;
+  }): Promise<BlobRecord[]>;
+  /** Records a blob, its bytes placed in the same step under the content's lock; nothing is recorded when it throws. */
+  create(blob: BlobRecord, creation: BlobCreation): Promise<void>;
+  /**
+   * Deletes a blob and, when it was the last reference to its bytes, drops them: one step under the
+   * content's lock. False when there was no such blob (or a concurrent delete won).
+   */
+  delete(id: string, deletion: BlobDeletion): Promise<boolean>;
+  /** Under the content's lock: when no blob references it, forgets it and drops its bytes (after a failed `create`). */
+  collect(content: BlobContent, drop: (sha256: string) => Promise<void>): Promise<void>;
+}
+
+// ---------------------------------------------------------------- leases
+
+/** A lease as stored; times are epoch milliseconds of the store's clock, which every instance shares. */
+export interface LeaseRecord {
+  key: string;
+  holder: string;
+  /** The fencing token of the latest grant: it only grows. */
+  token: number;
+  acquiredAt: number;
+  expiresAt: number;
+}
+
+export interface LeaseStore {
+  /** Grants the key to `holder` when it is free (never held, released or expired), with the next token; null when held. */
+  acquire(key: string, holder: string, ttlMs: number): Promise<LeaseRecord | null>;
+  /** Extends the holder's unexpired grant to now + ttl; null when that grant is over. */
+  renew(key: string, holder: string, token: number, ttlMs: number): Promise<LeaseRecord | null>;
+  /** Ends the holder's unexpired grant now and raises `lease.released`; false when it was already over. */
+  release(key: string, holder: string, token: number): Promise<boolean>;
+  /** Ends every live lease of these holders (their credential ended), raising `lease.released` for each; returns their keys. */
+  releaseHeldBy(holders: readonly string[]): Promise<string[]>;
+  /** The holders of live leases. */
+  liveHolders(): Promise<string[]>;
+  /** The live lease on a key with the store's time; null when the key is free. */
+  find(key: string): Promise<{ lease: LeaseRecord; now: number } | null>;
+  /** Up to `limit` live leases whose key starts with `prefix`, in key order, after the key `after`. */
+  list(options: { prefix: string | null; after: string | undefined; limit: number }): Promise<LeaseRecord[]>;
+  /** Throws FENCE_REJECTED unless the fence's token is its lease's latest (ahead of a write; writes check their own). */
+  checkFence(fence: Fence): Promise<void>;
+}
+
+// ---------------------------------------------------------------- events
+
+export interface StoreEventPayloads {
+  'document.changed': DocumentChange;
+  /** A lease ended before its expiry (released, or its credential ended): wakes waiting acquirers. */
+  'lease.released': { key: string };
+}
+
+export type StoreEventName = keyof StoreEventPayloads;
+
+/**
+ * The store's change events as this gateway receives them, with the pub/sub's guarantees: at
+ * most once, an instance's own events at once, others' in each writer's order.
+ */
+export interface StoreEvents {
+  on<K extends StoreEventName>(kind: K, listener: (event: StoreEventPayloads[K]) => void): () => void;
+  /** The events from this call on, as an async iterator; `return()` stops it. */
+  subscribe<K extends StoreEventName>(kind: K): AsyncIterable<StoreEventPayloads[K]>;
+  /** Called when events may have been missed: who keeps state from them should re-check it. */
+  onGap(listener: () => void): () => void;
+  /** Resolves once every kind asked for so far is delivered from everywhere. */
+  ready(): Promise<void>;
+}

@@ -1,0 +1,377 @@
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import type { SqlEntityManager } from '@mikro-orm/sql';
+import { runStatement, selectRows } from '../../db.ts';
+import { PorticoError } from '../../errors.ts';
+import type {
+  DocumentBody,
+  DocumentCursor,
+  DocumentDeletion,
+  DocumentPage,
+  DocumentQuery,
+  DocumentSelection,
+  DocumentWrite,
+  DocumentWritten,
+  IndexRange,
+  StoreCollection,
+  StoredDocument,
+  StoreIndex,
+} from '../backend.ts';
+import { encodeKey, encodeValue, prefixEnd, valueAt } from './keys.ts';
+import { checkFence } from './leases.ts';
+
+/** The longest index key, encoded: far below PostgreSQL's B-tree row limit (about 2.7 KB), the same on SQLite. */
+export const MAX_INDEX_KEY_BYTES = 1024;
+
+type Db = SqlEntityManager;
+
+const conflict = (message: string, extensions: Record<string, unknown> = {}) =>
+  new PorticoError('CONFLICT', message, extensions);
+
+const dbDate = (em: Db, date: Date) => em.getPlatform().processDateProperty(date);
+
+export const indexKey = (index: StoreIndex, data: unknown) =>
+  encodeKey(index.fields.map((field) => valueAt(data, field)));
+
+/** A document's entry in one index. */
+export function entryFor(
+  collection: string,
+  index: StoreIndex,
+  documentId: string,
+  ownerId: string | null,
+  data: unknown,
+) {
+  const key = indexKey(index, data);
+  // As in SQL, a key with a missing (null) field is not held unique: optional fields stay optional.
+  const unique = index.unique && index.fields.every((field) => valueAt(data, field) !== null);
+  return { collection, indexName: index.name, key, documentId, ownerId, uniqueKey: unique ? key : null };
+}
+
+/** Refuses data whose key in some index is longer than MAX_INDEX_KEY_BYTES once encoded. */
+function checkKeyLengths(collection: StoreCollection, data: unknown) {
+  for (const index of collection.indexes.values()) {
+    const bytes = indexKey(index, data).length;
+    if (bytes > MAX_INDEX_KEY_BYTES) {
+      throw new PorticoError(
+        'BAD_USER_INPUT',
+        `The key of index "${index.name}" (${index.fields.join(', ')}) is ${bytes} bytes once encoded; at most ${MAX_INDEX_KEY_BYTES}.`,
+        { index: index.name, limit: MAX_INDEX_KEY_BYTES },
+      );
+    }
+  }
+}
+
+/**
+ * Brings a document's index entries in line with its new data (in the caller's
+ * transaction). Only entries whose key or owner changed are rewritten, so an update
+ * that leaves the indexed fields alone writes no entry at all.
+ */
+async function writeEntries(
+  em: Db,
+  collection: StoreCollection,
+  id: string,
+  ownerId: string | null,
+  data: unknown,
+  previous: StoredDocument | null,
+) {
+  const entries = [...collection.indexes.values()].map((index) =>
+    entryFor(collection.name, index, id, ownerId, data),
+  );
+  const changed = previous
+    ? entries.filter((entry) => {
+        const index = collection.indexes.get(entry.indexName)!;
+        const before = entryFor(collection.name, index, id, previous.ownerId, previous.data);
+        return !before.key.equals(entry.key) || before.ownerId !== entry.ownerId;
+      })
+    : entries;
+  if (changed.length === 0) return;
+  const uniqueTaken = (indexName: string) => {
+    const index = collection.indexes.get(indexName)!;
+    return conflict(
+      `Another document has the same ${index.fields.join(', ')} (unique index "${index.name}").`,
+      {
+        index: index.name,
+      },
+    );
+  };
+  const unique = changed.filter((entry) => entry.uniqueKey);
+  for (const entry of unique) {
+    const taken = await selectRows(
+      em,
+      'select document_id from index_entries where collection = ? and index_name = ? and unique_key = ? and document_id <> ?',
+      [entry.collection, entry.indexName, entry.uniqueKey, id],
+    );
+    if (taken.length > 0) throw uniqueTaken(entry.indexName);
+  }
+  if (previous) {
+    await runStatement(
+      em,
+      `delete from index_entries where collection = ? and document_id = ? and index_name in (${changed.map(() => '?').join(', ')})`,
+      [collection.name, id, ...changed.map((entry) => entry.indexName)],
+    );
+  }
+  try {
+    await runStatement(
+      em,
+      `insert into index_entries (collection, index_name, key, document_id, owner_id, unique_key) values ${changed.map(() => '(?, ?, ?, ?, ?, ?)').join(', ')}`,
+      changed.flatMap((entry) => [
+        entry.collection,
+        entry.indexName,
+        entry.key,
+        entry.documentId,
+        entry.ownerId,
+        entry.uniqueKey,
+      ]),
+    );
+  } catch (error) {
+    // A concurrent writer took the value between the check above and this insert (PostgreSQL).
+    if (error instanceof UniqueConstraintViolationException && unique.length === 1)
+      throw uniqueTaken(unique[0]!.indexName);
+    throw error;
+  }
+}
+
+const SELECT_DOCUMENT =
+  'select null as key, id, data, version, owner_id, created_at, updated_at from documents where collection = ? and id = ?';
+
+export async function getDocument(em: Db, collection: string, id: string): Promise<StoredDocument | null> {
+  const [row] = await selectRows<DocumentRow>(em, SELECT_DOCUMENT, [collection, id]);
+  return row ? fromRow(collection, row) : null;
+}
+
+function checkVersion(
+  id: string,
+  current: StoredDocument | null,
+  expectedVersion: number | null | undefined,
+) {
+  if (
+    expectedVersion === undefined ||
+    expectedVersion === null ||
+    (current?.version ?? 0) === expectedVersion
+  )
+    return;
+  throw conflict(
+    current
+      ? `Version ${current.version} is current, not ${expectedVersion}: reload and retry.`
+      : `No document "${id}" exists (expected version ${expectedVersion}).`,
+    { currentVersion: current?.version ?? 0 },
+  );
+}
+
+/**
+ * Creates or replaces a document atomically with its index entries. The version check is in the
+ * UPDATE itself, so a concurrent writer makes it match nothing.
+ */
+export async function writeDocument(
+  em: Db,
+  { collection, id, expectedVersion, fence, guard, body, ownerOfNew }: DocumentWrite,
+): Promise<DocumentWritten> {
+  const known = typeof body === 'function' ? null : body;
+  if (known) checkKeyLengths(collection, known.data);
+  const bodyFor = (current: StoredDocument | null): DocumentBody => {
+    if (known) return known;
+    const made = (body as (current: StoredDocument | null) => DocumentBody)(current);
+    checkKeyLengths(collection, made.data);
+    return made;
+  };
+  try {
+    return await em.transactional(async (tx) => {
+      const found = await getDocument(tx, collection.name, id);
+      const current = guard ? guard(found) : found;
+      if (fence) await checkFence(tx, fence);
+      checkVersion(id, current, expectedVersion);
+      const { text, data } = bodyFor(current);
+      const now = new Date();
+      let stored: StoredDocument;
+      if (current) {
+        const updated = await runStatement(
+          tx,
+          'update documents set data = ?, version = ?, updated_at = ? where collection = ? and id = ? and version = ?',
+          [text, current.version + 1, dbDate(tx, now), collection.name, id, current.version],
+        );
+        if (updated !== 1) throw conflict('The document changed meanwhile: reload and retry.');
+        stored = { ...current, data, version: current.version + 1, updatedAt: now };
+      } else {
+        await runStatement(
+          tx,
+          'insert into documents (collection, id, data, version, owner_id, created_at, updated_at) values (?, ?, ?, 1, ?, ?, ?)',
+          [collection.name, id, text, ownerOfNew, dbDate(tx, now), dbDate(tx, now)],
+        );
+        stored = {
+          collection: collection.name,
+          id,
+          data,
+          version: 1,
+          ownerId: ownerOfNew,
+          createdAt: now,
+          updatedAt: now,
+        };
+      }
+      await writeEntries(tx, collection, id, stored.ownerId, data, current);
+      return { document: stored, kind: current ? 'UPDATED' : 'CREATED' } satisfies DocumentWritten;
+    });
+  } catch (error) {
+    // Concurrent writers collided in the database (the same new id, or one of several unique keys): one got through.
+    if (error instanceof UniqueConstraintViolationException)
+      throw conflict('A concurrent write conflicted: retry.');
+    throw error;
+  }
+}
+
+/** Deletes a document and its index entries; null when there was none. */
+export async function deleteDocument(
+  em: Db,
+  { collection, id, expectedVersion, fence, guard }: DocumentDeletion,
+): Promise<StoredDocument | null> {
+  return em.transactional(async (tx) => {
+    const found = await getDocument(tx, collection, id);
+    const current = guard ? guard(found) : found;
+    if (fence) await checkFence(tx, fence);
+    if (!current) {
+      if (expectedVersion) throw conflict(`No document "${id}" exists.`, { currentVersion: 0 });
+      return null;
+    }
+    checkVersion(id, current, expectedVersion);
+    const deleted = await runStatement(
+      tx,
+      'delete from documents where collection = ? and id = ? and version = ?',
+      [collection, id, current.version],
+    );
+    if (deleted !== 1) throw conflict('The document changed meanwhile: reload and retry.');
+    await runStatement(tx, 'delete from index_entries where collection = ? and document_id = ?', [
+      collection,
+      id,
+    ]);
+    return current;
+  });
+}
+
+// ---------------------------------------------------------------- queries
+
+interface KeyRange {
+  from: Buffer | null;
+  /** Exclusive. */
+  to: Buffer | null;
+}
+
+/**
+ * An index range as one range of encoded keys: the encodings are prefix-free, so "equal on these
+ * leading fields" is every key that starts with their encoding.
+ */
+export function keyRange(range: IndexRange | null | undefined): KeyRange {
+  const prefix = encodeKey(range?.equal ?? []);
+  const prefixEndKey = prefixEnd(prefix);
+  const lower = range?.lower;
+  const upper = range?.upper;
+  if (!lower && !upper)
+    return { from: prefix.length > 0 ? prefix : null, to: prefix.length > 0 ? prefixEndKey : null };
+  const bound = (value: unknown) => Buffer.concat([prefix, encodeValue(value)]);
+  const from = lower
+    ? lower.inclusive
+      ? bound(lower.value)
+      : prefixEnd(bound(lower.value))
+    : prefix.length > 0
+      ? prefix
+      : null;
+  const to = upper ? (upper.inclusive ? prefixEnd(bound(upper.value)) : bound(upper.value)) : prefixEndKey;
+  return { from, to: to ?? (prefix.length > 0 ? prefixEndKey : null) };
+}
+
+/** The key a cursor's position names (the hex of an index key; empty in id order). */
+const keyAt = (cursor: DocumentCursor) => (cursor.position ? Buffer.from(cursor.position, 'hex') : null);
+
+function conditions(
+  selection: DocumentSelection & { order?: 'ASC' | 'DESC'; after?: DocumentCursor | null },
+) {
+  const { collection, index, ownerId, after } = selection;
+  const sql: string[] = [];
+  const params: unknown[] = [];
+  if (index) {
+    sql.push('e.collection = ?', 'e.index_name = ?');
+    params.push(collection, index.name);
+    if (ownerId) {
+      sql.push('e.owner_id = ?');
+      params.push(ownerId);
+    }
+    const range = keyRange(selection.range);
+    if (range.from) {
+      sql.push('e.key >= ?');
+      params.push(range.from);
+    }
+    if (range.to) {
+      sql.push('e.key < ?');
+      params.push(range.to);
+    }
+    if (after) {
+      const op = selection.order === 'DESC' ? '<' : '>';
+      const key = keyAt(after);
+      sql.push(`(e.key ${op} ? or (e.key = ? and e.document_id ${op} ?))`);
+      params.push(key, key, after.id);
+    }
+  } else {
+    sql.push('d.collection = ?');
+    params.push(collection);
+    if (ownerId) {
+      sql.push('d.owner_id = ?');
+      params.push(ownerId);
+    }
+    if (after) {
+      sql.push(`d.id ${selection.order === 'DESC' ? '<' : '>'} ?`);
+      params.push(after.id);
+    }
+  }
+  return { where: sql.join(' and '), params };
+}
+
+/** One page of a query: a key-range scan of the index (or of ids), keyset-paginated. */
+export async function queryDocuments(em: Db, query: DocumentQuery): Promise<DocumentPage> {
+  const { where, params } = conditions(query);
+  const direction = query.order === 'DESC' ? 'desc' : 'asc';
+  // One statement: the key range (or id range) joined to the documents it names.
+  const sql = query.index
+    ? `select e.key, d.id, d.data, d.version, d.owner_id, d.created_at, d.updated_at
+       from index_entries e join documents d on d.collection = e.collection and d.id = e.document_id
+       where ${where} order by e.key ${direction}, e.document_id ${direction} limit ?`
+    : `select null as key, d.id, d.data, d.version, d.owner_id, d.created_at, d.updated_at
+       from documents d where ${where} order by d.id ${direction} limit ?`;
+  const rows = await selectRows<DocumentRow>(em, sql, [...params, query.first + 1]);
+  return {
+    items: rows.slice(0, query.first).map((row) => ({
+      document: fromRow(query.collection, row),
+      position: row.key === null ? '' : Buffer.from(row.key).toString('hex'),
+    })),
+    hasNextPage: rows.length > query.first,
+  };
+}
+
+/** Counts a query from the index entries alone. */
+export async function countDocuments(em: Db, selection: DocumentSelection): Promise<number> {
+  const { where, params } = conditions(selection);
+  const table = selection.index ? 'index_entries e' : 'documents d';
+  const [row] = await selectRows<{ count: number | string }>(
+    em,
+    `select count(*) as count from ${table} where ${where}`,
+    params,
+  );
+  return Number(row?.count ?? 0);
+}
+
+interface DocumentRow {
+  key: Uint8Array | null;
+  id: string;
+  data: string;
+  version: number | string;
+  owner_id: string | null;
+  created_at: Date | number | string;
+  updated_at: Date | number | string;
+}
+
+/** A raw row as a document (SQLite gives dates as epoch milliseconds, PostgreSQL as dates). */
+const fromRow = (collection: string, row: DocumentRow): StoredDocument => ({
+  collection,
+  id: row.id,
+  data: JSON.parse(row.data) as Record<string, unknown>,
+  version: Number(row.version),
+  ownerId: row.owner_id,
+  createdAt: new Date(row.created_at),
+  updatedAt: new Date(row.updated_at),
+});
