@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { builtinModules } from '../modules/index.ts';
-import { releaseWaiters } from '../modules/leases/locks.ts';
+import leases from '../modules/leases/index.ts';
 import { openDatabases } from '../src/db.ts';
 import { isDatabaseUnavailable } from '../src/errors.ts';
 import { backends, bootstrapAdmin, createTestDatabase, eventually, startGateway } from './harness.ts';
@@ -41,7 +41,7 @@ describe.each(backends)('stopping a gateway on %s', (backend) => {
 
       const waiting = waiter.gql(ACQUIRE, { key: 'held', wait: WAIT_SECONDS });
       const { runtime } = portico.gateway;
-      await eventually(() => releaseWaiters(runtime).has('held'), 'the lease wait');
+      await eventually(() => runtime.instances.of(leases).isAwaited('held'), 'the lease wait');
       // A production-like grace, longer than the wait: only waking the waiter stops promptly.
       closing = portico.gateway.close(60_000);
       const stopped = closing.then(() => 'stopped');

@@ -11,6 +11,7 @@ import leases from '../leases/index.ts';
 import roles from '../roles/index.ts';
 import users from '../users/index.ts';
 import { canDeleteBlob, canRead, canSeeBlob, canWrite, listedOwner } from './access.ts';
+import type { BlobFiles } from './instance.ts';
 import { blobPath, findBlob, loadBlobs, remove, upload } from './service.ts';
 import { MAX_SIGNED_SECONDS, signedPath, signerOf } from './signed.ts';
 import { BlobTooLarge } from './storage.ts';
@@ -34,7 +35,7 @@ const visible = (context: RequestContext, blob: BlobRecord | null) =>
  */
 const uploadedHere = new WeakSet<BlobRecord>();
 
-export function registerBlobs(builder: Builder) {
+export function registerBlobs(builder: Builder, self: (context: RequestContext) => BlobFiles) {
   builder.node(BlobRef, {
     id: { resolve: (blob) => blob.id },
     // Blobs the viewer may not read are null, like unknown ones: no existence oracle.
@@ -125,7 +126,7 @@ export function registerBlobs(builder: Builder) {
       resolve: async (_root, { file, fence }, context) => {
         if (!canWrite(context.viewer, rulesOf(context))) throw denied(context);
         try {
-          const blob = await upload(context.runtime, file.stream(), {
+          const blob = await upload(context.runtime, self(context).storage, file.stream(), {
             contentType: file.type || null,
             filename: file.name || null,
             ownerId: context.viewer.userId,
@@ -149,6 +150,7 @@ export function registerBlobs(builder: Builder) {
         if (!canWrite(context.viewer, rulesOf(context))) throw denied(context);
         const deleted = await remove(
           context.runtime,
+          self(context).storage,
           fromGlobalId(String(id), 'Blob'),
           (blob) => {
             if (!canSeeBlob(context.viewer, rulesOf(context), blob.ownerId)) throw notFound();

@@ -2,8 +2,8 @@ import { defineModule } from '../../src/index.ts';
 import { blobScopes } from './access.ts';
 import { blobsConfig } from './config.ts';
 import { BlobRef, registerBlobs } from './graphql.ts';
+import { BlobFiles } from './instance.ts';
 import { blobRoutes } from './routes.ts';
-import { startStorage } from './service.ts';
 import { createFsStorage } from './storage.ts';
 
 export type { BlobStorage, ByteRange, StagedBlob, StorageFactory } from './storage.ts';
@@ -19,7 +19,10 @@ export default defineModule({
   graphql: registerBlobs,
   scopes: (settings) => blobScopes(settings.blobs),
   multipartFileBytes: (settings) => settings.blobs.maxBytes,
-  setup: (runtime) => ({ routes: blobRoutes, start: () => startStorage(runtime) }),
+  setup(runtime) {
+    const files = new BlobFiles(runtime);
+    return Object.assign(files, { routes: blobRoutes(files) });
+  },
   /** `createFsStorage(root)`: the default driver, for configurations that wrap or relocate it. */
   api: { BlobRef, createFsStorage },
 });

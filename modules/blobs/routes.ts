@@ -11,15 +11,8 @@ import {
   toGlobalId,
 } from '../../src/index.ts';
 import { canSeeBlob, canWrite } from './access.ts';
-import {
-  blobPath,
-  cleanFilename,
-  findBlob,
-  OCTET_STREAM,
-  rowIdOfPath,
-  storageOf,
-  upload,
-} from './service.ts';
+import type { BlobFiles } from './instance.ts';
+import { blobPath, cleanFilename, findBlob, OCTET_STREAM, rowIdOfPath, upload } from './service.ts';
 import { signatureAllows } from './signed.ts';
 import { BlobTooLarge, type ByteRange, UploadInterrupted } from './storage.ts';
 
@@ -58,7 +51,7 @@ function sentFilename(request: Request): string | null {
 }
 
 /** POST /blobs: the raw body, streamed to storage. */
-async function uploadRoute(request: Request, context: RequestContext): Promise<Response> {
+async function uploadRoute(files: BlobFiles, request: Request, context: RequestContext): Promise<Response> {
   const { viewer, runtime } = context;
   const settings = runtime.settings.blobs;
   // A cross-site form posts with the cookie but cannot set this header.
@@ -87,7 +80,7 @@ async function uploadRoute(request: Request, context: RequestContext): Promise<R
     return refuse(400, 'BAD_USER_INPUT', 'A fenced upload names `lease` and an integer `token`.');
   }
   try {
-    const blob = await upload(runtime, request.body ?? new Blob([]).stream(), {
+    const blob = await upload(runtime, files.storage, request.body ?? new Blob([]).stream(), {
       contentType: request.headers.get('content-type'),
       filename,
       ownerId: viewer.userId,
@@ -151,7 +144,12 @@ async function readable(context: RequestContext, segment: string, query: URLSear
 }
 
 /** GET and HEAD /blobs/:id. Unknown and forbidden blobs answer the same 404. */
-async function downloadRoute(request: Request, context: RequestContext, params: Record<string, string>) {
+async function downloadRoute(
+  files: BlobFiles,
+  request: Request,
+  context: RequestContext,
+  params: Record<string, string>,
+) {
   const blob = await readable(context, params.id ?? '', new URL(request.url).searchParams);
   if (!blob) return problem(404, 'NOT_FOUND', 'No such blob.');
   const etag = `"${blob.sha256}"`;
@@ -189,7 +187,7 @@ async function downloadRoute(request: Request, context: RequestContext, params: 
   const status = range ? 206 : 200;
   if (request.method === 'HEAD') return new Response(null, { status, headers });
 
-  const body = await storageOf(context.runtime).read(blob.sha256, range, request.signal);
+  const body = await files.storage.read(blob.sha256, range, request.signal);
   if (!body) {
     context.log.error({ blob: blob.id, sha256: blob.sha256 }, 'blob has a row but no bytes');
     return problem(404, 'NOT_FOUND', 'No such blob.');
@@ -197,7 +195,12 @@ async function downloadRoute(request: Request, context: RequestContext, params: 
   return new Response(body, { status, headers });
 }
 
-export const blobRoutes: Route[] = [
-  { method: 'POST', path: '/blobs', handler: uploadRoute },
-  { method: ['GET', 'HEAD'], path: '/blobs/:id', handler: downloadRoute },
+/** `POST /blobs` and `GET`/`HEAD /blobs/:id`, on the gateway's storage. */
+export const blobRoutes = (files: BlobFiles): Route[] => [
+  { method: 'POST', path: '/blobs', handler: (request, context) => uploadRoute(files, request, context) },
+  {
+    method: ['GET', 'HEAD'],
+    path: '/blobs/:id',
+    handler: (request, context, params) => downloadRoute(files, request, context, params),
+  },
 ];

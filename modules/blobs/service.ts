@@ -7,32 +7,16 @@ import {
   type Runtime,
   toGlobalId,
 } from '../../src/index.ts';
-import { type BlobStorage, defaultStorage, type StagedBlob } from './storage.ts';
+import type { BlobStorage, StagedBlob } from './storage.ts';
 
 /** Ids are `newId()`: 32 lower-case hex digits. Anything else never reaches a query or a path. */
 export const BLOB_ID = /^[0-9a-f]{32}$/;
 
 /**
- * The running module's storage driver and the flows that GraphQL and the HTTP routes share: bytes
- * to the driver, metadata to the store (`runtime.store.blobs`), whose lock of a content address
- * decides when bytes may be placed or dropped.
+ * The flows that GraphQL and the HTTP routes share: bytes to the gateway's storage driver, metadata
+ * to the store (`runtime.store.blobs`), whose lock of a content address decides when bytes may be
+ * placed or dropped.
  */
-const storages = new WeakMap<Runtime, BlobStorage>();
-
-/** Makes the configured driver (the filesystem by default) and sweeps leftover uploads. */
-export async function startStorage(runtime: Runtime) {
-  const factory = runtime.settings.blobs.storage ?? defaultStorage;
-  const storage = await factory({ dataDir: runtime.env.dataDir, log: runtime.log });
-  const swept = await storage.sweep();
-  if (swept > 0) runtime.log.info({ swept }, 'removed temporary files of uploads that never finished');
-  storages.set(runtime, storage);
-}
-
-export function storageOf(runtime: Runtime): BlobStorage {
-  const storage = storages.get(runtime);
-  if (!storage) throw new Error('The blobs module has not started');
-  return storage;
-}
 
 export interface UploadInput {
   /** As sent; anything that is not a plain media type is stored as application/octet-stream. */
@@ -44,8 +28,12 @@ export interface UploadInput {
 }
 
 /** Streams an upload to storage (at most `blobs.maxBytes`, else BlobTooLarge) and records it. */
-export async function upload(runtime: Runtime, source: ReadableStream<Uint8Array>, input: UploadInput) {
-  const storage = storageOf(runtime);
+export async function upload(
+  runtime: Runtime,
+  storage: BlobStorage,
+  source: ReadableStream<Uint8Array>,
+  input: UploadInput,
+) {
   // Refuses a stale token before its bytes travel; the check that counts is the one in the write.
   if (input.fence) await runtime.store.leases.checkFence(input.fence);
   const staged = await storage.stage(source, runtime.settings.blobs.maxBytes);
@@ -144,10 +132,13 @@ export function rowIdOfPath(segment: string): string | null {
  * Deletes a blob and, when it was the last reference, its bytes. False when there was no such blob
  * (or a concurrent delete won).
  */
-export const remove = (runtime: Runtime, id: string, guard: BlobDeletion['guard'], fence?: Fence | null) => {
-  const storage = storageOf(runtime);
-  return runtime.store.blobs.delete(id, { guard, fence, drop: (sha256) => storage.delete(sha256) });
-};
+export const remove = (
+  runtime: Runtime,
+  storage: BlobStorage,
+  id: string,
+  guard: BlobDeletion['guard'],
+  fence?: Fence | null,
+) => runtime.store.blobs.delete(id, { guard, fence, drop: (sha256) => storage.delete(sha256) });
 
 const TOKEN = "[a-z0-9!#$&^_.+'*`|~-]+";
 const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}(\\s*;\\s*${TOKEN}=(${TOKEN}|"[^"\\\\\\p{Cc}]*"))*$`, 'iu');

@@ -30,7 +30,7 @@ const probe = defineModule({
           fail: t.arg.boolean(),
         },
         resolve: (_root, args, { runtime }) =>
-          leases.api.withLease(runtime, args.key, { ttlSeconds: 1 }, async (lease) => {
+          runtime.instances.of(leases).withLease(args.key, { ttlSeconds: 1 }, async (lease) => {
             await sleep(args.holdMs);
             if (args.fail) throw new PorticoError('BAD_USER_INPUT', 'The job failed on purpose.');
             return lease.token;

@@ -8,7 +8,8 @@ import {
   builder as schemaBuilder,
 } from '../../src/index.ts';
 import { holderOf, LEASES_SCOPE, opaqueHolder } from './access.ts';
-import { acquire, checkRequest, release, renew } from './locks.ts';
+import type { Leases } from './instance.ts';
+import { checkRequest, release, renew } from './locks.ts';
 
 /** `fence` of the writes that take one (documents, blobs); the store checks it within the write. */
 export const FenceInput = schemaBuilder.inputRef<Fence>('FenceInput').implement({
@@ -27,7 +28,7 @@ function requireHolder(context: RequestContext) {
   return holder;
 }
 
-export function registerLeases(builder: Builder) {
+export function registerLeases(builder: Builder, self: (context: RequestContext) => Leases) {
   const LeaseRef = builder.objectRef<LeaseRecord>('Lease').implement({
     fields: (t) => ({
       key: t.exposeString('key'),
@@ -94,7 +95,7 @@ export function registerLeases(builder: Builder) {
       resolve: async (_root, args, context) => {
         const { ttlMs, waitMs } = checkRequest(context.runtime.settings, args);
         const holder = requireHolder(context);
-        return acquire(context.runtime, {
+        return self(context).acquire({
           key: args.key,
           holder,
           ttlMs,

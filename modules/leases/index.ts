@@ -2,8 +2,9 @@ import { defineModule } from '../../src/index.ts';
 import { LEASES_SCOPE } from './access.ts';
 import { leasesConfig } from './config.ts';
 import { FenceInput, registerLeases } from './graphql.ts';
-import { releaseOnRevocation, releaseWaiters, withLease } from './locks.ts';
+import { Leases } from './instance.ts';
 
+export type { Leases } from './instance.ts';
 export type { HeldLease } from './locks.ts';
 
 /**
@@ -17,15 +18,6 @@ export default defineModule({
   config: leasesConfig,
   graphql: registerLeases,
   scopes: () => [{ name: LEASES_SCOPE, grants: 'acquire, renew and release leases', everyone: true }],
-  setup(runtime) {
-    let stopReleasing: (() => Promise<void>) | undefined;
-    return {
-      start() {
-        releaseWaiters(runtime);
-        stopReleasing = releaseOnRevocation(runtime);
-      },
-      stop: () => stopReleasing?.(),
-    };
-  },
-  api: { FenceInput, withLease },
+  setup: (runtime) => new Leases(runtime),
+  api: { FenceInput },
 });

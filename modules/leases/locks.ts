@@ -1,4 +1,11 @@
-import { every, isDatabaseUnavailable, PorticoError, type Runtime, type Settings } from '../../src/index.ts';
+import {
+  every,
+  isDatabaseUnavailable,
+  PorticoError,
+  type Runtime,
+  type Settings,
+  type StoreEvents,
+} from '../../src/index.ts';
 import { apiKeyHolder, credentialsOf, serverHolder, sessionHolder } from './access.ts';
 
 const MAX_KEY_LENGTH = 256;
@@ -44,7 +51,7 @@ export interface AcquireRequest {
  * current grant's expiry (by the database clock), whichever comes first, then tries again.
  * When the gateway begins to stop, it tries once more and answers.
  */
-export async function acquire(runtime: Runtime, request: AcquireRequest) {
+export async function acquire(runtime: Runtime, waiters: ReleaseWaiters, request: AcquireRequest) {
   const { key, holder, ttlMs } = request;
   const { leases } = runtime.store;
   // Without a wait, one try: no watch to set up and take down.
@@ -56,7 +63,7 @@ export async function acquire(runtime: Runtime, request: AcquireRequest) {
   const deadline = Date.now() + request.waitMs;
   let released = false;
   let wake = () => {};
-  const stopWatching = watchReleases(runtime, key, () => {
+  const stopWatching = waiters.watch(key, () => {
     released = true;
     wake();
   });
@@ -88,38 +95,45 @@ export async function acquire(runtime: Runtime, request: AcquireRequest) {
   }
 }
 
-const watchers = new WeakMap<Runtime, Map<string, Set<() => void>>>();
-
 /**
- * The waiters of each key, woken by a release on any instance: one pub/sub listener per gateway,
- * however many wait. Made at start, so that releases are heard before the first wait. After a
- * pub/sub gap every waiter tries again, since its release may have been the lost event.
+ * The waiters of each key in one gateway, woken by a release on any instance: one store listener,
+ * however many wait. It listens from the module's start, so that releases are heard before the
+ * first wait. After a gap in the store's events every waiter tries again, since its release may
+ * have been the lost event.
  */
-export function releaseWaiters(runtime: Runtime) {
-  let byKey = watchers.get(runtime);
-  if (!byKey) {
-    const registry = new Map<string, Set<() => void>>();
+export class ReleaseWaiters {
+  readonly #byKey = new Map<string, Set<() => void>>();
+
+  /** Listens to the store's events; returns the function that stops listening. */
+  listen(events: StoreEvents): () => void {
     const wakeAll = (keys: Iterable<Set<() => void>>) => {
       for (const waiting of keys) for (const wake of waiting) wake();
     };
-    runtime.store.events.on('lease.released', (event) => wakeAll([registry.get(event.key) ?? new Set()]));
-    runtime.store.events.onGap(() => wakeAll(registry.values()));
-    watchers.set(runtime, registry);
-    byKey = registry;
+    const offReleased = events.on('lease.released', (event) =>
+      wakeAll([this.#byKey.get(event.key) ?? new Set()]),
+    );
+    const offGap = events.onGap(() => wakeAll(this.#byKey.values()));
+    return () => {
+      offReleased();
+      offGap();
+    };
   }
-  return byKey;
-}
 
-/** Calls `onRelease` when the key is released. */
-function watchReleases(runtime: Runtime, key: string, onRelease: () => void) {
-  const byKey = releaseWaiters(runtime);
-  const forKey = byKey.get(key) ?? new Set();
-  byKey.set(key, forKey);
-  forKey.add(onRelease);
-  return () => {
-    forKey.delete(onRelease);
-    if (forKey.size === 0 && byKey.get(key) === forKey) byKey.delete(key);
-  };
+  /** Whether an acquirer waits for the key here. */
+  has(key: string): boolean {
+    return this.#byKey.has(key);
+  }
+
+  /** Calls `onRelease` when the key is released; returns the function that stops watching. */
+  watch(key: string, onRelease: () => void): () => void {
+    const forKey = this.#byKey.get(key) ?? new Set();
+    this.#byKey.set(key, forKey);
+    forKey.add(onRelease);
+    return () => {
+      forKey.delete(onRelease);
+      if (forKey.size === 0 && this.#byKey.get(key) === forKey) this.#byKey.delete(key);
+    };
+  }
 }
 
 /** Extends a lease the holder still has; LEASE_LOST when that grant is over. */
@@ -162,13 +176,14 @@ export interface HeldLease {
  */
 export async function withLease<T>(
   runtime: Runtime,
+  waiters: ReleaseWaiters,
   key: string,
   options: { ttlSeconds: number; waitSeconds?: number },
   fn: (lease: HeldLease) => Promise<T>,
 ): Promise<T> {
   const { ttlMs, waitMs } = checkRequest(runtime.settings, { key, ...options });
   const holder = serverHolder();
-  const granted = await acquire(runtime, { key, holder, ttlMs, waitMs });
+  const granted = await acquire(runtime, waiters, { key, holder, ttlMs, waitMs });
   if (!granted) throw new PorticoError('CONFLICT', `Lease "${key}" is held by another holder.`, { key });
   const { token } = granted;
   const lost = new AbortController();
