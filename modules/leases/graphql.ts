@@ -9,7 +9,7 @@ import {
 } from '../../src/index.ts';
 import { holderOf, LEASES_SCOPE, opaqueHolder } from './access.ts';
 import type { Leases } from './instance.ts';
-import { checkRequest, release, renew } from './locks.ts';
+import { checkRequest, release, renew } from './service.ts';
 
 /** `fence` of the writes that take one (documents, blobs); the store checks it within the write. */
 export const FenceInput = schemaBuilder.inputRef<Fence>('FenceInput').implement({

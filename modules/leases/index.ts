@@ -5,7 +5,7 @@ import { FenceInput, registerLeases } from './graphql.ts';
 import { Leases } from './instance.ts';
 
 export type { Leases } from './instance.ts';
-export type { HeldLease } from './locks.ts';
+export type { HeldLease } from './service.ts';
 
 /**
  * TTL locks with fencing tokens, in the store (`runtime.store.leases`): one lease per key whose

@@ -6,7 +6,7 @@ import {
   ReleaseWaiters,
   releaseOnRevocation,
   withLease,
-} from './locks.ts';
+} from './service.ts';
 
 /** The leases module in one gateway: its waiting acquirers, and the release of ended holders' leases. */
 export class Leases implements ModuleInstance {
