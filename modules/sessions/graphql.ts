@@ -33,16 +33,16 @@ export const SessionRef = schemaBuilder.objectRef<SessionRecord>('Session');
 /** Other modules add their fields to `Viewer` (e.g. the API keys module). */
 export const ViewerRef = schemaBuilder.objectRef<Viewer>('Viewer');
 
+/** The sessions module's schema: the Session and Viewer types, its queries, the account mutations and its subscriptions. */
 export function registerSessions(builder: Builder, self: (context: RequestContext) => Sessions) {
-  const RevocationReasonEnum = builder.enumType('RevocationReason', { values: REVOCATION_REASONS });
-  const SignupModeEnum = builder.enumType('SignupMode', {
-    values: {
-      OPEN: { value: 'open', description: 'Anyone may sign up.' },
-      INVITE: { value: 'invite', description: 'Sign-up needs an invite token.' },
-      CLOSED: { value: 'closed', description: 'Nobody may sign up; admins invite.' },
-    } as const,
-  });
+  const SessionConnection = registerSessionTypes(builder, self);
+  registerQueries(builder, self, SessionConnection);
+  registerAccountMutations(builder, self);
+  registerSubscriptions(builder);
+}
 
+/** Session (a Node), its connection, `User.sessions` and the Viewer's fields; returns the connection type. */
+function registerSessionTypes(builder: Builder, self: (context: RequestContext) => Sessions) {
   builder.node(SessionRef, {
     id: { resolve: (session) => session.id },
     loadMany: async (ids, { db, viewer }) =>
@@ -131,6 +131,22 @@ export function registerSessions(builder: Builder, self: (context: RequestContex
     }),
   });
 
+  return SessionConnection;
+}
+
+function registerQueries(
+  builder: Builder,
+  self: (context: RequestContext) => Sessions,
+  SessionConnection: ReturnType<typeof registerSessionTypes>,
+) {
+  const SignupModeEnum = builder.enumType('SignupMode', {
+    values: {
+      OPEN: { value: 'open', description: 'Anyone may sign up.' },
+      INVITE: { value: 'invite', description: 'Sign-up needs an invite token.' },
+      CLOSED: { value: 'closed', description: 'Nobody may sign up; admins invite.' },
+    } as const,
+  });
+
   const AuthInfoRef = builder.objectRef<Record<string, never>>('AuthInfo').implement({
     fields: (t) => ({
       signup: t.field({
@@ -145,63 +161,6 @@ export function registerSessions(builder: Builder, self: (context: RequestContex
         description: 'True until the first admin exists.',
         resolve: (_info, _args, context) => self(context).needsBootstrap(context.db.system),
       }),
-    }),
-  });
-
-  const AuthPayloadRef = builder
-    .objectRef<{ user: UserRecord; session: SessionRecord }>('AuthPayload')
-    .implement({
-      fields: (t) => ({
-        user: t.field({ type: UserRef, resolve: (payload) => payload.user }),
-        session: t.field({ type: SessionRef, resolve: (payload) => payload.session }),
-      }),
-    });
-
-  const SessionRevocationRef = builder.objectRef<Revocation>('SessionRevocation').implement({
-    fields: (t) => ({
-      sessionId: t.id({
-        description:
-          "The revoked session's id: the same value as its Session.id (for a stream authenticated by an API key, the key's ApiKey.id).",
-        resolve: ({ credential }) =>
-          toGlobalId(credential.kind === 'session' ? 'Session' : 'ApiKey', credential.id),
-      }),
-      reason: t.field({ type: RevocationReasonEnum, resolve: (event) => event.reason }),
-      at: t.field({ type: 'DateTime', resolve: (event) => event.at }),
-    }),
-  });
-
-  const SessionEventKindEnum = builder.enumType('SessionEventKind', {
-    values: ['CREATED', 'REVOKED'] as const,
-  });
-  const SessionEventRef = builder.objectRef<SessionEvent>('SessionEvent').implement({
-    fields: (t) => ({
-      kind: t.field({ type: SessionEventKindEnum, resolve: (event) => event.kind }),
-      session: t.field({
-        type: SessionRef,
-        resolve: async (event, _args, { runtime }) => {
-          const session = await sessionAsAnnounced(runtime, event);
-          if (!session) throw new PorticoError('NOT_FOUND', 'The session is gone.');
-          return session;
-        },
-      }),
-      reason: t.field({ type: RevocationReasonEnum, nullable: true, resolve: (event) => event.reason }),
-      at: t.field({ type: 'DateTime', resolve: (event) => event.at }),
-    }),
-  });
-
-  const SignUpInput = builder.inputType('SignUpInput', {
-    fields: (t) => ({
-      email: t.string({ required: true }),
-      password: t.string({ required: true }),
-      name: t.string(),
-      inviteToken: t.string({ description: 'Required when signup is INVITE.' }),
-    }),
-  });
-  const ProfileInput = builder.inputType('ProfileInput', {
-    fields: (t) => ({
-      email: t.string(),
-      name: t.string(),
-      password: t.string(),
     }),
   });
 
@@ -233,6 +192,34 @@ export function registerSessions(builder: Builder, self: (context: RequestContex
       },
     }),
   }));
+}
+
+/** Sign-up, sign-in, sign-out, redeeming tokens and managing one's sessions. */
+function registerAccountMutations(builder: Builder, self: (context: RequestContext) => Sessions) {
+  const AuthPayloadRef = builder
+    .objectRef<{ user: UserRecord; session: SessionRecord }>('AuthPayload')
+    .implement({
+      fields: (t) => ({
+        user: t.field({ type: UserRef, resolve: (payload) => payload.user }),
+        session: t.field({ type: SessionRef, resolve: (payload) => payload.session }),
+      }),
+    });
+
+  const SignUpInput = builder.inputType('SignUpInput', {
+    fields: (t) => ({
+      email: t.string({ required: true }),
+      password: t.string({ required: true }),
+      name: t.string(),
+      inviteToken: t.string({ description: 'Required when signup is INVITE.' }),
+    }),
+  });
+  const ProfileInput = builder.inputType('ProfileInput', {
+    fields: (t) => ({
+      email: t.string(),
+      name: t.string(),
+      password: t.string(),
+    }),
+  });
 
   builder.mutationFields((t) => ({
     signUp: t.field({
@@ -301,6 +288,42 @@ export function registerSessions(builder: Builder, self: (context: RequestContex
         flows.revokeUserSessions(self(context), context, fromGlobalId(String(args.userId), 'User')),
     }),
   }));
+}
+
+/** `sessionRevoked` for the subscriber's own credential, and the admins' `sessionEvents`. */
+function registerSubscriptions(builder: Builder) {
+  const RevocationReasonEnum = builder.enumType('RevocationReason', { values: REVOCATION_REASONS });
+  const SessionRevocationRef = builder.objectRef<Revocation>('SessionRevocation').implement({
+    fields: (t) => ({
+      sessionId: t.id({
+        description:
+          "The revoked session's id: the same value as its Session.id (for a stream authenticated by an API key, the key's ApiKey.id).",
+        resolve: ({ credential }) =>
+          toGlobalId(credential.kind === 'session' ? 'Session' : 'ApiKey', credential.id),
+      }),
+      reason: t.field({ type: RevocationReasonEnum, resolve: (event) => event.reason }),
+      at: t.field({ type: 'DateTime', resolve: (event) => event.at }),
+    }),
+  });
+
+  const SessionEventKindEnum = builder.enumType('SessionEventKind', {
+    values: ['CREATED', 'REVOKED'] as const,
+  });
+  const SessionEventRef = builder.objectRef<SessionEvent>('SessionEvent').implement({
+    fields: (t) => ({
+      kind: t.field({ type: SessionEventKindEnum, resolve: (event) => event.kind }),
+      session: t.field({
+        type: SessionRef,
+        resolve: async (event, _args, { runtime }) => {
+          const session = await sessionAsAnnounced(runtime, event);
+          if (!session) throw new PorticoError('NOT_FOUND', 'The session is gone.');
+          return session;
+        },
+      }),
+      reason: t.field({ type: RevocationReasonEnum, nullable: true, resolve: (event) => event.reason }),
+      at: t.field({ type: 'DateTime', resolve: (event) => event.at }),
+    }),
+  });
 
   builder.subscriptionFields((t) => ({
     sessionRevoked: t.field({
