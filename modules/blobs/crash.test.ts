@@ -10,7 +10,7 @@ import {
   backends,
   createTestDatabase,
   freePort,
-  REDEEM_TOKEN,
+  RedeemTokenDocument,
   TEST_SECRET,
   TestClient,
   type TestDatabase,
@@ -84,7 +84,7 @@ describe.each(backends)('an upload cut by kill -9, on %s', (backend) => {
     const admin = new TestClient(server.url);
     const bootstrap = server.lines.find((line) => line.bootstrap === true);
     const token = String(bootstrap?.msg).match(/token=([\w-]+)/)?.[1];
-    const redeemed = await admin.gql(REDEEM_TOKEN, { token, profile: ADMIN });
+    const redeemed = await admin.gql(RedeemTokenDocument, { token, profile: ADMIN });
     expect(redeemed.errors).toBeUndefined();
     const as = (url: string) => {
       const client = new TestClient(url);
