@@ -219,7 +219,8 @@ describe.each(backends)('leases on %s', (backend) => {
     const remove = await alice.gql(DeleteDocumentDocument, { collection: 'jobs', id: 'job-7', fence });
     expect(codeOf(remove)).toBe('FENCE_REJECTED');
     const now = await admin.gql(DocumentDocument, { collection: 'jobs', id: 'job-7' });
-    expect(now.data?.document).toMatchObject({ version: 2, data: { step: 2 } });
+    expect(now.data?.document?.version).toBe(2);
+    expect(now.data?.document?.data).toEqual({ step: 2 });
 
     // A lease never granted, or a token from the future, fences nothing in.
     expect(codeOf(await putJob(bob, { data: {}, fence: { lease: 'no-such-lease', token: 1 } }))).toBe(
