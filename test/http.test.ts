@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LogInDocument } from '../client/index.ts';
+import { LogInDocument, UsersDocument } from '../client/index.ts';
 import { defineModule } from '../src/index.ts';
 import { MAX_REQUEST_BODY_BYTES } from '../src/plugins/use-body-limit.ts';
 import {
@@ -276,20 +276,20 @@ describe.runIf(backends.includes('postgres'))('a database outage on postgres', (
       await outage.down();
       const ready = await fetch(new URL('/ready', portico.url));
       expect(ready.status).toBe(503);
-      const users = await admin.gql('{ users { edges { cursor } } }');
+      const users = await admin.gql(UsersDocument);
       expect(users.status).toBe(503);
       expect(codeOf(users)).toBe('SERVICE_UNAVAILABLE');
       expect(JSON.stringify(users)).not.toMatch(/ECONN|5432|postgres/i);
       const login = await portico
         .client()
-        .gql('mutation { logIn(email: "a@b.co", password: "whatever it is") { user { id } } }');
+        .gql(LogInDocument, { email: 'a@b.co', password: 'whatever it is' });
       expect(login.status).toBe(503);
 
       await outage.up();
       await expect
         .poll(async () => (await fetch(new URL('/ready', portico.url))).status, { timeout: 10_000 })
         .toBe(200);
-      const again = await admin.gql<{ users: { edges: unknown[] } }>('{ users { edges { cursor } } }');
+      const again = await admin.gql(UsersDocument);
       expect(again.status).toBe(200);
       expect(again.data?.users.edges.length).toBe(1);
     } finally {
