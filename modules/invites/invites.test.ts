@@ -133,12 +133,10 @@ describe.each(backends)('invites on %s', (backend) => {
     const ticket = await invite('race@example.com');
     const results = await Promise.all(
       Array.from({ length: 50 }, () =>
-        portico
-          .client()
-          .gql(RedeemTokenDocument, {
-            token: ticket.token,
-            profile: { password: 'a long enough passphrase' },
-          }),
+        portico.client().gql(RedeemTokenDocument, {
+          token: ticket.token,
+          profile: { password: 'a long enough passphrase' },
+        }),
       ),
     );
     expect(results.filter((result) => !result.errors)).toHaveLength(1);
