@@ -2,11 +2,11 @@
 // through the pub/sub (its session cache would otherwise trust it for a minute).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LogOutDocument, ViewerDocument } from '../client/index.ts';
 import { ADMIN, bootstrapAdmin, redisUrl, startGateway, TestClient, type TestGateway } from './harness.ts';
 import { pubsubBackends, pubsubBackendsGone } from './pubsub.ts';
 
 const postgresUrl = process.env.PORTICO_TEST_POSTGRES_URL;
-const VIEWER = '{ viewer { user { email } } }';
 
 type Deployment = {
   name: string;
@@ -37,7 +37,7 @@ const deployments: Deployment[] = [
 ];
 
 const email = async (client: TestClient) =>
-  (await client.gql<{ viewer: { user: { email: string } | null } }>(VIEWER)).data?.viewer.user?.email ?? null;
+  (await client.gql(ViewerDocument)).data?.viewer.user?.email ?? null;
 
 describe.each(deployments)('two gateways, $name', ({ backend, env, adapter, shared }) => {
   let first: TestGateway;
@@ -68,7 +68,7 @@ describe.each(deployments)('two gateways, $name', ({ backend, env, adapter, shar
       // The second gateway now holds the session in its cache.
       expect(await email(onSecond)).toBe(ADMIN.email);
 
-      const out = await onFirst.gql<{ logOut: boolean }>('mutation { logOut }');
+      const out = await onFirst.gql(LogOutDocument);
       expect(out.data?.logOut).toBe(true);
       // Far below the cache's minute; the slack covers the Redis tests pausing the server for 2 s.
       const deadline = Date.now() + 5000;
@@ -88,7 +88,7 @@ describe.skipIf(!postgresUrl)('a gateway on PostgreSQL', () => {
     try {
       // The NOTIFY connection opens with the first event: signing in publishes none, a sign-out does.
       const admin = await bootstrapAdmin(gateway);
-      await admin.gql('mutation { logOut }');
+      await admin.gql(LogOutDocument);
       expect(await pubsubBackends(gateway.databaseUrl)).toEqual([
         'portico-pubsub-listen',
         'portico-pubsub-notify',

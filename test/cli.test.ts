@@ -1,11 +1,10 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, REDEEM_TOKEN, TestClient } from './harness.ts';
-import { BIN, runPortico } from './run-cli.ts';
+import { RedeemTokenDocument } from '../client/index.ts';
+import { freePort, TestClient } from './harness.ts';
+import { runPortico, startPortico } from './run-cli.ts';
 
 describe('portico CLI', () => {
   let dir: string;
@@ -53,37 +52,20 @@ describe('portico CLI', () => {
     expect(first.stdout).toMatch(/^http:\/\/localhost:4000\/auth\/redeem\?token=[\w-]{43}\n$/);
 
     // Redeem it through a real server started by the CLI.
-    const port = await freePort();
-    const server = spawn(process.execPath, [BIN, 'start'], {
-      cwd: folder,
-      env: {
-        PATH: process.env.PATH ?? '',
-        NODE_ENV: 'production',
-        PORTICO_SECRET: 's'.repeat(40),
-        PORT: String(port),
-        ...env,
-      },
-    });
+    const server = await startPortico(folder, env);
     try {
-      let output = '';
-      server.stdout.on('data', (chunk) => {
-        output += chunk;
-      });
-      await expect.poll(() => output, { timeout: 15_000 }).toContain('listening');
-      const client = new TestClient(`http://127.0.0.1:${port}`);
-      const token = first.stdout.trim().split('token=')[1];
-      const redeemed = await client.gql(REDEEM_TOKEN, {
+      const client = new TestClient(server.url);
+      const token = first.stdout.trim().split('token=')[1]!;
+      const redeemed = await client.gql(RedeemTokenDocument, {
         token,
         profile: { email: 'root@example.com', password: 'a long enough passphrase' },
       });
       expect(redeemed.errors).toBeUndefined();
-      server.kill('SIGTERM');
-      const [code] = await once(server, 'close');
-      expect(code).toBe(0);
-      expect(output).toContain('shutting down');
+      expect(await server.stop()).toBe(0);
     } finally {
-      server.kill('SIGKILL');
+      await server.stop();
     }
+    expect(server.logs.some((line) => line.msg.startsWith('shutting down'))).toBe(true);
     const closed = await runPortico(['bootstrap'], folder, env);
     expect(closed.code).toBe(1);
     expect(closed.stderr).toContain('bootstrap is closed');

@@ -28,6 +28,7 @@ import {
   InvitesDocument,
   LeaseDocument,
   LeasesDocument,
+  LogInDocument,
   PatchDocumentDocument,
   type PorticoClient,
   PorticoClientError,
@@ -40,6 +41,7 @@ import {
   ScopesDocument,
   SessionEventsDocument,
   SessionRevokedDocument,
+  SignUpDocument,
   UsersDocument,
   ViewerDocument,
 } from '../client/index.ts';
@@ -50,6 +52,8 @@ const OPERATION_FILES = ['invites', 'api-keys', 'audit', 'collections', 'blobs',
 
 const MAX_BYTES = 512 * 1024;
 const PASSWORD = 'a long enough passphrase';
+/** The member's account; the programs under test act as them. */
+const MEMBER = { email: 'member@example.com', password: PASSWORD };
 
 const CONFIG = {
   signup: 'open',
@@ -108,10 +112,7 @@ describe.each(backends)('the typed client against a gateway on %s', (backend) =>
   /** The member signed in afresh in a browser: it manages their keys, which their programs' keys cannot. */
   const memberBrowser = async () => {
     const browserOfMember = portico.client();
-    await browserOfMember.gql(
-      'mutation ($p: String!) { logIn(email: "member@example.com", password: $p) { user { id } } }',
-      { p: PASSWORD },
-    );
+    await browserOfMember.gql(LogInDocument, MEMBER);
     return connect({ url: portico.url, headers: { cookie: browserOfMember.cookieHeader } });
   };
 
@@ -127,12 +128,7 @@ describe.each(backends)('the typed client against a gateway on %s', (backend) =>
     const adminKey = await session.mutate(CreateApiKeyDocument, { name: 'tests', scopes: ['admin'] });
     admin = connect({ url: portico.url, apiKey: adminKey.createApiKey.secret });
 
-    const signedUp = await portico
-      .client()
-      .gql<{ signUp: { user: { id: string } } }>(
-        'mutation ($password: String!) { signUp(input: { email: "member@example.com", password: $password }) { user { id } } }',
-        { password: PASSWORD },
-      );
+    const signedUp = await portico.client().gql(SignUpDocument, { input: MEMBER });
     memberId = signedUp.data!.signUp.user.id;
     const memberKey = await (await memberBrowser()).mutate(CreateApiKeyDocument, {
       name: 'member',
@@ -272,10 +268,7 @@ describe.each(backends)('the typed client against a gateway on %s', (backend) =>
 
   it('ends sessionRevoked over SSE with the reason when the session is revoked', async () => {
     const phone = portico.client();
-    await phone.gql(
-      'mutation ($p: String!) { logIn(email: "member@example.com", password: $p) { user { id } } }',
-      { p: PASSWORD },
-    );
+    await phone.gql(LogInDocument, MEMBER);
     const session = connect({
       url: portico.url,
       headers: { cookie: phone.cookieHeader },
@@ -326,11 +319,7 @@ describe.each(backends)('the typed client against a gateway on %s', (backend) =>
     // The stream is live once a login comes through: log in until one does.
     let arrived: IteratorResult<unknown> | 'timeout' = 'timeout';
     for (let attempt = 0; arrived === 'timeout' && attempt < 50; attempt++) {
-      await portico
-        .client()
-        .gql('mutation ($p: String!) { logIn(email: "member@example.com", password: $p) { user { id } } }', {
-          p: PASSWORD,
-        });
+      await portico.client().gql(LogInDocument, MEMBER);
       arrived = await within(first, 200);
     }
     expect(arrived).toMatchObject({

@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -9,7 +7,9 @@ import { credentialsPath } from '../client/credentials.ts';
 import { runDeviceFlow } from '../client/device-flow.ts';
 import {
   ApiKeysDocument,
+  ApproveDeviceDocument,
   createClient,
+  DenyDeviceDocument,
   type DeviceCodePrompt,
   PorticoClientError,
   RevokeApiKeyDocument,
@@ -18,28 +18,7 @@ import {
   ViewerDocument,
 } from '../client/index.ts';
 import { backends, startGatewayWithAdmin, type TestClient, type TestGateway } from './harness.ts';
-
-const BIN = join(import.meta.dirname, '..', 'bin', 'portico.ts');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the real `portico` binary; `onOutput` sees stdout as it grows (to read the user code). */
-function portico(args: string[], env: Record<string, string>, onOutput: (stdout: string) => void = () => {}) {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env } });
-  const run: Run = { code: null, stdout: '', stderr: '' };
-  child.stdout.on('data', (chunk) => {
-    run.stdout += chunk;
-    onOutput(run.stdout);
-  });
-  child.stderr.on('data', (chunk) => {
-    run.stderr += chunk;
-  });
-  return once(child, 'close').then(([code]) => ({ ...run, code: code as number | null }));
-}
+import { runPortico } from './run-cli.ts';
 
 const userCodeIn = (text: string) => /shows the code ([A-Z]{4}-[A-Z]{4})/.exec(text)?.[1];
 
@@ -57,15 +36,17 @@ describe.each(backends)('portico login and the saved key on %s', (backend) => {
 
   /** The person at the browser answers a device code. */
   const answer = async (userCode: string, approve = true) => {
-    const field = approve ? 'approveDevice' : 'denyDevice';
-    const result = await browser.gql(`mutation ($code: String!) { ${field}(userCode: $code) }`, {
-      code: userCode,
-    });
+    const result = approve
+      ? await browser.gql(ApproveDeviceDocument, { userCode })
+      : await browser.gql(DenyDeviceDocument, { userCode });
     expect(result.errors).toBeUndefined();
   };
+  /** The real `portico` binary with this suite's configuration folder; `onStdout` as runPortico's. */
+  const portico = (args: string[], onStdout?: (stdout: string) => void) =>
+    runPortico(args, configHome, { XDG_CONFIG_HOME: configHome }, { onStdout });
   const login = (args: string[] = [], approve = true) => {
     let answered = false;
-    return portico(['login', gateway.url, ...args], { XDG_CONFIG_HOME: configHome }, (stdout) => {
+    return portico(['login', gateway.url, ...args], (stdout) => {
       const code = userCodeIn(stdout);
       if (code && !answered) {
         answered = true;
@@ -202,18 +183,18 @@ describe.each(backends)('portico login and the saved key on %s', (backend) => {
     const login2 = await login(['--scope', 'admin']);
     expect(login2.code).toBe(0);
     const key = (await savedKey())!;
-    const run = await portico(['logout', gateway.url], { XDG_CONFIG_HOME: configHome });
+    const run = await portico(['logout', gateway.url]);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('revoked and forgotten');
     expect(await savedKey()).toBeUndefined();
     const { viewer } = await createClient({ url: gateway.url, apiKey: key }).query(ViewerDocument);
     expect(viewer.user).toBeNull();
-    const again = await portico(['logout', gateway.url], { XDG_CONFIG_HOME: configHome });
+    const again = await portico(['logout', gateway.url]);
     expect(again.stdout).toContain('No key is saved');
   });
 
   it('refuses a bad command line with exit code 2', async () => {
-    const run = await portico(['login', 'ftp://example.com'], { XDG_CONFIG_HOME: configHome });
+    const run = await portico(['login', 'ftp://example.com']);
     expect(run.code).toBe(EXIT.usage);
     expect(run.stderr).toContain('is not an http(s) URL');
   });

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
-import { type DocumentNode, Kind, parse, print } from 'graphql';
+import { type DocumentNode, Kind, parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AuthDocument,
@@ -49,7 +49,7 @@ async function execute<R, V>(
   ...[variables]: VariablesArg<V>
 ): Promise<GraphQLResponse<R>> {
   executed.add(operationName(document));
-  return client.gql<R>(print(document), variables as Record<string, unknown> | undefined);
+  return client.gql(document, variables);
 }
 
 /** Like `execute`, for operations that must succeed: their data, or a failure naming the errors. */

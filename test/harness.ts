@@ -5,11 +5,14 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { print } from 'graphql';
 import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
 import pg from 'pg';
 import { pino } from 'pino';
 import { WebSocket } from 'ws';
+import { RedeemTokenDocument, SignUpDocument } from '../client/index.ts';
 import { builtinModules } from '../modules/index.ts';
 import { createGateway, type Gateway } from '../src/gateway.ts';
 import type { Clock, PorticoModule } from '../src/index.ts';
@@ -177,6 +180,22 @@ export interface GraphQLResponse<T = Record<string, unknown>> {
   headers: Headers;
 }
 
+/** What a test sends: a typed document of client/operations, or a query text of its own. */
+export type Operation = string | TypedDocumentNode<unknown, never>;
+
+const printed = new WeakMap<TypedDocumentNode<unknown, never>, string>();
+
+/** The text of an operation, a document printed once. */
+export function queryText(operation: Operation): string {
+  if (typeof operation === 'string') return operation;
+  let text = printed.get(operation);
+  if (text === undefined) {
+    text = print(operation);
+    printed.set(operation, text);
+  }
+  return text;
+}
+
 /** A client with a cookie jar, like one browser. */
 export class TestClient {
   readonly cookies = new Map<string, string>();
@@ -206,11 +225,26 @@ export class TestClient {
     return response;
   }
 
+  /**
+   * Posts one operation: a typed document of client/operations (its variables and result typed),
+   * or a query text of the test's own (one probing the server with what no client sends).
+   */
+  async gql<R, V>(
+    document: TypedDocumentNode<R, V>,
+    variables?: V,
+    headers?: Record<string, string>,
+  ): Promise<GraphQLResponse<R>>;
   async gql<T = Record<string, unknown>>(
     query: string,
     variables?: Record<string, unknown>,
+    headers?: Record<string, string>,
+  ): Promise<GraphQLResponse<T>>;
+  async gql(
+    document: Operation,
+    variables?: unknown,
     headers: Record<string, string> = {},
-  ): Promise<GraphQLResponse<T>> {
+  ): Promise<GraphQLResponse<unknown>> {
+    const query = queryText(document);
     const response = await this.request('/graphql', {
       method: 'POST',
       headers: {
@@ -220,7 +254,7 @@ export class TestClient {
       },
       body: JSON.stringify({ query, variables }),
     });
-    const body = (await response.json()) as Omit<GraphQLResponse<T>, 'status' | 'headers'>;
+    const body = (await response.json()) as Omit<GraphQLResponse<unknown>, 'status' | 'headers'>;
     return { ...body, status: response.status, headers: response.headers };
   }
 }
@@ -231,22 +265,16 @@ export const ADMIN = {
   name: 'Ada Admin',
 };
 
-const REDEEM = `mutation ($token: String!, $profile: ProfileInput) {
-  redeemToken(token: $token, profile: $profile) { user { id email roles } session { id method } }
-}`;
-
 /** Redeems the bootstrap link with a client; returns it signed in as the first admin. */
 export async function bootstrapAdmin(portico: TestGateway, profile = ADMIN): Promise<TestClient> {
   const admin = portico.client();
-  const result = await admin.gql(REDEEM, { token: portico.bootstrapToken(), profile });
+  const result = await admin.gql(RedeemTokenDocument, { token: portico.bootstrapToken(), profile });
   if (result.errors) {
     const logged = portico.logs.filter((line) => line.level >= 50);
     throw new Error(`bootstrap failed: ${JSON.stringify(result.errors)} ${JSON.stringify(logged)}`);
   }
   return admin;
 }
-
-export { REDEEM as REDEEM_TOKEN };
 
 /** A new client signed up (signup must be open) and so signed in as `email`. */
 export async function signUpClient(
@@ -255,10 +283,7 @@ export async function signUpClient(
   password: string,
 ): Promise<TestClient> {
   const client = portico.client();
-  const result = await client.gql(
-    'mutation ($email: String!, $password: String!) { signUp(input: { email: $email, password: $password }) { user { id } } }',
-    { email, password },
-  );
+  const result = await client.gql(SignUpDocument, { input: { email, password } });
   if (result.errors) throw new Error(`signUp failed: ${JSON.stringify(result.errors)}`);
   return client;
 }
@@ -315,7 +340,7 @@ export interface SseEvent {
  */
 export async function subscribeOverSse(
   client: TestClient,
-  query: string,
+  operation: Operation,
   variables: Record<string, unknown> = {},
   { until }: { until?: number } = {},
 ) {
@@ -323,7 +348,7 @@ export async function subscribeOverSse(
   const response = await client.request('/graphql', {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-    body: JSON.stringify({ query, variables }),
+    body: JSON.stringify({ query: queryText(operation), variables }),
     signal: controller.signal,
   });
   const events: SseEvent[] = [];

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LogInDocument, UsersDocument } from '../client/index.ts';
 import { defineModule } from '../src/index.ts';
 import { MAX_REQUEST_BODY_BYTES } from '../src/plugins/use-body-limit.ts';
 import {
@@ -69,9 +70,7 @@ describe.each(backends)('HTTP surface on %s', (backend) => {
     expect(get.status).toBe(403);
     const login = await portico
       .client()
-      .gql(
-        'mutation { logIn(email: "csrf@example.com", password: "a long enough passphrase") { user { id } } }',
-      );
+      .gql(LogInDocument, { email: 'csrf@example.com', password: 'a long enough passphrase' });
     expect(codeOf(login)).toBe('INVALID_CREDENTIALS');
   });
 
@@ -173,9 +172,10 @@ describe.each(backends)('HTTP surface on %s', (backend) => {
     const rejected = await client.gql(signUps(16));
     expect(codeOf(rejected)).toBe('BAD_USER_INPUT');
     expect(rejected.data).toBeUndefined();
-    const nobody = await client.gql(
-      'mutation { logIn(email: "alias16-0@example.com", password: "a long enough passphrase") { user { id } } }',
-    );
+    const nobody = await client.gql(LogInDocument, {
+      email: 'alias16-0@example.com',
+      password: 'a long enough passphrase',
+    });
     expect(codeOf(nobody)).toBe('INVALID_CREDENTIALS');
     const aliases = (n: number) =>
       `{ ${Array.from({ length: n }, (_, i) => `a${i}: auth { signup }`).join(' ')} }`;
@@ -276,20 +276,20 @@ describe.runIf(backends.includes('postgres'))('a database outage on postgres', (
       await outage.down();
       const ready = await fetch(new URL('/ready', portico.url));
       expect(ready.status).toBe(503);
-      const users = await admin.gql('{ users { edges { cursor } } }');
+      const users = await admin.gql(UsersDocument);
       expect(users.status).toBe(503);
       expect(codeOf(users)).toBe('SERVICE_UNAVAILABLE');
       expect(JSON.stringify(users)).not.toMatch(/ECONN|5432|postgres/i);
       const login = await portico
         .client()
-        .gql('mutation { logIn(email: "a@b.co", password: "whatever it is") { user { id } } }');
+        .gql(LogInDocument, { email: 'a@b.co', password: 'whatever it is' });
       expect(login.status).toBe(503);
 
       await outage.up();
       await expect
         .poll(async () => (await fetch(new URL('/ready', portico.url))).status, { timeout: 10_000 })
         .toBe(200);
-      const again = await admin.gql<{ users: { edges: unknown[] } }>('{ users { edges { cursor } } }');
+      const again = await admin.gql(UsersDocument);
       expect(again.status).toBe(200);
       expect(again.data?.users.edges.length).toBe(1);
     } finally {

@@ -1,28 +1,12 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import {
-  type Backend,
-  createTestDatabase,
-  freePort,
-  type LogLine,
-  TEST_SECRET,
-  TestClient,
-} from './harness.ts';
+import { type Backend, createTestDatabase, TestClient } from './harness.ts';
+import { type PorticoServer, startPortico } from './run-cli.ts';
 
-const BIN = new URL('../bin/portico.ts', import.meta.url).pathname;
-
-/** One `portico start` process on loopback. */
-export interface Instance {
-  readonly url: string;
-  readonly process: ChildProcess;
-  readonly logs: LogLine[];
+/** One `portico start` process on loopback, and a client of it. */
+export interface Instance extends PorticoServer {
   client(): TestClient;
-  /** SIGTERM, then SIGKILL if it has not exited within 5 s. */
-  stop(): Promise<void>;
 }
 
 export interface Cluster {
@@ -91,54 +75,6 @@ export async function startCluster({
 }
 
 async function startInstance(cwd: string, env: Record<string, string>): Promise<Instance> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [BIN, 'start'], {
-    cwd,
-    env: {
-      PATH: process.env.PATH,
-      NODE_ENV: 'production',
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      PORTICO_SECRET: TEST_SECRET,
-      PORTICO_PUBLIC_URL: 'http://portico.test',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  // A test that fails before its cleanup must not leave a gateway running.
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  const logs: LogLine[] = [];
-  const stderr: string[] = [];
-  createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
-  const listening = new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (!line.startsWith('{')) return;
-      const entry = JSON.parse(line) as LogLine;
-      logs.push(entry);
-      if (entry.msg.startsWith('Portico listening')) resolve();
-    });
-    child.once('exit', (code) =>
-      reject(new Error(`portico exited with ${code} before listening:\n${stderr.join('\n')}`)),
-    );
-  });
-  const timeout = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  await listening.finally(() => clearTimeout(timeout));
-  const url = `http://127.0.0.1:${port}`;
-  return {
-    url,
-    process: child,
-    logs,
-    client: () => new TestClient(url),
-    async stop() {
-      process.off('exit', killOnExit);
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = once(child, 'exit');
-      child.kill('SIGCONT');
-      child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(killer);
-    },
-  };
+  const server = await startPortico(cwd, { PORTICO_PUBLIC_URL: 'http://portico.test', ...env });
+  return { ...server, client: () => new TestClient(server.url) };
 }

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuthDocument, LogInWithDocument } from '../client/index.ts';
 import { ADMIN, bootstrapAdmin, codeOf, startGateway, type TestGateway } from './harness.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -20,10 +21,6 @@ async function loginMethodExample(): Promise<string> {
     );
 }
 
-const LOG_IN_WITH = `mutation ($credentials: JSONObject!) {
-  logInWith(method: "pin", credentials: $credentials) { user { email } session { method } }
-}`;
-
 describe('a login method written in portico.config.ts (the example of docs/modules.md)', () => {
   let portico: TestGateway;
   beforeAll(async () => {
@@ -34,18 +31,14 @@ describe('a login method written in portico.config.ts (the example of docs/modul
   afterAll(() => portico?.close());
 
   it('is enabled and signs in with the right PIN only', async () => {
-    const auth = await portico.client().gql<{ auth: { methods: string[] } }>('{ auth { methods } }');
+    const auth = await portico.client().gql(AuthDocument);
     expect(auth.data?.auth.methods).toEqual(['password', 'pin']);
     const pin = String(new Date().getUTCDate()).padStart(4, '0');
-    const ok = await portico
-      .client()
-      .gql<{ logInWith: { user: { email: string }; session: { method: string } } }>(LOG_IN_WITH, {
-        credentials: { email: ADMIN.email, pin },
-      });
-    expect(ok.data?.logInWith).toEqual({ user: { email: ADMIN.email }, session: { method: 'pin' } });
-    const wrong = await portico
-      .client()
-      .gql(LOG_IN_WITH, { credentials: { email: ADMIN.email, pin: 'nope' } });
+    const logIn = (credentials: Record<string, unknown>) =>
+      portico.client().gql(LogInWithDocument, { method: 'pin', credentials });
+    const ok = await logIn({ email: ADMIN.email, pin });
+    expect(ok.data?.logInWith).toMatchObject({ user: { email: ADMIN.email }, session: { method: 'pin' } });
+    const wrong = await logIn({ email: ADMIN.email, pin: 'nope' });
     expect(codeOf(wrong)).toBe('INVALID_CREDENTIALS');
   });
 });

@@ -1,5 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
+import {
+  ChangePasswordDocument,
+  CreateApiKeyDocument,
+  DocumentChangedDocument,
+  LogInDocument,
+  LogOutDocument,
+  PutDocumentDocument,
+  RevokeApiKeyDocument,
+  RevokeSessionDocument,
+  SessionEventsDocument,
+  SessionRevokedDocument,
+  SetUserDisabledDocument,
+  SetUserRolesDocument,
+  SignUpDocument,
+} from '../client/index.ts';
 import { Session } from '../modules/sessions/entities.ts';
 import { fromGlobalId } from '../src/index.ts';
 import {
@@ -11,15 +26,16 @@ import {
   connectWs,
   eventually,
   ManualClock,
+  type Operation,
+  queryText,
   type StreamCredential,
   startGateway,
   type TestClient,
   type TestGateway,
 } from './harness.ts';
 
-const REVOKED = 'subscription { sessionRevoked { sessionId reason at } }';
-const CHANGES =
-  'subscription ($c: String!) { documentChanged(collection: $c) { kind id version document { id data } } }';
+const REVOCATIONS = { query: queryText(SessionRevokedDocument) };
+const NOTES = { collection: 'notes' };
 const PASSWORD = 'a long enough passphrase';
 type Transport = 'ws' | 'sse';
 
@@ -57,20 +73,11 @@ describe.each(backends)('subscriptions on %s', (backend) => {
   async function newUser() {
     const email = `user${++serial}@example.com`;
     const client = portico.client();
-    const signedUp = await client.gql<{ signUp: { user: { id: string }; session: { id: string } } }>(
-      'mutation ($email: String!, $password: String!) { signUp(input: { email: $email, password: $password }) { user { id } session { id } } }',
-      { email, password: PASSWORD },
-    );
+    const signedUp = await client.gql(SignUpDocument, { input: { email, password: PASSWORD } });
     const { user, session } = signedUp.data!.signUp;
     const again = async () => {
       const other = portico.client();
-      await other.gql(
-        'mutation ($email: String!, $password: String!) { logIn(email: $email, password: $password) { user { id } } }',
-        {
-          email,
-          password: PASSWORD,
-        },
-      );
+      await other.gql(LogInDocument, { email, password: PASSWORD });
       return other;
     };
     return { client, userId: user.id, sessionId: session.id, again };
@@ -80,7 +87,13 @@ describe.each(backends)('subscriptions on %s', (backend) => {
   const isLive = (sessionId: string) =>
     portico.gateway.runtime.live.tracked('session').includes(fromGlobalId(sessionId, 'Session'));
 
-  function subscribe(transport: Transport, credential: StreamCredential, query: string, variables = {}) {
+  function subscribe(
+    transport: Transport,
+    credential: StreamCredential,
+    operation: Operation,
+    variables: Record<string, unknown> = {},
+  ) {
+    const query = queryText(operation);
     if (transport === 'ws') {
       const connection = connectWs(portico.url, credential);
       const stream = collect(connection.client.iterate({ query, variables }));
@@ -92,43 +105,25 @@ describe.each(backends)('subscriptions on %s', (backend) => {
 
   /** Each way a session ends, and what the subscriber must be told. */
   const endings: [string, (user: Awaited<ReturnType<typeof newUser>>) => Promise<unknown>][] = [
-    ['LOGOUT', (user) => user.client.gql('mutation { logOut }')],
-    [
-      'REVOKED',
-      async (user) =>
-        (await user.again()).gql('mutation ($id: ID!) { revokeSession(id: $id) }', { id: user.sessionId }),
-    ],
-    ['ADMIN', (user) => admin.gql('mutation ($id: ID!) { revokeSession(id: $id) }', { id: user.sessionId })],
-    [
-      'USER_DISABLED',
-      (user) =>
-        admin.gql('mutation ($id: ID!) { setUserDisabled(userId: $id, disabled: true) { id } }', {
-          id: user.userId,
-        }),
-    ],
-    [
-      'ROLES_CHANGED',
-      (user) =>
-        admin.gql('mutation ($id: ID!) { setUserRoles(userId: $id, roles: ["editor"]) { id } }', {
-          id: user.userId,
-        }),
-    ],
+    ['LOGOUT', (user) => user.client.gql(LogOutDocument)],
+    ['REVOKED', async (user) => (await user.again()).gql(RevokeSessionDocument, { id: user.sessionId })],
+    ['ADMIN', (user) => admin.gql(RevokeSessionDocument, { id: user.sessionId })],
+    ['USER_DISABLED', (user) => admin.gql(SetUserDisabledDocument, { userId: user.userId, disabled: true })],
+    ['ROLES_CHANGED', (user) => admin.gql(SetUserRolesDocument, { userId: user.userId, roles: ['editor'] })],
     [
       'PASSWORD_CHANGED',
       async (user) =>
-        (await user.again()).gql(
-          'mutation ($old: String!) { changePassword(currentPassword: $old, newPassword: "another long passphrase") }',
-          {
-            old: PASSWORD,
-          },
-        ),
+        (await user.again()).gql(ChangePasswordDocument, {
+          currentPassword: PASSWORD,
+          newPassword: 'another long passphrase',
+        }),
     ],
   ];
 
   describe.each(['ws', 'sse'] as const)('sessionRevoked over %s', (transport) => {
     it.each(endings)('emits %s once, then completes', async (reason, end) => {
       const user = await newUser();
-      const stream = subscribe(transport, { client: user.client }, REVOKED);
+      const stream = subscribe(transport, { client: user.client }, SessionRevokedDocument);
       // The subscription is live once the server tracks its credential.
       await eventually(() => isLive(user.sessionId));
       const result = await end(user);
@@ -144,16 +139,14 @@ describe.each(backends)('subscriptions on %s', (backend) => {
 
     it('emits REVOKED for a stream authenticated by an API key when the key is revoked', async () => {
       const user = await newUser();
-      const created = await user.client.gql<{ createApiKey: { apiKey: { id: string }; secret: string } }>(
-        'mutation { createApiKey(name: "stream", scopes: ["notes:read"]) { apiKey { id } secret } }',
-      );
+      const created = await user.client.gql(CreateApiKeyDocument, { name: 'stream', scopes: ['notes:read'] });
       const { apiKey, secret } = created.data!.createApiKey;
-      const stream = subscribe(transport, { apiKey: secret }, REVOKED);
+      const stream = subscribe(transport, { apiKey: secret }, SessionRevokedDocument);
       await eventually(
         () =>
           portico.gateway.runtime.live.size > 0 && portico.gateway.runtime.live.tracked('apiKey').length > 0,
       );
-      await user.client.gql('mutation ($id: ID!) { revokeApiKey(id: $id) }', { id: apiKey.id });
+      await user.client.gql(RevokeApiKeyDocument, { id: apiKey.id });
       const done = await stream.done;
       expect(done.results).toEqual([
         { data: { sessionRevoked: { sessionId: apiKey.id, reason: 'REVOKED', at: expect.any(String) } } },
@@ -163,14 +156,12 @@ describe.each(backends)('subscriptions on %s', (backend) => {
 
     it("ends the credential's other subscriptions too", async () => {
       const user = await newUser();
-      const changes = subscribe(transport, { client: user.client }, CHANGES, { c: 'notes' });
+      const changes = subscribe(transport, { client: user.client }, DocumentChangedDocument, NOTES);
       await eventually(() => isLive(user.sessionId));
-      const put = await user.client.gql<{ putDocument: { id: string } }>(
-        'mutation { putDocument(collection: "notes", data: { tag: "a" }) { id } }',
-      );
+      const put = await user.client.gql(PutDocumentDocument, { ...NOTES, data: { tag: 'a' } });
       expect(put.errors).toBeUndefined();
       await eventually(() => changes.results.length === 1, 'the change event', 5_000);
-      await admin.gql('mutation ($id: ID!) { revokeSession(id: $id) }', { id: user.sessionId });
+      await admin.gql(RevokeSessionDocument, { id: user.sessionId });
       const done = await changes.done;
       expect(done.completed || done.error !== undefined).toBe(true);
       expect(done.results).toHaveLength(1);
@@ -188,13 +179,13 @@ describe.each(backends)('subscriptions on %s', (backend) => {
     });
 
     it('refuses at subscribe time a subscriber without a credential, and sends it nothing', async () => {
-      const anonymous = subscribe(transport, {}, REVOKED);
+      const anonymous = subscribe(transport, {}, SessionRevokedDocument);
       expect(codesOf(await anonymous.done)).toEqual(['UNAUTHENTICATED']);
       expect((await anonymous.done).results.filter((result) => result.data)).toEqual([]);
       // An owner-only collection shows an anonymous watcher nothing, even as documents change.
-      const watcher = subscribe(transport, {}, CHANGES, { c: 'notes' });
+      const watcher = subscribe(transport, {}, DocumentChangedDocument, NOTES);
       const user = await newUser();
-      await user.client.gql('mutation { putDocument(collection: "notes", data: { tag: "secret" }) { id } }');
+      await user.client.gql(PutDocumentDocument, { ...NOTES, data: { tag: 'secret' } });
       await new Promise((resolve) => setTimeout(resolve, 200));
       watcher.stop();
       const watched = await watcher.done;
@@ -205,8 +196,8 @@ describe.each(backends)('subscriptions on %s', (backend) => {
       const user = await newUser();
       const stale = portico.client();
       for (const [name, value] of user.client.cookies) stale.cookies.set(name, value);
-      await user.client.gql('mutation { logOut }');
-      const stream = subscribe(transport, { client: stale }, REVOKED);
+      await user.client.gql(LogOutDocument);
+      const stream = subscribe(transport, { client: stale }, SessionRevokedDocument);
       const done = await stream.done;
       expect(codesOf(done)).toEqual(['UNAUTHENTICATED']);
     });
@@ -214,25 +205,16 @@ describe.each(backends)('subscriptions on %s', (backend) => {
 
   describe('sessionEvents', () => {
     it('tells admins of sessions created and revoked, for everyone or one user', async () => {
-      const all = subscribe(
-        'ws',
-        { client: admin },
-        'subscription { sessionEvents { kind reason session { id user { email } } } }',
-      );
+      const all = subscribe('ws', { client: admin }, SessionEventsDocument);
       const user = await newUser();
-      const onlyUser = subscribe(
-        'sse',
-        { client: admin },
-        'subscription ($id: ID) { sessionEvents(userId: $id) { kind reason session { id } } }',
-        { id: user.userId },
-      );
+      const onlyUser = subscribe('sse', { client: admin }, SessionEventsDocument, { userId: user.userId });
       await eventually(() => portico.gateway.runtime.live.tracked('session').length >= 1);
       await new Promise((resolve) => setTimeout(resolve, 100));
       const other = await newUser();
       const second = await user.again();
-      await second.gql('mutation { logOut }');
+      await second.gql(LogOutDocument);
       await eventually(() => onlyUser.results.length >= 2 && all.results.length >= 4, 'session events');
-      expect(onlyUser.results.map((result) => result.data?.sessionEvents)).toEqual([
+      expect(onlyUser.results.map((result) => result.data?.sessionEvents)).toMatchObject([
         { kind: 'CREATED', reason: null, session: { id: expect.any(String) } },
         { kind: 'REVOKED', reason: 'LOGOUT', session: { id: expect.any(String) } },
       ]);
@@ -250,11 +232,7 @@ describe.each(backends)('subscriptions on %s', (backend) => {
     it('is for admins only', async () => {
       const user = await newUser();
       for (const transport of ['ws', 'sse'] as const) {
-        const stream = subscribe(
-          transport,
-          { client: user.client },
-          'subscription { sessionEvents { kind } }',
-        );
+        const stream = subscribe(transport, { client: user.client }, SessionEventsDocument);
         expect(codesOf(await stream.done)).toEqual(['FORBIDDEN']);
       }
     });
@@ -285,7 +263,7 @@ describe.each(backends)('subscriptions on %s', (backend) => {
           accept: 'text/event-stream',
           origin: 'http://evil.test',
         },
-        body: JSON.stringify({ query: REVOKED }),
+        body: JSON.stringify(REVOCATIONS),
       });
       expect(sse.status).toBe(403);
     });
@@ -304,7 +282,7 @@ describe.each(backends)('subscriptions on %s', (backend) => {
 
     it('refuses a key that does not work at connection time with 4403', async () => {
       const connection = connectWs(portico.url, { apiKey: 'pk_not_a_real_key' });
-      const stream = collect(connection.client.iterate({ query: REVOKED }));
+      const stream = collect(connection.client.iterate(REVOCATIONS));
       expect((await connection.closed).code).toBe(4403);
       await stream.done;
     });
@@ -353,13 +331,13 @@ describe.each(backends)('the periodic re-check on %s', (backend) => {
       config: { signup: 'open', session: { idleTimeoutMinutes: 5, recheckSeconds } },
     });
     const user = portico.client();
-    const signedUp = await user.gql<{ signUp: { session: { id: string } } }>(
-      'mutation { signUp(input: { email: "late@example.com", password: "a long enough passphrase" }) { session { id } } }',
-    );
+    const signedUp = await user.gql(SignUpDocument, {
+      input: { email: 'late@example.com', password: PASSWORD },
+    });
     const sessionId = signedUp.data!.signUp.session.id;
     const streams = [
-      collect(connectWs(portico.url, { client: user }).client.iterate({ query: REVOKED })),
-      collect(connectSse(portico.url, { client: user }).iterate({ query: REVOKED })),
+      collect(connectWs(portico.url, { client: user }).client.iterate(REVOCATIONS)),
+      collect(connectSse(portico.url, { client: user }).iterate(REVOCATIONS)),
     ];
     await eventually(() => portico.gateway.runtime.live.tracked('session').length === 1);
     // Both transports subscribed: the session is tracked once, with two listeners.

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { AcquireLeaseDocument, SignUpDocument } from '../client/index.ts';
 import { builtinModules } from '../modules/index.ts';
 import leases from '../modules/leases/index.ts';
 import { openDatabases } from '../src/db.ts';
@@ -15,9 +16,7 @@ import { errorLines } from './security/answers.ts';
 const PROMPT_MS = 10_000;
 const WAIT_SECONDS = 20;
 
-const ACQUIRE = `mutation ($key: String!, $wait: Int) {
-  acquireLease(key: $key, ttlSeconds: 60, waitSeconds: $wait) { token }
-}`;
+const HELD = { key: 'held', ttlSeconds: 60 };
 
 describe.each(backends)('stopping a gateway on %s', (backend) => {
   it('answers a pending lease wait at once instead of holding the stop for the grace', async () => {
@@ -33,13 +32,13 @@ describe.each(backends)('stopping a gateway on %s', (backend) => {
     try {
       const holder = await bootstrapAdmin(portico);
       const waiter = portico.client();
-      const signedUp = await waiter.gql(
-        'mutation { signUp(input: { email: "waiter@example.com", password: "a long enough passphrase" }) { user { id } } }',
-      );
+      const signedUp = await waiter.gql(SignUpDocument, {
+        input: { email: 'waiter@example.com', password: 'a long enough passphrase' },
+      });
       expect(signedUp.errors).toBeUndefined();
-      expect((await holder.gql(ACQUIRE, { key: 'held' })).data).toEqual({ acquireLease: { token: 1 } });
+      expect((await holder.gql(AcquireLeaseDocument, HELD)).data?.acquireLease?.token).toBe(1);
 
-      const waiting = waiter.gql(ACQUIRE, { key: 'held', wait: WAIT_SECONDS });
+      const waiting = waiter.gql(AcquireLeaseDocument, { ...HELD, waitSeconds: WAIT_SECONDS });
       const { runtime } = portico.gateway;
       await eventually(() => runtime.instances.of(leases).isAwaited('held'), 'the lease wait');
       // A production-like grace, longer than the wait: only waking the waiter stops promptly.

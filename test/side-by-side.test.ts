@@ -1,7 +1,7 @@
-import { print } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AcquireLeaseDocument,
+  AuthDocument,
   ReleaseLeaseDocument,
   RequestLoginLinkDocument,
   ViewerDocument,
@@ -38,13 +38,10 @@ describe.each(backends)('two gateways side by side in one process on %s', (backe
   });
 
   const viewerEmail = async (client: TestClient) =>
-    ((await client.gql(print(ViewerDocument))).data as { viewer: { user: { email: string } | null } }).viewer
-      .user?.email ?? null;
+    (await client.gql(ViewerDocument)).data!.viewer.user?.email ?? null;
 
   it('keeps bootstrap state apart: the second still waits for its first admin', async () => {
-    const needs = await withLinks
-      .client()
-      .gql<{ auth: { needsBootstrap: boolean } }>('{ auth { needsBootstrap } }');
+    const needs = await withLinks.client().gql(AuthDocument);
     expect(needs.data?.auth.needsBootstrap).toBe(true);
     second = await bootstrapAdmin(withLinks, { ...ADMIN, email: 'second@example.com' });
     expect(await viewerEmail(first)).toBe(ADMIN.email);
@@ -60,12 +57,10 @@ describe.each(backends)('two gateways side by side in one process on %s', (backe
   it('keeps login methods and mail apart', async () => {
     const refused = await passwordOnly
       .client()
-      .gql(print(RequestLoginLinkDocument), { email: 'second@example.com' });
+      .gql(RequestLoginLinkDocument, { email: 'second@example.com' });
     expect(refused.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
 
-    const sent = await withLinks
-      .client()
-      .gql(print(RequestLoginLinkDocument), { email: 'second@example.com' });
+    const sent = await withLinks.client().gql(RequestLoginLinkDocument, { email: 'second@example.com' });
     expect(sent.data).toEqual({ requestLoginLink: true });
     const mailed = (portico: TestGateway) =>
       portico.logs.some((line) => /mail to second@example\.com/.test(line.msg));
@@ -74,9 +69,7 @@ describe.each(backends)('two gateways side by side in one process on %s', (backe
   });
 
   it('keeps leases apart, and the second serves on after the first stops', async () => {
-    type Acquired = { acquireLease: { token: number; mine: boolean } };
-    const acquire = (client: TestClient) =>
-      client.gql<Acquired>(print(AcquireLeaseDocument), { key: 'job', ttlSeconds: 30 });
+    const acquire = (client: TestClient) => client.gql(AcquireLeaseDocument, { key: 'job', ttlSeconds: 30 });
     const onFirst = await acquire(first);
     const onSecond = await acquire(second);
     expect(onFirst.data?.acquireLease).toMatchObject({ token: 1, mine: true });
@@ -85,7 +78,7 @@ describe.each(backends)('two gateways side by side in one process on %s', (backe
     await passwordOnly.stop();
 
     expect(await viewerEmail(second)).toBe('second@example.com');
-    const released = await second.gql(print(ReleaseLeaseDocument), { key: 'job', token: 1 });
+    const released = await second.gql(ReleaseLeaseDocument, { key: 'job', token: 1 });
     expect(released.data).toEqual({ releaseLease: true });
     expect((await acquire(second)).data?.acquireLease).toMatchObject({ token: 2, mine: true });
   });

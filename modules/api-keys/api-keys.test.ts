@@ -1,6 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  ApiKeysDocument,
+  CreateApiKeyDocument,
+  RevokeApiKeyDocument,
+  SetUserDisabledDocument,
+  SetUserRolesDocument,
+  SignUpDocument,
+  ViewerDocument,
+} from '../../client/index.ts';
+import {
   backends,
   bootstrapAdmin,
   codeOf,
@@ -8,24 +17,6 @@ import {
   type TestClient,
   type TestGateway,
 } from '../../test/harness.ts';
-
-const CREATE = `mutation ($name: String!, $scopes: [String!]!, $expiresAt: DateTime) {
-  createApiKey(name: $name, scopes: $scopes, expiresAt: $expiresAt) { secret apiKey { id name prefix scopes expiresAt lastUsedAt } }
-}`;
-const VIEWER = '{ viewer { user { email } session { id } apiKey { id name } scopes apiKeys { id name } } }';
-
-interface Ticket {
-  createApiKey: { secret: string; apiKey: { id: string; name: string; prefix: string; scopes: string[] } };
-}
-interface ViewerResult {
-  viewer: {
-    user: { email: string } | null;
-    session: { id: string } | null;
-    apiKey: { id: string; name: string } | null;
-    scopes: string[];
-    apiKeys: { id: string; name: string }[];
-  };
-}
 
 describe.each(backends)('API keys on %s', (backend) => {
   let portico: TestGateway;
@@ -40,17 +31,19 @@ describe.each(backends)('API keys on %s', (backend) => {
     });
     admin = await bootstrapAdmin(portico);
     member = portico.client();
-    const signUp = await member.gql<{ signUp: { user: { id: string } } }>(
-      'mutation { signUp(input: { email: "keys@example.com", password: "a long enough passphrase" }) { user { id } } }',
-    );
+    const signUp = await member.gql(SignUpDocument, {
+      input: { email: 'keys@example.com', password: 'a long enough passphrase' },
+    });
     memberId = signUp.data!.signUp.user.id;
   });
   afterAll(() => portico?.close());
 
   const bearer = (secret: string) =>
-    portico.client().gql<ViewerResult>(VIEWER, undefined, { authorization: `Bearer ${secret}` });
+    portico.client().gql(ViewerDocument, undefined, { authorization: `Bearer ${secret}` });
+  const keysOf = async (client: TestClient, headers?: Record<string, string>) =>
+    (await client.gql(ApiKeysDocument, undefined, headers)).data!.viewer;
   const create = async (client: TestClient, name: string, scopes: string[], expiresAt?: string) => {
-    const result = await client.gql<Ticket>(CREATE, { name, scopes, expiresAt });
+    const result = await client.gql(CreateApiKeyDocument, { name, scopes, expiresAt });
     if (result.errors) throw new Error(JSON.stringify(result.errors));
     return result.data!.createApiKey;
   };
@@ -65,10 +58,11 @@ describe.each(backends)('API keys on %s', (backend) => {
     const viewer = (await bearer(ticket.secret)).data!.viewer;
     expect(viewer.user?.email).toBe('keys@example.com');
     expect(viewer.session).toBeNull();
-    expect(viewer.apiKey).toEqual({ id: ticket.apiKey.id, name: 'ci runner' });
     expect(viewer.scopes).toEqual(['notes:read']);
+    const { apiKey } = await keysOf(portico.client(), { authorization: `Bearer ${ticket.secret}` });
+    expect(apiKey).toMatchObject({ id: ticket.apiKey.id, name: 'ci runner' });
 
-    const listed = (await member.gql<ViewerResult>(VIEWER)).data!.viewer;
+    const listed = await keysOf(member);
     expect(listed.apiKeys.map((key) => key.id)).toContain(ticket.apiKey.id);
     expect(JSON.stringify(listed)).not.toContain(ticket.secret);
     const used = await member.gql<{ node: { lastUsedAt: string | null } }>(
@@ -79,17 +73,28 @@ describe.each(backends)('API keys on %s', (backend) => {
   });
 
   it('refuses scopes beyond the viewer’s, bad names and past expiry', async () => {
-    const beyond = await member.gql(CREATE, { name: 'too much', scopes: ['notes:read', 'admin'] });
+    const beyond = await member.gql(CreateApiKeyDocument, {
+      name: 'too much',
+      scopes: ['notes:read', 'admin'],
+    });
     expect(codeOf(beyond)).toBe('FORBIDDEN');
-    expect(codeOf(await member.gql(CREATE, { name: '  ', scopes: [] }))).toBe('BAD_USER_INPUT');
-    expect(codeOf(await member.gql(CREATE, { name: 'x'.repeat(101), scopes: [] }))).toBe('BAD_USER_INPUT');
-    const past = await member.gql(CREATE, { name: 'stale', scopes: [], expiresAt: '2020-01-01T00:00:00Z' });
+    expect(codeOf(await member.gql(CreateApiKeyDocument, { name: '  ', scopes: [] }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await member.gql(CreateApiKeyDocument, { name: 'x'.repeat(101), scopes: [] }))).toBe(
+      'BAD_USER_INPUT',
+    );
+    const past = await member.gql(CreateApiKeyDocument, {
+      name: 'stale',
+      scopes: [],
+      expiresAt: '2020-01-01T00:00:00Z',
+    });
     expect(codeOf(past)).toBe('BAD_USER_INPUT');
-    expect(codeOf(await portico.client().gql(CREATE, { name: 'anon', scopes: [] }))).toBe('UNAUTHENTICATED');
+    expect(codeOf(await portico.client().gql(CreateApiKeyDocument, { name: 'anon', scopes: [] }))).toBe(
+      'UNAUTHENTICATED',
+    );
     // A key can mint keys, but only within its own (narrower) scopes.
     const narrow = await create(member, 'narrow', ['notes:read']);
     const viaKey = await portico.client().gql(
-      CREATE,
+      CreateApiKeyDocument,
       { name: 'wider', scopes: ['notes:write'] },
       {
         authorization: `Bearer ${narrow.secret}`,
@@ -117,49 +122,37 @@ describe.each(backends)('API keys on %s', (backend) => {
     const first = await create(member, 'first', []);
     const second = await create(member, 'second', []);
     const stranger = portico.client();
-    await stranger.gql(
-      'mutation { signUp(input: { email: "stranger@example.com", password: "a long enough passphrase" }) { user { id } } }',
-    );
-    const foreign = await stranger.gql('mutation ($id: ID!) { revokeApiKey(id: $id) }', {
-      id: first.apiKey.id,
+    await stranger.gql(SignUpDocument, {
+      input: { email: 'stranger@example.com', password: 'a long enough passphrase' },
     });
+    const foreign = await stranger.gql(RevokeApiKeyDocument, { id: first.apiKey.id });
     expect(codeOf(foreign)).toBe('NOT_FOUND');
     expect((await bearer(first.secret)).data?.viewer.user).not.toBeNull();
 
-    const own = await member.gql<{ revokeApiKey: boolean }>('mutation ($id: ID!) { revokeApiKey(id: $id) }', {
-      id: first.apiKey.id,
-    });
+    const own = await member.gql(RevokeApiKeyDocument, { id: first.apiKey.id });
     expect(own.data?.revokeApiKey).toBe(true);
     expect((await bearer(first.secret)).data?.viewer.user).toBeNull();
-    const again = await member.gql<{ revokeApiKey: boolean }>(
-      'mutation ($id: ID!) { revokeApiKey(id: $id) }',
-      { id: first.apiKey.id },
-    );
+    const again = await member.gql(RevokeApiKeyDocument, { id: first.apiKey.id });
     expect(again.data?.revokeApiKey).toBe(false);
 
-    const byAdmin = await admin.gql<{ revokeApiKey: boolean }>(
-      'mutation ($id: ID!) { revokeApiKey(id: $id) }',
-      { id: second.apiKey.id },
-    );
+    const byAdmin = await admin.gql(RevokeApiKeyDocument, { id: second.apiKey.id });
     expect(byAdmin.data?.revokeApiKey).toBe(true);
     expect((await bearer(second.secret)).data?.viewer.user).toBeNull();
-    const listed = (await member.gql<ViewerResult>(VIEWER)).data!.viewer.apiKeys.map((key) => key.id);
+    const listed = (await keysOf(member)).apiKeys.map((key) => key.id);
     expect(listed).not.toContain(first.apiKey.id);
     expect(listed).not.toContain(second.apiKey.id);
   });
 
   it('narrows a key when its user loses the scope, and stops it when the key expires', async () => {
     const user = portico.client();
-    const signUp = await user.gql<{ signUp: { user: { id: string } } }>(
-      'mutation { signUp(input: { email: "narrowed@example.com", password: "a long enough passphrase" }) { user { id } } }',
-    );
+    const signUp = await user.gql(SignUpDocument, {
+      input: { email: 'narrowed@example.com', password: 'a long enough passphrase' },
+    });
     const ticket = await create(user, 'reader', ['notes:read']);
     const expiring = await create(user, 'brief', [], new Date(Date.now() + 1500).toISOString());
     expect((await bearer(ticket.secret)).data?.viewer.scopes).toEqual(['notes:read']);
     expect((await bearer(expiring.secret)).data?.viewer.user).not.toBeNull();
-    await admin.gql('mutation ($id: ID!) { setUserRoles(userId: $id, roles: []) { id } }', {
-      id: signUp.data!.signUp.user.id,
-    });
+    await admin.gql(SetUserRolesDocument, { userId: signUp.data!.signUp.user.id, roles: [] });
     const narrowed = await bearer(ticket.secret);
     expect(narrowed.data?.viewer.user?.email).toBe('narrowed@example.com');
     expect(narrowed.data?.viewer.scopes).toEqual([]);
@@ -170,17 +163,10 @@ describe.each(backends)('API keys on %s', (backend) => {
   it('stops every key of a disabled user', async () => {
     const ticket = await create(member, 'doomed', ['notes:read']);
     expect((await bearer(ticket.secret)).data?.viewer.user).not.toBeNull();
-    const disabled = await admin.gql(
-      'mutation ($id: ID!) { setUserDisabled(userId: $id, disabled: true) { id } }',
-      {
-        id: memberId,
-      },
-    );
+    const disabled = await admin.gql(SetUserDisabledDocument, { userId: memberId, disabled: true });
     expect(disabled.errors).toBeUndefined();
     expect((await bearer(ticket.secret)).data?.viewer.user).toBeNull();
-    await admin.gql('mutation ($id: ID!) { setUserDisabled(userId: $id, disabled: false) { id } }', {
-      id: memberId,
-    });
+    await admin.gql(SetUserDisabledDocument, { userId: memberId, disabled: false });
     expect((await bearer(ticket.secret)).data?.viewer.user).toBeNull();
   });
 });

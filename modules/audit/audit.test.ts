@@ -1,5 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  AuditEventsDocument,
+  type AuditEventsQueryVariables,
+  CreateApiKeyDocument,
+  CreateInviteDocument,
+  LogInDocument,
+  LogOutDocument,
+  SetUserDisabledDocument,
+  SetUserRolesDocument,
+  SignUpDocument,
+} from '../../client/index.ts';
+import {
   ADMIN,
   backends,
   bootstrapAdmin,
@@ -8,29 +19,6 @@ import {
   type TestClient,
   type TestGateway,
 } from '../../test/harness.ts';
-
-const EVENTS = `query ($kind: AuditEventKind, $userId: ID, $first: Int) {
-  auditEvents(kind: $kind, userId: $userId, first: $first) {
-    edges { node { kind at ip detail user { email } actor { email } } }
-    pageInfo { hasNextPage }
-  }
-}`;
-
-interface Events {
-  auditEvents: {
-    edges: {
-      node: {
-        kind: string;
-        at: string;
-        ip: string | null;
-        detail: Record<string, unknown> | null;
-        user: { email: string } | null;
-        actor: { email: string } | null;
-      };
-    }[];
-    pageInfo: { hasNextPage: boolean };
-  };
-}
 
 describe.each(backends)('audit log on %s', (backend) => {
   let portico: TestGateway;
@@ -41,30 +29,22 @@ describe.each(backends)('audit log on %s', (backend) => {
     portico = await startGateway({ backend, config: { signup: 'open', roles: { member: ['notes:read'] } } });
     admin = await bootstrapAdmin(portico);
     const member = portico.client();
-    const signUp = await member.gql<{ signUp: { user: { id: string } } }>(
-      'mutation { signUp(input: { email: "audited@example.com", password: "a long enough passphrase" }) { user { id } } }',
-    );
+    const signUp = await member.gql(SignUpDocument, {
+      input: { email: 'audited@example.com', password: 'a long enough passphrase' },
+    });
     memberId = signUp.data!.signUp.user.id;
-    await portico
-      .client()
-      .gql('mutation { logIn(email: "audited@example.com", password: "not the password") { user { id } } }');
-    await member.gql('mutation { createApiKey(name: "laptop", scopes: []) { secret } }');
-    await admin.gql('mutation ($id: ID!) { setUserRoles(userId: $id, roles: ["member"]) { id } }', {
-      id: memberId,
-    });
-    await admin.gql('mutation ($id: ID!) { setUserDisabled(userId: $id, disabled: true) { id } }', {
-      id: memberId,
-    });
-    await admin.gql('mutation { createInvite(email: "next@example.com") { token } }');
-    await admin.gql('mutation { logOut }');
-    await admin.gql(
-      `mutation { logIn(email: "${ADMIN.email}", password: "${ADMIN.password}") { user { id } } }`,
-    );
+    await portico.client().gql(LogInDocument, { email: 'audited@example.com', password: 'not the password' });
+    await member.gql(CreateApiKeyDocument, { name: 'laptop', scopes: [] });
+    await admin.gql(SetUserRolesDocument, { userId: memberId, roles: ['member'] });
+    await admin.gql(SetUserDisabledDocument, { userId: memberId, disabled: true });
+    await admin.gql(CreateInviteDocument, { email: 'next@example.com' });
+    await admin.gql(LogOutDocument);
+    await admin.gql(LogInDocument, { email: ADMIN.email, password: ADMIN.password });
   });
   afterAll(() => portico?.close());
 
-  const events = async (variables: Record<string, unknown> = {}) => {
-    const result = await admin.gql<Events>(EVENTS, variables);
+  const events = async (variables: AuditEventsQueryVariables = {}) => {
+    const result = await admin.gql(AuditEventsDocument, variables);
     if (result.errors) throw new Error(JSON.stringify(result.errors));
     return result.data!.auditEvents.edges.map((edge) => edge.node);
   };
@@ -108,12 +88,12 @@ describe.each(backends)('audit log on %s', (backend) => {
       'API_KEY_CREATED',
       'SIGNED_UP',
     ]);
-    const page = await admin.gql<Events>(EVENTS, { first: 2 });
+    const page = await admin.gql(AuditEventsDocument, { first: 2 });
     expect(page.data?.auditEvents.edges).toHaveLength(2);
     expect(page.data?.auditEvents.pageInfo.hasNextPage).toBe(true);
   });
 
   it('is for admins only', async () => {
-    expect(codeOf(await portico.client().gql(EVENTS))).toBe('UNAUTHENTICATED');
+    expect(codeOf(await portico.client().gql(AuditEventsDocument))).toBe('UNAUTHENTICATED');
   });
 });

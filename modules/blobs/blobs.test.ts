@@ -5,6 +5,18 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  BlobDocument,
+  BlobSignedUrlDocument,
+  BlobsDocument,
+  CreateApiKeyDocument,
+  DeleteBlobDocument,
+  LogInDocument,
+  LogOutDocument,
+  RevokeApiKeyDocument,
+  SetUserRolesDocument,
+  ViewerDocument,
+} from '../../client/index.ts';
+import {
   backends,
   bootstrapAdmin,
   codeOf,
@@ -120,9 +132,7 @@ describe.each(backends)('blobs on %s', (backend) => {
 
   /** Every blob row, as an admin lists them. */
   const allBlobs = async () => {
-    const result = await admin.gql<{ blobs: { edges: { node: { id: string; sha256: string } }[] } }>(
-      '{ blobs(first: 100) { edges { node { id sha256 } } } }',
-    );
+    const result = await admin.gql(BlobsDocument, { first: 100 });
     if (result.errors) throw new Error(JSON.stringify(result.errors));
     return result.data!.blobs.edges.map((edge) => edge.node);
   };
@@ -146,10 +156,7 @@ describe.each(backends)('blobs on %s', (backend) => {
   const snapshot = async () => ({ rows: (await allBlobs()).length, objects: (await files()).objects });
 
   const apiKey = async (client: TestClient, scopes: string[]) => {
-    const result = await client.gql<{ createApiKey: { secret: string; apiKey: { id: string } } }>(
-      'mutation ($scopes: [String!]!) { createApiKey(name: "blobs", scopes: $scopes) { secret apiKey { id } } }',
-      { scopes },
-    );
+    const result = await client.gql(CreateApiKeyDocument, { name: 'blobs', scopes });
     if (result.errors) throw new Error(JSON.stringify(result.errors));
     return result.data!.createApiKey;
   };
@@ -199,11 +206,8 @@ describe.each(backends)('blobs on %s', (backend) => {
       'content-disposition': 'attachment; filename=data.bin',
     });
 
-    const viewed = await alice.gql<{ blob: Record<string, unknown> }>(
-      'query ($id: ID!) { blob(id: $id) { id size sha256 contentType filename url owner { email } } }',
-      { id: blob.id },
-    );
-    expect(viewed.data?.blob).toEqual({
+    const viewed = await alice.gql(BlobDocument, { id: blob.id });
+    expect(viewed.data?.blob).toMatchObject({
       id: blob.id,
       size: LIMIT,
       sha256: blob.sha256,
@@ -514,9 +518,9 @@ describe.each(backends)('blobs on %s', (backend) => {
     );
     expect(read.errors).toBeUndefined();
     expect(read.data).toEqual({ blob: null, node: null });
-    const deleted = await bob.gql('mutation ($id: ID!) { deleteBlob(id: $id) }', { id: blob.id });
+    const deleted = await bob.gql(DeleteBlobDocument, { id: blob.id });
     expect(codeOf(deleted)).toBe('NOT_FOUND');
-    const missing = await bob.gql('mutation ($id: ID!) { deleteBlob(id: $id) }', {
+    const missing = await bob.gql(DeleteBlobDocument, {
       id: Buffer.from('Blob:0123456789abcdef0123456789abcdef').toString('base64'),
     });
     expect(codeOf(missing)).toBe('NOT_FOUND');
@@ -544,13 +548,10 @@ describe.each(backends)('blobs on %s', (backend) => {
     const signer = await signUp('signer@example.com');
     const bytes = randomBytes(2000);
     const blob = await upload(signer, bytes);
-    const sign = async (client: TestClient, seconds?: number) => {
-      const result = await client.gql<{ blob: { signedUrl: string } }>(
-        'query ($id: ID!, $s: Int) { blob(id: $id) { signedUrl(expiresInSeconds: $s) } }',
-        { id: blob.id, s: seconds },
-      );
+    const sign = async (client: TestClient, expiresInSeconds?: number) => {
+      const result = await client.gql(BlobSignedUrlDocument, { id: blob.id, expiresInSeconds });
       if (result.errors) throw new Error(JSON.stringify(result.errors));
-      return result.data!.blob.signedUrl;
+      return result.data!.blob!.signedUrl;
     };
     const stranger = new TestClient(portico.url);
     const signed = await sign(signer, 60);
@@ -587,20 +588,14 @@ describe.each(backends)('blobs on %s', (backend) => {
     expect(Number(defaulted.searchParams.get('exp')) - Math.floor(clock.now() / 1000)).toBe(300);
     expect(await sign(signer, 7 * 24 * 3600)).toContain('sig=');
     for (const seconds of [0, -5, 7 * 24 * 3600 + 1]) {
-      const refused = await signer.gql(
-        'query ($id: ID!, $s: Int) { blob(id: $id) { signedUrl(expiresInSeconds: $s) } }',
-        {
-          id: blob.id,
-          s: seconds,
-        },
-      );
+      const refused = await signer.gql(BlobSignedUrlDocument, { id: blob.id, expiresInSeconds: seconds });
       expect(codeOf(refused), String(seconds)).toBe('BAD_USER_INPUT');
     }
 
     // Logging out ends the session, and every URL it signed.
     const live = await sign(signer, 3600);
     expect((await download(stranger, live)).status).toBe(200);
-    await signer.gql('mutation { logOut }');
+    await signer.gql(LogOutDocument);
     expect((await download(stranger, live)).status).toBe(404);
   });
 
@@ -609,16 +604,16 @@ describe.each(backends)('blobs on %s', (backend) => {
     // Signing hands out reading: the key needs blobs:read.
     const key = await apiKey(alice, ['blobs:read']);
     const program = new TestClient(portico.url);
-    const signed = await program.gql<{ blob: { signedUrl: string } }>(
-      'query ($id: ID!) { blob(id: $id) { signedUrl(expiresInSeconds: 600) } }',
-      { id: blob.id },
+    const signed = await program.gql(
+      BlobSignedUrlDocument,
+      { id: blob.id, expiresInSeconds: 600 },
       { authorization: `Bearer ${key.secret}` },
     );
-    const path = signed.data!.blob.signedUrl;
+    const path = signed.data!.blob!.signedUrl;
     expect(path).toContain('by=k_');
     const stranger = new TestClient(portico.url);
     expect((await download(stranger, path)).status).toBe(200);
-    const revoked = await alice.gql('mutation ($id: ID!) { revokeApiKey(id: $id) }', { id: key.apiKey.id });
+    const revoked = await alice.gql(RevokeApiKeyDocument, { id: key.apiKey.id });
     expect(revoked.errors).toBeUndefined();
     expect((await download(stranger, path)).status).toBe(404);
   });
@@ -631,14 +626,14 @@ describe.each(backends)('blobs on %s', (backend) => {
     expect(second.id).not.toBe(first.id);
     expect((await files()).objects.filter((name) => name === first.sha256)).toHaveLength(1);
 
-    const removed = await alice.gql('mutation ($id: ID!) { deleteBlob(id: $id) }', { id: first.id });
+    const removed = await alice.gql(DeleteBlobDocument, { id: first.id });
     expect(removed.data).toEqual({ deleteBlob: true });
     expect((await download(alice, first.url)).status).toBe(404);
     const still = await download(bob, second.url);
     expect(still.status).toBe(200);
     expect(Buffer.from(await still.arrayBuffer()).equals(bytes)).toBe(true);
 
-    await bob.gql('mutation ($id: ID!) { deleteBlob(id: $id) }', { id: second.id });
+    await bob.gql(DeleteBlobDocument, { id: second.id });
     expect((await files()).objects).not.toContain(first.sha256);
   });
 
@@ -647,14 +642,14 @@ describe.each(backends)('blobs on %s', (backend) => {
     for (let round = 0; round < 15; round++) {
       const doomed = await upload(alice, bytes);
       const [deleted, kept] = await Promise.all([
-        alice.gql('mutation ($id: ID!) { deleteBlob(id: $id) }', { id: doomed.id }),
+        alice.gql(DeleteBlobDocument, { id: doomed.id }),
         upload(bob, bytes),
       ]);
       expect(deleted.data).toEqual({ deleteBlob: true });
       const got = await download(bob, kept.url);
       expect(got.status, `round ${round}`).toBe(200);
       expect(sha256(Buffer.from(await got.arrayBuffer()))).toBe(kept.sha256);
-      await bob.gql('mutation ($id: ID!) { deleteBlob(id: $id) }', { id: kept.id });
+      await bob.gql(DeleteBlobDocument, { id: kept.id });
     }
     expect((await files()).objects).not.toContain(sha256(bytes));
   });
@@ -707,18 +702,9 @@ describe.each(backends)('blobs on %s', (backend) => {
 
     it('needs write access', async () => {
       const guest = await signUp('guest@example.com');
-      const userId = (await guest.gql<{ viewer: { user: { id: string } } }>('{ viewer { user { id } } }'))
-        .data!.viewer.user.id;
-      await admin.gql('mutation ($id: ID!) { setUserRoles(userId: $id, roles: ["guest"]) { id } }', {
-        id: userId,
-      });
-      await guest.gql(
-        'mutation ($e: String!, $p: String!) { logIn(email: $e, password: $p) { user { id } } }',
-        {
-          e: 'guest@example.com',
-          p: PASSWORD,
-        },
-      );
+      const userId = (await guest.gql(ViewerDocument)).data!.viewer.user!.id;
+      await admin.gql(SetUserRolesDocument, { userId, roles: ['guest'] });
+      await guest.gql(LogInDocument, { email: 'guest@example.com', password: PASSWORD });
       const result = (await (await multipart(guest, randomBytes(10))).json()) as Pick<
         GraphQLResponse,
         'errors'
@@ -735,29 +721,21 @@ describe.each(backends)('blobs on %s', (backend) => {
     const lister = await signUp('lister@example.com');
     const mine: string[] = [];
     for (let i = 0; i < 5; i++) mine.unshift((await upload(lister, Buffer.from(`item ${i}`))).id);
-    const LIST =
-      'query ($first: Int, $after: String) { blobs(first: $first, after: $after) { edges { cursor node { id owner { email } } } pageInfo { hasNextPage endCursor } } }';
-    type Page = {
-      blobs: {
-        edges: { node: { id: string; owner: { email: string } } }[];
-        pageInfo: { hasNextPage: boolean; endCursor: string };
-      };
-    };
-    const first = await lister.gql<Page>(LIST, { first: 3 });
+    const first = await lister.gql(BlobsDocument, { first: 3 });
     expect(first.data!.blobs.edges.map((edge) => edge.node.id)).toEqual(mine.slice(0, 3));
     expect(first.data!.blobs.pageInfo.hasNextPage).toBe(true);
-    expect(first.data!.blobs.edges[0]!.node.owner).toEqual({ email: 'lister@example.com' });
-    const second = await lister.gql<Page>(LIST, { first: 3, after: first.data!.blobs.pageInfo.endCursor });
+    expect(first.data!.blobs.edges[0]!.node.owner).toMatchObject({ email: 'lister@example.com' });
+    const second = await lister.gql(BlobsDocument, { first: 3, after: first.data!.blobs.pageInfo.endCursor });
     expect(second.data!.blobs.edges.map((edge) => edge.node.id)).toEqual(mine.slice(3));
     expect(second.data!.blobs.pageInfo.hasNextPage).toBe(false);
 
-    const everyone = await admin.gql<Page>(LIST, { first: 100 });
+    const everyone = await admin.gql(BlobsDocument, { first: 100 });
     const ids = everyone.data!.blobs.edges.map((edge) => edge.node.id);
     expect(ids).toEqual(expect.arrayContaining(mine));
     expect(new Set(everyone.data!.blobs.edges.map((edge) => edge.node.owner?.email)).size).toBeGreaterThan(1);
-    expect(codeOf(await lister.gql(LIST, { first: -1 }))).toBe('BAD_USER_INPUT');
-    expect(codeOf(await lister.gql(LIST, { after: 'bm9wZQ' }))).toBe('BAD_USER_INPUT');
-    expect(codeOf(await new TestClient(portico.url).gql(LIST, {}))).toBe('UNAUTHENTICATED');
+    expect(codeOf(await lister.gql(BlobsDocument, { first: -1 }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await lister.gql(BlobsDocument, { after: 'bm9wZQ' }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await new TestClient(portico.url).gql(BlobsDocument, {}))).toBe('UNAUTHENTICATED');
   });
 
   it('logged no error along the way (no 500, no row without bytes)', () => {
@@ -776,20 +754,8 @@ describe.each(backends)('blobs readable by every signed-in user, on %s', (backen
       config: { ...CONFIG, blobs: { maxBytes: 64 * LIMIT, read: 'authenticated', write: 'authenticated' } },
     });
     await bootstrapAdmin(portico);
-    owner = portico.client();
-    other = portico.client();
-    for (const [client, email] of [
-      [owner, 'owner@example.com'],
-      [other, 'other@example.com'],
-    ] as const) {
-      await client.gql(
-        'mutation ($e: String!, $p: String!) { signUp(input: { email: $e, password: $p }) { user { id } } }',
-        {
-          e: email,
-          p: PASSWORD,
-        },
-      );
-    }
+    owner = await signUpClient(portico, 'owner@example.com', PASSWORD);
+    other = await signUpClient(portico, 'other@example.com', PASSWORD);
   });
   afterAll(() => portico?.close());
 
@@ -797,13 +763,13 @@ describe.each(backends)('blobs readable by every signed-in user, on %s', (backen
     const response = await owner.request('/blobs', { method: 'POST', body: 'shared', headers: CSRF });
     const blob = (await response.json()) as BlobJson;
     expect((await other.request(blob.url)).status).toBe(200);
-    const refused = await other.gql('mutation ($id: ID!) { deleteBlob(id: $id) }', { id: blob.id });
+    const refused = await other.gql(DeleteBlobDocument, { id: blob.id });
     expect(codeOf(refused)).toBe('FORBIDDEN');
     expect((await other.request(blob.url)).status).toBe(200);
     // A signed-in user's listing holds only their own blobs.
-    const listed = await other.gql<{ blobs: { edges: unknown[] } }>('{ blobs { edges { cursor } } }');
+    const listed = await other.gql(BlobsDocument);
     expect(listed.data?.blobs.edges).toEqual([]);
-    const removed = await owner.gql('mutation ($id: ID!) { deleteBlob(id: $id) }', { id: blob.id });
+    const removed = await owner.gql(DeleteBlobDocument, { id: blob.id });
     expect(removed.data).toEqual({ deleteBlob: true });
     expect((await other.request(blob.url)).status).toBe(404);
   });

@@ -1,75 +1,35 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ADMIN,
-  backends,
-  createTestDatabase,
-  freePort,
-  REDEEM_TOKEN,
-  TEST_SECRET,
-  TestClient,
-  type TestDatabase,
-} from '../../test/harness.ts';
+import { BlobsDocument, RedeemTokenDocument } from '../../client/index.ts';
+import { ADMIN, backends, createTestDatabase, TestClient, type TestDatabase } from '../../test/harness.ts';
+import { type PorticoServer, startPortico } from '../../test/run-cli.ts';
 
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'portico.ts');
 const ROUNDS = 3;
-
-interface Server {
-  process: ChildProcess;
-  url: string;
-  lines: Record<string, unknown>[];
-}
 
 describe.each(backends)('an upload cut by kill -9, on %s', (backend) => {
   let dir: string;
   let database: TestDatabase;
-  const running = new Set<ChildProcess>();
+  const started: PorticoServer[] = [];
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'portico-crash-'));
     database = await createTestDatabase(backend, dir);
   });
   afterAll(async () => {
-    for (const child of running) child.kill('SIGKILL');
+    await Promise.all(started.map((server) => server.stop()));
     await database?.drop();
     await rm(dir, { recursive: true, force: true });
   });
 
   /** `portico start` in a child process on a shared data folder and database. */
-  async function start(): Promise<Server> {
-    const port = await freePort();
-    const child = spawn(process.execPath, [BIN, 'start'], {
-      cwd: dir,
-      env: {
-        PATH: process.env.PATH ?? '',
-        NODE_ENV: 'production',
-        PORTICO_SECRET: TEST_SECRET,
-        PORTICO_DATA_DIR: dir,
-        DATABASE_URL: database.url,
-        PORT: String(port),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    running.add(child);
-    child.once('exit', () => running.delete(child));
-    const lines: Record<string, unknown>[] = [];
-    let buffered = '';
-    child.stdout!.on('data', (chunk) => {
-      buffered += chunk;
-      for (let end = buffered.indexOf('\n'); end !== -1; end = buffered.indexOf('\n')) {
-        lines.push(JSON.parse(buffered.slice(0, end)) as Record<string, unknown>);
-        buffered = buffered.slice(end + 1);
-      }
-    });
-    await expect
-      .poll(() => lines.some((line) => String(line.msg).includes('listening')), { timeout: 20_000 })
-      .toBe(true);
-    return { process: child, url: `http://127.0.0.1:${port}`, lines };
+  async function start(): Promise<PorticoServer> {
+    const server = await startPortico(dir, { PORTICO_DATA_DIR: dir, DATABASE_URL: database.url });
+    started.push(server);
+    return server;
   }
 
   const tempFiles = () => readdir(join(dir, 'blobs', 'tmp'));
@@ -82,9 +42,9 @@ describe.each(backends)('an upload cut by kill -9, on %s', (backend) => {
   it('leaves no blob visible after a restart, and the restart sweeps the temporary file', async () => {
     let server = await start();
     const admin = new TestClient(server.url);
-    const bootstrap = server.lines.find((line) => line.bootstrap === true);
+    const bootstrap = server.logs.find((line) => line.bootstrap === true);
     const token = String(bootstrap?.msg).match(/token=([\w-]+)/)?.[1];
-    const redeemed = await admin.gql(REDEEM_TOKEN, { token, profile: ADMIN });
+    const redeemed = await admin.gql(RedeemTokenDocument, { token: token!, profile: ADMIN });
     expect(redeemed.errors).toBeUndefined();
     const as = (url: string) => {
       const client = new TestClient(url);
@@ -118,11 +78,9 @@ describe.each(backends)('an upload cut by kill -9, on %s', (backend) => {
 
       server = await start();
       expect(await tempFiles(), `round ${round}`).toEqual([]);
-      expect(server.lines.some((line) => line.swept === 1)).toBe(true);
+      expect(server.logs.some((line) => line.swept === 1)).toBe(true);
       expect(await storedObjects()).toEqual([]);
-      const listed = await as(server.url).gql<{ blobs: { edges: unknown[] } }>(
-        '{ blobs { edges { cursor } } }',
-      );
+      const listed = await as(server.url).gql(BlobsDocument);
       expect(listed.errors).toBeUndefined();
       expect(listed.data?.blobs.edges, `round ${round}`).toEqual([]);
     }
@@ -135,7 +93,6 @@ describe.each(backends)('an upload cut by kill -9, on %s', (backend) => {
     });
     expect(done.status).toBe(201);
     expect(await storedObjects()).toHaveLength(1);
-    server.process.kill('SIGTERM');
-    await once(server.process, 'exit');
+    await server.stop();
   });
 });

@@ -1,14 +1,16 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  CountDocumentsDocument,
+  type CountDocumentsQueryVariables,
+  PutDocumentDocument,
+} from '../../client/index.ts';
+import {
   backends,
   bootstrapAdmin,
   type StartOptions,
   startGateway,
   type TestGateway,
 } from '../../test/harness.ts';
-
-const COUNT =
-  'query ($index: String, $where: IndexQuery) { countDocuments(collection: "notes", index: $index, where: $where) }';
 
 describe.each(backends)('index changes on restart on %s', (backend) => {
   const started: TestGateway[] = [];
@@ -27,21 +29,21 @@ describe.each(backends)('index changes on restart on %s', (backend) => {
     });
     const admin = await bootstrapAdmin(first);
     for (let i = 0; i < 25; i++) {
-      await admin.gql(
-        'mutation ($data: JSONObject!) { putDocument(collection: "notes", data: $data) { id } }',
-        {
-          data: { status: i % 2 ? 'odd' : 'even', tag: `t${i % 5}`, n: i },
-        },
-      );
+      await admin.gql(PutDocumentDocument, {
+        collection: 'notes',
+        data: { status: i % 2 ? 'odd' : 'even', tag: `t${i % 5}`, n: i },
+      });
     }
-    await admin.gql('mutation { putDocument(collection: "old", data: { kept: true }) { id } }');
+    await admin.gql(PutDocumentDocument, { collection: 'old', data: { kept: true } });
     const cookie = admin.cookieHeader;
     await first.stop();
 
     const restart = (collections: Record<string, unknown>) =>
       start({ config: { collections }, databaseUrl: first.databaseUrl, dataDir: first.dataDir });
-    const count = async (gateway: TestGateway, variables: Record<string, unknown>) => {
-      const result = await gateway.client().gql<{ countDocuments: number }>(COUNT, variables, { cookie });
+    const count = async (gateway: TestGateway, variables: Partial<CountDocumentsQueryVariables>) => {
+      const result = await gateway
+        .client()
+        .gql(CountDocumentsDocument, { collection: 'notes', ...variables }, { cookie });
       if (result.errors) throw new Error(JSON.stringify(result.errors));
       return result.data!.countDocuments;
     };
@@ -71,20 +73,14 @@ describe.each(backends)('index changes on restart on %s', (backend) => {
     await changed.stop();
 
     const back = await restart({ notes: { indexes: { byTag: ['tag', 'n'] } }, old: {} });
-    expect(
-      (
-        await back
-          .client()
-          .gql<{ countDocuments: number }>('{ countDocuments(collection: "old") }', undefined, { cookie })
-      ).data?.countDocuments,
-    ).toBe(1);
+    expect(await count(back, { collection: 'old' })).toBe(1);
   });
 
   it('refuses to start when a new unique index would hold duplicates', async () => {
     const first = await start({ config: { collections: { notes: {} } } });
     const admin = await bootstrapAdmin(first);
     for (let i = 0; i < 2; i++)
-      await admin.gql('mutation { putDocument(collection: "notes", data: { slug: "same" }) { id } }');
+      await admin.gql(PutDocumentDocument, { collection: 'notes', data: { slug: 'same' } });
     await first.stop();
     await expect(
       start({

@@ -1,5 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  CollectionsDocument,
+  CountDocumentsDocument,
+  DeleteDocumentDocument,
+  DocumentDocument,
+  DocumentsDocument,
+  type DocumentsQueryVariables,
+  type IndexQuery,
+  LogInDocument,
+  PatchDocumentDocument,
+  PutDocumentDocument,
+  SetUserRolesDocument,
+  SignUpDocument,
+} from '../../client/index.ts';
+import {
   backends,
   bootstrapAdmin,
   codeOf,
@@ -7,36 +21,6 @@ import {
   type TestClient,
   type TestGateway,
 } from '../../test/harness.ts';
-
-const PUT = `mutation ($collection: String!, $id: ID, $data: JSONObject!, $expectedVersion: Int) {
-  putDocument(collection: $collection, id: $id, data: $data, expectedVersion: $expectedVersion) { id version data owner { email } }
-}`;
-const PATCH = `mutation ($id: ID!, $patch: JSONObject!, $expectedVersion: Int) {
-  patchDocument(collection: "notes", id: $id, patch: $patch, expectedVersion: $expectedVersion) { id version data }
-}`;
-const QUERY = `query ($collection: String!, $index: String, $where: IndexQuery, $order: SortOrder, $first: Int, $after: String) {
-  documents(collection: $collection, index: $index, where: $where, order: $order, first: $first, after: $after) {
-    edges { cursor node { id data } }
-    pageInfo { hasNextPage endCursor }
-  }
-  countDocuments(collection: $collection, index: $index, where: $where)
-}`;
-
-interface Put {
-  putDocument: {
-    id: string;
-    version: number;
-    data: Record<string, unknown>;
-    owner: { email: string } | null;
-  };
-}
-interface Page {
-  documents: {
-    edges: { cursor: string; node: { id: string; data: Record<string, unknown> } }[];
-    pageInfo: { hasNextPage: boolean; endCursor: string };
-  };
-  countDocuments: number;
-}
 
 const CONFIG = {
   signup: 'open',
@@ -70,21 +54,26 @@ describe.each(backends)('collections on %s', (backend) => {
     portico = await startGateway({ backend, config: CONFIG });
     admin = await bootstrapAdmin(portico);
     writer = portico.client();
-    await writer.gql(
-      'mutation { signUp(input: { email: "writer@example.com", password: "a long enough passphrase" }) { user { id } } }',
-    );
+    await writer.gql(SignUpDocument, {
+      input: { email: 'writer@example.com', password: 'a long enough passphrase' },
+    });
   });
   afterAll(() => portico?.close());
 
   const put = async (client: TestClient, collection: string, data: Record<string, unknown>, id?: string) => {
-    const result = await client.gql<Put>(PUT, { collection, data, id });
+    const result = await client.gql(PutDocumentDocument, { collection, data, id });
     if (result.errors) throw new Error(JSON.stringify(result.errors));
     return result.data!.putDocument;
   };
-  const query = async (client: TestClient, variables: Record<string, unknown>) => {
-    const result = await client.gql<Page>(QUERY, { collection: 'notes', ...variables });
-    if (result.errors) throw new Error(JSON.stringify(result.errors));
-    return result.data!;
+  /** A page of a query (on notes unless it names a collection) and the count of all it matches. */
+  const query = async (client: TestClient, variables: Partial<DocumentsQueryVariables>) => {
+    const { collection = 'notes', index, where } = variables;
+    const [page, count] = await Promise.all([
+      client.gql(DocumentsDocument, { ...variables, collection }),
+      client.gql(CountDocumentsDocument, { collection, index, where }),
+    ]);
+    if (page.errors || count.errors) throw new Error(JSON.stringify([page.errors, count.errors]));
+    return { documents: page.data!.documents, countDocuments: count.data!.countDocuments };
   };
 
   it('creates with a generated id at version 1, replaces, patches (null removes) and deletes', async () => {
@@ -97,44 +86,43 @@ describe.each(backends)('collections on %s', (backend) => {
       created.id,
     );
     expect(replaced.version).toBe(2);
-    const patched = await writer.gql<{ patchDocument: { version: number; data: Record<string, unknown> } }>(
-      PATCH,
-      {
-        id: created.id,
-        patch: { extra: null, status: 'done' },
-        expectedVersion: 2,
-      },
-    );
-    expect(patched.data?.patchDocument).toEqual({
+    const patched = await writer.gql(PatchDocumentDocument, {
+      collection: 'notes',
       id: created.id,
-      version: 3,
-      data: { title: 'First!', status: 'done', priority: 2 },
+      patch: { extra: null, status: 'done' },
+      expectedVersion: 2,
     });
-    const stale = await writer.gql(PATCH, { id: created.id, patch: { status: 'x' }, expectedVersion: 2 });
+    expect(patched.data?.patchDocument).toMatchObject({ id: created.id, version: 3 });
+    expect(patched.data?.patchDocument.data).toEqual({ title: 'First!', status: 'done', priority: 2 });
+    const stale = await writer.gql(PatchDocumentDocument, {
+      collection: 'notes',
+      id: created.id,
+      patch: { status: 'x' },
+      expectedVersion: 2,
+    });
     expect(codeOf(stale)).toBe('CONFLICT');
-    const deleted = await writer.gql<{ deleteDocument: boolean }>(
-      'mutation ($id: ID!) { deleteDocument(collection: "notes", id: $id, expectedVersion: 3) }',
-      { id: created.id },
-    );
+    const deleted = await writer.gql(DeleteDocumentDocument, {
+      collection: 'notes',
+      id: created.id,
+      expectedVersion: 3,
+    });
     expect(deleted.data?.deleteDocument).toBe(true);
-    const gone = await writer.gql<{ document: null }>(
-      'query ($id: ID!) { document(collection: "notes", id: $id) { id } }',
-      {
-        id: created.id,
-      },
-    );
+    const gone = await writer.gql(DocumentDocument, { collection: 'notes', id: created.id });
     expect(gone.data?.document).toBeNull();
   });
 
   it('refuses a duplicate unique key, schema violations with their paths, and documents over 1 MiB', async () => {
     await put(writer, 'notes', { title: 'A', slug: 'same' });
-    const duplicate = await writer.gql(PUT, { collection: 'notes', data: { title: 'B', slug: 'same' } });
+    const duplicate = await writer.gql(PutDocumentDocument, {
+      collection: 'notes',
+      data: { title: 'B', slug: 'same' },
+    });
     expect(codeOf(duplicate)).toBe('CONFLICT');
     expect((await query(writer, { index: 'bySlug', where: { eq: { slug: 'same' } } })).countDocuments).toBe(
       1,
     );
 
-    const invalid = await writer.gql(PUT, {
+    const invalid = await writer.gql(PutDocumentDocument, {
       collection: 'notes',
       data: { title: 'x'.repeat(101), priority: 'high' },
     });
@@ -142,16 +130,19 @@ describe.each(backends)('collections on %s', (backend) => {
     const errors = (invalid.errors?.[0]?.extensions?.errors ?? []) as { path: string }[];
     const paths = errors.map((error) => error.path).sort();
     expect(paths).toEqual(['/priority', '/title']);
-    const missing = await writer.gql(PUT, { collection: 'notes', data: { body: 'no title' } });
+    const missing = await writer.gql(PutDocumentDocument, {
+      collection: 'notes',
+      data: { body: 'no title' },
+    });
     expect(codeOf(missing)).toBe('VALIDATION_FAILED');
 
     const padding = (size: number) => 'x'.repeat(size - JSON.stringify({ title: 'big', pad: '' }).length);
-    const atLimit = await writer.gql<Put>(PUT, {
+    const atLimit = await writer.gql(PutDocumentDocument, {
       collection: 'board',
       data: { title: 'big', pad: padding(1024 * 1024) },
     });
     expect(atLimit.errors).toBeUndefined();
-    const over = await writer.gql(PUT, {
+    const over = await writer.gql(PutDocumentDocument, {
       collection: 'board',
       data: { title: 'big', pad: padding(1024 * 1024 + 1) },
     });
@@ -184,7 +175,7 @@ describe.each(backends)('collections on %s', (backend) => {
 
     // Page 2 at a time while new documents arrive: every original one exactly once, in order.
     const seen: number[] = [];
-    let after: string | undefined;
+    let after: string | null | undefined;
     for (let page = 0; page < 10; page++) {
       const result = await query(writer, {
         index: 'byStatus',
@@ -201,7 +192,7 @@ describe.each(backends)('collections on %s', (backend) => {
   });
 
   it('explains undeclared indexes and refuses bad ranges', async () => {
-    const undeclared = await writer.gql(QUERY, {
+    const undeclared = await writer.gql(DocumentsDocument, {
       collection: 'notes',
       index: 'byTitle',
       where: { eq: { title: 'x' } },
@@ -209,84 +200,89 @@ describe.each(backends)('collections on %s', (backend) => {
     expect(codeOf(undeclared)).toBe('INDEX_NOT_DECLARED');
     expect(undeclared.errors?.[0]?.message).toContain('byStatus (status, priority)');
     expect(undeclared.errors?.[0]?.message).toContain('collections.notes.indexes.byTitle');
-    const wrongField = await writer.gql(QUERY, {
+    const wrongField = await writer.gql(DocumentsDocument, {
       collection: 'notes',
       index: 'byStatus',
       where: { eq: { priority: 1 } },
     });
     expect(codeOf(wrongField)).toBe('BAD_USER_INPUT');
-    const noField = await writer.gql(QUERY, {
+    const noField = await writer.gql(DocumentsDocument, {
       collection: 'notes',
       index: 'bySlug',
       where: { eq: { slug: 'a' }, gt: 1 },
     });
     expect(codeOf(noField)).toBe('BAD_USER_INPUT');
-    const twoLower = await writer.gql(QUERY, {
+    const twoLower = await writer.gql(DocumentsDocument, {
       collection: 'notes',
       index: 'byStatus',
       where: { gt: 'a', gte: 'b' },
     });
     expect(codeOf(twoLower)).toBe('BAD_USER_INPUT');
-    const unknownOperator = await writer.gql(QUERY, {
+    const unknownOperator = await writer.gql(DocumentsDocument, {
       collection: 'notes',
       index: 'byStatus',
-      where: { ne: 'a' },
+      where: { ne: 'a' } as IndexQuery,
     });
     expect(codeOf(unknownOperator)).toBe('BAD_USER_INPUT');
-    const withoutIndex = await writer.gql(QUERY, { collection: 'notes', where: { eq: { status: 'todo' } } });
+    const withoutIndex = await writer.gql(DocumentsDocument, {
+      collection: 'notes',
+      where: { eq: { status: 'todo' } },
+    });
     expect(codeOf(withoutIndex)).toBe('BAD_USER_INPUT');
-    const foreignCursor = await writer.gql(QUERY, { collection: 'notes', index: 'bySlug', after: 'garbage' });
+    const foreignCursor = await writer.gql(DocumentsDocument, {
+      collection: 'notes',
+      index: 'bySlug',
+      after: 'garbage',
+    });
     expect(codeOf(foreignCursor)).toBe('BAD_USER_INPUT');
   });
 
   it('applies the access rules: scopes by default, owner, public', async () => {
     const anonymous = portico.client();
-    expect(codeOf(await anonymous.gql(QUERY, { collection: 'notes' }))).toBe('UNAUTHENTICATED');
+    expect(codeOf(await anonymous.gql(DocumentsDocument, { collection: 'notes' }))).toBe('UNAUTHENTICATED');
     const reader = portico.client();
-    const signUp = await reader.gql<{ signUp: { user: { id: string } } }>(
-      'mutation { signUp(input: { email: "reader@example.com", password: "a long enough passphrase" }) { user { id } } }',
-    );
-    await admin.gql('mutation ($id: ID!) { setUserRoles(userId: $id, roles: ["reader"]) { id } }', {
-      id: signUp.data!.signUp.user.id,
+    const signUp = await reader.gql(SignUpDocument, {
+      input: { email: 'reader@example.com', password: 'a long enough passphrase' },
     });
-    await reader.gql(
-      'mutation { logIn(email: "reader@example.com", password: "a long enough passphrase") { user { id } } }',
-    );
-    expect((await reader.gql<Page>(QUERY, { collection: 'notes' })).errors).toBeUndefined();
-    expect(codeOf(await reader.gql(PUT, { collection: 'notes', data: { title: 'nope' } }))).toBe('FORBIDDEN');
+    await admin.gql(SetUserRolesDocument, { userId: signUp.data!.signUp.user.id, roles: ['reader'] });
+    await reader.gql(LogInDocument, { email: 'reader@example.com', password: 'a long enough passphrase' });
+    expect((await reader.gql(DocumentsDocument, { collection: 'notes' })).errors).toBeUndefined();
+    expect((await reader.gql(CountDocumentsDocument, { collection: 'notes' })).errors).toBeUndefined();
+    expect(
+      codeOf(await reader.gql(PutDocumentDocument, { collection: 'notes', data: { title: 'nope' } })),
+    ).toBe('FORBIDDEN');
 
-    const collections = await reader.gql<{ collections: { name: string; writable: boolean }[] }>(
-      '{ collections { name writable } }',
-    );
-    expect(collections.data?.collections).toEqual([
+    const collections = await reader.gql(CollectionsDocument);
+    expect(collections.data?.collections.map(({ name, writable }) => ({ name, writable }))).toEqual([
       { name: 'notes', writable: false },
       { name: 'diary', writable: true },
       { name: 'board', writable: true },
     ]);
-    const publicView = await anonymous.gql<{ collections: { name: string }[] }>('{ collections { name } }');
+    const publicView = await anonymous.gql(CollectionsDocument);
     expect(publicView.data?.collections.map((c) => c.name)).toEqual(['board']);
 
     const mine = await put(writer, 'diary', { day: '2026-11-21', text: 'secret' });
     await put(reader, 'diary', { day: '2026-11-21', text: 'reader' });
-    const diary = await reader.gql<Page>(QUERY, {
+    const diary = await query(reader, {
       collection: 'diary',
       index: 'byDay',
       where: { eq: { day: '2026-11-21' } },
     });
-    expect(diary.data?.documents.edges.map((edge) => edge.node.data.text)).toEqual(['reader']);
-    expect(diary.data?.countDocuments).toBe(1);
-    const peek = await reader.gql<{ document: null }>(
-      'query ($id: ID!) { document(collection: "diary", id: $id) { id } }',
-      { id: mine.id },
-    );
+    expect(diary.documents.edges.map((edge) => edge.node.data.text)).toEqual(['reader']);
+    expect(diary.countDocuments).toBe(1);
+    const peek = await reader.gql(DocumentDocument, { collection: 'diary', id: mine.id });
     expect(peek.data?.document).toBeNull();
-    const overwrite = await reader.gql(PUT, { collection: 'diary', id: mine.id, data: { day: 'x' } });
+    const overwrite = await reader.gql(PutDocumentDocument, {
+      collection: 'diary',
+      id: mine.id,
+      data: { day: 'x' },
+    });
     expect(codeOf(overwrite)).toBe('NOT_FOUND');
-    const all = await admin.gql<Page>(QUERY, {
+    const all = await query(admin, {
       collection: 'diary',
       index: 'byDay',
       where: { eq: { day: '2026-11-21' } },
     });
-    expect(all.data?.countDocuments).toBe(2);
+    expect(all.countDocuments).toBe(2);
   });
 });

@@ -1,5 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  DeleteDocumentDocument,
+  DocumentChangedDocument,
+  DocumentDocument,
+  PutDocumentDocument,
+  SignUpDocument,
+} from '../../client/index.ts';
+import {
   backends,
   bootstrapAdmin,
   codeOf,
@@ -29,23 +36,18 @@ describe.each(backends)('live documents on %s', (backend) => {
   afterAll(() => portico?.close());
 
   it('ends 64 concurrent compare-and-set increments at the number of acknowledged writes, with no 500', async () => {
-    const created = await admin.gql<{ putDocument: { id: string } }>(
-      'mutation { putDocument(collection: "counters", id: "c1", data: { value: 0 }) { id } }',
-    );
+    const counter = { collection: 'counters', id: 'c1' };
+    const created = await admin.gql(PutDocumentDocument, { ...counter, data: { value: 0 } });
     expect(created.errors).toBeUndefined();
     const increment = async () => {
       for (let attempt = 0; attempt < 200; attempt++) {
-        const read = await admin.gql<{ document: { version: number; data: { value: number } } }>(
-          '{ document(collection: "counters", id: "c1") { version data } }',
-        );
-        const { version, data } = read.data!.document;
-        const write = await admin.gql(
-          'mutation ($data: JSONObject!, $v: Int) { putDocument(collection: "counters", id: "c1", data: $data, expectedVersion: $v) { version } }',
-          {
-            data: { value: data.value + 1 },
-            v: version,
-          },
-        );
+        const read = await admin.gql(DocumentDocument, counter);
+        const { version, data } = read.data!.document!;
+        const write = await admin.gql(PutDocumentDocument, {
+          ...counter,
+          data: { value: (data.value as number) + 1 },
+          expectedVersion: version,
+        });
         expect(write.status).toBeLessThan(500);
         if (!write.errors) return true;
         expect(codeOf(write)).toBe('CONFLICT');
@@ -53,34 +55,30 @@ describe.each(backends)('live documents on %s', (backend) => {
       return false;
     };
     const acknowledged = (await Promise.all(Array.from({ length: 64 }, increment))).filter(Boolean).length;
-    const final = await admin.gql<{ document: { version: number; data: { value: number } } }>(
-      '{ document(collection: "counters", id: "c1") { version data } }',
-    );
+    const final = await admin.gql(DocumentDocument, counter);
     expect(acknowledged).toBe(64);
-    expect(final.data?.document.data.value).toBe(64);
-    expect(final.data?.document.version).toBe(65);
+    expect(final.data?.document?.data.value).toBe(64);
+    expect(final.data?.document?.version).toBe(65);
   });
 
   it('pushes changes to subscribers who may read them, and nothing else', async () => {
     const alice = portico.client();
-    await alice.gql(
-      'mutation { signUp(input: { email: "alice@example.com", password: "a long enough passphrase" }) { user { id } } }',
-    );
+    await alice.gql(SignUpDocument, {
+      input: { email: 'alice@example.com', password: 'a long enough passphrase' },
+    });
     const bob = portico.client();
-    await bob.gql(
-      'mutation { signUp(input: { email: "bob@example.com", password: "a long enough passphrase" }) { user { id } } }',
-    );
-    const query =
-      'subscription ($c: String!) { documentChanged(collection: $c) { kind id version document { data } } }';
-    const alicesView = await subscribeOverSse(alice, query, { c: 'diary' }, { until: 2 });
-    const adminsView = await subscribeOverSse(admin, query, { c: 'diary' }, { until: 3 });
+    await bob.gql(SignUpDocument, {
+      input: { email: 'bob@example.com', password: 'a long enough passphrase' },
+    });
+    const diary = { collection: 'diary' };
+    const alicesView = await subscribeOverSse(alice, DocumentChangedDocument, diary, { until: 2 });
+    const adminsView = await subscribeOverSse(admin, DocumentChangedDocument, diary, { until: 3 });
     await new Promise((resolve) => setTimeout(resolve, 200));
-    const create =
-      'mutation ($text: String!) { putDocument(collection: "diary", data: { text: $text }) { id } }';
-    const b1 = (await bob.gql<{ putDocument: { id: string } }>(create, { text: 'bob' })).data!.putDocument.id;
-    const a1 = (await alice.gql<{ putDocument: { id: string } }>(create, { text: 'alice' })).data!.putDocument
-      .id;
-    await alice.gql('mutation ($id: ID!) { deleteDocument(collection: "diary", id: $id) }', { id: a1 });
+    const create = async (client: TestClient, text: string) =>
+      (await client.gql(PutDocumentDocument, { ...diary, data: { text } })).data!.putDocument.id;
+    const b1 = await create(bob, 'bob');
+    const a1 = await create(alice, 'alice');
+    await alice.gql(DeleteDocumentDocument, { ...diary, id: a1 });
     const changes = (events: SseEvent[]) =>
       events
         .filter((event) => event.event === 'next')
@@ -92,7 +90,7 @@ describe.each(backends)('live documents on %s', (backend) => {
     expect(changes(await alicesView.done)).toEqual([`CREATED ${a1}`, `DELETED ${a1}`]);
     expect(changes(await adminsView.done)).toEqual([`CREATED ${b1}`, `CREATED ${a1}`, `DELETED ${a1}`]);
 
-    const anonymous = await portico.client().gql(query, { c: 'diary' });
+    const anonymous = await portico.client().gql(DocumentChangedDocument, diary);
     expect(codeOf(anonymous)).toBe('UNAUTHENTICATED');
   });
 

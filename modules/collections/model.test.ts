@@ -1,6 +1,13 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  CountDocumentsDocument,
+  DeleteDocumentDocument,
+  DocumentsDocument,
+  type IndexQuery,
+  PutDocumentDocument,
+} from '../../client/index.ts';
+import {
   backends,
   bootstrapAdmin,
   startGateway,
@@ -87,12 +94,6 @@ const query = fc.record({
   pageSize: fc.integer({ min: 1, max: 7 }),
 });
 
-const QUERY = `query ($c: String!, $where: IndexQuery, $order: SortOrder, $first: Int, $after: String) {
-  documents(collection: $c, index: "byAB", where: $where, order: $order, first: $first, after: $after) {
-    edges { node { id } } pageInfo { hasNextPage endCursor }
-  }
-  countDocuments(collection: $c, index: "byAB", where: $where)
-}`;
 const COLLECTIONS = 8;
 
 describe.each(backends)('index queries against an in-memory model on %s', (backend) => {
@@ -114,52 +115,40 @@ describe.each(backends)('index queries against an in-memory model on %s', (backe
       fc.asyncProperty(documents, fc.array(query, { minLength: 1, maxLength: 4 }), async (docs, queries) => {
         const collection = `m${run++ % COLLECTIONS}`;
         // Each run starts from an empty collection.
-        const existing = await admin.gql<{ documents: { edges: { node: { id: string } }[] } }>(
-          'query ($c: String!) { documents(collection: $c, first: 100) { edges { node { id } } } }',
-          { c: collection },
-        );
+        const existing = await admin.gql(DocumentsDocument, { collection, first: 100 });
         for (const edge of existing.data!.documents.edges) {
-          await admin.gql('mutation ($c: String!, $id: ID!) { deleteDocument(collection: $c, id: $id) }', {
-            c: collection,
-            id: edge.node.id,
-          });
+          await admin.gql(DeleteDocumentDocument, { collection, id: edge.node.id });
         }
         for (const doc of docs) {
-          const put = await admin.gql(
-            'mutation ($c: String!, $id: ID!, $data: JSONObject!) { putDocument(collection: $c, id: $id, data: $data) { id } }',
-            {
-              c: collection,
-              id: doc.id,
-              data: doc.data,
-            },
-          );
+          const put = await admin.gql(PutDocumentDocument, { collection, id: doc.id, data: doc.data });
           if (put.errors) throw new Error(JSON.stringify(put.errors));
         }
         for (const q of queries) {
-          const where: Record<string, unknown> = {};
+          const where: IndexQuery = {};
           if (q.eqA !== undefined) where.eq = { a: q.eqA };
           if (q.lower) where[q.lower.op] = q.lower.value;
           if (q.upper) where[q.upper.op] = q.upper.value;
           const expected = model(docs, q).map((doc) => doc.id);
           const seen: string[] = [];
-          let after: string | undefined;
-          let count: number | undefined;
+          let after: string | null | undefined;
+          const counted = await admin.gql(CountDocumentsDocument, { collection, index: 'byAB', where });
+          if (counted.errors) throw new Error(JSON.stringify(counted.errors));
           for (let page = 0; page < 40; page++) {
-            const result = await admin.gql<{
-              documents: {
-                edges: { node: { id: string } }[];
-                pageInfo: { hasNextPage: boolean; endCursor: string };
-              };
-              countDocuments: number;
-            }>(QUERY, { c: collection, where, order: q.order, first: q.pageSize, after });
+            const result = await admin.gql(DocumentsDocument, {
+              collection,
+              index: 'byAB',
+              where,
+              order: q.order,
+              first: q.pageSize,
+              after,
+            });
             if (result.errors) throw new Error(JSON.stringify(result.errors));
-            count = result.data!.countDocuments;
             seen.push(...result.data!.documents.edges.map((edge) => edge.node.id));
             if (!result.data!.documents.pageInfo.hasNextPage) break;
             after = result.data!.documents.pageInfo.endCursor;
           }
           expect(seen).toEqual(expected);
-          expect(count).toBe(expected.length);
+          expect(counted.data!.countDocuments).toBe(expected.length);
         }
       }),
       { numRuns: 60 },

@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { Kind, parse } from 'graphql';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { AcquireLeaseDocument, PatchDocumentDocument, ViewerDocument } from '../../client/index.ts';
 import { hasChromium, launchChromium } from '../../test/browser.ts';
 import {
   ADMIN,
@@ -229,11 +230,8 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
       const json = admin.getByLabel('Document JSON');
       await expect.poll(() => json.inputValue()).toContain('"title": "Hello"');
       // Someone else writes version 2 while the admin edits version 1.
-      const patched = await api.gql(
-        'mutation ($id: ID!) { patchDocument(collection: "notes", id: $id, patch: { rank: 5 }) { version } }',
-        { id },
-      );
-      expect(patched.data).toEqual({ patchDocument: { version: 2 } });
+      const patched = await api.gql(PatchDocumentDocument, { collection: 'notes', id, patch: { rank: 5 } });
+      expect(patched.data?.patchDocument.version).toBe(2);
       await json.fill(JSON.stringify({ tag: 'red', rank: 3, title: 'Hi' }));
       await admin.getByRole('button', { name: 'Save' }).click();
       const alert = admin.getByRole('alert');
@@ -305,10 +303,8 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
     });
 
     it('shows leases, API keys and the audit log', async () => {
-      const lease = await api.gql(
-        'mutation { acquireLease(key: "jobs/nightly", ttlSeconds: 600) { token } }',
-      );
-      expect(lease.data).toEqual({ acquireLease: { token: 1 } });
+      const lease = await api.gql(AcquireLeaseDocument, { key: 'jobs/nightly', ttlSeconds: 600 });
+      expect(lease.data?.acquireLease?.token).toBe(1);
       await admin.getByRole('link', { name: 'Leases' }).click();
       await admin.getByLabel('Key starts with').fill('jobs/');
       await admin.getByRole('button', { name: 'Filter' }).click();
@@ -325,17 +321,14 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
       const secret = await admin.getByLabel('API key', { exact: true }).inputValue();
       expect(secret).toMatch(/^pk_/);
       const program = portico.client();
-      const viaKey = await program.gql('{ viewer { scopes } }', {}, { authorization: `Bearer ${secret}` });
-      expect(viaKey.data).toEqual({ viewer: { scopes: ['blobs:write'] } });
+      const bearer = { authorization: `Bearer ${secret}` };
+      const viaKey = await program.gql(ViewerDocument, undefined, bearer);
+      expect(viaKey.data?.viewer.scopes).toEqual(['blobs:write']);
       await shoot(admin, 'keys');
       await admin.getByRole('button', { name: 'Revoke the key backup job' }).click();
       await expect.poll(() => admin.getByRole('cell', { name: 'backup job' }).count()).toBe(0);
-      const revoked = await program.gql(
-        '{ viewer { user { id } } }',
-        {},
-        { authorization: `Bearer ${secret}` },
-      );
-      expect(revoked.data).toEqual({ viewer: { user: null } });
+      const revoked = await program.gql(ViewerDocument, undefined, bearer);
+      expect(revoked.data?.viewer.user).toBeNull();
 
       await admin.getByRole('link', { name: 'Audit log' }).click();
       await admin.getByLabel('User’s email').fill(BOB.email);

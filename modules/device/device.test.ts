@@ -1,6 +1,16 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  ApiKeysDocument,
+  ApproveDeviceDocument,
+  CreateApiKeyDocument,
+  CreateInviteDocument,
+  DenyDeviceDocument,
+  RedeemTokenDocument,
+  RevokeApiKeyDocument,
+  ViewerDocument,
+} from '../../client/index.ts';
+import {
   backends,
   codeOf,
   startGatewayWithAdmin,
@@ -45,37 +55,24 @@ describe.each(backends)('device authorization grant on %s', (backend) => {
     expect(started.verification_uri).toBe(`${portico.url}/device`);
     const polling = oidc.pollDeviceAuthorizationGrant(config, started);
     // The person approves in the browser (the code typed in lower case, without the dash).
-    const approved = await admin.gql<{ approveDevice: boolean }>(
-      'mutation ($code: String!) { approveDevice(userCode: $code) }',
-      {
-        code: started.user_code.replace('-', '').toLowerCase(),
-      },
-    );
+    const approved = await admin.gql(ApproveDeviceDocument, {
+      userCode: started.user_code.replace('-', '').toLowerCase(),
+    });
     expect(approved.data?.approveDevice).toBe(true);
     const tokens = await polling;
     expect(tokens.token_type.toLowerCase()).toBe('bearer');
     // Admins have every scope, so they grant whatever is asked.
     expect(tokens.scope).toBe('admin notes:read other');
 
-    const viewer = await portico
-      .client()
-      .gql<{ viewer: { user: { email: string }; apiKey: { id: string; name: string } } }>(
-        '{ viewer { user { email } apiKey { id name } } }',
-        undefined,
-        { authorization: `Bearer ${tokens.access_token}` },
-      );
-    expect(viewer.data?.viewer.user.email).toBe('admin@example.com');
-    expect(viewer.data?.viewer.apiKey.name).toBe('portico-cli');
-    const keys = await admin.gql<{ viewer: { apiKeys: { id: string; name: string }[] } }>(
-      '{ viewer { apiKeys { id name } } }',
-    );
+    const bearer = { authorization: `Bearer ${tokens.access_token}` };
+    const viewer = await portico.client().gql(ViewerDocument, undefined, bearer);
+    expect(viewer.data?.viewer.user?.email).toBe('admin@example.com');
+    const keyView = await portico.client().gql(ApiKeysDocument, undefined, bearer);
+    expect(keyView.data?.viewer.apiKey?.name).toBe('portico-cli');
+    const keys = await admin.gql(ApiKeysDocument);
     expect(keys.data?.viewer.apiKeys.map((key) => key.name)).toContain('portico-cli');
-    await admin.gql('mutation ($id: ID!) { revokeApiKey(id: $id) }', { id: viewer.data!.viewer.apiKey.id });
-    const revoked = await portico
-      .client()
-      .gql<{ viewer: { user: null } }>('{ viewer { user { email } } }', undefined, {
-        authorization: `Bearer ${tokens.access_token}`,
-      });
+    await admin.gql(RevokeApiKeyDocument, { id: keyView.data!.viewer.apiKey!.id });
+    const revoked = await portico.client().gql(ViewerDocument, undefined, bearer);
     expect(revoked.data?.viewer.user).toBeNull();
   });
 
@@ -87,9 +84,7 @@ describe.each(backends)('device authorization grant on %s', (backend) => {
     const tooFast = await tokenFor(started.device_code, 'poller');
     expect(tooFast.status).toBe(400);
     expect(await tooFast.json()).toEqual({ error: 'slow_down' });
-    await admin.gql('mutation ($code: String!) { approveDevice(userCode: $code) }', {
-      code: started.user_code,
-    });
+    await admin.gql(ApproveDeviceDocument, { userCode: started.user_code });
     const granted = await tokenFor(started.device_code, 'poller');
     expect(granted.status).toBe(200);
     expect(granted.headers.get('cache-control')).toBe('no-store');
@@ -102,7 +97,7 @@ describe.each(backends)('device authorization grant on %s', (backend) => {
     expect(await (await tokenFor(started.device_code, 'someone-else')).json()).toEqual({
       error: 'invalid_grant',
     });
-    await admin.gql('mutation ($code: String!) { denyDevice(userCode: $code) }', { code: started.user_code });
+    await admin.gql(DenyDeviceDocument, { userCode: started.user_code });
     expect(await (await tokenFor(started.device_code, 'denied-cli')).json()).toEqual({
       error: 'access_denied',
     });
@@ -114,53 +109,39 @@ describe.each(backends)('device authorization grant on %s', (backend) => {
 
   it('needs a browser session to approve, and limits wrong codes', async () => {
     const started = await authorize('guarded');
-    const key = await admin.gql<{ createApiKey: { secret: string } }>(
-      'mutation { createApiKey(name: "k", scopes: []) { secret } }',
-    );
-    const withKey = await portico.client().gql(
-      'mutation ($code: String!) { approveDevice(userCode: $code) }',
-      { code: started.user_code },
-      {
-        authorization: `Bearer ${key.data!.createApiKey.secret}`,
-      },
-    );
+    const key = await admin.gql(CreateApiKeyDocument, { name: 'k', scopes: [] });
+    const withKey = await portico
+      .client()
+      .gql(
+        ApproveDeviceDocument,
+        { userCode: started.user_code },
+        { authorization: `Bearer ${key.data!.createApiKey.secret}` },
+      );
     expect(codeOf(withKey)).toBe('FORBIDDEN');
 
     const guesser = portico.client();
-    const member = await admin.gql<{ createInvite: { token: string } }>(
-      'mutation { createInvite(email: "guess@example.com") { token } }',
-    );
-    await guesser.gql(
-      'mutation ($token: String!) { redeemToken(token: $token, profile: { password: "a long enough passphrase" }) { user { id } } }',
-      {
-        token: member.data!.createInvite.token,
-      },
-    );
+    const member = await admin.gql(CreateInviteDocument, { email: 'guess@example.com' });
+    await guesser.gql(RedeemTokenDocument, {
+      token: member.data!.createInvite.token,
+      profile: { password: 'a long enough passphrase' },
+    });
     for (let i = 0; i < 5; i++) {
-      const wrong = await guesser.gql('mutation { approveDevice(userCode: "BBBB-BBBB") }');
+      const wrong = await guesser.gql(ApproveDeviceDocument, { userCode: 'BBBB-BBBB' });
       expect(codeOf(wrong)).toBe('INVALID_TOKEN');
     }
-    const limited = await guesser.gql('mutation ($code: String!) { approveDevice(userCode: $code) }', {
-      code: started.user_code,
-    });
+    const limited = await guesser.gql(ApproveDeviceDocument, { userCode: started.user_code });
     expect(codeOf(limited)).toBe('RATE_LIMITED');
   });
 
   it('grants only the asked scopes the approving user has', async () => {
-    const invite = await admin.gql<{ createInvite: { token: string } }>(
-      'mutation { createInvite(email: "narrow@example.com", roles: ["member"]) { token } }',
-    );
+    const invite = await admin.gql(CreateInviteDocument, { email: 'narrow@example.com', roles: ['member'] });
     const member = portico.client();
-    await member.gql(
-      'mutation ($token: String!) { redeemToken(token: $token, profile: { password: "a long enough passphrase" }) { user { id } } }',
-      {
-        token: invite.data!.createInvite.token,
-      },
-    );
-    const started = await authorize('narrow-cli', 'admin notes:read');
-    await member.gql('mutation ($code: String!) { approveDevice(userCode: $code) }', {
-      code: started.user_code,
+    await member.gql(RedeemTokenDocument, {
+      token: invite.data!.createInvite.token,
+      profile: { password: 'a long enough passphrase' },
     });
+    const started = await authorize('narrow-cli', 'admin notes:read');
+    await member.gql(ApproveDeviceDocument, { userCode: started.user_code });
     expect(await (await tokenFor(started.device_code, 'narrow-cli')).json()).toMatchObject({
       scope: 'notes:read',
     });

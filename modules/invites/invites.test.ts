@@ -1,36 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CreateInviteDocument,
+  InvitesDocument,
+  RedeemTokenDocument,
+  RevokeInviteDocument,
+  SignUpDocument,
+} from '../../client/index.ts';
 import { fromGlobalId } from '../../src/index.ts';
 import {
   backends,
   bootstrapAdmin,
   codeOf,
-  REDEEM_TOKEN,
   startGateway,
   type TestClient,
   type TestGateway,
 } from '../../test/harness.ts';
 import sessions from '../sessions/index.ts';
-
-const CREATE = `mutation ($email: String!, $roles: [String!]) {
-  createInvite(email: $email, roles: $roles) { token url invite { id email roles expiresAt acceptedAt invitedBy { email } } }
-}`;
-const SIGN_UP =
-  'mutation ($input: SignUpInput!) { signUp(input: $input) { user { email roles } session { method } } }';
-
-interface Ticket {
-  createInvite: {
-    token: string;
-    url: string;
-    invite: {
-      id: string;
-      email: string;
-      roles: string[];
-      expiresAt: string;
-      acceptedAt: string | null;
-      invitedBy: { email: string };
-    };
-  };
-}
 
 describe.each(backends)('invites on %s', (backend) => {
   let portico: TestGateway;
@@ -50,7 +35,7 @@ describe.each(backends)('invites on %s', (backend) => {
   afterAll(() => portico?.close());
 
   const invite = async (email: string, roles?: string[]) => {
-    const result = await admin.gql<Ticket>(CREATE, { email, roles });
+    const result = await admin.gql(CreateInviteDocument, { email, roles });
     if (result.errors) throw new Error(JSON.stringify(result.errors));
     return result.data!.createInvite;
   };
@@ -63,7 +48,7 @@ describe.each(backends)('invites on %s', (backend) => {
       roles: ['editor'],
       acceptedAt: null,
     });
-    expect(ticket.invite.invitedBy.email).toBe('admin@example.com');
+    expect(ticket.invite.invitedBy?.email).toBe('admin@example.com');
     const days = (Date.parse(ticket.invite.expiresAt) - Date.now()) / 86_400_000;
     expect(days).toBeGreaterThan(6.99);
     expect(days).toBeLessThanOrEqual(7);
@@ -71,20 +56,21 @@ describe.each(backends)('invites on %s', (backend) => {
 
   it('accepts an invite through redeemToken: fixed email, invite roles, signed in', async () => {
     const ticket = await invite('redeem@example.com', ['editor']);
-    const wrongAddress = await portico.client().gql(REDEEM_TOKEN, {
+    const wrongAddress = await portico.client().gql(RedeemTokenDocument, {
       token: ticket.token,
       profile: { email: 'other@example.com', password: 'a long enough passphrase' },
     });
     expect(codeOf(wrongAddress)).toBe('BAD_USER_INPUT');
     const weak = await portico
       .client()
-      .gql(REDEEM_TOKEN, { token: ticket.token, profile: { password: 'password1' } });
+      .gql(RedeemTokenDocument, { token: ticket.token, profile: { password: 'password1' } });
     expect(codeOf(weak)).toBe('BAD_USER_INPUT');
 
     const invitee = portico.client();
-    const accepted = await invitee.gql<{
-      redeemToken: { user: { email: string; roles: string[] }; session: { method: string } };
-    }>(REDEEM_TOKEN, { token: ticket.token, profile: { password: 'a long enough passphrase', name: 'Red' } });
+    const accepted = await invitee.gql(RedeemTokenDocument, {
+      token: ticket.token,
+      profile: { password: 'a long enough passphrase', name: 'Red' },
+    });
     expect(accepted.errors).toBeUndefined();
     expect(accepted.data?.redeemToken).toMatchObject({
       user: { email: 'redeem@example.com', roles: ['editor'] },
@@ -92,7 +78,7 @@ describe.each(backends)('invites on %s', (backend) => {
     });
     const again = await portico
       .client()
-      .gql(REDEEM_TOKEN, { token: ticket.token, profile: { password: 'a long enough passphrase' } });
+      .gql(RedeemTokenDocument, { token: ticket.token, profile: { password: 'a long enough passphrase' } });
     expect(codeOf(again)).toBe('INVALID_TOKEN');
     const listed = await admin.gql<{ node: { acceptedAt: string | null } }>(
       'query ($id: ID!) { node(id: $id) { ... on Invite { acceptedAt } } }',
@@ -104,23 +90,21 @@ describe.each(backends)('invites on %s', (backend) => {
   it('signs up with an invite token in INVITE mode, with the default roles when the invite names none', async () => {
     const ticket = await invite('signup@example.com');
     expect(ticket.invite.roles).toEqual(['member']);
-    const result = await portico
-      .client()
-      .gql<{ signUp: { user: { email: string; roles: string[] } } }>(SIGN_UP, {
-        input: {
-          email: 'signup@example.com',
-          password: 'a long enough passphrase',
-          inviteToken: ticket.token,
-        },
-      });
+    const result = await portico.client().gql(SignUpDocument, {
+      input: {
+        email: 'signup@example.com',
+        password: 'a long enough passphrase',
+        inviteToken: ticket.token,
+      },
+    });
     expect(result.errors).toBeUndefined();
-    expect(result.data?.signUp.user).toEqual({ email: 'signup@example.com', roles: ['member'] });
+    expect(result.data?.signUp.user).toMatchObject({ email: 'signup@example.com', roles: ['member'] });
   });
 
   it('answers sign-up attempts without an invite alike for known and unknown addresses', async () => {
     const input = (email: string) => ({ input: { email, password: 'a long enough passphrase' } });
-    const known = await portico.client().gql(SIGN_UP, input('admin@example.com'));
-    const unknown = await portico.client().gql(SIGN_UP, input('unknown@example.com'));
+    const known = await portico.client().gql(SignUpDocument, input('admin@example.com'));
+    const unknown = await portico.client().gql(SignUpDocument, input('unknown@example.com'));
     expect(codeOf(known)).toBe('SIGNUP_CLOSED');
     expect({ status: unknown.status, errors: unknown.errors, data: unknown.data }).toEqual({
       status: known.status,
@@ -135,7 +119,7 @@ describe.each(backends)('invites on %s', (backend) => {
       { purpose: 'bootstrap', ttlSeconds: null },
       new Date(),
     );
-    const asInvite = await portico.client().gql(SIGN_UP, {
+    const asInvite = await portico.client().gql(SignUpDocument, {
       input: {
         email: 'purpose@example.com',
         password: 'a long enough passphrase',
@@ -149,9 +133,10 @@ describe.each(backends)('invites on %s', (backend) => {
     const ticket = await invite('race@example.com');
     const results = await Promise.all(
       Array.from({ length: 50 }, () =>
-        portico
-          .client()
-          .gql(REDEEM_TOKEN, { token: ticket.token, profile: { password: 'a long enough passphrase' } }),
+        portico.client().gql(RedeemTokenDocument, {
+          token: ticket.token,
+          profile: { password: 'a long enough passphrase' },
+        }),
       ),
     );
     expect(results.filter((result) => !result.errors)).toHaveLength(1);
@@ -163,49 +148,41 @@ describe.each(backends)('invites on %s', (backend) => {
     await em.nativeUpdate(sessions.api.Token, { id }, { expiresAt: new Date(Date.now() - 1000) });
     const expired = await portico
       .client()
-      .gql(REDEEM_TOKEN, { token: stale.token, profile: { password: 'a long enough passphrase' } });
+      .gql(RedeemTokenDocument, { token: stale.token, profile: { password: 'a long enough passphrase' } });
     expect(codeOf(expired)).toBe('INVALID_TOKEN');
   });
 
   it('revokes a pending invite; refuses unknown roles, taken addresses and non-admins', async () => {
     const ticket = await invite('revoked@example.com');
-    const revoked = await admin.gql<{ revokeInvite: boolean }>(
-      'mutation ($id: ID!) { revokeInvite(id: $id) }',
-      {
-        id: ticket.invite.id,
-      },
-    );
+    const revoked = await admin.gql(RevokeInviteDocument, { id: ticket.invite.id });
     expect(revoked.data?.revokeInvite).toBe(true);
     const late = await portico
       .client()
-      .gql(REDEEM_TOKEN, { token: ticket.token, profile: { password: 'a long enough passphrase' } });
+      .gql(RedeemTokenDocument, { token: ticket.token, profile: { password: 'a long enough passphrase' } });
     expect(codeOf(late)).toBe('INVALID_TOKEN');
-    const gone = await admin.gql('mutation ($id: ID!) { revokeInvite(id: $id) }', { id: ticket.invite.id });
+    const gone = await admin.gql(RevokeInviteDocument, { id: ticket.invite.id });
     expect(codeOf(gone)).toBe('NOT_FOUND');
 
-    expect(codeOf(await admin.gql(CREATE, { email: 'x@example.com', roles: ['ghost'] }))).toBe(
+    expect(codeOf(await admin.gql(CreateInviteDocument, { email: 'x@example.com', roles: ['ghost'] }))).toBe(
       'BAD_USER_INPUT',
     );
-    expect(codeOf(await admin.gql(CREATE, { email: 'not an email' }))).toBe('BAD_USER_INPUT');
-    expect(codeOf(await admin.gql(CREATE, { email: 'ADMIN@example.com' }))).toBe('CONFLICT');
-    expect(codeOf(await portico.client().gql(CREATE, { email: 'x@example.com' }))).toBe('UNAUTHENTICATED');
+    expect(codeOf(await admin.gql(CreateInviteDocument, { email: 'not an email' }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await admin.gql(CreateInviteDocument, { email: 'ADMIN@example.com' }))).toBe('CONFLICT');
+    expect(codeOf(await portico.client().gql(CreateInviteDocument, { email: 'x@example.com' }))).toBe(
+      'UNAUTHENTICATED',
+    );
   });
 
   it('lists invites newest first, in pages, without revoked ones', async () => {
     const first = await invite('page1@example.com');
     const second = await invite('page2@example.com');
-    const page = await admin.gql<{
-      invites: { edges: { node: { id: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string } };
-    }>('{ invites(first: 1) { edges { node { id } } pageInfo { hasNextPage endCursor } } }');
+    const page = await admin.gql(InvitesDocument, { first: 1 });
     expect(page.data?.invites.edges.map((edge) => edge.node.id)).toEqual([second.invite.id]);
     expect(page.data?.invites.pageInfo.hasNextPage).toBe(true);
-    const next = await admin.gql<{ invites: { edges: { node: { id: string } }[] } }>(
-      'query ($after: String) { invites(first: 1, after: $after) { edges { node { id } } } }',
-      { after: page.data?.invites.pageInfo.endCursor },
-    );
+    const next = await admin.gql(InvitesDocument, { first: 1, after: page.data?.invites.pageInfo.endCursor });
     expect(next.data?.invites.edges.map((edge) => edge.node.id)).toEqual([first.invite.id]);
     const member = portico.client();
-    const asMember = await member.gql('{ invites { edges { cursor } } }');
+    const asMember = await member.gql(InvitesDocument);
     expect(codeOf(asMember)).toBe('UNAUTHENTICATED');
   });
 });

@@ -1,5 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  AcquireLeaseDocument,
+  LeaseDocument,
+  LogInDocument,
+  ReleaseLeaseDocument,
+} from '../../client/index.ts';
 import { defineModule, PorticoError } from '../../src/index.ts';
 import {
   ADMIN,
@@ -72,13 +78,8 @@ const probe = defineModule({
   },
 });
 
-const ACQUIRE = `mutation ($key: String!, $ttl: Int!, $wait: Int) {
-  acquireLease(key: $key, ttlSeconds: $ttl, waitSeconds: $wait) { key token acquiredAt expiresAt }
-}`;
 const BROKEN_ACQUIRE =
   'mutation ($key: String!, $ttl: Int!) { brokenAcquireLease(key: $key, ttlSeconds: $ttl) }';
-const RELEASE = 'mutation ($key: String!, $token: SafeInt!) { releaseLease(key: $key, token: $token) }';
-const LEASE = 'query ($key: String!) { lease(key: $key) { token } }';
 
 interface Grant {
   key: string;
@@ -110,7 +111,7 @@ async function contend(contenders: TestClient[], keys: string[], durationMs: num
         const outlive = Math.random() < 0.05;
         await sleep(outlive ? expiresAt - Date.now() + 20 : Math.random() * 20);
         const sentAt = Date.now();
-        const released = await client.gql<{ releaseLease: boolean }>(RELEASE, { key, token: lease.token });
+        const released = await client.gql(ReleaseLeaseDocument, { key, token: lease.token });
         const ranOut = released.data?.releaseLease === false;
         grants.push({ key, token: lease.token, start, end: ranOut ? expiresAt : sentAt, ranOut });
       }
@@ -150,10 +151,7 @@ describe.each(backends)('lease exclusion on %s', (backend) => {
     contenders = [];
     for (let i = 0; i < 40; i++) {
       const client = portico.client();
-      const result = await client.gql(
-        'mutation ($e: String!, $p: String!) { logIn(email: $e, password: $p) { user { id } } }',
-        { e: ADMIN.email, p: ADMIN.password },
-      );
+      const result = await client.gql(LogInDocument, { email: ADMIN.email, password: ADMIN.password });
       expect(result.errors).toBeUndefined();
       contenders.push(client);
     }
@@ -162,11 +160,7 @@ describe.each(backends)('lease exclusion on %s', (backend) => {
 
   it('never grants a key to two holders at once: 40 contenders on 3 keys for 10 s', async () => {
     const grants = await contend(contenders, ['a', 'b', 'c'], 10_000, async (client, key) => {
-      const result = await client.gql<{ acquireLease: Awaited<ReturnType<Acquire>> }>(ACQUIRE, {
-        key,
-        ttl: 1,
-        wait: 2,
-      });
+      const result = await client.gql(AcquireLeaseDocument, { key, ttlSeconds: 1, waitSeconds: 2 });
       expect(result.errors).toBeUndefined();
       return result.data!.acquireLease;
     });
@@ -194,26 +188,25 @@ describe.each(backends)('lease exclusion on %s', (backend) => {
       'mutation { runLocked(key: "nightly", holdMs: 2500) }',
     );
     await sleep(300);
-    const held = await observer!.gql<{ lease: { token: number } | null }>(LEASE, { key: 'nightly' });
+    const held = await observer!.gql(LeaseDocument, { key: 'nightly' });
     expect(held.data?.lease).not.toBeNull();
     await sleep(1700); // past the 1 s TTL: only renewals keep it
-    expect((await observer!.gql<{ lease: unknown }>(LEASE, { key: 'nightly' })).data?.lease).toEqual(
-      held.data?.lease,
+    expect((await observer!.gql(LeaseDocument, { key: 'nightly' })).data?.lease?.token).toBe(
+      held.data!.lease!.token,
     );
     expect(
-      (await observer!.gql<{ acquireLease: unknown }>(ACQUIRE, { key: 'nightly', ttl: 1 })).data
-        ?.acquireLease,
+      (await observer!.gql(AcquireLeaseDocument, { key: 'nightly', ttlSeconds: 1 })).data?.acquireLease,
     ).toBeNull();
     const result = await running;
     expect(result.data?.runLocked).toBe(held.data!.lease!.token);
-    expect((await observer!.gql<{ lease: unknown }>(LEASE, { key: 'nightly' })).data?.lease).toBeNull();
+    expect((await observer!.gql(LeaseDocument, { key: 'nightly' })).data?.lease).toBeNull();
   });
 
   it('withLease releases the lease when its function throws', async () => {
     const [observer] = contenders;
     const failed = await observer!.gql('mutation { runLocked(key: "flaky", holdMs: 10, fail: true) }');
     expect(codeOf(failed)).toBe('BAD_USER_INPUT');
-    expect((await observer!.gql<{ lease: unknown }>(LEASE, { key: 'flaky' })).data?.lease).toBeNull();
+    expect((await observer!.gql(LeaseDocument, { key: 'flaky' })).data?.lease).toBeNull();
     // And a second run gets the next token.
     const again = await observer!.gql<{ runLocked: number }>(
       'mutation { runLocked(key: "flaky", holdMs: 10) }',

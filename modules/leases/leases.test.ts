@@ -1,6 +1,26 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  AcquireLeaseDocument,
+  BlobDocument,
+  BlobsDocument,
+  CreateApiKeyDocument,
+  DeleteBlobDocument,
+  DeleteDocumentDocument,
+  DocumentDocument,
+  LeaseDocument,
+  LeasesDocument,
+  LogInDocument,
+  LogOutDocument,
+  PatchDocumentDocument,
+  PutDocumentDocument,
+  type PutDocumentMutationVariables,
+  ReleaseLeaseDocument,
+  RenewLeaseDocument,
+  RevokeApiKeyDocument,
+  SignUpDocument,
+} from '../../client/index.ts';
+import {
   backends,
   bootstrapAdmin,
   codeOf,
@@ -9,28 +29,6 @@ import {
   type TestClient,
   type TestGateway,
 } from '../../test/harness.ts';
-
-const LEASE_FIELDS = 'key holder token acquiredAt expiresAt mine';
-const ACQUIRE = `mutation ($key: String!, $ttl: Int!, $wait: Int) {
-  acquireLease(key: $key, ttlSeconds: $ttl, waitSeconds: $wait) { ${LEASE_FIELDS} }
-}`;
-const RENEW = `mutation ($key: String!, $token: SafeInt!, $ttl: Int!) {
-  renewLease(key: $key, token: $token, ttlSeconds: $ttl) { ${LEASE_FIELDS} }
-}`;
-const RELEASE = 'mutation ($key: String!, $token: SafeInt!) { releaseLease(key: $key, token: $token) }';
-const LEASE = `query ($key: String!) { lease(key: $key) { ${LEASE_FIELDS} } }`;
-const PUT = `mutation ($id: ID, $data: JSONObject!, $fence: FenceInput) {
-  putDocument(collection: "jobs", id: $id, data: $data, fence: $fence) { id version data }
-}`;
-
-interface LeaseView {
-  key: string;
-  holder: string;
-  token: number;
-  acquiredAt: string;
-  expiresAt: string;
-  mine: boolean;
-}
 
 const CONFIG = {
   signup: 'open',
@@ -56,23 +54,25 @@ describe.each(backends)('leases on %s', (backend) => {
 
   async function newUser() {
     const client = portico.client();
-    const result = await client.gql(
-      'mutation ($email: String!) { signUp(input: { email: $email, password: "a long enough passphrase" }) { user { id } } }',
-      { email: `worker${++users}@example.com` },
-    );
+    const result = await client.gql(SignUpDocument, {
+      input: { email: `worker${++users}@example.com`, password: 'a long enough passphrase' },
+    });
     expect(result.errors).toBeUndefined();
     return client;
   }
 
-  async function acquire(client: TestClient, key: string, ttl = 30, wait?: number) {
-    const result = await client.gql<{ acquireLease: LeaseView | null }>(ACQUIRE, { key, ttl, wait });
+  async function acquire(client: TestClient, key: string, ttlSeconds = 30, waitSeconds?: number) {
+    const result = await client.gql(AcquireLeaseDocument, { key, ttlSeconds, waitSeconds });
     expect(result.errors).toBeUndefined();
     return result.data!.acquireLease;
   }
   const release = async (client: TestClient, key: string, token: number) =>
-    (await client.gql<{ releaseLease: boolean }>(RELEASE, { key, token })).data?.releaseLease;
+    (await client.gql(ReleaseLeaseDocument, { key, token })).data?.releaseLease;
   const leaseOf = async (client: TestClient, key: string) =>
-    (await client.gql<{ lease: LeaseView | null }>(LEASE, { key })).data?.lease;
+    (await client.gql(LeaseDocument, { key })).data?.lease;
+  /** A write to the collection `jobs`. */
+  const putJob = (client: TestClient, variables: Omit<PutDocumentMutationVariables, 'collection'>) =>
+    client.gql(PutDocumentDocument, { collection: 'jobs', ...variables });
 
   it('grants a free key once, with a token that grows with every grant', async () => {
     const [alice, bob] = [await newUser(), await newUser()];
@@ -100,10 +100,10 @@ describe.each(backends)('leases on %s', (backend) => {
   it('ends a lease at its expiry: a renewal or release after it fails, and the next grant gets a newer token', async () => {
     const [alice, bob] = [await newUser(), await newUser()];
     const lease = await acquire(alice, 'expiring', 1);
-    const renewed = await alice.gql<{ renewLease: LeaseView }>(RENEW, {
+    const renewed = await alice.gql(RenewLeaseDocument, {
       key: 'expiring',
       token: lease!.token,
-      ttl: 1,
+      ttlSeconds: 1,
     });
     expect(renewed.data?.renewLease.token).toBe(lease!.token);
     expect(new Date(renewed.data!.renewLease.expiresAt).getTime()).toBeGreaterThan(
@@ -111,14 +111,16 @@ describe.each(backends)('leases on %s', (backend) => {
     );
     await sleep(1100);
     expect(await leaseOf(alice, 'expiring')).toBeNull();
-    const late = await alice.gql(RENEW, { key: 'expiring', token: lease!.token, ttl: 5 });
+    const late = await alice.gql(RenewLeaseDocument, { key: 'expiring', token: lease!.token, ttlSeconds: 5 });
     expect(codeOf(late)).toBe('LEASE_LOST');
     expect(await release(alice, 'expiring', lease!.token)).toBe(false);
     expect(await acquire(bob, 'expiring')).toMatchObject({ token: lease!.token + 1 });
     // Renewing someone else's lease with its current token is refused too.
-    expect(codeOf(await alice.gql(RENEW, { key: 'expiring', token: lease!.token + 1, ttl: 5 }))).toBe(
-      'LEASE_LOST',
-    );
+    expect(
+      codeOf(
+        await alice.gql(RenewLeaseDocument, { key: 'expiring', token: lease!.token + 1, ttlSeconds: 5 }),
+      ),
+    ).toBe('LEASE_LOST');
   });
 
   it('waits for a release, then grants the lease to the waiter', async () => {
@@ -145,49 +147,47 @@ describe.each(backends)('leases on %s', (backend) => {
     const key256 = `${'k'.repeat(255)}é`;
     expect(await acquire(alice, key256, 60, 0)).toMatchObject({ key: key256, token: 1 });
     for (const variables of [
-      { key: 'k'.repeat(257), ttl: 1 },
-      { key: '', ttl: 1 },
-      { key: 'nul\u0000key', ttl: 1 },
-      { key: 'ok', ttl: 0 },
-      { key: 'ok', ttl: 61 },
-      { key: 'ok', ttl: 1, wait: 6 },
-      { key: 'ok', ttl: 1, wait: -1 },
+      { key: 'k'.repeat(257), ttlSeconds: 1 },
+      { key: '', ttlSeconds: 1 },
+      { key: 'nul\u0000key', ttlSeconds: 1 },
+      { key: 'ok', ttlSeconds: 0 },
+      { key: 'ok', ttlSeconds: 61 },
+      { key: 'ok', ttlSeconds: 1, waitSeconds: 6 },
+      { key: 'ok', ttlSeconds: 1, waitSeconds: -1 },
     ]) {
-      const result = await alice.gql(ACQUIRE, variables);
+      const result = await alice.gql(AcquireLeaseDocument, variables);
       expect(codeOf(result), JSON.stringify(variables)).toBe('BAD_USER_INPUT');
     }
-    expect(codeOf(await alice.gql(RENEW, { key: key256, token: 1, ttl: 61 }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await alice.gql(RenewLeaseDocument, { key: key256, token: 1, ttlSeconds: 61 }))).toBe(
+      'BAD_USER_INPUT',
+    );
     expect(await acquire(alice, 'edge', 1, 5)).toMatchObject({ token: 1 });
   });
 
   it('needs a credential', async () => {
     const anonymous = portico.client();
-    expect(codeOf(await anonymous.gql(ACQUIRE, { key: 'x', ttl: 1 }))).toBe('UNAUTHENTICATED');
-    expect(codeOf(await anonymous.gql(LEASE, { key: 'x' }))).toBe('UNAUTHENTICATED');
+    expect(codeOf(await anonymous.gql(AcquireLeaseDocument, { key: 'x', ttlSeconds: 1 }))).toBe(
+      'UNAUTHENTICATED',
+    );
+    expect(codeOf(await anonymous.gql(LeaseDocument, { key: 'x' }))).toBe('UNAUTHENTICATED');
   });
 
   it('releases the leases of a session that logs out, and of a revoked API key', async () => {
     const [alice, bob] = [await newUser(), await newUser()];
     await acquire(alice, 'session-held');
-    await alice.gql('mutation { logOut }');
+    await alice.gql(LogOutDocument);
     expect(await acquire(bob, 'session-held')).toMatchObject({ token: 2 });
 
-    const ticket = await bob.gql<{ createApiKey: { secret: string; apiKey: { id: string } } }>(
-      // A key holds leases only with the scope `leases`.
-      'mutation { createApiKey(name: "ci", scopes: ["leases"]) { secret apiKey { id } } }',
-    );
+    // A key holds leases only with the scope `leases`.
+    const ticket = await bob.gql(CreateApiKeyDocument, { name: 'ci', scopes: ['leases'] });
     const { secret, apiKey } = ticket.data!.createApiKey;
     const program = portico.client();
     const auth = { authorization: `Bearer ${secret}` };
-    const viaKey = await program.gql<{ acquireLease: LeaseView }>(
-      ACQUIRE,
-      { key: 'key-held', ttl: 30 },
-      auth,
-    );
+    const viaKey = await program.gql(AcquireLeaseDocument, { key: 'key-held', ttlSeconds: 30 }, auth);
     expect(viaKey.data?.acquireLease).toMatchObject({ token: 1, mine: true });
     // The key's lease is not the session's, though both are bob's.
     expect(await leaseOf(bob, 'key-held')).toMatchObject({ mine: false });
-    await bob.gql('mutation ($id: ID!) { revokeApiKey(id: $id) }', { id: apiKey.id });
+    await bob.gql(RevokeApiKeyDocument, { id: apiKey.id });
     await expect.poll(() => leaseOf(bob, 'key-held')).toBeNull();
   });
 
@@ -195,46 +195,40 @@ describe.each(backends)('leases on %s', (backend) => {
     const [alice, bob] = [await newUser(), await newUser()];
     const mine = await acquire(alice, 'job-7', 1);
     const fence = { lease: 'job-7', token: mine!.token };
-    const created = await alice.gql<{ putDocument: { id: string; version: number } }>(PUT, {
-      id: 'job-7',
-      data: { step: 1 },
-      fence,
-    });
+    const created = await putJob(alice, { id: 'job-7', data: { step: 1 }, fence });
     expect(created.data?.putDocument.version).toBe(1);
 
     await sleep(1100); // alice stalls past her TTL; bob takes over
     const theirs = await acquire(bob, 'job-7', 30);
-    const bobs = await bob.gql(PUT, {
+    const bobs = await putJob(bob, {
       id: 'job-7',
       data: { step: 2 },
       fence: { lease: 'job-7', token: theirs!.token },
     });
     expect(bobs.errors).toBeUndefined();
 
-    const stale = await alice.gql(PUT, { id: 'job-7', data: { step: 99 }, fence });
+    const stale = await putJob(alice, { id: 'job-7', data: { step: 99 }, fence });
     expect(codeOf(stale)).toBe('FENCE_REJECTED');
-    const patch = await alice.gql(
-      'mutation ($fence: FenceInput) { patchDocument(collection: "jobs", id: "job-7", patch: { step: 98 }, fence: $fence) { version } }',
-      { fence },
-    );
+    const patch = await alice.gql(PatchDocumentDocument, {
+      collection: 'jobs',
+      id: 'job-7',
+      patch: { step: 98 },
+      fence,
+    });
     expect(codeOf(patch)).toBe('FENCE_REJECTED');
-    const remove = await alice.gql(
-      'mutation ($fence: FenceInput) { deleteDocument(collection: "jobs", id: "job-7", fence: $fence) }',
-      { fence },
-    );
+    const remove = await alice.gql(DeleteDocumentDocument, { collection: 'jobs', id: 'job-7', fence });
     expect(codeOf(remove)).toBe('FENCE_REJECTED');
-    const now = await admin.gql<{ document: { version: number; data: unknown } }>(
-      'query { document(collection: "jobs", id: "job-7") { version data } }',
-    );
-    expect(now.data?.document).toEqual({ version: 2, data: { step: 2 } });
+    const now = await admin.gql(DocumentDocument, { collection: 'jobs', id: 'job-7' });
+    expect(now.data?.document?.version).toBe(2);
+    expect(now.data?.document?.data).toEqual({ step: 2 });
 
     // A lease never granted, or a token from the future, fences nothing in.
-    expect(codeOf(await bob.gql(PUT, { data: {}, fence: { lease: 'no-such-lease', token: 1 } }))).toBe(
+    expect(codeOf(await putJob(bob, { data: {}, fence: { lease: 'no-such-lease', token: 1 } }))).toBe(
       'FENCE_REJECTED',
     );
-    expect(
-      codeOf(await bob.gql(PUT, { data: {}, fence: { lease: 'job-7', token: theirs!.token + 1 } })),
-    ).toBe('FENCE_REJECTED');
+    expect(codeOf(await putJob(bob, { data: {}, fence: { lease: 'job-7', token: theirs!.token + 1 } }))).toBe(
+      'FENCE_REJECTED',
+    );
   });
 
   it('fences blob writes: a stale token uploads and deletes nothing', async () => {
@@ -255,9 +249,7 @@ describe.each(backends)('leases on %s', (backend) => {
     const stale = await uploadAs(alice, lease!.token);
     expect(stale.status).toBe(409);
     expect(await stale.json()).toMatchObject({ code: 'FENCE_REJECTED' });
-    const mine = await alice.gql<{ blobs: { edges: unknown[] } }>(
-      'query { blobs { edges { node { id } } } }',
-    );
+    const mine = await alice.gql(BlobsDocument);
     expect(mine.data?.blobs.edges).toHaveLength(1);
     expect(
       (
@@ -269,38 +261,34 @@ describe.each(backends)('leases on %s', (backend) => {
       ).status,
     ).toBe(400);
 
-    const DELETE = 'mutation ($id: ID!, $fence: FenceInput) { deleteBlob(id: $id, fence: $fence) }';
-    const refused = await alice.gql(DELETE, { id, fence: { lease: 'blob-lock', token: lease!.token } });
+    const refused = await alice.gql(DeleteBlobDocument, {
+      id,
+      fence: { lease: 'blob-lock', token: lease!.token },
+    });
     expect(codeOf(refused)).toBe('FENCE_REJECTED');
-    expect(
-      (await alice.gql<{ blob: { id: string } | null }>('query ($id: ID!) { blob(id: $id) { id } }', { id }))
-        .data?.blob,
-    ).toEqual({ id });
+    expect((await alice.gql(BlobDocument, { id })).data?.blob).toMatchObject({ id });
     // The newer holder's token lets the owner's delete through.
-    const deleted = await alice.gql(DELETE, { id, fence: { lease: 'blob-lock', token: newer!.token } });
+    const deleted = await alice.gql(DeleteBlobDocument, {
+      id,
+      fence: { lease: 'blob-lock', token: newer!.token },
+    });
     expect(deleted.data).toEqual({ deleteBlob: true });
   });
 
   it('lists live leases by prefix for admins, page by page', async () => {
     const alice = await newUser();
     for (const key of ['list/a', 'list/b', 'list/c', 'listless']) await acquire(alice, key);
-    const LIST = `query ($prefix: String, $first: Int, $after: String) {
-      leases(prefix: $prefix, first: $first, after: $after) { edges { node { key token } } pageInfo { hasNextPage endCursor } }
-    }`;
-    type Page = {
-      leases: { edges: { node: { key: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string } };
-    };
-    const first = await admin.gql<Page>(LIST, { prefix: 'list/', first: 2 });
+    const first = await admin.gql(LeasesDocument, { prefix: 'list/', first: 2 });
     expect(first.data?.leases.edges.map((edge) => edge.node.key)).toEqual(['list/a', 'list/b']);
     expect(first.data?.leases.pageInfo.hasNextPage).toBe(true);
-    const second = await admin.gql<Page>(LIST, {
+    const second = await admin.gql(LeasesDocument, {
       prefix: 'list/',
       first: 2,
       after: first.data!.leases.pageInfo.endCursor,
     });
     expect(second.data?.leases.edges.map((edge) => edge.node.key)).toEqual(['list/c']);
     expect(second.data?.leases.pageInfo.hasNextPage).toBe(false);
-    expect(codeOf(await alice.gql(LIST, {}))).toBe('FORBIDDEN');
+    expect(codeOf(await alice.gql(LeasesDocument, {}))).toBe('FORBIDDEN');
   });
 
   // Last: moving the clock past the idle timeout ends every session of this gateway.
@@ -309,12 +297,10 @@ describe.each(backends)('leases on %s', (backend) => {
     await acquire(alice, 'idle-held');
     clock.advance(61 * 60_000);
     // bob's session timed out too: sign in again.
-    await bob.gql(
-      'mutation ($email: String!) { logIn(email: $email, password: "a long enough passphrase") { user { id } } }',
-      {
-        email: `worker${users}@example.com`,
-      },
-    );
+    await bob.gql(LogInDocument, {
+      email: `worker${users}@example.com`,
+      password: 'a long enough passphrase',
+    });
     await expect.poll(() => leaseOf(bob, 'idle-held'), { timeout: 5000 }).toBeNull();
     expect(await acquire(bob, 'idle-held')).toMatchObject({ token: 2 });
   });

@@ -5,6 +5,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  AcquireLeaseDocument,
+  CreateApiKeyDocument,
+  DeleteDocumentDocument,
+  DocumentDocument,
+  PutDocumentDocument,
+} from '../../client/index.ts';
+import {
   backends,
   bootstrapAdmin,
   startGateway,
@@ -13,6 +20,8 @@ import {
 } from '../../test/harness.ts';
 
 const WORKER = fileURLToPath(new URL('./paused-holder.worker.ts', import.meta.url));
+/** The document the worker and the test count up. */
+const COUNTER = { collection: 'counters', id: 'c' };
 
 /** The worker's output lines, and a way to wait for the next one that matches. */
 function follow(child: ChildProcess) {
@@ -49,20 +58,17 @@ describe.each(backends)('a paused lease holder on %s', (backend) => {
       config: { collections: { counters: { read: 'authenticated', write: 'authenticated' } } },
     });
     admin = await bootstrapAdmin(portico);
-    const ticket = await admin.gql<{ createApiKey: { secret: string } }>(
+    const ticket = await admin.gql(CreateApiKeyDocument, {
+      name: 'worker',
       // What the worker does: hold leases, read and write the counters.
-      'mutation { createApiKey(name: "worker", scopes: ["leases", "counters:read", "counters:write"]) { secret } }',
-    );
+      scopes: ['leases', 'counters:read', 'counters:write'],
+    });
     apiKey = ticket.data!.createApiKey.secret;
   });
   afterAll(() => portico?.close());
 
   const counter = async () =>
-    (
-      await admin.gql<{ document: { data: { value: number } } | null }>(
-        'query { document(collection: "counters", id: "c") { data } }',
-      )
-    ).data?.document?.data.value ?? 0;
+    ((await admin.gql(DocumentDocument, COUNTER)).data?.document?.data.value as number | undefined) ?? 0;
 
   /**
    * The worker counts up under its lease; it is frozen (SIGSTOP) between a read and its
@@ -88,16 +94,14 @@ describe.each(backends)('a paused lease holder on %s', (backend) => {
       child.kill('SIGSTOP');
       await sleep(1300); // past the worker's 1 s TTL
 
-      const taken = await admin.gql<{ acquireLease: { token: number } }>(
-        'mutation ($lease: String!) { acquireLease(key: $lease, ttlSeconds: 30) { token } }',
-        { lease },
-      );
-      const token = taken.data!.acquireLease.token;
+      const taken = await admin.gql(AcquireLeaseDocument, { key: lease, ttlSeconds: 30 });
+      const token = taken.data!.acquireLease!.token;
       for (let i = 0; i < 5; i++) {
-        const written = await admin.gql(
-          'mutation ($data: JSONObject!, $fence: FenceInput) { putDocument(collection: "counters", id: "c", data: $data, fence: $fence) { version } }',
-          { data: { value: (await counter()) + 1 }, fence: { lease, token } },
-        );
+        const written = await admin.gql(PutDocumentDocument, {
+          ...COUNTER,
+          data: { value: (await counter()) + 1 },
+          fence: { lease, token },
+        });
         expect(written.errors).toBeUndefined();
       }
 
@@ -113,7 +117,7 @@ describe.each(backends)('a paused lease holder on %s', (backend) => {
     } finally {
       child.kill('SIGKILL');
       await exited;
-      await admin.gql('mutation { deleteDocument(collection: "counters", id: "c") }');
+      await admin.gql(DeleteDocumentDocument, COUNTER);
     }
   }
 

@@ -1,18 +1,15 @@
 import { once } from 'node:events';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedeemTokenDocument, RequestLoginLinkDocument, SignUpDocument } from '../../client/index.ts';
 import {
   ADMIN,
   backends,
   bootstrapAdmin,
   codeOf,
-  REDEEM_TOKEN,
   startGateway,
   type TestGateway,
 } from '../../test/harness.ts';
-
-const REQUEST = 'mutation ($email: String!) { requestLoginLink(email: $email) }';
-const SIGN_UP = 'mutation ($input: SignUpInput!) { signUp(input: $input) { user { id } } }';
 
 /** The tokens of the login links mailed (printed by the console transport) to `to`. */
 const mailedTokens = (portico: TestGateway, to: string) =>
@@ -33,42 +30,40 @@ describe.each(backends)('magic links on %s', (backend) => {
   afterAll(() => portico?.close());
 
   it('mails a single-use link that signs in, printed in full by the console transport', async () => {
-    const result = await portico
-      .client()
-      .gql<{ requestLoginLink: boolean }>(REQUEST, { email: 'ADMIN@example.com' });
+    const result = await portico.client().gql(RequestLoginLinkDocument, { email: 'ADMIN@example.com' });
     expect(result.data?.requestLoginLink).toBe(true);
     await expect.poll(() => mailedTokens(portico, ADMIN.email).length).toBe(1);
-    const [token] = mailedTokens(portico, ADMIN.email);
+    const token = mailedTokens(portico, ADMIN.email)[0]!;
     const mail = portico.logs.find((line) => line.mail !== undefined)!;
     expect(mail.msg).toContain(`http://portico.test/auth/redeem?token=${token}`);
 
     const client = portico.client();
-    const redeemed = await client.gql<{
-      redeemToken: { user: { email: string }; session: { method: string } };
-    }>(REDEEM_TOKEN, { token });
+    const redeemed = await client.gql(RedeemTokenDocument, { token });
     expect(redeemed.data?.redeemToken).toMatchObject({
       user: { email: ADMIN.email },
       session: { method: 'magic-link' },
     });
-    expect(codeOf(await portico.client().gql(REDEEM_TOKEN, { token }))).toBe('INVALID_TOKEN');
+    expect(codeOf(await portico.client().gql(RedeemTokenDocument, { token }))).toBe('INVALID_TOKEN');
   });
 
   it('answers unknown addresses exactly like known ones, and mails nothing', async () => {
-    const known = await portico.client().gql(REQUEST, { email: ADMIN.email });
-    const unknown = await portico.client().gql(REQUEST, { email: 'nobody@example.com' });
+    const known = await portico.client().gql(RequestLoginLinkDocument, { email: ADMIN.email });
+    const unknown = await portico.client().gql(RequestLoginLinkDocument, { email: 'nobody@example.com' });
     expect(unknown.status).toBe(known.status);
     expect(unknown.data).toEqual(known.data);
     expect(unknown.errors).toEqual(known.errors);
     await expect.poll(() => mailedTokens(portico, ADMIN.email).length).toBe(2);
     expect(mailedTokens(portico, 'nobody@example.com')).toEqual([]);
-    expect(codeOf(await portico.client().gql(REQUEST, { email: 'not an address' }))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await portico.client().gql(RequestLoginLinkDocument, { email: 'not an address' }))).toBe(
+      'BAD_USER_INPUT',
+    );
   });
 
   it('binds the token to login: it is no invite, and it expires', async () => {
-    await portico.client().gql(REQUEST, { email: ADMIN.email });
+    await portico.client().gql(RequestLoginLinkDocument, { email: ADMIN.email });
     await expect.poll(() => mailedTokens(portico, ADMIN.email).length).toBe(3);
     const token = mailedTokens(portico, ADMIN.email).at(-1)!;
-    const asInvite = await portico.client().gql(SIGN_UP, {
+    const asInvite = await portico.client().gql(SignUpDocument, {
       input: { email: 'x@example.com', password: 'a long enough passphrase', inviteToken: token },
     });
     expect(codeOf(asInvite)).toBe('INVALID_TOKEN');
@@ -77,7 +72,7 @@ describe.each(backends)('magic links on %s', (backend) => {
     await portico.gateway.runtime.db.system.em
       .fork()
       .nativeUpdate(Token, { hash: sha256(token) }, { expiresAt: new Date(Date.now() - 1000) });
-    expect(codeOf(await portico.client().gql(REDEEM_TOKEN, { token }))).toBe('INVALID_TOKEN');
+    expect(codeOf(await portico.client().gql(RedeemTokenDocument, { token }))).toBe('INVALID_TOKEN');
   });
 });
 
@@ -85,7 +80,9 @@ describe('magic links', () => {
   it('are refused when the method is not enabled', async () => {
     const portico = await startGateway({ config: { methods: ['password'] }, listen: false });
     try {
-      expect(codeOf(await portico.client().gql(REQUEST, { email: ADMIN.email }))).toBe('FORBIDDEN');
+      expect(codeOf(await portico.client().gql(RequestLoginLinkDocument, { email: ADMIN.email }))).toBe(
+        'FORBIDDEN',
+      );
     } finally {
       await portico.close();
     }
@@ -118,7 +115,7 @@ describe('magic links', () => {
     });
     try {
       await bootstrapAdmin(portico);
-      await portico.client().gql(REQUEST, { email: ADMIN.email });
+      await portico.client().gql(RequestLoginLinkDocument, { email: ADMIN.email });
       await expect.poll(() => received.length, { timeout: 10_000 }).toBe(1);
       // Quoted-printable: soft line breaks and =XX escapes.
       const message = received[0]!
@@ -128,7 +125,7 @@ describe('magic links', () => {
       expect(message).toMatch(/^From: Portico <hi@portico\.test>/im);
       const token = message.match(/\/auth\/redeem\?token=([\w-]{43})/)?.[1];
       expect(token).toBeDefined();
-      const redeemed = await portico.client().gql(REDEEM_TOKEN, { token });
+      const redeemed = await portico.client().gql(RedeemTokenDocument, { token: token! });
       expect(redeemed.errors).toBeUndefined();
     } finally {
       await portico.close();

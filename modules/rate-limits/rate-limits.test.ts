@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { LogInDocument, RequestLoginLinkDocument, SignUpDocument } from '../../client/index.ts';
 import {
   ADMIN,
   backends,
@@ -8,9 +9,6 @@ import {
   startGateway,
   type TestGateway,
 } from '../../test/harness.ts';
-
-const LOG_IN =
-  'mutation ($email: String!, $password: String!) { logIn(email: $email, password: $password) { user { id } } }';
 
 describe.each(backends)('rate limits on %s', (backend) => {
   const started: TestGateway[] = [];
@@ -29,17 +27,21 @@ describe.each(backends)('rate limits on %s', (backend) => {
     for (let i = 0; i < 10; i++) {
       const wrong = await portico
         .client()
-        .gql(LOG_IN, { email: ADMIN.email, password: `wrong password ${i}` });
+        .gql(LogInDocument, { email: ADMIN.email, password: `wrong password ${i}` });
       expect(codeOf(wrong)).toBe('INVALID_CREDENTIALS');
     }
-    const limited = await portico.client().gql(LOG_IN, { email: ADMIN.email, password: ADMIN.password });
+    const limited = await portico
+      .client()
+      .gql(LogInDocument, { email: ADMIN.email, password: ADMIN.password });
     expect(codeOf(limited)).toBe('RATE_LIMITED');
     const retryAfter = limited.errors?.[0]?.extensions?.retryAfter as number;
     expect(retryAfter).toBeGreaterThan(0);
     expect(retryAfter).toBeLessThanOrEqual(30);
     // Another account from the same IP is not affected.
     expect(
-      codeOf(await portico.client().gql(LOG_IN, { email: 'other@example.com', password: 'whatever it is' })),
+      codeOf(
+        await portico.client().gql(LogInDocument, { email: 'other@example.com', password: 'whatever it is' }),
+      ),
     ).toBe('INVALID_CREDENTIALS');
   });
 
@@ -59,10 +61,11 @@ describe.each(backends)('rate limits on %s', (backend) => {
   it('starts over after a success', async () => {
     const portico = await start();
     await bootstrapAdmin(portico);
-    const fail = () => portico.client().gql(LOG_IN, { email: ADMIN.email, password: 'not the password' });
+    const fail = () =>
+      portico.client().gql(LogInDocument, { email: ADMIN.email, password: 'not the password' });
     for (let i = 0; i < 9; i++) await fail();
     expect(
-      (await portico.client().gql(LOG_IN, { email: ADMIN.email, password: ADMIN.password })).errors,
+      (await portico.client().gql(LogInDocument, { email: ADMIN.email, password: ADMIN.password })).errors,
     ).toBeUndefined();
     for (let i = 0; i < 9; i++) expect(codeOf(await fail())).toBe('INVALID_CREDENTIALS');
   });
@@ -70,7 +73,9 @@ describe.each(backends)('rate limits on %s', (backend) => {
   it('blocks an IP past its failures across accounts, and shares counters between instances', async () => {
     const first = await start({ config: { rateLimits: { ipFailures: 5 } } });
     for (let i = 0; i < 5; i++) {
-      await first.client().gql(LOG_IN, { email: `user${i}@example.com`, password: 'not the password' });
+      await first
+        .client()
+        .gql(LogInDocument, { email: `user${i}@example.com`, password: 'not the password' });
     }
     const second = await start({
       config: { rateLimits: { ipFailures: 5 } },
@@ -79,7 +84,7 @@ describe.each(backends)('rate limits on %s', (backend) => {
     });
     const elsewhere = await second
       .client()
-      .gql(LOG_IN, { email: 'fresh@example.com', password: 'whatever it is' });
+      .gql(LogInDocument, { email: 'fresh@example.com', password: 'whatever it is' });
     expect(codeOf(elsewhere)).toBe('RATE_LIMITED');
   });
 
@@ -88,15 +93,12 @@ describe.each(backends)('rate limits on %s', (backend) => {
     const signUp = (i: number) =>
       portico
         .client()
-        .gql(
-          `mutation { signUp(input: { email: "s${i}@example.com", password: "a long enough passphrase" }) { user { id } } }`,
-        );
+        .gql(SignUpDocument, { input: { email: `s${i}@example.com`, password: 'a long enough passphrase' } });
     expect((await signUp(1)).errors).toBeUndefined();
     expect((await signUp(2)).errors).toBeUndefined();
     expect(codeOf(await signUp(3))).toBe('RATE_LIMITED');
 
-    const link = (email: string) =>
-      portico.client().gql('mutation ($email: String!) { requestLoginLink(email: $email) }', { email });
+    const link = (email: string) => portico.client().gql(RequestLoginLinkDocument, { email });
     expect((await link('s1@example.com')).errors).toBeUndefined();
     expect((await link('s1@example.com')).errors).toBeUndefined();
     expect(codeOf(await link('s1@example.com'))).toBe('RATE_LIMITED');

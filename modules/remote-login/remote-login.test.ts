@@ -1,18 +1,8 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuthDocument, LogInWithDocument } from '../../client/index.ts';
 import { backends, bootstrapAdmin, codeOf, startGateway, type TestGateway } from '../../test/harness.ts';
-
-const LOG_IN_WITH = `mutation ($method: String!, $credentials: JSONObject!) {
-  logInWith(method: $method, credentials: $credentials) { user { id email name roles } session { method } }
-}`;
-
-interface Payload {
-  logInWith: {
-    user: { id: string; email: string; name: string | null; roles: string[] };
-    session: { method: string };
-  };
-}
 
 /** A stand-in for the app's own login service. */
 function remoteService(): Server {
@@ -63,10 +53,10 @@ describe.each(backends)('remote login on %s', (backend) => {
   });
 
   const logInWith = (credentials: Record<string, unknown>, method = 'remote') =>
-    portico.client().gql<Payload>(LOG_IN_WITH, { method, credentials });
+    portico.client().gql(LogInWithDocument, { method, credentials });
 
   it('lists the enabled methods', async () => {
-    const auth = await portico.client().gql<{ auth: { methods: string[] } }>('{ auth { methods } }');
+    const auth = await portico.client().gql(AuthDocument);
     expect(auth.data?.auth.methods).toEqual(['password', 'remote']);
   });
 
@@ -128,7 +118,7 @@ describe('remote login when the endpoint is down', () => {
     try {
       const result = await portico
         .client()
-        .gql(LOG_IN_WITH, { method: 'remote', credentials: { username: 'x' } });
+        .gql(LogInWithDocument, { method: 'remote', credentials: { username: 'x' } });
       expect(codeOf(result)).toBe('SERVICE_UNAVAILABLE');
       expect(result.status).toBe(503);
     } finally {

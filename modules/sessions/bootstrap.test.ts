@@ -1,11 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ADMIN, backends, codeOf, REDEEM_TOKEN, startGateway, type TestGateway } from '../../test/harness.ts';
+import { AuthDocument, LogInDocument, RedeemTokenDocument, ViewerDocument } from '../../client/index.ts';
+import { ADMIN, backends, codeOf, startGateway, type TestGateway } from '../../test/harness.ts';
 import sessions from './index.ts';
-
-const AUTH = '{ auth { needsBootstrap } }';
-const VIEWER = '{ viewer { user { email } } }';
-const LOG_IN =
-  'mutation ($email: String!, $password: String!) { logIn(email: $email, password: $password) { user { id } } }';
 
 describe.each(backends)('bootstrap on %s', (backend) => {
   const started: TestGateway[] = [];
@@ -23,30 +19,26 @@ describe.each(backends)('bootstrap on %s', (backend) => {
     const portico = await start();
     expect(portico.logs.some((line) => /No admin yet/.test(line.msg))).toBe(true);
     const token = portico.bootstrapToken();
-    const noProfile = await portico.client().gql(REDEEM_TOKEN, { token });
+    const noProfile = await portico.client().gql(RedeemTokenDocument, { token });
     expect(codeOf(noProfile)).toBe('BAD_USER_INPUT');
     const weak = await portico
       .client()
-      .gql(REDEEM_TOKEN, { token, profile: { email: ADMIN.email, password: '12345678' } });
+      .gql(RedeemTokenDocument, { token, profile: { email: ADMIN.email, password: '12345678' } });
     expect(codeOf(weak)).toBe('BAD_USER_INPUT');
 
-    const ok = await portico
-      .client()
-      .gql<{ redeemToken: { user: { roles: string[] }; session: { method: string } } }>(REDEEM_TOKEN, {
-        token,
-        profile: ADMIN,
-      });
+    const ok = await portico.client().gql(RedeemTokenDocument, {
+      token,
+      profile: ADMIN,
+    });
     expect(ok.errors).toBeUndefined();
     expect(ok.data?.redeemToken.user.roles).toEqual(['admin']);
     expect(ok.data?.redeemToken.session.method).toBe('bootstrap');
 
     const again = await portico
       .client()
-      .gql(REDEEM_TOKEN, { token, profile: { ...ADMIN, email: 'two@example.com' } });
+      .gql(RedeemTokenDocument, { token, profile: { ...ADMIN, email: 'two@example.com' } });
     expect(codeOf(again)).toBe('INVALID_TOKEN');
-    expect(
-      (await portico.client().gql<{ auth: { needsBootstrap: boolean } }>(AUTH)).data?.auth.needsBootstrap,
-    ).toBe(false);
+    expect((await portico.client().gql(AuthDocument)).data?.auth.needsBootstrap).toBe(false);
   });
 
   it('gives exactly one admin to 50 concurrent redemptions of one token', async () => {
@@ -54,7 +46,9 @@ describe.each(backends)('bootstrap on %s', (backend) => {
     const token = portico.bootstrapToken();
     const results = await Promise.all(
       Array.from({ length: 50 }, (_, i) =>
-        portico.client().gql(REDEEM_TOKEN, { token, profile: { ...ADMIN, email: `racer${i}@example.com` } }),
+        portico
+          .client()
+          .gql(RedeemTokenDocument, { token, profile: { ...ADMIN, email: `racer${i}@example.com` } }),
       ),
     );
     const winners = results.filter((result) => !result.errors);
@@ -72,7 +66,9 @@ describe.each(backends)('bootstrap on %s', (backend) => {
     }
     const results = await Promise.all(
       tokens.map((token, i) =>
-        first.client().gql(REDEEM_TOKEN, { token, profile: { ...ADMIN, email: `first${i}@example.com` } }),
+        first
+          .client()
+          .gql(RedeemTokenDocument, { token, profile: { ...ADMIN, email: `first${i}@example.com` } }),
       ),
     );
     expect(results.filter((result) => !result.errors)).toHaveLength(1);
@@ -80,14 +76,12 @@ describe.each(backends)('bootstrap on %s', (backend) => {
 
     const restarted = await start({ databaseUrl: first.databaseUrl, dataDir: first.dataDir });
     expect(restarted.logs.some((line) => line.bootstrap === true)).toBe(false);
-    expect(
-      (await restarted.client().gql<{ auth: { needsBootstrap: boolean } }>(AUTH)).data?.auth.needsBootstrap,
-    ).toBe(false);
+    expect((await restarted.client().gql(AuthDocument)).data?.auth.needsBootstrap).toBe(false);
     expect(await restarted.gateway.runtime.instances.of(sessions).issueBootstrapLink()).toBeNull();
     for (const token of tokens) {
       const late = await restarted
         .client()
-        .gql(REDEEM_TOKEN, { token, profile: { ...ADMIN, email: 'late@example.com' } });
+        .gql(RedeemTokenDocument, { token, profile: { ...ADMIN, email: 'late@example.com' } });
       expect(codeOf(late)).toBe('INVALID_TOKEN');
     }
   });
@@ -97,32 +91,28 @@ describe.each(backends)('bootstrap on %s', (backend) => {
     const NEW = 'n'.repeat(40);
     const first = await start({ env: { PORTICO_SECRET: OLD } });
     const admin = first.client();
-    await admin.gql(REDEEM_TOKEN, { token: first.bootstrapToken(), profile: ADMIN });
+    await admin.gql(RedeemTokenDocument, { token: first.bootstrapToken(), profile: ADMIN });
     const cookie = admin.cookieHeader;
     await first.stop();
     const restart = (secret: string) =>
       start({ databaseUrl: first.databaseUrl, dataDir: first.dataDir, env: { PORTICO_SECRET: secret } });
     const viewerEmail = async (gateway: TestGateway) =>
-      (
-        await gateway
-          .client()
-          .gql<{ viewer: { user: { email: string } | null } }>(VIEWER, undefined, { cookie })
-      ).data?.viewer.user?.email ?? null;
+      (await gateway.client().gql(ViewerDocument, undefined, { cookie })).data?.viewer.user?.email ?? null;
 
     const rotated = await restart(`${NEW},${OLD}`);
     expect(await viewerEmail(rotated)).toBe(ADMIN.email);
     // New cookies are sealed with the first secret: they open without the old one.
     const fresh = rotated.client();
-    await fresh.gql(LOG_IN, { email: ADMIN.email, password: ADMIN.password });
+    await fresh.gql(LogInDocument, { email: ADMIN.email, password: ADMIN.password });
     const freshCookie = fresh.cookieHeader;
     await rotated.stop();
 
     const dropped = await restart(NEW);
     expect(await viewerEmail(dropped)).toBeNull();
-    const stillIn = await dropped.client().gql<{ viewer: { user: { email: string } } }>(VIEWER, undefined, {
+    const stillIn = await dropped.client().gql(ViewerDocument, undefined, {
       cookie: freshCookie,
     });
-    expect(stillIn.data?.viewer.user.email).toBe(ADMIN.email);
+    expect(stillIn.data?.viewer.user?.email).toBe(ADMIN.email);
   });
 
   it('refuses garbage and unknown tokens with INVALID_TOKEN', async () => {
@@ -134,7 +124,7 @@ describe.each(backends)('bootstrap on %s', (backend) => {
       `${'A'.repeat(43)}'; drop table users; --`,
       'x'.repeat(10_000),
     ]) {
-      const result = await portico.client().gql(REDEEM_TOKEN, { token, profile: ADMIN });
+      const result = await portico.client().gql(RedeemTokenDocument, { token, profile: ADMIN });
       expect(codeOf(result)).toBe('INVALID_TOKEN');
     }
   });

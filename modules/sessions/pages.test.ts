@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuthDocument, CreateInviteDocument, LogInDocument, ViewerDocument } from '../../client/index.ts';
 import { ADMIN, backends, startGateway, type TestClient, type TestGateway } from '../../test/harness.ts';
-
-const VIEWER = '{ viewer { user { email roles } session { method } } }';
 
 /** GETs a page and returns its HTML and the CSRF token of its forms. */
 async function open(client: TestClient, path: string) {
@@ -23,12 +22,7 @@ const post = (
     body: new URLSearchParams(fields),
   });
 
-const viewerOf = async (client: TestClient) =>
-  (
-    await client.gql<{
-      viewer: { user: { email: string; roles: string[] } | null; session: { method: string } | null };
-    }>(VIEWER)
-  ).data!.viewer;
+const viewerOf = async (client: TestClient) => (await client.gql(ViewerDocument)).data!.viewer;
 
 describe.each(backends)('pages on %s', (backend) => {
   let portico: TestGateway;
@@ -52,9 +46,7 @@ describe.each(backends)('pages on %s', (backend) => {
     expect(page.response.headers.get('content-security-policy')).toContain("default-src 'none'");
     expect(page.text).toContain('Create the first admin');
     expect(page.text).not.toMatch(/<script|src="http|href="http/);
-    const needs = await portico
-      .client()
-      .gql<{ auth: { needsBootstrap: boolean } }>('{ auth { needsBootstrap } }');
+    const needs = await portico.client().gql(AuthDocument);
     expect(needs.data?.auth.needsBootstrap).toBe(true);
 
     const weak = await post(browser, '/auth/redeem', {
@@ -145,12 +137,8 @@ describe.each(backends)('pages on %s', (backend) => {
 
   it('accepts an invite through /auth/redeem', async () => {
     const admin = portico.client();
-    await admin.gql(
-      'mutation { logIn(email: "admin@example.com", password: "correct horse battery staple") { user { id } } }',
-    );
-    const ticket = await admin.gql<{ createInvite: { url: string } }>(
-      'mutation { createInvite(email: "colleague@example.com") { url } }',
-    );
+    await admin.gql(LogInDocument, { email: ADMIN.email, password: ADMIN.password });
+    const ticket = await admin.gql(CreateInviteDocument, { email: 'colleague@example.com' });
     const path =
       new URL(ticket.data!.createInvite.url).pathname + new URL(ticket.data!.createInvite.url).search;
     const invitee = portico.client();

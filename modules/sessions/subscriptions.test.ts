@@ -1,5 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  LogInDocument,
+  LogOutDocument,
+  RevokeUserSessionsDocument,
+  SessionRevokedDocument,
+  SignUpDocument,
+} from '../../client/index.ts';
+import {
   backends,
   bootstrapAdmin,
   startGateway,
@@ -7,8 +14,6 @@ import {
   type TestClient,
   type TestGateway,
 } from '../../test/harness.ts';
-
-const SUBSCRIBE = 'subscription { sessionRevoked { sessionId reason at } }';
 
 describe.each(backends)('sessionRevoked over SSE on %s', (backend) => {
   let portico: TestGateway;
@@ -21,20 +26,16 @@ describe.each(backends)('sessionRevoked over SSE on %s', (backend) => {
 
   it('emits once with the reason when an admin revokes the session, then completes', async () => {
     const user = portico.client();
-    const signUp = await user.gql<{ signUp: { user: { id: string }; session: { id: string } } }>(
-      'mutation { signUp(input: { email: "sse@example.com", password: "a long enough passphrase" }) { user { id } session { id } } }',
-    );
-    const stream = await subscribeOverSse(user, SUBSCRIBE);
+    const signUp = await user.gql(SignUpDocument, {
+      input: { email: 'sse@example.com', password: 'a long enough passphrase' },
+    });
+    const stream = await subscribeOverSse(user, SessionRevokedDocument);
     expect(stream.response.status).toBe(200);
     // Another session's revocation is not this subscriber's business.
     const other = portico.client();
-    await other.gql(
-      'mutation { logIn(email: "sse@example.com", password: "a long enough passphrase") { user { id } } }',
-    );
-    await other.gql('mutation { logOut }');
-    await admin.gql('mutation ($id: ID!) { revokeUserSessions(userId: $id) }', {
-      id: signUp.data!.signUp.user.id,
-    });
+    await other.gql(LogInDocument, { email: 'sse@example.com', password: 'a long enough passphrase' });
+    await other.gql(LogOutDocument);
+    await admin.gql(RevokeUserSessionsDocument, { userId: signUp.data!.signUp.user.id });
     const events = await stream.done;
     const next = events.filter((event) => event.event === 'next');
     expect(next).toHaveLength(1);
@@ -45,7 +46,7 @@ describe.each(backends)('sessionRevoked over SSE on %s', (backend) => {
   });
 
   it('refuses an anonymous subscriber at subscribe time', async () => {
-    const stream = await subscribeOverSse(portico.client(), SUBSCRIBE);
+    const stream = await subscribeOverSse(portico.client(), SessionRevokedDocument);
     const events = await stream.done;
     expect(JSON.stringify(events)).toContain('UNAUTHENTICATED');
     const delivered = events.filter((event) => (event.data as { data?: unknown } | null)?.data);

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LogInDocument, ViewerDocument } from '../../client/index.ts';
 import {
   ADMIN,
   backends,
@@ -8,16 +9,7 @@ import {
   type TestGateway,
 } from '../../test/harness.ts';
 
-const VIEWER = '{ viewer { user { email } session { lastSeenAt expiresAt ip userAgent } } }';
-const LOG_IN = `mutation { logIn(email: "${ADMIN.email}", password: "${ADMIN.password}") { session { id } } }`;
 const MINUTE = 60_000;
-
-interface ViewerResult {
-  viewer: {
-    user: { email: string } | null;
-    session: { lastSeenAt: string; expiresAt: string; ip: string | null; userAgent: string | null } | null;
-  };
-}
 
 describe.each(backends)('session timeouts on %s', (backend) => {
   let portico: TestGateway;
@@ -35,11 +27,15 @@ describe.each(backends)('session timeouts on %s', (backend) => {
 
   const signIn = async () => {
     const client = portico.client();
-    await client.gql(LOG_IN, undefined, { 'user-agent': 'timeout-test/1.0' });
+    await client.gql(
+      LogInDocument,
+      { email: ADMIN.email, password: ADMIN.password },
+      { 'user-agent': 'timeout-test/1.0' },
+    );
     return client;
   };
   const viewer = async (client: ReturnType<TestGateway['client']>) =>
-    (await client.gql<ViewerResult>(VIEWER)).data!.viewer;
+    (await client.gql(ViewerDocument)).data!.viewer;
 
   it('records the ip and user agent, and writes lastSeenAt at most once a minute', async () => {
     const client = await signIn();

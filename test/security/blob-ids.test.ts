@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BlobSignedUrlDocument } from '../../client/index.ts';
 import { toGlobalId } from '../../src/index.ts';
 import {
   backends,
@@ -111,11 +112,8 @@ describe.each(backends)('blob ids on %s', (backend) => {
   it('signs URLs on the same path; they work without credentials and for that blob only', async () => {
     const bytes = randomBytes(500);
     const { blob } = await upload(alice, bytes);
-    const signed = await alice.gql<{ blob: { signedUrl: string } }>(
-      'query ($id: ID!) { blob(id: $id) { signedUrl(expiresInSeconds: 60) } }',
-      { id: blob.id },
-    );
-    const url = signed.data!.blob.signedUrl;
+    const signed = await alice.gql(BlobSignedUrlDocument, { id: blob.id, expiresInSeconds: 60 });
+    const url = signed.data!.blob!.signedUrl;
     expect(url.startsWith(`/blobs/${blob.id}?`)).toBe(true);
     const stranger = new TestClient(portico.url);
     const got = await bytesOf(stranger, url);
@@ -158,11 +156,8 @@ describe.each(backends)('blob ids on %s', (backend) => {
     const legacy = `/blobs/${rowIdOf(blob.id)}`;
     expect((await bytesOf(alice, legacy)).body.equals(bytes)).toBe(true);
     expect((await bob.request(legacy)).status).toBe(404);
-    const signed = await alice.gql<{ blob: { signedUrl: string } }>(
-      'query ($id: ID!) { blob(id: $id) { signedUrl(expiresInSeconds: 60) } }',
-      { id: blob.id },
-    );
-    const query = new URL(signed.data!.blob.signedUrl, portico.url).search;
+    const signed = await alice.gql(BlobSignedUrlDocument, { id: blob.id, expiresInSeconds: 60 });
+    const query = new URL(signed.data!.blob!.signedUrl, portico.url).search;
     expect((await bytesOf(new TestClient(portico.url), `${legacy}${query}`)).status).toBe(200);
   });
 });

@@ -1,5 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CountDocumentsDocument,
+  DeleteDocumentDocument,
+  DocumentChangedDocument,
+  DocumentDocument,
+  type IndexQuery,
+  PatchDocumentDocument,
+  PutDocumentDocument,
+  SignUpDocument,
+} from '../../client/index.ts';
 import type { JsonObject } from '../../modules/collections/json.ts';
 import { mergePatch } from '../../modules/collections/patch.ts';
 import {
@@ -9,6 +19,8 @@ import {
   connectSse,
   eventually,
   type GraphQLResponse,
+  type Operation,
+  queryText,
   startGateway,
   type TestClient,
   type TestGateway,
@@ -50,26 +62,6 @@ const CONFIG = {
   },
 };
 
-const PUT = `mutation ($c: String!, $id: ID, $data: JSONObject!, $v: Int) {
-  putDocument(collection: $c, id: $id, data: $data, expectedVersion: $v) { id version data }
-}`;
-const PATCH = `mutation ($c: String!, $id: ID!, $patch: JSONObject!, $v: Int) {
-  patchDocument(collection: $c, id: $id, patch: $patch, expectedVersion: $v) { id version data }
-}`;
-const DELETE = `mutation ($c: String!, $id: ID!, $v: Int) {
-  deleteDocument(collection: $c, id: $id, expectedVersion: $v)
-}`;
-const GET = 'query ($c: String!, $id: ID!) { document(collection: $c, id: $id) { id version data } }';
-const COUNT = `query ($c: String!, $index: String, $where: IndexQuery) {
-  countDocuments(collection: $c, index: $index, where: $where)
-}`;
-
-interface Stored {
-  id: string;
-  version: number;
-  data: Record<string, unknown>;
-}
-
 /** JSON text with an own `__proto__` key: a JS object literal would set the prototype instead. */
 const json = (text: string) => JSON.parse(text) as Record<string, unknown>;
 
@@ -87,13 +79,13 @@ const nestedText = (levels: number) =>
 /** A GraphQL request whose variables are given as JSON text. */
 async function gqlText(
   client: TestClient,
-  query: string,
+  operation: Operation,
   variables: string,
 ): Promise<GraphQLResponse<unknown>> {
   const response = await client.request('/graphql', {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
-    body: `{"query":${JSON.stringify(query)},"variables":${variables}}`,
+    body: `{"query":${JSON.stringify(queryText(operation))},"variables":${variables}}`,
   });
   return { ...((await response.json()) as object), status: response.status, headers: response.headers };
 }
@@ -112,18 +104,18 @@ describe.each(backends)('document data is JSON and nothing else, on %s', (backen
   });
   afterAll(() => portico?.close());
 
-  async function put(collection: string, data: Record<string, unknown>, id?: string): Promise<Stored> {
-    const result = await admin.gql<{ putDocument: Stored }>(PUT, { c: collection, data, id });
+  async function put(collection: string, data: Record<string, unknown>, id?: string) {
+    const result = await admin.gql(PutDocumentDocument, { collection, data, id });
     expect(result.errors, JSON.stringify(result.errors)).toBeUndefined();
     return result.data!.putDocument;
   }
-  async function get(collection: string, id: string): Promise<Stored | null> {
-    const result = await admin.gql<{ document: Stored | null }>(GET, { c: collection, id });
+  async function get(collection: string, id: string) {
+    const result = await admin.gql(DocumentDocument, { collection, id });
     expect(result.errors, JSON.stringify(result.errors)).toBeUndefined();
     return result.data!.document;
   }
-  async function count(collection: string, index: string | null, where?: Record<string, unknown>) {
-    const result = await admin.gql<{ countDocuments: number }>(COUNT, { c: collection, index, where });
+  async function count(collection: string, index: string | null, where?: IndexQuery) {
+    const result = await admin.gql(CountDocumentsDocument, { collection, index, where });
     expect(result.errors, JSON.stringify(result.errors)).toBeUndefined();
     return result.data!.countDocuments;
   }
@@ -133,8 +125,8 @@ describe.each(backends)('document data is JSON and nothing else, on %s', (backen
   it('merge-patches `__proto__` as an ordinary key: a required key hidden under it is still missing', async () => {
     const note = await put('notes', { title: 'real', kind: 'plain' });
     const before = await textOf('notes', note.id);
-    const asVariable = await admin.gql(PATCH, {
-      c: 'notes',
+    const asVariable = await admin.gql(PatchDocumentDocument, {
+      collection: 'notes',
       id: note.id,
       patch: json('{"title": null, "__proto__": {"title": "x"}}'),
     });
@@ -149,8 +141,8 @@ describe.each(backends)('document data is JSON and nothing else, on %s', (backen
 
   it('stores and indexes the exact value: no ghost entry, and a unique index still accepts the value nobody holds', async () => {
     const note = await put('notes', { title: 'ghostly', kind: 'real', code: 'held' });
-    const patched = await admin.gql<{ patchDocument: Stored }>(PATCH, {
-      c: 'notes',
+    const patched = await admin.gql(PatchDocumentDocument, {
+      collection: 'notes',
       id: note.id,
       patch: json('{"kind": null, "code": null, "__proto__": {"kind": "ghost", "code": "free"}}'),
     });
@@ -170,7 +162,7 @@ describe.each(backends)('document data is JSON and nothing else, on %s', (backen
     expect(await count('notes', 'byCode', { eq: { code: 'free' } })).toBe(1);
 
     // A literal sends the same ordinary key.
-    const literal = await admin.gql<{ putDocument: Stored }>(
+    const literal = await admin.gql<{ putDocument: { data: unknown } }>(
       'mutation { putDocument(collection: "notes", data: { title: "lit", __proto__: { kind: "inner" } }) { id data } }',
     );
     expect(JSON.stringify(literal.data?.putDocument.data)).toBe(
@@ -189,9 +181,12 @@ describe.each(backends)('document data is JSON and nothing else, on %s', (backen
     expect(await count('keys', 'byConstructor', { eq: { constructor: 'built' } })).toBe(1);
     expect(await count('keys', 'byPrototype', { eq: { 'prototype.x': 1 } })).toBe(1);
     expect(await count('keys', 'byToString', { eq: { 'meta.toString': 's' } })).toBe(1);
-    expectRefusal(await admin.gql(PUT, { c: 'keys', data: { constructor: 5 } }), 'VALIDATION_FAILED');
-    const removed = await admin.gql<{ patchDocument: Stored }>(PATCH, {
-      c: 'keys',
+    expectRefusal(
+      await admin.gql(PutDocumentDocument, { collection: 'keys', data: { constructor: 5 } }),
+      'VALIDATION_FAILED',
+    );
+    const removed = await admin.gql(PatchDocumentDocument, {
+      collection: 'keys',
       id: built.id,
       patch: { constructor: null, prototype: { x: null, y: 2 } },
     });
@@ -216,17 +211,24 @@ describe.each(backends)('document data is JSON and nothing else, on %s', (backen
     expect(deepest.data).toEqual(nested(64));
     const arrays = await put('deep', { list: JSON.parse(`${'['.repeat(63)}1${']'.repeat(63)}`) });
     expect(arrays.version).toBe(1);
-    expectRefusal(await admin.gql(PUT, { c: 'deep', data: nested(65) }), 'BAD_USER_INPUT');
     expectRefusal(
-      await admin.gql(PUT, { c: 'deep', data: { list: JSON.parse(`${'['.repeat(64)}1${']'.repeat(64)}`) } }),
+      await admin.gql(PutDocumentDocument, { collection: 'deep', data: nested(65) }),
       'BAD_USER_INPUT',
     );
-    expectRefusal(await gqlText(admin, PUT, `{"c":"deep","data":${nestedText(10_000)}}`), 'BAD_USER_INPUT');
+    expectRefusal(
+      await admin.gql(PutDocumentDocument, {
+        collection: 'deep',
+        data: { list: JSON.parse(`${'['.repeat(64)}1${']'.repeat(64)}`) },
+      }),
+      'BAD_USER_INPUT',
+    );
+    expectRefusal(
+      await gqlText(admin, PutDocumentDocument, `{"collection":"deep","data":${nestedText(10_000)}}`),
+      'BAD_USER_INPUT',
+    );
 
     const literal = (levels: number) =>
-      admin.gql<{ putDocument: Stored }>(
-        `mutation { putDocument(collection: "deep", data: ${nestedLiteral(levels)}) { id } }`,
-      );
+      admin.gql(`mutation { putDocument(collection: "deep", data: ${nestedLiteral(levels)}) { id } }`);
     const literal64 = await literal(64);
     expect(literal64.errors).toBeUndefined();
     expectRefusal(await literal(65), 'BAD_USER_INPUT');
@@ -239,20 +241,30 @@ describe.each(backends)('document data is JSON and nothing else, on %s', (backen
     // A patch is JSON too; the document stays as it was.
     const target = await put('deep', { top: 'kept' });
     expectRefusal(
-      await admin.gql(PATCH, { c: 'deep', id: target.id, patch: { inner: nested(64) } }),
+      await admin.gql(PatchDocumentDocument, {
+        collection: 'deep',
+        id: target.id,
+        patch: { inner: nested(64) },
+      }),
       'BAD_USER_INPUT',
     );
     expectRefusal(
-      await gqlText(admin, PATCH, `{"c":"deep","id":"${target.id}","patch":${nestedText(10_000)}}`),
+      await gqlText(
+        admin,
+        PatchDocumentDocument,
+        `{"collection":"deep","id":"${target.id}","patch":${nestedText(10_000)}}`,
+      ),
       'BAD_USER_INPUT',
     );
-    expect(await get('deep', target.id)).toEqual({ id: target.id, version: 1, data: { top: 'kept' } });
+    const untouched = await get('deep', target.id);
+    expect(untouched).toMatchObject({ id: target.id, version: 1 });
+    expect(untouched?.data).toEqual({ top: 'kept' });
     // And so are the values of a query.
     expectRefusal(
       await gqlText(
         admin,
-        COUNT,
-        `{"c":"deep","index":"byTop","where":{"eq":{"top":${nestedText(10_000)}}}}`,
+        CountDocumentsDocument,
+        `{"collection":"deep","index":"byTop","where":{"eq":{"top":${nestedText(10_000)}}}}`,
       ),
       'BAD_USER_INPUT',
     );
@@ -275,7 +287,7 @@ describe.each(backends)('document data is JSON and nothing else, on %s', (backen
     }
     const documents = await count('sized', null);
     for (const name of over) {
-      const refused = await admin.gql(PUT, { c: 'sized', data: { name } });
+      const refused = await admin.gql(PutDocumentDocument, { collection: 'sized', data: { name } });
       expectRefusal(refused, 'BAD_USER_INPUT');
       expect(refused.errors?.[0]?.message).toContain('"byName"');
     }
@@ -283,10 +295,16 @@ describe.each(backends)('document data is JSON and nothing else, on %s', (backen
 
     const kept = await put('sized', { name: 'short' });
     expectRefusal(
-      await admin.gql(PATCH, { c: 'sized', id: kept.id, patch: { name: 'y'.repeat(1022) } }),
+      await admin.gql(PatchDocumentDocument, {
+        collection: 'sized',
+        id: kept.id,
+        patch: { name: 'y'.repeat(1022) },
+      }),
       'BAD_USER_INPUT',
     );
-    expect(await get('sized', kept.id)).toEqual({ id: kept.id, version: 1, data: { name: 'short' } });
+    const unchanged = await get('sized', kept.id);
+    expect(unchanged).toMatchObject({ id: kept.id, version: 1 });
+    expect(unchanged?.data).toEqual({ name: 'short' });
     expect(await count('sized', 'byName', { eq: { name: 'short' } })).toBe(1);
     expect(errorLines(portico.logs)).toEqual([]);
   });
@@ -297,7 +315,7 @@ describe.each(backends)('document data is JSON and nothing else, on %s', (backen
       const code = `race-${round}`;
       const created = await Promise.all(
         Array.from({ length: writers }, (_, writer) =>
-          admin.gql(PUT, { c: 'races', data: { code, writer } }),
+          admin.gql(PutDocumentDocument, { collection: 'races', data: { code, writer } }),
         ),
       );
       for (const result of created) expectNoServerError(result);
@@ -313,7 +331,11 @@ describe.each(backends)('document data is JSON and nothing else, on %s', (backen
     );
     const patched = await Promise.all(
       existing.map((document) =>
-        admin.gql(PATCH, { c: 'races', id: document.id, patch: { code: 'contested' } }),
+        admin.gql(PatchDocumentDocument, {
+          collection: 'races',
+          id: document.id,
+          patch: { code: 'contested' },
+        }),
       ),
     );
     for (const result of patched) expectNoServerError(result);
@@ -328,8 +350,16 @@ describe.each(backends)('document data is JSON and nothing else, on %s', (backen
     const [left, right] = [await put('races', { code: 'left' }), await put('races', { code: 'right' })];
     for (let round = 0; round < 4; round++) {
       const [one, other] = await Promise.all([
-        admin.gql(PATCH, { c: 'races', id: left!.id, patch: { code: round % 2 ? 'left' : 'right' } }),
-        admin.gql(PATCH, { c: 'races', id: right!.id, patch: { code: round % 2 ? 'right' : 'left' } }),
+        admin.gql(PatchDocumentDocument, {
+          collection: 'races',
+          id: left!.id,
+          patch: { code: round % 2 ? 'left' : 'right' },
+        }),
+        admin.gql(PatchDocumentDocument, {
+          collection: 'races',
+          id: right!.id,
+          patch: { code: round % 2 ? 'right' : 'left' },
+        }),
       ]);
       for (const result of [one!, other!]) if (result.errors) expectRefusal(result, 'CONFLICT');
     }
@@ -339,7 +369,7 @@ describe.each(backends)('document data is JSON and nothing else, on %s', (backen
     // Creating the same new id at once: each write either lands (a later one replaces) or is CONFLICT.
     const sameId = await Promise.all(
       Array.from({ length: writers }, (_, writer) =>
-        admin.gql(PUT, { c: 'races', id: 'one-id', data: { writer } }),
+        admin.gql(PutDocumentDocument, { collection: 'races', id: 'one-id', data: { writer } }),
       ),
     );
     for (const result of sameId) if (result.errors) expectRefusal(result, 'CONFLICT');
@@ -358,10 +388,9 @@ describe.each(backends)('owner collections leak nothing, on %s', (backend) => {
 
   const signUp = async (email: string) => {
     const client = portico.client();
-    const result = await client.gql(
-      'mutation ($email: String!) { signUp(input: { email: $email, password: "a long enough passphrase" }) { user { id } } }',
-      { email },
-    );
+    const result = await client.gql(SignUpDocument, {
+      input: { email, password: 'a long enough passphrase' },
+    });
     expect(result.errors).toBeUndefined();
     return client;
   };
@@ -382,57 +411,64 @@ describe.each(backends)('owner collections leak nothing, on %s', (backend) => {
     );
 
   it("answers for another user's document exactly as for a missing one, and changes nothing", async () => {
-    const created = await alice.gql<{ putDocument: Stored }>(PUT, {
-      c: 'diary',
+    const created = await alice.gql(PutDocumentDocument, {
+      collection: 'diary',
       data: { day: '2026-01-01', text: 'private' },
     });
     const theirs = created.data!.putDocument.id;
     const missing = `${theirs.slice(0, -4)}zzzz`;
-    const before = await admin.gql(GET, { c: 'diary', id: theirs });
+    const before = await admin.gql(DocumentDocument, { collection: 'diary', id: theirs });
 
-    const operations: [string, string, Record<string, unknown>][] = [
-      ['document', GET, {}],
-      ['putDocument', PUT, { data: { day: 'x' } }],
-      ['putDocument (version 0)', PUT, { data: { day: 'x' }, v: 0 }],
-      ['putDocument (version 1)', PUT, { data: { day: 'x' }, v: 1 }],
-      ['patchDocument', PATCH, { patch: { day: 'x' } }],
-      ['patchDocument (version 1)', PATCH, { patch: { day: 'x' }, v: 1 }],
-      ['deleteDocument', DELETE, {}],
-      ['deleteDocument (version 1)', DELETE, { v: 1 }],
+    const operations: [string, Operation, Record<string, unknown>][] = [
+      ['document', DocumentDocument, {}],
+      ['putDocument', PutDocumentDocument, { data: { day: 'x' } }],
+      ['putDocument (version 0)', PutDocumentDocument, { data: { day: 'x' }, expectedVersion: 0 }],
+      ['putDocument (version 1)', PutDocumentDocument, { data: { day: 'x' }, expectedVersion: 1 }],
+      ['patchDocument', PatchDocumentDocument, { patch: { day: 'x' } }],
+      ['patchDocument (version 1)', PatchDocumentDocument, { patch: { day: 'x' }, expectedVersion: 1 }],
+      ['deleteDocument', DeleteDocumentDocument, {}],
+      ['deleteDocument (version 1)', DeleteDocumentDocument, { expectedVersion: 1 }],
     ];
     for (const [name, operation, variables] of operations) {
-      const onTheirs = await bob.gql(operation, { c: 'diary', id: theirs, ...variables });
-      const onMissing = await bob.gql(operation, { c: 'diary', id: missing, ...variables });
+      const query = queryText(operation);
+      const onTheirs = await bob.gql(query, { collection: 'diary', id: theirs, ...variables });
+      const onMissing = await bob.gql(query, { collection: 'diary', id: missing, ...variables });
       expectNoServerError(onTheirs);
       expect(answer(onTheirs, theirs), name).toBe(answer(onMissing, missing));
     }
-    expect(await admin.gql(GET, { c: 'diary', id: theirs })).toMatchObject({ data: before.data });
-    expect((await admin.gql(GET, { c: 'diary', id: missing })).data).toEqual({ document: null });
+    expect(await admin.gql(DocumentDocument, { collection: 'diary', id: theirs })).toMatchObject({
+      data: before.data,
+    });
+    expect((await admin.gql(DocumentDocument, { collection: 'diary', id: missing })).data).toEqual({
+      document: null,
+    });
     expect(
-      (await bob.gql(COUNT, { c: 'diary', index: 'byDay', where: { eq: { day: '2026-01-01' } } })).data,
+      (
+        await bob.gql(CountDocumentsDocument, {
+          collection: 'diary',
+          index: 'byDay',
+          where: { eq: { day: '2026-01-01' } },
+        })
+      ).data,
     ).toEqual({ countDocuments: 0 });
   });
 
   it("delivers no change of another user's document to a watcher of its id, as for a missing id", async () => {
-    const created = await alice.gql<{ putDocument: Stored }>(PUT, { c: 'diary', data: { text: 'watched' } });
+    const diary = { collection: 'diary' };
+    const created = await alice.gql(PutDocumentDocument, { ...diary, data: { text: 'watched' } });
     const theirs = created.data!.putDocument.id;
-    const own = (await bob.gql<{ putDocument: Stored }>(PUT, { c: 'diary', data: { text: 'mine' } })).data!
-      .putDocument.id;
+    const own = (await bob.gql(PutDocumentDocument, { ...diary, data: { text: 'mine' } })).data!.putDocument
+      .id;
     const sse = connectSse(portico.url, { client: bob });
     const watch = (id: string) =>
-      collect(
-        sse.iterate({
-          query: 'subscription ($id: ID) { documentChanged(collection: "diary", id: $id) { kind id } }',
-          variables: { id },
-        }),
-      );
+      collect(sse.iterate({ query: queryText(DocumentChangedDocument), variables: { ...diary, id } }));
     const onTheirs = watch(theirs);
     const onMissing = watch(`${theirs}-missing`);
     const onOwn = watch(own);
     // Subscribed once the server holds them (as the other subscription tests wait).
     await new Promise((resolve) => setTimeout(resolve, 300));
-    await alice.gql(PATCH, { c: 'diary', id: theirs, patch: { text: 'changed' } });
-    await bob.gql(PATCH, { c: 'diary', id: own, patch: { text: 'changed' } });
+    await alice.gql(PatchDocumentDocument, { ...diary, id: theirs, patch: { text: 'changed' } });
+    await bob.gql(PatchDocumentDocument, { ...diary, id: own, patch: { text: 'changed' } });
     await eventually(() => onOwn.results.length === 1, "the change of bob's own document");
     for (const stream of [onTheirs, onMissing, onOwn]) stream.stop();
     sse.dispose();

@@ -1,7 +1,13 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasChromium, launchChromium } from '../browser.ts';
-import { backends, startGatewayWithAdmin, type TestClient, type TestGateway } from '../harness.ts';
+import {
+  backends,
+  signUpClient,
+  startGatewayWithAdmin,
+  type TestClient,
+  type TestGateway,
+} from '../harness.ts';
 
 /**
  * Issue 12, item 12: GraphiQL came from unpkg, so offline it was a blank "Loading…" page and an
@@ -35,11 +41,7 @@ describe.each(backends)('GraphiQL without a CDN on %s', (backend) => {
 
   beforeAll(async () => {
     ({ portico, admin } = await startGatewayWithAdmin({ backend, config: { signup: 'open' } }));
-    member = portico.client();
-    const signedUp = await member.gql(
-      'mutation { signUp(input: { email: "member@example.com", password: "a long enough passphrase" }) { user { id } } }',
-    );
-    expect(signedUp.errors).toBeUndefined();
+    member = await signUpClient(portico, 'member@example.com', 'a long enough passphrase');
   });
   afterAll(() => portico?.close());
 

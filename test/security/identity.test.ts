@@ -1,6 +1,14 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import {
+  CreateApiKeyDocument,
+  CreateInviteDocument,
+  LogInDocument,
+  LogInWithDocument,
+  RedeemTokenDocument,
+  ViewerDocument,
+} from '../../client/index.ts';
 import { Session } from '../../modules/sessions/entities.ts';
 import { fromGlobalId, selectRows } from '../../src/index.ts';
 import {
@@ -9,7 +17,6 @@ import {
   bootstrapAdmin,
   codeOf,
   ManualClock,
-  REDEEM_TOKEN,
   type StartOptions,
   startGateway,
   TestClient,
@@ -18,17 +25,6 @@ import {
 import { errorLines, expectNoServerError, expectRefusal } from './answers.ts';
 
 const MINUTE = 60_000;
-const VIEWER = '{ viewer { user { id email name } session { id lastSeenAt } } }';
-const LOG_IN_WITH = `mutation ($credentials: JSONObject!) {
-  logInWith(method: "remote", credentials: $credentials) { user { id email name } }
-}`;
-
-interface Viewer {
-  viewer: {
-    user: { id: string; email: string; name: string | null } | null;
-    session: { id: string; lastSeenAt: string } | null;
-  };
-}
 
 /** The remote login service: each username answers with the identity it is set to. */
 const remoteIdentities = new Map<string, { id: string; email: string; name?: string }>();
@@ -66,7 +62,7 @@ describe.each(backends)('identity details on %s', (backend) => {
   });
 
   const viewer = async (client: TestClient, headers: Record<string, string> = {}) => {
-    const result = await client.gql<Viewer>(VIEWER, undefined, headers);
+    const result = await client.gql(ViewerDocument, undefined, headers);
     expectNoServerError(result);
     expect(result.errors).toBeUndefined();
     return result.data!.viewer;
@@ -81,9 +77,7 @@ describe.each(backends)('identity details on %s', (backend) => {
       await bootstrapAdmin(portico);
       const signIn = async () => {
         const client = portico.client();
-        await client.gql(
-          `mutation { logIn(email: "${ADMIN.email}", password: "${ADMIN.password}") { user { id } } }`,
-        );
+        await client.gql(LogInDocument, { email: ADMIN.email, password: ADMIN.password });
         return client;
       };
       const busy = await signIn();
@@ -228,9 +222,7 @@ describe.each(backends)('identity details on %s', (backend) => {
       const portico = await start();
       await bootstrapAdmin(portico);
       const client = portico.client();
-      await client.gql(
-        `mutation { logIn(email: "${ADMIN.email}", password: "${ADMIN.password}") { user { id } } }`,
-      );
+      await client.gql(LogInDocument, { email: ADMIN.email, password: ADMIN.password });
       const sealed = client.cookies.get('portico_session')!;
       expect((await viewer(client)).user?.email).toBe(ADMIN.email);
       const variants = [
@@ -244,7 +236,7 @@ describe.each(backends)('identity details on %s', (backend) => {
       for (const variant of variants) {
         const result = await portico
           .client()
-          .gql<Viewer>(VIEWER, undefined, { cookie: `portico_session=${variant}` });
+          .gql(ViewerDocument, undefined, { cookie: `portico_session=${variant}` });
         expectNoServerError(result);
         expect(result.data?.viewer.user, variant.slice(-12)).toBeNull();
       }
@@ -269,11 +261,10 @@ describe.each(backends)('identity details on %s', (backend) => {
       return { portico, adminId };
     };
     const remoteLogIn = (portico: TestGateway, username: string) =>
-      portico
-        .client()
-        .gql<{ logInWith: { user: { id: string; email: string; name: string | null } } }>(LOG_IN_WITH, {
-          credentials: { username, password: 'whatever' },
-        });
+      portico.client().gql(LogInWithDocument, {
+        method: 'remote',
+        credentials: { username, password: 'whatever' },
+      });
     // Rows hold raw ids; GraphQL answers global ones.
     const rawId = (id: string) => fromGlobalId(id, 'User');
     const links = async (portico: TestGateway) =>
@@ -341,10 +332,11 @@ describe.each(backends)('identity details on %s', (backend) => {
       const clock = new ManualClock();
       const portico = await start({ clock });
       const admin = await bootstrapAdmin(portico);
-      const created = await admin.gql<{ createApiKey: { secret: string } }>(
-        'mutation ($expiresAt: DateTime) { createApiKey(name: "short", scopes: ["admin"], expiresAt: $expiresAt) { secret } }',
-        { expiresAt: new Date(clock.now() + 60 * MINUTE).toISOString() },
-      );
+      const created = await admin.gql(CreateApiKeyDocument, {
+        name: 'short',
+        scopes: ['admin'],
+        expiresAt: new Date(clock.now() + 60 * MINUTE).toISOString(),
+      });
       expect(created.errors).toBeUndefined();
       const bearer = { authorization: `Bearer ${created.data!.createApiKey.secret}` };
       clock.advance(59 * MINUTE);
@@ -380,16 +372,13 @@ describe.each(backends)('identity details on %s', (backend) => {
       const portico = await start({ clock });
       const admin = await bootstrapAdmin(portico);
       const invite = async (email: string) =>
-        (
-          await admin.gql<{ createInvite: { token: string } }>(
-            'mutation ($email: String!) { createInvite(email: $email) { token } }',
-            { email },
-          )
-        ).data!.createInvite.token;
+        (await admin.gql(CreateInviteDocument, { email })).data!.createInvite.token;
       const early = await invite('early@example.com');
       const late = await invite('late@example.com');
       const redeem = (token: string) =>
-        portico.client().gql(REDEEM_TOKEN, { token, profile: { password: 'a long enough passphrase' } });
+        portico
+          .client()
+          .gql(RedeemTokenDocument, { token, profile: { password: 'a long enough passphrase' } });
       clock.advance(7 * 24 * 60 * MINUTE - MINUTE);
       expect((await redeem(early)).errors).toBeUndefined();
       clock.advance(2 * MINUTE);

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { CreateInviteDocument, LogInDocument, RedeemTokenDocument } from '../../client/index.ts';
 import { builtinModules } from '../../modules/index.ts';
 import { clientAddress, parseTrustedProxies } from '../../src/client-address.ts';
 import { ConfigError, selectRows } from '../../src/index.ts';
@@ -10,19 +11,11 @@ import {
   bootstrapAdmin,
   codeOf,
   type GraphQLResponse,
-  REDEEM_TOKEN,
   type StartOptions,
   startGateway,
   type TestGateway,
 } from '../harness.ts';
 import { errorLines, expectNoServerError, expectRefusal } from './answers.ts';
-
-const LOG_IN = `mutation ($email: String!, $password: String!) {
-  logIn(email: $email, password: $password) { user { id } session { ip } }
-}`;
-const CREATE_INVITE = 'mutation ($email: String!) { createInvite(email: $email) { token } }';
-
-type LogIn = { logIn: { user: { id: string }; session: { ip: string | null } } };
 
 /** How many answers carry each outcome: a contract code, or "signed in". */
 const tally = (results: GraphQLResponse<unknown>[]) => {
@@ -58,7 +51,7 @@ describe.each(backends)('login rate limits on %s', (backend) => {
   const logIn = (portico: TestGateway, email: string, password: string, forwardedFor?: string) =>
     portico
       .client()
-      .gql<LogIn>(LOG_IN, { email, password }, forwardedFor ? { 'x-forwarded-for': forwardedFor } : {});
+      .gql(LogInDocument, { email, password }, forwardedFor ? { 'x-forwarded-for': forwardedFor } : {});
 
   it('counts 30 parallel attempts as 30: ten are checked, the right password 27th is refused', async () => {
     const portico = await start({ listen: false });
@@ -124,12 +117,14 @@ describe.each(backends)('login rate limits on %s', (backend) => {
   it('does not spend the redemption budget on a token race lost, only on guesses', async () => {
     const portico = await start({ listen: false, config: { rateLimits: { ipFailures: 12 } } });
     const admin = await bootstrapAdmin(portico);
-    const invite = await admin.gql<{ createInvite: { token: string } }>(CREATE_INVITE, {
+    const invite = await admin.gql(CreateInviteDocument, {
       email: 'racer@example.com',
     });
     const { token } = invite.data!.createInvite;
     const redeem = (value: string) =>
-      portico.client().gql(REDEEM_TOKEN, { token: value, profile: { password: 'a long enough passphrase' } });
+      portico
+        .client()
+        .gql(RedeemTokenDocument, { token: value, profile: { password: 'a long enough passphrase' } });
     const race = await Promise.all(Array.from({ length: 10 }, () => redeem(token)));
     expect(tally(race)).toEqual({ 'signed in': 1, INVALID_TOKEN: 9 });
     // The token existed: neither the nine losers nor a later replay of it is a guess.

@@ -3,6 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CreateApiKeyDocument,
+  LogInDocument,
+  SessionEventsDocument,
+  UsersDocument,
+} from '../../client/index.ts';
 import { isDatabaseUnavailable } from '../../src/errors.ts';
 import { OutageLog } from '../../src/outages.ts';
 import {
@@ -11,14 +17,13 @@ import {
   connectWs,
   createTestDatabase,
   type LogLine,
+  queryText,
   startGateway,
   type TestClient,
   type TestDatabase,
   type TestGateway,
 } from '../harness.ts';
 import { expectNoServerError } from './answers.ts';
-
-const USERS = '{ users { edges { node { email } } } }';
 
 /** Runs statements on the PostgreSQL server as its administrator (in its own `postgres` database). */
 async function asServerAdmin(...statements: string[]) {
@@ -52,9 +57,7 @@ describe.runIf(backends.includes('postgres'))('database outages on postgres', ()
     name = new URL(database.url).pathname.slice(1);
     portico = await startGateway({ backend: 'postgres', databaseUrl: database.url, dataDir });
     admin = await bootstrapAdmin(portico);
-    const ticket = await admin.gql<{ createApiKey: { secret: string } }>(
-      'mutation { createApiKey(name: "unused", scopes: []) { secret } }',
-    );
+    const ticket = await admin.gql(CreateApiKeyDocument, { name: 'unused', scopes: [] });
     apiKey = ticket.data!.createApiKey.secret;
   });
   afterAll(async () => {
@@ -67,10 +70,8 @@ describe.runIf(backends.includes('postgres'))('database outages on postgres', ()
   /** Every way in: GraphQL as a user and anonymously, a route, readiness, SSE and WebSocket. */
   async function expectEveryPathUnavailable() {
     for (const answer of [
-      await admin.gql(USERS),
-      await portico
-        .client()
-        .gql('mutation { logIn(email: "a@example.com", password: "whatever it is") { user { id } } }'),
+      await admin.gql(UsersDocument),
+      await portico.client().gql(LogInDocument, { email: 'a@example.com', password: 'whatever it is' }),
     ]) {
       expectNoServerError(answer);
       expect(answer.status).toBe(503);
@@ -91,7 +92,7 @@ describe.runIf(backends.includes('postgres'))('database outages on postgres', ()
     const sse = await admin.request('/graphql', {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-      body: JSON.stringify({ query: 'subscription { sessionEvents { kind } }' }),
+      body: JSON.stringify({ query: queryText(SessionEventsDocument) }),
     });
     expect(sse.status).toBe(503);
     expect(Number(sse.headers.get('retry-after'))).toBeGreaterThan(0);
@@ -102,7 +103,7 @@ describe.runIf(backends.includes('postgres'))('database outages on postgres', ()
     const open = connectWs(portico.url, { client: admin });
     const subscribed = await new Promise<unknown>((resolve) => {
       open.client.subscribe(
-        { query: 'subscription { sessionEvents { kind } }' },
+        { query: queryText(SessionEventsDocument) },
         {
           next: resolve,
           error: resolve,
@@ -125,7 +126,7 @@ describe.runIf(backends.includes('postgres'))('database outages on postgres', ()
     await expect.poll(() => outageLines(portico.logs.slice(since)).length).toBe(1);
     expect(outageLines(portico.logs.slice(since))[0]!.msg).toMatch(expected);
     const logged = portico.logs.length;
-    const many = await Promise.all(Array.from({ length: 40 }, () => admin.gql(USERS)));
+    const many = await Promise.all(Array.from({ length: 40 }, () => admin.gql(UsersDocument)));
     for (const answer of many) expect(answer.errors?.[0]?.extensions?.code).toBe('SERVICE_UNAVAILABLE');
     await expectEveryPathUnavailable();
     // Requests add nothing; the pub/sub's reconnect attempts run on their own timer (bounded below).
@@ -137,7 +138,7 @@ describe.runIf(backends.includes('postgres'))('database outages on postgres', ()
   }
 
   it('answers SERVICE_UNAVAILABLE everywhere while the database refuses connections, logs it once, and recovers', async () => {
-    expect((await admin.gql(USERS)).status).toBe(200);
+    expect((await admin.gql(UsersDocument)).status).toBe(200);
     const since = portico.logs.length;
     await asServerAdmin(
       `alter database ${name} allow_connections false`,
@@ -149,7 +150,7 @@ describe.runIf(backends.includes('postgres'))('database outages on postgres', ()
     await expect
       .poll(async () => (await fetch(new URL('/ready', portico.url))).status, { timeout: 15_000 })
       .toBe(200);
-    const again = await admin.gql<{ users: { edges: unknown[] } }>(USERS);
+    const again = await admin.gql(UsersDocument);
     expect(again.status).toBe(200);
     expect(again.data?.users.edges.length).toBe(1);
     expect(recoveryLines(portico.logs.slice(since)).length).toBe(1);

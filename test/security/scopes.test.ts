@@ -1,9 +1,39 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runClientCli } from '../../client/cli.ts';
 import { credentialsPath, readSavedCredential } from '../../client/credentials.ts';
+import {
+  AcquireLeaseDocument,
+  ApiKeysDocument,
+  ApproveDeviceDocument,
+  BlobDocument,
+  BlobSignedUrlDocument,
+  BlobsDocument,
+  ChangePasswordDocument,
+  CollectionsDocument,
+  CountDocumentsDocument,
+  CreateApiKeyDocument,
+  DeleteDocumentDocument,
+  DenyDeviceDocument,
+  DocumentChangedDocument,
+  DocumentDocument,
+  DocumentsDocument,
+  LeaseDocument,
+  LogInDocument,
+  PatchDocumentDocument,
+  PutDocumentDocument,
+  ReleaseLeaseDocument,
+  RevokeApiKeyDocument,
+  RevokeOtherSessionsDocument,
+  RevokeSessionDocument,
+  ScopesDocument,
+  SignUpDocument,
+  UsersDocument,
+  ViewerDocument,
+} from '../../client/index.ts';
 import { fromGlobalId } from '../../src/index.ts';
 import {
   backends,
@@ -13,6 +43,8 @@ import {
   connectWs,
   eventually,
   type GraphQLResponse,
+  type Operation,
+  queryText,
   startGatewayWithAdmin,
   TestClient,
   type TestGateway,
@@ -42,29 +74,12 @@ const PASSWORD = 'a long enough passphrase';
 const CSRF = { 'x-portico-csrf': '1' };
 const GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
-const DOCUMENT = `query ($c: String!, $id: ID!) { document(collection: $c, id: $id) { id version data } }`;
-const DOCUMENTS = `query ($c: String!) { documents(collection: $c) { edges { node { id } } } }`;
-const COUNT = `query ($c: String!) { countDocuments(collection: $c) }`;
-const PUT = `mutation ($c: String!, $id: ID, $data: JSONObject!) { putDocument(collection: $c, id: $id, data: $data) { id version } }`;
-const PATCH = `mutation ($c: String!, $id: ID!) { patchDocument(collection: $c, id: $id, patch: { text: "changed" }) { id version } }`;
-const DELETE = `mutation ($c: String!, $id: ID!) { deleteDocument(collection: $c, id: $id) }`;
-const CREATE_KEY = `mutation ($name: String!, $scopes: [String!]!) { createApiKey(name: $name, scopes: $scopes) { secret apiKey { id scopes } } }`;
-const VIEWER =
-  '{ viewer { user { email } session { id } apiKey { id } scopes sessions { id } apiKeys { id } } }';
+/** The patch the tests apply to a document. */
+const CHANGED = { text: 'changed' };
 
 interface Ticket {
   secret: string;
   id: string;
-}
-interface ViewerData {
-  viewer: {
-    user: { email: string } | null;
-    session: { id: string } | null;
-    apiKey: { id: string } | null;
-    scopes: string[];
-    sessions: { id: string }[];
-    apiKeys: { id: string }[];
-  };
 }
 
 /** The contract codes of a stream's errors, whether they came as results or as a failure. */
@@ -93,23 +108,29 @@ describe.each(backends)('API keys act only within their scopes on %s', (backend)
   let blobId: string;
   let blobPath: string;
 
-  const as = (secret: string) => ({
-    gql: <T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>) =>
-      portico.client().gql<T>(query, variables, { authorization: `Bearer ${secret}` }),
-    request: (path: string, init: RequestInit = {}) =>
-      portico.client().request(path, {
-        ...init,
-        headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${secret}` },
-      }),
-  });
+  /** Requests with the key `secret` alone, each from a new client. */
+  const as = (secret: string) => {
+    const authorization = `Bearer ${secret}`;
+    function gql<R, V>(document: TypedDocumentNode<R, V>, variables?: V): Promise<GraphQLResponse<R>>;
+    function gql<T = Record<string, unknown>>(
+      query: string,
+      variables?: Record<string, unknown>,
+    ): Promise<GraphQLResponse<T>>;
+    function gql(operation: Operation, variables?: Record<string, unknown>) {
+      return portico.client().gql(queryText(operation), variables, { authorization });
+    }
+    return {
+      gql,
+      request: (path: string, init: RequestInit = {}) =>
+        portico.client().request(path, {
+          ...init,
+          headers: { ...(init.headers as Record<string, string>), authorization },
+        }),
+    };
+  };
 
   const createKey = async (client: TestClient, name: string, scopes: string[]): Promise<Ticket> => {
-    const { createApiKey } = data(
-      await client.gql<{ createApiKey: { secret: string; apiKey: { id: string } } }>(CREATE_KEY, {
-        name,
-        scopes,
-      }),
-    );
+    const { createApiKey } = data(await client.gql(CreateApiKeyDocument, { name, scopes }));
     return { secret: createApiKey.secret, id: createApiKey.apiKey.id };
   };
 
@@ -123,11 +144,7 @@ describe.each(backends)('API keys act only within their scopes on %s', (backend)
         ...(scope === undefined ? {} : { scope }),
       })
     ).json()) as { device_code: string; user_code: string };
-    data(
-      await approver.gql('mutation ($code: String!) { approveDevice(userCode: $code) }', {
-        code: started.user_code,
-      }),
-    );
+    data(await approver.gql(ApproveDeviceDocument, { userCode: started.user_code }));
     const token = await form('/oauth/token', {
       grant_type: GRANT,
       device_code: started.device_code,
@@ -138,46 +155,39 @@ describe.each(backends)('API keys act only within their scopes on %s', (backend)
   };
 
   const signIn = async (client: TestClient, email: string, password = PASSWORD) =>
-    client.gql('mutation ($e: String!, $p: String!) { logIn(email: $e, password: $p) { user { id } } }', {
-      e: email,
-      p: password,
-    });
+    client.gql(LogInDocument, { email, password });
 
   /** What Olive sees of her own things through her session: the state refusals must leave alone. */
   const oliveState = async () => {
     const read = async (collection: string, id: string) =>
-      data(await olive.gql<{ document: unknown }>(DOCUMENT, { c: collection, id })).document;
-    const viewer = data(await olive.gql<ViewerData>(VIEWER)).viewer;
+      data(await olive.gql(DocumentDocument, { collection, id })).document;
+    const count = async (collection: string) =>
+      data(await olive.gql(CountDocumentsDocument, { collection })).countDocuments;
     return {
       note: await read('notes', noteId),
       board: await read('board', boardId),
-      notes: data(await olive.gql<{ countDocuments: number }>(COUNT, { c: 'notes' })).countDocuments,
-      boards: data(await olive.gql<{ countDocuments: number }>(COUNT, { c: 'board' })).countDocuments,
-      blobs: data(await olive.gql<{ blobs: { edges: unknown[] } }>('{ blobs { edges { node { id } } } }'))
-        .blobs.edges.length,
-      sessions: viewer.sessions.map((session) => session.id).sort(),
-      keys: viewer.apiKeys.map((key) => key.id).sort(),
-      lease: data(await admin.gql<{ lease: unknown }>('{ lease(key: "olive-job") { token } }')).lease,
+      notes: await count('notes'),
+      boards: await count('board'),
+      blobs: data(await olive.gql(BlobsDocument)).blobs.edges.length,
+      sessions: data(await olive.gql(ViewerDocument))
+        .viewer.sessions.map((session) => session.id)
+        .sort(),
+      keys: data(await olive.gql(ApiKeysDocument))
+        .viewer.apiKeys.map((key) => key.id)
+        .sort(),
+      lease: data(await admin.gql(LeaseDocument, { key: 'olive-job' })).lease,
     };
   };
 
   beforeAll(async () => {
     ({ portico, admin } = await startGatewayWithAdmin({ backend, config: CONFIG }));
     olive = portico.client();
-    data(
-      await olive.gql(
-        'mutation ($p: String!) { signUp(input: { email: "olive@example.com", password: $p }) { user { id } } }',
-        {
-          p: PASSWORD,
-        },
-      ),
-    );
+    data(await olive.gql(SignUpDocument, { input: { email: 'olive@example.com', password: PASSWORD } }));
     oliveElsewhere = portico.client();
     data(await signIn(oliveElsewhere, 'olive@example.com'));
 
     const put = async (client: TestClient, collection: string, text: string) =>
-      data(await client.gql<{ putDocument: { id: string } }>(PUT, { c: collection, data: { text } }))
-        .putDocument.id;
+      data(await client.gql(PutDocumentDocument, { collection, data: { text } })).putDocument.id;
     noteId = await put(olive, 'notes', 'private note');
     boardId = await put(olive, 'board', 'for the team');
     newsId = await put(admin, 'news', 'hello world');
@@ -207,9 +217,7 @@ describe.each(backends)('API keys act only within their scopes on %s', (backend)
           out.push(text);
           const userCode = /shows the code ([A-Z]{4}-[A-Z]{4})/.exec(text)?.[1];
           if (userCode) {
-            approved = approver.gql('mutation ($code: String!) { approveDevice(userCode: $code) }', {
-              code: userCode,
-            });
+            approved = approver.gql(ApproveDeviceDocument, { userCode });
           }
         },
         err: (text) => out.push(text),
@@ -278,35 +286,33 @@ describe.each(backends)('API keys act only within their scopes on %s', (backend)
     beforeAll(async () => {
       secret = await make();
       key = as(secret);
-      keyId = data(await key.gql<ViewerData>(VIEWER)).viewer.apiKey!.id;
+      keyId = data(await key.gql(ApiKeysDocument)).viewer.apiKey!.id;
     });
 
     it('still reads public data and its own viewer', async () => {
-      const viewer = data(await key.gql<ViewerData>(VIEWER)).viewer;
+      const viewer = data(await key.gql(ViewerDocument)).viewer;
       expect(viewer.user?.email).toBe('olive@example.com');
       expect(viewer.scopes).toEqual([]);
       expect(viewer.session).toBeNull();
-      const news = data(await key.gql<{ document: { data: unknown } }>(DOCUMENT, { c: 'news', id: newsId }));
-      expect(news.document.data).toEqual({ text: 'hello world' });
-      const collections = data(
-        await key.gql<{ collections: { name: string }[] }>('{ collections { name } }'),
-      );
+      const news = data(await key.gql(DocumentDocument, { collection: 'news', id: newsId }));
+      expect(news.document?.data).toEqual({ text: 'hello world' });
+      const collections = data(await key.gql(CollectionsDocument));
       expect(collections.collections.map((collection) => collection.name)).toEqual(['news']);
     });
 
     it.each(['notes', 'board'])('cannot read or change the documents of %s', async (collection) => {
       const before = await oliveState();
       const id = collection === 'notes' ? noteId : boardId;
-      for (const [query, variables] of [
-        [DOCUMENT, { c: collection, id }],
-        [DOCUMENTS, { c: collection }],
-        [COUNT, { c: collection }],
-        [PUT, { c: collection, data: { text: 'planted' } }],
-        [PUT, { c: collection, id, data: { text: 'replaced' } }],
-        [PATCH, { c: collection, id }],
-        [DELETE, { c: collection, id }],
-      ] as const) {
-        const result = await key.gql(query, variables);
+      for (const attempt of [
+        () => key.gql(DocumentDocument, { collection, id }),
+        () => key.gql(DocumentsDocument, { collection }),
+        () => key.gql(CountDocumentsDocument, { collection }),
+        () => key.gql(PutDocumentDocument, { collection, data: { text: 'planted' } }),
+        () => key.gql(PutDocumentDocument, { collection, id, data: { text: 'replaced' } }),
+        () => key.gql(PatchDocumentDocument, { collection, id, patch: CHANGED }),
+        () => key.gql(DeleteDocumentDocument, { collection, id }),
+      ]) {
+        const result = await attempt();
         expectRefusal(result, 'FORBIDDEN');
         expect(Object.values(result.data ?? {}).filter((value) => value !== null)).toEqual([]);
       }
@@ -315,11 +321,11 @@ describe.each(backends)('API keys act only within their scopes on %s', (backend)
     });
 
     it.each(['sse', 'ws'] as const)('cannot follow the changes of a collection (%s)', async (transport) => {
-      const query = 'subscription { documentChanged(collection: "notes") { id document { data } } }';
+      const changes = { query: queryText(DocumentChangedDocument), variables: { collection: 'notes' } };
       const stream = collect(
         transport === 'sse'
-          ? connectSse(portico.url, { apiKey: secret }).iterate({ query })
-          : connectWs(portico.url, { apiKey: secret }).client.iterate({ query }),
+          ? connectSse(portico.url, { apiKey: secret }).iterate(changes)
+          : connectWs(portico.url, { apiKey: secret }).client.iterate(changes),
       );
       let settled = false;
       void stream.done.then(() => {
@@ -329,26 +335,30 @@ describe.each(backends)('API keys act only within their scopes on %s', (backend)
         portico.gateway.runtime.live.tracked('apiKey').includes(fromGlobalId(keyId, 'ApiKey'));
       await eventually(() => settled || live(), 'the subscription to be refused or live');
       // Were it subscribed, this change would be its first event.
-      data(await olive.gql(PATCH, { c: 'notes', id: noteId }));
+      data(await olive.gql(PatchDocumentDocument, { collection: 'notes', id: noteId, patch: CHANGED }));
       await eventually(() => settled || stream.results.length > 0, 'the refusal or an event');
       stream.stop();
       expect(codesOf(stream)).toContain('FORBIDDEN');
       expect(stream.results.filter((result) => result.data)).toEqual([]);
-      data(await olive.gql(PUT, { c: 'notes', id: noteId, data: { text: 'private note' } }));
+      data(
+        await olive.gql(PutDocumentDocument, {
+          collection: 'notes',
+          id: noteId,
+          data: { text: 'private note' },
+        }),
+      );
     });
 
     it('cannot read or upload blobs, over GraphQL or HTTP', async () => {
       const before = await oliveState();
-      expect(
-        data(await key.gql<{ blob: unknown }>('query ($id: ID!) { blob(id: $id) { id } }', { id: blobId })),
-      ).toEqual({ blob: null });
+      expect(data(await key.gql(BlobDocument, { id: blobId })).blob).toBeNull();
       const node = await key.gql<{ node: unknown }>(
         'query ($id: ID!) { node(id: $id) { ... on Blob { id signedUrl } } }',
         { id: blobId },
       );
       expectNoServerError(node);
       expect(node.data?.node ?? null).toBeNull();
-      expectRefusal(await key.gql('{ blobs { edges { node { id } } } }'), 'FORBIDDEN');
+      expectRefusal(await key.gql(BlobsDocument), 'FORBIDDEN');
       expect((await key.request(blobPath)).status).toBe(404);
       expect((await key.request(blobPath, { method: 'HEAD' })).status).toBe(404);
       const upload = await key.request('/blobs', { method: 'POST', body: 'planted' });
@@ -358,11 +368,8 @@ describe.each(backends)('API keys act only within their scopes on %s', (backend)
 
     it('cannot hold leases', async () => {
       const before = await oliveState();
-      expectRefusal(
-        await key.gql('mutation { acquireLease(key: "olive-job", ttlSeconds: 60) { token } }'),
-        'FORBIDDEN',
-      );
-      expectRefusal(await key.gql('{ lease(key: "olive-job") { token } }'), 'FORBIDDEN');
+      expectRefusal(await key.gql(AcquireLeaseDocument, { key: 'olive-job', ttlSeconds: 60 }), 'FORBIDDEN');
+      expectRefusal(await key.gql(LeaseDocument, { key: 'olive-job' }), 'FORBIDDEN');
       expect(await oliveState()).toEqual(before);
       expect(before.lease).toBeNull();
     });
@@ -370,7 +377,7 @@ describe.each(backends)('API keys act only within their scopes on %s', (backend)
     it('cannot manage credentials: keys, sessions, password, devices', async () => {
       const sibling = await createKey(olive, 'sibling', []);
       const before = await oliveState();
-      const otherSession = data(await oliveElsewhere.gql<ViewerData>(VIEWER)).viewer.session!.id;
+      const otherSession = data(await oliveElsewhere.gql(ViewerDocument)).viewer.session!.id;
       const pending = (await (
         await form('/oauth/device_authorization', { client_id: 'victim-cli' })
       ).json()) as {
@@ -378,19 +385,17 @@ describe.each(backends)('API keys act only within their scopes on %s', (backend)
         user_code: string;
       };
 
-      for (const [query, variables] of [
-        [CREATE_KEY, { name: 'outlives me', scopes: [] }],
-        ['mutation ($id: ID!) { revokeApiKey(id: $id) }', { id: sibling.id }],
-        ['mutation ($id: ID!) { revokeSession(id: $id) }', { id: otherSession }],
-        ['mutation { revokeOtherSessions }', {}],
-        [
-          'mutation ($old: String!) { changePassword(currentPassword: $old, newPassword: "taken over by a key") }',
-          { old: PASSWORD },
-        ],
-        ['mutation ($code: String!) { approveDevice(userCode: $code) }', { code: pending.user_code }],
-        ['mutation ($code: String!) { denyDevice(userCode: $code) }', { code: pending.user_code }],
-      ] as const) {
-        const result = await key.gql(query, variables);
+      for (const attempt of [
+        () => key.gql(CreateApiKeyDocument, { name: 'outlives me', scopes: [] }),
+        () => key.gql(RevokeApiKeyDocument, { id: sibling.id }),
+        () => key.gql(RevokeSessionDocument, { id: otherSession }),
+        () => key.gql(RevokeOtherSessionsDocument),
+        () =>
+          key.gql(ChangePasswordDocument, { currentPassword: PASSWORD, newPassword: 'taken over by a key' }),
+        () => key.gql(ApproveDeviceDocument, { userCode: pending.user_code }),
+        () => key.gql(DenyDeviceDocument, { userCode: pending.user_code }),
+      ]) {
+        const result = await attempt();
         expectRefusal(result, 'FORBIDDEN');
         expect(Object.values(result.data ?? {}).filter((value) => value !== null)).toEqual([]);
       }
@@ -399,8 +404,8 @@ describe.each(backends)('API keys act only within their scopes on %s', (backend)
       expect(await oliveState()).toEqual(before);
       expect(before.keys).toContain(sibling.id);
       expect(before.sessions).toContain(otherSession);
-      expect(data(await as(sibling.secret).gql<ViewerData>(VIEWER)).viewer.apiKey?.id).toBe(sibling.id);
-      expect(data(await oliveElsewhere.gql<ViewerData>(VIEWER)).viewer.session?.id).toBe(otherSession);
+      expect(data(await as(sibling.secret).gql(ApiKeysDocument)).viewer.apiKey?.id).toBe(sibling.id);
+      expect(data(await oliveElsewhere.gql(ViewerDocument)).viewer.session?.id).toBe(otherSession);
       expect(data(await signIn(new TestClient(portico.url), 'olive@example.com'))).toBeTruthy();
       const poll = await form('/oauth/token', {
         grant_type: GRANT,
@@ -413,56 +418,62 @@ describe.each(backends)('API keys act only within their scopes on %s', (backend)
 
     it('may still revoke itself (signing out)', async () => {
       const own = as((await createKey(olive, 'leaving', [])).secret);
-      const ownId = data(await own.gql<ViewerData>(VIEWER)).viewer.apiKey!.id;
-      expect(data(await own.gql('mutation ($id: ID!) { revokeApiKey(id: $id) }', { id: ownId }))).toEqual({
-        revokeApiKey: true,
-      });
-      expect(data(await own.gql<ViewerData>(VIEWER)).viewer.user).toBeNull();
+      const ownId = data(await own.gql(ApiKeysDocument)).viewer.apiKey!.id;
+      expect(data(await own.gql(RevokeApiKeyDocument, { id: ownId })).revokeApiKey).toBe(true);
+      expect(data(await own.gql(ViewerDocument)).viewer.user).toBeNull();
       // The key under test is untouched by the other's sign-out.
-      expect(data(await key.gql<ViewerData>(VIEWER)).viewer.apiKey?.id).toBe(keyId);
+      expect(data(await key.gql(ApiKeysDocument)).viewer.apiKey?.id).toBe(keyId);
     });
   });
 
   it('a key with exactly notes:read reads the notes but cannot write them; with notes:write it writes', async () => {
     const reader = as((await createKey(olive, 'reader', ['notes:read'])).secret);
     const before = await oliveState();
-    const read = data(
-      await reader.gql<{ document: { data: unknown } }>(DOCUMENT, { c: 'notes', id: noteId }),
-    );
-    expect(read.document.data).toEqual({ text: 'private note' });
-    expect(data(await reader.gql<{ countDocuments: number }>(COUNT, { c: 'notes' })).countDocuments).toBe(
+    const read = data(await reader.gql(DocumentDocument, { collection: 'notes', id: noteId }));
+    expect(read.document?.data).toEqual({ text: 'private note' });
+    expect(data(await reader.gql(CountDocumentsDocument, { collection: 'notes' })).countDocuments).toBe(
       before.notes,
     );
-    expectRefusal(await reader.gql(PATCH, { c: 'notes', id: noteId }), 'FORBIDDEN');
-    expectRefusal(await reader.gql(DELETE, { c: 'notes', id: noteId }), 'FORBIDDEN');
-    expectRefusal(await reader.gql(PUT, { c: 'notes', data: { text: 'planted' } }), 'FORBIDDEN');
+    expectRefusal(
+      await reader.gql(PatchDocumentDocument, { collection: 'notes', id: noteId, patch: CHANGED }),
+      'FORBIDDEN',
+    );
+    expectRefusal(await reader.gql(DeleteDocumentDocument, { collection: 'notes', id: noteId }), 'FORBIDDEN');
+    expectRefusal(
+      await reader.gql(PutDocumentDocument, { collection: 'notes', data: { text: 'planted' } }),
+      'FORBIDDEN',
+    );
     // notes:read reaches notes only, not the board.
-    expectRefusal(await reader.gql(DOCUMENT, { c: 'board', id: boardId }), 'FORBIDDEN');
+    expectRefusal(await reader.gql(DocumentDocument, { collection: 'board', id: boardId }), 'FORBIDDEN');
     expect(await oliveState()).toEqual(before);
 
     const writer = as((await createKey(olive, 'writer', ['notes:write'])).secret);
     const created = data(
-      await writer.gql<{ putDocument: { id: string } }>(PUT, { c: 'notes', data: { text: 'by the writer' } }),
+      await writer.gql(PutDocumentDocument, { collection: 'notes', data: { text: 'by the writer' } }),
     ).putDocument;
-    expect(data(await writer.gql(PATCH, { c: 'notes', id: created.id }))).toMatchObject({
+    const mine = { collection: 'notes', id: created.id };
+    expect(data(await writer.gql(PatchDocumentDocument, { ...mine, patch: CHANGED }))).toMatchObject({
       patchDocument: { version: 2 },
     });
-    expectRefusal(await writer.gql(DOCUMENT, { c: 'notes', id: created.id }), 'FORBIDDEN');
-    expect(
-      data(await olive.gql<{ document: { data: unknown } }>(DOCUMENT, { c: 'notes', id: created.id })),
-    ).toEqual({ document: { id: created.id, version: 2, data: { text: 'changed' } } });
-    expect(data(await writer.gql(DELETE, { c: 'notes', id: created.id }))).toEqual({ deleteDocument: true });
-    expect(data(await olive.gql(DOCUMENT, { c: 'notes', id: created.id }))).toEqual({ document: null });
+    expectRefusal(await writer.gql(DocumentDocument, mine), 'FORBIDDEN');
+    const changed = data(await olive.gql(DocumentDocument, mine)).document;
+    expect(changed).toMatchObject({ id: created.id, version: 2 });
+    expect(changed?.data).toEqual(CHANGED);
+    expect(data(await writer.gql(DeleteDocumentDocument, mine)).deleteDocument).toBe(true);
+    expect(data(await olive.gql(DocumentDocument, mine)).document).toBeNull();
   });
 
   it('a key holds the scopes its user can use, and a list rule still needs the role', async () => {
     // notes:read comes with signing in (rule owner), news:write only with a role Olive lacks.
-    expectRefusal(await olive.gql(CREATE_KEY, { name: 'beyond', scopes: ['news:write'] }), 'FORBIDDEN');
+    expectRefusal(
+      await olive.gql(CreateApiKeyDocument, { name: 'beyond', scopes: ['news:write'] }),
+      'FORBIDDEN',
+    );
     const reader = as((await createKey(olive, 'notes reader', ['notes:read'])).secret);
     // `digest` asks for the scope notes:read itself: Olive's roles lack it, so her key cannot read it either.
-    expectRefusal(await olive.gql(COUNT, { c: 'digest' }), 'FORBIDDEN');
-    expectRefusal(await reader.gql(COUNT, { c: 'digest' }), 'FORBIDDEN');
-    expect(data(await reader.gql<ViewerData>(VIEWER)).viewer.scopes).toEqual([]);
+    expectRefusal(await olive.gql(CountDocumentsDocument, { collection: 'digest' }), 'FORBIDDEN');
+    expectRefusal(await reader.gql(CountDocumentsDocument, { collection: 'digest' }), 'FORBIDDEN');
+    expect(data(await reader.gql(ViewerDocument)).viewer.scopes).toEqual([]);
   });
 
   it('blobs need blobs:read and blobs:write, and a signed URL grants only what its signer reads', async () => {
@@ -472,10 +483,8 @@ describe.each(backends)('API keys act only within their scopes on %s', (backend)
     const own = (await upload.json()) as { id: string; url: string };
     // Writing is not reading, not even its own upload, nor signing a URL for it.
     expect((await uploader.request(own.url)).status).toBe(404);
-    const signed = await uploader.gql<{ blob: unknown }>('query ($id: ID!) { blob(id: $id) { signedUrl } }', {
-      id: own.id,
-    });
-    expect(data(signed)).toEqual({ blob: null });
+    const signed = await uploader.gql(BlobSignedUrlDocument, { id: own.id });
+    expect(data(signed).blob).toBeNull();
 
     // Over GraphQL the uploader sees what it uploaded, as POST /blobs shows it, but signs no URL for it.
     const multipart = (query: string) => {
@@ -500,55 +509,32 @@ describe.each(backends)('API keys act only within their scopes on %s', (backend)
     const download = await downloader.request(blobPath);
     expect(download.status).toBe(200);
     expect(await download.text()).toBe('the bytes of a private blob');
-    const url = data(
-      await downloader.gql<{ blob: { signedUrl: string } }>(
-        'query ($id: ID!) { blob(id: $id) { signedUrl } }',
-        {
-          id: blobId,
-        },
-      ),
-    ).blob.signedUrl;
+    const url = data(await downloader.gql(BlobSignedUrlDocument, { id: blobId })).blob!.signedUrl;
     expect((await fetch(new URL(url, portico.url))).status).toBe(200);
     expect((await downloader.request('/blobs', { method: 'POST', body: 'no' })).status).toBe(403);
   });
 
   it('leases need leases', async () => {
     const worker = as((await createKey(olive, 'worker', ['leases'])).secret);
-    const lease = data(
-      await worker.gql<{ acquireLease: { token: number } }>(
-        'mutation { acquireLease(key: "worker-job", ttlSeconds: 60) { token } }',
-      ),
-    ).acquireLease;
+    const lease = data(await worker.gql(AcquireLeaseDocument, { key: 'worker-job', ttlSeconds: 60 }))
+      .acquireLease!;
     expect(lease.token).toBeGreaterThan(0);
     expect(
-      data(
-        await worker.gql('mutation ($t: SafeInt!) { releaseLease(key: "worker-job", token: $t) }', {
-          t: lease.token,
-        }),
-      ),
-    ).toEqual({ releaseLease: true });
+      data(await worker.gql(ReleaseLeaseDocument, { key: 'worker-job', token: lease.token })).releaseLease,
+    ).toBe(true);
   });
 
   it('a key holding admin manages credentials', async () => {
     const adminKey = as((await createKey(admin, 'admin tool', ['admin'])).secret);
     const minted = data(
-      await adminKey.gql<{ createApiKey: { secret: string; apiKey: { id: string } } }>(CREATE_KEY, {
-        name: 'minted',
-        scopes: [],
-      }),
+      await adminKey.gql(CreateApiKeyDocument, { name: 'minted', scopes: [] }),
     ).createApiKey;
-    expect(
-      data(await adminKey.gql('mutation ($id: ID!) { revokeApiKey(id: $id) }', { id: minted.apiKey.id })),
-    ).toEqual({ revokeApiKey: true });
+    expect(data(await adminKey.gql(RevokeApiKeyDocument, { id: minted.apiKey.id })).revokeApiKey).toBe(true);
     const elsewhere = new TestClient(portico.url);
     data(await signIn(elsewhere, 'olive@example.com'));
-    const sessionId = data(await elsewhere.gql<ViewerData>(VIEWER)).viewer.session!.id;
-    expect(
-      data(await adminKey.gql('mutation ($id: ID!) { revokeSession(id: $id) }', { id: sessionId })),
-    ).toEqual({
-      revokeSession: true,
-    });
-    expect(data(await elsewhere.gql<ViewerData>(VIEWER)).viewer.user).toBeNull();
+    const sessionId = data(await elsewhere.gql(ViewerDocument)).viewer.session!.id;
+    expect(data(await adminKey.gql(RevokeSessionDocument, { id: sessionId })).revokeSession).toBe(true);
+    expect(data(await elsewhere.gql(ViewerDocument)).viewer.user).toBeNull();
   });
 
   it('a device login with an empty or blank scope gets no scopes either, and the page says so first', async () => {
@@ -564,9 +550,9 @@ describe.each(backends)('API keys act only within their scopes on %s', (backend)
     const token = await deviceToken(olive, 'blank-cli', ' ');
     expect(token.scope).toBe('');
     const device = as(token.access_token);
-    expect(data(await device.gql<ViewerData>(VIEWER)).viewer.scopes).toEqual([]);
-    expectRefusal(await device.gql(DOCUMENT, { c: 'notes', id: noteId }), 'FORBIDDEN');
-    expectRefusal(await device.gql(DELETE, { c: 'notes', id: noteId }), 'FORBIDDEN');
+    expect(data(await device.gql(ViewerDocument)).viewer.scopes).toEqual([]);
+    expectRefusal(await device.gql(DocumentDocument, { collection: 'notes', id: noteId }), 'FORBIDDEN');
+    expectRefusal(await device.gql(DeleteDocumentDocument, { collection: 'notes', id: noteId }), 'FORBIDDEN');
     expect((await device.request(blobPath)).status).toBe(404);
     const after = await oliveState();
     // The approved device's key is Olive's new key; nothing else moved.
@@ -581,7 +567,7 @@ describe.each(backends)('API keys act only within their scopes on %s', (backend)
       await fetch(new URL('/.well-known/oauth-authorization-server', portico.url))
     ).json()) as { scopes_supported: string[] };
     expect(metadata.scopes_supported).toEqual(KNOWN_SCOPES);
-    const listed = data(await admin.gql<{ scopes: { name: string }[] }>('{ scopes { name } }')).scopes;
+    const listed = data(await admin.gql(ScopesDocument)).scopes;
     expect(listed.map((scope) => scope.name)).toEqual(metadata.scopes_supported);
   });
 
@@ -592,32 +578,33 @@ describe.each(backends)('API keys act only within their scopes on %s', (backend)
     expect(saved.grantedScope.split(' ')).toEqual(scopes);
     // The login's default, asked again as such when the key is refused.
     expect(saved.requestedScope).toBeUndefined();
-    expect(data(await key.gql<ViewerData>(VIEWER)).viewer.user?.email).toBe('admin@example.com');
+    expect(data(await key.gql(ViewerDocument)).viewer.user?.email).toBe('admin@example.com');
 
     const keys = async () =>
-      data(await admin.gql<ViewerData>(VIEWER))
+      data(await admin.gql(ApiKeysDocument))
         .viewer.apiKeys.map((k) => k.id)
         .sort();
     const before = await keys();
-    expectRefusal(await key.gql(CREATE_KEY, { name: 'escalate', scopes: ['admin'] }), 'FORBIDDEN');
-    expectRefusal(await key.gql(CREATE_KEY, { name: 'sidekick', scopes: [] }), 'FORBIDDEN');
-    expectRefusal(await key.gql('{ users { edges { node { id } } } }'), 'FORBIDDEN');
+    expectRefusal(await key.gql(CreateApiKeyDocument, { name: 'escalate', scopes: ['admin'] }), 'FORBIDDEN');
+    expectRefusal(await key.gql(CreateApiKeyDocument, { name: 'sidekick', scopes: [] }), 'FORBIDDEN');
+    expectRefusal(await key.gql(UsersDocument), 'FORBIDDEN');
     expect(await keys()).toEqual(before);
   });
 
   it('portico login without --scope, approved by a member, gets exactly what the member may give a key', async () => {
-    const grantable = data(
-      await olive.gql<{ scopes: { name: string; grantable: boolean }[] }>('{ scopes { name grantable } }'),
-    ).scopes.filter((scope) => scope.grantable);
+    const grantable = data(await olive.gql(ScopesDocument)).scopes.filter((scope) => scope.grantable);
     expect(grantable.map((scope) => scope.name)).toEqual(MEMBER_GRANTABLE);
 
     const { scopes, key } = await cliLogin(olive);
     expect(scopes).toEqual(MEMBER_GRANTABLE);
     // Control: such a key reads Olive's note, so a token that asked for nothing and got this
     // set (the refused default) would fail the refusals above.
-    const note = data(await key.gql<{ document: { data: unknown } }>(DOCUMENT, { c: 'notes', id: noteId }));
-    expect(note.document.data).toEqual({ text: 'private note' });
-    expectRefusal(await key.gql(PUT, { c: 'news', data: { text: 'not hers' } }), 'FORBIDDEN');
+    const note = data(await key.gql(DocumentDocument, { collection: 'notes', id: noteId }));
+    expect(note.document?.data).toEqual({ text: 'private note' });
+    expectRefusal(
+      await key.gql(PutDocumentDocument, { collection: 'news', data: { text: 'not hers' } }),
+      'FORBIDDEN',
+    );
   });
 
   it('portico login --scope asks for exactly those', async () => {

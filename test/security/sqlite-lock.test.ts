@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DocumentsDocument, LogInDocument, PutDocumentDocument, ViewerDocument } from '../../client/index.ts';
 import { SQLITE_LOCK_WAIT_MS } from '../../src/sqlite.ts';
 import { ADMIN, bootstrapAdmin, startGateway, type TestClient, type TestGateway } from '../harness.ts';
 import { expectNoServerError, expectRefusal } from './answers.ts';
@@ -17,15 +18,6 @@ const ROOT = join(import.meta.dirname, '..', '..');
 
 /** The generous bound the issue asks for: a blocked event loop shows up as seconds, not this. */
 const FAST_MS = 1000;
-
-const PUT = `mutation ($id: ID, $data: JSONObject!) {
-  putDocument(collection: "notes", id: $id, data: $data) { id version data }
-}`;
-const READ = `{
-  documents(collection: "notes", index: "bySlug", where: { eq: { slug: "first" } }) { edges { node { id data } } }
-  viewer { user { email } }
-}`;
-const LOG_IN = `mutation ($email: String!, $password: String!) { logIn(email: $email, password: $password) { user { email } } }`;
 
 /**
  * A second process holding `BEGIN EXCLUSIVE` on a SQLite file until `release()`. In WAL mode this
@@ -127,7 +119,7 @@ describe.each([
       config: { collections: { notes: { indexes: { bySlug: { fields: ['slug'], unique: true } } } } },
     });
     admin = await bootstrapAdmin(portico);
-    const first = await admin.gql(PUT, { id: 'first', data: { slug: 'first' } });
+    const first = await putNote('first');
     expect(first.errors).toBeUndefined();
   });
   afterAll(async () => {
@@ -145,19 +137,29 @@ describe.each([
     entries: await rows('store', 'index_entries'),
     sessions: await rows('system', 'sessions'),
   });
-  const logIn = () => portico.client().gql(LOG_IN, { email: ADMIN.email, password: ADMIN.password });
+  const logIn = () => portico.client().gql(LogInDocument, { email: ADMIN.email, password: ADMIN.password });
+  /** The note `slug` written, as `{ slug }`, under the id `slug`. */
+  const putNote = (slug: string) =>
+    admin.gql(PutDocumentDocument, { collection: 'notes', id: slug, data: { slug } });
+  /** A read of each database: the note `first` through its index, and the viewer. */
   const read = async () => {
-    const result = await admin.gql<{ documents: { edges: unknown[] }; viewer: { user: { email: string } } }>(
-      READ,
-    );
-    expect(result.errors).toBeUndefined();
-    expect(result.data?.documents.edges).toHaveLength(1);
-    expect(result.data?.viewer.user.email).toBe(ADMIN.email);
+    const [documents, viewer] = await Promise.all([
+      admin.gql(DocumentsDocument, {
+        collection: 'notes',
+        index: 'bySlug',
+        where: { eq: { slug: 'first' } },
+      }),
+      admin.gql(ViewerDocument),
+    ]);
+    expect(documents.errors).toBeUndefined();
+    expect(documents.data?.documents.edges).toHaveLength(1);
+    expect(viewer.errors).toBeUndefined();
+    expect(viewer.data?.viewer.user?.email).toBe(ADMIN.email);
   };
 
   it('keeps /health and reads fast while writes wait, and lands them when the lock is released in time', async () => {
     const lock = await holdWriteLock(storeFile);
-    const put = timed(admin.gql(PUT, { id: 'second', data: { slug: 'second' } }));
+    const put = timed(putNote('second'));
     const login = timed(logIn());
     const holding = sleep(1500);
     const latency = await latenciesUntil(portico.url, holding, read);
@@ -179,9 +181,9 @@ describe.each([
   it('answers SERVICE_UNAVAILABLE to a store write that cannot get the lock by its deadline, writing nothing', async () => {
     const before = await counts();
     const lock = await holdWriteLock(storeFile);
-    let put: Awaited<ReturnType<typeof timed<Awaited<ReturnType<typeof admin.gql>>>>>;
+    let put: Awaited<ReturnType<typeof timed<Awaited<ReturnType<typeof putNote>>>>>;
     try {
-      const putting = timed(admin.gql(PUT, { id: 'late', data: { slug: 'late' } }));
+      const putting = timed(putNote('late'));
       const latency = await latenciesUntil(portico.url, putting, read);
       put = await putting;
       expect(latency.health).toBeLessThan(FAST_MS);
@@ -197,7 +199,7 @@ describe.each([
     expect(await counts()).toEqual(before);
 
     // The lock is gone: the same write now goes through.
-    const again = await admin.gql(PUT, { id: 'late', data: { slug: 'late' } });
+    const again = await putNote('late');
     expect(again.errors).toBeUndefined();
     expect((await counts()).documents).toBe(before.documents + 1);
   });
@@ -210,7 +212,7 @@ describe.each([
       const loggingIn = timed(logIn());
       const sampling = latenciesUntil(portico.url, loggingIn);
       // A store write meanwhile: it waits too when the files are one, and is not held up otherwise.
-      const put = await timed(admin.gql(PUT, { id: 'during', data: { slug: 'during' } }));
+      const put = await timed(putNote('during'));
       if (split) {
         expect(put.result.errors).toBeUndefined();
         expect(put.ms).toBeLessThan(FAST_MS);

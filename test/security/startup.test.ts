@@ -9,6 +9,13 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  BlobsDocument,
+  DocumentsDocument,
+  LeaseDocument,
+  LogInDocument,
+  PutDocumentDocument,
+} from '../../client/index.ts';
+import {
   ADMIN,
   bootstrapAdmin,
   codeOf,
@@ -16,6 +23,7 @@ import {
   freePort,
   type LogLine,
   startGateway,
+  type TestClient,
 } from '../harness.ts';
 import { Outage } from '../outage.ts';
 import { type Run, runPortico } from '../run-cli.ts';
@@ -201,15 +209,15 @@ describe('start-up that says what is wrong', () => {
   });
 });
 
-const QUERIES = {
-  documents:
-    '{ documents(collection: "notes", index: "bySlug", where: { eq: { slug: "first" } }) { edges { node { id data } } } }',
-  blobs: '{ blobs { edges { node { id } } } }',
-  lease: '{ lease(key: "job") { token } }',
-};
-const PUT =
-  'mutation { putDocument(collection: "notes", id: "first", data: { slug: "first" }) { id version } }';
-const LOG_IN = `mutation ($email: String!, $password: String!) { logIn(email: $email, password: $password) { user { email } } }`;
+/** The document `first` of notes, through the index bySlug. */
+const FIRST = { collection: 'notes', index: 'bySlug', where: { eq: { slug: 'first' } } };
+const PUT_FIRST = { collection: 'notes', id: 'first', data: { slug: 'first' } };
+/** One read of each part of the store. */
+const storeReads = (client: TestClient) => [
+  () => client.gql(DocumentsDocument, FIRST),
+  () => client.gql(BlobsDocument),
+  () => client.gql(LeaseDocument, { key: 'job' }),
+];
 
 describe.runIf(postgresUrl)('a store on PostgreSQL that does not answer at start', () => {
   it('starts anyway: identity works, store operations answer SERVICE_UNAVAILABLE until it answers, then work without a restart', async () => {
@@ -236,17 +244,19 @@ describe.runIf(postgresUrl)('a store on PostgreSQL that does not answer at start
 
       // Identity: the first admin, a login.
       const admin = await bootstrapAdmin(portico);
-      const login = await portico.client().gql(LOG_IN, { email: ADMIN.email, password: ADMIN.password });
+      const login = await portico
+        .client()
+        .gql(LogInDocument, { email: ADMIN.email, password: ADMIN.password });
       expect(login.errors).toBeUndefined();
 
       // The store: unavailable, and /ready says which part is down.
-      for (const query of Object.values(QUERIES)) {
-        const result = await admin.gql(query);
+      for (const read of storeReads(admin)) {
+        const result = await read();
         expectRefusal(result, 'SERVICE_UNAVAILABLE');
         expect(result.status).toBe(503);
         expect(result.headers.get('retry-after')).toBeTruthy();
       }
-      const put = await admin.gql(PUT);
+      const put = await admin.gql(PutDocumentDocument, PUT_FIRST);
       expectRefusal(put, 'SERVICE_UNAVAILABLE');
       const ready = await fetch(new URL('/ready', portico.url));
       expect(ready.status).toBe(503);
@@ -255,15 +265,18 @@ describe.runIf(postgresUrl)('a store on PostgreSQL that does not answer at start
       // The database comes up: the same queries work, no restart.
       await outage.up();
       await expect
-        .poll(async () => (await admin.gql(QUERIES.documents)).status, { timeout: 20_000, interval: 250 })
+        .poll(async () => (await admin.gql(DocumentsDocument, FIRST)).status, {
+          timeout: 20_000,
+          interval: 250,
+        })
         .toBe(200);
       expect((await fetch(new URL('/ready', portico.url))).status).toBe(200);
-      for (const query of Object.values(QUERIES)) expectNoServerError(await admin.gql(query));
+      for (const read of storeReads(admin)) expectNoServerError(await read());
       // Its schema was created and its indexes built then: a write is found through the index.
-      expect((await admin.gql(PUT)).errors).toBeUndefined();
-      const found = await admin.gql<{ documents: { edges: unknown[] } }>(QUERIES.documents);
+      expect((await admin.gql(PutDocumentDocument, PUT_FIRST)).errors).toBeUndefined();
+      const found = await admin.gql(DocumentsDocument, FIRST);
       expect(found.data?.documents.edges).toHaveLength(1);
-      expect(codeOf(await admin.gql(QUERIES.lease))).toBeUndefined();
+      expect(codeOf(await admin.gql(LeaseDocument, { key: 'job' }))).toBeUndefined();
       expect(logs.some((line) => /the store database answers/.test(line.msg))).toBe(true);
       // Bringing it up went without a hitch (each 503 above is logged by Yoga's masking: item 6's).
       expect(errorLines(logs).filter((line) => line.msg.includes('cannot be served'))).toEqual([]);

@@ -15,6 +15,7 @@ import {
   isObjectType,
 } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PutDocumentDocument } from '../../client/index.ts';
 import { BoundSqliteDriver, bindStatement } from '../../src/bound-sql.ts';
 import type { Database } from '../../src/db.ts';
 import { defineModule, selectRows } from '../../src/index.ts';
@@ -238,9 +239,11 @@ describe.each(backends)('every string input gets a contract answer on %s', (back
   beforeAll(async () => {
     ({ portico, admin } = await startGatewayWithAdmin({ backend, config: CONFIG, modules: [echo] }));
     probes = probesOf(buildSchema(portico.gateway.runtime.modules));
-    const note = await admin.gql(
-      'mutation { putDocument(collection: "notes", id: "n1", data: { slug: "one", tag: "t" }) { id } }',
-    );
+    const note = await admin.gql(PutDocumentDocument, {
+      collection: 'notes',
+      id: 'n1',
+      data: { slug: 'one', tag: 't' },
+    });
     expect(note.errors).toBeUndefined();
   });
   afterAll(() => portico?.close());
@@ -440,12 +443,10 @@ describe.each(backends)('every string input gets a contract answer on %s', (back
         markers.push(marker);
         await send(probe, /email/i.test(probe.name) ? `${marker}@example.com` : marker);
       }
-      const data = await admin.gql(
-        'mutation ($data: JSONObject!) { putDocument(collection: "notes", data: $data) { id } }',
-        {
-          data: { slug: 'zqdataqz', tag: 'zqdataqz' },
-        },
-      );
+      const data = await admin.gql(PutDocumentDocument, {
+        collection: 'notes',
+        data: { slug: 'zqdataqz', tag: 'zqdataqz' },
+      });
       expect(data.errors).toBeUndefined();
       markers.push('zqdataqz');
     } finally {

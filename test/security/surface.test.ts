@@ -114,14 +114,8 @@ describe.each(backends)('the GraphQL surface in production on %s', (backend) => 
   const nextEmail = () => `surface-${++serial}@example.com`;
   /** Whether an account exists: a refused request must not have created it. */
   const accountExists = async (email: string) =>
-    codeOf(
-      await portico
-        .client()
-        .gql('mutation ($e: String!, $p: String!) { logIn(email: $e, password: $p) { user { id } } }', {
-          e: email,
-          p: PASSWORD,
-        }),
-    ) !== 'INVALID_CREDENTIALS';
+    codeOf(await portico.client().gql(client.LogInDocument, { email, password: PASSWORD })) !==
+    'INVALID_CREDENTIALS';
 
   beforeAll(async () => {
     portico = await startGateway({ backend, config: CONFIG });
