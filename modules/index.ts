@@ -13,6 +13,7 @@ import rateLimits from './rate-limits/index.ts';
 import remoteLogin from './remote-login/index.ts';
 import roles from './roles/index.ts';
 import sessions from './sessions/index.ts';
+import store from './store/index.ts';
 import users from './users/index.ts';
 
 /** The modules every gateway has. A configuration file may add more. */
@@ -31,5 +32,6 @@ export const builtinModules: PorticoModule[] = [
   leases,
   collections,
   blobs,
+  store,
   adminConsole,
 ];

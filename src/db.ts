@@ -33,6 +33,8 @@ export interface Databases {
   readonly store: Database;
   /** True when each database answers a trivial query within the timeout (the store: and serves). */
   ping(timeoutMs?: number): Promise<{ system: boolean; store: boolean }>;
+  /** Why the store does not answer a trivial query within the timeout (or does not serve yet); null when it does. */
+  storeProblem(timeoutMs?: number): Promise<string | null>;
   /**
    * Runs `prepare` (index builds and the like) on the store before it serves: now when the store
    * answered at start, else in the background once it answers, its schema brought up to date first.
@@ -142,12 +144,13 @@ export async function openDatabases({
     system,
     store,
     async ping(timeoutMs = 2000) {
-      const [systemUp, storeUp] = await Promise.all([
-        answers(system, timeoutMs),
-        store === system ? undefined : answers(store, timeoutMs),
+      const [systemProblem, storeProblem] = await Promise.all([
+        problemOf(system, timeoutMs),
+        store === system ? undefined : problemOf(store, timeoutMs),
       ]);
-      return { system: systemUp, store: storeUp ?? systemUp };
+      return { system: systemProblem === null, store: (storeProblem ?? systemProblem) === null };
     },
+    storeProblem: (timeoutMs = 2000) => problemOf(store, timeoutMs),
     async serveStore(prepare) {
       if (deferred) deferred.serve(prepare);
       else await prepare(store.em);
@@ -431,20 +434,21 @@ export async function migrate(orm: MikroORM, log: Logger): Promise<string[]> {
   return statements;
 }
 
-async function answers(database: Database, timeoutMs: number): Promise<boolean> {
+/** Null when the database answers a trivial query within the timeout, else why not. */
+async function problemOf(database: Database, timeoutMs: number): Promise<string | null> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
       database.em
         .getConnection()
         .execute('select 1')
-        .then(() => true),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), timeoutMs);
+        .then(() => null),
+      new Promise<string>((resolve) => {
+        timer = setTimeout(() => resolve(`no answer within ${timeoutMs} ms`), timeoutMs);
       }),
     ]);
-  } catch {
-    return false;
+  } catch (error) {
+    return reason(error);
   } finally {
     clearTimeout(timer);
   }

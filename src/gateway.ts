@@ -72,7 +72,9 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
   runtime.pubsub.onGap(() => void runtime.live.recheckNow());
   try {
     await runtime.instances.start();
-    await serveStore(runtime.db, runtime.pubsub, log, (store) => runtime.instances.prepareStore(store));
+    await serveStore(runtime.db, runtime.store, runtime.pubsub, log, (store) =>
+      runtime.instances.prepareStore(store),
+    );
     // The modules' listeners hear other instances before the first request.
     await runtime.pubsub.ready();
   } catch (error) {

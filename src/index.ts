@@ -64,6 +64,7 @@ export type {
   LeaseRecord,
   LeaseStore,
   RangeBound,
+  StoreAbout,
   StoreBackend,
   StoreCollection,
   StoredDocument,

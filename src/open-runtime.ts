@@ -37,7 +37,7 @@ export async function openRuntime(
       modules,
       instances: new ModuleSet(modules),
       db,
-      store: openStore(db, pubsub, log),
+      store: openStore(db, pubsub, log, env.databaseUrl),
       pubsub,
       live,
       log,

@@ -27,10 +27,24 @@
  *   (SERVICE_UNAVAILABLE), a refusal a `PorticoError` (CONFLICT, FENCE_REJECTED, ...).
  */
 export interface StoreBackend {
+  /** What this backend is, as admins see it (`storeBackend`); holds no secret. */
+  readonly about: StoreAbout;
+  /** Null while the backend answers; else why it does not (for admins, never for clients). */
+  problem(): Promise<string | null>;
   readonly documents: DocumentStore;
   readonly blobs: BlobMetadataStore;
   readonly leases: LeaseStore;
   readonly events: StoreEvents;
+}
+
+export interface StoreAbout {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Where it is, with any password removed. */
+  readonly url: string;
+  /** `environment`: DATABASE_URL chose it. */
+  readonly source: 'environment';
+  /** When it became this gateway's store. */
+  readonly since: Date;
 }
 
 // ---------------------------------------------------------------- documents

@@ -14,6 +14,7 @@ import {
   LeaseDocument,
   LogInDocument,
   PutDocumentDocument,
+  StoreBackendDocument,
 } from '../../client/index.ts';
 import {
   ADMIN,
@@ -261,6 +262,11 @@ describe.runIf(postgresUrl)('a store on PostgreSQL that does not answer at start
       const ready = await fetch(new URL('/ready', portico.url));
       expect(ready.status).toBe(503);
       expect(await ready.json()).toMatchObject({ databases: { system: true, store: false } });
+      // Admins learn why from storeBackend, which answers while the store does not.
+      const down = await admin.gql(StoreBackendDocument);
+      expect(down.errors).toBeUndefined();
+      expect(down.data?.storeBackend).toMatchObject({ kind: 'POSTGRES', status: 'UNAVAILABLE' });
+      expect(down.data?.storeBackend.reason).toBeTruthy();
 
       // The database comes up: the same queries work, no restart.
       await outage.up();
@@ -271,6 +277,10 @@ describe.runIf(postgresUrl)('a store on PostgreSQL that does not answer at start
         })
         .toBe(200);
       expect((await fetch(new URL('/ready', portico.url))).status).toBe(200);
+      expect((await admin.gql(StoreBackendDocument)).data?.storeBackend).toMatchObject({
+        status: 'READY',
+        reason: null,
+      });
       for (const read of storeReads(admin)) expectNoServerError(await read());
       // Its schema was created and its indexes built then: a write is found through the index.
       expect((await admin.gql(PutDocumentDocument, PUT_FIRST)).errors).toBeUndefined();

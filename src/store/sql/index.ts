@@ -2,7 +2,7 @@ import type { SqlEntityManager } from '@mikro-orm/sql';
 import { inBatches } from '../../db.ts';
 import type { Logger } from '../../logger.ts';
 import type { PubSub } from '../../pubsub.ts';
-import type { StoreBackend } from '../backend.ts';
+import type { StoreAbout, StoreBackend } from '../backend.ts';
 import { DocumentChanges, pubSubEvents } from '../events.ts';
 import { collectContent, createBlob, deleteBlob, findBlob, findBlobs, listBlobs } from './blobs.ts';
 import { countDocuments, deleteDocument, getDocument, queryDocuments, writeDocument } from './documents.ts';
@@ -27,6 +27,8 @@ export interface SqlStoreOptions {
   /** Carries the change events between the instances that share the database. */
   pubsub: PubSub;
   log: Logger;
+  about: StoreAbout;
+  problem: () => Promise<string | null>;
 }
 
 /**
@@ -35,11 +37,13 @@ export interface SqlStoreOptions {
  * (keys.ts). The instances that share the database share the gateway's pub/sub, which carries the
  * change events each raises after its writes commit.
  */
-export function createSqlStore({ root, pubsub, log }: SqlStoreOptions): StoreBackend {
+export function createSqlStore({ root, pubsub, log, about, problem }: SqlStoreOptions): StoreBackend {
   const fork = () => root().fork();
   const changes = new DocumentChanges(pubsub, (collection, id) => getDocument(fork(), collection, id));
   const released = (key: string) => pubsub.publish('lease.released', { key });
   return {
+    about,
+    problem,
     documents: {
       get: async (collection, id) => getDocument(fork(), collection, id),
       async write(write) {

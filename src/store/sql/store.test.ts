@@ -44,7 +44,7 @@ describe.each(backends)('the SQL store backend on %s', (backend) => {
       log,
     });
     pubsub = createLocalPubSub(log);
-    store = openStore(databases, pubsub, log);
+    store = openStore(databases, pubsub, log, database.url);
     await store.documents.prepare([notes]);
   });
   afterAll(async () => {
