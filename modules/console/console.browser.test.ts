@@ -311,6 +311,12 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
       await admin.getByRole('cell', { name: 'jobs/nightly' }).waitFor();
       await shoot(admin, 'leases');
 
+      await admin.getByRole('link', { name: 'Store' }).click();
+      await admin.getByText('Answering').waitFor();
+      await admin.getByText(backend === 'sqlite' ? 'SQLite' : 'PostgreSQL', { exact: true }).waitFor();
+      await admin.getByText('DATABASE_URL', { exact: true }).waitFor();
+      await shoot(admin, 'store');
+
       await admin.getByRole('link', { name: 'API keys & devices' }).click();
       // What each scope grants, from the configuration: the blob and collection rules name them.
       await admin.getByRole('cell', { name: 'upload and delete blobs' }).waitFor();

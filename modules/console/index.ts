@@ -23,6 +23,7 @@ export default defineModule({
     'collections',
     'blobs',
     'leases',
+    'store',
   ],
   setup: () => ({ routes: consoleRoutes(CONSOLE_DIR) }),
 });

@@ -9,6 +9,7 @@ import { InvitesScreen } from './screens/invites.tsx';
 import { KeysScreen } from './screens/keys.tsx';
 import { LeasesScreen } from './screens/leases.tsx';
 import { SessionsScreen } from './screens/sessions.tsx';
+import { StoreScreen } from './screens/store.tsx';
 import { UserScreen, UsersScreen } from './screens/users.tsx';
 import { ProblemNote, useAction, useLoad, useSubscription } from './ui.tsx';
 
@@ -20,6 +21,7 @@ const SECTIONS = [
   { path: 'data', label: 'Data' },
   { path: 'blobs', label: 'Blobs' },
   { path: 'leases', label: 'Leases' },
+  { path: 'store', label: 'Store' },
   { path: 'audit', label: 'Audit log' },
 ] as const;
 
@@ -42,6 +44,8 @@ function Screen({ segments, query }: ReturnType<typeof useLocation>) {
       return <BlobsScreen />;
     case 'leases':
       return <LeasesScreen />;
+    case 'store':
+      return <StoreScreen />;
     case 'audit':
       return <AuditScreen userId={query.get('user')} />;
     default:
