@@ -128,6 +128,7 @@ export default defineConfig({ signup: 'open', modules: [hello] });\n`,
       'leases',
       'collections',
       'blobs',
+      'store',
       'console',
       'hello',
     ]);

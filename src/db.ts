@@ -165,8 +165,8 @@ export async function openDatabases({
 
 interface OpenDatabaseOptions {
   url: string;
-  /** The environment variable that named `url`, for the operator. */
-  variable: 'DATABASE_URL' | 'SYSTEM_DATABASE_URL';
+  /** What named `url` (an environment variable, or an admin's switch), for the operator. */
+  variable: 'DATABASE_URL' | 'SYSTEM_DATABASE_URL' | 'the store URL';
   entities: EntitySchema[];
   /** `synchronous=FULL` on SQLite: acknowledged identity writes survive power loss. */
   durable: boolean;
@@ -338,6 +338,7 @@ function postgresProblem(error: unknown, target: PostgresTarget, variable: strin
   if (isDatabaseUnavailable(error)) {
     return new StartupError(
       `${variable}: cannot connect to PostgreSQL at ${host}:${port} (${reason(error)})`,
+      { cause: error },
     );
   }
   return error;
@@ -434,8 +435,18 @@ export async function migrate(orm: MikroORM, log: Logger): Promise<string[]> {
   return statements;
 }
 
+/**
+ * A store database an admin switches to while the gateway runs: connected, its schema brought up
+ * to date. Throws what `openDatabases` throws for DATABASE_URL (a StartupError that says why).
+ */
+export const openStoreDatabase = (url: string, log: Logger) =>
+  openDatabase({ url, variable: 'the store URL', entities: STORE_ENTITIES, durable: false, log });
+
+/** Closes a database `openStoreDatabase` opened, letting its busy connections finish first. */
+export const closeDatabase = (database: Database) => closeOrm(database.orm);
+
 /** Null when the database answers a trivial query within the timeout, else why not. */
-async function problemOf(database: Database, timeoutMs: number): Promise<string | null> {
+export async function problemOf(database: Database, timeoutMs = 2000): Promise<string | null> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([

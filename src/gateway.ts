@@ -134,7 +134,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
         contextOf: (request, serverContext) => contexts.of(request, serverContext),
         log,
       }),
-      useReadiness({ databases: runtime.db }),
+      useReadiness({ databases: runtime.db, store: runtime.store }),
       useCSRFPrevention({ requestHeaders: CSRF_HEADERS }),
       useOperationLimits({ exposeLimits: development }),
       useSuggestionMask({ shows: seesSchema }),

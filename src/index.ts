@@ -41,7 +41,8 @@ export type { PubSub, TopicName, Topics } from './pubsub.ts';
 export type { HttpMethod, Route } from './routes.ts';
 export { hasCsrfHeader } from './routes.ts';
 export type { Runtime } from './runtime.ts';
-export { randomSecret, sameDigest, sha256 } from './secrets.ts';
+export type { SealPasswords } from './secrets.ts';
+export { randomSecret, sameDigest, sealPasswords, sha256 } from './secrets.ts';
 export type {
   BlobContent,
   BlobCreation,

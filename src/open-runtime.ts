@@ -1,18 +1,20 @@
 import { openDatabases } from './db.ts';
+import { serviceUnavailable } from './errors.ts';
 import { LiveCredentials } from './live.ts';
 import type { LoadedConfig } from './load-config.ts';
 import type { Logger } from './logger.ts';
 import { ModuleSet } from './module-instances.ts';
 import { openPubSub } from './pubsub/open.ts';
 import type { Runtime } from './runtime.ts';
-import { openStore } from './store/open.ts';
+import { describeUrl, openStore, openStoreAt } from './store/open.ts';
+import { createStoreSwitch, SwitchingStore } from './store/switch.ts';
 import { type Clock, systemClock } from './timers.ts';
 
 /** What aborts each runtime's `stopping` signal. */
 const stoppers = new WeakMap<Runtime, AbortController>();
 
 /** A runtime as the kernel holds it: with the module set it starts and stops. */
-export type OpenRuntime = Runtime & { readonly instances: ModuleSet };
+export type OpenRuntime = Runtime & { readonly instances: ModuleSet; readonly store: SwitchingStore };
 
 /**
  * Opens the databases (bringing their schemas up to date) and the pub/sub, and sets the modules
@@ -31,13 +33,27 @@ export async function openRuntime(
     const pubsub = await openPubSub({ env, log });
     const stopper = new AbortController();
     const live = new LiveCredentials();
+    // DATABASE_URL's backend lives on the databases, which close it.
+    const initial = { backend: openStore(db, pubsub, log, env.databaseUrl), close: async () => {} };
+    const store = new SwitchingStore(initial, initial.backend.events, log);
+    const instances = new ModuleSet(modules);
     const runtime: OpenRuntime = {
       env,
       settings,
       modules,
-      instances: new ModuleSet(modules),
+      instances,
       db,
-      store: openStore(db, pubsub, log, env.databaseUrl),
+      store,
+      storeSwitch: createStoreSwitch({
+        store,
+        initial,
+        databaseUrl: env.databaseUrl,
+        open: (url, source) =>
+          openStoreAt(url, source, { pubsub, log: log.child({ db: 'store' }), dataDir: env.dataDir }),
+        prepare: (backend) => instances.prepareStore(backend),
+        unavailable: (reason) => serviceUnavailable(`The store does not answer: ${reason}`),
+        describe: describeUrl,
+      }),
       pubsub,
       live,
       log,
@@ -59,11 +75,15 @@ export function beginStopping(runtime: Runtime): void {
 }
 
 /** Closes what `openRuntime` opened: the pub/sub (its last events go out), then the databases. */
-export async function closeRuntime(runtime: Runtime): Promise<void> {
+export async function closeRuntime(runtime: OpenRuntime): Promise<void> {
   beginStopping(runtime);
   try {
     await runtime.pubsub.close();
   } finally {
-    await runtime.db.close();
+    try {
+      await runtime.store.close();
+    } finally {
+      await runtime.db.close();
+    }
   }
 }

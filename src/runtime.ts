@@ -4,6 +4,7 @@ import type { LiveCredentials } from './live.ts';
 import type { Logger } from './logger.ts';
 import type { PubSub } from './pubsub.ts';
 import type { StoreBackend } from './store/backend.ts';
+import type { StoreSwitch } from './store/switch.ts';
 import type { Clock } from './timers.ts';
 
 /**
@@ -17,6 +18,8 @@ export interface Runtime {
   readonly db: Databases;
   /** The business data (collections, blob metadata, leases), whatever backend holds it. */
   readonly store: StoreBackend;
+  /** Changes the backend behind `store` while the gateway runs (admins' `switchStoreBackend`). */
+  readonly storeSwitch: StoreSwitch;
   readonly pubsub: PubSub;
   /** The credentials behind this instance's open subscriptions. */
   readonly live: LiveCredentials;

@@ -35,6 +35,7 @@ export function captureLog(): CapturedLog {
  * later fail type-checking here until the tests cover it.
  */
 export const samplePayloads: { [T in TopicName]: (n: number) => Topics[T] } = {
+  'store.changed': (n) => ({ by: `instance-${n}`, action: n % 2 === 0 ? 'switch' : 'reconnect' }),
   'session.created': (n) => ({
     sessionId: `session-${n}`,
     userId: `user-${n}`,

@@ -21,6 +21,9 @@ export const AUDIT_KINDS = [
   'API_KEY_REVOKED',
   'DEVICE_APPROVED',
   'DEVICE_DENIED',
+  'STORE_SWITCHED',
+  'STORE_RESET',
+  'STORE_RECONNECTED',
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 

@@ -315,7 +315,17 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
       await admin.getByText('Answering').waitFor();
       await admin.getByText(backend === 'sqlite' ? 'SQLite' : 'PostgreSQL', { exact: true }).waitFor();
       await admin.getByText('DATABASE_URL', { exact: true }).waitFor();
+      // A switch asks first, says data is not copied, and can be undone.
+      await admin.getByLabel('Store URL').fill('sqlite:console-store.sqlite');
+      await admin.getByRole('button', { name: 'Switch', exact: true }).click();
       await shoot(admin, 'store');
+      await admin.getByRole('button', { name: 'Switch; data is not copied' }).click();
+      await admin.getByRole('status').filter({ hasText: 'The store is now sqlite:' }).waitFor();
+      await admin.getByText('an admin’s switch', { exact: true }).waitFor();
+      await admin.getByRole('button', { name: 'Back to DATABASE_URL' }).click();
+      await admin.getByRole('button', { name: 'Go back; data is not copied' }).click();
+      await admin.getByRole('status').filter({ hasText: 'The store is DATABASE_URL’s again' }).waitFor();
+      await admin.getByText('DATABASE_URL', { exact: true }).waitFor();
 
       await admin.getByRole('link', { name: 'API keys & devices' }).click();
       // What each scope grants, from the configuration: the blob and collection rules name them.

@@ -1,7 +1,5 @@
-import { createHash } from 'node:crypto';
 import { parseCookie, stringifySetCookie } from 'cookie';
 import { sealData, unsealData } from 'iron-session';
-import type { Environment } from '../../src/index.ts';
 import type { SessionSettings } from './config.ts';
 
 export interface SessionCredential {
@@ -11,27 +9,6 @@ export interface SessionCredential {
 
 export const cookieName = (settings: SessionSettings) =>
   settings.cookieSecure ? '__Host-portico_session' : 'portico_session';
-
-export interface Passwords {
-  /** Seals new cookies: the first secret of PORTICO_SECRET only. */
-  seal: Record<number, string>;
-  /** Opens cookies sealed with any of the secrets. */
-  open: Record<number, string>;
-}
-
-/**
- * iron-session password maps. A seal records its password's id, so ids must not depend on the
- * secrets' order: each id is derived from its secret, and stays valid whatever is added or removed.
- */
-export function passwords(env: Pick<Environment, 'secrets'>): Passwords {
-  const id = (secret: string) =>
-    Number.parseInt(createHash('sha256').update(secret).digest('hex').slice(0, 8), 16);
-  const [current = ''] = env.secrets;
-  return {
-    seal: { [id(current)]: current },
-    open: Object.fromEntries(env.secrets.map((secret) => [id(secret), secret])),
-  };
-}
 
 /**
  * A seal exactly as `sealCredential` writes it: iron's eight fields (`Fe26.2`, password id, salt,

@@ -10,7 +10,9 @@ import {
   PorticoError,
   type RequestContext,
   type Runtime,
+  type SealPasswords,
   sameDigest,
+  sealPasswords,
   sha256,
   type Viewer,
 } from '../../src/index.ts';
@@ -20,8 +22,6 @@ import { SessionCache, type SessionSnapshot } from './cache.ts';
 import type { SessionSettings } from './config.ts';
 import {
   clearedSessionCookie,
-  type Passwords,
-  passwords,
   readSessionCookie,
   sealCredential,
   sessionCookie,
@@ -84,7 +84,7 @@ export const BOOTSTRAP_PURPOSE = 'bootstrap';
 export class Sessions implements ModuleInstance {
   readonly runtime: Runtime;
   readonly cache: SessionCache;
-  readonly #passwords: Passwords;
+  readonly #passwords: SealPasswords;
   /** Seals stop opening after the absolute timeout, whatever the row says. */
   readonly #sealTtlSeconds: number;
   #bootstrapped = false;
@@ -94,7 +94,7 @@ export class Sessions implements ModuleInstance {
   constructor(runtime: Runtime) {
     this.runtime = runtime;
     this.cache = new SessionCache(runtime.clock);
-    this.#passwords = passwords(runtime.env);
+    this.#passwords = sealPasswords(runtime.env.secrets);
     this.#sealTtlSeconds = runtime.settings.session.absoluteTimeoutHours * 3600;
   }
 

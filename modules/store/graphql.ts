@@ -1,11 +1,7 @@
-import type { Builder, StoreAbout } from '../../src/index.ts';
+import type { Builder, RequestContext } from '../../src/index.ts';
+import type { StoreAdmin, StoreState } from './instance.ts';
 
-/** What `storeBackend` answers: the backend as it describes itself, and whether it answers now. */
-interface StoreState extends StoreAbout {
-  problem: string | null;
-}
-
-export function registerStore(builder: Builder) {
+export function registerStore(builder: Builder, self: (context: RequestContext) => StoreAdmin) {
   const KindEnum = builder.enumType('StoreBackendKind', {
     values: {
       SQLITE: { value: 'sqlite' },
@@ -57,10 +53,30 @@ export function registerStore(builder: Builder) {
       type: StoreBackendRef,
       description: 'Admin.',
       authScopes: { admin: true },
-      resolve: async (_root, _args, { runtime }) => ({
-        ...runtime.store.about,
-        problem: await runtime.store.problem(),
-      }),
+      resolve: (_root, _args, context) => self(context).state(),
     }),
   );
+
+  builder.mutationFields((t) => ({
+    switchStoreBackend: t.field({
+      type: StoreBackendRef,
+      description:
+        'Admin. Opens the backend at `url` (`sqlite:<path>`, `postgres://...`, or\n`portico+http(s)://...` for a remote Portico), brings its schema up to date,\nchecks that it answers, and only then makes it current on every instance.\nRequests already running finish on the old backend. Data is not copied.\nA URL that cannot be opened fails with BAD_USER_INPUT or SERVICE_UNAVAILABLE\nand changes nothing.',
+      authScopes: { admin: true },
+      args: { url: t.arg.string({ required: true }) },
+      resolve: (_root, { url }, context) => self(context).switchTo(context, url),
+    }),
+    resetStoreBackend: t.field({
+      type: StoreBackendRef,
+      description: 'Admin. Goes back to DATABASE_URL on every instance.',
+      authScopes: { admin: true },
+      resolve: (_root, _args, context) => self(context).reset(context),
+    }),
+    reconnectStoreBackend: t.field({
+      type: StoreBackendRef,
+      description: "Admin. Closes and reopens the current backend's connections on every instance.",
+      authScopes: { admin: true },
+      resolve: (_root, _args, context) => self(context).reconnect(context),
+    }),
+  }));
 }

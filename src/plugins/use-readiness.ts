@@ -1,9 +1,12 @@
 import { type Plugin, useReadinessCheck } from 'graphql-yoga';
 import type { Databases } from '../db.ts';
+import type { StoreBackend } from '../store/backend.ts';
 
 export interface ReadinessOptions {
-  /** The databases to ping. */
+  /** The databases to ping: the system database is the one readiness reads. */
   databases: Pick<Databases, 'ping'>;
+  /** The store, whichever backend holds it now. */
+  store: Pick<StoreBackend, 'problem'>;
   /** Where readiness is asked. Default: `/ready`. */
   endpoint?: string;
 }
@@ -13,11 +16,12 @@ export interface ReadinessOptions {
  * 503 `{ status: 'unavailable', databases }`, which says which one is down. Yoga's readiness
  * check serves it.
  */
-export function useReadiness({ databases, endpoint = '/ready' }: ReadinessOptions): Plugin {
+export function useReadiness({ databases, store, endpoint = '/ready' }: ReadinessOptions): Plugin {
   const readiness = useReadinessCheck({
     endpoint,
     async check({ fetchAPI }) {
-      const up = await databases.ping();
+      const [{ system }, storeProblem] = await Promise.all([databases.ping(), store.problem()]);
+      const up = { system, store: storeProblem === null };
       const ready = up.system && up.store;
       return fetchAPI.Response.json(
         { status: ready ? 'ready' : 'unavailable', databases: up },

@@ -41,8 +41,8 @@ export interface StoreAbout {
   readonly kind: 'sqlite' | 'postgres';
   /** Where it is, with any password removed. */
   readonly url: string;
-  /** `environment`: DATABASE_URL chose it. */
-  readonly source: 'environment';
+  /** `environment`: DATABASE_URL chose it; `switch`: an admin did, while the gateway ran. */
+  readonly source: 'environment' | 'switch';
   /** When it became this gateway's store. */
   readonly since: Date;
 }

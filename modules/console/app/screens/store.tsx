@@ -1,13 +1,26 @@
-import { StoreBackendDocument } from '../../../../client/index.ts';
+import { useState } from 'preact/hooks';
+import {
+  ReconnectStoreBackendDocument,
+  ResetStoreBackendDocument,
+  StoreBackendDocument,
+  SwitchStoreBackendDocument,
+} from '../../../../client/index.ts';
 import { client } from '../api.ts';
-import { Heading, ProblemNote, Time, useLoad } from '../ui.tsx';
+import { ConfirmButton, Heading, ProblemNote, Time, useAction, useLoad } from '../ui.tsx';
 
 const KIND_NAMES = { SQLITE: 'SQLite', POSTGRES: 'PostgreSQL', REMOTE: 'Another Portico' } as const;
 
-/** Where the business data lives and whether it answers; identity never moves with it. */
+/** Where the business data lives and whether it answers; switching it; identity never moves with it. */
 export function StoreScreen() {
   const loaded = useLoad(async () => (await client.query(StoreBackendDocument)).storeBackend, []);
   const store = loaded.data;
+  const action = useAction();
+  const [url, setUrl] = useState('');
+  const [notice, setNotice] = useState('');
+  const act = async (what: () => Promise<string>) => {
+    setNotice('');
+    if (await action.run(async () => setNotice(await what()))) loaded.reload();
+  };
   return (
     <>
       <Heading title="Store">Store</Heading>
@@ -47,6 +60,73 @@ export function StoreScreen() {
           </dd>
         </dl>
       ) : null}
+
+      <ProblemNote problem={action.problem} />
+      <p role="status">{notice}</p>
+
+      <form class="card" onSubmit={(event) => event.preventDefault()}>
+        <fieldset>
+          <legend>Switch the store</legend>
+          <p class="note">
+            Every instance moves to the new store. Data is not copied: clients see the new store’s
+            collections, blobs and leases from then on. A store that cannot be opened changes nothing.
+          </p>
+          <label>
+            Store URL
+            <input
+              name="url"
+              value={url}
+              placeholder="postgres://user:password@host/database or sqlite:store.sqlite"
+              autocomplete="off"
+              spellcheck={false}
+              onInput={(event) => setUrl(event.currentTarget.value)}
+            />
+          </label>
+          <ConfirmButton
+            label="Switch"
+            confirmLabel="Switch; data is not copied"
+            question={`Switch every instance to ${url || 'this store'}? Its data is what clients will see; nothing is copied.`}
+            disabled={action.busy || !url.trim()}
+            onConfirm={() =>
+              void act(async () => {
+                const { switchStoreBackend } = await client.mutate(SwitchStoreBackendDocument, {
+                  url: url.trim(),
+                });
+                setUrl('');
+                return `The store is now ${switchStoreBackend.url}.`;
+              })
+            }
+          />
+        </fieldset>
+      </form>
+      <p>
+        <button
+          type="button"
+          disabled={action.busy}
+          onClick={() =>
+            void act(async () => {
+              await client.mutate(ReconnectStoreBackendDocument);
+              return 'Reconnected: every instance opened new connections to the store.';
+            })
+          }
+        >
+          Reconnect
+        </button>{' '}
+        {store?.source === 'SWITCH' ? (
+          <ConfirmButton
+            label="Back to DATABASE_URL"
+            confirmLabel="Go back; data is not copied"
+            question="Go back to DATABASE_URL’s store on every instance? Nothing is copied."
+            disabled={action.busy}
+            onConfirm={() =>
+              void act(async () => {
+                const { resetStoreBackend } = await client.mutate(ResetStoreBackendDocument);
+                return `The store is DATABASE_URL’s again: ${resetStoreBackend.url}.`;
+              })
+            }
+          />
+        ) : null}
+      </p>
     </>
   );
 }

@@ -1,0 +1,148 @@
+import { randomUUID } from 'node:crypto';
+import {
+  every,
+  type ModuleInstance,
+  PorticoError,
+  type RequestContext,
+  type Runtime,
+  type StoreAbout,
+} from '../../src/index.ts';
+import audit from '../audit/index.ts';
+import { readChoice, saveChoice } from './service.ts';
+
+declare module '../../src/pubsub.ts' {
+  interface Topics {
+    /** An admin changed the store: the other instances apply the choice kept in the system database. */
+    'store.changed': { by: string; action: 'switch' | 'reconnect' };
+  }
+}
+
+/** How often a chosen store that could not be opened at start is tried again. */
+const RETRY_MS = 5000;
+
+/** What `storeBackend` answers: the backend as it describes itself, and whether it answers now. */
+export interface StoreState extends StoreAbout {
+  problem: string | null;
+}
+
+/**
+ * The store module in one gateway: applies the store an admin chose (at start, and when another
+ * instance announces a change), and carries out the admins' switch, reset and reconnect.
+ */
+export class StoreAdmin implements ModuleInstance {
+  readonly #runtime: Runtime;
+  /** Tells this instance's own announcements apart from the others'. */
+  readonly #id = randomUUID();
+  #stops: (() => Promise<void> | void)[] = [];
+  #retry: ReturnType<typeof every> | undefined;
+
+  constructor(runtime: Runtime) {
+    this.#runtime = runtime;
+  }
+
+  async start() {
+    const { pubsub, log } = this.#runtime;
+    this.#stops.push(
+      pubsub.on('store.changed', (event) => {
+        if (event.by === this.#id) return;
+        const applied =
+          event.action === 'reconnect' ? this.#runtime.storeSwitch.reconnect() : this.#applyChoice();
+        applied.catch((error: unknown) =>
+          log.error({ err: error }, 'applying the store another instance chose failed'),
+        );
+      }),
+      () => this.#retry?.stop(),
+    );
+    await this.#applyChoice();
+  }
+
+  async stop() {
+    for (const stop of this.#stops.splice(0)) await stop();
+  }
+
+  async state(): Promise<StoreState> {
+    const { store } = this.#runtime;
+    return { ...store.about, problem: await store.problem() };
+  }
+
+  /** Admin: the store at `url` on every instance. Nothing changes when it cannot be opened here. */
+  async switchTo(context: RequestContext, url: string): Promise<StoreState> {
+    await this.#stopRetrying();
+    const about = await this.#runtime.storeSwitch.to(url);
+    await saveChoice(context.db.system, this.#runtime.env, url);
+    await this.#announce(context, 'switch', 'STORE_SWITCHED', about);
+    return this.state();
+  }
+
+  /** Admin: DATABASE_URL's store on every instance. */
+  async reset(context: RequestContext): Promise<StoreState> {
+    await this.#stopRetrying();
+    const about = await this.#runtime.storeSwitch.to(null);
+    await saveChoice(context.db.system, this.#runtime.env, null);
+    await this.#announce(context, 'switch', 'STORE_RESET', about);
+    return this.state();
+  }
+
+  /** Admin: new connections to the current store on every instance. */
+  async reconnect(context: RequestContext): Promise<StoreState> {
+    if (this.#retry)
+      throw new PorticoError(
+        'SERVICE_UNAVAILABLE',
+        'The chosen store cannot be opened yet; it is being retried.',
+      );
+    const about = await this.#runtime.storeSwitch.reconnect();
+    await this.#announce(context, 'reconnect', 'STORE_RECONNECTED', about);
+    return this.state();
+  }
+
+  async #announce(
+    context: RequestContext,
+    action: 'switch' | 'reconnect',
+    kind: 'STORE_SWITCHED' | 'STORE_RESET' | 'STORE_RECONNECTED',
+    about: StoreAbout,
+  ) {
+    this.#runtime.pubsub.publish('store.changed', { by: this.#id, action });
+    await audit.api.record(context, { kind, detail: { kind: about.kind, url: about.url } });
+  }
+
+  /**
+   * Makes the kept choice current here. One that cannot be opened makes the store unavailable (never
+   * DATABASE_URL's store in its place), and is tried again until it opens.
+   */
+  async #applyChoice() {
+    const runtime = this.#runtime;
+    const url = await readChoice(runtime.db.system.em.fork(), runtime.env);
+    await this.#stopRetrying();
+    if (url === null) {
+      if (runtime.store.about.source === 'switch') await runtime.storeSwitch.to(null);
+      return;
+    }
+    try {
+      await runtime.storeSwitch.to(url);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      runtime.storeSwitch.unreachable(url, reason);
+      runtime.log.error(
+        { err: error },
+        `the store an admin chose cannot be opened; retrying every ${RETRY_MS / 1000} s`,
+      );
+      const retry = every(RETRY_MS, async () => {
+        try {
+          await runtime.storeSwitch.to(url);
+          runtime.log.info('the store an admin chose answers: store operations are served');
+          this.#retry = undefined;
+          void retry.stop();
+        } catch {
+          // Still away: the next round tries again.
+        }
+      });
+      this.#retry = retry;
+    }
+  }
+
+  async #stopRetrying() {
+    const retry = this.#retry;
+    this.#retry = undefined;
+    await retry?.stop();
+  }
+}
