@@ -112,9 +112,12 @@ export class StoreAdmin implements ModuleInstance {
   async #applyChoice() {
     const runtime = this.#runtime;
     const url = await readChoice(runtime.db.system.em.fork(), runtime.env);
+    // Already here, and answering or being retried: nothing to do.
+    if (url === runtime.storeSwitch.chosen && (url === null || runtime.store.about.source === 'switch'))
+      return;
     await this.#stopRetrying();
     if (url === null) {
-      if (runtime.store.about.source === 'switch') await runtime.storeSwitch.to(null);
+      await runtime.storeSwitch.to(null);
       return;
     }
     try {

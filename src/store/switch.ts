@@ -86,6 +86,8 @@ export class SwitchingStore implements StoreBackend {
 
 /** Changes the store of a running gateway (`runtime.storeSwitch`); the modules' data is not copied. */
 export interface StoreSwitch {
+  /** The URL an admin chose that is current here; null while DATABASE_URL's store is. */
+  readonly chosen: string | null;
   /**
    * Opens the backend at `url` (null: DATABASE_URL's), brings its schema up to date, checks that it
    * answers and builds the modules' indexes on it, and only then makes it current here. Throws
@@ -140,6 +142,9 @@ export function createStoreSwitch(options: StoreSwitchOptions): StoreSwitch {
     }
   };
   return {
+    get chosen() {
+      return chosen;
+    },
     to: (url) =>
       serially(async () => {
         store.replace(url === null ? initial : await openChecked(url, 'switch'));
