@@ -335,6 +335,11 @@ describe.runIf(backends.includes('postgres'))('the store of several instances on
     );
     expect((await fetch(new URL('/ready', second.url))).status).toBe(503);
 
+    // An admin's refused switch meanwhile leaves it so, still retrying the chosen store.
+    expectRefusal(
+      await restarted.gql(SwitchStoreBackendDocument, { url: 'mysql://db/portico' }),
+      'BAD_USER_INPUT',
+    );
     await outage.instance!.up();
     await expect
       .poll(async () => (await restarted.gql(StoreBackendDocument)).data?.storeBackend.status, {

@@ -66,20 +66,28 @@ export class StoreAdmin implements ModuleInstance {
   }
 
   /** Admin: the store at `url` on every instance. Nothing changes when it cannot be opened here. */
-  async switchTo(context: RequestContext, url: string): Promise<StoreState> {
-    await this.#stopRetrying();
-    const about = await this.#runtime.storeSwitch.to(url);
-    await saveChoice(context.db.system, this.#runtime.env, url);
-    await this.#announce(context, 'switch', 'STORE_SWITCHED', about);
-    return this.state();
+  switchTo(context: RequestContext, url: string): Promise<StoreState> {
+    return this.#change(context, url, 'STORE_SWITCHED');
   }
 
   /** Admin: DATABASE_URL's store on every instance. */
-  async reset(context: RequestContext): Promise<StoreState> {
+  reset(context: RequestContext): Promise<StoreState> {
+    return this.#change(context, null, 'STORE_RESET');
+  }
+
+  async #change(context: RequestContext, url: string | null, kind: 'STORE_SWITCHED' | 'STORE_RESET') {
+    // A chosen store being retried must not come back over the admin's new choice.
+    const retrying = this.#retry ? this.#runtime.storeSwitch.chosen : null;
     await this.#stopRetrying();
-    const about = await this.#runtime.storeSwitch.to(null);
-    await saveChoice(context.db.system, this.#runtime.env, null);
-    await this.#announce(context, 'switch', 'STORE_RESET', about);
+    let about: StoreAbout;
+    try {
+      about = await this.#runtime.storeSwitch.to(url);
+    } catch (error) {
+      if (retrying !== null) this.#retryUntilOpen(retrying);
+      throw error;
+    }
+    await saveChoice(context.db.system, this.#runtime.env, url);
+    await this.#announce(context, 'switch', kind, about);
     return this.state();
   }
 
@@ -112,9 +120,8 @@ export class StoreAdmin implements ModuleInstance {
   async #applyChoice() {
     const runtime = this.#runtime;
     const url = await readChoice(runtime.db.system.em.fork(), runtime.env);
-    // Already here, and answering or being retried: nothing to do.
-    if (url === runtime.storeSwitch.chosen && (url === null || runtime.store.about.source === 'switch'))
-      return;
+    // Already here (answering, or being retried): nothing to do.
+    if (url === runtime.storeSwitch.chosen) return;
     await this.#stopRetrying();
     if (url === null) {
       await runtime.storeSwitch.to(null);
@@ -129,18 +136,24 @@ export class StoreAdmin implements ModuleInstance {
         { err: error },
         `the store an admin chose cannot be opened; retrying every ${RETRY_MS / 1000} s`,
       );
-      const retry = every(RETRY_MS, async () => {
-        try {
-          await runtime.storeSwitch.to(url);
-          runtime.log.info('the store an admin chose answers: store operations are served');
-          this.#retry = undefined;
-          void retry.stop();
-        } catch {
-          // Still away: the next round tries again.
-        }
-      });
-      this.#retry = retry;
+      this.#retryUntilOpen(url);
     }
+  }
+
+  /** Tries `url` every RETRY_MS until it opens; the store answers SERVICE_UNAVAILABLE meanwhile. */
+  #retryUntilOpen(url: string) {
+    const runtime = this.#runtime;
+    const retry = every(RETRY_MS, async () => {
+      try {
+        await runtime.storeSwitch.to(url);
+        runtime.log.info('the store an admin chose answers: store operations are served');
+        this.#retry = undefined;
+        void retry.stop();
+      } catch {
+        // Still away: the next round tries again.
+      }
+    });
+    this.#retry = retry;
   }
 
   async #stopRetrying() {
