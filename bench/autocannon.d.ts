@@ -14,6 +14,17 @@ declare module 'autocannon' {
     /** Rewrites each request before it is sent (fresh variables per request). */
     setupRequest?: (request: { body?: string }) => { body?: string };
     title?: string;
+    /**
+     * Requests each connection sends in turn, over and over; `onResponse` sees every answer.
+     * `context` is the connection's own, shared by its requests.
+     */
+    requests?: {
+      method?: string;
+      headers?: Record<string, string>;
+      body?: string;
+      setupRequest?: (request: { body?: string }, context: Record<string, unknown>) => { body?: string };
+      onResponse?: (status: number, body: string, context: Record<string, unknown>) => void;
+    }[];
   }
 
   export interface Histogram {

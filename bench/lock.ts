@@ -18,7 +18,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
-import { startPortico } from './portico.ts';
+import { BENCH_ADMIN, firstAdminCookie, graphql, startPortico } from './portico.ts';
 
 const root = join(import.meta.dirname, '..');
 const ROUNDS = positive('BENCH_LOCK_ROUNDS', 3, true);
@@ -27,10 +27,7 @@ const DURATION = positive('BENCH_DURATION', 4);
 const CONNECTIONS = positive('BENCH_CONNECTIONS', 10);
 const POLL_EVERY_MS = 50;
 
-const ADMIN = { email: 'bench@example.com', password: 'bench horse battery staple', name: 'Bench Admin' };
-const REDEEM =
-  'mutation ($t: String!, $p: ProfileInput) { redeemToken(token: $t, profile: $p) { user { id } } }';
-const LOG_IN = `mutation { logIn(email: "${ADMIN.email}", password: "${ADMIN.password}") { user { id } } }`;
+const LOG_IN = `mutation { logIn(email: "${BENCH_ADMIN.email}", password: "${BENCH_ADMIN.password}") { user { id } } }`;
 const PUT =
   'mutation ($rank: Int!) { putDocument(collection: "items", id: "bench", data: { group: "g1", rank: $rank }) { id } }';
 const PAGE =
@@ -87,15 +84,6 @@ async function holdWriteLock(files: string[]) {
     holder.stdin!.write('release\n');
     await exited;
   };
-}
-
-async function graphql(url: string, query: string, variables: Record<string, unknown> = {}, cookie = '') {
-  const response = await fetch(`${url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(cookie ? { cookie } : {}) },
-    body: JSON.stringify({ query, variables }),
-  });
-  return { response, body: (await response.json()) as { errors?: unknown } };
 }
 
 function percentile(values: number[], p: number): number {
@@ -191,12 +179,7 @@ async function main() {
     (spawned) => children.push(spawned),
   );
   const pid = child.pid!;
-  const redeemed = await graphql(url, REDEEM, { t: token, p: ADMIN });
-  const cookie = redeemed.response.headers
-    .getSetCookie()
-    .map((header) => header.split(';')[0]!)
-    .find((pair) => pair.startsWith('portico_session='));
-  if (!cookie) throw new Error(`redeemToken set no session cookie: ${JSON.stringify(redeemed.body)}`);
+  const cookie = await firstAdminCookie(url, token);
   if ((await graphql(url, PUT, { rank: rank++ }, cookie)).body.errors) throw new Error('seeding failed');
 
   const files = [join(dataDir, 'store.sqlite'), join(dataDir, 'system.sqlite')];

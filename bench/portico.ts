@@ -62,3 +62,39 @@ export async function startPortico(
     });
   });
 }
+
+/** One GraphQL request over HTTP, with the session cookie when given. */
+export async function graphql(
+  url: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+  cookie = '',
+) {
+  const response = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(cookie ? { cookie } : {}) },
+    body: JSON.stringify({ query, variables }),
+  });
+  return { response, body: (await response.json()) as { data?: Record<string, unknown>; errors?: unknown } };
+}
+
+export const BENCH_ADMIN = {
+  email: 'bench@example.com',
+  password: 'bench horse battery staple',
+  name: 'Bench Admin',
+};
+
+/** Redeems the bootstrap token as the first admin; returns the session cookie (`name=value`). */
+export async function firstAdminCookie(url: string, token: string): Promise<string> {
+  const redeemed = await graphql(
+    url,
+    'mutation ($t: String!, $p: ProfileInput) { redeemToken(token: $t, profile: $p) { user { id } } }',
+    { t: token, p: BENCH_ADMIN },
+  );
+  const cookie = redeemed.response.headers
+    .getSetCookie()
+    .map((header) => header.split(';')[0]!)
+    .find((pair) => pair.startsWith('portico_session='));
+  if (!cookie) throw new Error(`redeemToken set no session cookie: ${JSON.stringify(redeemed.body)}`);
+  return cookie;
+}
