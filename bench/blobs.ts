@@ -18,7 +18,7 @@ import { request } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { startPortico } from './portico.ts';
+import { firstAdminCookie, startPortico } from './portico.ts';
 
 const MIB = 1024 * 1024;
 const SIZE = positive('BENCH_BLOB_MIB', 1024) * MIB;
@@ -27,7 +27,6 @@ const BASE_DIR = process.env.BENCH_BLOB_DIR ?? tmpdir();
 const THROUGHPUT_GOAL = 0.5;
 const RSS_GOAL_MIB = 64;
 const SAMPLE_EVERY_MS = 20;
-const ADMIN = { email: 'bench@example.com', password: 'bench horse battery staple', name: 'Bench Admin' };
 
 function positive(name: string, fallback: number): number {
   const value = Number(process.env[name] ?? fallback);
@@ -53,16 +52,7 @@ async function graphql(url: string, query: string, variables: Record<string, unk
 
 /** An API key of the first admin that uploads and downloads blobs (and nothing else). */
 async function apiKey(url: string, token: string): Promise<string> {
-  const redeemed = await graphql(
-    url,
-    'mutation ($t: String!, $p: ProfileInput) { redeemToken(token: $t, profile: $p) { user { id } } }',
-    { t: token, p: ADMIN },
-  );
-  const cookie = redeemed.response.headers
-    .getSetCookie()
-    .map((header) => header.split(';')[0]!)
-    .find((pair) => pair.startsWith('portico_session='));
-  if (!cookie) throw new Error('redeemToken set no session cookie');
+  const cookie = await firstAdminCookie(url, token);
   const { data } = await graphql(
     url,
     'mutation { createApiKey(name: "bench", scopes: ["blobs:read", "blobs:write"]) { secret } }',

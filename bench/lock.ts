@@ -18,7 +18,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
-import { BENCH_ADMIN, firstAdminCookie, graphql, startPortico } from './portico.ts';
+import { BENCH_ADMIN, firstAdminCookie, graphql, runBenchmark, startPortico } from './portico.ts';
 
 const root = join(import.meta.dirname, '..');
 const ROUNDS = positive('BENCH_LOCK_ROUNDS', 3, true);
@@ -221,18 +221,4 @@ async function main() {
   );
 }
 
-process.once('SIGINT', () => {
-  cleanUp();
-  process.exit(130);
-});
-main().then(
-  () => {
-    cleanUp();
-    process.exit(0);
-  },
-  (error: unknown) => {
-    console.error(error);
-    cleanUp();
-    process.exit(1);
-  },
-);
+runBenchmark(main, cleanUp);

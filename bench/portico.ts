@@ -98,3 +98,22 @@ export async function firstAdminCookie(url: string, token: string): Promise<stri
   if (!cookie) throw new Error(`redeemToken set no session cookie: ${JSON.stringify(redeemed.body)}`);
   return cookie;
 }
+
+/** Runs a benchmark's `main`, then `cleanUp` (on Ctrl-C too); the exit code says whether it failed. */
+export function runBenchmark(main: () => Promise<void>, cleanUp: () => void) {
+  process.once('SIGINT', () => {
+    cleanUp();
+    process.exit(130);
+  });
+  main().then(
+    () => {
+      cleanUp();
+      process.exit(0);
+    },
+    (error: unknown) => {
+      console.error(error);
+      cleanUp();
+      process.exit(1);
+    },
+  );
+}

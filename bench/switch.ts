@@ -15,7 +15,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
-import { firstAdminCookie, graphql, startPortico } from './portico.ts';
+import { firstAdminCookie, graphql, runBenchmark, startPortico } from './portico.ts';
 
 const DURATION = positive('BENCH_DURATION', 10);
 const SWITCHES = positive('BENCH_SWITCHES', 20);
@@ -139,18 +139,4 @@ async function main() {
   }
 }
 
-process.once('SIGINT', () => {
-  cleanUp();
-  process.exit(130);
-});
-main().then(
-  () => {
-    cleanUp();
-    process.exit(0);
-  },
-  (error: unknown) => {
-    console.error(error);
-    cleanUp();
-    process.exit(1);
-  },
-);
+runBenchmark(main, cleanUp);
