@@ -31,8 +31,8 @@ export interface Databases {
    * `system` when both URLs are equal.
    */
   readonly store: Database;
-  /** True when each database answers a trivial query within the timeout (the store: and serves). */
-  ping(timeoutMs?: number): Promise<{ system: boolean; store: boolean }>;
+  /** Why the system database does not answer a trivial query within the timeout; null when it does. */
+  systemProblem(timeoutMs?: number): Promise<string | null>;
   /** Why the store does not answer a trivial query within the timeout (or does not serve yet); null when it does. */
   storeProblem(timeoutMs?: number): Promise<string | null>;
   /**
@@ -143,13 +143,7 @@ export async function openDatabases({
   return {
     system,
     store,
-    async ping(timeoutMs = 2000) {
-      const [systemProblem, storeProblem] = await Promise.all([
-        problemOf(system, timeoutMs),
-        store === system ? undefined : problemOf(store, timeoutMs),
-      ]);
-      return { system: systemProblem === null, store: (storeProblem ?? systemProblem) === null };
-    },
+    systemProblem: (timeoutMs = 2000) => problemOf(system, timeoutMs),
     storeProblem: (timeoutMs = 2000) => problemOf(store, timeoutMs),
     async serveStore(prepare) {
       if (deferred) deferred.serve(prepare);

@@ -1,4 +1,6 @@
 import { Repeater } from 'graphql-yoga';
+import { isDatabaseUnavailable } from './errors.ts';
+import type { Logger } from './logger.ts';
 import { every } from './timers.ts';
 import type { Viewer } from './viewer.ts';
 
@@ -36,7 +38,6 @@ export interface CredentialWatch {
   /** How often the tracked credentials are looked up; 0 turns the re-check off. */
   recheckMs: number;
   findEnded: EndedFinder;
-  onError: (error: unknown) => void;
 }
 
 /**
@@ -49,6 +50,11 @@ export class LiveCredentials {
   readonly #listeners = new Map<string, Set<EndListener>>();
   readonly #rechecks = new Set<() => Promise<void>>();
   readonly #finders = new Map<CredentialKind, EndedFinder>();
+  readonly #log: Logger;
+
+  constructor(log: Logger) {
+    this.#log = log;
+  }
 
   /** Calls `onEnd` once when the credential ends; returns the disposer. */
   track(credential: Credential, onEnd: EndListener): () => void {
@@ -101,10 +107,7 @@ export class LiveCredentials {
    * `findEnded` which tracked credentials have ended, in one batched lookup for all of them.
    * Returns the stop function, which resolves once a re-check in progress is over.
    */
-  watch(
-    kind: CredentialKind,
-    { announced, recheckMs, findEnded, onError }: CredentialWatch,
-  ): () => Promise<void> {
+  watch(kind: CredentialKind, { announced, recheckMs, findEnded }: CredentialWatch): () => Promise<void> {
     const unlisten = announced((id, end) => this.end({ kind, id }, end));
     this.#finders.set(kind, findEnded);
     const forget = () => {
@@ -118,7 +121,13 @@ export class LiveCredentials {
       try {
         for (const [id, end] of await findEnded(ids)) this.end({ kind, id }, end);
       } catch (error) {
-        onError(error);
+        // An outage is logged once, by the database (src/outages.ts), not by every re-check.
+        if (!isDatabaseUnavailable(error)) {
+          this.#log.warn(
+            { err: error, kind },
+            `re-check of the ${kind} credentials behind open streams failed`,
+          );
+        }
       }
     });
     this.#rechecks.add(recheck.run);

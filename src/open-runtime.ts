@@ -32,7 +32,7 @@ export async function openRuntime(
   try {
     const pubsub = await openPubSub({ env, log });
     const stopper = new AbortController();
-    const live = new LiveCredentials();
+    const live = new LiveCredentials(log);
     // DATABASE_URL's backend lives on the databases, which close it.
     const initial = { backend: openStore(db, pubsub, log, env.databaseUrl), close: async () => {} };
     const store = new SwitchingStore(initial, initial.backend.events, log);

@@ -3,7 +3,6 @@ import { LRUCache } from 'lru-cache';
 import {
   type CredentialEnd,
   inBatches,
-  isDatabaseUnavailable,
   type ModuleInstance,
   type RequestContext,
   type Runtime,
@@ -165,12 +164,6 @@ export class ApiKeys implements ModuleInstance {
         runtime.pubsub.on('apiKey.revoked', ({ apiKeyId, reason, at }) => end(apiKeyId, { reason, at })),
       recheckMs: runtime.settings.session.recheckSeconds * 1000,
       findEnded: (ids) => this.endedKeys(ids),
-      // An outage is logged once, by the database (src/outages.ts), not by every re-check.
-      onError: (error) => {
-        if (!isDatabaseUnavailable(error)) {
-          runtime.log.warn({ err: error }, 're-check of the API keys behind open streams failed');
-        }
-      },
     });
   }
 

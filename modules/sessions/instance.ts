@@ -5,7 +5,6 @@ import {
   type CredentialEnd,
   every,
   inBatches,
-  isDatabaseUnavailable,
   type ModuleInstance,
   PorticoError,
   type RequestContext,
@@ -295,12 +294,6 @@ export class Sessions implements ModuleInstance {
         runtime.pubsub.on('session.revoked', ({ sessionId, reason, at }) => end(sessionId, { reason, at })),
       recheckMs: runtime.settings.session.recheckSeconds * 1000,
       findEnded: (ids) => this.endedSessions(ids),
-      // An outage is logged once, by the database (src/outages.ts), not by every re-check.
-      onError: (error) => {
-        if (!isDatabaseUnavailable(error)) {
-          runtime.log.warn({ err: error }, 're-check of the sessions behind open streams failed');
-        }
-      },
     });
   }
 

@@ -3,8 +3,8 @@ import type { Databases } from '../db.ts';
 import type { StoreBackend } from '../store/backend.ts';
 
 export interface ReadinessOptions {
-  /** The databases to ping: the system database is the one readiness reads. */
-  databases: Pick<Databases, 'ping'>;
+  /** The system database. */
+  databases: Pick<Databases, 'systemProblem'>;
   /** The store, whichever backend holds it now. */
   store: Pick<StoreBackend, 'problem'>;
   /** Where readiness is asked. Default: `/ready`. */
@@ -20,8 +20,8 @@ export function useReadiness({ databases, store, endpoint = '/ready' }: Readines
   const readiness = useReadinessCheck({
     endpoint,
     async check({ fetchAPI }) {
-      const [{ system }, storeProblem] = await Promise.all([databases.ping(), store.problem()]);
-      const up = { system, store: storeProblem === null };
+      const [systemProblem, storeProblem] = await Promise.all([databases.systemProblem(), store.problem()]);
+      const up = { system: systemProblem === null, store: storeProblem === null };
       const ready = up.system && up.store;
       return fetchAPI.Response.json(
         { status: ready ? 'ready' : 'unavailable', databases: up },

@@ -77,9 +77,18 @@ export class SwitchingStore implements StoreBackend {
         if (entry.retired && entry.calls === 0) this.#close(entry);
       }
     };
+    // One forwarder per method, made on first use: calls on the hot path allocate none.
+    const forwarders = new Map<string, (...args: unknown[]) => Promise<unknown>>();
     return new Proxy({} as StoreBackend[P], {
-      get: (_target, method) =>
-        typeof method === 'string' ? (...args: unknown[]) => call(method, args) : undefined,
+      get: (_target, method) => {
+        if (typeof method !== 'string') return undefined;
+        let forward = forwarders.get(method);
+        if (!forward) {
+          forward = (...args: unknown[]) => call(method, args);
+          forwarders.set(method, forward);
+        }
+        return forward;
+      },
     });
   }
 }
