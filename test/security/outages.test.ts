@@ -22,6 +22,7 @@ import {
   type TestClient,
   type TestDatabase,
   type TestGateway,
+  type WsConnection,
 } from '../harness.ts';
 import { expectNoServerError } from './answers.ts';
 
@@ -67,8 +68,21 @@ describe.runIf(backends.includes('postgres'))('database outages on postgres', ()
     await rm(dataDir, { recursive: true, force: true });
   });
 
+  /**
+   * The admin's WebSocket, connected before the outage: whether a handshake during it needs the
+   * database depends on the session cache, and the handshake's own answer is checked below.
+   */
+  async function connectedWebSocket(): Promise<WsConnection> {
+    const open = connectWs(portico.url, { client: admin });
+    await new Promise<void>((resolve, reject) => {
+      open.client.on('connected', () => resolve());
+      void open.closed.then((close) => reject(new Error(`closed with ${close.code}`)));
+    });
+    return open;
+  }
+
   /** Every way in: GraphQL as a user and anonymously, a route, readiness, SSE and WebSocket. */
-  async function expectEveryPathUnavailable() {
+  async function expectEveryPathUnavailable(open: WsConnection) {
     for (const answer of [
       await admin.gql(UsersDocument),
       await portico.client().gql(LogInDocument, { email: 'a@example.com', password: 'whatever it is' }),
@@ -100,7 +114,6 @@ describe.runIf(backends.includes('postgres'))('database outages on postgres', ()
 
     // WebSocket: a subscription on an open connection fails with SERVICE_UNAVAILABLE, and the
     // handshake of a credential that cannot be checked now closes with "try again later" (1013).
-    const open = connectWs(portico.url, { client: admin });
     const subscribed = await new Promise<unknown>((resolve) => {
       open.client.subscribe(
         { query: queryText(SessionEventsDocument) },
@@ -112,7 +125,6 @@ describe.runIf(backends.includes('postgres'))('database outages on postgres', ()
       );
     });
     expect(JSON.stringify(subscribed)).toContain('SERVICE_UNAVAILABLE');
-    await open.client.dispose();
     const unchecked = connectWs(portico.url, { apiKey });
     expect((await unchecked.closed).code).toBe(1013);
   }
@@ -121,14 +133,15 @@ describe.runIf(backends.includes('postgres'))('database outages on postgres', ()
    * Every path answers SERVICE_UNAVAILABLE, over and over, and the log says so once: once the
    * outage is logged (`expected` names it), many more requests add no line at all.
    */
-  async function expectOutage(since: number, expected: RegExp) {
-    await expectEveryPathUnavailable();
+  async function expectOutage(since: number, expected: RegExp, open: WsConnection) {
+    await expectEveryPathUnavailable(open);
     await expect.poll(() => outageLines(portico.logs.slice(since)).length).toBe(1);
     expect(outageLines(portico.logs.slice(since))[0]!.msg).toMatch(expected);
     const logged = portico.logs.length;
     const many = await Promise.all(Array.from({ length: 40 }, () => admin.gql(UsersDocument)));
     for (const answer of many) expect(answer.errors?.[0]?.extensions?.code).toBe('SERVICE_UNAVAILABLE');
-    await expectEveryPathUnavailable();
+    await expectEveryPathUnavailable(open);
+    await open.client.dispose();
     // Requests add nothing; the pub/sub's reconnect attempts run on their own timer (bounded below).
     expect(portico.logs.slice(logged).filter((line) => !line.msg.startsWith('pub/sub:'))).toEqual([]);
     const during = portico.logs.slice(since);
@@ -139,12 +152,13 @@ describe.runIf(backends.includes('postgres'))('database outages on postgres', ()
 
   it('answers SERVICE_UNAVAILABLE everywhere while the database refuses connections, logs it once, and recovers', async () => {
     expect((await admin.gql(UsersDocument)).status).toBe(200);
+    const open = await connectedWebSocket();
     const since = portico.logs.length;
     await asServerAdmin(
       `alter database ${name} allow_connections false`,
       `select pg_terminate_backend(pid) from pg_stat_activity where datname = '${name}' and pid <> pg_backend_pid()`,
     );
-    await expectOutage(since, /unavailable: .*(not currently accepting connections|terminat)/);
+    await expectOutage(since, /unavailable: .*(not currently accepting connections|terminat)/, open);
 
     await asServerAdmin(`alter database ${name} allow_connections true`);
     await expect
@@ -158,9 +172,10 @@ describe.runIf(backends.includes('postgres'))('database outages on postgres', ()
   }, 60_000);
 
   it('answers SERVICE_UNAVAILABLE after the database is dropped under it, and logs that once', async () => {
+    const open = await connectedWebSocket();
     const since = portico.logs.length;
     await asServerAdmin(`drop database ${name} with (force)`);
-    await expectOutage(since, /unavailable: .*(does not exist|terminat)/);
+    await expectOutage(since, /unavailable: .*(does not exist|terminat)/, open);
   }, 60_000);
 });
 
