@@ -82,7 +82,7 @@ try {
     modules: [],
     log: pino({ level: 'warn' }),
   });
-  const native = (await databases.store.em.getConnection().getNativeClient()) as unknown as {
+  const native = (await databases.store!.em.getConnection().getNativeClient()) as unknown as {
     prepare(sql: string): { run(...params: unknown[]): unknown };
     transaction<T>(fn: () => T): () => T;
   };

@@ -25,6 +25,10 @@ export interface Environment {
   databaseUrl: string;
   systemDatabaseUrl: string;
   redisUrl: string | undefined;
+  /** `PORTICO_REMOTE_API_KEY`: the key for a remote store (`portico+http(s)://`). */
+  remoteApiKey: string | undefined;
+  /** `PORTICO_REMOTE_AUTH_URL`: where the device flow for that key runs, when not on the data server. */
+  remoteAuthUrl: string | undefined;
   /** Reverse proxies whose `X-Forwarded-For` names the client; null: the header is ignored. */
   trustedProxies: BlockList | null;
 }
@@ -56,8 +60,10 @@ export type DatabaseTarget = { dialect: 'sqlite'; file: string } | { dialect: 'p
  */
 export function parseDatabaseUrl(url: string): DatabaseTarget {
   if (/^postgres(ql)?:\/\//i.test(url)) return { dialect: 'postgresql', url };
-  if (/^portico\+https?:/i.test(url)) {
-    throw new Error('a remote Portico store (portico+http(s)://) is not available in this version');
+  if (/^portico\+/i.test(url)) {
+    throw new Error(
+      'a remote Portico (portico+http(s)://) can hold the store (DATABASE_URL) only, not a database',
+    );
   }
   // Two letters at least: `C:\…` is a Windows path, not a scheme.
   const scheme = /^([a-z][a-z0-9+.-]+):/i.exec(url)?.[1];

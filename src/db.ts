@@ -10,6 +10,7 @@ import { type DatabaseTarget, type Environment, parseDatabaseUrl, StartupError }
 import { isDatabaseUnavailable } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { logOutages } from './outages.ts';
+import { isRemoteStoreUrl } from './store/remote/protocol.ts';
 import { STORE_ENTITIES } from './store/sql/schema.ts';
 
 export type Dialect = 'sqlite' | 'postgresql';
@@ -28,9 +29,9 @@ export interface Databases {
   /**
    * Business data (collections, blob metadata, leases): the database of the SQL store backend, which
    * owns every statement on it (modules reach it through `runtime.store`). The same object as
-   * `system` when both URLs are equal.
+   * `system` when both URLs are equal; null when the store is a remote Portico.
    */
-  readonly store: Database;
+  readonly store: Database | null;
   /** Why the system database does not answer a trivial query within the timeout; null when it does. */
   systemProblem(timeoutMs?: number): Promise<string | null>;
   /** Why the store does not answer a trivial query within the timeout (or does not serve yet); null when it does. */
@@ -114,9 +115,11 @@ export async function openDatabases({
     durable: true,
     log: log.child({ db: shared ? 'system+store' : 'system' }),
   });
-  let store: Database = system;
+  let store: Database | null = system;
   let deferred: DeferredStore | undefined;
-  if (!shared) {
+  if (isRemoteStoreUrl(env.databaseUrl)) {
+    store = null;
+  } else if (!shared) {
     const storeLog = log.child({ db: 'store' });
     try {
       store = await openDatabase({
@@ -144,15 +147,15 @@ export async function openDatabases({
     system,
     store,
     systemProblem: (timeoutMs = 2000) => problemOf(system, timeoutMs),
-    storeProblem: (timeoutMs = 2000) => problemOf(store, timeoutMs),
+    storeProblem: async (timeoutMs = 2000) => (store ? problemOf(store, timeoutMs) : null),
     async serveStore(prepare) {
       if (deferred) deferred.serve(prepare);
-      else await prepare(store.em);
+      else if (store) await prepare(store.em);
     },
     async close() {
       await deferred?.stop();
       await closeOrm(system.orm);
-      if (store !== system) await closeOrm(store.orm);
+      if (store && store !== system) await closeOrm(store.orm);
     },
   };
 }

@@ -33,7 +33,6 @@ import { CSRF_HEADERS } from './routes.ts';
 import type { Runtime } from './runtime.ts';
 import { buildSchema } from './schema.ts';
 import type { NodeServerContext } from './server-context.ts';
-import { serveStore } from './store/open.ts';
 import type { Clock } from './timers.ts';
 import { anonymousViewer } from './viewer.ts';
 import { serveWebSocket } from './websocket.ts';
@@ -72,9 +71,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
   runtime.pubsub.onGap(() => void runtime.live.recheckNow());
   try {
     await runtime.instances.start();
-    await serveStore(runtime.db, runtime.store, runtime.pubsub, log, (store) =>
-      runtime.instances.prepareStore(store),
-    );
+    await runtime.serveStore();
     // The modules' listeners hear other instances before the first request.
     await runtime.pubsub.ready();
   } catch (error) {

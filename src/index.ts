@@ -75,6 +75,32 @@ export type {
   StoreIndex,
   WriteConditions,
 } from './store/backend.ts';
+export type { BlobStorage, ByteRange, StagedBlob } from './store/blob-storage.ts';
+export { BlobTooLarge, UploadInterrupted } from './store/blob-storage.ts';
+export { MAX_BYTES_HEADER } from './store/remote/bytes.ts';
+export type { Namespace, Wire, WireCollection, WireEvent } from './store/remote/protocol.ts';
+export {
+  collectionDifferences,
+  declaredCollections,
+  EVENT_PING_MS,
+  fromWireBlob,
+  fromWireDocument,
+  STORE_PROTOCOL_PATH,
+  STORE_SERVE_SCOPE,
+  toWireBlob,
+  toWireCollection,
+  toWireDocument,
+} from './store/remote/protocol.ts';
+export {
+  answer,
+  callerOf,
+  errorResponse,
+  readCall,
+  refusal,
+  wireFence,
+  wireText,
+  wireVersion,
+} from './store/remote/serve.ts';
 export type { Clock } from './timers.ts';
 export { every } from './timers.ts';
 export type { Viewer } from './viewer.ts';

@@ -14,6 +14,7 @@ import {
   type Settings,
 } from './config.ts';
 import type { PorticoModule } from './module.ts';
+import { isRemoteStoreUrl, parseRemoteStoreUrl } from './store/remote/protocol.ts';
 
 /** A `portico.config.ts`/`.mjs` default export: the plain keys, plus modules written in code. */
 export interface PorticoConfig extends ConfigFile {
@@ -54,6 +55,8 @@ const environmentSchema = z.object({
   DATABASE_URL: optionalString,
   SYSTEM_DATABASE_URL: optionalString,
   REDIS_URL: optionalString,
+  PORTICO_REMOTE_API_KEY: optionalString,
+  PORTICO_REMOTE_AUTH_URL: optionalString,
   PORTICO_CONFIG: optionalString,
   PORTICO_TRUSTED_PROXIES: optionalString,
 });
@@ -114,7 +117,8 @@ export async function loadConfig({
   for (const variable of ['DATABASE_URL', 'SYSTEM_DATABASE_URL'] as const) {
     const url = vars[variable];
     try {
-      if (url) parseDatabaseUrl(url);
+      if (url && variable === 'DATABASE_URL' && isRemoteStoreUrl(url)) parseRemoteStoreUrl(url);
+      else if (url) parseDatabaseUrl(url);
     } catch (error) {
       issues.push(`${variable}: ${(error as Error).message}`);
     }
@@ -122,7 +126,8 @@ export async function loadConfig({
   if (issues.length > 0) throw new ConfigError(issues);
 
   const port = vars.PORT ?? 4000;
-  const databaseUrl = vars.DATABASE_URL ?? `sqlite:${join(dataDir, 'portico.sqlite')}`;
+  const embedded = `sqlite:${join(dataDir, 'portico.sqlite')}`;
+  const databaseUrl = vars.DATABASE_URL ?? embedded;
   return {
     env: {
       mode,
@@ -132,8 +137,11 @@ export async function loadConfig({
       secrets: secrets.length > 0 || !needSecret ? secrets : [await developmentSecret(dataDir)],
       dataDir,
       databaseUrl,
-      systemDatabaseUrl: vars.SYSTEM_DATABASE_URL ?? databaseUrl,
+      // A remote store holds no identity: the system database is then the embedded file.
+      systemDatabaseUrl: vars.SYSTEM_DATABASE_URL ?? (isRemoteStoreUrl(databaseUrl) ? embedded : databaseUrl),
       redisUrl: vars.REDIS_URL,
+      remoteApiKey: vars.PORTICO_REMOTE_API_KEY,
+      remoteAuthUrl: vars.PORTICO_REMOTE_AUTH_URL,
       trustedProxies,
     },
     settings,

@@ -6,7 +6,8 @@ import type { Logger } from './logger.ts';
 import { ModuleSet } from './module-instances.ts';
 import { openPubSub } from './pubsub/open.ts';
 import type { Runtime } from './runtime.ts';
-import { describeUrl, openStore, openStoreAt } from './store/open.ts';
+import type { StoreBackend } from './store/backend.ts';
+import { describeUrl, openInitialStore, openStoreAt, remoteKeyOptions } from './store/open.ts';
 import { createStoreSwitch, SwitchingStore } from './store/switch.ts';
 import { type Clock, systemClock } from './timers.ts';
 
@@ -14,7 +15,14 @@ import { type Clock, systemClock } from './timers.ts';
 const stoppers = new WeakMap<Runtime, AbortController>();
 
 /** A runtime as the kernel holds it: with the module set it starts and stops. */
-export type OpenRuntime = Runtime & { readonly instances: ModuleSet; readonly store: SwitchingStore };
+export type OpenRuntime = Runtime & {
+  readonly instances: ModuleSet;
+  readonly store: SwitchingStore;
+  /** Prepares DATABASE_URL's store (the modules' `prepareStore`) and serves it: see `InitialStore.serve`. */
+  serveStore(): Promise<void>;
+  /** Closes the current store and DATABASE_URL's. */
+  closeStore(): Promise<void>;
+};
 
 /**
  * Opens the databases (bringing their schemas up to date) and the pub/sub, and sets the modules
@@ -33,9 +41,10 @@ export async function openRuntime(
     const pubsub = await openPubSub({ env, log });
     const stopper = new AbortController();
     const live = new LiveCredentials(log);
-    // DATABASE_URL's backend lives on the databases, which close it.
-    const initial = { backend: openStore(db, pubsub, log, env.databaseUrl), close: async () => {} };
-    const store = new SwitchingStore(initial, initial.backend.events, log);
+    const opened = openInitialStore(env, db, pubsub, log.child({ db: 'store' }));
+    // Kept open while other stores are current, for a reset; closed with the runtime.
+    const initial = { backend: opened.backend, close: async () => {} };
+    const store = new SwitchingStore(initial, log);
     const instances = new ModuleSet(modules);
     const runtime: OpenRuntime = {
       env,
@@ -49,7 +58,12 @@ export async function openRuntime(
         initial,
         databaseUrl: env.databaseUrl,
         open: (url, source) =>
-          openStoreAt(url, source, { pubsub, log: log.child({ db: 'store' }), dataDir: env.dataDir }),
+          openStoreAt(url, source, {
+            pubsub,
+            log: log.child({ db: 'store' }),
+            dataDir: env.dataDir,
+            remoteKey: remoteKeyOptions(env),
+          }),
         prepare: (backend) => instances.prepareStore(backend),
         unavailable: (reason) => serviceUnavailable(`The store does not answer: ${reason}`),
         describe: describeUrl,
@@ -59,6 +73,11 @@ export async function openRuntime(
       log,
       clock,
       stopping: stopper.signal,
+      serveStore: () => opened.serve((backend: StoreBackend) => instances.prepareStore(backend)),
+      closeStore: async () => {
+        await store.close();
+        await opened.close();
+      },
     };
     stoppers.set(runtime, stopper);
     runtime.instances.setUp(runtime);
@@ -81,7 +100,7 @@ export async function closeRuntime(runtime: OpenRuntime): Promise<void> {
     await runtime.pubsub.close();
   } finally {
     try {
-      await runtime.store.close();
+      await runtime.closeStore();
     } finally {
       await runtime.db.close();
     }

@@ -12,7 +12,7 @@ import { createClient as createWsClient, type Client as WsClient } from 'graphql
 import pg from 'pg';
 import { pino } from 'pino';
 import { WebSocket } from 'ws';
-import { RedeemTokenDocument, SignUpDocument } from '../client/index.ts';
+import { CreateApiKeyDocument, RedeemTokenDocument, SignUpDocument } from '../client/index.ts';
 import { builtinModules } from '../modules/index.ts';
 import { createGateway, type Gateway } from '../src/gateway.ts';
 import type { Clock, PorticoModule } from '../src/index.ts';
@@ -20,6 +20,12 @@ import { loadConfig } from '../src/load-config.ts';
 import { composeModules } from '../src/module.ts';
 
 export type Backend = 'sqlite' | 'postgres';
+
+/**
+ * Where a gateway's store is: its own database, or a data server (another gateway, on SQLite or
+ * PostgreSQL) reached over the store protocol, with the gateway's identity on its own SQLite file.
+ */
+export type StoreKind = Backend | 'remote-sqlite' | 'remote-postgres';
 
 /** PostgreSQL for tests: `PORTICO_TEST_POSTGRES_URL` names a server (any database on it); CI must give one. */
 const postgresUrl = process.env.PORTICO_TEST_POSTGRES_URL;
@@ -38,6 +44,12 @@ if (process.env.CI === 'true' && !redisUrl) {
 
 /** The backends every end-to-end suite runs on. */
 export const backends: Backend[] = postgresUrl ? ['sqlite', 'postgres'] : ['sqlite'];
+
+/** The stores the collections, blobs and leases suites run on: each backend, and a data server on each. */
+export const storeKinds: StoreKind[] = [
+  ...backends,
+  ...backends.map((backend) => `remote-${backend}` as const),
+];
 
 export const TEST_SECRET = 'test-secret-that-is-long-enough-0123456789';
 
@@ -78,7 +90,8 @@ export interface LogLine {
 }
 
 export interface StartOptions {
-  backend?: Backend;
+  /** A store kind `remote-…` starts a data server with the same configuration first (`dataServer`). */
+  backend?: StoreKind;
   /** The configuration file's plain keys (written as portico.config.json). */
   config?: Record<string, unknown>;
   /** A configuration file written as is (e.g. a portico.config.ts with modules in code). */
@@ -98,6 +111,8 @@ export interface StartOptions {
 
 export interface TestGateway {
   gateway: Gateway;
+  /** The gateway serving this one's store, for a `remote-…` store kind. */
+  dataServer?: TestGateway;
   url: string;
   dataDir: string;
   databaseUrl: string;
@@ -113,7 +128,9 @@ export interface TestGateway {
 
 /** Starts a real gateway on loopback, in production mode unless `env.NODE_ENV` says otherwise. */
 export async function startGateway(options: StartOptions = {}): Promise<TestGateway> {
-  const backend = options.backend ?? 'sqlite';
+  const kind = options.backend ?? 'sqlite';
+  if (kind === 'remote-sqlite' || kind === 'remote-postgres') return startEdge(options, kind);
+  const backend = kind;
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'portico-test-')));
   const database = options.databaseUrl
     ? { url: options.databaseUrl, drop: async () => {} }
@@ -521,4 +538,55 @@ export async function startPrivateRedis(): Promise<{ url: string; pid: number; s
       await exited;
     },
   };
+}
+
+/**
+ * A gateway whose store is a data server started first with the same configuration and modules
+ * (`dataServer`), reached with an API key of its first admin that holds only `store:serve`.
+ */
+async function startEdge(
+  options: StartOptions,
+  kind: 'remote-sqlite' | 'remote-postgres',
+): Promise<TestGateway> {
+  const dataServer = await startGateway({
+    ...options,
+    backend: kind === 'remote-sqlite' ? 'sqlite' : 'postgres',
+    dataDir: undefined,
+    databaseUrl: undefined,
+    env: { ...options.env, PORTICO_PUBLIC_URL: 'http://data.portico.test' },
+    listen: true,
+    port: undefined,
+  });
+  try {
+    const key = await storeKey(dataServer);
+    const edge = await startGateway({
+      ...options,
+      backend: 'sqlite',
+      databaseUrl: options.databaseUrl ?? `portico+${dataServer.url}`,
+      env: { PORTICO_REMOTE_API_KEY: key, ...options.env },
+    });
+    return {
+      ...edge,
+      dataServer,
+      async stop() {
+        await edge.stop();
+        await dataServer.stop();
+      },
+      async close() {
+        await edge.close();
+        await dataServer.close();
+      },
+    };
+  } catch (error) {
+    await dataServer.close();
+    throw error;
+  }
+}
+
+/** An API key of the data server's first admin (bootstrapped here) with the scope `store:serve` only. */
+export async function storeKey(dataServer: TestGateway): Promise<string> {
+  const admin = await bootstrapAdmin(dataServer);
+  const created = await admin.gql(CreateApiKeyDocument, { name: 'edge', scopes: ['store:serve'] });
+  if (!created.data) throw new Error(`createApiKey failed: ${JSON.stringify(created.errors)}`);
+  return created.data.createApiKey.secret;
 }

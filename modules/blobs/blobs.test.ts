@@ -17,13 +17,13 @@ import {
   ViewerDocument,
 } from '../../client/index.ts';
 import {
-  backends,
   bootstrapAdmin,
   codeOf,
   type GraphQLResponse,
   ManualClock,
   signUpClient,
   startGateway,
+  storeKinds,
   TestClient,
   type TestGateway,
 } from '../../test/harness.ts';
@@ -102,7 +102,7 @@ function rawExchange(base: string, bytes: Buffer, { holdMs = 0 } = {}): Promise<
   });
 }
 
-describe.each(backends)('blobs on %s', (backend) => {
+describe.each(storeKinds)('blobs on %s', (backend) => {
   let portico: TestGateway;
   let admin: TestClient;
   let alice: TestClient;
@@ -139,7 +139,8 @@ describe.each(backends)('blobs on %s', (backend) => {
 
   /** The files of the filesystem driver: bytes at content addresses, and uploads in progress. */
   const files = async () => {
-    const root = join(portico.dataDir, 'blobs');
+    // With a remote store, the bytes are the data server's.
+    const root = join((portico.dataServer ?? portico).dataDir, 'blobs');
     const objects: string[] = [];
     for (const shard of await readdir(join(root, 'sha256'))) {
       objects.push(...(await readdir(join(root, 'sha256', shard))));
@@ -743,7 +744,7 @@ describe.each(backends)('blobs on %s', (backend) => {
   });
 });
 
-describe.each(backends)('blobs readable by every signed-in user, on %s', (backend) => {
+describe.each(storeKinds)('blobs readable by every signed-in user, on %s', (backend) => {
   let portico: TestGateway;
   let owner: TestClient;
   let other: TestClient;

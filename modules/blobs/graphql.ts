@@ -1,5 +1,6 @@
 import {
   type BlobRecord,
+  BlobTooLarge,
   type Builder,
   fromGlobalId,
   PorticoError,
@@ -14,7 +15,6 @@ import { canDeleteBlob, canRead, canSeeBlob, canWrite, listedOwner } from './acc
 import type { BlobFiles } from './instance.ts';
 import { blobPath, findBlob, loadBlobs, remove, upload } from './service.ts';
 import { MAX_SIGNED_SECONDS, signedPath, signerOf } from './signed.ts';
-import { BlobTooLarge } from './storage.ts';
 
 export const BlobRef = schemaBuilder.objectRef<BlobRecord>('Blob');
 

@@ -3,10 +3,10 @@ import { blobScopes } from './access.ts';
 import { blobsConfig } from './config.ts';
 import { BlobRef, registerBlobs } from './graphql.ts';
 import { BlobFiles } from './instance.ts';
-import { blobRoutes } from './routes.ts';
+import { blobProtocolRoutes, blobRoutes } from './routes.ts';
 import { createFsStorage } from './storage.ts';
 
-export type { BlobStorage, ByteRange, StagedBlob, StorageFactory } from './storage.ts';
+export type { StorageFactory } from './storage.ts';
 
 /**
  * Uploaded files: bytes stored once per SHA-256 behind a storage driver (the filesystem by default),
@@ -21,7 +21,8 @@ export default defineModule({
   multipartFileBytes: (settings) => settings.blobs.maxBytes,
   setup(runtime) {
     const files = new BlobFiles(runtime);
-    return Object.assign(files, { routes: blobRoutes(files) });
+    // `POST /blobs`, `GET /blobs/:id`, and the blob calls of the store protocol.
+    return Object.assign(files, { routes: [...blobRoutes(files), ...blobProtocolRoutes(files)] });
   },
   /** `createFsStorage(root)`: the default driver, for configurations that wrap or relocate it. */
   api: { BlobRef, createFsStorage },

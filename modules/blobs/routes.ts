@@ -1,20 +1,42 @@
 import { create as contentDisposition, parse as parseContentDisposition } from 'content-disposition';
 import rangeParser from 'range-parser';
+import { z } from 'zod';
 import {
+  answer,
   type BlobRecord,
+  BlobTooLarge,
+  type ByteRange,
   type ErrorCode,
   type Fence,
+  fromWireBlob,
   hasCsrfHeader,
+  MAX_BYTES_HEADER,
+  type Namespace,
   PorticoError,
   type RequestContext,
   type Route,
+  readCall,
+  STORE_PROTOCOL_PATH,
   toGlobalId,
+  toWireBlob,
+  UploadInterrupted,
+  wireFence,
+  wireText,
 } from '../../src/index.ts';
 import { canSeeBlob, canWrite } from './access.ts';
 import type { BlobFiles } from './instance.ts';
-import { blobPath, cleanFilename, findBlob, OCTET_STREAM, rowIdOfPath, upload } from './service.ts';
+import {
+  BLOB_ID,
+  blobPath,
+  cleanFilename,
+  createStaged,
+  findBlob,
+  OCTET_STREAM,
+  remove,
+  rowIdOfPath,
+  upload,
+} from './service.ts';
 import { signatureAllows } from './signed.ts';
-import { BlobTooLarge, type ByteRange, UploadInterrupted } from './storage.ts';
 
 /** Errors as the kernel's routes answer them: `{ error: message, code }` with the contract's code. */
 const problem = (status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}) =>
@@ -204,3 +226,169 @@ export const blobRoutes = (files: BlobFiles): Route[] => [
     handler: (request, context, params) => downloadRoute(files, request, context, params),
   },
 ];
+
+// ---------------------------------------------------------------- store protocol (data server side)
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
+const blobId = z.string().regex(BLOB_ID);
+const stagedRef = z.object({ key: z.string().max(256) });
+const wireBlob = z.object({
+  id: blobId,
+  sha256: sha256Hex,
+  size: z.number().int().nonnegative(),
+  contentType: wireText(255),
+  filename: wireText(1024).nullable(),
+  ownerId: wireText(512).nullable(),
+  createdAt: z.iso.datetime(),
+});
+const blobCalls = {
+  find: z.object({ id: blobId }),
+  findMany: z.object({ ids: z.array(blobId).max(1000) }),
+  list: z.object({
+    ownerId: wireText(512).nullable(),
+    everyone: z.boolean(),
+    after: blobId.nullable(),
+    limit: z.number().int().min(1).max(1000),
+  }),
+  create: z.object({ blob: wireBlob, staged: stagedRef, fence: wireFence }),
+  delete: z.object({ id: blobId, fence: wireFence }),
+  collect: z.object({ sha256: sha256Hex, size: z.number().int().nonnegative() }),
+  staged: z.object({ staged: stagedRef }),
+  exists: z.object({ sha256: sha256Hex }),
+};
+
+/**
+ * The blob calls of the store protocol (docs/store-protocol.md): metadata on this gateway's store,
+ * bytes in its storage, streamed both ways. Uploads are staged here first; a gateway names them
+ * by key, and what they hold (digest, size) is what this side measured, never what it claims.
+ */
+export const blobProtocolRoutes = (files: BlobFiles): Route[] => {
+  const path = (rest: string) => `${STORE_PROTOCOL_PATH}/blobs${rest}`;
+  return [
+    {
+      method: 'PUT',
+      path: path('/staged'),
+      handler: (request, context) =>
+        answer(context, async () => {
+          if (!request.body) throw new PorticoError('BAD_USER_INPUT', 'An upload has a body.');
+          const asked = Number(request.headers.get(MAX_BYTES_HEADER));
+          const own = context.runtime.settings.blobs.maxBytes;
+          const maxBytes = Number.isSafeInteger(asked) && asked >= 0 ? Math.min(asked, own) : own;
+          try {
+            const staged = await files.storage.stage(request.body, maxBytes);
+            files.servedUploads.add(staged);
+            return Response.json(
+              { key: staged.key, sha256: staged.sha256, size: staged.size },
+              { status: 201 },
+            );
+          } catch (error) {
+            if (error instanceof BlobTooLarge) {
+              throw new PorticoError('PAYLOAD_TOO_LARGE', error.message, { limit: error.limit });
+            }
+            if (error instanceof UploadInterrupted) throw new PorticoError('BAD_USER_INPUT', error.message);
+            throw error;
+          }
+        }),
+    },
+    {
+      method: 'GET',
+      path: path('/bytes/:sha256'),
+      handler: (request, context, params) =>
+        answer(context, async () => {
+          const sha256 = sha256Hex.safeParse(params.sha256);
+          if (!sha256.success) throw new PorticoError('NOT_FOUND', 'No such bytes.');
+          const asked = /^bytes=(\d+)-(\d+)$/.exec(request.headers.get('range') ?? '');
+          const range = asked ? { start: Number(asked[1]), end: Number(asked[2]) } : undefined;
+          const body = await files.storage.read(sha256.data, range, request.signal);
+          if (!body) throw new PorticoError('NOT_FOUND', 'No such bytes.');
+          return new Response(body, { status: range ? 206 : 200, headers: { 'content-type': OCTET_STREAM } });
+        }),
+    },
+    {
+      method: 'POST',
+      path: path('/:call'),
+      handler: (request, context, params) =>
+        answer(context, (caller) => blobCall(files, request, context, caller, params.call ?? '')),
+    },
+  ];
+};
+
+async function blobCall(
+  files: BlobFiles,
+  request: Request,
+  context: RequestContext,
+  caller: Namespace,
+  call: string,
+) {
+  const { blobs } = context.runtime.store;
+  const outward = (blob: BlobRecord) => toWireBlob({ ...blob, ownerId: caller.outward(blob.ownerId) });
+  const staged = (key: string) => {
+    const found = files.servedUploads.take(key);
+    if (!found)
+      throw new PorticoError(
+        'BAD_USER_INPUT',
+        'No such staged upload (it was used, discarded, or is too old).',
+      );
+    return found;
+  };
+  switch (call) {
+    case 'find': {
+      const { id } = await readCall(request, blobCalls.find);
+      const blob = await blobs.find(id);
+      return blob && outward(blob);
+    }
+    case 'find-many': {
+      const { ids } = await readCall(request, blobCalls.findMany);
+      return (await blobs.findMany(ids)).map(outward);
+    }
+    case 'list': {
+      const args = await readCall(request, blobCalls.list);
+      const listed = await blobs.list({
+        ownerId: args.everyone ? undefined : (caller.inward(args.ownerId) ?? undefined),
+        after: args.after ?? undefined,
+        limit: args.limit,
+      });
+      return listed.map(outward);
+    }
+    case 'create': {
+      const args = await readCall(request, blobCalls.create);
+      const upload = staged(args.staged.key);
+      const blob = fromWireBlob({ ...args.blob, sha256: upload.sha256, size: upload.size });
+      await createStaged(
+        context.runtime,
+        files.storage,
+        upload,
+        { ...blob, ownerId: caller.inward(blob.ownerId) },
+        args.fence,
+      );
+      return { created: true };
+    }
+    case 'delete': {
+      const args = await readCall(request, blobCalls.delete);
+      const deleted = await remove(context.runtime, files.storage, args.id, () => {}, args.fence);
+      return { deleted };
+    }
+    case 'collect': {
+      const content = await readCall(request, blobCalls.collect);
+      await blobs.collect(content, (address) => files.storage.delete(address));
+      return { collected: true };
+    }
+    case 'commit': {
+      const args = await readCall(request, blobCalls.staged);
+      await files.storage.commit(staged(args.staged.key));
+      return { committed: true };
+    }
+    case 'discard': {
+      const args = await readCall(request, blobCalls.staged);
+      const upload = files.servedUploads.take(args.staged.key);
+      if (upload) await files.storage.discard(upload);
+      return { discarded: true };
+    }
+    case 'exists': {
+      const { sha256 } = await readCall(request, blobCalls.exists);
+      return { exists: await files.storage.exists(sha256) };
+    }
+    default:
+      throw new PorticoError('NOT_FOUND', `No store call blobs/${call}.`);
+  }
+}

@@ -1,13 +1,14 @@
 import {
   type BlobDeletion,
   type BlobRecord,
+  type BlobStorage,
   type Fence,
   fromGlobalId,
   newId,
   type Runtime,
+  type StagedBlob,
   toGlobalId,
 } from '../../src/index.ts';
-import type { BlobStorage, StagedBlob } from './storage.ts';
 
 /** Ids are `newId()`: 32 lower-case hex digits. Anything else never reaches a query or a path. */
 export const BLOB_ID = /^[0-9a-f]{32}$/;
@@ -37,20 +38,17 @@ export async function upload(
   // Refuses a stale token before its bytes travel; the check that counts is the one in the write.
   if (input.fence) await runtime.store.leases.checkFence(input.fence);
   const staged = await storage.stage(source, runtime.settings.blobs.maxBytes);
-  return createBlob(runtime, storage, staged, {
+  const blob: BlobRecord = {
+    id: newId(),
+    sha256: staged.sha256,
+    size: staged.size,
     contentType: mediaType(input.contentType),
     filename: cleanFilename(input.filename),
     ownerId: input.ownerId,
-    fence: input.fence,
-  });
-}
-
-interface NewBlob {
-  contentType: string;
-  filename: string | null;
-  ownerId: string | null;
-  /** Refused (FENCE_REJECTED) unless its token is the lease's latest. */
-  fence?: Fence | null;
+    createdAt: new Date(),
+  };
+  await createStaged(runtime, storage, staged, blob, input.fence);
+  return blob;
 }
 
 /**
@@ -58,25 +56,19 @@ interface NewBlob {
  * same bytes are stored already) and records it, in one step of the store under the content lock.
  * On failure nothing is visible: the staged object is dropped, and bytes placed for nothing go.
  */
-async function createBlob(
+export async function createStaged(
   runtime: Runtime,
   storage: BlobStorage,
   staged: StagedBlob,
-  input: NewBlob,
-): Promise<BlobRecord> {
-  const blob: BlobRecord = {
-    id: newId(),
-    sha256: staged.sha256,
-    size: staged.size,
-    contentType: input.contentType,
-    filename: input.filename,
-    ownerId: input.ownerId,
-    createdAt: new Date(),
-  };
+  blob: BlobRecord,
+  /** Refused (FENCE_REJECTED) unless its token is the lease's latest. */
+  fence?: Fence | null,
+): Promise<void> {
   let placed = false;
   try {
     await runtime.store.blobs.create(blob, {
-      fence: input.fence,
+      fence,
+      staged,
       place: async () => {
         if (await storage.exists(staged.sha256)) {
           await storage.discard(staged);
@@ -86,7 +78,6 @@ async function createBlob(
         }
       },
     });
-    return blob;
   } catch (error) {
     // Best effort: bytes left behind by a failure here are unreferenced space, never a broken blob.
     await storage.discard(staged).catch(() => {});

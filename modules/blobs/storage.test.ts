@@ -5,8 +5,9 @@ import { mkdtemp, readdir, readlink, rm, utimes, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type BlobStorage, BlobTooLarge, UploadInterrupted } from '../../src/index.ts';
 import { cleanFilename, mediaType } from './service.ts';
-import { type BlobStorage, BlobTooLarge, createFsStorage, UploadInterrupted } from './storage.ts';
+import { createFsStorage } from './storage.ts';
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 

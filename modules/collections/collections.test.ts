@@ -14,10 +14,10 @@ import {
   SignUpDocument,
 } from '../../client/index.ts';
 import {
-  backends,
   bootstrapAdmin,
   codeOf,
   startGateway,
+  storeKinds,
   type TestClient,
   type TestGateway,
 } from '../../test/harness.ts';
@@ -45,7 +45,7 @@ const CONFIG = {
   },
 };
 
-describe.each(backends)('collections on %s', (backend) => {
+describe.each(storeKinds)('collections on %s', (backend) => {
   let portico: TestGateway;
   let admin: TestClient;
   let writer: TestClient;

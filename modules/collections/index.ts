@@ -1,4 +1,4 @@
-import { defineModule } from '../../src/index.ts';
+import { declaredCollections, defineModule } from '../../src/index.ts';
 import { collectionScopes } from './access.ts';
 import { checkSchemas, collectionsConfig, definitions } from './config.ts';
 import { registerCollections } from './graphql.ts';
@@ -13,6 +13,10 @@ export default defineModule({
   graphql: registerCollections,
   scopes: (settings) => [...definitions(settings).values()].flatMap(collectionScopes),
   setup: (runtime) => ({
+    // A data server compares the collections of the gateways it serves with these.
+    contributes: [...definitions(runtime.settings).values()].map((collection) =>
+      declaredCollections.with(collection),
+    ),
     prepareStore: (store) => store.documents.prepare(definitions(runtime.settings).values()),
   }),
   /** Server-side document access (see service.ts): the same rules and events as GraphQL, no viewer rules. */

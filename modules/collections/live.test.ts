@@ -7,11 +7,11 @@ import {
   SignUpDocument,
 } from '../../client/index.ts';
 import {
-  backends,
   bootstrapAdmin,
   codeOf,
   type SseEvent,
   startGateway,
+  storeKinds,
   subscribeOverSse,
   type TestClient,
   type TestGateway,
@@ -25,7 +25,7 @@ const CONFIG = {
   collections: { counters: {}, diary: { read: 'owner', write: 'owner' } },
 };
 
-describe.each(backends)('live documents on %s', (backend) => {
+describe.each(storeKinds)('live documents on %s', (backend) => {
   let portico: TestGateway;
   let admin: TestClient;
 

@@ -9,10 +9,10 @@ import {
 import { defineModule, PorticoError } from '../../src/index.ts';
 import {
   ADMIN,
-  backends,
   bootstrapAdmin,
   codeOf,
   startGateway,
+  storeKinds,
   type TestClient,
   type TestGateway,
 } from '../../test/harness.ts';
@@ -50,7 +50,7 @@ const probe = defineModule({
         authScopes: { authenticated: true },
         args: { key: t.arg.string({ required: true }), ttlSeconds: t.arg.int({ required: true }) },
         resolve: async (_root, { key, ttlSeconds }, { runtime, viewer }) => {
-          const connection = runtime.db.store.em.fork().getConnection();
+          const connection = runtime.db.store!.em.fork().getConnection();
           const [row] = await connection.execute<{ token: number | string; expires_at: number | string }[]>(
             'select token, expires_at from leases where key = ?',
             [key],
@@ -139,7 +139,7 @@ function violations(grants: Grant[]): string[] {
   return problems;
 }
 
-describe.each(backends)('lease exclusion on %s', (backend) => {
+describe.each(storeKinds)('lease exclusion on %s', (backend) => {
   let portico: TestGateway;
   let contenders: TestClient[];
 
@@ -170,17 +170,25 @@ describe.each(backends)('lease exclusion on %s', (backend) => {
     expect(grants.some((grant) => grant.ranOut)).toBe(true);
   }, 30_000);
 
-  it('negative control: the checker catches an acquire that reads, then writes', async () => {
-    const grants = await contend(contenders, ['x', 'y', 'z'], 3000, async (client, key) => {
-      const result = await client.gql<{ brokenAcquireLease: Awaited<ReturnType<Acquire>> }>(BROKEN_ACQUIRE, {
-        key,
-        ttl: 1,
+  // The broken acquire writes the store's own table: the checker is proven on the local stores.
+  it.skipIf(backend.startsWith('remote'))(
+    'negative control: the checker catches an acquire that reads, then writes',
+    async () => {
+      const grants = await contend(contenders, ['x', 'y', 'z'], 3000, async (client, key) => {
+        const result = await client.gql<{ brokenAcquireLease: Awaited<ReturnType<Acquire>> }>(
+          BROKEN_ACQUIRE,
+          {
+            key,
+            ttl: 1,
+          },
+        );
+        expect(result.errors).toBeUndefined();
+        return result.data!.brokenAcquireLease;
       });
-      expect(result.errors).toBeUndefined();
-      return result.data!.brokenAcquireLease;
-    });
-    expect(violations(grants).length).toBeGreaterThan(0);
-  }, 30_000);
+      expect(violations(grants).length).toBeGreaterThan(0);
+    },
+    30_000,
+  );
 
   it('withLease holds the lease while its function runs, renewing it past the TTL, then releases it', async () => {
     const [observer] = contenders;

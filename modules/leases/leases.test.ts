@@ -21,11 +21,11 @@ import {
   SignUpDocument,
 } from '../../client/index.ts';
 import {
-  backends,
   bootstrapAdmin,
   codeOf,
   ManualClock,
   startGateway,
+  storeKinds,
   type TestClient,
   type TestGateway,
 } from '../../test/harness.ts';
@@ -40,7 +40,7 @@ const CONFIG = {
   leases: { maxTtlSeconds: 60, maxWaitSeconds: 5, sweepSeconds: 1 },
 };
 
-describe.each(backends)('leases on %s', (backend) => {
+describe.each(storeKinds)('leases on %s', (backend) => {
   let portico: TestGateway;
   let admin: TestClient;
   const clock = new ManualClock();

@@ -8,7 +8,8 @@ import {
   type StoreAbout,
 } from '../../src/index.ts';
 import audit from '../audit/index.ts';
-import { readChoice, saveChoice } from './service.ts';
+import { storeProtocolRoutes } from './routes.ts';
+import { EventJournal, readChoice, saveChoice } from './service.ts';
 
 declare module '../../src/pubsub.ts' {
   interface Topics {
@@ -35,6 +36,10 @@ export class StoreAdmin implements ModuleInstance {
   readonly #id = randomUUID();
   #stops: (() => Promise<void> | void)[] = [];
   #retry: ReturnType<typeof every> | undefined;
+  /** The store's recent events, for the gateways this one serves as a data server. */
+  readonly #journal = new EventJournal();
+  /** The store protocol (docs/store-protocol.md): this gateway as another's data server. */
+  readonly routes = storeProtocolRoutes(this.#journal);
 
   constructor(runtime: Runtime) {
     this.#runtime = runtime;
@@ -43,6 +48,7 @@ export class StoreAdmin implements ModuleInstance {
   async start() {
     const { pubsub, log } = this.#runtime;
     this.#stops.push(
+      this.#journal.listen(this.#runtime.store.events),
       pubsub.on('store.changed', (event) => {
         if (event.by === this.#id) return;
         const applied =

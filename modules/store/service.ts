@@ -1,6 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/core';
 import { sealData, unsealData } from 'iron-session';
-import { type Environment, sealPasswords } from '../../src/index.ts';
+import { type DocumentChange, type Environment, type StoreEvents, sealPasswords } from '../../src/index.ts';
 import { StoreChoice } from './entities.ts';
 
 const NAME = 'store';
@@ -29,4 +30,62 @@ export async function saveChoice(em: EntityManager, env: Pick<Environment, 'secr
   }
   const sealedUrl = await sealData({ url }, { password: sealPasswords(env.secrets).seal, ttl: 0 });
   await em.upsert(StoreChoice, { name: NAME, sealedUrl, chosenAt: new Date() });
+}
+
+/** An event of this gateway's store, numbered for the event stream of the store protocol. */
+export type JournalEntry =
+  | { kind: 'document.changed'; event: DocumentChange; seq: string }
+  | { kind: 'lease.released'; event: { key: string }; seq: string };
+
+/** How many recent events a reconnecting gateway can catch up on. */
+const JOURNAL_SIZE = 10_000;
+
+/**
+ * The store's recent change events, numbered `<epoch>.<n>` (the epoch changes with each start), so
+ * that a gateway whose event stream dropped gets what it missed when it comes back (`follow`),
+ * rather than a gap, as long as this instance still holds it.
+ */
+export class EventJournal {
+  readonly #epoch = randomBytes(6).toString('hex');
+  readonly #entries: JournalEntry[] = [];
+  readonly #followers = new Set<(entry: JournalEntry) => void>();
+  #next = 1;
+
+  /** Records the store's events from now on; returns the function that stops. */
+  listen(events: StoreEvents): () => void {
+    const offChanged = events.on('document.changed', (event) =>
+      this.#record({ kind: 'document.changed', event }),
+    );
+    const offReleased = events.on('lease.released', (event) =>
+      this.#record({ kind: 'lease.released', event }),
+    );
+    return () => {
+      offChanged();
+      offReleased();
+    };
+  }
+
+  /**
+   * Calls `listener` with every event from now on; `missed` is what followed the event `after`
+   * (everything held, when null), or null when that is no longer known (another epoch, or too old).
+   */
+  follow(after: string | null, listener: (entry: JournalEntry) => void) {
+    this.#followers.add(listener);
+    const unsubscribe = () => this.#followers.delete(listener);
+    if (after === null) return { missed: [] as JournalEntry[], unsubscribe };
+    const [epoch, number] = after.split('.');
+    const last = Number(number);
+    const oldest = this.#next - this.#entries.length;
+    if (epoch !== this.#epoch || !Number.isSafeInteger(last) || last < oldest - 1 || last >= this.#next) {
+      return { missed: null, unsubscribe };
+    }
+    return { missed: this.#entries.slice(last + 1 - oldest), unsubscribe };
+  }
+
+  #record(entry: Omit<JournalEntry, 'seq'>) {
+    const numbered = { ...entry, seq: `${this.#epoch}.${this.#next++}` } as JournalEntry;
+    this.#entries.push(numbered);
+    if (this.#entries.length > JOURNAL_SIZE) this.#entries.shift();
+    for (const follower of [...this.#followers]) follower(numbered);
+  }
 }

@@ -1,3 +1,5 @@
+import type { BlobStorage, StagedBlob } from './blob-storage.ts';
+
 /**
  * The business store: documents of collections with their index entries, blob metadata, and
  * leases with their fencing tokens, plus the events their changes raise. Modules reach business
@@ -8,12 +10,11 @@
  * behind the blobs module's storage driver, and the backend only decides, under its lock of a
  * content address, when the module may place or drop them (the `place` and `drop` callbacks).
  *
- * One implementation exists today: SQL on SQLite or PostgreSQL (`src/store/sql/`), opened by the
- * kernel from `DATABASE_URL`. The interface is shaped for two more that the next issue adds
- * without changing any module: a remote Portico as a backend (a `portico+https://` URL; the data
- * server then enforces versions, unique indexes, fences and lease exclusion), and a switch that
- * changes backends at runtime without a restart (a wrapper that implements this interface and
- * hands each call to the current backend). Hence its rules:
+ * Three implementations: SQL on SQLite or PostgreSQL (`src/store/sql/`); a remote Portico, the
+ * data server, reached over the store protocol (`src/store/remote/`, a `portico+https://` URL),
+ * which enforces versions, unique indexes, fences and lease exclusion for every gateway sharing it;
+ * and the switch (`src/store/switch.ts`), which hands each call to the backend current when it
+ * begins so that an admin can change backends at runtime. Hence the rules:
  * - Every call is self-contained: it takes no EntityManager, transaction or connection, and what
  *   must be atomic (a compare-and-set write with its fence check and index entries, a blob row
  *   with its content lock, a lease grant) happens inside one call. Callbacks a call takes
@@ -35,10 +36,15 @@ export interface StoreBackend {
   readonly blobs: BlobMetadataStore;
   readonly leases: LeaseStore;
   readonly events: StoreEvents;
+  /**
+   * Where blob bytes live when the backend holds them itself (a remote Portico streams them to and
+   * from its own storage); null: in the blobs module's storage driver.
+   */
+  readonly bytes: BlobStorage | null;
 }
 
 export interface StoreAbout {
-  readonly kind: 'sqlite' | 'postgres';
+  readonly kind: 'sqlite' | 'postgres' | 'remote';
   /** Where it is, with any password removed. */
   readonly url: string;
   /** `environment`: DATABASE_URL chose it; `switch`: an admin did, while the gateway ran. */
@@ -62,6 +68,8 @@ export interface StoreIndex {
 export interface StoreCollection {
   readonly name: string;
   readonly indexes: ReadonlyMap<string, StoreIndex>;
+  /** The JSON Schema its documents follow (the gateway validates); a remote store's must be the same. */
+  readonly schema?: Readonly<Record<string, unknown>>;
 }
 
 export interface StoredDocument {
@@ -227,9 +235,12 @@ export interface BlobContent {
 
 export interface BlobCreation {
   fence?: Fence | null;
+  /** The upload, staged where the bytes go: a backend that holds the bytes itself places them from there. */
+  staged: StagedBlob;
   /**
    * Makes the bytes available at the blob's content address (or finds them there). It runs under
-   * that address's lock, so no delete of the last reference to the same bytes interleaves.
+   * that address's lock, so no delete of the last reference to the same bytes interleaves. (Not
+   * called by a backend that holds the bytes itself.)
    */
   place: () => Promise<void>;
 }

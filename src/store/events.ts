@@ -1,5 +1,13 @@
+import type { Logger } from '../logger.ts';
+import { Fanout } from '../pubsub/fanout.ts';
 import type { PubSub } from '../pubsub.ts';
-import type { DocumentChange, StoredDocument, StoreEventPayloads, StoreEvents } from './backend.ts';
+import type {
+  DocumentChange,
+  StoredDocument,
+  StoreEventName,
+  StoreEventPayloads,
+  StoreEvents,
+} from './backend.ts';
 
 declare module '../pubsub.ts' {
   interface Topics {
@@ -57,3 +65,75 @@ export class DocumentChanges {
     return document;
   }
 }
+
+const KINDS: readonly StoreEventName[] = ['document.changed', 'lease.released'];
+
+/**
+ * The events of whichever backend is current (`runtime.store.events`): listeners stay registered
+ * here while the backend underneath changes. A change of backend is a gap: the new one's state is
+ * not what the old one's events described.
+ */
+export class StoreEventHub implements StoreEvents {
+  readonly #fanout: Fanout;
+  readonly #gapListeners = new Set<() => void>();
+  #source: StoreEvents;
+  #detach: (() => void)[] = [];
+
+  constructor(source: StoreEvents, log: Logger) {
+    this.#fanout = new Fanout(log);
+    this.#source = source;
+    this.#attach();
+  }
+
+  /** Delivers `source`'s events from now on, and reports a gap. */
+  follow(source: StoreEvents): void {
+    if (source === this.#source) return;
+    for (const detach of this.#detach.splice(0)) detach();
+    this.#source = source;
+    this.#attach();
+    this.#gap();
+  }
+
+  on<K extends StoreEventName>(kind: K, listener: (event: StoreEventPayloads[K]) => void) {
+    return this.#fanout.add(kind, listener as (payload: unknown) => void);
+  }
+
+  subscribe<K extends StoreEventName>(kind: K): AsyncIterable<StoreEventPayloads[K]> {
+    return this.#fanout.iterate(kind) as AsyncIterable<StoreEventPayloads[K]>;
+  }
+
+  onGap(listener: () => void): () => void {
+    this.#gapListeners.add(listener);
+    return () => this.#gapListeners.delete(listener);
+  }
+
+  ready(): Promise<void> {
+    return this.#source.ready();
+  }
+
+  close(): void {
+    for (const detach of this.#detach.splice(0)) detach();
+    this.#fanout.close();
+  }
+
+  #attach() {
+    for (const kind of KINDS) {
+      this.#detach.push(this.#source.on(kind, (event) => this.#fanout.deliver(kind, event)));
+    }
+    this.#detach.push(this.#source.onGap(() => this.#gap()));
+  }
+
+  #gap() {
+    for (const listener of [...this.#gapListeners]) listener();
+  }
+}
+
+/** The events of a backend that has none (one refusing every call). */
+export const noEvents: StoreEvents = {
+  on: () => () => {},
+  subscribe: () => ({
+    [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true, value: undefined }) }),
+  }),
+  onGap: () => () => {},
+  ready: async () => {},
+};

@@ -1,12 +1,103 @@
 import { isAbsolute, relative, resolve } from 'node:path';
-import { type DatabaseTarget, parseDatabaseUrl } from '../config.ts';
+import { type DatabaseTarget, type Environment, parseDatabaseUrl, StartupError } from '../config.ts';
 import { closeDatabase, type Database, type Databases, openStoreDatabase, problemOf } from '../db.ts';
 import { isDatabaseUnavailable, PorticoError, serviceUnavailable } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { PubSub } from '../pubsub.ts';
 import type { StoreAbout, StoreBackend } from './backend.ts';
+import { openRemoteStore } from './remote/index.ts';
+import type { KeyOptions } from './remote/key.ts';
+import { describeRemoteUrl, isRemoteStoreUrl, parseRemoteStoreUrl } from './remote/protocol.ts';
 import { createSqlStore } from './sql/index.ts';
 import type { OpenedStore } from './switch.ts';
+
+/** How often a store that did not answer at start is tried again. */
+const STORE_RETRY_MS = 5000;
+
+/** DATABASE_URL's store, and how it comes to serve (see `serve`). */
+export interface InitialStore extends OpenedStore {
+  /**
+   * Runs `prepare` (the modules' `prepareStore`) on the store before it serves: now when it
+   * answers, else in the background once it does. Throws (the start fails) when the store answers
+   * but cannot serve this gateway: a remote store that declares the collections differently, or
+   * no key for it.
+   */
+  serve(prepare: (store: StoreBackend) => Promise<void>): Promise<void>;
+}
+
+/** How a gateway gets the key for a remote store (HTTP.md, Store backends). */
+export const remoteKeyOptions = (env: Pick<Environment, 'remoteApiKey' | 'remoteAuthUrl'>) => ({
+  apiKey: env.remoteApiKey,
+  authUrl: env.remoteAuthUrl,
+  interactive: process.stdin.isTTY === true && process.stderr.isTTY === true,
+});
+
+/**
+ * The store DATABASE_URL names: the SQL backend on the store database `openDatabases` opened, or a
+ * remote Portico. A store that does not answer at start answers SERVICE_UNAVAILABLE until it does.
+ */
+export function openInitialStore(
+  env: Pick<Environment, 'databaseUrl' | 'remoteApiKey' | 'remoteAuthUrl'>,
+  db: Databases,
+  pubsub: PubSub,
+  log: Logger,
+): InitialStore {
+  if (!isRemoteStoreUrl(env.databaseUrl)) {
+    const backend = openStore(db, pubsub, log, env.databaseUrl);
+    // The databases close it.
+    return {
+      backend,
+      close: async () => {},
+      serve: (prepare) => serveStore(db, backend, pubsub, log, prepare),
+    };
+  }
+  const remote = openRemoteStore({
+    url: env.databaseUrl,
+    source: 'environment',
+    key: remoteKeyOptions(env),
+    log,
+    serving: false,
+  });
+  let retry: NodeJS.Timeout | undefined;
+  let closed = false;
+  const attempt = async (prepare: (store: StoreBackend) => Promise<void>) => {
+    try {
+      return await remote.backend.serve(prepare);
+    } catch (error) {
+      if (error instanceof PorticoError) throw new StartupError(error.message, { cause: error });
+      throw error;
+    }
+  };
+  return {
+    backend: remote.backend,
+    close: async () => {
+      closed = true;
+      clearTimeout(retry);
+      await remote.close();
+    },
+    async serve(prepare) {
+      if (await attempt(prepare)) return;
+      log.warn(
+        `the store at ${remote.backend.about.url} does not answer: starting without it; store operations answer SERVICE_UNAVAILABLE until it answers`,
+      );
+      const again = () => {
+        retry = setTimeout(() => {
+          attempt(prepare).then(
+            (served) => {
+              if (served) log.info('the remote store answers: store operations are served');
+              else if (!closed) again();
+            },
+            (error: unknown) => {
+              log.error({ err: error }, 'the remote store cannot serve this gateway');
+              if (!closed) again();
+            },
+          );
+        }, STORE_RETRY_MS).unref();
+      };
+      again();
+    },
+  };
+}
 
 /**
  * The business store named by DATABASE_URL: the SQL backend on the store database that
@@ -15,7 +106,10 @@ import type { OpenedStore } from './switch.ts';
  */
 export const openStore = (db: Databases, pubsub: PubSub, log: Logger, databaseUrl: string): StoreBackend =>
   createSqlStore({
-    root: () => db.store.em,
+    root: () => {
+      if (!db.store) throw new Error('DATABASE_URL names no SQL store');
+      return db.store.em;
+    },
     pubsub,
     log,
     about: { ...describeUrl(databaseUrl), source: 'environment', since: new Date() },
@@ -31,9 +125,17 @@ export const openStore = (db: Databases, pubsub: PubSub, log: Logger, databaseUr
 export async function openStoreAt(
   url: string,
   source: StoreAbout['source'],
-  { pubsub, log, dataDir }: { pubsub: PubSub; log: Logger; dataDir: string },
+  {
+    pubsub,
+    log,
+    dataDir,
+    remoteKey,
+  }: { pubsub: PubSub; log: Logger; dataDir: string; remoteKey: Omit<KeyOptions, 'server' | 'log'> },
 ): Promise<OpenedStore> {
   const checked = checkedStoreUrl(url, dataDir);
+  if (isRemoteStoreUrl(checked)) {
+    return openRemoteStore({ url: checked, source, key: remoteKey, log, serving: true });
+  }
   let database: Database;
   try {
     database = await openStoreDatabase(checked, log);
@@ -61,6 +163,14 @@ const MAX_URL_LENGTH = 2048;
 function checkedStoreUrl(url: string, dataDir: string): string {
   const refuse = (message: string) => new PorticoError('BAD_USER_INPUT', message, { field: 'url' });
   if (url.length > MAX_URL_LENGTH) throw refuse(`A store URL has at most ${MAX_URL_LENGTH} characters.`);
+  if (isRemoteStoreUrl(url.trim())) {
+    try {
+      parseRemoteStoreUrl(url.trim());
+    } catch (error) {
+      throw refuse(`${(error as Error).message}.`);
+    }
+    return url.trim();
+  }
   let target: DatabaseTarget;
   try {
     target = parseDatabaseUrl(url.trim());
@@ -79,6 +189,9 @@ function checkedStoreUrl(url: string, dataDir: string): string {
 
 /** The kind of a SQL store's URL, and the URL as admins may see it: without a password. */
 export function describeUrl(databaseUrl: string): Pick<StoreAbout, 'kind' | 'url'> {
+  if (isRemoteStoreUrl(databaseUrl)) {
+    return { kind: 'remote', url: describeRemoteUrl(parseRemoteStoreUrl(databaseUrl)) };
+  }
   const target = parseDatabaseUrl(databaseUrl);
   if (target.dialect === 'sqlite') return { kind: 'sqlite', url: `sqlite:${target.file}` };
   const url = new URL(target.url);
@@ -92,7 +205,7 @@ export function describeUrl(databaseUrl: string): Pick<StoreAbout, 'kind' | 'url
  * when it answered at start, else once it answers. `prepare` gets a backend that reaches the
  * database before requests may.
  */
-export const serveStore = (
+const serveStore = (
   db: Databases,
   store: StoreBackend,
   pubsub: PubSub,

@@ -1,5 +1,6 @@
 import type { Logger } from '../logger.ts';
-import type { StoreAbout, StoreBackend, StoreEvents } from './backend.ts';
+import type { StoreAbout, StoreBackend } from './backend.ts';
+import { noEvents, StoreEventHub } from './events.ts';
 
 /** A backend this gateway opened, and how to close it. */
 export interface OpenedStore {
@@ -17,21 +18,21 @@ type Part = 'documents' | 'blobs' | 'leases';
 /**
  * The store as modules see it (`runtime.store`): the current backend, which an admin may replace
  * while the gateway runs (`StoreSwitch`). Each call runs on the backend that is current when it
- * begins; a replaced backend closes once its last call has ended. Every SQL backend raises its
- * change events on the gateway's pub/sub, so one event feed serves whichever is current.
+ * begins; a replaced backend closes once its last call has ended. Listeners of `events` hear
+ * whichever backend is current.
  */
 export class SwitchingStore implements StoreBackend {
   #current: Entry;
   readonly #log: Logger;
-  readonly events: StoreEvents;
+  readonly events: StoreEventHub;
   readonly documents: StoreBackend['documents'];
   readonly blobs: StoreBackend['blobs'];
   readonly leases: StoreBackend['leases'];
 
-  constructor(initial: OpenedStore, events: StoreEvents, log: Logger) {
+  constructor(initial: OpenedStore, log: Logger) {
     this.#current = { ...initial, calls: 0, retired: false };
     this.#log = log;
-    this.events = events;
+    this.events = new StoreEventHub(initial.backend.events, log);
     this.documents = this.#forward('documents');
     this.blobs = this.#forward('blobs');
     this.leases = this.#forward('leases');
@@ -39,6 +40,10 @@ export class SwitchingStore implements StoreBackend {
 
   get about(): StoreAbout {
     return this.#current.backend.about;
+  }
+
+  get bytes() {
+    return this.#current.backend.bytes;
   }
 
   problem(): Promise<string | null> {
@@ -49,12 +54,14 @@ export class SwitchingStore implements StoreBackend {
   replace(next: OpenedStore): void {
     const replaced = this.#current;
     this.#current = { ...next, calls: 0, retired: false };
+    this.events.follow(next.backend.events);
     replaced.retired = true;
     if (replaced.calls === 0) this.#close(replaced);
   }
 
   /** Closes the current backend (the gateway is stopping: no call runs any more). */
   async close(): Promise<void> {
+    this.events.close();
     await this.#current.close();
   }
 
@@ -168,7 +175,7 @@ export function createStoreSwitch(options: StoreSwitchOptions): StoreSwitch {
     unreachable(url, reason) {
       const about: StoreAbout = { ...options.describe(url), source: 'switch', since: new Date() };
       store.replace({
-        backend: refusingBackend(about, reason, store.events, options.unavailable),
+        backend: refusingBackend(about, reason, options.unavailable),
         close: async () => {},
       });
       chosen = url;
@@ -181,7 +188,6 @@ export function createStoreSwitch(options: StoreSwitchOptions): StoreSwitch {
 function refusingBackend(
   about: StoreAbout,
   reason: string,
-  events: StoreEvents,
   unavailable: (reason: string) => Error,
 ): StoreBackend {
   const refusing = <P extends Part>() =>
@@ -196,6 +202,7 @@ function refusingBackend(
     documents: refusing<'documents'>(),
     blobs: refusing<'blobs'>(),
     leases: refusing<'leases'>(),
-    events,
+    events: noEvents,
+    bytes: null,
   };
 }

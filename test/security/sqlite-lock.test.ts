@@ -128,7 +128,7 @@ describe.each([
   });
 
   const rows = async (database: 'system' | 'store', table: string) => {
-    const em = portico.gateway.runtime.db[database].em.fork();
+    const em = portico.gateway.runtime.db[database]!.em.fork();
     const [row] = await em.getConnection().execute<{ n: number }[]>(`select count(*) as n from ${table}`);
     return row!.n;
   };

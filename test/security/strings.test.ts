@@ -63,7 +63,7 @@ const echo = defineModule({
         authScopes: { public: true },
         args: { value: t.arg({ type: 'JSON', required: true }) },
         resolve: async (_root, { value }, context) =>
-          (await selectRows<{ v: unknown }>(context.runtime.db.store.em.fork(), 'select ? as v', [value]))[0]
+          (await selectRows<{ v: unknown }>(context.runtime.db.store!.em.fork(), 'select ? as v', [value]))[0]
             ?.v,
       }),
     );
@@ -76,7 +76,7 @@ const echo = defineModule({
         handler: async (request, context) => {
           const value = new URL(request.url).searchParams.get('value');
           const [row] = await selectRows<{ v: unknown }>(
-            context.runtime.db.store.em.fork(),
+            context.runtime.db.store!.em.fork(),
             'select ? as v',
             [value],
           );

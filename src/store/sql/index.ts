@@ -93,5 +93,6 @@ export function createSqlStore({ root, pubsub, log, about, problem }: SqlStoreOp
       checkFence: async (fence) => checkFence(fork(), fence),
     },
     events: pubSubEvents(pubsub),
+    bytes: null,
   };
 }

@@ -120,7 +120,9 @@ describe.each(backends)('the SQL store backend on %s', (backend) => {
     const place = async () => {
       placed = true;
     };
-    await expect(store.blobs.create(blob, { fence: stale, place })).rejects.toMatchObject({
+    await expect(
+      store.blobs.create(blob, { fence: stale, staged: stagedOf(blob), place }),
+    ).rejects.toMatchObject({
       code: 'FENCE_REJECTED',
     });
     expect(placed).toBe(false);
@@ -226,6 +228,7 @@ describe.each(backends)('the SQL store backend on %s', (backend) => {
     const two = blobRecord(sha256);
     for (const blob of [one, two]) {
       await store.blobs.create(blob, {
+        staged: stagedOf(blob),
         place: async () => {
           placedFor.push(blob.id);
         },
@@ -291,4 +294,11 @@ const blobRecord = (sha256: string) => ({
   filename: null,
   ownerId: null,
   createdAt: new Date(),
+});
+
+/** The staged upload a blob's bytes came from; the SQL backend only runs `place`. */
+const stagedOf = (blob: { sha256: string; size: number }) => ({
+  key: 'staged',
+  sha256: blob.sha256,
+  size: blob.size,
 });

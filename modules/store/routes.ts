@@ -1,0 +1,379 @@
+import { z } from 'zod';
+import {
+  answer,
+  callerOf,
+  collectionDifferences,
+  type DocumentChange,
+  declaredCollections,
+  EVENT_PING_MS,
+  type IndexRange,
+  type LeaseRecord,
+  type Namespace,
+  PorticoError,
+  type RequestContext,
+  type Route,
+  readCall,
+  STORE_PROTOCOL_PATH,
+  type StoreCollection,
+  type StoredDocument,
+  toWireCollection,
+  toWireDocument,
+  type WireEvent,
+  wireFence,
+  wireText,
+  wireVersion,
+} from '../../src/index.ts';
+import type { EventJournal, JournalEntry } from './service.ts';
+
+/**
+ * The data server's side of the store protocol (docs/store-protocol.md) for documents, leases,
+ * change events and the handshake; the blobs module serves the blob calls. Each call runs on this
+ * gateway's own store (`runtime.store`), so a data server may itself use any backend. The caller's
+ * owners and holders are namespaced (`Namespace`), and its access rules are its own: it sends the
+ * version its rules saw (`ifVersion`), and the write applies to that version only.
+ */
+
+const name = wireText(256);
+const id = wireText(512);
+const json = z.unknown();
+const range = z
+  .object({
+    equal: z.array(json).max(8),
+    lower: z.object({ value: json, inclusive: z.boolean() }).nullable().optional(),
+    upper: z.object({ value: json, inclusive: z.boolean() }).nullable().optional(),
+  })
+  .nullable();
+/** What the caller's rules saw: the version they read (0: none), and whether they hid the document. */
+const seen = { ifVersion: z.number().int().nonnegative().optional(), asMissing: z.boolean().optional() };
+const selection = { collection: name, index: name.nullable(), range, ownerId: id.nullable() };
+
+const calls = {
+  get: z.object({ collection: name, id }),
+  write: z.object({
+    collection: name,
+    id,
+    ownerOfNew: id.nullable(),
+    text: z.string().max(2 * 1024 * 1024),
+    expectedVersion: wireVersion,
+    fence: wireFence,
+    ...seen,
+  }),
+  delete: z.object({ collection: name, id, expectedVersion: wireVersion, fence: wireFence, ...seen }),
+  query: z.object({
+    ...selection,
+    order: z.enum(['ASC', 'DESC']),
+    first: z.number().int().min(1).max(1000),
+    after: z.object({ position: z.string().max(16_384), id }).nullable(),
+  }),
+  count: z.object(selection),
+};
+
+const lease = {
+  key: wireText(1024),
+  holder: wireText(1024),
+  token: z.number().int().nonnegative(),
+  ttlMs: z
+    .number()
+    .int()
+    .min(1)
+    .max(365 * 24 * 3600 * 1000),
+};
+const leaseCalls = {
+  acquire: z.object({ key: lease.key, holder: lease.holder, ttlMs: lease.ttlMs }),
+  renew: z.object({ key: lease.key, holder: lease.holder, token: lease.token, ttlMs: lease.ttlMs }),
+  release: z.object({ key: lease.key, holder: lease.holder, token: lease.token }),
+  releaseHeldBy: z.object({ holders: z.array(lease.holder).max(10_000) }),
+  find: z.object({ key: lease.key }),
+  list: z.object({
+    prefix: lease.key.nullable(),
+    after: lease.key.nullable(),
+    limit: z.number().int().min(1).max(1000),
+  }),
+  checkFence: z.object({ fence: wireFence.unwrap() }),
+};
+
+const hello = z.object({
+  collections: z
+    .array(
+      z.object({
+        name,
+        indexes: z
+          .array(z.object({ name, fields: z.array(wireText(512)).max(8), unique: z.boolean() }))
+          .max(64),
+        schema: z.record(z.string(), z.unknown()).nullable(),
+      }),
+    )
+    .max(1000),
+});
+
+/** The protocol's routes on this gateway. */
+export function storeProtocolRoutes(journal: EventJournal): Route[] {
+  const path = (rest: string) => `${STORE_PROTOCOL_PATH}${rest}`;
+  return [
+    {
+      method: 'POST',
+      path: path('/hello'),
+      handler: (request, context) =>
+        answer(context, async () => {
+          const { collections } = await readCall(request, hello);
+          const local = new Map(
+            declared(context).map((collection) => [collection.name, toWireCollection(collection)]),
+          );
+          return { protocol: 1, differences: collectionDifferences(collections, local) };
+        }),
+    },
+    {
+      method: 'POST',
+      path: path('/health'),
+      handler: (_request, context) =>
+        answer(context, async () => ({ problem: await context.runtime.store.problem() })),
+    },
+    {
+      method: 'POST',
+      path: path('/documents/:call'),
+      handler: (request, context, params) =>
+        answer(context, (caller) => documentCall(request, context, caller, params.call ?? '')),
+    },
+    {
+      method: 'POST',
+      path: path('/leases/:call'),
+      handler: (request, context, params) =>
+        answer(context, (caller) => leaseCall(request, context, caller, params.call ?? '')),
+    },
+    {
+      method: 'GET',
+      path: path('/events'),
+      handler: (request, context) => {
+        const caller = callerOf(context);
+        if (caller instanceof Response) return caller;
+        return eventStream(request, context, caller, journal);
+      },
+    },
+  ];
+}
+
+const declared = (context: RequestContext): StoreCollection[] =>
+  context.runtime.instances.contributions(declaredCollections);
+
+function collectionNamed(context: RequestContext, collection: string): StoreCollection {
+  const found = declared(context).find((candidate) => candidate.name === collection);
+  if (!found) {
+    throw new PorticoError('BAD_USER_INPUT', `No collection "${collection}" is declared on the data server.`);
+  }
+  return found;
+}
+
+function indexNamed(collection: StoreCollection, index: string | null) {
+  if (index === null) return null;
+  const found = collection.indexes.get(index);
+  if (!found) {
+    throw new PorticoError('INDEX_NOT_DECLARED', `No index "${index}" is declared on ${collection.name}.`);
+  }
+  return found;
+}
+
+/** The caller's view of a document: its owner in the caller's terms. */
+const outwardDocument = (caller: Namespace, document: StoredDocument) =>
+  toWireDocument({ ...document, ownerId: caller.outward(document.ownerId) });
+
+/** The guard a caller's `ifVersion` and `asMissing` describe. */
+function sawVersion(ifVersion: number | undefined, asMissing: boolean | undefined) {
+  if (ifVersion === undefined) return undefined;
+  return (current: StoredDocument | null) => {
+    if ((current?.version ?? 0) !== ifVersion) {
+      // The caller reads again and re-applies its rules.
+      throw new PorticoError('CONFLICT', 'The document changed since it was read.', { stale: true });
+    }
+    return asMissing ? null : current;
+  };
+}
+
+async function documentCall(request: Request, context: RequestContext, caller: Namespace, call: string) {
+  const { documents } = context.runtime.store;
+  switch (call) {
+    case 'get': {
+      const args = await readCall(request, calls.get);
+      const document = await documents.get(args.collection, args.id);
+      return document && outwardDocument(caller, document);
+    }
+    case 'write': {
+      const args = await readCall(request, calls.write);
+      const collection = collectionNamed(context, args.collection);
+      let data: unknown;
+      try {
+        data = JSON.parse(args.text);
+      } catch {
+        throw new PorticoError('BAD_USER_INPUT', 'A document is a JSON object.');
+      }
+      if (!data || typeof data !== 'object' || Array.isArray(data)) {
+        throw new PorticoError('BAD_USER_INPUT', 'A document is a JSON object.');
+      }
+      const written = await documents.write({
+        collection,
+        id: args.id,
+        ownerOfNew: caller.inward(args.ownerOfNew),
+        expectedVersion: args.expectedVersion,
+        fence: args.fence,
+        guard: sawVersion(args.ifVersion, args.asMissing),
+        body: { data: data as Record<string, unknown>, text: args.text },
+      });
+      return { document: outwardDocument(caller, written.document), kind: written.kind };
+    }
+    case 'delete': {
+      const args = await readCall(request, calls.delete);
+      const deleted = await documents.delete({
+        collection: args.collection,
+        id: args.id,
+        expectedVersion: args.expectedVersion,
+        fence: args.fence,
+        guard: sawVersion(args.ifVersion, args.asMissing),
+      });
+      return deleted && outwardDocument(caller, deleted);
+    }
+    case 'query': {
+      const args = await readCall(request, calls.query);
+      const collection = collectionNamed(context, args.collection);
+      const page = await documents.query({
+        collection: collection.name,
+        index: indexNamed(collection, args.index),
+        range: args.range as IndexRange | null,
+        ownerId: caller.inward(args.ownerId),
+        order: args.order,
+        first: args.first,
+        after: args.after,
+      });
+      return {
+        items: page.items.map(({ document, position }) => ({
+          document: outwardDocument(caller, document),
+          position,
+        })),
+        hasNextPage: page.hasNextPage,
+      };
+    }
+    case 'count': {
+      const args = await readCall(request, calls.count);
+      const collection = collectionNamed(context, args.collection);
+      const count = await documents.count({
+        collection: collection.name,
+        index: indexNamed(collection, args.index),
+        range: args.range as IndexRange | null,
+        ownerId: caller.inward(args.ownerId),
+      });
+      return { count };
+    }
+    default:
+      throw new PorticoError('NOT_FOUND', `No store call documents/${call}.`);
+  }
+}
+
+async function leaseCall(request: Request, context: RequestContext, caller: Namespace, call: string) {
+  const { leases } = context.runtime.store;
+  const outward = (record: LeaseRecord | null) =>
+    record && { ...record, holder: caller.outward(record.holder) };
+  switch (call) {
+    case 'acquire': {
+      const args = await readCall(request, leaseCalls.acquire);
+      return outward(await leases.acquire(args.key, caller.inward(args.holder), args.ttlMs));
+    }
+    case 'renew': {
+      const args = await readCall(request, leaseCalls.renew);
+      return outward(await leases.renew(args.key, caller.inward(args.holder), args.token, args.ttlMs));
+    }
+    case 'release': {
+      const args = await readCall(request, leaseCalls.release);
+      return { released: await leases.release(args.key, caller.inward(args.holder), args.token) };
+    }
+    case 'release-held-by': {
+      const args = await readCall(request, leaseCalls.releaseHeldBy);
+      return leases.releaseHeldBy(args.holders.map((holder) => caller.inward(holder)));
+    }
+    case 'live-holders':
+      return (await leases.liveHolders())
+        .filter((holder) => caller.owns(holder))
+        .map((holder) => caller.outward(holder));
+    case 'find': {
+      const args = await readCall(request, leaseCalls.find);
+      const found = await leases.find(args.key);
+      return found && { lease: outward(found.lease), now: found.now };
+    }
+    case 'list': {
+      const args = await readCall(request, leaseCalls.list);
+      const listed = await leases.list({
+        prefix: args.prefix,
+        after: args.after ?? undefined,
+        limit: args.limit,
+      });
+      return listed.map(outward);
+    }
+    case 'check-fence': {
+      const args = await readCall(request, leaseCalls.checkFence);
+      await leases.checkFence(args.fence);
+      return { ok: true };
+    }
+    default:
+      throw new PorticoError('NOT_FOUND', `No store call leases/${call}.`);
+  }
+}
+
+/**
+ * The change events as NDJSON, from `?after=` on when the journal still holds what followed it
+ * (else a `gap` line first), then live, with a ping every EVENT_PING_MS. It ends when the caller
+ * goes away or its key is revoked.
+ */
+function eventStream(request: Request, context: RequestContext, caller: Namespace, journal: EventJournal) {
+  const encoder = new TextEncoder();
+  const line = (entry: WireEvent) => encoder.encode(`${JSON.stringify(entry)}\n`);
+  const outward = (entry: JournalEntry): WireEvent =>
+    entry.kind === 'document.changed'
+      ? {
+          kind: entry.kind,
+          seq: entry.seq,
+          event: { ...entry.event, ownerId: caller.outward(entry.event.ownerId) } satisfies DocumentChange,
+        }
+      : entry;
+  const after = new URL(request.url).searchParams.get('after');
+  let stop = () => {};
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      const send = (entry: WireEvent) => {
+        try {
+          controller.enqueue(line(entry));
+        } catch {
+          stop();
+        }
+      };
+      const { missed, unsubscribe } = journal.follow(after, (entry) => send(outward(entry)));
+      if (missed === null) send({ kind: 'gap' });
+      else for (const entry of missed) send(outward(entry));
+      const ping = setInterval(() => send({ kind: 'ping' }), EVENT_PING_MS);
+      const { apiKeyId } = context.viewer;
+      const untrack = apiKeyId
+        ? context.runtime.live.track({ kind: 'apiKey', id: apiKeyId }, () => end())
+        : () => {};
+      const end = () => {
+        stop();
+        try {
+          controller.close();
+        } catch {
+          // Closed already.
+        }
+      };
+      stop = () => {
+        clearInterval(ping);
+        unsubscribe();
+        untrack();
+        request.signal.removeEventListener('abort', stop);
+      };
+      request.signal.addEventListener('abort', stop);
+      context.runtime.stopping.addEventListener('abort', end, { once: true });
+    },
+    cancel: () => stop(),
+  });
+  return new Response(body, {
+    headers: {
+      'content-type': 'application/x-ndjson',
+      'cache-control': 'no-store',
+      'x-accel-buffering': 'no',
+    },
+  });
+}
