@@ -10,6 +10,7 @@ import { type DatabaseTarget, type Environment, parseDatabaseUrl, StartupError }
 import { isDatabaseUnavailable } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { logOutages } from './outages.ts';
+import { GatewayIdentitySchema } from './store/remote/identity.ts';
 import { isRemoteStoreUrl } from './store/remote/protocol.ts';
 import { STORE_ENTITIES } from './store/sql/schema.ts';
 
@@ -104,7 +105,10 @@ export async function openDatabases({
   log,
   deferUnreachableStore = false,
 }: OpenDatabasesOptions): Promise<Databases> {
-  const systemEntities = modules.flatMap((module) => module.entities?.system ?? []);
+  const systemEntities = [
+    GatewayIdentitySchema,
+    ...modules.flatMap((module) => module.entities?.system ?? []),
+  ];
   const shared = env.systemDatabaseUrl === env.databaseUrl;
 
   const system = await openDatabase({

@@ -78,7 +78,13 @@ export type {
 export type { BlobStorage, ByteRange, StagedBlob } from './store/blob-storage.ts';
 export { BlobTooLarge, UploadInterrupted } from './store/blob-storage.ts';
 export { MAX_BYTES_HEADER } from './store/remote/bytes.ts';
-export type { Namespace, Wire, WireCollection, WireEvent } from './store/remote/protocol.ts';
+export type {
+  DeclaredCollection,
+  Namespace,
+  Wire,
+  WireCollection,
+  WireEvent,
+} from './store/remote/protocol.ts';
 export {
   collectionDifferences,
   declaredCollections,

@@ -7,7 +7,8 @@ import { ModuleSet } from './module-instances.ts';
 import { openPubSub } from './pubsub/open.ts';
 import type { Runtime } from './runtime.ts';
 import type { StoreBackend } from './store/backend.ts';
-import { describeUrl, openInitialStore, openStoreAt, remoteKeyOptions } from './store/open.ts';
+import { describeUrl, openInitialStore, openStoreAt } from './store/open.ts';
+import { gatewayId } from './store/remote/identity.ts';
 import { createStoreSwitch, SwitchingStore } from './store/switch.ts';
 import { type Clock, systemClock } from './timers.ts';
 
@@ -41,7 +42,15 @@ export async function openRuntime(
     const pubsub = await openPubSub({ env, log });
     const stopper = new AbortController();
     const live = new LiveCredentials(log);
-    const opened = openInitialStore(env, db, pubsub, log.child({ db: 'store' }));
+    let identity: Promise<string> | undefined;
+    const gateway = () => {
+      identity ??= gatewayId(db.system.em.fork()).catch((error: unknown) => {
+        identity = undefined;
+        throw error;
+      });
+      return identity;
+    };
+    const opened = openInitialStore(env, db, pubsub, log.child({ db: 'store' }), gateway);
     // Kept open while other stores are current, for a reset; closed with the runtime.
     const initial = { backend: opened.backend, close: async () => {} };
     const store = new SwitchingStore(initial, log);
@@ -58,12 +67,7 @@ export async function openRuntime(
         initial,
         databaseUrl: env.databaseUrl,
         open: (url, source) =>
-          openStoreAt(url, source, {
-            pubsub,
-            log: log.child({ db: 'store' }),
-            dataDir: env.dataDir,
-            remoteKey: remoteKeyOptions(env),
-          }),
+          openStoreAt(url, source, { pubsub, log: log.child({ db: 'store' }), env, gateway }),
         prepare: (backend) => instances.prepareStore(backend),
         unavailable: (reason) => serviceUnavailable(`The store does not answer: ${reason}`),
         describe: describeUrl,

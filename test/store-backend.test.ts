@@ -165,7 +165,9 @@ describe.each(backends)('switching the store on %s', (backend: Backend) => {
     const unreachable = `postgres://postgres:hunter2@127.0.0.1:${await freePort()}/portico`;
     const refusals: [string, string][] = [
       ['mysql://db/portico', 'BAD_USER_INPUT'],
-      ['portico+https://data.example', 'BAD_USER_INPUT'],
+      ['portico+http://data.example', 'BAD_USER_INPUT'],
+      ['portico+https://key:hunter2@data.example', 'BAD_USER_INPUT'],
+      [`portico+http://127.0.0.1:${await freePort()}`, 'SERVICE_UNAVAILABLE'],
       ['sqlite:../outside.sqlite', 'BAD_USER_INPUT'],
       ['/etc/portico.sqlite', 'BAD_USER_INPUT'],
       [':memory:', 'BAD_USER_INPUT'],

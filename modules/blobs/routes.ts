@@ -271,7 +271,8 @@ export const blobProtocolRoutes = (files: BlobFiles): Route[] => {
       handler: (request, context) =>
         answer(context, async () => {
           if (!request.body) throw new PorticoError('BAD_USER_INPUT', 'An upload has a body.');
-          const asked = Number(request.headers.get(MAX_BYTES_HEADER));
+          const header = request.headers.get(MAX_BYTES_HEADER);
+          const asked = header === null || header === '' ? Number.NaN : Number(header);
           const own = context.runtime.settings.blobs.maxBytes;
           const maxBytes = Number.isSafeInteger(asked) && asked >= 0 ? Math.min(asked, own) : own;
           try {
@@ -343,8 +344,14 @@ async function blobCall(
     }
     case 'list': {
       const args = await readCall(request, blobCalls.list);
+      if (!args.everyone && args.ownerId === null) {
+        throw new PorticoError(
+          'BAD_USER_INPUT',
+          "List one owner's blobs (ownerId) or everyone's (everyone: true).",
+        );
+      }
       const listed = await blobs.list({
-        ownerId: args.everyone ? undefined : (caller.inward(args.ownerId) ?? undefined),
+        ownerId: args.everyone ? undefined : caller.inward(args.ownerId as string),
         after: args.after ?? undefined,
         limit: args.limit,
       });

@@ -3,6 +3,7 @@ import { collectionScopes } from './access.ts';
 import { checkSchemas, collectionsConfig, definitions } from './config.ts';
 import { registerCollections } from './graphql.ts';
 import * as service from './service.ts';
+import { accept } from './validation.ts';
 
 /** JSON documents in the store, queried only through declared indexes. */
 export default defineModule({
@@ -13,9 +14,9 @@ export default defineModule({
   graphql: registerCollections,
   scopes: (settings) => [...definitions(settings).values()].flatMap(collectionScopes),
   setup: (runtime) => ({
-    // A data server compares the collections of the gateways it serves with these.
+    // A data server compares the collections of the gateways it serves with these, and checks their writes.
     contributes: [...definitions(runtime.settings).values()].map((collection) =>
-      declaredCollections.with(collection),
+      declaredCollections.with({ ...collection, accept: (id, data) => accept(collection, id, data) }),
     ),
     prepareStore: (store) => store.documents.prepare(definitions(runtime.settings).values()),
   }),

@@ -1,6 +1,6 @@
 import { type DocumentBody, PorticoError } from '../../src/index.ts';
 import { ajv, type CollectionDefinition } from './config.ts';
-import type { JsonObject } from './json.ts';
+import { type JsonObject, toJsonObject } from './json.ts';
 
 /** The largest document, as serialized JSON. */
 export const MAX_DOCUMENT_BYTES = 1024 * 1024;
@@ -44,4 +44,10 @@ export function validate(definition: CollectionDefinition, data: JsonObject): Do
     }
   }
   return { text, data };
+}
+
+/** A document another gateway writes through this one's store (the store protocol): checked as one of ours. */
+export function accept(definition: CollectionDefinition, id: string, data: unknown): DocumentBody {
+  checkId(id);
+  return validate(definition, toJsonObject(data, 'Document data'));
 }

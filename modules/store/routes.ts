@@ -3,6 +3,7 @@ import {
   answer,
   callerOf,
   collectionDifferences,
+  type DeclaredCollection,
   type DocumentChange,
   declaredCollections,
   EVENT_PING_MS,
@@ -14,7 +15,6 @@ import {
   type Route,
   readCall,
   STORE_PROTOCOL_PATH,
-  type StoreCollection,
   type StoredDocument,
   toWireCollection,
   toWireDocument,
@@ -33,8 +33,9 @@ import type { EventJournal, JournalEntry } from './service.ts';
  * version its rules saw (`ifVersion`), and the write applies to that version only.
  */
 
-const name = wireText(256);
-const id = wireText(512);
+const name = wireText(64);
+/** Document ids and owner ids, as the store's columns hold them. */
+const id = wireText(128);
 const json = z.unknown();
 const range = z
   .object({
@@ -69,8 +70,9 @@ const calls = {
 };
 
 const lease = {
-  key: wireText(1024),
-  holder: wireText(1024),
+  key: wireText(256),
+  /** Prefixed by the caller's namespace, it must fit the store's 64 characters. */
+  holder: wireText(47),
   token: z.number().int().nonnegative(),
   ttlMs: z
     .number()
@@ -124,7 +126,8 @@ export function storeProtocolRoutes(journal: EventJournal): Route[] {
     },
     {
       method: 'POST',
-      path: path('/health'),
+      // Not `/health`: Yoga answers its health check on every path that ends so.
+      path: path('/status'),
       handler: (_request, context) =>
         answer(context, async () => ({ problem: await context.runtime.store.problem() })),
     },
@@ -152,10 +155,10 @@ export function storeProtocolRoutes(journal: EventJournal): Route[] {
   ];
 }
 
-const declared = (context: RequestContext): StoreCollection[] =>
+const declared = (context: RequestContext): DeclaredCollection[] =>
   context.runtime.instances.contributions(declaredCollections);
 
-function collectionNamed(context: RequestContext, collection: string): StoreCollection {
+function collectionNamed(context: RequestContext, collection: string): DeclaredCollection {
   const found = declared(context).find((candidate) => candidate.name === collection);
   if (!found) {
     throw new PorticoError('BAD_USER_INPUT', `No collection "${collection}" is declared on the data server.`);
@@ -163,7 +166,7 @@ function collectionNamed(context: RequestContext, collection: string): StoreColl
   return found;
 }
 
-function indexNamed(collection: StoreCollection, index: string | null) {
+function indexNamed(collection: DeclaredCollection, index: string | null) {
   if (index === null) return null;
   const found = collection.indexes.get(index);
   if (!found) {
@@ -205,9 +208,8 @@ async function documentCall(request: Request, context: RequestContext, caller: N
       } catch {
         throw new PorticoError('BAD_USER_INPUT', 'A document is a JSON object.');
       }
-      if (!data || typeof data !== 'object' || Array.isArray(data)) {
-        throw new PorticoError('BAD_USER_INPUT', 'A document is a JSON object.');
-      }
+      // The data server's own checks hold for every gateway's writes: id, size, depth, JSON Schema.
+      const body = collection.accept(args.id, data);
       const written = await documents.write({
         collection,
         id: args.id,
@@ -215,7 +217,7 @@ async function documentCall(request: Request, context: RequestContext, caller: N
         expectedVersion: args.expectedVersion,
         fence: args.fence,
         guard: sawVersion(args.ifVersion, args.asMissing),
-        body: { data: data as Record<string, unknown>, text: args.text },
+        body,
       });
       return { document: outwardDocument(caller, written.document), kind: written.kind };
     }
@@ -323,7 +325,7 @@ async function leaseCall(request: Request, context: RequestContext, caller: Name
 function eventStream(request: Request, context: RequestContext, caller: Namespace, journal: EventJournal) {
   const encoder = new TextEncoder();
   const line = (entry: WireEvent) => encoder.encode(`${JSON.stringify(entry)}\n`);
-  const outward = (entry: JournalEntry): WireEvent =>
+  const outward = (entry: JournalEntry | { kind: 'gap' }): WireEvent =>
     entry.kind === 'document.changed'
       ? {
           kind: entry.kind,

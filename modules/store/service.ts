@@ -46,9 +46,9 @@ const JOURNAL_SIZE = 10_000;
  * rather than a gap, as long as this instance still holds it.
  */
 export class EventJournal {
-  readonly #epoch = randomBytes(6).toString('hex');
+  #epoch = randomBytes(6).toString('hex');
   readonly #entries: JournalEntry[] = [];
-  readonly #followers = new Set<(entry: JournalEntry) => void>();
+  readonly #followers = new Set<(entry: JournalEntry | { kind: 'gap' }) => void>();
   #next = 1;
 
   /** Records the store's events from now on; returns the function that stops. */
@@ -59,9 +59,11 @@ export class EventJournal {
     const offReleased = events.on('lease.released', (event) =>
       this.#record({ kind: 'lease.released', event }),
     );
+    const offGap = events.onGap(() => this.#gap());
     return () => {
       offChanged();
       offReleased();
+      offGap();
     };
   }
 
@@ -69,7 +71,7 @@ export class EventJournal {
    * Calls `listener` with every event from now on; `missed` is what followed the event `after`
    * (everything held, when null), or null when that is no longer known (another epoch, or too old).
    */
-  follow(after: string | null, listener: (entry: JournalEntry) => void) {
+  follow(after: string | null, listener: (entry: JournalEntry | { kind: 'gap' }) => void) {
     this.#followers.add(listener);
     const unsubscribe = () => this.#followers.delete(listener);
     if (after === null) return { missed: [] as JournalEntry[], unsubscribe };
@@ -80,6 +82,16 @@ export class EventJournal {
       return { missed: null, unsubscribe };
     }
     return { missed: this.#entries.slice(last + 1 - oldest), unsubscribe };
+  }
+
+  /**
+   * This store may have missed events (its pub/sub reconnected, or an admin switched it): so may
+   * every gateway that follows it. A new epoch makes a later `after` from before it a gap too.
+   */
+  #gap() {
+    this.#epoch = randomBytes(6).toString('hex');
+    this.#entries.length = 0;
+    for (const follower of [...this.#followers]) follower({ kind: 'gap' });
   }
 
   #record(entry: Omit<JournalEntry, 'seq'>) {

@@ -6,7 +6,6 @@ import type { Logger } from '../logger.ts';
 import type { PubSub } from '../pubsub.ts';
 import type { StoreAbout, StoreBackend } from './backend.ts';
 import { openRemoteStore } from './remote/index.ts';
-import type { KeyOptions } from './remote/key.ts';
 import { describeRemoteUrl, isRemoteStoreUrl, parseRemoteStoreUrl } from './remote/protocol.ts';
 import { createSqlStore } from './sql/index.ts';
 import type { OpenedStore } from './switch.ts';
@@ -33,6 +32,25 @@ export const remoteKeyOptions = (env: Pick<Environment, 'remoteApiKey' | 'remote
 });
 
 /**
+ * The key sources for a store an admin switches to: PORTICO_REMOTE_API_KEY only for the data server
+ * DATABASE_URL names (the key must not go wherever an admin points), and no device flow (no one
+ * may be at the terminal to answer it while the mutation waits).
+ */
+function switchKeyOptions(
+  url: string,
+  env: Pick<Environment, 'databaseUrl' | 'remoteApiKey' | 'remoteAuthUrl'>,
+) {
+  const sameServer =
+    isRemoteStoreUrl(env.databaseUrl) &&
+    parseRemoteStoreUrl(env.databaseUrl).origin === parseRemoteStoreUrl(url).origin;
+  return {
+    apiKey: sameServer ? env.remoteApiKey : undefined,
+    authUrl: env.remoteAuthUrl,
+    interactive: false,
+  };
+}
+
+/**
  * The store DATABASE_URL names: the SQL backend on the store database `openDatabases` opened, or a
  * remote Portico. A store that does not answer at start answers SERVICE_UNAVAILABLE until it does.
  */
@@ -41,6 +59,7 @@ export function openInitialStore(
   db: Databases,
   pubsub: PubSub,
   log: Logger,
+  gateway: () => Promise<string>,
 ): InitialStore {
   if (!isRemoteStoreUrl(env.databaseUrl)) {
     const backend = openStore(db, pubsub, log, env.databaseUrl);
@@ -56,6 +75,7 @@ export function openInitialStore(
     source: 'environment',
     key: remoteKeyOptions(env),
     log,
+    gateway,
     serving: false,
   });
   let retry: NodeJS.Timeout | undefined;
@@ -128,13 +148,25 @@ export async function openStoreAt(
   {
     pubsub,
     log,
-    dataDir,
-    remoteKey,
-  }: { pubsub: PubSub; log: Logger; dataDir: string; remoteKey: Omit<KeyOptions, 'server' | 'log'> },
+    env,
+    gateway,
+  }: {
+    pubsub: PubSub;
+    log: Logger;
+    env: Pick<Environment, 'dataDir' | 'databaseUrl' | 'remoteApiKey' | 'remoteAuthUrl'>;
+    gateway: () => Promise<string>;
+  },
 ): Promise<OpenedStore> {
-  const checked = checkedStoreUrl(url, dataDir);
+  const checked = checkedStoreUrl(url, env.dataDir);
   if (isRemoteStoreUrl(checked)) {
-    return openRemoteStore({ url: checked, source, key: remoteKey, log, serving: true });
+    return openRemoteStore({
+      url: checked,
+      source,
+      key: switchKeyOptions(checked, env),
+      log,
+      gateway,
+      serving: true,
+    });
   }
   let database: Database;
   try {

@@ -26,6 +26,9 @@ import {
 /** A write whose guard read a version that changed before the data server applied it is tried again, this often. */
 const STALE_RETRIES = 8;
 
+/** `/ready` asks the data server with this timeout, as it asks a database. */
+const STATUS_TIMEOUT_MS = 2000;
+
 /** The written documents kept for `changed`, so this gateway's own events need no read. */
 const RECENT_WRITES = 1000;
 
@@ -97,7 +100,11 @@ export class RemoteStore implements StoreBackend {
   async problem(): Promise<string | null> {
     if (this.#notServing !== null) return this.#notServing;
     try {
-      const { problem } = await this.#connection.call<{ problem: string | null }>('/health', {});
+      const { problem } = await this.#connection.call<{ problem: string | null }>(
+        '/status',
+        {},
+        STATUS_TIMEOUT_MS,
+      );
       return problem === null ? null : `the data server's store: ${problem}`;
     } catch (error) {
       return error instanceof Error ? error.message : String(error);

@@ -3,6 +3,7 @@ import https from 'node:https';
 import { Readable } from 'node:stream';
 import { PorticoError, serviceUnavailable } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
+import { GATEWAY_HEADER } from './identity.ts';
 import { type KeyOptions, obtainKey, type RemoteKey } from './key.ts';
 import { STORE_PROTOCOL_PATH, type WireError } from './protocol.ts';
 
@@ -19,6 +20,8 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** No timeout: the event stream and blob downloads last as long as they must. */
   long?: boolean;
+  /** The call's timeout (CALL_TIMEOUT_MS by default). */
+  timeoutMs?: number;
 }
 
 /**
@@ -31,6 +34,7 @@ export class RemoteConnection {
   readonly server: URL;
   readonly #agent: http.Agent;
   readonly #keyOptions: KeyOptions;
+  readonly #gateway: () => Promise<string>;
   readonly #log: Logger;
   #key: Promise<RemoteKey> | undefined;
   /** Set once a refused key was replaced: a second refusal is final until a call succeeds. */
@@ -38,9 +42,10 @@ export class RemoteConnection {
   /** Why the data server refuses this gateway, once it is final; cleared by a success. */
   #refusal: string | null = null;
 
-  constructor(server: URL, keyOptions: KeyOptions, log: Logger) {
+  constructor(server: URL, keyOptions: KeyOptions, gateway: () => Promise<string>, log: Logger) {
     this.server = server;
     this.#keyOptions = keyOptions;
+    this.#gateway = gateway;
     this.#log = log;
     const options = { keepAlive: true, keepAliveMsecs: 5000, scheduling: 'lifo' as const };
     this.#agent = server.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
@@ -61,14 +66,15 @@ export class RemoteConnection {
   }
 
   /** A JSON call: the body sent as JSON, the answer parsed. */
-  async call<T>(path: string, body: unknown): Promise<T> {
-    const response = await this.request({ method: 'POST', path, body: JSON.stringify(body) });
+  async call<T>(path: string, body: unknown, timeoutMs = CALL_TIMEOUT_MS): Promise<T> {
+    const response = await this.request({ method: 'POST', path, body: JSON.stringify(body), timeoutMs });
     return (await readJson(response)) as T;
   }
 
   /** A request with the key, its answer when it is a success (2xx, 206, 304), else the refusal thrown. */
   async request(options: RequestOptions): Promise<IncomingMessage> {
-    const { key } = await this.key();
+    const [{ key }, gateway] = await Promise.all([this.key(), this.#gateway()]);
+    options = { ...options, headers: { ...options.headers, [GATEWAY_HEADER]: gateway } };
     let response = await this.#send(options, key);
     if (response.statusCode === 401) {
       response.resume();
@@ -151,7 +157,7 @@ export class RemoteConnection {
         },
       });
       if (!options.long) {
-        request.setTimeout(CALL_TIMEOUT_MS, () =>
+        request.setTimeout(options.timeoutMs ?? CALL_TIMEOUT_MS, () =>
           request.destroy(
             Object.assign(new Error('the data server did not answer in time'), { code: 'ETIMEDOUT' }),
           ),

@@ -14,6 +14,8 @@ export interface RemoteStoreOptions {
   source: StoreAbout['source'];
   key: Omit<KeyOptions, 'server' | 'log'>;
   log: Logger;
+  /** This deployment's gateway id (`identity.ts`), which names it to the data server. */
+  gateway: () => Promise<string>;
   /**
    * False at start: the store answers SERVICE_UNAVAILABLE until `serve` has checked the data
    * server. True for a switch, which checks it before it makes the store current.
@@ -22,10 +24,15 @@ export interface RemoteStoreOptions {
 }
 
 /** The store of the Portico at `url` (the data server). Opens no connection until it is used. */
-export function openRemoteStore({ url, source, key, log, serving }: RemoteStoreOptions) {
+export function openRemoteStore({ url, source, key, log, gateway, serving }: RemoteStoreOptions) {
   const server = parseRemoteStoreUrl(url);
   const remoteLog = log.child({ store: server.origin });
-  const connection = new RemoteConnection(server, { ...key, server: server.href, log: remoteLog }, remoteLog);
+  const connection = new RemoteConnection(
+    server,
+    { ...key, server: server.href, log: remoteLog },
+    gateway,
+    remoteLog,
+  );
   const events = new RemoteEvents(connection, remoteLog);
   const about: StoreAbout = { kind: 'remote', url: describeRemoteUrl(server), source, since: new Date() };
   const backend = new RemoteStore(connection, events, about, { serving });

@@ -1,5 +1,12 @@
 import { ExtensionPoint } from '../../extensions.ts';
-import type { BlobRecord, DocumentChange, LeaseRecord, StoreCollection, StoredDocument } from '../backend.ts';
+import type {
+  BlobRecord,
+  DocumentBody,
+  DocumentChange,
+  LeaseRecord,
+  StoreCollection,
+  StoredDocument,
+} from '../backend.ts';
 
 /**
  * The store protocol, version 1 (docs/store-protocol.md): how a gateway whose `DATABASE_URL` is
@@ -12,11 +19,20 @@ export const STORE_PROTOCOL_PATH = '/store/v1';
 /** The scope an API key needs to use this gateway's store from another gateway (admins have it). */
 export const STORE_SERVE_SCOPE = 'store:serve';
 
+/** A collection this gateway declares, as a data server needs it. */
+export interface DeclaredCollection extends StoreCollection {
+  /**
+   * Checks a document a remote gateway writes (its id, size, depth and JSON Schema), as this
+   * gateway's own writes are checked; returns what to store. Throws the contract's refusal.
+   */
+  accept(id: string, data: unknown): DocumentBody;
+}
+
 /**
- * The collections this gateway declares, as its store sees them (the collections module
- * contributes them): a data server compares a remote gateway's declarations with these.
+ * The collections this gateway declares (the collections module contributes them): a data server
+ * compares a remote gateway's declarations with these and checks its writes against them.
  */
-export const declaredCollections = new ExtensionPoint<StoreCollection>('store: declared collection');
+export const declaredCollections = new ExtensionPoint<DeclaredCollection>('store: declared collection');
 
 /** A collection as the protocol carries it: index maps as arrays, the JSON Schema as declared. */
 export interface WireCollection {
@@ -136,7 +152,7 @@ export const EVENT_PING_MS = 10_000;
 
 /**
  * Owners and lease holders of a remote gateway, as the data server stores them: prefixed by the
- * gateway's namespace (the data-server account its key belongs to), so no two gateways' ids meet.
+ * gateway's id (`identity.ts`), so no two gateways' ids meet.
  * Ids of others come back as an opaque `~` digest that matches no id of the caller.
  */
 export interface Namespace {
@@ -181,4 +197,4 @@ const isLoopback = (host: string) =>
 
 /** The URL as admins see it and the protocol names it. */
 export const describeRemoteUrl = (server: URL) =>
-  `portico+${server.protocol.replace(':', '')}://${server.host}${server.pathname}`;
+  `portico+${server.protocol.replace(':', '')}://${server.host}${server.pathname.replace(/\/$/, '')}`;

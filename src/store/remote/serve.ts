@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { RequestContext } from '../../context.ts';
 import { isDatabaseUnavailable, PorticoError } from '../../errors.ts';
 import { sha256 } from '../../secrets.ts';
+import { GATEWAY_HEADER, GATEWAY_ID } from './identity.ts';
 import { type Namespace, STORE_SERVE_SCOPE, type WireError } from './protocol.ts';
 
 /**
@@ -14,9 +15,10 @@ import { type Namespace, STORE_SERVE_SCOPE, type WireError } from './protocol.ts
 export const MAX_CALL_BYTES = 4 * 1024 * 1024;
 
 /**
- * The caller's namespace when it presents an API key holding `store:serve` (or `admin`); else
- * the refusal to answer: 401 without a valid key (the gateway then obtains a new one), 403 with
- * one that lacks the scope. A session cookie does not serve: the protocol is for programs.
+ * The caller's namespace (its gateway id) when it presents an API key holding `store:serve` (or
+ * `admin`); else the refusal to answer: 401 without a valid key (the gateway then obtains a new
+ * one), 403 with one that lacks the scope. A session cookie does not serve: the protocol is for
+ * programs.
  */
 export function callerOf(context: RequestContext): Namespace | Response {
   const { viewer } = context;
@@ -26,17 +28,26 @@ export function callerOf(context: RequestContext): Namespace | Response {
   if (!viewer.scopes.has(STORE_SERVE_SCOPE) && !viewer.scopes.has('admin')) {
     return refusal(403, { code: 'FORBIDDEN', message: `The key lacks the scope ${STORE_SERVE_SCOPE}.` });
   }
-  return namespaceOf(viewer.userId);
+  const gateway = context.request.headers.get(GATEWAY_HEADER) ?? '';
+  if (!GATEWAY_ID.test(gateway)) {
+    return refusal(400, {
+      code: 'BAD_USER_INPUT',
+      message: `A store call names its gateway (${GATEWAY_HEADER}).`,
+    });
+  }
+  return namespaceOf(gateway);
 }
 
 /**
- * The namespace of the gateways whose keys belong to `account` on this data server: their
- * owners and holders are stored as `<account>/<id>`. Ids stored by anyone else (this gateway's
- * own users, other accounts) come back as `~<digest>`: distinct, but matching no id of the caller
- * and telling it nothing.
+ * The namespace of a gateway (every instance of one deployment): its owners and holders are
+ * stored as `<first 16 digits of the gateway id>/<id>`. Ids stored by anyone else (this gateway's own users, other
+ * gateways) come back as `~<digest>`: distinct, but matching no id of the caller and telling it
+ * nothing. (Every key with `store:serve` reaches all of the store: this keeps ids from colliding,
+ * it is not a wall between gateways.)
  */
-export function namespaceOf(account: string): Namespace {
-  const prefix = `${account}/`;
+export function namespaceOf(gateway: string): Namespace {
+  // 64 bits of the id tell deployments apart and keep a holder (`s:` and 32 digits) within 64 characters.
+  const prefix = `${gateway.slice(0, 16)}/`;
   const inward = (id: string | null) => (id === null ? null : prefix + id);
   const outward = (stored: string | null) =>
     stored === null
