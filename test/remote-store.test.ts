@@ -15,6 +15,7 @@ import {
   RevokeApiKeyDocument,
   SignUpDocument,
   StoreBackendDocument,
+  SwitchStoreBackendDocument,
 } from '../client/index.ts';
 import {
   ADMIN,
@@ -566,4 +567,57 @@ describe("the edge's key revoked", () => {
       await rm(home, { recursive: true, force: true });
     }
   });
+});
+
+describe.runIf(backends.includes('postgres'))('switching two instances to a data server', () => {
+  it('moves the other instance within 5 s; a data server that cannot be opened changes nothing', async () => {
+    const dataServer = await startGateway({ config: CONFIG });
+    const key = await storeKey(dataServer);
+    const env = { PORTICO_REMOTE_API_KEY: key };
+    const first = await startGateway({ backend: 'postgres', config: CONFIG, env });
+    const secondDir = await mkdtemp(join(tmpdir(), 'portico-second-'));
+    const second = await startGateway({
+      backend: 'postgres',
+      config: CONFIG,
+      env,
+      databaseUrl: first.databaseUrl,
+      dataDir: secondDir,
+    });
+    try {
+      const admin = await bootstrapAdmin(first);
+      const onSecond = second.client();
+      await onSecond.gql(LogInDocument, { email: ADMIN.email, password: ADMIN.password });
+      expect((await put(admin, 'local', { slug: 'local' })).errors).toBeUndefined();
+
+      const unreachable = `portico+http://127.0.0.1:${await freePort()}`;
+      expectRefusal(await admin.gql(SwitchStoreBackendDocument, { url: unreachable }), 'SERVICE_UNAVAILABLE');
+      expect((await admin.gql(StoreBackendDocument)).data?.storeBackend).toMatchObject({ kind: 'POSTGRES' });
+
+      const switched = await admin.gql(SwitchStoreBackendDocument, { url: `portico+${dataServer.url}` });
+      expect(switched.data?.switchStoreBackend).toMatchObject({
+        kind: 'REMOTE',
+        status: 'READY',
+        source: 'SWITCH',
+      });
+      await expect
+        .poll(async () => (await onSecond.gql(StoreBackendDocument)).data?.storeBackend.kind, {
+          timeout: 5000,
+          interval: 100,
+        })
+        .toBe('REMOTE');
+      // The data is the data server's now (nothing was copied), on both instances.
+      expect(
+        (await onSecond.gql(DocumentDocument, { collection: 'notes', id: 'local' })).data?.document,
+      ).toBeNull();
+      expect((await put(admin, 'remote', { slug: 'remote' })).errors).toBeUndefined();
+      expect(
+        (await onSecond.gql(DocumentDocument, { collection: 'notes', id: 'remote' })).data?.document?.data,
+      ).toEqual({ slug: 'remote' });
+    } finally {
+      await second.stop();
+      await first.close();
+      await dataServer.close();
+      await rm(secondDir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });

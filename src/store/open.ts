@@ -32,23 +32,14 @@ export const remoteKeyOptions = (env: Pick<Environment, 'remoteApiKey' | 'remote
 });
 
 /**
- * The key sources for a store an admin switches to: PORTICO_REMOTE_API_KEY only for the data server
- * DATABASE_URL names (the key must not go wherever an admin points), and no device flow (no one
- * may be at the terminal to answer it while the mutation waits).
+ * The key sources for a store an admin switches to: as at start (the contract's order), but no
+ * device flow, which no one may be at the terminal to answer while the mutation waits. The key
+ * goes to whichever data server an admin names, over https or loopback only.
  */
-function switchKeyOptions(
-  url: string,
-  env: Pick<Environment, 'databaseUrl' | 'remoteApiKey' | 'remoteAuthUrl'>,
-) {
-  const sameServer =
-    isRemoteStoreUrl(env.databaseUrl) &&
-    parseRemoteStoreUrl(env.databaseUrl).origin === parseRemoteStoreUrl(url).origin;
-  return {
-    apiKey: sameServer ? env.remoteApiKey : undefined,
-    authUrl: env.remoteAuthUrl,
-    interactive: false,
-  };
-}
+const switchKeyOptions = (env: Pick<Environment, 'remoteApiKey' | 'remoteAuthUrl'>) => ({
+  ...remoteKeyOptions(env),
+  interactive: false,
+});
 
 /**
  * The store DATABASE_URL names: the SQL backend on the store database `openDatabases` opened, or a
@@ -162,7 +153,7 @@ export async function openStoreAt(
     return openRemoteStore({
       url: checked,
       source,
-      key: switchKeyOptions(checked, env),
+      key: switchKeyOptions(env),
       log,
       gateway,
       serving: true,
