@@ -1,10 +1,12 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   AcquireLeaseDocument,
   ApiKeysDocument,
+  ApproveDeviceDocument,
   CreateApiKeyDocument,
   DocumentChangedDocument,
   DocumentDocument,
@@ -17,6 +19,7 @@ import {
   StoreBackendDocument,
   SwitchStoreBackendDocument,
 } from '../client/index.ts';
+import { obtainKey } from '../src/store/remote/key.ts';
 import {
   ADMIN,
   backends,
@@ -25,6 +28,7 @@ import {
   freePort,
   type SseEvent,
   startGateway,
+  startGatewayWithAdmin,
   storeKey,
   subscribeOverSse,
   type TestClient,
@@ -409,6 +413,42 @@ describe('an edge starting', () => {
       else process.env.XDG_CONFIG_HOME = previous;
     }
   });
+
+  it('on a terminal, signs in with the device flow against the data server and saves the key', async () => {
+    // Its public URL is its real address: the device flow's links lead there.
+    const { portico: dataServer, admin } = await startGatewayWithAdmin({ config: CONFIG });
+    opened.push(dataServer);
+    const file = join(configHome, 'device', 'credentials.json');
+    const printed: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string) => {
+      printed.push(String(chunk));
+      const code = /the code ([A-Z0-9-]+)/.exec(String(chunk))?.[1];
+      if (code) void admin.gql(ApproveDeviceDocument, { userCode: code });
+      return true;
+    }) as typeof process.stderr.write;
+    try {
+      const obtained = await obtainKey({
+        server: dataServer.url,
+        apiKey: undefined,
+        authUrl: undefined,
+        interactive: true,
+        credentialsFile: file,
+        log: pino({ level: 'silent' }),
+      });
+      expect(obtained.source).toBe('device flow');
+      expect(printed.join('')).toContain('store:serve');
+      const saved = JSON.parse(await readFile(file, 'utf8')) as {
+        gateways: Record<string, { apiKey: string }>;
+      };
+      expect(saved.gateways[new URL(dataServer.url).origin]?.apiKey).toBe(obtained.key);
+      // The key serves the store: an edge starts with it.
+      const edge = await track(startEdge(dataServer, obtained.key));
+      expect((await put(await bootstrapAdmin(edge), 'device', { slug: 'device' })).errors).toBeUndefined();
+    } finally {
+      process.stderr.write = write;
+    }
+  }, 30_000);
 
   it('stops naming every difference when the data server declares the collections otherwise', async () => {
     const dataServer = await track(startGateway({ config: CONFIG }));

@@ -66,7 +66,11 @@ export async function obtainKey(options: KeyOptions, refused?: string): Promise<
       `The user who approved the sign-in at ${authority} does not hold the scope ${STORE_SERVE_SCOPE}; an admin can grant it.`,
     );
   }
-  await saveCredential(server, { apiKey: grant.accessToken, grantedScope: grant.scope }, file);
+  await saveCredential(
+    server,
+    { apiKey: grant.accessToken, requestedScope: STORE_SERVE_SCOPE, grantedScope: grant.scope },
+    file,
+  );
   log.info({ server }, 'signed in to the data server with the device flow; the key is saved');
   return { key: grant.accessToken, source: 'device flow' };
 }
