@@ -31,7 +31,7 @@ describe('database URLs', () => {
     expect(parseDatabaseUrl('./p.sqlite')).toEqual({ dialect: 'sqlite', file: './p.sqlite' });
     expect(() => parseDatabaseUrl('http://db.example.com/p')).toThrow('unknown scheme "http:"');
     expect(() => parseDatabaseUrl('portico+https://data.example.com')).toThrow(
-      'not available in this version',
+      'can hold the store (DATABASE_URL) only',
     );
   });
 });

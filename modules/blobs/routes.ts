@@ -237,15 +237,16 @@ const wireBlob = z.object({
   sha256: sha256Hex,
   size: z.number().int().nonnegative(),
   contentType: wireText(255),
-  filename: wireText(1024).nullable(),
-  ownerId: wireText(512).nullable(),
+  filename: wireText(255).nullable(),
+  /** Prefixed by the caller's namespace, it must fit the store's 255 characters. */
+  ownerId: wireText(128).nullable(),
   createdAt: z.iso.datetime(),
 });
 const blobCalls = {
   find: z.object({ id: blobId }),
   findMany: z.object({ ids: z.array(blobId).max(1000) }),
   list: z.object({
-    ownerId: wireText(512).nullable(),
+    ownerId: wireText(128).nullable(),
     everyone: z.boolean(),
     after: blobId.nullable(),
     limit: z.number().int().min(1).max(1000),

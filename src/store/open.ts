@@ -39,6 +39,7 @@ export const remoteKeyOptions = (env: Pick<Environment, 'remoteApiKey' | 'remote
 const switchKeyOptions = (env: Pick<Environment, 'remoteApiKey' | 'remoteAuthUrl'>) => ({
   ...remoteKeyOptions(env),
   interactive: false,
+  deviceFlowAtStart: false,
 });
 
 /**

@@ -244,6 +244,7 @@ describe.each(backends)('API keys act only within their scopes on %s', (backend)
     'news:write',
     'notes:read',
     'notes:write',
+    'store:serve',
   ];
   /** What a member may give a key: `blobs:write` from the role, the rest every signed-in user has. */
   const MEMBER_GRANTABLE = [

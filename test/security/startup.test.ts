@@ -92,18 +92,34 @@ describe('start-up that says what is wrong', () => {
     }
   });
 
-  it('names a remote Portico store as not available in this version', async () => {
+  it('refuses plain http to a remote Portico store that is not on loopback, creating nothing', async () => {
     const cwd = await folder();
     const run = await runPortico(['start'], cwd, {
-      DATABASE_URL: 'portico+https://data.example.com',
+      DATABASE_URL: 'portico+http://data.example.com',
       PORTICO_DATA_DIR: join(cwd, 'data'),
       PORT: String(await freePort()),
     });
     expect(run.code, run.stderr).toBe(1);
     expect(run.stderr).toContain(
-      'DATABASE_URL: a remote Portico store (portico+http(s)://) is not available',
+      'DATABASE_URL: portico+http:// is for loopback addresses only; use portico+https://',
     );
     expect(await readdir(cwd)).toEqual([]);
+  });
+
+  it('says which key a remote Portico store needs when none is given and no one is at a terminal', async () => {
+    const cwd = await folder();
+    const run = await runPortico(['start'], cwd, {
+      DATABASE_URL: 'portico+https://data.example.com',
+      PORTICO_DATA_DIR: join(cwd, 'data'),
+      PORT: String(await freePort()),
+      XDG_CONFIG_HOME: join(cwd, 'config'),
+    });
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stderr).toContain('needs an API key with the scope store:serve');
+    expect(run.stderr).toMatch(
+      /PORTICO_REMOTE_API_KEY.*portico login https:\/\/data\.example\.com.*terminal/s,
+    );
+    expect(run.stderr).not.toMatch(/\bat .+:\d+:\d+/);
   });
 
   it.runIf(postgresUrl)(

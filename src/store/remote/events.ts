@@ -148,7 +148,7 @@ export class RemoteEvents implements StoreEvents {
   #receive(line: WireEvent & { seq?: string }) {
     if (line.seq) this.#last = line.seq;
     if (line.kind === 'gap') {
-      this.#log.warn('events of the data server were lost while its stream was down: re-checking');
+      this.#log.warn('events of the data server may have been lost: re-checking');
       for (const listener of [...this.#gapListeners]) listener();
       return;
     }

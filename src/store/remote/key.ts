@@ -21,6 +21,8 @@ export interface KeyOptions {
   authUrl: string | undefined;
   /** Whether a person can answer the device flow: standard input and error are a terminal. */
   interactive: boolean;
+  /** False for a switch, which never runs the device flow: the refusal then does not suggest it. */
+  deviceFlowAtStart?: boolean;
   /** Where `portico login` keeps its keys. */
   credentialsFile?: string;
   log: Logger;
@@ -46,8 +48,10 @@ export async function obtainKey(options: KeyOptions, refused?: string): Promise<
   if (!options.interactive) {
     throw new StartupError(
       `The store at ${server} needs an API key with the scope ${STORE_SERVE_SCOPE}${refused ? ' (the data server refused the one given)' : ''}. ` +
-        `Set PORTICO_REMOTE_API_KEY, or run \`portico login ${server}\` once on this machine, ` +
-        'or start the gateway on a terminal to sign in with the device flow.',
+        `Set PORTICO_REMOTE_API_KEY, or run \`portico login ${server}\` once on this machine` +
+        (options.deviceFlowAtStart === false
+          ? '.'
+          : ', or start the gateway on a terminal to sign in with the device flow.'),
     );
   }
   const authority = options.authUrl ?? server;
