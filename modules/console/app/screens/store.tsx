@@ -69,14 +69,17 @@ export function StoreScreen() {
           <legend>Switch the store</legend>
           <p class="note">
             Every instance moves to the new store. Data is not copied: clients see the new store’s
-            collections, blobs and leases from then on. A store that cannot be opened changes nothing.
+            collections, blobs and leases from then on. A store that cannot be opened changes nothing. Another
+            Portico serves as the store with <code>portico+https://host</code>; this gateway then needs a key
+            of it with the scope <code>store:serve</code> (PORTICO_REMOTE_API_KEY or{' '}
+            <code>portico login</code>).
           </p>
           <label>
             Store URL
             <input
               name="url"
               value={url}
-              placeholder="postgres://user:password@host/database or sqlite:store.sqlite"
+              placeholder="postgres://user:password@host/database, sqlite:store.sqlite or portico+https://host"
               autocomplete="off"
               spellcheck={false}
               onInput={(event) => setUrl(event.currentTarget.value)}
