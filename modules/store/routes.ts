@@ -44,8 +44,15 @@ const range = z
     upper: z.object({ value: json, inclusive: z.boolean() }).nullable().optional(),
   })
   .nullable();
-/** What the caller's rules saw: the version they read (0: none), and whether they hid the document. */
-const seen = { ifVersion: z.number().int().nonnegative().optional(), asMissing: z.boolean().optional() };
+/**
+ * What the caller's rules saw: that document's version (0: none) and creation time (its
+ * incarnation), and whether they hid it.
+ */
+const seen = {
+  ifVersion: z.number().int().nonnegative().optional(),
+  ifCreatedAt: z.iso.datetime().nullable().optional(),
+  asMissing: z.boolean().optional(),
+};
 const selection = { collection: name, index: name.nullable(), range, ownerId: id.nullable() };
 
 const calls = {
@@ -179,13 +186,25 @@ function indexNamed(collection: DeclaredCollection, index: string | null) {
 const outwardDocument = (caller: Namespace, document: StoredDocument) =>
   toWireDocument({ ...document, ownerId: caller.outward(document.ownerId) });
 
-/** The guard a caller's `ifVersion` and `asMissing` describe. */
-function sawVersion(ifVersion: number | undefined, asMissing: boolean | undefined) {
+/**
+ * The guard a caller's view describes: the write applies to that very state of the document, else
+ * it is `stale` and the answer carries the current document, the caller's next view.
+ */
+function sawView(
+  caller: Namespace,
+  view: { ifVersion?: number; ifCreatedAt?: string | null; asMissing?: boolean },
+) {
+  const { ifVersion, ifCreatedAt, asMissing } = view;
   if (ifVersion === undefined) return undefined;
   return (current: StoredDocument | null) => {
-    if ((current?.version ?? 0) !== ifVersion) {
-      // The caller reads again and re-applies its rules.
-      throw new PorticoError('CONFLICT', 'The document changed since it was read.', { stale: true });
+    const same =
+      (current?.version ?? 0) === ifVersion &&
+      (current ? current.createdAt.toISOString() === ifCreatedAt : !ifCreatedAt);
+    if (!same) {
+      throw new PorticoError('CONFLICT', 'The document changed since it was read.', {
+        stale: true,
+        current: current && outwardDocument(caller, current),
+      });
     }
     return asMissing ? null : current;
   };
@@ -216,7 +235,7 @@ async function documentCall(request: Request, context: RequestContext, caller: N
         ownerOfNew: caller.inward(args.ownerOfNew),
         expectedVersion: args.expectedVersion,
         fence: args.fence,
-        guard: sawVersion(args.ifVersion, args.asMissing),
+        guard: sawView(caller, args),
         body,
       });
       return { document: outwardDocument(caller, written.document), kind: written.kind };
@@ -228,7 +247,7 @@ async function documentCall(request: Request, context: RequestContext, caller: N
         id: args.id,
         expectedVersion: args.expectedVersion,
         fence: args.fence,
-        guard: sawVersion(args.ifVersion, args.asMissing),
+        guard: sawView(caller, args),
       });
       return deleted && outwardDocument(caller, deleted);
     }

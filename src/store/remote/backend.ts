@@ -1,14 +1,16 @@
+import { LRUCache } from 'lru-cache';
 import { PorticoError, serviceUnavailable } from '../../errors.ts';
 import type {
   BlobMetadataStore,
   BlobRecord,
+  DocumentBody,
   DocumentChange,
-  DocumentGuard,
   DocumentStore,
   LeaseStore,
   StoreAbout,
   StoreBackend,
   StoredDocument,
+  WriteConditions,
 } from '../backend.ts';
 import type { BlobStorage } from '../blob-storage.ts';
 import { remoteBytes } from './bytes.ts';
@@ -29,8 +31,24 @@ const STALE_RETRIES = 8;
 /** `/ready` asks the data server with this timeout, as it asks a database. */
 const STATUS_TIMEOUT_MS = 2000;
 
-/** The written documents kept for `changed`, so this gateway's own events need no read. */
-const RECENT_WRITES = 1000;
+/**
+ * The documents this gateway wrote last, up to this much JSON: the first view of their next write
+ * (one round trip instead of two), and the document behind this gateway's own change events.
+ */
+const WRITTEN_CACHE_BYTES = 16 * 1024 * 1024;
+
+const documentKey = (collection: string, id: string) => `${collection}\u0000${id}`;
+
+/** What the data server checks a write's view against: that document's incarnation and version (0: none). */
+interface ViewCondition {
+  ifVersion: number;
+  ifCreatedAt: string | null;
+}
+
+const viewCondition = (document: StoredDocument | null): ViewCondition => ({
+  ifVersion: document?.version ?? 0,
+  ifCreatedAt: document ? document.createdAt.toISOString() : null,
+});
 
 type Call = <T>(path: string, body: unknown) => Promise<T>;
 
@@ -51,7 +69,7 @@ export class RemoteStore implements StoreBackend {
   readonly #connection: RemoteConnection;
   /** Null while the store serves; else why it does not (not yet checked, or not answering at start). */
   #notServing: string | null;
-  readonly #recent = new Map<string, StoredDocument>();
+  readonly #written = new LRUCache<string, StoredDocument>({ maxSize: WRITTEN_CACHE_BYTES });
   readonly #changed = new WeakMap<DocumentChange, Promise<StoredDocument | null>>();
 
   constructor(
@@ -116,10 +134,9 @@ export class RemoteStore implements StoreBackend {
     this.#connection.close();
   }
 
-  #remember(document: StoredDocument) {
-    const key = `${document.collection}\u0000${document.id}\u0000${document.version}`;
-    this.#recent.set(key, document);
-    if (this.#recent.size > RECENT_WRITES) this.#recent.delete(this.#recent.keys().next().value as string);
+  /** Keeps what this gateway wrote, sized by its JSON text. */
+  #remember(document: StoredDocument, bytes: number) {
+    this.#written.set(documentKey(document.collection, document.id), document, { size: Math.max(1, bytes) });
   }
 
   #documents(call: Call): DocumentStore {
@@ -127,34 +144,63 @@ export class RemoteStore implements StoreBackend {
       const found = await call<Wire<StoredDocument> | null>('/documents/get', { collection, id });
       return found && fromWireDocument(found);
     };
-    /** The document, the guard's view of it, and what the data server must check to apply a write to that view. */
-    const guarded = async (collection: string, id: string, guard: DocumentGuard | undefined) => {
-      const found = await get(collection, id);
-      const seen = guard ? guard(found) : found;
-      return {
-        seen,
-        condition: { ifVersion: found?.version ?? 0, asMissing: found !== null && seen === null },
-      };
-    };
-    /** Runs `attempt` until the data server applies it to the version the guard saw. */
-    const untilCurrent = async <T>(attempt: () => Promise<T>): Promise<T> => {
+    /**
+     * Runs a write's rules on a view of the document and sends it with what the view was, until the
+     * data server applies it to that very state (else it answers `stale` with the current document,
+     * which becomes the next view: no extra read). The first view is the document as this gateway
+     * last wrote it, or, for a replacement of one it does not know, none (most are creations); a
+     * rule that refuses such a guess gets the document read instead.
+     */
+    const conditionally = async <T>(
+      collection: string,
+      id: string,
+      firstView: 'guess' | 'read',
+      attempt: (
+        view: StoredDocument | null,
+        condition: ViewCondition & { asMissing?: boolean },
+      ) => Promise<T>,
+      rules: (view: StoredDocument | null) => StoredDocument | null,
+    ): Promise<T> => {
+      const key = documentKey(collection, id);
+      let view: { document: StoredDocument | null; guessed: boolean } | null = this.#written.has(key)
+        ? { document: this.#written.get(key) ?? null, guessed: true }
+        : firstView === 'guess'
+          ? { document: null, guessed: true }
+          : null;
       for (let tries = 1; ; tries++) {
+        view ??= { document: await get(collection, id), guessed: false };
+        let seen: StoredDocument | null;
         try {
-          return await attempt();
+          seen = rules(view.document);
+        } catch (error) {
+          if (!view.guessed) throw error;
+          view = null;
+          continue;
+        }
+        try {
+          return await attempt(seen, {
+            ...viewCondition(view.document),
+            asMissing: view.document !== null && seen === null,
+          });
         } catch (error) {
           if (!(error instanceof PorticoError && error.extensions.stale === true)) throw error;
           if (tries >= STALE_RETRIES)
             throw new PorticoError('CONFLICT', 'The document keeps changing: retry.');
+          const current = error.extensions.current as Wire<StoredDocument> | null | undefined;
+          view =
+            current === undefined ? null : { document: current && fromWireDocument(current), guessed: false };
         }
       }
     };
+    const conditions = (write: WriteConditions) => ({
+      expectedVersion: write.expectedVersion ?? null,
+      fence: write.fence ?? null,
+    });
     return {
       get,
-      write: (write) =>
-        untilCurrent(async () => {
-          const { collection, id, body, guard, ownerOfNew } = write;
-          const view = guard || typeof body === 'function' ? await guarded(collection.name, id, guard) : null;
-          const made = typeof body === 'function' ? body(view?.seen ?? null) : body;
+      write: async (write) => {
+        const { collection, id, body, guard, ownerOfNew } = write;
+        const send = async (made: DocumentBody, condition: object) => {
           const written = await call<{ document: Wire<StoredDocument>; kind: 'CREATED' | 'UPDATED' }>(
             '/documents/write',
             {
@@ -162,28 +208,43 @@ export class RemoteStore implements StoreBackend {
               id,
               ownerOfNew,
               text: made.text,
-              expectedVersion: write.expectedVersion ?? null,
-              fence: write.fence ?? null,
-              ...view?.condition,
+              ...conditions(write),
+              ...condition,
             },
           );
           const document = fromWireDocument(written.document);
-          this.#remember(document);
+          this.#remember(document, made.text.length);
           return { document, kind: written.kind };
-        }),
-      delete: (deletion) =>
-        untilCurrent(async () => {
-          const { collection, id, guard } = deletion;
-          const view = guard ? await guarded(collection, id, guard) : null;
+        };
+        if (!guard && typeof body !== 'function') return send(body, {});
+        let made: DocumentBody | undefined;
+        return conditionally(
+          collection.name,
+          id,
+          typeof body === 'function' ? 'read' : 'guess',
+          (_seen, condition) => send(made!, condition),
+          (view) => {
+            const seen = guard ? guard(view) : view;
+            made = typeof body === 'function' ? body(seen) : body;
+            return seen;
+          },
+        );
+      },
+      delete: async (deletion) => {
+        const { collection, id, guard } = deletion;
+        const send = async (condition: object) => {
           const deleted = await call<Wire<StoredDocument> | null>('/documents/delete', {
             collection,
             id,
-            expectedVersion: deletion.expectedVersion ?? null,
-            fence: deletion.fence ?? null,
-            ...view?.condition,
+            ...conditions(deletion),
+            ...condition,
           });
+          this.#written.delete(documentKey(collection, id));
           return deleted && fromWireDocument(deleted);
-        }),
+        };
+        if (!guard) return send({});
+        return conditionally(collection, id, 'read', (_seen, condition) => send(condition), guard);
+      },
       query: async (query) => {
         const page = await call<{
           items: { document: Wire<StoredDocument>; position: string }[];
@@ -217,7 +278,8 @@ export class RemoteStore implements StoreBackend {
       changed: (change) => {
         let document = this.#changed.get(change);
         if (!document) {
-          const written = this.#recent.get(`${change.collection}\u0000${change.id}\u0000${change.version}`);
+          const last = this.#written.get(documentKey(change.collection, change.id));
+          const written = last?.version === change.version ? last : undefined;
           document =
             change.kind === 'DELETED'
               ? Promise.resolve(null)
