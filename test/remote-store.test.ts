@@ -109,6 +109,18 @@ describe.each(backends)('two edges sharing a data server on %s', (backend) => {
     expectRefusal(stale, 'CONFLICT');
     expect(stale.errors?.[0]?.extensions?.currentVersion).toBe(2);
 
+    // Twenty replacements of one document at once, through both edges, fare as on the data server
+    // itself: on SQLite, whose writes take turns, each lands; PostgreSQL may refuse some with CONFLICT.
+    const replacements = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        put(i % 2 ? adminOfFirst : adminOfSecond, 'hot', { slug: 'hot', i }),
+      ),
+    );
+    const landed = replacements.filter((result) => !result.errors);
+    if (backend === 'sqlite') expect(landed).toHaveLength(20);
+    for (const result of replacements.filter((answer) => answer.errors)) expectRefusal(result, 'CONFLICT');
+    expect(new Set(landed.map((result) => result.data?.putDocument.version)).size).toBe(landed.length);
+
     // Twenty writers, half on each edge, race for one unique slug: exactly one gets it.
     const racers = Array.from({ length: 20 }, (_, i) =>
       put(i % 2 ? adminOfFirst : adminOfSecond, `racer-${i}`, { slug: 'contested' }),

@@ -45,12 +45,14 @@ const range = z
   })
   .nullable();
 /**
- * What the caller's rules saw: that document's version (0: none) and creation time (its
- * incarnation), and whether they hid it.
+ * What the caller's rules saw (see the remote backend's ViewCondition): the document's creation
+ * time (its incarnation; null: none) and owner, its version when the write was made from it, and
+ * whether the rules hid it.
  */
 const seen = {
-  ifVersion: z.number().int().nonnegative().optional(),
   ifCreatedAt: z.iso.datetime().nullable().optional(),
+  ifOwner: id.nullable().optional(),
+  ifVersion: z.number().int().nonnegative().optional(),
   asMissing: z.boolean().optional(),
 };
 const selection = { collection: name, index: name.nullable(), range, ownerId: id.nullable() };
@@ -187,19 +189,22 @@ const outwardDocument = (caller: Namespace, document: StoredDocument) =>
   toWireDocument({ ...document, ownerId: caller.outward(document.ownerId) });
 
 /**
- * The guard a caller's view describes: the write applies to that very state of the document, else
- * it is `stale` and the answer carries the current document, the caller's next view.
+ * The guard a caller's view describes: the write applies to that state of the document (the same
+ * incarnation and owner, and version when given), else it is `stale` and the answer carries the
+ * current document, the caller's next view.
  */
 function sawView(
   caller: Namespace,
-  view: { ifVersion?: number; ifCreatedAt?: string | null; asMissing?: boolean },
+  view: { ifCreatedAt?: string | null; ifOwner?: string | null; ifVersion?: number; asMissing?: boolean },
 ) {
-  const { ifVersion, ifCreatedAt, asMissing } = view;
-  if (ifVersion === undefined) return undefined;
+  const { ifCreatedAt, ifOwner, ifVersion, asMissing } = view;
+  if (ifCreatedAt === undefined) return undefined;
   return (current: StoredDocument | null) => {
-    const same =
-      (current?.version ?? 0) === ifVersion &&
-      (current ? current.createdAt.toISOString() === ifCreatedAt : !ifCreatedAt);
+    const same = current
+      ? current.createdAt.toISOString() === ifCreatedAt &&
+        caller.outward(current.ownerId) === (ifOwner ?? null) &&
+        (ifVersion === undefined || current.version === ifVersion)
+      : ifCreatedAt === null;
     if (!same) {
       throw new PorticoError('CONFLICT', 'The document changed since it was read.', {
         stale: true,

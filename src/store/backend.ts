@@ -97,7 +97,8 @@ export interface DocumentBody {
 /**
  * Checks the caller may change the document as it is now (null: it does not exist yet), throwing
  * otherwise; returns the document as the caller may know it: null for one that must answer as if
- * it were missing.
+ * it were missing. It decides from the document's existence and owner only, never its data or
+ * version: so a remote store need not refuse a replacement because another one landed first.
  */
 export type DocumentGuard = (current: StoredDocument | null) => StoredDocument | null;
 

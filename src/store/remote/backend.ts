@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { LRUCache } from 'lru-cache';
 import { PorticoError, serviceUnavailable } from '../../errors.ts';
 import type {
@@ -25,8 +26,8 @@ import {
   type WireCollection,
 } from './protocol.ts';
 
-/** A write whose guard read a version that changed before the data server applied it is tried again, this often. */
-const STALE_RETRIES = 8;
+/** A write whose view changed before the data server applied it is tried again (with the new view), this often. */
+const STALE_RETRIES = 20;
 
 /** `/ready` asks the data server with this timeout, as it asks a database. */
 const STATUS_TIMEOUT_MS = 2000;
@@ -39,15 +40,22 @@ const WRITTEN_CACHE_BYTES = 16 * 1024 * 1024;
 
 const documentKey = (collection: string, id: string) => `${collection}\u0000${id}`;
 
-/** What the data server checks a write's view against: that document's incarnation and version (0: none). */
+/**
+ * What the data server checks a write's view against. A guard decides from the document's
+ * existence and owner alone (DocumentGuard), so a replacement holds while the same document (its
+ * creation time) has the same owner: concurrent replacements do not refuse each other. A body made
+ * from the document (a patch) needs the very version it was made from.
+ */
 interface ViewCondition {
-  ifVersion: number;
   ifCreatedAt: string | null;
+  ifOwner: string | null;
+  ifVersion?: number;
 }
 
-const viewCondition = (document: StoredDocument | null): ViewCondition => ({
-  ifVersion: document?.version ?? 0,
+const viewCondition = (document: StoredDocument | null, exact: boolean): ViewCondition => ({
   ifCreatedAt: document ? document.createdAt.toISOString() : null,
+  ifOwner: document?.ownerId ?? null,
+  ...(exact ? { ifVersion: document?.version ?? 0 } : {}),
 });
 
 type Call = <T>(path: string, body: unknown) => Promise<T>;
@@ -155,6 +163,8 @@ export class RemoteStore implements StoreBackend {
       collection: string,
       id: string,
       firstView: 'guess' | 'read',
+      /** Whether the write needs the very version its view had (its body is made from it). */
+      exact: boolean,
       attempt: (
         view: StoredDocument | null,
         condition: ViewCondition & { asMissing?: boolean },
@@ -179,13 +189,15 @@ export class RemoteStore implements StoreBackend {
         }
         try {
           return await attempt(seen, {
-            ...viewCondition(view.document),
+            ...viewCondition(view.document, exact),
             asMissing: view.document !== null && seen === null,
           });
         } catch (error) {
           if (!(error instanceof PorticoError && error.extensions.stale === true)) throw error;
           if (tries >= STALE_RETRIES)
             throw new PorticoError('CONFLICT', 'The document keeps changing: retry.');
+          // Writers of one document in step would meet again: a short random wait spreads them.
+          await sleep(Math.random() * Math.min(50, 2 ** tries));
           const current = error.extensions.current as Wire<StoredDocument> | null | undefined;
           view =
             current === undefined ? null : { document: current && fromWireDocument(current), guessed: false };
@@ -222,6 +234,7 @@ export class RemoteStore implements StoreBackend {
           collection.name,
           id,
           typeof body === 'function' ? 'read' : 'guess',
+          typeof body === 'function',
           (_seen, condition) => send(made!, condition),
           (view) => {
             const seen = guard ? guard(view) : view;
@@ -243,7 +256,7 @@ export class RemoteStore implements StoreBackend {
           return deleted && fromWireDocument(deleted);
         };
         if (!guard) return send({});
-        return conditionally(collection, id, 'read', (_seen, condition) => send(condition), guard);
+        return conditionally(collection, id, 'read', false, (_seen, condition) => send(condition), guard);
       },
       query: async (query) => {
         const page = await call<{

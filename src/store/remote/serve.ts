@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import type { RequestContext } from '../../context.ts';
 import { isDatabaseUnavailable, PorticoError } from '../../errors.ts';
@@ -50,16 +51,25 @@ export function namespaceOf(gateway: string): Namespace {
   const prefix = `${gateway.slice(0, 16)}/`;
   const inward = (id: string | null) => (id === null ? null : prefix + id);
   const outward = (stored: string | null) =>
-    stored === null
-      ? null
-      : stored.startsWith(prefix)
-        ? stored.slice(prefix.length)
-        : `~${sha256(stored).slice(0, 24)}`;
+    stored === null ? null : stored.startsWith(prefix) ? stored.slice(prefix.length) : foreignId(stored);
   return {
     inward: inward as Namespace['inward'],
     outward: outward as Namespace['outward'],
     owns: (stored) => stored.startsWith(prefix),
   };
+}
+
+// A page of others' documents names the same few owners over and over.
+const foreignIds = new LRUCache<string, string>({ max: 10_000 });
+
+/** Someone else's id as a caller sees it: distinct and stable, but telling nothing. */
+function foreignId(stored: string): string {
+  let shown = foreignIds.get(stored);
+  if (shown === undefined) {
+    shown = `~${sha256(stored).slice(0, 24)}`;
+    foreignIds.set(stored, shown);
+  }
+  return shown;
 }
 
 /** The call's arguments, checked against `schema`: BAD_USER_INPUT for anything else. */
