@@ -107,14 +107,13 @@ export class RemoteStore implements StoreBackend {
    * returns false when it does not answer (the caller tries again).
    */
   async serve(prepare: (store: StoreBackend) => Promise<void>): Promise<boolean> {
-    const wasServing = this.#notServing;
-    this.#notServing = null;
     try {
+      // Requests still answer SERVICE_UNAVAILABLE meanwhile: `documents.prepare`, the check, is not gated.
       await prepare(this);
+      this.#notServing = null;
       this.events.start();
       return true;
     } catch (error) {
-      this.#notServing = wasServing;
       if (error instanceof PorticoError && error.code === 'SERVICE_UNAVAILABLE') {
         this.#notServing = error.message.replace(/^The store does not answer: /, '').replace(/\.$/, '');
         return false;

@@ -79,7 +79,10 @@ export class RemoteConnection {
     if (response.statusCode === 401) {
       response.resume();
       const replacement = await this.#replaceKey(key);
-      if (replacement === null || typeof options.body === 'object') {
+      // A stream was consumed by the refused request: it cannot be sent again.
+      const sentStream =
+        options.body !== null && options.body !== undefined && typeof options.body !== 'string';
+      if (replacement === null || sentStream) {
         throw this.#refused(
           replacement === null
             ? "the data server refuses this gateway's key (401), also the one obtained again"
