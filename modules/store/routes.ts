@@ -30,8 +30,11 @@ import type { EventJournal, JournalEntry } from './service.ts';
  * change events and the handshake; the blobs module serves the blob calls. Each call runs on this
  * gateway's own store (`runtime.store`), so a data server may itself use any backend. The caller's
  * owners and holders are namespaced (`Namespace`), and its access rules are its own: it sends the
- * version its rules saw (`ifVersion`), and the write applies to that version only.
+ * view of the document its rules saw, and the write applies only while the document is so.
  */
+
+/** Events queued for a caller that reads slower than they come; past this its stream ends (it resumes with `?after=`). */
+const MAX_QUEUED_EVENTS = 10_000;
 
 const name = wireText(64);
 /** Document ids and owner ids, as the store's columns hold them. */
@@ -344,7 +347,7 @@ async function leaseCall(request: Request, context: RequestContext, caller: Name
 /**
  * The change events as NDJSON, from `?after=` on when the journal still holds what followed it
  * (else a `gap` line first), then live, with a ping every EVENT_PING_MS. It ends when the caller
- * goes away or its key is revoked.
+ * goes away, falls too far behind, or its key is revoked, and when this gateway stops.
  */
 function eventStream(request: Request, context: RequestContext, caller: Namespace, journal: EventJournal) {
   const encoder = new TextEncoder();
@@ -361,21 +364,12 @@ function eventStream(request: Request, context: RequestContext, caller: Namespac
   let stop = () => {};
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
-      const send = (entry: WireEvent) => {
-        try {
-          controller.enqueue(line(entry));
-        } catch {
-          stop();
-        }
+      const cleanups: (() => void)[] = [];
+      let ended = false;
+      stop = () => {
+        ended = true;
+        for (const cleanup of cleanups.splice(0)) cleanup();
       };
-      const { missed, unsubscribe } = journal.follow(after, (entry) => send(outward(entry)));
-      if (missed === null) send({ kind: 'gap' });
-      else for (const entry of missed) send(outward(entry));
-      const ping = setInterval(() => send({ kind: 'ping' }), EVENT_PING_MS);
-      const { apiKeyId } = context.viewer;
-      const untrack = apiKeyId
-        ? context.runtime.live.track({ kind: 'apiKey', id: apiKeyId }, () => end())
-        : () => {};
       const end = () => {
         stop();
         try {
@@ -384,14 +378,28 @@ function eventStream(request: Request, context: RequestContext, caller: Namespac
           // Closed already.
         }
       };
-      stop = () => {
-        clearInterval(ping);
-        unsubscribe();
-        untrack();
-        request.signal.removeEventListener('abort', stop);
+      const send = (entry: WireEvent) => {
+        if (ended) return;
+        if ((controller.desiredSize ?? 0) < -MAX_QUEUED_EVENTS) return end();
+        try {
+          controller.enqueue(line(entry));
+        } catch {
+          stop();
+        }
       };
+      const { missed, unsubscribe } = journal.follow(after, (entry) => send(outward(entry)));
+      cleanups.push(unsubscribe);
+      if (missed === null) send({ kind: 'gap' });
+      else for (const entry of missed) send(outward(entry));
+      if (ended) return;
+      const ping = setInterval(() => send({ kind: 'ping' }), EVENT_PING_MS);
+      cleanups.push(() => clearInterval(ping));
+      const { apiKeyId } = context.viewer;
+      if (apiKeyId) cleanups.push(context.runtime.live.track({ kind: 'apiKey', id: apiKeyId }, end));
       request.signal.addEventListener('abort', stop);
-      context.runtime.stopping.addEventListener('abort', end, { once: true });
+      cleanups.push(() => request.signal.removeEventListener('abort', stop));
+      context.runtime.stopping.addEventListener('abort', end);
+      cleanups.push(() => context.runtime.stopping.removeEventListener('abort', end));
     },
     cancel: () => stop(),
   });

@@ -63,9 +63,9 @@ type Call = <T>(path: string, body: unknown) => Promise<T>;
 /**
  * The store of another Portico (the data server), reached over the store protocol. The data
  * server enforces versions, unique indexes, fences and lease exclusion for every gateway that
- * shares it; this side runs what is the gateway's own: its access rules (`guard`, `body`) against
- * the document as the data server holds it, sent back with the version they saw so that the write
- * applies only to that version (else it is tried again: optimistic, never a lock held over the network).
+ * shares it; this side runs what is the gateway's own: its access rules (`guard`, `body`) on a
+ * view of the document, sent with the write so that it applies only while the document is as
+ * viewed (else it is tried again on the current one: optimistic, no lock held over the network).
  */
 export class RemoteStore implements StoreBackend {
   readonly about: StoreAbout;
@@ -164,10 +164,7 @@ export class RemoteStore implements StoreBackend {
       firstView: 'guess' | 'read',
       /** Whether the write needs the very version its view had (its body is made from it). */
       exact: boolean,
-      attempt: (
-        view: StoredDocument | null,
-        condition: ViewCondition & { asMissing?: boolean },
-      ) => Promise<T>,
+      attempt: (condition: ViewCondition & { asMissing?: boolean }) => Promise<T>,
       rules: (view: StoredDocument | null) => StoredDocument | null,
     ): Promise<T> => {
       const key = documentKey(collection, id);
@@ -187,7 +184,7 @@ export class RemoteStore implements StoreBackend {
           continue;
         }
         try {
-          return await attempt(seen, {
+          return await attempt({
             ...viewCondition(view.document, exact),
             asMissing: view.document !== null && seen === null,
           });
@@ -234,7 +231,7 @@ export class RemoteStore implements StoreBackend {
           id,
           typeof body === 'function' ? 'read' : 'guess',
           typeof body === 'function',
-          (_seen, condition) => send(made!, condition),
+          (condition) => send(made!, condition),
           (view) => {
             const seen = guard ? guard(view) : view;
             made = typeof body === 'function' ? body(seen) : body;
@@ -255,7 +252,7 @@ export class RemoteStore implements StoreBackend {
           return deleted && fromWireDocument(deleted);
         };
         if (!guard) return send({});
-        return conditionally(collection, id, 'read', false, (_seen, condition) => send(condition), guard);
+        return conditionally(collection, id, 'read', false, (condition) => send(condition), guard);
       },
       query: async (query) => {
         const page = await call<{
