@@ -6,6 +6,7 @@ import { builtinModules } from '../modules/index.ts';
 import { ConfigError } from './config.ts';
 import { loadConfig } from './load-config.ts';
 import { composeModules, defineModule } from './module.ts';
+import { parseBlobStorageUrl } from './store/blob-storage.ts';
 
 const SECRET = 'x'.repeat(32);
 let dir: string;
@@ -200,6 +201,48 @@ export default defineConfig({ signup: 'open', modules: [hello] });\n`,
     expect(await issuesOf(load({ PORTICO_PUBLIC_URL: 'ftp://x' }))).toEqual([
       expect.stringMatching(/^PORTICO_PUBLIC_URL: /),
     ]);
+  });
+});
+
+describe('BLOB_STORAGE_URL', () => {
+  it('is the data folder by default, a folder from the working directory, or an S3 bucket', async () => {
+    expect((await load()).env.blobStorageUrl).toBe(`file:${join(dir, '.portico-data', 'blobs')}`);
+    expect((await load({ BLOB_STORAGE_URL: 'file:bytes' })).env.blobStorageUrl).toBe(
+      `file:${join(dir, 'bytes')}`,
+    );
+    expect(
+      parseBlobStorageUrl(
+        's3://portico-blobs/app/bytes/?endpoint=http://127.0.0.1:9000&forcePathStyle=true',
+        'eu-x-1',
+      ),
+    ).toEqual({
+      kind: 's3',
+      location: {
+        bucket: 'portico-blobs',
+        prefix: 'app/bytes/',
+        endpoint: 'http://127.0.0.1:9000',
+        region: 'eu-x-1',
+        forcePathStyle: true,
+      },
+    });
+    expect(parseBlobStorageUrl('s3://portico-blobs?region=auto', undefined)).toMatchObject({
+      location: { prefix: '', region: 'auto', forcePathStyle: false, endpoint: undefined },
+    });
+  });
+
+  it('refuses what it cannot use, saying why', async () => {
+    for (const [url, why] of [
+      ['s3://No_Such_Bucket', /is not a bucket name/],
+      ['s3://portico-blobs?endpoint=ftp://x', /endpoint is an http\(s\) URL/],
+      ['s3://portico-blobs?forcePathStyle=yes', /forcePathStyle is true or false/],
+      ['database', /not available in this version/],
+      ['gs://bucket', /expected file:<folder>, or s3:\/\//],
+      ['file:', /names no folder/],
+    ] as const) {
+      expect(await issuesOf(load({ BLOB_STORAGE_URL: url }))).toEqual([
+        expect.stringMatching(new RegExp(`^BLOB_STORAGE_URL: .*${why.source}`)),
+      ]);
+    }
   });
 });
 

@@ -25,6 +25,15 @@ export interface Environment {
   databaseUrl: string;
   systemDatabaseUrl: string;
   redisUrl: string | undefined;
+  /** `BLOB_STORAGE_URL`: where blob bytes live (`file:<folder>` by default, or `s3://…`). */
+  blobStorageUrl: string;
+  /** The standard AWS variables, for S3 blob storage; absent, the AWS SDK's own chain applies. */
+  aws: {
+    accessKeyId: string | undefined;
+    secretAccessKey: string | undefined;
+    sessionToken: string | undefined;
+    region: string | undefined;
+  };
   /** `PORTICO_REMOTE_API_KEY`: the key for a remote store (`portico+http(s)://`). */
   remoteApiKey: string | undefined;
   /** `PORTICO_REMOTE_AUTH_URL`: where the device flow for that key runs, when not on the data server. */

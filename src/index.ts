@@ -8,7 +8,7 @@ export type { AuthScopes, RequestContext, ScopeLoaders } from './context.ts';
 export type { Database, Databases, Dialect } from './db.ts';
 export { dialectOf, inBatches, runStatement, selectRows } from './db.ts';
 export type { ErrorCode } from './errors.ts';
-export { fail, isDatabaseUnavailable, PorticoError } from './errors.ts';
+export { fail, isDatabaseUnavailable, PorticoError, serviceUnavailable } from './errors.ts';
 export type { Contribution } from './extensions.ts';
 export { ExtensionPoint } from './extensions.ts';
 export type { PageOptions } from './html.ts';
@@ -75,8 +75,14 @@ export type {
   StoreIndex,
   WriteConditions,
 } from './store/backend.ts';
-export type { BlobStorage, ByteRange, StagedBlob } from './store/blob-storage.ts';
-export { BlobTooLarge, UploadInterrupted } from './store/blob-storage.ts';
+export type {
+  BlobStorage,
+  BlobStorageTarget,
+  ByteRange,
+  S3Location,
+  StagedBlob,
+} from './store/blob-storage.ts';
+export { BlobTooLarge, parseBlobStorageUrl, UploadInterrupted } from './store/blob-storage.ts';
 export { MAX_BYTES_HEADER } from './store/remote/bytes.ts';
 export type {
   DeclaredCollection,

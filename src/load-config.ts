@@ -14,6 +14,7 @@ import {
   type Settings,
 } from './config.ts';
 import type { PorticoModule } from './module.ts';
+import { parseBlobStorageUrl } from './store/blob-storage.ts';
 import { isRemoteStoreUrl, parseRemoteStoreUrl } from './store/remote/protocol.ts';
 
 /** A `portico.config.ts`/`.mjs` default export: the plain keys, plus modules written in code. */
@@ -56,6 +57,11 @@ const environmentSchema = z.object({
   SYSTEM_DATABASE_URL: optionalString,
   REDIS_URL: optionalString,
   PORTICO_REMOTE_API_KEY: optionalString,
+  BLOB_STORAGE_URL: optionalString,
+  AWS_ACCESS_KEY_ID: optionalString,
+  AWS_SECRET_ACCESS_KEY: optionalString,
+  AWS_SESSION_TOKEN: optionalString,
+  AWS_REGION: optionalString,
   PORTICO_REMOTE_AUTH_URL: optionalString,
   PORTICO_CONFIG: optionalString,
   PORTICO_TRUSTED_PROXIES: optionalString,
@@ -123,6 +129,13 @@ export async function loadConfig({
       issues.push(`${variable}: ${(error as Error).message}`);
     }
   }
+  if (vars.BLOB_STORAGE_URL) {
+    try {
+      parseBlobStorageUrl(vars.BLOB_STORAGE_URL, vars.AWS_REGION);
+    } catch (error) {
+      issues.push(`BLOB_STORAGE_URL: ${(error as Error).message}`);
+    }
+  }
   if (issues.length > 0) throw new ConfigError(issues);
 
   const port = vars.PORT ?? 4000;
@@ -140,6 +153,13 @@ export async function loadConfig({
       // A remote store holds no identity: the system database is then the embedded file.
       systemDatabaseUrl: vars.SYSTEM_DATABASE_URL ?? (isRemoteStoreUrl(databaseUrl) ? embedded : databaseUrl),
       redisUrl: vars.REDIS_URL,
+      blobStorageUrl: blobStorageUrl(vars.BLOB_STORAGE_URL, cwd, dataDir),
+      aws: {
+        accessKeyId: vars.AWS_ACCESS_KEY_ID,
+        secretAccessKey: vars.AWS_SECRET_ACCESS_KEY,
+        sessionToken: vars.AWS_SESSION_TOKEN,
+        region: vars.AWS_REGION,
+      },
       remoteApiKey: vars.PORTICO_REMOTE_API_KEY,
       remoteAuthUrl: vars.PORTICO_REMOTE_AUTH_URL,
       trustedProxies,
@@ -233,4 +253,11 @@ async function developmentSecret(dataDir: string): Promise<string> {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     return (await readFile(path, 'utf8')).trim();
   }
+}
+
+/** BLOB_STORAGE_URL with a relative folder made absolute (from where the gateway starts); the data folder's `blobs` by default. */
+function blobStorageUrl(url: string | undefined, cwd: string, dataDir: string): string {
+  if (url === undefined) return `file:${join(dataDir, 'blobs')}`;
+  const folder = /^file:(\/\/)?(.+)$/i.exec(url)?.[2];
+  return folder === undefined ? url : `file:${resolve(cwd, folder)}`;
 }

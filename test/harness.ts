@@ -12,12 +12,14 @@ import { createClient as createWsClient, type Client as WsClient } from 'graphql
 import pg from 'pg';
 import { pino } from 'pino';
 import { WebSocket } from 'ws';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateApiKeyDocument, RedeemTokenDocument, SignUpDocument } from '../client/index.ts';
 import { builtinModules } from '../modules/index.ts';
 import { createGateway, type Gateway } from '../src/gateway.ts';
 import type { Clock, PorticoModule } from '../src/index.ts';
 import { loadConfig } from '../src/load-config.ts';
 import { composeModules } from '../src/module.ts';
+import { type S3Server, startS3Server } from './s3/server.ts';
 
 export type Backend = 'sqlite' | 'postgres';
 
@@ -50,6 +52,47 @@ export const storeKinds: StoreKind[] = [
   ...backends,
   ...backends.map((backend) => `remote-${backend}` as const),
 ];
+
+/** Where a gateway's blob bytes live: its data folder, or a bucket of a strict S3 server (test/s3). */
+export type BlobStorageKind = 'file' | 's3';
+
+/** The credentials and bucket of the tests' S3 servers. */
+export const TEST_S3 = {
+  accessKeyId: 'PORTICOTESTKEY',
+  secretAccessKey: 'portico-test-secret-0123456789',
+  region: 'eu-test-1',
+  bucket: 'portico-blobs',
+  prefix: 'blobs',
+};
+
+/** A client of a test S3 server, as the gateway's driver talks to it. */
+export const s3Client = (server: S3Server) =>
+  new S3Client({
+    endpoint: server.endpoint,
+    region: TEST_S3.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: TEST_S3.accessKeyId, secretAccessKey: TEST_S3.secretAccessKey },
+  });
+
+/** A strict S3 server with the tests' bucket, and the environment that points a gateway at it. */
+export async function startTestBucket(): Promise<{ s3: S3Server; env: Record<string, string> }> {
+  const s3 = await startS3Server(TEST_S3);
+  const client = s3Client(s3);
+  await client.send(new CreateBucketCommand({ Bucket: TEST_S3.bucket }));
+  client.destroy();
+  const url = new URL(`s3://${TEST_S3.bucket}/${TEST_S3.prefix}`);
+  url.searchParams.set('endpoint', s3.endpoint);
+  url.searchParams.set('region', TEST_S3.region);
+  url.searchParams.set('forcePathStyle', 'true');
+  return {
+    s3,
+    env: {
+      BLOB_STORAGE_URL: url.toString(),
+      AWS_ACCESS_KEY_ID: TEST_S3.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: TEST_S3.secretAccessKey,
+    },
+  };
+}
 
 export const TEST_SECRET = 'test-secret-that-is-long-enough-0123456789';
 
@@ -92,6 +135,8 @@ export interface LogLine {
 export interface StartOptions {
   /** A store kind `remote-…` starts a data server with the same configuration first (`dataServer`). */
   backend?: StoreKind;
+  /** `s3`: the blob bytes go to a bucket of a strict S3 server started for this gateway (`s3`). */
+  blobStorage?: BlobStorageKind;
   /** The configuration file's plain keys (written as portico.config.json). */
   config?: Record<string, unknown>;
   /** A configuration file written as is (e.g. a portico.config.ts with modules in code). */
@@ -113,6 +158,8 @@ export interface TestGateway {
   gateway: Gateway;
   /** The gateway serving this one's store, for a `remote-…` store kind. */
   dataServer?: TestGateway;
+  /** The S3 server holding the blob bytes, for `blobStorage: 's3'`. */
+  s3?: S3Server;
   url: string;
   dataDir: string;
   databaseUrl: string;
@@ -128,6 +175,7 @@ export interface TestGateway {
 
 /** Starts a real gateway on loopback, in production mode unless `env.NODE_ENV` says otherwise. */
 export async function startGateway(options: StartOptions = {}): Promise<TestGateway> {
+  if (options.blobStorage === 's3') return withTestBucket(options);
   const kind = options.backend ?? 'sqlite';
   if (kind === 'remote-sqlite' || kind === 'remote-postgres') return startEdge(options, kind);
   const backend = kind;
@@ -589,4 +637,23 @@ export async function storeKey(dataServer: TestGateway): Promise<string> {
   const created = await admin.gql(CreateApiKeyDocument, { name: 'edge', scopes: ['store:serve'] });
   if (!created.data) throw new Error(`createApiKey failed: ${JSON.stringify(created.errors)}`);
   return created.data.createApiKey.secret;
+}
+
+/** A gateway whose blob bytes go to a bucket of a strict S3 server started for it (`s3`). */
+async function withTestBucket(options: StartOptions): Promise<TestGateway> {
+  const { s3, env } = await startTestBucket();
+  try {
+    const gateway = await startGateway({ ...options, blobStorage: 'file', env: { ...env, ...options.env } });
+    return {
+      ...gateway,
+      s3,
+      async close() {
+        await gateway.close();
+        await s3.close();
+      },
+    };
+  } catch (error) {
+    await s3.close();
+    throw error;
+  }
 }

@@ -1,5 +1,5 @@
 import type { BlobStorage, ModuleInstance, Runtime, StagedBlob } from '../../src/index.ts';
-import { defaultStorage } from './storage.ts';
+import { storageAt } from './storage.ts';
 
 /** A staged upload no gateway has used after this long is dropped. */
 const SERVED_UPLOAD_TTL_MS = 60 * 60 * 1000;
@@ -47,11 +47,15 @@ export class BlobFiles implements ModuleInstance {
     this.#runtime = runtime;
   }
 
-  /** Makes the configured driver (the filesystem by default) and sweeps leftover uploads. */
+  /**
+   * Makes the driver (a `blobs.storage` factory in code, else BLOB_STORAGE_URL's: a folder or an
+   * S3 bucket) and sweeps leftover uploads.
+   */
   async start() {
     const { settings, env, log } = this.#runtime;
-    const factory = settings.blobs.storage ?? defaultStorage;
-    const storage = await factory({ dataDir: env.dataDir, log });
+    const storage = settings.blobs.storage
+      ? await settings.blobs.storage({ dataDir: env.dataDir, log })
+      : await storageAt(env, log);
     const swept = await storage.sweep();
     if (swept > 0) log.info({ swept }, 'removed temporary files of uploads that never finished');
     this.#storage = storage;

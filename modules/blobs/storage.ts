@@ -3,7 +3,15 @@ import { createWriteStream } from 'node:fs';
 import { access, type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { finished } from 'node:stream/promises';
-import { type BlobStorage, BlobTooLarge, type Logger, UploadInterrupted } from '../../src/index.ts';
+import {
+  type BlobStorage,
+  BlobTooLarge,
+  type Environment,
+  type Logger,
+  parseBlobStorageUrl,
+  UploadInterrupted,
+} from '../../src/index.ts';
+import { createS3Storage } from './s3.ts';
 
 /** Makes the driver when the module starts; `blobs.storage` in portico.config.ts names another one. */
 export type StorageFactory = (context: {
@@ -21,8 +29,15 @@ const READ_AHEAD = 2;
 // Far beyond the server's request timeout: no upload can still be running in a file this old.
 const STALE_TEMP_MS = 60 * 60 * 1000;
 
-/** The default driver: `<dataDir>/blobs`. */
-export const defaultStorage: StorageFactory = ({ dataDir }) => createFsStorage(join(dataDir, 'blobs'));
+/** The driver BLOB_STORAGE_URL names (HTTP.md, "Blob storage (v2)"): a folder, or an S3-compatible bucket. */
+export async function storageAt(env: Environment, log: Logger): Promise<BlobStorage> {
+  const target = parseBlobStorageUrl(env.blobStorageUrl, env.aws.region);
+  if (target.kind === 'file') return createFsStorage(target.folder);
+  const { accessKeyId, secretAccessKey, sessionToken } = env.aws;
+  const credentials =
+    accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, sessionToken } : undefined;
+  return createS3Storage(target.location, { credentials, log });
+}
 
 /**
  * Blobs as files: `sha256/<first two hex digits>/<sha256>` under `root`, uploads in progress in

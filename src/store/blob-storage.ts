@@ -65,3 +65,64 @@ export class UploadInterrupted extends Error {
     this.name = 'UploadInterrupted';
   }
 }
+
+/** An S3-compatible bucket, as `BLOB_STORAGE_URL=s3://<bucket>[/<prefix>]?…` names it. */
+export interface S3Location {
+  bucket: string;
+  /** Empty, or ends with `/`. */
+  prefix: string;
+  /** A compatible store's address (MinIO, R2, …); absent: AWS S3 itself. */
+  endpoint?: string;
+  region: string;
+  /** `/<bucket>/<key>` rather than `<bucket>.<host>/<key>`: what most compatible stores need. */
+  forcePathStyle: boolean;
+}
+
+/** Where blob bytes live (HTTP.md, "Blob storage (v2)"). */
+export type BlobStorageTarget = { kind: 'file'; folder: string } | { kind: 's3'; location: S3Location };
+
+/**
+ * What `BLOB_STORAGE_URL` names: `file:<folder>`, or `s3://<bucket>[/<prefix>]?endpoint=<url>&region=<r>&forcePathStyle=true`.
+ * Throws, saying why, for anything else.
+ */
+export function parseBlobStorageUrl(url: string, defaultRegion: string | undefined): BlobStorageTarget {
+  if (/^file:/i.test(url)) {
+    const folder = url.replace(/^file:(\/\/)?/i, '');
+    if (!folder) throw new Error(`"${url}" names no folder`);
+    return { kind: 'file', folder };
+  }
+  if (url === 'database') {
+    throw new Error(
+      'blob bytes in the database are not available in this version; use file:<folder> or s3://',
+    );
+  }
+  if (!/^s3:\/\//i.test(url))
+    throw new Error('expected file:<folder>, or s3://<bucket>[/<prefix>]?endpoint=…&region=…');
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new Error(`"${url}" is not a URL`);
+  }
+  const bucket = parsed.hostname;
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) throw new Error(`"${bucket}" is not a bucket name`);
+  const prefix = decodeURIComponent(parsed.pathname.replace(/^\/+/, '').replace(/\/*$/, ''));
+  const endpoint = parsed.searchParams.get('endpoint') ?? undefined;
+  if (endpoint !== undefined && !/^https?:\/\//i.test(endpoint))
+    throw new Error('endpoint is an http(s) URL');
+  const region = parsed.searchParams.get('region') ?? defaultRegion ?? 'us-east-1';
+  const forcePathStyle = parsed.searchParams.get('forcePathStyle');
+  if (forcePathStyle !== null && forcePathStyle !== 'true' && forcePathStyle !== 'false') {
+    throw new Error('forcePathStyle is true or false');
+  }
+  return {
+    kind: 's3',
+    location: {
+      bucket,
+      prefix: prefix ? `${prefix}/` : '',
+      endpoint,
+      region,
+      forcePathStyle: forcePathStyle === 'true',
+    },
+  };
+}
