@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { type BucketLocationConstraint, CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { print } from 'graphql';
 import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
@@ -12,7 +13,6 @@ import { createClient as createWsClient, type Client as WsClient } from 'graphql
 import pg from 'pg';
 import { pino } from 'pino';
 import { WebSocket } from 'ws';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateApiKeyDocument, RedeemTokenDocument, SignUpDocument } from '../client/index.ts';
 import { builtinModules } from '../modules/index.ts';
 import { createGateway, type Gateway } from '../src/gateway.ts';
@@ -78,7 +78,12 @@ export const s3Client = (server: S3Server) =>
 export async function startTestBucket(): Promise<{ s3: S3Server; env: Record<string, string> }> {
   const s3 = await startS3Server(TEST_S3);
   const client = s3Client(s3);
-  await client.send(new CreateBucketCommand({ Bucket: TEST_S3.bucket }));
+  await client.send(
+    new CreateBucketCommand({
+      Bucket: TEST_S3.bucket,
+      CreateBucketConfiguration: { LocationConstraint: TEST_S3.region as BucketLocationConstraint },
+    }),
+  );
   client.destroy();
   const url = new URL(`s3://${TEST_S3.bucket}/${TEST_S3.prefix}`);
   url.searchParams.set('endpoint', s3.endpoint);
