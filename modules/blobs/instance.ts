@@ -56,9 +56,15 @@ export class BlobFiles implements ModuleInstance {
     const storage = settings.blobs.storage
       ? await settings.blobs.storage({ dataDir: env.dataDir, log })
       : await storageAt(env, log);
-    const swept = await storage.sweep();
-    if (swept > 0) log.info({ swept }, 'removed temporary files of uploads that never finished');
     this.#storage = storage;
+    // Storage that does not answer at start (a bucket away) must not keep the gateway from starting:
+    // blob operations answer SERVICE_UNAVAILABLE meanwhile, and the next start sweeps.
+    try {
+      const swept = await storage.sweep();
+      if (swept > 0) log.info({ swept }, 'removed temporary files of uploads that never finished');
+    } catch (error) {
+      log.warn({ err: error }, 'the blob storage could not be swept at start');
+    }
   }
 
   /** Where the bytes of the current store's blobs are: the remote store's, else the configured driver. */

@@ -98,3 +98,23 @@ describe.runIf(backends.includes('postgres'))('two instances, separate disks, on
     expect((await onFirst.request(url)).status).toBe(200);
   }, 30_000);
 });
+
+describe('a bucket that refuses the key', () => {
+  it('still lets the gateway start, answers 503 and logs why', async () => {
+    const portico = await startGateway({
+      blobStorage: 's3',
+      env: { AWS_SECRET_ACCESS_KEY: 'not-the-secret' },
+    });
+    try {
+      const admin = await bootstrapAdmin(portico);
+      const refused = await upload(admin, randomBytes(100));
+      expect(refused.status).toBe(503);
+      expect(await refused.json()).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+      expect(portico.logs.some((line) => line.level >= 50 && /refuses the credentials/.test(line.msg))).toBe(
+        true,
+      );
+    } finally {
+      await portico.close();
+    }
+  }, 30_000);
+});

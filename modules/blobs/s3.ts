@@ -194,18 +194,23 @@ const UNREACHABLE = new Set([
   'EPIPE',
 ]);
 
-/** SERVICE_UNAVAILABLE for an error that says the storage cannot serve now (unreachable, 5xx, throttled); else null. */
+/** SERVICE_UNAVAILABLE for an error that says the storage cannot serve now (unreachable, refusing the key, 5xx, throttled); else null. */
 function unavailable(error: unknown, log: Logger) {
   const status = error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
   const code = (error as { code?: string } | null)?.code;
   const name = (error as { name?: string } | null)?.name;
+  // A refused key (401, 403) is a misconfiguration, but the storage still cannot serve: an outage
+  // to clients, an error in the log.
+  const refused = status === 401 || status === 403;
   const outage =
+    refused ||
     (status !== undefined && (status >= 500 || status === 429)) ||
     (code !== undefined && UNREACHABLE.has(code)) ||
     name === 'TimeoutError' ||
     name === 'RequestTimeout';
   if (!outage) return null;
-  log.warn({ err: error }, 'blob storage (S3) does not answer');
+  if (refused) log.error({ err: error }, 'blob storage (S3) refuses the credentials');
+  else log.warn({ err: error }, 'blob storage (S3) does not answer');
   return serviceUnavailable('The blob storage does not answer; retry shortly.');
 }
 
