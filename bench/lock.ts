@@ -13,12 +13,21 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { rmSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
-import { BENCH_ADMIN, firstAdminCookie, graphql, runBenchmark, startPortico } from './portico.ts';
+import {
+  BENCH_ADMIN,
+  cpuMs,
+  firstAdminCookie,
+  graphql,
+  percentile,
+  positive,
+  runBenchmark,
+  startPortico,
+} from './portico.ts';
 
 const root = join(import.meta.dirname, '..');
 const ROUNDS = positive('BENCH_LOCK_ROUNDS', 3, true);
@@ -35,27 +44,12 @@ const PAGE =
 // Six digits throughout: autocannon keeps the first body's Content-Length.
 let rank = 100_000;
 
-function positive(name: string, fallback: number, zeroAllowed = false): number {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isFinite(value) || value < 0 || (value === 0 && !zeroAllowed)) {
-    throw new Error(`${name} must be a ${zeroAllowed ? 'non-negative' : 'positive'} number`);
-  }
-  return value;
-}
-
 const children: ChildProcess[] = [];
 let dataDir: string | undefined;
 
 function cleanUp() {
   for (const child of children.splice(0)) child.kill('SIGKILL');
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-}
-
-/** CPU time the process has used, in ms (user + system, from /proc: Linux only). */
-async function cpuMs(pid: number): Promise<number> {
-  // Fields 14 and 15 after the parenthesised command name, in clock ticks (100 per second).
-  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /** A second process holding `BEGIN EXCLUSIVE` on each file until `release()`. */
@@ -84,11 +78,6 @@ async function holdWriteLock(files: string[]) {
     holder.stdin!.write('release\n');
     await exited;
   };
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = Float64Array.from(values).sort();
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
 const ms = (value: number) => `${value < 10 ? value.toFixed(1) : Math.round(value)} ms`;

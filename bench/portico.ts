@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -116,4 +116,27 @@ export function runBenchmark(main: () => Promise<void>, cleanUp: () => void) {
       process.exit(1);
     },
   );
+}
+
+/** A number from the environment (`name`), or `fallback`: positive, or also 0 when `zeroAllowed`. */
+export function positive(name: string, fallback: number, zeroAllowed = false): number {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(value) || value < 0 || (value === 0 && !zeroAllowed)) {
+    throw new Error(`${name} must be a ${zeroAllowed ? 'non-negative' : 'positive'} number`);
+  }
+  return value;
+}
+
+/** The p-th percentile of `values` (nearest rank); NaN for none. */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** CPU time the process has used, in ms (user + system, from /proc: Linux only). */
+export async function cpuMs(pid: number): Promise<number> {
+  // Fields 14 and 15 after the parenthesised command name, in clock ticks (100 per second).
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }

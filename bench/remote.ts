@@ -23,11 +23,19 @@
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { rmSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import autocannon from 'autocannon';
-import { firstAdminCookie, graphql, runBenchmark, startPortico } from './portico.ts';
+import {
+  cpuMs,
+  firstAdminCookie,
+  graphql,
+  percentile,
+  positive,
+  runBenchmark,
+  startPortico,
+} from './portico.ts';
 
 const ROUNDS = positive('BENCH_ROUNDS', 3);
 const DURATION = positive('BENCH_DURATION', 4);
@@ -61,32 +69,12 @@ const ringId = (position: number) => `bench-${String(position % RING).padStart(3
 const onOneDocument = () => ({ id: 'bench-one', rank: rank++ });
 const onTheRing = () => ({ id: ringId(ringPosition++), rank: rank++ });
 
-function positive(name: string, fallback: number, zeroAllowed = false): number {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isFinite(value) || value < 0 || (value === 0 && !zeroAllowed)) {
-    throw new Error(`${name} must be a ${zeroAllowed ? 'non-negative' : 'positive'} number`);
-  }
-  return value;
-}
-
 const children: ChildProcess[] = [];
 let dataDir: string | undefined;
 
 function cleanUp() {
   for (const child of children.splice(0)) child.kill('SIGKILL');
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-}
-
-/** CPU time the process has used, in ms (user + system, from /proc: Linux only). */
-async function cpuMs(pid: number): Promise<number> {
-  // Fields 14 and 15 after the parenthesised command name, in clock ticks (100 per second).
-  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = Float64Array.from(values).sort();
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
 interface Target {

@@ -16,6 +16,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
+import { percentile, positive } from './portico.ts';
 
 const root = join(import.meta.dirname, '..');
 const ROUNDS = positive('BENCH_ROUNDS', 3);
@@ -53,14 +54,6 @@ const RELEASE = 'mutation ($key: String!, $token: SafeInt!) { releaseLease(key: 
 let leaseCounter = 0;
 const nextLeaseKey = () => `bench-${String(leaseCounter++ % 100_000).padStart(6, '0')}`;
 const VIEWER = '{ viewer { user { id email } } }';
-
-function positive(name: string, fallback: number, zeroAllowed = false): number {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isFinite(value) || value < 0 || (value === 0 && !zeroAllowed)) {
-    throw new Error(`${name} must be a ${zeroAllowed ? 'non-negative' : 'positive'} number`);
-  }
-  return value;
-}
 
 // ---------------------------------------------------------------- child processes
 
@@ -277,12 +270,6 @@ async function cannon(target: Target, seconds: number, phase: string) {
     );
   }
   return { result, latencies };
-}
-
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = Float64Array.from(values).sort();
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
 /**

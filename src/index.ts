@@ -82,7 +82,12 @@ export type {
   S3Location,
   StagedBlob,
 } from './store/blob-storage.ts';
-export { BlobTooLarge, parseBlobStorageUrl, UploadInterrupted } from './store/blob-storage.ts';
+export {
+  BlobTooLarge,
+  limitedUpload,
+  parseBlobStorageUrl,
+  UploadInterrupted,
+} from './store/blob-storage.ts';
 export { MAX_BYTES_HEADER } from './store/remote/bytes.ts';
 export type {
   DeclaredCollection,

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import {
   AbortMultipartUploadCommand,
   CopyObjectCommand,
@@ -16,6 +17,7 @@ import {
   type BlobStorage,
   BlobTooLarge,
   type Logger,
+  limitedUpload,
   type S3Location,
   serviceUnavailable,
   UploadInterrupted,
@@ -82,10 +84,11 @@ export function createS3Storage(
   return {
     async stage(source, maxBytes) {
       const name = `${process.pid}-${randomBytes(12).toString('hex')}`;
-      const counted = countAndHash(source, maxBytes);
+      const hash = createHash('sha256');
+      const counted = limitedUpload(source, maxBytes, (chunk) => hash.update(chunk));
       const upload = new Upload({
         client,
-        params: { Bucket, Key: tempKey(name), Body: counted.body },
+        params: { Bucket, Key: tempKey(name), Body: Readable.fromWeb(counted.stream as NodeReadableStream) },
         partSize: PART_BYTES,
         queueSize: PARTS_IN_FLIGHT,
         leavePartsOnError: false,
@@ -99,7 +102,7 @@ export function createS3Storage(
         if (counted.failure() !== undefined) throw new UploadInterrupted(counted.failure());
         throw unavailable(error, log) ?? error;
       }
-      return { key: name, sha256: counted.sha256(), size: counted.size() };
+      return { key: name, sha256: hash.digest('hex'), size: counted.size() };
     },
     async commit(staged) {
       await send(() =>
@@ -212,50 +215,4 @@ function unavailable(error: unknown, log: Logger) {
   if (refused) log.error({ err: error }, 'blob storage (S3) refuses the credentials');
   else log.warn({ err: error }, 'blob storage (S3) does not answer');
   return serviceUnavailable('The blob storage does not answer; retry shortly.');
-}
-
-/**
- * `source` as a Node stream that hashes and counts what passes, and ends in an error past
- * `maxBytes` without cancelling `source` (an HTTP route can then still answer 413).
- */
-function countAndHash(source: ReadableStream<Uint8Array>, maxBytes: number) {
-  const hash = createHash('sha256');
-  const reader = source.getReader();
-  let size = 0;
-  let tooLarge = false;
-  let failure: unknown;
-  let digest: string | undefined;
-  const body = new Readable({
-    async read() {
-      let next: ReadableStreamReadResult<Uint8Array>;
-      try {
-        next = await reader.read();
-      } catch (error) {
-        failure = error ?? new Error('the upload failed');
-        this.destroy(failure as Error);
-        return;
-      }
-      if (next.done) {
-        digest = hash.digest('hex');
-        this.push(null);
-        return;
-      }
-      size += next.value.byteLength;
-      if (size > maxBytes) {
-        tooLarge = true;
-        reader.releaseLock();
-        this.destroy(new BlobTooLarge(maxBytes));
-        return;
-      }
-      hash.update(next.value);
-      this.push(next.value);
-    },
-  });
-  return {
-    body,
-    size: () => size,
-    sha256: () => digest ?? hash.digest('hex'),
-    tooLarge: () => tooLarge,
-    failure: () => failure,
-  };
 }

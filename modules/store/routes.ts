@@ -5,6 +5,7 @@ import {
   collectionDifferences,
   type DeclaredCollection,
   type DocumentChange,
+  type DocumentSelection,
   declaredCollections,
   EVENT_PING_MS,
   type IndexRange,
@@ -187,6 +188,21 @@ function indexNamed(collection: DeclaredCollection, index: string | null) {
   return found;
 }
 
+/** The documents a query or count names, in this gateway's terms: its declared index, the caller's owner. */
+function selectionOf(
+  context: RequestContext,
+  caller: Namespace,
+  args: { collection: string; index: string | null; range: unknown; ownerId: string | null },
+): DocumentSelection {
+  const collection = collectionNamed(context, args.collection);
+  return {
+    collection: collection.name,
+    index: indexNamed(collection, args.index),
+    range: args.range as IndexRange | null,
+    ownerId: caller.inward(args.ownerId),
+  };
+}
+
 /** The caller's view of a document: its owner in the caller's terms. */
 const outwardDocument = (caller: Namespace, document: StoredDocument) =>
   toWireDocument({ ...document, ownerId: caller.outward(document.ownerId) });
@@ -261,12 +277,8 @@ async function documentCall(request: Request, context: RequestContext, caller: N
     }
     case 'query': {
       const args = await readCall(request, calls.query);
-      const collection = collectionNamed(context, args.collection);
       const page = await documents.query({
-        collection: collection.name,
-        index: indexNamed(collection, args.index),
-        range: args.range as IndexRange | null,
-        ownerId: caller.inward(args.ownerId),
+        ...selectionOf(context, caller, args),
         order: args.order,
         first: args.first,
         after: args.after,
@@ -281,14 +293,7 @@ async function documentCall(request: Request, context: RequestContext, caller: N
     }
     case 'count': {
       const args = await readCall(request, calls.count);
-      const collection = collectionNamed(context, args.collection);
-      const count = await documents.count({
-        collection: collection.name,
-        index: indexNamed(collection, args.index),
-        range: args.range as IndexRange | null,
-        ownerId: caller.inward(args.ownerId),
-      });
-      return { count };
+      return { count: await documents.count(selectionOf(context, caller, args)) };
     }
     default:
       throw new PorticoError('NOT_FOUND', `No store call documents/${call}.`);

@@ -126,3 +126,53 @@ export function parseBlobStorageUrl(url: string, defaultRegion: string | undefin
     },
   };
 }
+
+/**
+ * `source` as a stream that counts what passes (and shows it to `onChunk`), ending in an error past
+ * `maxBytes` without cancelling `source`, so that an HTTP route can still answer 413 on the
+ * client's connection. For drivers that hand an upload to a client library (S3, a data server).
+ */
+export function limitedUpload(
+  source: ReadableStream<Uint8Array>,
+  maxBytes: number,
+  onChunk: (chunk: Uint8Array) => void = () => {},
+) {
+  const reader = source.getReader();
+  let size = 0;
+  let tooLarge = false;
+  let failure: unknown;
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let next: ReadableStreamReadResult<Uint8Array>;
+      try {
+        next = await reader.read();
+      } catch (error) {
+        failure = error ?? new Error('the upload failed');
+        controller.error(failure);
+        return;
+      }
+      if (next.done) {
+        controller.close();
+        return;
+      }
+      size += next.value.byteLength;
+      if (size > maxBytes) {
+        tooLarge = true;
+        reader.releaseLock();
+        controller.error(new BlobTooLarge(maxBytes));
+        return;
+      }
+      onChunk(next.value);
+      controller.enqueue(next.value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+  return {
+    stream,
+    size: () => size,
+    /** Whether it stopped past `maxBytes`. */
+    tooLarge: () => tooLarge,
+    /** Why `source` failed, if it did (the client went away). */
+    failure: () => failure,
+  };
+}

@@ -1,7 +1,12 @@
 import { Readable } from 'node:stream';
-import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { PorticoError, serviceUnavailable } from '../../errors.ts';
-import { type BlobStorage, BlobTooLarge, type StagedBlob, UploadInterrupted } from '../blob-storage.ts';
+import {
+  type BlobStorage,
+  BlobTooLarge,
+  limitedUpload,
+  type StagedBlob,
+  UploadInterrupted,
+} from '../blob-storage.ts';
 import type { RemoteConnection } from './connection.ts';
 
 /** The header that tells the data server an upload's limit (it applies the lower of it and its own). */
@@ -24,7 +29,7 @@ export function remoteBytes(connection: RemoteConnection, notServing: () => stri
   return {
     async stage(source, maxBytes) {
       gate();
-      const limited = limit(source, maxBytes);
+      const limited = limitedUpload(source, maxBytes);
       try {
         const response = await connection.request({
           method: 'PUT',
@@ -73,46 +78,5 @@ export function remoteBytes(connection: RemoteConnection, notServing: () => stri
     delete: async () => {},
     // The data server sweeps its own temporary objects.
     sweep: async () => 0,
-  };
-}
-
-/**
- * `source` as a stream that ends in an error past `maxBytes`, without cancelling `source`: an
- * HTTP route can still answer 413 on the client's connection.
- */
-function limit(source: ReadableStream<Uint8Array>, maxBytes: number) {
-  const reader = source.getReader();
-  let total = 0;
-  let tooLarge = false;
-  let failure: unknown;
-  const stream = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      let next: ReadableStreamReadResult<Uint8Array>;
-      try {
-        next = await reader.read();
-      } catch (error) {
-        failure = error ?? new Error('the upload failed');
-        controller.error(failure);
-        return;
-      }
-      if (next.done) {
-        controller.close();
-        return;
-      }
-      total += next.value.byteLength;
-      if (total > maxBytes) {
-        tooLarge = true;
-        reader.releaseLock();
-        controller.error(new BlobTooLarge(maxBytes));
-        return;
-      }
-      controller.enqueue(next.value);
-    },
-    cancel: (reason) => reader.cancel(reason),
-  });
-  return {
-    stream: stream as unknown as NodeReadableStream<Uint8Array> as unknown as ReadableStream<Uint8Array>,
-    tooLarge: () => tooLarge,
-    failure: () => failure,
   };
 }
