@@ -1,6 +1,7 @@
 import type { PorticoModule } from '../src/index.ts';
 import apiKeys from './api-keys/index.ts';
 import audit from './audit/index.ts';
+import backups from './backups/index.ts';
 import blobs from './blobs/index.ts';
 import collections from './collections/index.ts';
 import adminConsole from './console/index.ts';
@@ -33,5 +34,6 @@ export const builtinModules: PorticoModule[] = [
   collections,
   blobs,
   store,
+  backups,
   adminConsole,
 ];

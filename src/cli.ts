@@ -41,7 +41,9 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
     strict: false,
     options: { help: { type: 'boolean', short: 'h' } },
   });
-  const [command = 'help', ...rest] = positionals;
+  const [command = 'help'] = positionals;
+  // Everything after the command word, options too (`restore <file> --force`): the command parses its own.
+  const rest = argv.slice(argv.indexOf(command) + 1);
   const moduleCommands = new Map(
     options.builtinModules.flatMap((module) =>
       Object.entries(module.commands ?? {}).map(([name, command]) => [name, { module, command }] as const),
@@ -57,6 +59,8 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
     return 2;
   }
 
+  const alone = moduleCommands.get(command)?.command;
+  if (alone && 'runAlone' in alone) return alone.runAlone(rest);
   try {
     return await runCommand(command, rest, moduleCommands, options, out);
   } catch (error) {
@@ -100,6 +104,7 @@ async function runCommand(
       return 0;
     }
     const { module, command: moduleCommand } = moduleCommands.get(command)!;
+    if (!('run' in moduleCommand)) throw new Error(`"${command}" runs alone`);
     return await moduleCommand.run(runtime.instances.of(module), rest);
   } finally {
     await closeRuntime(runtime);

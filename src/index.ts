@@ -44,6 +44,7 @@ export type { Runtime } from './runtime.ts';
 export type { SealPasswords } from './secrets.ts';
 export { randomSecret, sameDigest, sealPasswords, sha256 } from './secrets.ts';
 export type {
+  ArchivedStoreTable,
   BlobContent,
   BlobCreation,
   BlobDeletion,
@@ -66,6 +67,8 @@ export type {
   LeaseStore,
   RangeBound,
   StoreAbout,
+  StoreArchive,
+  StoreArchiveItem,
   StoreBackend,
   StoreCollection,
   StoredDocument,
@@ -75,6 +78,7 @@ export type {
   StoreIndex,
   WriteConditions,
 } from './store/backend.ts';
+export { ARCHIVED_STORE_TABLES } from './store/backend.ts';
 export type {
   BlobStorage,
   BlobStorageTarget,
@@ -118,6 +122,16 @@ export {
   wireText,
   wireVersion,
 } from './store/remote/serve.ts';
+export type { ColumnKind, Snapshot, TableRow, TableShape } from './tables.ts';
+export {
+  anyRows,
+  emptyTables,
+  insertRows,
+  openSnapshot,
+  rowProblem,
+  systemTableShapes,
+  tableShapes,
+} from './tables.ts';
 export type { Clock } from './timers.ts';
 export { every } from './timers.ts';
 export type { Viewer } from './viewer.ts';

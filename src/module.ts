@@ -62,11 +62,19 @@ export type UseModule = <Instance extends ModuleInstance>(
   module: PorticoModule<unknown, Instance>,
 ) => Instance;
 
-export interface ModuleCommand<Instance extends ModuleInstance = ModuleInstance> {
+/** A subcommand of the `portico` CLI; returns the process exit code. */
+export type ModuleCommand<Instance extends ModuleInstance = ModuleInstance> = {
   description: string;
-  /** Runs on the module's instance, set up but not started. Returns the process exit code. */
-  run(instance: Instance, args: string[]): Promise<number>;
-}
+} & (
+  | {
+      /** Runs on the module's instance, set up but not started (the databases open). */
+      run(instance: Instance, args: string[]): Promise<number>;
+    }
+  | {
+      /** Runs with nothing opened: no configuration, database or module (checking a file, say). */
+      runAlone(args: string[]): Promise<number>;
+    }
+);
 
 export interface ModuleDefinition<Api, Instance extends ModuleInstance> {
   /** Unique name; other modules name it in `dependsOn`. */

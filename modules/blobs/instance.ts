@@ -52,11 +52,8 @@ export class BlobFiles implements ModuleInstance {
    * S3 bucket) and sweeps leftover uploads.
    */
   async start() {
-    const { settings, env, log } = this.#runtime;
-    const storage = settings.blobs.storage
-      ? await settings.blobs.storage({ dataDir: env.dataDir, log })
-      : await storageAt(env, log);
-    this.#storage = storage;
+    const { log } = this.#runtime;
+    const storage = await this.open();
     // Storage that does not answer at start (a bucket away) must not keep the gateway from starting:
     // blob operations answer SERVICE_UNAVAILABLE meanwhile, and the next start sweeps.
     try {
@@ -65,6 +62,15 @@ export class BlobFiles implements ModuleInstance {
     } catch (error) {
       log.warn({ err: error }, 'the blob storage could not be swept at start');
     }
+  }
+
+  /** Makes the driver without sweeping: for commands (`portico backup`), which run without starting modules. */
+  async open(): Promise<BlobStorage> {
+    const { settings, env, log } = this.#runtime;
+    this.#storage ??= settings.blobs.storage
+      ? await settings.blobs.storage({ dataDir: env.dataDir, log })
+      : await storageAt(env, log);
+    return this.#storage;
   }
 
   /** Where the bytes of the current store's blobs are: the remote store's, else the configured driver. */

@@ -66,6 +66,16 @@ export class StoreAdmin implements ModuleInstance {
     for (const stop of this.#stops.splice(0)) await stop();
   }
 
+  /**
+   * For commands, which run without starting modules: makes the store an admin chose current, as
+   * the gateway would at start; throws when it cannot be opened (a command does not wait for it).
+   */
+  async useChosenStore() {
+    const runtime = this.#runtime;
+    const url = await readChoice(runtime.db.system.em.fork(), runtime.env);
+    if (url !== runtime.storeSwitch.chosen) await runtime.storeSwitch.to(url);
+  }
+
   async state(): Promise<StoreState> {
     const { store } = this.#runtime;
     return { ...store.about, problem: await store.problem() };

@@ -1,3 +1,4 @@
+import type { TableRow, TableShape } from '../tables.ts';
 import type { BlobStorage, StagedBlob } from './blob-storage.ts';
 
 /**
@@ -41,6 +42,8 @@ export interface StoreBackend {
    * from its own storage); null: in the blobs module's storage driver.
    */
   readonly bytes: BlobStorage | null;
+  /** The store's data as archives carry it (`portico backup` and `restore`). */
+  readonly archive: StoreArchive;
 }
 
 export interface StoreAbout {
@@ -328,4 +331,43 @@ export interface StoreEvents {
   onGap(listener: () => void): () => void;
   /** Resolves once every kind asked for so far is delivered from everywhere. */
   ready(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- archive
+
+/**
+ * The store's tables an archive carries, in the order a snapshot gives them: the content addresses
+ * first (a backup copies their bytes as they come), then what refers to them. Index entries are
+ * not carried: a restore builds them from the documents, as an index build does.
+ */
+export const ARCHIVED_STORE_TABLES = ['blob_contents', 'blobs', 'documents', 'leases'] as const;
+
+export type ArchivedStoreTable = (typeof ARCHIVED_STORE_TABLES)[number];
+
+/** What a store's snapshot gives: first its tables and their sizes, then their rows. */
+export type StoreArchiveItem =
+  | {
+      kind: 'start';
+      shapes: TableShape[];
+      rows: Record<ArchivedStoreTable, number>;
+      /** The bytes of every blob content, as their rows say. */
+      blobBytes: number;
+    }
+  | { kind: 'rows'; table: ArchivedStoreTable; rows: TableRow[] };
+
+export interface StoreArchive {
+  /**
+   * One consistent snapshot of the store, taken while it serves writes: the start item, then the
+   * rows of ARCHIVED_STORE_TABLES, table by table, each in primary-key order. Ending the iteration
+   * early lets the snapshot go.
+   */
+  export(): AsyncIterable<StoreArchiveItem>;
+  /** The shapes of the archived tables in this store, which archived rows must fit. */
+  shapes(): Promise<TableShape[]>;
+  /** Whether the store holds any document, blob or lease. */
+  isEmpty(): Promise<boolean>;
+  /** Removes every document with its index entries, every blob record and every lease (a forced restore). */
+  clear(): Promise<void>;
+  /** Adds archived rows (a restore); `documents.prepare` builds their index entries afterwards. */
+  load(table: ArchivedStoreTable, rows: readonly TableRow[]): Promise<void>;
 }

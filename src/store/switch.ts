@@ -46,6 +46,10 @@ export class SwitchingStore implements StoreBackend {
     return this.#current.backend.bytes;
   }
 
+  get archive() {
+    return this.#current.backend.archive;
+  }
+
   problem(): Promise<string | null> {
     return this.#current.backend.problem();
   }
@@ -196,6 +200,9 @@ function refusingBackend(
         throw unavailable(reason);
       },
     });
+  const refuse = async (): Promise<never> => {
+    throw unavailable(reason);
+  };
   return {
     about,
     problem: async () => reason,
@@ -204,5 +211,18 @@ function refusingBackend(
     leases: refusing<'leases'>(),
     events: noEvents,
     bytes: null,
+    archive: {
+      export: () => ({
+        [Symbol.asyncIterator]: () => ({
+          next: async () => {
+            throw unavailable(reason);
+          },
+        }),
+      }),
+      shapes: refuse,
+      isEmpty: refuse,
+      clear: refuse,
+      load: refuse,
+    },
   };
 }

@@ -4,6 +4,7 @@ import type { Logger } from '../../logger.ts';
 import type { PubSub } from '../../pubsub.ts';
 import type { StoreAbout, StoreBackend } from '../backend.ts';
 import { DocumentChanges, pubSubEvents } from '../events.ts';
+import { sqlArchive } from './archive.ts';
 import { collectContent, createBlob, deleteBlob, findBlob, findBlobs, listBlobs } from './blobs.ts';
 import { countDocuments, deleteDocument, getDocument, queryDocuments, writeDocument } from './documents.ts';
 import { syncIndexes } from './index-builds.ts';
@@ -94,5 +95,6 @@ export function createSqlStore({ root, pubsub, log, about, problem }: SqlStoreOp
     },
     events: pubSubEvents(pubsub),
     bytes: null,
+    archive: sqlArchive(fork),
   };
 }
