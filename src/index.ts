@@ -118,6 +118,7 @@ export {
   wireText,
   wireVersion,
 } from './store/remote/serve.ts';
+export { createDatabaseBlobStorage } from './store/sql/blob-chunks.ts';
 export type { Clock } from './timers.ts';
 export { every } from './timers.ts';
 export type { Viewer } from './viewer.ts';

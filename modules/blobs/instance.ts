@@ -48,14 +48,14 @@ export class BlobFiles implements ModuleInstance {
   }
 
   /**
-   * Makes the driver (a `blobs.storage` factory in code, else BLOB_STORAGE_URL's: a folder or an
-   * S3 bucket) and sweeps leftover uploads.
+   * Makes the driver (a `blobs.storage` factory in code, else BLOB_STORAGE_URL's: a folder, an
+   * S3 bucket or the store database) and sweeps leftover uploads.
    */
   async start() {
     const { settings, env, log } = this.#runtime;
     const storage = settings.blobs.storage
       ? await settings.blobs.storage({ dataDir: env.dataDir, log })
-      : await storageAt(env, log);
+      : await storageAt(env, log, this.#runtime.db.store);
     this.#storage = storage;
     // Storage that does not answer at start (a bucket away) must not keep the gateway from starting:
     // blob operations answer SERVICE_UNAVAILABLE meanwhile, and the next start sweeps.
