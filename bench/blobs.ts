@@ -6,8 +6,10 @@
  *
  * Environment (all optional): BENCH_BLOB_MIB (size, default 1024), BENCH_BLOB_ROUNDS (default 3;
  * the figures are the medians), BENCH_BLOB_DIR (where the files go; default the system's temp
- * folder, which needs about 3 times the size free). Exits non-zero when a transfer fails or its
- * bytes differ; a missed goal is reported but does not fail the run.
+ * folder, which needs about 3 times the size free), BENCH_BLOB_DATABASE_URL (the store, an empty
+ * database; default SQLite in the data folder), BENCH_BLOB_STORAGE (`file`, the default, or
+ * `database`: BLOB_STORAGE_URL=database, the bytes in that store). Exits non-zero when a transfer
+ * fails or its bytes differ; a missed goal is reported but does not fail the run.
  */
 import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -24,6 +26,9 @@ const MIB = 1024 * 1024;
 const SIZE = positive('BENCH_BLOB_MIB', 1024) * MIB;
 const ROUNDS = positive('BENCH_BLOB_ROUNDS', 3);
 const BASE_DIR = process.env.BENCH_BLOB_DIR ?? tmpdir();
+const DATABASE_URL = process.env.BENCH_BLOB_DATABASE_URL;
+const STORAGE = process.env.BENCH_BLOB_STORAGE ?? 'file';
+if (STORAGE !== 'file' && STORAGE !== 'database') throw new Error('BENCH_BLOB_STORAGE is file or database');
 const THROUGHPUT_GOAL = 0.5;
 const RSS_GOAL_MIB = 64;
 const SAMPLE_EVERY_MS = 20;
@@ -187,12 +192,17 @@ async function main(): Promise<number> {
   const copy = join(workDir, 'copy.bin');
   const downloaded = join(workDir, 'downloaded.bin');
   console.log(
-    `Blob benchmark: Node ${process.version}, ${cpus().length} cores, ${SIZE / MIB} MiB, ${ROUNDS} rounds (medians)\n`,
+    `Blob benchmark: Node ${process.version}, ${cpus().length} cores, ${SIZE / MIB} MiB, ${ROUNDS} rounds (medians), ` +
+      `store ${DATABASE_URL ? new URL(DATABASE_URL).protocol.replace(':', '') : 'sqlite'}, bytes in ${STORAGE}\n`,
   );
   const expected = await makeSource(source);
   const dataDir = join(workDir, 'portico');
   await mkdir(dataDir);
-  const { url, token } = await startPortico(dataDir, { blobs: { maxBytes: 2 * SIZE } }, {}, (spawned) => {
+  const env = {
+    ...(DATABASE_URL ? { DATABASE_URL } : {}),
+    ...(STORAGE === 'database' ? { BLOB_STORAGE_URL: 'database' } : {}),
+  };
+  const { url, token } = await startPortico(dataDir, { blobs: { maxBytes: 2 * SIZE } }, env, (spawned) => {
     child = spawned;
   });
   const key = await apiKey(url, token);

@@ -235,14 +235,23 @@ describe('BLOB_STORAGE_URL', () => {
       ['s3://No_Such_Bucket', /is not a bucket name/],
       ['s3://portico-blobs?endpoint=ftp://x', /endpoint is an http\(s\) URL/],
       ['s3://portico-blobs?forcePathStyle=yes', /forcePathStyle is true or false/],
-      ['database', /not available in this version/],
-      ['gs://bucket', /expected file:<folder>, or s3:\/\//],
+      ['gs://bucket', /expected file:<folder>, s3:\/\/.*, or database/],
       ['file:', /names no folder/],
     ] as const) {
       expect(await issuesOf(load({ BLOB_STORAGE_URL: url }))).toEqual([
         expect.stringMatching(new RegExp(`^BLOB_STORAGE_URL: .*${why.source}`)),
       ]);
     }
+  });
+
+  it('takes database for the store database, but not with a remote store, which holds its own bytes', async () => {
+    expect(parseBlobStorageUrl('database', undefined)).toEqual({ kind: 'database' });
+    expect((await load({ BLOB_STORAGE_URL: 'database' })).env.blobStorageUrl).toBe('database');
+    expect(
+      await issuesOf(
+        load({ BLOB_STORAGE_URL: 'database', DATABASE_URL: 'portico+https://data.example.com' }),
+      ),
+    ).toEqual([expect.stringMatching(/^BLOB_STORAGE_URL: .*remote store, which holds its own bytes/)]);
   });
 });
 

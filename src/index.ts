@@ -122,6 +122,7 @@ export {
   wireText,
   wireVersion,
 } from './store/remote/serve.ts';
+export { createDatabaseBlobStorage } from './store/sql/blob-chunks.ts';
 export type { ColumnKind, Snapshot, TableRow, TableShape } from './tables.ts';
 export {
   anyRows,

@@ -131,7 +131,12 @@ export async function loadConfig({
   }
   if (vars.BLOB_STORAGE_URL) {
     try {
-      parseBlobStorageUrl(vars.BLOB_STORAGE_URL, vars.AWS_REGION);
+      const target = parseBlobStorageUrl(vars.BLOB_STORAGE_URL, vars.AWS_REGION);
+      if (target.kind === 'database' && vars.DATABASE_URL && isRemoteStoreUrl(vars.DATABASE_URL)) {
+        issues.push(
+          'BLOB_STORAGE_URL: database keeps the bytes in the store database, but DATABASE_URL names a remote store, which holds its own bytes: unset BLOB_STORAGE_URL',
+        );
+      }
     } catch (error) {
       issues.push(`BLOB_STORAGE_URL: ${(error as Error).message}`);
     }

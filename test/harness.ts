@@ -53,8 +53,11 @@ export const storeKinds: StoreKind[] = [
   ...backends.map((backend) => `remote-${backend}` as const),
 ];
 
-/** Where a gateway's blob bytes live: its data folder, or a bucket of a strict S3 server (test/s3). */
-export type BlobStorageKind = 'file' | 's3';
+/**
+ * Where a gateway's blob bytes live: its data folder, a bucket of a strict S3 server (test/s3), or
+ * its store database.
+ */
+export type BlobStorageKind = 'file' | 's3' | 'database';
 
 /** The credentials and bucket of the tests' S3 servers. */
 export const TEST_S3 = {
@@ -140,7 +143,10 @@ export interface LogLine {
 export interface StartOptions {
   /** A store kind `remote-…` starts a data server with the same configuration first (`dataServer`). */
   backend?: StoreKind;
-  /** `s3`: the blob bytes go to a bucket of a strict S3 server started for this gateway (`s3`). */
+  /**
+   * `s3`: the blob bytes go to a bucket of a strict S3 server started for this gateway (`s3`);
+   * `database`: to its store database (BLOB_STORAGE_URL=database).
+   */
   blobStorage?: BlobStorageKind;
   /** The configuration file's plain keys (written as portico.config.json). */
   config?: Record<string, unknown>;
@@ -206,6 +212,7 @@ export async function startGateway(options: StartOptions = {}): Promise<TestGate
       PORTICO_DATA_DIR: dataDir,
       DATABASE_URL: database.url,
       PORTICO_PUBLIC_URL: 'http://portico.test',
+      ...(options.blobStorage === 'database' ? { BLOB_STORAGE_URL: 'database' } : {}),
       ...options.env,
     },
   });

@@ -17,6 +17,7 @@ import {
   SetUserRolesDocument,
   ViewerDocument,
 } from '../../client/index.ts';
+import { selectRows } from '../../src/index.ts';
 import {
   backends,
   bootstrapAdmin,
@@ -106,10 +107,11 @@ function rawExchange(base: string, bytes: Buffer, { holdMs = 0 } = {}): Promise<
   });
 }
 
-/** Every store with the bytes in the data folder, and the local stores with them in S3. */
+/** Every store with the bytes in the data folder, and the local stores with them in S3 or in the store database. */
 const blobSuites = [
   ...storeKinds.map((store) => ({ store, blobs: 'file' as const })),
   ...backends.map((store) => ({ store, blobs: 's3' as const })),
+  ...backends.map((store) => ({ store, blobs: 'database' as const })),
 ];
 
 describe.each(blobSuites)('blobs on $store, bytes in $blobs', ({ store: backend, blobs: blobStorage }) => {
@@ -162,6 +164,17 @@ describe.each(blobSuites)('blobs on $store, bytes in $blobs', ({ store: backend,
       return {
         objects: named('sha256').sort(),
         temp: [...named('tmp'), ...(uploads.Uploads ?? []).map((upload) => upload.Key!)],
+      };
+    }
+    if (blobStorage === 'database') {
+      const rows = await selectRows<{ address: string }>(
+        portico.gateway.runtime.db.store!.em.fork(),
+        'select distinct address from blob_chunks',
+      );
+      const addresses = rows.map((row) => row.address);
+      return {
+        objects: addresses.filter((address) => !address.startsWith('tmp/')).sort(),
+        temp: addresses.filter((address) => address.startsWith('tmp/')),
       };
     }
     // With a remote store, the bytes are the data server's.

@@ -48,8 +48,8 @@ export class BlobFiles implements ModuleInstance {
   }
 
   /**
-   * Makes the driver (a `blobs.storage` factory in code, else BLOB_STORAGE_URL's: a folder or an
-   * S3 bucket) and sweeps leftover uploads.
+   * Makes the driver (a `blobs.storage` factory in code, else BLOB_STORAGE_URL's: a folder, an
+   * S3 bucket or the store database) and sweeps leftover uploads.
    */
   async start() {
     const { log } = this.#runtime;
@@ -69,7 +69,7 @@ export class BlobFiles implements ModuleInstance {
     const { settings, env, log } = this.#runtime;
     this.#storage ??= settings.blobs.storage
       ? await settings.blobs.storage({ dataDir: env.dataDir, log })
-      : await storageAt(env, log);
+      : await storageAt(env, log, this.#runtime.db.store);
     return this.#storage;
   }
 

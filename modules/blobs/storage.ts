@@ -6,6 +6,8 @@ import { finished } from 'node:stream/promises';
 import {
   type BlobStorage,
   BlobTooLarge,
+  createDatabaseBlobStorage,
+  type Database,
   type Environment,
   type Logger,
   parseBlobStorageUrl,
@@ -29,10 +31,14 @@ const READ_AHEAD = 2;
 // Far beyond the server's request timeout: no upload can still be running in a file this old.
 const STALE_TEMP_MS = 60 * 60 * 1000;
 
-/** The driver BLOB_STORAGE_URL names (HTTP.md, "Blob storage (v2)"): a folder, or an S3-compatible bucket. */
-export async function storageAt(env: Environment, log: Logger): Promise<BlobStorage> {
+/**
+ * The driver BLOB_STORAGE_URL names (HTTP.md, "Blob storage (v2)"): a folder, an S3-compatible
+ * bucket, or the store database (`store`: DATABASE_URL's, null for a remote store).
+ */
+export async function storageAt(env: Environment, log: Logger, store: Database | null): Promise<BlobStorage> {
   const target = parseBlobStorageUrl(env.blobStorageUrl, env.aws.region);
   if (target.kind === 'file') return createFsStorage(target.folder);
+  if (target.kind === 'database') return createDatabaseBlobStorage(store);
   const { accessKeyId, secretAccessKey, sessionToken } = env.aws;
   const credentials =
     accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, sessionToken } : undefined;

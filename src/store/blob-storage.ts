@@ -79,10 +79,14 @@ export interface S3Location {
 }
 
 /** Where blob bytes live (HTTP.md, "Blob storage (v2)"). */
-export type BlobStorageTarget = { kind: 'file'; folder: string } | { kind: 's3'; location: S3Location };
+export type BlobStorageTarget =
+  | { kind: 'file'; folder: string }
+  | { kind: 's3'; location: S3Location }
+  | { kind: 'database' };
 
 /**
- * What `BLOB_STORAGE_URL` names: `file:<folder>`, or `s3://<bucket>[/<prefix>]?endpoint=<url>&region=<r>&forcePathStyle=true`.
+ * What `BLOB_STORAGE_URL` names: `file:<folder>`, `s3://<bucket>[/<prefix>]?endpoint=<url>&region=<r>&forcePathStyle=true`,
+ * or `database` (the store's own SQL database).
  * Throws, saying why, for anything else.
  */
 export function parseBlobStorageUrl(url: string, defaultRegion: string | undefined): BlobStorageTarget {
@@ -91,13 +95,9 @@ export function parseBlobStorageUrl(url: string, defaultRegion: string | undefin
     if (!folder) throw new Error(`"${url}" names no folder`);
     return { kind: 'file', folder };
   }
-  if (url === 'database') {
-    throw new Error(
-      'blob bytes in the database are not available in this version; use file:<folder> or s3://',
-    );
-  }
+  if (url === 'database') return { kind: 'database' };
   if (!/^s3:\/\//i.test(url))
-    throw new Error('expected file:<folder>, or s3://<bucket>[/<prefix>]?endpoint=…&region=…');
+    throw new Error('expected file:<folder>, s3://<bucket>[/<prefix>]?endpoint=…&region=…, or database');
   let parsed: URL;
   try {
     parsed = new URL(url);

@@ -93,6 +93,26 @@ export class BlobContent extends BlobContentSchema.class {}
 BlobContentSchema.setClass(BlobContent);
 
 /**
+ * The bytes of blobs when `BLOB_STORAGE_URL=database` (blob-chunks.ts): an object is the chunks of
+ * one address (a SHA-256, or `tmp/<random>` while its upload runs), each starting at `position`.
+ * Empty in every other configuration. `bytes` comes last, so that a scan of the other columns
+ * (the sweep) reads no chunk on SQLite, which keeps a row's columns in order.
+ */
+const BlobChunkSchema = defineEntity({
+  name: 'BlobChunk',
+  tableName: 'blob_chunks',
+  properties: {
+    address: p.string().length(64).primary(),
+    position: p.bigint('number').primary(),
+    /** Epoch milliseconds when its upload began, for the sweep of uploads that never finished. */
+    stagedAt: p.bigint('number'),
+    bytes: p.blob(),
+  },
+});
+export class BlobChunk extends BlobChunkSchema.class {}
+BlobChunkSchema.setClass(BlobChunk);
+
+/**
  * One row per key, kept after release so that `token` only ever grows. Times are
  * epoch milliseconds of the database's clock, never the gateway's: instances with
  * skewed clocks still agree on who holds a lease.
@@ -121,5 +141,6 @@ export const STORE_ENTITIES = [
   BuiltIndexSchema,
   BlobMetadataSchema,
   BlobContentSchema,
+  BlobChunkSchema,
   LeaseSchema,
 ];
