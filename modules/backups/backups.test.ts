@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { copyFile, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,11 +19,11 @@ import {
   createTestDatabase,
   startGateway,
   startTestBucket,
+  TEST_SECRET,
   TestClient,
-  type TestDatabase,
   type TestGateway,
 } from '../../test/harness.ts';
-import { runPortico } from '../../test/run-cli.ts';
+import { BIN, runPortico } from '../../test/run-cli.ts';
 
 const CONFIG = {
   collections: {
@@ -344,6 +346,49 @@ describe('portico restore into S3 storage', { timeout: 120_000 }, () => {
       await source.close();
       await target.drop();
       await bucket.s3.close();
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a backup killed with SIGKILL', { timeout: 120_000 }, () => {
+  it('leaves no archive under the target name', async () => {
+    const source = await startGateway({ config: { ...CONFIG, blobs: { maxBytes: 32 * 1024 * 1024 } } });
+    const folder = await mkdtemp(join(tmpdir(), 'portico-backups-kill-'));
+    try {
+      const admin = await bootstrapAdmin(source);
+      // Enough bytes that the backup is still writing when it is killed.
+      for (let i = 0; i < 4; i++) {
+        const response = await admin.request('/blobs', {
+          method: 'POST',
+          body: randomBytes(32 * 1024 * 1024),
+          headers: CSRF,
+        });
+        expect(response.status).toBe(201);
+      }
+      const file = join(folder, 'killed.tar');
+      const child = spawn(process.execPath, [BIN, 'backup', file], {
+        cwd: source.dataDir,
+        env: {
+          PATH: process.env.PATH ?? '',
+          PORTICO_SECRET: TEST_SECRET,
+          PORTICO_DATA_DIR: source.dataDir,
+          DATABASE_URL: source.databaseUrl,
+        },
+      });
+      const exited = once(child, 'exit');
+      // Killed once the archive is being written.
+      await expect
+        .poll(async () => (await readdir(folder)).some((name) => name.includes('.partial-')), {
+          timeout: 30_000,
+          interval: 5,
+        })
+        .toBe(true);
+      child.kill('SIGKILL');
+      await exited;
+      expect((await readdir(folder)).filter((name) => !name.includes('.partial-'))).toEqual([]);
+    } finally {
+      await source.close();
       await rm(folder, { recursive: true, force: true });
     }
   });
