@@ -315,6 +315,8 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
       await admin.getByText('Answering').waitFor();
       await admin.getByText(backend === 'sqlite' ? 'SQLite' : 'PostgreSQL', { exact: true }).waitFor();
       await admin.getByText('DATABASE_URL', { exact: true }).waitFor();
+      // No backup yet: the Backups line says how to take one.
+      await admin.getByText('None yet', { exact: true }).waitFor();
       // A switch asks first, says data is not copied, and can be undone.
       await admin.getByLabel('Store URL').fill('sqlite:console-store.sqlite');
       await admin.getByRole('button', { name: 'Switch', exact: true }).click();

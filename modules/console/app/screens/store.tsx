@@ -1,12 +1,13 @@
 import { useState } from 'preact/hooks';
 import {
+  LastBackupDocument,
   ReconnectStoreBackendDocument,
   ResetStoreBackendDocument,
   StoreBackendDocument,
   SwitchStoreBackendDocument,
 } from '../../../../client/index.ts';
 import { client } from '../api.ts';
-import { ConfirmButton, Heading, ProblemNote, Time, useAction, useLoad } from '../ui.tsx';
+import { ConfirmButton, formatBytes, Heading, ProblemNote, Time, useAction, useLoad } from '../ui.tsx';
 
 const KIND_NAMES = { SQLITE: 'SQLite', POSTGRES: 'PostgreSQL', REMOTE: 'Another Portico' } as const;
 
@@ -14,6 +15,7 @@ const KIND_NAMES = { SQLITE: 'SQLite', POSTGRES: 'PostgreSQL', REMOTE: 'Another 
 export function StoreScreen() {
   const loaded = useLoad(async () => (await client.query(StoreBackendDocument)).storeBackend, []);
   const store = loaded.data;
+  const lastBackup = useLoad(async () => (await client.query(LastBackupDocument)).lastBackup, []);
   const action = useAction();
   const [url, setUrl] = useState('');
   const [notice, setNotice] = useState('');
@@ -29,7 +31,13 @@ export function StoreScreen() {
         the system database, which keeps working while the store is away.
       </p>
       <p>
-        <button type="button" onClick={loaded.reload}>
+        <button
+          type="button"
+          onClick={() => {
+            loaded.reload();
+            lastBackup.reload();
+          }}
+        >
           Refresh
         </button>
       </p>
@@ -57,6 +65,10 @@ export function StoreScreen() {
           <dt>In use since</dt>
           <dd>
             <Time value={store.since} seconds />
+          </dd>
+          <dt>Backups</dt>
+          <dd>
+            <BackupLine backup={lastBackup.data} />
           </dd>
         </dl>
       ) : null}
@@ -130,6 +142,29 @@ export function StoreScreen() {
           />
         ) : null}
       </p>
+    </>
+  );
+}
+
+/** When the last `portico backup` ran and what it wrote; how to take one when none was. */
+function BackupLine({
+  backup,
+}: {
+  backup: { finishedAt: string; file: string; bytes: number; rows: number; blobs: number } | null | undefined;
+}) {
+  if (backup === undefined) return null;
+  if (backup === null) {
+    return (
+      <>
+        <span class="tag warn">None yet</span> Take one with <code>portico backup &lt;file&gt;</code> (it runs
+        while the gateway serves).
+      </>
+    );
+  }
+  return (
+    <>
+      Last taken <Time value={backup.finishedAt} />: {formatBytes(backup.bytes)}, {backup.rows} rows and{' '}
+      {backup.blobs} blob contents, in <code>{backup.file}</code>
     </>
   );
 }
