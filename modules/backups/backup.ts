@@ -73,6 +73,13 @@ export async function takeBackup(
     const showBytes = progress.bar('blob bytes', start.blobBytes, 'bytes');
     let rows = 0;
     let blobBytes = 0;
+    async function* counted(bytes: AsyncIterable<Uint8Array>) {
+      for await (const chunk of bytes) {
+        blobBytes += chunk.byteLength;
+        showBytes(blobBytes);
+        yield chunk;
+      }
+    }
 
     for (const shape of systemShapes) {
       for await (const page of system.rows(shape)) {
@@ -93,9 +100,7 @@ export async function takeBackup(
           const bytes = await storage.read(sha256);
           if (!bytes)
             throw new Error(`the blob storage has no bytes for content ${sha256}, which blobs reference`);
-          await writer.blob(sha256, size, bytes);
-          blobBytes += size;
-          showBytes(blobBytes);
+          await writer.blob(sha256, size, counted(bytes));
         }
       }
       await writer.rows('store', page.table, page.rows);

@@ -17,7 +17,11 @@ export function progressOn(stream: NodeJS.WriteStream = process.stderr): Progres
     bar(label, total, unit) {
       const amount = (value: number) =>
         unit === 'bytes' ? `${formatBytes(value)} of ${formatBytes(total)}` : `${value} of ${total} rows`;
-      const bar = bars.create(Math.max(total, 1), 0, { label: label.padEnd(12), amount: amount(0) });
+      // Nothing to do is done: a full bar, not an empty one.
+      const bar = bars.create(Math.max(total, 1), total === 0 ? 1 : 0, {
+        label: label.padEnd(12),
+        amount: amount(0),
+      });
       return (value) => bar.update(Math.min(value, Math.max(total, 1)), { amount: amount(value) });
     },
     stop: () => bars.stop(),
