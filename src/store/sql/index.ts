@@ -4,7 +4,15 @@ import type { Logger } from '../../logger.ts';
 import type { PubSub } from '../../pubsub.ts';
 import type { StoreAbout, StoreBackend } from '../backend.ts';
 import { DocumentChanges, pubSubEvents } from '../events.ts';
-import { collectContent, createBlob, deleteBlob, findBlob, findBlobs, listBlobs } from './blobs.ts';
+import {
+  collectContent,
+  createBlob,
+  deleteBlob,
+  findBlob,
+  findBlobs,
+  listBlobs,
+  unreferencedContents,
+} from './blobs.ts';
 import { countDocuments, deleteDocument, getDocument, queryDocuments, writeDocument } from './documents.ts';
 import { syncIndexes } from './index-builds.ts';
 import {
@@ -68,6 +76,7 @@ export function createSqlStore({ root, pubsub, log, about, problem }: SqlStoreOp
       create: async (blob, creation) => createBlob(fork(), blob, creation),
       delete: async (id, deletion) => deleteBlob(fork(), id, deletion),
       collect: async (content, drop) => collectContent(fork(), content, drop),
+      unreferenced: async (sha256s) => unreferencedContents(fork(), sha256s),
     },
     leases: {
       acquire: async (key, holder, ttlMs) => acquireLease(fork(), key, holder, ttlMs),
