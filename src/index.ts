@@ -85,6 +85,7 @@ export type {
   ByteRange,
   S3Location,
   StagedBlob,
+  StoredContent,
 } from './store/blob-storage.ts';
 export {
   BlobTooLarge,

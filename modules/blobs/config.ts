@@ -12,6 +12,12 @@ const blobs = z
     maxBytes: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(DEFAULT_MAX_BYTES),
     read: accessRule.default('owner'),
     write: accessRule.default(['blobs:write']),
+    sweepAfterSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 24 * 3600)
+      .default(3600),
     // Code, so only from portico.config.ts/.mjs; a JSON file keeps the filesystem driver.
     storage: z
       .custom<StorageFactory>(
@@ -28,6 +34,8 @@ export interface BlobSettings {
   maxBytes: number;
   read: AccessRule;
   write: AccessRule;
+  /** How old a temporary upload or unreferenced bytes must be before a sweep removes them. */
+  sweepAfterSeconds: number;
   storage?: StorageFactory;
 }
 
@@ -36,7 +44,7 @@ declare module '../../src/config.ts' {
     blobs: BlobSettings;
   }
   interface ConfigFile {
-    /** Uploaded files: size limit, who may read and write them, and (in code) the storage driver. */
+    /** Uploaded files: size limit, who may read and write them, the sweep's grace period and (in code) the storage driver. */
     blobs?: Partial<BlobSettings>;
   }
 }

@@ -43,7 +43,7 @@ describe.each(backends)('a storage driver from portico.config.ts, on %s', (backe
   afterAll(() => portico?.close());
 
   it('stores and serves through the configured driver, with the configured limit', async () => {
-    expect(calls()).toEqual(['sweep']);
+    expect(calls()).toEqual(['sweep', 'contents']);
     const stored = await admin.request('/blobs', {
       method: 'POST',
       body: 'through the driver',
@@ -51,7 +51,7 @@ describe.each(backends)('a storage driver from portico.config.ts, on %s', (backe
     });
     expect(stored.status).toBe(201);
     const { sha256, url } = (await stored.json()) as { sha256: string; url: string };
-    expect(calls()).toEqual(['sweep', 'stage', 'exists', 'commit']);
+    expect(calls()).toEqual(['sweep', 'contents', 'stage', 'exists', 'commit']);
     expect(await readdir(join(portico.dataDir, 'elsewhere', 'sha256', sha256.slice(0, 2)))).toEqual([sha256]);
     expect(await (await admin.request(url)).text()).toBe('through the driver');
     expect(calls().at(-1)).toBe('read');

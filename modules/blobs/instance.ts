@@ -1,8 +1,19 @@
-import type { BlobStorage, ModuleInstance, Runtime, StagedBlob } from '../../src/index.ts';
+import {
+  type BlobStorage,
+  every,
+  type ModuleInstance,
+  type Runtime,
+  type StagedBlob,
+  type StoredContent,
+} from '../../src/index.ts';
 import { storageAt } from './storage.ts';
 
 /** A staged upload no gateway has used after this long is dropped. */
 const SERVED_UPLOAD_TTL_MS = 60 * 60 * 1000;
+/** How often each instance sweeps bytes that no blob references, besides once at start. */
+const CONTENT_SWEEP_MS = 60 * 60 * 1000;
+/** Content addresses the store is asked about in one read. */
+const SWEEP_BATCH = 1000;
 
 /**
  * Uploads staged here for other gateways (the store protocol), by key, until they make them blobs
@@ -41,6 +52,8 @@ export class ServedUploads {
 export class BlobFiles implements ModuleInstance {
   readonly #runtime: Runtime;
   #storage: BlobStorage | undefined;
+  #contentSweep: ReturnType<typeof every> | undefined;
+  #stopping = false;
   readonly servedUploads = new ServedUploads(() => this.storage);
 
   constructor(runtime: Runtime) {
@@ -49,7 +62,7 @@ export class BlobFiles implements ModuleInstance {
 
   /**
    * Makes the driver (a `blobs.storage` factory in code, else BLOB_STORAGE_URL's: a folder, an
-   * S3 bucket or the store database) and sweeps leftover uploads.
+   * S3 bucket or the store database), sweeps leftover uploads, and starts the sweep of unreferenced bytes.
    */
   async start() {
     const { log } = this.#runtime;
@@ -57,11 +70,19 @@ export class BlobFiles implements ModuleInstance {
     // Storage that does not answer at start (a bucket away) must not keep the gateway from starting:
     // blob operations answer SERVICE_UNAVAILABLE meanwhile, and the next start sweeps.
     try {
-      const swept = await storage.sweep();
+      const swept = await storage.sweep(this.#sweepBefore());
       if (swept > 0) log.info({ swept }, 'removed temporary files of uploads that never finished');
     } catch (error) {
       log.warn({ err: error }, 'the blob storage could not be swept at start');
     }
+    this.#contentSweep = every(CONTENT_SWEEP_MS, () => this.#sweepContents(storage));
+    // In the background: listing a large bucket takes a while, and serving need not wait for it.
+    void this.#contentSweep.run();
+  }
+
+  async stop() {
+    this.#stopping = true;
+    await this.#contentSweep?.stop();
   }
 
   /** Makes the driver without sweeping: for commands (`portico backup`), which run without starting modules. */
@@ -79,5 +100,54 @@ export class BlobFiles implements ModuleInstance {
     if (held) return held;
     if (!this.#storage) throw new Error('The blobs module has not started');
     return this.#storage;
+  }
+
+  /** Only what is older than this is swept: no upload still running, or about to use its bytes, is that old. */
+  #sweepBefore() {
+    return new Date(Date.now() - this.#runtime.settings.blobs.sweepAfterSeconds * 1000);
+  }
+
+  /**
+   * Removes the bytes at content addresses that no blob references (a crash after they were placed
+   * and before their row was written, or a failed best-effort cleanup): the store is asked about a
+   * batch at a time, and each candidate goes under its content lock only if still unreferenced.
+   */
+  async #sweepContents(storage: BlobStorage) {
+    const { store, storeSwitch, log } = this.#runtime;
+    // An edge's bytes are the data server's, which sweeps them itself. An admin-chosen store does
+    // not know the blobs of DATABASE_URL's store, whose bytes share the driver: they must stay.
+    if (store.bytes || storeSwitch.chosen !== null) return;
+    try {
+      let collected = 0;
+      let batch: StoredContent[] = [];
+      for await (const content of storage.contents(this.#sweepBefore())) {
+        if (this.#stopping) break;
+        batch.push(content);
+        if (batch.length < SWEEP_BATCH) continue;
+        collected += await this.#collect(storage, batch);
+        batch = [];
+      }
+      collected += await this.#collect(storage, batch);
+      if (collected > 0) log.info({ collected }, 'removed stored bytes that no blob references');
+    } catch (error) {
+      log.warn({ err: error }, 'the sweep of unreferenced blob bytes failed');
+    }
+  }
+
+  /** Collects those of `batch` the store says no blob references; returns how many were dropped. */
+  async #collect(storage: BlobStorage, batch: StoredContent[]) {
+    if (batch.length === 0 || this.#stopping) return 0;
+    const { blobs } = this.#runtime.store;
+    const unreferenced = new Set(await blobs.unreferenced(batch.map((content) => content.sha256)));
+    let collected = 0;
+    for (const content of batch) {
+      if (this.#stopping) break;
+      if (!unreferenced.has(content.sha256)) continue;
+      await blobs.collect(content, async (sha256) => {
+        await storage.delete(sha256);
+        collected++;
+      });
+    }
+    return collected;
   }
 }

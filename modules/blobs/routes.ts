@@ -254,6 +254,7 @@ const blobCalls = {
   create: z.object({ blob: wireBlob, staged: stagedRef, fence: wireFence }),
   delete: z.object({ id: blobId, fence: wireFence }),
   collect: z.object({ sha256: sha256Hex, size: z.number().int().nonnegative() }),
+  unreferenced: z.object({ sha256s: z.array(sha256Hex).max(1000) }),
   staged: z.object({ staged: stagedRef }),
   exists: z.object({ sha256: sha256Hex }),
 };
@@ -380,6 +381,10 @@ async function blobCall(
       const content = await readCall(request, blobCalls.collect);
       await blobs.collect(content, (address) => files.storage.delete(address));
       return { collected: true };
+    }
+    case 'unreferenced': {
+      const { sha256s } = await readCall(request, blobCalls.unreferenced);
+      return blobs.unreferenced(sha256s);
     }
     case 'commit': {
       const args = await readCall(request, blobCalls.staged);

@@ -28,9 +28,6 @@ const PART_BYTES = 8 * 1024 * 1024;
 const PARTS_IN_FLIGHT = 2;
 /** S3 copies one object in one call up to this size; beyond, a multipart copy would be needed. */
 export const MAX_S3_BLOB_BYTES = 5 * 1024 * 1024 * 1024;
-// As the folder driver: far beyond the server's request timeout, no upload still runs this old.
-const STALE_TEMP_MS = 60 * 60 * 1000;
-
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const TEMP_NAME = /^\d+-[0-9a-f]{24}$/;
 
@@ -149,9 +146,9 @@ export function createS3Storage(
     async delete(sha256) {
       await send(() => client.send(new DeleteObjectCommand({ Bucket, Key: objectKey(sha256) })));
     },
-    async sweep() {
+    async sweep(olderThan) {
       const prefix = `${location.prefix}tmp/`;
-      const before = Date.now() - STALE_TEMP_MS;
+      const before = olderThan.getTime();
       let swept = 0;
       let token: string | undefined;
       do {
@@ -179,6 +176,23 @@ export function createS3Storage(
         swept++;
       }
       return swept;
+    },
+    // A page of the listing (up to 1000 keys) at a time.
+    async *contents(olderThan) {
+      const prefix = `${location.prefix}sha256/`;
+      let token: string | undefined;
+      do {
+        const listed = await send(() =>
+          client.send(new ListObjectsV2Command({ Bucket, Prefix: prefix, ContinuationToken: token })),
+        );
+        for (const object of listed.Contents ?? []) {
+          const sha256 = object.Key?.slice(prefix.length + 3) ?? '';
+          if (!SHA256_HEX.test(sha256) || object.Key !== objectKey(sha256)) continue;
+          if ((object.LastModified?.getTime() ?? Number.POSITIVE_INFINITY) >= olderThan.getTime()) continue;
+          yield { sha256, size: object.Size ?? 0 };
+        }
+        token = listed.IsTruncated ? listed.NextContinuationToken : undefined;
+      } while (token);
     },
   };
 }

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, readdir, readlink, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readlink, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -124,8 +124,46 @@ describe('the filesystem storage driver', () => {
     for (const file of Object.values(files)) await writeFile(join(temp, file), 'partial');
     const hoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
     await utimes(join(temp, files.liveButStale), hoursAgo, hoursAgo);
-    expect(await storage.sweep()).toBe(4);
+    expect(await storage.sweep(new Date(Date.now() - 60 * 60 * 1000))).toBe(4);
     expect(await readdir(temp)).toEqual([files.live]);
+  });
+
+  it('lists the content objects written before a time, with their sizes, and nothing else', async () => {
+    const store = async (bytes: Uint8Array) => {
+      const staged = await storage.stage(source([bytes]).stream, 1000);
+      await storage.commit(staged);
+      return staged.sha256;
+    };
+    const old = await store(Buffer.from('written hours ago'));
+    const young = await store(Buffer.from('just written'));
+    const hoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
+    await utimes(join(root, 'sha256', old.slice(0, 2), old), hoursAgo, hoursAgo);
+    // Neither content addresses nor in their shard: never listed, whatever their age.
+    await writeFile(join(root, 'sha256', old.slice(0, 2), 'notes.txt'), 'x');
+    const misplaced = sha256(Buffer.from('elsewhere'));
+    const wrongShard = misplaced.startsWith('00') ? 'ff' : '00';
+    await mkdir(join(root, 'sha256', wrongShard), { recursive: true });
+    await writeFile(join(root, 'sha256', wrongShard, misplaced), 'elsewhere');
+    for (const name of ['notes.txt', misplaced]) {
+      const path = join(root, 'sha256', name === misplaced ? wrongShard : old.slice(0, 2), name);
+      await utimes(path, hoursAgo, hoursAgo);
+    }
+    await storage.stage(source([Buffer.from('staged only')]).stream, 1000);
+
+    const listed = async (olderThan: Date) => {
+      const found = [];
+      for await (const content of storage.contents(olderThan)) found.push(content);
+      return found.sort((a, b) => a.sha256.localeCompare(b.sha256));
+    };
+    expect(await listed(new Date(Date.now() - 60 * 60 * 1000))).toEqual([
+      { sha256: old, size: 'written hours ago'.length },
+    ]);
+    expect(await listed(new Date(Date.now() + 1000))).toEqual(
+      [
+        { sha256: old, size: 'written hours ago'.length },
+        { sha256: young, size: 'just written'.length },
+      ].sort((a, b) => a.sha256.localeCompare(b.sha256)),
+    );
   });
 });
 

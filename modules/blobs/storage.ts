@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { access, type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { access, type FileHandle, mkdir, open, opendir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import {
@@ -28,8 +28,7 @@ const TEMP_NAME = /^(\d+)-[0-9a-f]{24}$/;
 const WRITE_BUFFER = 1024 * 1024;
 const READ_CHUNK = 1024 * 1024;
 const READ_AHEAD = 2;
-// Far beyond the server's request timeout: no upload can still be running in a file this old.
-const STALE_TEMP_MS = 60 * 60 * 1000;
+const SHARD = /^[0-9a-f]{2}$/;
 
 /**
  * The driver BLOB_STORAGE_URL names (HTTP.md, "Blob storage (v2)"): a folder, an S3-compatible
@@ -157,9 +156,8 @@ export async function createFsStorage(root: string): Promise<BlobStorage> {
       });
     },
 
-    async sweep() {
+    async sweep(olderThan) {
       let swept = 0;
-      const now = Date.now();
       for (const name of await readdir(temp)) {
         const match = TEMP_NAME.exec(name);
         const path = join(temp, name);
@@ -167,13 +165,32 @@ export async function createFsStorage(root: string): Promise<BlobStorage> {
           const pid = Number(match[1]);
           // At start nothing of this process is uploading yet: its own pid is a former process's.
           const running = pid !== process.pid && isRunning(pid);
-          const stale = now - (await stat(path)).mtimeMs > STALE_TEMP_MS;
+          const stale = (await stat(path)).mtimeMs < olderThan.getTime();
           if (running && !stale) continue;
         }
         await rm(path, { force: true, recursive: true });
         swept++;
       }
       return swept;
+    },
+
+    // Folders are read entry by entry (opendir), never listed whole.
+    async *contents(olderThan) {
+      for await (const shard of await opendir(objects)) {
+        if (!shard.isDirectory() || !SHARD.test(shard.name)) continue;
+        for await (const entry of await opendir(join(objects, shard.name))) {
+          if (!entry.isFile() || !SHA256_HEX.test(entry.name) || !entry.name.startsWith(shard.name)) continue;
+          let stats: Awaited<ReturnType<typeof stat>>;
+          try {
+            stats = await stat(join(objects, shard.name, entry.name));
+          } catch (error) {
+            // Removed meanwhile: its blob's last reference went.
+            if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+            throw error;
+          }
+          if (stats.mtimeMs < olderThan.getTime()) yield { sha256: entry.name, size: stats.size };
+        }
+      }
     },
   };
 }

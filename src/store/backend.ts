@@ -276,6 +276,11 @@ export interface BlobMetadataStore {
   delete(id: string, deletion: BlobDeletion): Promise<boolean>;
   /** Under the content's lock: when no blob references it, forgets it and drops its bytes (after a failed `create`). */
   collect(content: BlobContent, drop: (sha256: string) => Promise<void>): Promise<void>;
+  /**
+   * Those of `sha256s` (at most 1000) that no blob references now, in no particular order: the
+   * sweep's candidates in one read, each then `collect`ed under its lock, which decides.
+   */
+  unreferenced(sha256s: readonly string[]): Promise<string[]>;
 }
 
 // ---------------------------------------------------------------- leases

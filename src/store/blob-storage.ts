@@ -13,6 +13,12 @@ export interface StagedBlob {
   readonly key: string;
 }
 
+/** An object at a content address, as a driver lists it for the sweep of unreferenced bytes. */
+export interface StoredContent {
+  readonly sha256: string;
+  readonly size: number;
+}
+
 /** Inclusive byte offsets, as in `Content-Range`. */
 export interface ByteRange {
   start: number;
@@ -45,8 +51,16 @@ export interface BlobStorage {
   read(sha256: string, range?: ByteRange, signal?: AbortSignal): Promise<ReadableStream<Uint8Array> | null>;
   /** Removes the bytes at a content address (no error when there are none). */
   delete(sha256: string): Promise<void>;
-  /** Removes temporary objects of uploads that can no longer finish; returns how many. Run at start. */
-  sweep(): Promise<number>;
+  /**
+   * Removes temporary objects of uploads that can no longer finish (written before `olderThan`, or,
+   * where a driver can tell, by a process that is gone); returns how many.
+   */
+  sweep(olderThan: Date): Promise<number>;
+  /**
+   * The objects at content addresses last written before `olderThan`, a page at a time (memory
+   * stays bounded however many there are): candidates for the sweep of bytes no blob references.
+   */
+  contents(olderThan: Date): AsyncIterable<StoredContent>;
 }
 
 export class BlobTooLarge extends Error {

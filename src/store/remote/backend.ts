@@ -351,6 +351,7 @@ export class RemoteStore implements StoreBackend {
       collect: async (content) => {
         await call('/blobs/collect', { sha256: content.sha256, size: content.size });
       },
+      unreferenced: (sha256s) => call<string[]>('/blobs/unreferenced', { sha256s }),
     };
   }
 

@@ -76,7 +76,8 @@ export function remoteBytes(connection: RemoteConnection, notServing: () => stri
     // Bytes on a data server are dropped by it alone, under its lock, when its last blob referencing
     // them goes (`/blobs/delete`, `/blobs/collect`): a gateway never removes them directly.
     delete: async () => {},
-    // The data server sweeps its own temporary objects.
+    // The data server sweeps its own temporary objects and unreferenced bytes.
     sweep: async () => 0,
+    async *contents() {},
   };
 }

@@ -13,8 +13,8 @@ import { type BlobStorage, BlobTooLarge, UploadInterrupted } from '../blob-stora
 export const CHUNK_BYTES = 1024 * 1024;
 // Chunks a download fetches ahead of its reader.
 const READ_AHEAD = 2;
-// As the other drivers: far beyond the server's request timeout, no upload still runs this old.
-const STALE_TEMP_MS = 60 * 60 * 1000;
+// Content addresses a sweep asks the store about at a time.
+const CONTENTS_PAGE = 1000;
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** An upload in progress; never a content address (no `/` in hex). */
@@ -161,8 +161,8 @@ export function createDatabaseBlobStorage(database: Database | null): BlobStorag
       await drop(contentKey(sha256));
     },
 
-    async sweep() {
-      const before = Date.now() - STALE_TEMP_MS;
+    async sweep(olderThan) {
+      const before = olderThan.getTime();
       const stale = "address like 'tmp/%' and staged_at < ?";
       const [counted] = await selectRows<{ uploads: number | string }>(
         em(),
@@ -171,6 +171,25 @@ export function createDatabaseBlobStorage(database: Database | null): BlobStorag
       );
       await runStatement(em(), `delete from blob_chunks where ${stale}`, [before]);
       return Number(counted?.uploads ?? 0);
+    },
+
+    async *contents(olderThan) {
+      let after = '';
+      for (;;) {
+        // Keyset pages of the first chunks (an address's write time is its first chunk's).
+        const page = await selectRows<{ address: string; size: number | string }>(
+          em(),
+          `select first.address,
+            (select max(c.position + length(c.bytes)) from blob_chunks c where c.address = first.address) as size
+           from blob_chunks first
+           where first.position = 0 and first.address > ? and first.address not like 'tmp/%' and first.staged_at < ?
+           order by first.address limit ${CONTENTS_PAGE}`,
+          [after, olderThan.getTime()],
+        );
+        for (const row of page) yield { sha256: row.address, size: Number(row.size) };
+        if (page.length < CONTENTS_PAGE) return;
+        after = page.at(-1)!.address;
+      }
     },
   };
 }

@@ -59,6 +59,18 @@ export async function collectContent(em: Db, content: BlobContent, drop: (sha256
   });
 }
 
+/** Those of `sha256s` no blob references: one indexed read for the whole batch. */
+export async function unreferencedContents(em: Db, sha256s: readonly string[]): Promise<string[]> {
+  if (sha256s.length === 0) return [];
+  const referenced = await selectRows<{ sha256: string }>(
+    em,
+    `select distinct sha256 from blobs where sha256 in (${sha256s.map(() => '?').join(', ')})`,
+    sha256s,
+  );
+  const found = new Set(referenced.map((row) => row.sha256));
+  return sha256s.filter((sha256) => !found.has(sha256));
+}
+
 /**
  * Deletes a blob's row and, when it was the last reference, its bytes: one transaction under the
  * content lock, so a concurrent upload of the same bytes either finds them still referenced or

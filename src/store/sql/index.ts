@@ -5,7 +5,15 @@ import type { PubSub } from '../../pubsub.ts';
 import type { StoreAbout, StoreBackend } from '../backend.ts';
 import { DocumentChanges, pubSubEvents } from '../events.ts';
 import { sqlArchive } from './archive.ts';
-import { collectContent, createBlob, deleteBlob, findBlob, findBlobs, listBlobs } from './blobs.ts';
+import {
+  collectContent,
+  createBlob,
+  deleteBlob,
+  findBlob,
+  findBlobs,
+  listBlobs,
+  unreferencedContents,
+} from './blobs.ts';
 import { countDocuments, deleteDocument, getDocument, queryDocuments, writeDocument } from './documents.ts';
 import { syncIndexes } from './index-builds.ts';
 import {
@@ -69,6 +77,7 @@ export function createSqlStore({ root, pubsub, log, about, problem }: SqlStoreOp
       create: async (blob, creation) => createBlob(fork(), blob, creation),
       delete: async (id, deletion) => deleteBlob(fork(), id, deletion),
       collect: async (content, drop) => collectContent(fork(), content, drop),
+      unreferenced: async (sha256s) => unreferencedContents(fork(), sha256s),
     },
     leases: {
       acquire: async (key, holder, ttlMs) => acquireLease(fork(), key, holder, ttlMs),
