@@ -97,6 +97,7 @@ export type {
   DeclaredCollection,
   Namespace,
   Wire,
+  WireArchiveLine,
   WireCollection,
   WireEvent,
 } from './store/remote/protocol.ts';
@@ -106,6 +107,7 @@ export {
   EVENT_PING_MS,
   fromWireBlob,
   fromWireDocument,
+  STORE_ARCHIVE_SCOPE,
   STORE_PROTOCOL_PATH,
   STORE_SERVE_SCOPE,
   toWireBlob,
@@ -118,6 +120,7 @@ export {
   errorResponse,
   readCall,
   refusal,
+  wireErrorOf,
   wireFence,
   wireText,
   wireVersion,
