@@ -98,6 +98,7 @@ export type {
   DeclaredCollection,
   Namespace,
   Wire,
+  WireArchiveLine,
   WireCollection,
   WireEvent,
 } from './store/remote/protocol.ts';
@@ -107,6 +108,7 @@ export {
   EVENT_PING_MS,
   fromWireBlob,
   fromWireDocument,
+  STORE_ARCHIVE_SCOPE,
   STORE_PROTOCOL_PATH,
   STORE_SERVE_SCOPE,
   toWireBlob,
@@ -119,6 +121,7 @@ export {
   errorResponse,
   readCall,
   refusal,
+  wireErrorOf,
   wireFence,
   wireText,
   wireVersion,

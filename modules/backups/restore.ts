@@ -93,6 +93,7 @@ export async function restoreBackup(
       blobBytes += size;
     },
   });
+  await runtime.store.archive.loaded();
   for (const module of runtime.modules) await runtime.instances.of(module).prepareStore?.(runtime.store);
   return { summary, rows, blobs, blobBytes, durationMs: Date.now() - began };
 }

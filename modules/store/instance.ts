@@ -69,11 +69,14 @@ export class StoreAdmin implements ModuleInstance {
   /**
    * For commands, which run without starting modules: makes the store an admin chose current, as
    * the gateway would at start; throws when it cannot be opened (a command does not wait for it).
+   * DATABASE_URL's remote store serves only once a start has checked the data server: a command
+   * opens it anew, checked, as a reconnect does.
    */
   async useChosenStore() {
     const runtime = this.#runtime;
     const url = await readChoice(runtime.db.system.em.fork(), runtime.env);
     if (url !== runtime.storeSwitch.chosen) await runtime.storeSwitch.to(url);
+    else if (url === null && runtime.store.about.kind === 'remote') await runtime.storeSwitch.reconnect();
   }
 
   async state(): Promise<StoreState> {

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import {
+  ARCHIVED_STORE_TABLES,
+  type ArchivedStoreTable,
   answer,
   callerOf,
   collectionDifferences,
@@ -15,11 +17,17 @@ import {
   type RequestContext,
   type Route,
   readCall,
+  rowProblem,
+  STORE_ARCHIVE_SCOPE,
   STORE_PROTOCOL_PATH,
+  type StoreArchiveItem,
   type StoredDocument,
+  type TableRow,
   toWireCollection,
   toWireDocument,
+  type WireArchiveLine,
   type WireEvent,
+  wireErrorOf,
   wireFence,
   wireText,
   wireVersion,
@@ -121,6 +129,27 @@ const hello = z.object({
     .max(1000),
 });
 
+/** Archived rows a load takes in one call (the call's size limit applies too). */
+const MAX_LOADED_ROWS = 10_000;
+
+const archiveLoad = z.object({
+  table: z.enum(ARCHIVED_STORE_TABLES),
+  rows: z.array(z.record(z.string(), z.unknown())).max(MAX_LOADED_ROWS),
+});
+
+/**
+ * The archived columns that hold an owner or a lease holder, which the caller names in its own
+ * terms, and how long the caller's may be (its namespace prefix must fit the column too).
+ */
+const NAMESPACED: Partial<Record<ArchivedStoreTable, { column: string; limit: z.ZodType }>> = {
+  documents: { column: 'ownerId', limit: id.nullable() },
+  blobs: { column: 'ownerId', limit: id.nullable() },
+  leases: { column: 'holder', limit: lease.holder },
+};
+
+/** A snapshot's page goes out in lines of about this much JSON, so that no line grows with the page. */
+const ARCHIVE_LINE_BYTES = 1024 * 1024;
+
 /** The protocol's routes on this gateway. */
 export function storeProtocolRoutes(journal: EventJournal): Route[] {
   const path = (rest: string) => `${STORE_PROTOCOL_PATH}${rest}`;
@@ -155,6 +184,12 @@ export function storeProtocolRoutes(journal: EventJournal): Route[] {
       path: path('/leases/:call'),
       handler: (request, context, params) =>
         answer(context, (caller) => leaseCall(request, context, caller, params.call ?? '')),
+    },
+    {
+      method: 'POST',
+      path: path('/archive/:call'),
+      handler: (request, context, params) =>
+        answer(context, (caller) => archiveCall(request, context, caller, params.call ?? '')),
     },
     {
       method: 'GET',
@@ -415,4 +450,145 @@ function eventStream(request: Request, context: RequestContext, caller: Namespac
       'x-accel-buffering': 'no',
     },
   });
+}
+
+/**
+ * The store's archive (`portico backup` and `restore` of a gateway whose store this is): the whole
+ * store, every gateway's data, so the key needs the scope admin as well. Owners and holders go out
+ * and come in as in the caller's document reads and writes: its own without their namespace,
+ * others' as `~` digests (which a load then keeps in the caller's namespace).
+ */
+async function archiveCall(request: Request, context: RequestContext, caller: Namespace, call: string) {
+  if (!context.viewer.scopes.has(STORE_ARCHIVE_SCOPE)) {
+    throw new PorticoError(
+      'FORBIDDEN',
+      `The store's archive (all of its data) needs a key with the scope ${STORE_ARCHIVE_SCOPE}.`,
+      { scope: STORE_ARCHIVE_SCOPE },
+    );
+  }
+  const { runtime } = context;
+  const { archive } = runtime.store;
+  switch (call) {
+    case 'export':
+      return exportArchive(request, context, caller);
+    case 'shapes':
+      return { shapes: await archive.shapes() };
+    case 'empty':
+      return { empty: await archive.isEmpty() };
+    case 'clear':
+      await archive.clear();
+      return { cleared: true };
+    case 'load': {
+      const { table, rows } = await readCall(request, archiveLoad);
+      const shape = (await archive.shapes()).find((candidate) => candidate.table === table)!;
+      const namespaced = NAMESPACED[table];
+      rows.forEach((row, i) => {
+        const problem =
+          rowProblem(shape, row) ??
+          (namespaced && !namespaced.limit.safeParse(row[namespaced.column]).success
+            ? `column "${namespaced.column}" is too long or holds U+0000`
+            : null) ??
+          (table === 'documents' ? dataProblem(row.data) : null);
+        if (problem) throw new PorticoError('BAD_USER_INPUT', `Bad ${table} row ${i}: ${problem}.`);
+      });
+      await archive.load(
+        table,
+        namespaced
+          ? rows.map((row) => ({
+              ...row,
+              [namespaced.column]: caller.inward(row[namespaced.column] as string | null),
+            }))
+          : rows,
+      );
+      return { loaded: rows.length };
+    }
+    case 'loaded':
+      await archive.loaded();
+      // What a restore here would run next: the index builds of this server's declarations.
+      for (const module of runtime.modules) await runtime.instances.of(module).prepareStore?.(runtime.store);
+      return { built: true };
+    default:
+      throw new PorticoError('NOT_FOUND', `No store call archive/${call}.`);
+  }
+}
+
+/** Why a document row's `data` is no JSON object (the index builds read it), or null. */
+function dataProblem(data: unknown): string | null {
+  try {
+    const parsed: unknown = JSON.parse(data as string);
+    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) return null;
+  } catch {
+    // Said below.
+  }
+  return 'column "data" holds no JSON object';
+}
+
+/**
+ * The store's snapshot as NDJSON (WireArchiveLine), read from the snapshot only as fast as the
+ * caller takes it: the snapshot stays open while the caller copies blob bytes, and closes when the
+ * caller goes away. Opening it is the call's answer (a refusal keeps its status); a failure midway
+ * is an `error` line, and only a complete snapshot ends with `end`.
+ */
+async function exportArchive(request: Request, context: RequestContext, caller: Namespace) {
+  const items = context.runtime.store.archive.export()[Symbol.asyncIterator]();
+  let next: IteratorResult<StoreArchiveItem> | null = await items.next();
+  const encoder = new TextEncoder();
+  const close = () => void items.return?.().catch(() => {});
+  request.signal.addEventListener('abort', close, { once: true });
+  const body = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          const item = next ?? (await items.next());
+          next = null;
+          if (item.done) {
+            controller.enqueue(encoder.encode(lineOf({ kind: 'end' })));
+            controller.close();
+            return;
+          }
+          for (const line of archiveLines(caller, item.value)) controller.enqueue(encoder.encode(line));
+        } catch (error) {
+          controller.enqueue(
+            encoder.encode(lineOf({ kind: 'error', error: wireErrorOf(context, error).wire })),
+          );
+          controller.close();
+          close();
+        }
+      },
+      cancel: close,
+    },
+    // Nothing read ahead of the caller: the socket's own buffer is enough.
+    { highWaterMark: 0 },
+  );
+  return new Response(body, {
+    headers: { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' },
+  });
+}
+
+const lineOf = (line: WireArchiveLine) => `${JSON.stringify(line)}\n`;
+
+/** An item of the snapshot as lines, in the caller's terms: a page of rows split into lines of about ARCHIVE_LINE_BYTES. */
+function* archiveLines(caller: Namespace, item: StoreArchiveItem): Generator<string> {
+  if (item.kind === 'start') {
+    yield lineOf(item);
+    return;
+  }
+  const namespaced = NAMESPACED[item.table];
+  const outward = (row: TableRow) =>
+    namespaced
+      ? { ...row, [namespaced.column]: caller.outward(row[namespaced.column] as string | null) }
+      : row;
+  let rows: TableRow[] = [];
+  let bytes = 0;
+  for (const row of item.rows) {
+    const shown = outward(row);
+    // Measured as JSON text: a row of large documents weighs what it sends.
+    bytes += JSON.stringify(shown).length;
+    rows.push(shown);
+    if (bytes < ARCHIVE_LINE_BYTES) continue;
+    yield lineOf({ kind: 'rows', table: item.table, rows });
+    rows = [];
+    bytes = 0;
+  }
+  if (rows.length > 0) yield lineOf({ kind: 'rows', table: item.table, rows });
 }

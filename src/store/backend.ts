@@ -373,6 +373,14 @@ export interface StoreArchive {
   isEmpty(): Promise<boolean>;
   /** Removes every document with its index entries, every blob record and every lease (a forced restore). */
   clear(): Promise<void>;
-  /** Adds archived rows (a restore); `documents.prepare` builds their index entries afterwards. */
+  /**
+   * Adds archived rows (a restore), all or none; rows the store refuses (a duplicate key, a value
+   * too long for its column) are BAD_USER_INPUT. Their index entries are built afterwards.
+   */
   load(table: ArchivedStoreTable, rows: readonly TableRow[]): Promise<void>;
+  /**
+   * After the last `load`: a store whose index entries another server keeps (a remote store) has it
+   * build them now; on a SQL store, `documents.prepare`, which the restore runs next, builds them.
+   */
+  loaded(): Promise<void>;
 }

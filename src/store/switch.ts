@@ -223,6 +223,7 @@ function refusingBackend(
       isEmpty: refuse,
       clear: refuse,
       load: refuse,
+      loaded: refuse,
     },
   };
 }

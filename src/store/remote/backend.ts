@@ -9,11 +9,13 @@ import type {
   DocumentStore,
   LeaseStore,
   StoreAbout,
+  StoreArchive,
   StoreBackend,
   StoredDocument,
   WriteConditions,
 } from '../backend.ts';
 import type { BlobStorage } from '../blob-storage.ts';
+import { remoteArchive } from './archive.ts';
 import { remoteBytes } from './bytes.ts';
 import type { RemoteConnection } from './connection.ts';
 import type { RemoteEvents } from './events.ts';
@@ -74,6 +76,7 @@ export class RemoteStore implements StoreBackend {
   readonly leases: LeaseStore;
   readonly events: RemoteEvents;
   readonly bytes: BlobStorage;
+  readonly archive: StoreArchive;
   readonly #connection: RemoteConnection;
   /** Null while the store serves; else why it does not (not yet checked, or not answering at start). */
   #notServing: string | null;
@@ -99,6 +102,7 @@ export class RemoteStore implements StoreBackend {
     this.blobs = this.#blobs(call);
     this.leases = this.#leases(call);
     this.bytes = remoteBytes(connection, () => this.#notServing);
+    this.archive = remoteArchive(connection, () => this.#notServing);
   }
 
   /**

@@ -5,7 +5,7 @@ import { PorticoError, serviceUnavailable } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import { GATEWAY_HEADER } from './identity.ts';
 import { type KeyOptions, obtainKey, type RemoteKey } from './key.ts';
-import { STORE_PROTOCOL_PATH, type WireError } from './protocol.ts';
+import { STORE_ARCHIVE_SCOPE, STORE_PROTOCOL_PATH, type WireError } from './protocol.ts';
 
 /** A call the data server has not answered in this long answers SERVICE_UNAVAILABLE. */
 const CALL_TIMEOUT_MS = 30_000;
@@ -97,7 +97,9 @@ export class RemoteConnection {
     }
     const status = response.statusCode ?? 0;
     if (status === 403) {
-      response.resume();
+      const refused = await refusalOf(response);
+      // The archive calls need more than the protocol: refusing them leaves the store usable.
+      if (refused.extensions.scope === STORE_ARCHIVE_SCOPE) throw refused;
       throw this.#refused(`the data server's key lacks the scope store:serve (403)`);
     }
     if (status >= 200 && status < 400) {
@@ -204,7 +206,12 @@ async function refusalOf(response: IncomingMessage): Promise<PorticoError> {
   } catch {
     // Not JSON: a proxy's page, or a server that does not speak the protocol.
   }
-  if (status === 503 || !body?.code || status >= 500) {
+  return errorOfWire(status, body);
+}
+
+/** The contract's error a data server's refusal (or a stream's `error` line) carries; an outage is SERVICE_UNAVAILABLE. */
+export function errorOfWire(status: number, body: Partial<WireError> | null): PorticoError {
+  if (status === 503 || !body?.code || status >= 500 || body.code === 'SERVICE_UNAVAILABLE') {
     return serviceUnavailable(
       `The store does not answer: ${body?.message ?? `the data server answered ${status}`}`,
     );

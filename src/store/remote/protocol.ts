@@ -4,6 +4,7 @@ import type {
   DocumentBody,
   DocumentChange,
   LeaseRecord,
+  StoreArchiveItem,
   StoreCollection,
   StoredDocument,
 } from '../backend.ts';
@@ -147,6 +148,21 @@ export type WireEvent =
 
 /** How often the event stream sends a ping; a client that hears nothing for three of them reconnects. */
 export const EVENT_PING_MS = 10_000;
+
+/**
+ * The scope a key needs for the archive calls (`/store/v1/archive/…`, `portico backup` and
+ * `restore` of a gateway whose store is remote) on top of the protocol's: they read or replace the
+ * whole store, every gateway's data.
+ */
+export const STORE_ARCHIVE_SCOPE = 'admin';
+
+/**
+ * One line of a store's snapshot (`POST /store/v1/archive/export`, NDJSON): the items of
+ * `StoreArchive.export` with owners and holders in the caller's terms, a page of rows split over
+ * lines that stay small, then `end`, which tells a complete snapshot from a cut connection; or
+ * `error` when the snapshot failed midway.
+ */
+export type WireArchiveLine = StoreArchiveItem | { kind: 'end' } | { kind: 'error'; error: WireError };
 
 // ---------------------------------------------------------------- namespaces
 

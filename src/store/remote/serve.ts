@@ -130,15 +130,30 @@ const STATUS: Partial<Record<string, number>> = {
 
 /** A refusal as the protocol answers it; an outage is 503, anything else a bug, logged, 500. */
 export function errorResponse(context: RequestContext, error: unknown): Response {
+  const { status, wire } = wireErrorOf(context, error);
+  return refusal(status, wire);
+}
+
+/** An error as the protocol carries it, with its status (for a refusal, or a line of a stream already begun). */
+export function wireErrorOf(context: RequestContext, error: unknown): { status: number; wire: WireError } {
   if (error instanceof PorticoError) {
     const { code: _code, http: _http, ...extensions } = error.extensions;
-    return refusal(STATUS[error.code] ?? 400, { code: error.code, message: error.message, extensions });
+    return {
+      status: STATUS[error.code] ?? 400,
+      wire: { code: error.code, message: error.message, extensions },
+    };
   }
   if (isDatabaseUnavailable(error)) {
-    return refusal(503, { code: 'SERVICE_UNAVAILABLE', message: "The data server's store does not answer." });
+    return {
+      status: 503,
+      wire: { code: 'SERVICE_UNAVAILABLE', message: "The data server's store does not answer." },
+    };
   }
   context.log.error({ err: error }, 'a store protocol call failed');
-  return refusal(500, { code: 'INTERNAL_SERVER_ERROR', message: 'The data server failed; see its log.' });
+  return {
+    status: 500,
+    wire: { code: 'INTERNAL_SERVER_ERROR', message: 'The data server failed; see its log.' },
+  };
 }
 
 export const refusal = (status: number, error: WireError) => Response.json(error, { status });

@@ -1,4 +1,6 @@
+import { DriverException } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
+import { isDatabaseUnavailable, PorticoError } from '../../errors.ts';
 import {
   anyRows,
   emptyTables,
@@ -54,7 +56,19 @@ export function sqlArchive(fork: () => SqlEntityManager): StoreArchive {
     async load(table: ArchivedStoreTable, rows: readonly TableRow[]) {
       const em = fork();
       const shape: TableShape = shapesOf(em).archived.find((candidate) => candidate.table === table)!;
-      await em.transactional((tx) => insertRows(tx, shape, rows));
+      try {
+        await em.transactional((tx) => insertRows(tx, shape, rows));
+      } catch (error) {
+        // The archive's fault (a duplicate key, a value too long for its column), not the database's.
+        if (error instanceof DriverException && !isDatabaseUnavailable(error)) {
+          // The ORM's message starts with the statement, every row's values in it: the database's reason only.
+          const reason = error.message.split(' - ').at(-1);
+          throw new PorticoError('BAD_USER_INPUT', `The ${table} rows do not fit the store: ${reason}`);
+        }
+        throw error;
+      }
     },
+    // `documents.prepare`, which the restore runs next, builds the index entries.
+    loaded: async () => {},
   };
 }
