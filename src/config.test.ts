@@ -130,6 +130,7 @@ export default defineConfig({ signup: 'open', modules: [hello] });\n`,
       'collections',
       'blobs',
       'store',
+      'backups',
       'console',
       'hello',
     ]);
