@@ -136,6 +136,7 @@ export {
   rowProblem,
   systemTableShapes,
   tableShapes,
+  tablesWithRows,
 } from './tables.ts';
 export type { Clock } from './timers.ts';
 export { every } from './timers.ts';

@@ -266,11 +266,17 @@ export async function insertRows(em: SqlEntityManager, shape: TableShape, rows: 
 
 /** Whether any of the tables holds a row. */
 export async function anyRows(em: SqlEntityManager, shapes: readonly TableShape[]): Promise<boolean> {
+  return (await tablesWithRows(em, shapes)).length > 0;
+}
+
+/** The tables that hold a row, by name. */
+export async function tablesWithRows(em: SqlEntityManager, shapes: readonly TableShape[]): Promise<string[]> {
+  const found: string[] = [];
   for (const shape of shapes) {
     const rows = await em.getConnection().execute<unknown[]>(`SELECT 1 FROM ${quote(shape.table)} LIMIT 1`);
-    if (rows.length > 0) return true;
+    if (rows.length > 0) found.push(shape.table);
   }
-  return false;
+  return found;
 }
 
 /** Empties the tables (in the EntityManager's transaction if it has one). */

@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { isDatabaseUnavailable, type ModuleCommand } from '../../src/index.ts';
 import { ArchiveProblem, readArchive } from './archive.ts';
@@ -91,7 +92,7 @@ export const backupCommands: Record<string, ModuleCommand<Backups>> = {
       if (!parsed) return 2;
       const began = Date.now();
       return withProgress(async (progress) => {
-        const { size } = await import('node:fs/promises').then(({ stat }) => stat(parsed.file));
+        const { size } = await stat(parsed.file);
         const summary = await readArchive(parsed.file, { progress: progress.bar('checking', size, 'bytes') });
         const rows = Object.values(summary.manifest.rows).reduce((sum, count) => sum + count, 0);
         const { system, store, blobStorage } = summary.header.source;

@@ -1,12 +1,13 @@
+import { stat } from 'node:fs/promises';
 import {
   type ArchivedStoreTable,
-  anyRows,
   type BlobStorage,
   emptyTables,
   insertRows,
   type Runtime,
   systemTableShapes,
   type TableShape,
+  tablesWithRows,
 } from '../../src/index.ts';
 import { ArchiveProblem, type ArchiveSummary, readArchive } from './archive.ts';
 import type { Progress } from './progress.ts';
@@ -42,31 +43,34 @@ export async function restoreBackup(
   progress: Progress,
 ): Promise<Restored> {
   const began = Date.now();
-  const { size } = await import('node:fs/promises').then(({ stat }) => stat(file)).catch(() => ({ size: 0 }));
+  const { size } = await stat(file).catch(() => ({ size: 0 }));
   const showChecked = progress.bar('checking', size, 'bytes');
   const summary = await readArchive(file, { progress: showChecked });
 
   const system = runtime.db.system.em;
-  const systemShapes = matchShapes('system', summary.header.tables.system, systemTableShapes(runtime.db));
+  const targetShapes = systemTableShapes(runtime.db);
+  const systemShapes = matchShapes('system', summary.header.tables.system, targetShapes);
   matchShapes('store', summary.header.tables.store, await runtime.store.archive.shapes());
   if (!force) {
-    if (
-      await anyRows(
-        system.fork(),
-        [...systemShapes.values()].filter((shape) => shape.table !== 'gateway_identity'),
-      )
-    )
+    // The gateway id is made by any command that reaches a data server: it is not data.
+    const holding = await tablesWithRows(
+      system.fork(),
+      targetShapes.filter((shape) => shape.table !== 'gateway_identity'),
+    );
+    if (holding.length > 0) {
       throw new RestoreRefused(
-        'the system database is not empty: restore into an empty deployment, or pass --force to replace what it holds',
+        `the system database is not empty (${holding.join(', ')} hold rows): restore into an empty deployment, or pass --force to replace what it holds`,
       );
-    if (!(await runtime.store.archive.isEmpty()))
+    }
+    if (!(await runtime.store.archive.isEmpty())) {
       throw new RestoreRefused(
         'the store is not empty: restore into an empty deployment, or pass --force to replace what it holds',
       );
+    }
   }
 
   const showRestored = progress.bar('restoring', size, 'bytes');
-  await system.fork().transactional((tx) => emptyTables(tx, systemTableShapes(runtime.db)));
+  await system.fork().transactional((tx) => emptyTables(tx, targetShapes));
   await runtime.store.archive.clear();
   let rows = 0;
   let blobs = 0;
