@@ -11,18 +11,15 @@
  * the size free). Exits non-zero when a transfer fails or its bytes differ.
  */
 import type { ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, rm, statfs } from 'node:fs/promises';
-import { request } from 'node:http';
+import { rmSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, statfs } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { type BucketLocationConstraint, CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { type S3Server, startS3Server } from '../test/s3/server.ts';
 import { cpuMs, firstAdminCookie, graphql, positive, runBenchmark, startPortico } from './portico.ts';
+import { downloadFile, MIB, makeSource, sha256File, uploadFile } from './transfers.ts';
 
-const MIB = 1024 * 1024;
 const SIZE = positive('BENCH_BLOB_MIB', 1024) * MIB;
 const ROUNDS = positive('BENCH_BLOB_ROUNDS', 3);
 const BASE_DIR = process.env.BENCH_BLOB_DIR ?? tmpdir();
@@ -70,77 +67,6 @@ async function peakRss<T>(pid: number, work: () => Promise<T>) {
     sampling = false;
     await sampler;
   }
-}
-
-const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
-
-async function uploadFile(url: string, key: string, source: string) {
-  const start = process.hrtime.bigint();
-  const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const upload = request(`${url}/blobs?filename=bench.bin`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${key}`,
-        'content-type': 'application/octet-stream',
-        'content-length': String(SIZE),
-      },
-    });
-    upload.on('response', async (response) => {
-      let body = '';
-      for await (const chunk of response) body += chunk;
-      resolve({ status: response.statusCode!, body });
-    });
-    upload.on('error', reject);
-    pipeline(createReadStream(source, { highWaterMark: MIB }), upload).catch(reject);
-  });
-  const elapsed = seconds(start);
-  if (answer.status !== 201) throw new Error(`upload: HTTP ${answer.status} ${answer.body}`);
-  return {
-    elapsed,
-    blob: JSON.parse(answer.body) as { id: string; sha256: string; size: number; url: string },
-  };
-}
-
-/** GET into a file, fsynced (as bench/blobs.ts does). */
-async function downloadFile(url: string, key: string, path: string, target: string) {
-  const start = process.hrtime.bigint();
-  await new Promise<void>((resolve, reject) => {
-    request(`${url}${path}`, { headers: { authorization: `Bearer ${key}` } }, (response) => {
-      if (response.statusCode !== 200) {
-        reject(new Error(`download: HTTP ${response.statusCode}`));
-        response.resume();
-        return;
-      }
-      pipeline(response, createWriteStream(target, { flush: true })).then(resolve, reject);
-    })
-      .on('error', reject)
-      .end();
-  });
-  return seconds(start);
-}
-
-async function sha256File(path: string) {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: MIB })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-/** Incompressible bytes: a 64 MiB random block, repeated. */
-async function makeSource(path: string) {
-  const block = randomBytes(Math.min(SIZE, 64 * MIB));
-  const hash = createHash('sha256');
-  const file = await open(path, 'w');
-  try {
-    for (let written = 0; written < SIZE; written += block.length) {
-      const part = block.subarray(0, Math.min(block.length, SIZE - written));
-      await file.write(part);
-      hash.update(part);
-    }
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  return hash.digest('hex');
 }
 
 /** The environment that points a gateway at a fresh bucket of a test S3 server under `dir`. */
@@ -200,7 +126,7 @@ async function rounds(storage: 'folder' | 'S3', source: string, expected: string
   console.log(`${storage}: gateway RSS at rest ${mib(Number(atRest) * 1024)}`);
   const results: Round[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
-    const up = await peakRss(child.pid!, () => uploadFile(url, key, source));
+    const up = await peakRss(child.pid!, () => uploadFile(url, key, source, SIZE));
     if (up.result.blob.sha256 !== expected || up.result.blob.size !== SIZE) {
       throw new Error(`upload stored other bytes: ${JSON.stringify(up.result.blob)}`);
     }
@@ -252,7 +178,7 @@ async function main() {
     `Blob storage benchmark: Node ${process.version}, ${cpus().length} cores, ${SIZE / MIB} MiB, ${ROUNDS} rounds each\n`,
   );
   const source = join(workDir, 'source.bin');
-  const expected = await makeSource(source);
+  const expected = await makeSource(source, SIZE);
   const figures = [];
   for (const storage of ['folder', 'S3'] as const)
     figures.push([storage, await rounds(storage, source, expected)] as const);

@@ -12,17 +12,15 @@
  * fails or its bytes differ; a missed goal is reported but does not fail the run.
  */
 import type { ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createReadStream, createWriteStream, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, rm, statfs } from 'node:fs/promises';
-import { request } from 'node:http';
+import { mkdir, mkdtemp, readFile, rm, statfs } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { firstAdminCookie, startPortico } from './portico.ts';
+import { downloadFile, MIB, makeSource, seconds, sha256File, uploadFile } from './transfers.ts';
 
-const MIB = 1024 * 1024;
 const SIZE = positive('BENCH_BLOB_MIB', 1024) * MIB;
 const ROUNDS = positive('BENCH_BLOB_ROUNDS', 3);
 const BASE_DIR = process.env.BENCH_BLOB_DIR ?? tmpdir();
@@ -98,8 +96,6 @@ async function withRss<T>(pid: number, work: () => Promise<T>) {
 
 // ---------------------------------------------------------------- transfers
 
-const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
-
 /** The floor: the same bytes copied file to file by Node streams, fsynced. */
 async function floorCopy(source: string, target: string) {
   const start = process.hrtime.bigint();
@@ -108,75 +104,6 @@ async function floorCopy(source: string, target: string) {
     createWriteStream(target, { flush: true }),
   );
   return seconds(start);
-}
-
-async function uploadFile(url: string, key: string, source: string) {
-  const start = process.hrtime.bigint();
-  const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const upload = request(`${url}/blobs?filename=bench.bin`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${key}`,
-        'content-type': 'application/octet-stream',
-        'content-length': String(SIZE),
-      },
-    });
-    upload.on('response', async (response) => {
-      let body = '';
-      for await (const chunk of response) body += chunk;
-      resolve({ status: response.statusCode!, body });
-    });
-    upload.on('error', reject);
-    pipeline(createReadStream(source, { highWaterMark: MIB }), upload).catch(reject);
-  });
-  const elapsed = seconds(start);
-  if (answer.status !== 201) throw new Error(`upload: HTTP ${answer.status} ${answer.body}`);
-  return {
-    elapsed,
-    blob: JSON.parse(answer.body) as { id: string; sha256: string; size: number; url: string },
-  };
-}
-
-/** GET into a file, fsynced, like the floor's target. */
-async function downloadFile(url: string, key: string, path: string, target: string) {
-  const start = process.hrtime.bigint();
-  await new Promise<void>((resolve, reject) => {
-    request(`${url}${path}`, { headers: { authorization: `Bearer ${key}` } }, (response) => {
-      if (response.statusCode !== 200) {
-        reject(new Error(`download: HTTP ${response.statusCode}`));
-        response.resume();
-        return;
-      }
-      pipeline(response, createWriteStream(target, { flush: true })).then(resolve, reject);
-    })
-      .on('error', reject)
-      .end();
-  });
-  return seconds(start);
-}
-
-async function sha256File(path: string) {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: MIB })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-/** 1 GiB of incompressible bytes: a 64 MiB random block, repeated. */
-async function makeSource(path: string) {
-  const block = randomBytes(Math.min(SIZE, 64 * MIB));
-  const hash = createHash('sha256');
-  const file = await open(path, 'w');
-  try {
-    for (let written = 0; written < SIZE; written += block.length) {
-      const part = block.subarray(0, Math.min(block.length, SIZE - written));
-      await file.write(part);
-      hash.update(part);
-    }
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  return hash.digest('hex');
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
@@ -195,7 +122,7 @@ async function main(): Promise<number> {
     `Blob benchmark: Node ${process.version}, ${cpus().length} cores, ${SIZE / MIB} MiB, ${ROUNDS} rounds (medians), ` +
       `store ${DATABASE_URL ? new URL(DATABASE_URL).protocol.replace(':', '') : 'sqlite'}, bytes in ${STORAGE}\n`,
   );
-  const expected = await makeSource(source);
+  const expected = await makeSource(source, SIZE);
   const dataDir = join(workDir, 'portico');
   await mkdir(dataDir);
   const env = {
@@ -216,7 +143,7 @@ async function main(): Promise<number> {
   for (let round = 1; round <= ROUNDS; round++) {
     floors.push(await floorCopy(source, copy));
     await rm(copy);
-    const up = await withRss(pid, () => uploadFile(url, key, source));
+    const up = await withRss(pid, () => uploadFile(url, key, source, SIZE));
     if (up.result.blob.sha256 !== expected || up.result.blob.size !== SIZE) {
       throw new Error(`upload stored other bytes: ${JSON.stringify(up.result.blob)}`);
     }
