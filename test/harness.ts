@@ -134,6 +134,25 @@ export async function createTestDatabase(
   };
 }
 
+/** Runs statements on the PostgreSQL server as its administrator (in its own `postgres` database). */
+export async function asServerAdmin(...statements: string[]) {
+  const admin = new pg.Client({ connectionString: postgresUrl });
+  await admin.connect();
+  try {
+    for (const statement of statements) await admin.query(statement);
+  } finally {
+    await admin.end();
+  }
+}
+
+/** `POST /blobs` of raw bytes with the client's cookie and the CSRF header; the response as it is. */
+export const postBlob = (client: TestClient, bytes: Uint8Array<ArrayBuffer>) =>
+  client.request('/blobs', {
+    method: 'POST',
+    headers: { 'x-portico-csrf': '1', 'content-type': 'application/octet-stream' },
+    body: bytes,
+  });
+
 export interface LogLine {
   level: number;
   msg: string;

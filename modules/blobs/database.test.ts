@@ -2,16 +2,17 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlobsDocument, DeleteBlobDocument, LogInDocument } from '../../client/index.ts';
 import { selectRows } from '../../src/index.ts';
 import { CHUNK_BYTES } from '../../src/store/sql/blob-chunks.ts';
 import {
   ADMIN,
+  asServerAdmin,
   backends,
   bootstrapAdmin,
   createTestDatabase,
+  postBlob,
   startGateway,
   type TestClient,
   type TestDatabase,
@@ -20,23 +21,6 @@ import {
 
 const CONFIG = { blobs: { maxBytes: 32 * 1024 * 1024 } };
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-
-const upload = async (client: TestClient, bytes: Uint8Array<ArrayBuffer>) =>
-  client.request('/blobs', {
-    method: 'POST',
-    headers: { 'x-portico-csrf': '1', 'content-type': 'application/octet-stream' },
-    body: bytes,
-  });
-
-async function asServerAdmin(...statements: string[]) {
-  const admin = new pg.Client({ connectionString: process.env.PORTICO_TEST_POSTGRES_URL });
-  await admin.connect();
-  try {
-    for (const statement of statements) await admin.query(statement);
-  } finally {
-    await admin.end();
-  }
-}
 
 // The store has a database of its own, so that it can go away while sign-ins (the system
 // database) still work and the blob storage is what answers.
@@ -94,7 +78,7 @@ describe.runIf(backends.includes('postgres'))(
 
     it("serve each other's blobs, ranges across chunks included, and a delete on one is seen by the other", async () => {
       const bytes = randomBytes(3 * CHUNK_BYTES + 5);
-      const created = await upload(onFirst, bytes);
+      const created = await postBlob(onFirst, bytes);
       expect(created.status, await created.clone().text()).toBe(201);
       const blob = (await created.json()) as { id: string; url: string; sha256: string };
       expect(blob.sha256).toBe(sha256(bytes));
@@ -117,7 +101,7 @@ describe.runIf(backends.includes('postgres'))(
 
       // Exactly two chunks: the last byte is the last of a full chunk.
       const even = randomBytes(2 * CHUNK_BYTES);
-      const evenBlob = (await (await upload(onSecond, even)).json()) as { url: string; sha256: string };
+      const evenBlob = (await (await postBlob(onSecond, even)).json()) as { url: string; sha256: string };
       const tail = await onFirst.request(evenBlob.url, { headers: { range: 'bytes=-3' } });
       expect(Buffer.from(await tail.arrayBuffer()).equals(even.subarray(-3))).toBe(true);
       expect(sha256(new Uint8Array(await (await onFirst.request(evenBlob.url)).arrayBuffer()))).toBe(
@@ -130,7 +114,7 @@ describe.runIf(backends.includes('postgres'))(
     }, 30_000);
 
     it('answers 503 while the store database is away, stores nothing, and serves again once it is back', async () => {
-      const kept = await upload(onFirst, randomBytes(1000));
+      const kept = await postBlob(onFirst, randomBytes(1000));
       expect(kept.status).toBe(201);
       const { url } = (await kept.json()) as { url: string };
       const before = await chunks();
@@ -142,7 +126,7 @@ describe.runIf(backends.includes('postgres'))(
         `alter database ${name} allow_connections false`,
         `select pg_terminate_backend(pid) from pg_stat_activity where datname = '${name}' and pid <> pg_backend_pid()`,
       );
-      const refused = await upload(onFirst, randomBytes(1000));
+      const refused = await postBlob(onFirst, randomBytes(1000));
       expect(refused.status).toBe(503);
       expect(await refused.json()).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
       const unreadable = await onSecond.request(url);
@@ -152,7 +136,7 @@ describe.runIf(backends.includes('postgres'))(
       await expect.poll(async () => (await onSecond.request(url)).status, { timeout: 15_000 }).toBe(200);
       expect(await rows()).toBe(listed);
       expect(await chunks()).toEqual(before);
-      const again = await upload(onSecond, randomBytes(1000));
+      const again = await postBlob(onSecond, randomBytes(1000));
       expect(again.status).toBe(201);
       // Nothing logged as an error but the outage itself (src/outages.ts): no request failed as a bug.
       for (const gateway of [first, second]) {
@@ -170,7 +154,7 @@ describe.each(backends)('blob bytes in the store database on %s', (backend) => {
     const portico = await startGateway({ backend, blobStorage: 'database', config: CONFIG });
     const bytes = randomBytes(CHUNK_BYTES + 1);
     const admin = await bootstrapAdmin(portico);
-    const created = (await (await upload(admin, bytes)).json()) as { url: string };
+    const created = (await (await postBlob(admin, bytes)).json()) as { url: string };
     // What a crash leaves: an upload's chunks under a temporary address.
     const leftover = (address: string, stagedAt: number) =>
       selectRows(

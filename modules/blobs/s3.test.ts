@@ -8,6 +8,7 @@ import {
   ADMIN,
   backends,
   bootstrapAdmin,
+  postBlob,
   startGateway,
   startTestBucket,
   type TestClient,
@@ -17,13 +18,6 @@ import type { S3Server } from '../../test/s3/server.ts';
 
 const CONFIG = { blobs: { maxBytes: 32 * 1024 * 1024 } };
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-
-const upload = async (client: TestClient, bytes: Uint8Array<ArrayBuffer>) =>
-  client.request('/blobs', {
-    method: 'POST',
-    headers: { 'x-portico-csrf': '1', 'content-type': 'application/octet-stream' },
-    body: bytes,
-  });
 
 describe.runIf(backends.includes('postgres'))('two instances, separate disks, one bucket', () => {
   let s3: S3Server;
@@ -61,7 +55,7 @@ describe.runIf(backends.includes('postgres'))('two instances, separate disks, on
   it("serve each other's blobs, ranges included, and a delete on one is seen by the other", async () => {
     // Past one multipart part (8 MiB), so the upload is multipart.
     const bytes = randomBytes(12 * 1024 * 1024 + 5);
-    const created = await upload(onFirst, bytes);
+    const created = await postBlob(onFirst, bytes);
     expect(created.status, await created.clone().text()).toBe(201);
     const blob = (await created.json()) as { id: string; url: string; sha256: string };
     expect(blob.sha256).toBe(sha256(bytes));
@@ -78,14 +72,14 @@ describe.runIf(backends.includes('postgres'))('two instances, separate disks, on
   }, 30_000);
 
   it('answers 503 while the bucket is away, stores nothing, and serves again once it is back', async () => {
-    const kept = await upload(onFirst, randomBytes(1000));
+    const kept = await postBlob(onFirst, randomBytes(1000));
     expect(kept.status).toBe(201);
     const { url } = (await kept.json()) as { url: string };
 
     const rows = async () => (await onFirst.gql(BlobsDocument, { first: 100 })).data?.blobs.edges.length;
     const before = await rows();
     await s3.stop();
-    const refused = await upload(onFirst, randomBytes(1000));
+    const refused = await postBlob(onFirst, randomBytes(1000));
     expect(refused.status).toBe(503);
     expect(await refused.json()).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
     const unreadable = await onSecond.request(url);
@@ -93,7 +87,7 @@ describe.runIf(backends.includes('postgres'))('two instances, separate disks, on
 
     await s3.start();
     expect(await rows()).toBe(before);
-    const again = await upload(onSecond, randomBytes(1000));
+    const again = await postBlob(onSecond, randomBytes(1000));
     expect(again.status).toBe(201);
     expect((await onFirst.request(url)).status).toBe(200);
   }, 30_000);
@@ -107,7 +101,7 @@ describe('a bucket that refuses the key', () => {
     });
     try {
       const admin = await bootstrapAdmin(portico);
-      const refused = await upload(admin, randomBytes(100));
+      const refused = await postBlob(admin, randomBytes(100));
       expect(refused.status).toBe(503);
       expect(await refused.json()).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
       expect(portico.logs.some((line) => line.level >= 50 && /refuses the credentials/.test(line.msg))).toBe(

@@ -1,7 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CreateApiKeyDocument,
@@ -12,6 +11,7 @@ import {
 import { isDatabaseUnavailable } from '../../src/errors.ts';
 import { OutageLog } from '../../src/outages.ts';
 import {
+  asServerAdmin,
   backends,
   bootstrapAdmin,
   connectWs,
@@ -25,17 +25,6 @@ import {
   type WsConnection,
 } from '../harness.ts';
 import { expectNoServerError } from './answers.ts';
-
-/** Runs statements on the PostgreSQL server as its administrator (in its own `postgres` database). */
-async function asServerAdmin(...statements: string[]) {
-  const admin = new pg.Client({ connectionString: process.env.PORTICO_TEST_POSTGRES_URL });
-  await admin.connect();
-  try {
-    for (const statement of statements) await admin.query(statement);
-  } finally {
-    await admin.end();
-  }
-}
 
 /** Log lines that say a database went away or came back, and every warning or error besides. */
 const outageLines = (logs: LogLine[]) => logs.filter((line) => /^database .* unavailable/.test(line.msg));

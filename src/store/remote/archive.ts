@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { PorticoError, serviceUnavailable } from '../../errors.ts';
 import type { TableRow, TableShape } from '../../tables.ts';
 import type { ArchivedStoreTable, StoreArchive, StoreArchiveItem } from '../backend.ts';
-import { errorOfWire, type RemoteConnection } from './connection.ts';
+import { errorOfWire, type RemoteConnection, servingCalls } from './connection.ts';
 import type { WireArchiveLine } from './protocol.ts';
 import { MAX_CALL_BYTES } from './serve.ts';
 
@@ -19,14 +19,7 @@ const LOAD_CALL_BYTES = MAX_CALL_BYTES / 2;
  * ends. Owners and holders come and go in this gateway's terms, as in document reads and writes.
  */
 export function remoteArchive(connection: RemoteConnection, notServing: () => string | null): StoreArchive {
-  const gate = () => {
-    const reason = notServing();
-    if (reason !== null) throw serviceUnavailable(`The store does not answer: ${reason}.`);
-  };
-  const call = <T>(path: string, body: unknown) => {
-    gate();
-    return connection.call<T>(path, body);
-  };
+  const { gate, call } = servingCalls(connection, notServing);
   return {
     async *export(): AsyncIterable<StoreArchiveItem> {
       gate();

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LRUCache } from 'lru-cache';
-import { PorticoError, serviceUnavailable } from '../../errors.ts';
+import { PorticoError } from '../../errors.ts';
 import type {
   BlobMetadataStore,
   BlobRecord,
@@ -17,7 +17,7 @@ import type {
 import type { BlobStorage } from '../blob-storage.ts';
 import { remoteArchive } from './archive.ts';
 import { remoteBytes } from './bytes.ts';
-import type { RemoteConnection } from './connection.ts';
+import { type RemoteConnection, servingCalls } from './connection.ts';
 import type { RemoteEvents } from './events.ts';
 import {
   fromWireBlob,
@@ -93,11 +93,7 @@ export class RemoteStore implements StoreBackend {
     this.events = events;
     this.about = about;
     this.#notServing = serving ? null : 'the data server has not answered since the start';
-    const call: Call = async (path, body) => {
-      if (this.#notServing !== null)
-        throw serviceUnavailable(`The store does not answer: ${this.#notServing}.`);
-      return connection.call(path, body);
-    };
+    const { call } = servingCalls(connection, () => this.#notServing);
     this.documents = this.#documents(call);
     this.blobs = this.#blobs(call);
     this.leases = this.#leases(call);

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { PorticoError, serviceUnavailable } from '../../errors.ts';
+import { PorticoError } from '../../errors.ts';
 import {
   type BlobStorage,
   BlobTooLarge,
@@ -7,7 +7,7 @@ import {
   type StagedBlob,
   UploadInterrupted,
 } from '../blob-storage.ts';
-import type { RemoteConnection } from './connection.ts';
+import { type RemoteConnection, servingCalls } from './connection.ts';
 
 /** The header that tells the data server an upload's limit (it applies the lower of it and its own). */
 export const MAX_BYTES_HEADER = 'x-portico-max-bytes';
@@ -18,14 +18,7 @@ export const MAX_BYTES_HEADER = 'x-portico-max-bytes';
  * bytes at a content address happen there, under its lock (`/blobs/create`, `/blobs/delete`).
  */
 export function remoteBytes(connection: RemoteConnection, notServing: () => string | null): BlobStorage {
-  const gate = () => {
-    const reason = notServing();
-    if (reason !== null) throw serviceUnavailable(`The store does not answer: ${reason}.`);
-  };
-  const call = <T>(path: string, body: unknown) => {
-    gate();
-    return connection.call<T>(path, body);
-  };
+  const { gate, call } = servingCalls(connection, notServing);
   return {
     async stage(source, maxBytes) {
       gate();

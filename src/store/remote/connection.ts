@@ -223,3 +223,19 @@ export function errorOfWire(status: number, body: Partial<WireError> | null): Po
     extensions,
   );
 }
+
+/**
+ * The connection's calls for a store that may not serve yet (`notServing` says why, or null):
+ * `gate` throws SERVICE_UNAVAILABLE until it does, and `call` is a gated call.
+ */
+export function servingCalls(connection: RemoteConnection, notServing: () => string | null) {
+  const gate = () => {
+    const reason = notServing();
+    if (reason !== null) throw serviceUnavailable(`The store does not answer: ${reason}.`);
+  };
+  const call = <T>(path: string, body: unknown) => {
+    gate();
+    return connection.call<T>(path, body);
+  };
+  return { gate, call };
+}
