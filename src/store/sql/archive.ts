@@ -1,15 +1,8 @@
 import { DriverException } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import { isDatabaseUnavailable, PorticoError } from '../../errors.ts';
-import {
-  anyRows,
-  emptyTables,
-  insertRows,
-  openSnapshot,
-  type TableRow,
-  type TableShape,
-  tableShapes,
-} from '../../tables.ts';
+import { anyRows, emptyTables, insertRows, openSnapshot } from '../../snapshot.ts';
+import { type TableRow, type TableShape, tableShapes } from '../../tables.ts';
 import {
   ARCHIVED_STORE_TABLES,
   type ArchivedStoreTable,
