@@ -427,7 +427,7 @@ async function main() {
     if (name.startsWith('portico') && runs !== figures.startup)
       met &&= rss < RSS_GOAL_MIB * MIB && (Number.isNaN(ratio) || ratio <= TIME_GOAL);
     console.log(
-      `${name.padEnd(30)}  ${median(seconds).toFixed(1).padStart(10)}  ${spread(seconds).padStart(11)}  ${(Number.isNaN(ratio) ? '' : ratio.toFixed(2)).padStart(7)}  ${mib(rss).padStart(10)}  ${(name.startsWith('portico') ? mib(rss - startupRss) : '').padStart(12)}`,
+      `${name.padEnd(30)}  ${median(seconds).toFixed(1).padStart(10)}  ${spread(seconds).padStart(11)}  ${(Number.isNaN(ratio) ? '' : ratio.toFixed(2)).padStart(7)}  ${mib(rss).padStart(10)}  ${(name.startsWith('portico') && runs !== figures.startup ? mib(rss - startupRss) : '').padStart(12)}`,
     );
   }
   console.log(
