@@ -58,38 +58,50 @@ async function rebuild(em: SqlEntityManager, collection: StoreCollection, index:
   let after = '';
   let done = 0;
   for (;;) {
-    const documents = await em.find(
+    // A fork per batch: documents already indexed leave the identity map, which would otherwise
+    // hold the whole collection and make every later flush walk it.
+    const batch = em.fork();
+    const documents = await batch.find(
       Document,
       { collection: collection.name, id: { $gt: after } },
       { orderBy: { id: 'asc' }, limit: BATCH, fields: ['collection', 'id', 'data', 'ownerId'] },
     );
     if (documents.length === 0) break;
-    await em.transactional(async (tx) => {
-      for (const document of documents) {
-        const entry = entryFor(
-          collection.name,
-          index,
-          document.id,
-          document.ownerId ?? null,
-          JSON.parse(document.data),
+    const entries = documents.map((document) => {
+      const entry = entryFor(
+        collection.name,
+        index,
+        document.id,
+        document.ownerId ?? null,
+        JSON.parse(document.data),
+      );
+      if (entry.key.length > MAX_INDEX_KEY_BYTES) {
+        throw new Error(
+          `Index "${index.name}" of collection "${collection.name}": document "${document.id}" has a key of ` +
+            `${entry.key.length} bytes once encoded, at most ${MAX_INDEX_KEY_BYTES}: fix the data or the index's fields.`,
         );
-        if (entry.key.length > MAX_INDEX_KEY_BYTES) {
-          throw new Error(
-            `Index "${index.name}" of collection "${collection.name}": document "${document.id}" has a key of ` +
-              `${entry.key.length} bytes once encoded, at most ${MAX_INDEX_KEY_BYTES}: fix the data or the index's fields.`,
-          );
-        }
-        try {
-          await tx.insert(IndexEntry, entry);
-        } catch (error) {
-          if (!(error instanceof UniqueConstraintViolationException)) throw error;
-          throw new Error(
-            `Index "${index.name}" of collection "${collection.name}" is unique, but stored documents share a value ` +
-              `of ${index.fields.join(', ')} (document "${document.id}" among them): fix the data or drop "unique".`,
-          );
-        }
       }
+      return entry;
     });
+    try {
+      await batch.insertMany(IndexEntry, entries);
+    } catch (error) {
+      if (!(error instanceof UniqueConstraintViolationException)) throw error;
+      // One at a time, to name a document that shares a value; the first violation rolls the batch back.
+      await batch.transactional(async (tx) => {
+        for (const entry of entries) {
+          try {
+            await tx.insert(IndexEntry, entry);
+          } catch (violation) {
+            if (!(violation instanceof UniqueConstraintViolationException)) throw violation;
+            throw new Error(
+              `Index "${index.name}" of collection "${collection.name}" is unique, but stored documents share a value ` +
+                `of ${index.fields.join(', ')} (document "${entry.documentId}" among them): fix the data or drop "unique".`,
+            );
+          }
+        }
+      });
+    }
     done += documents.length;
     after = documents.at(-1)!.id;
     if (done % PROGRESS_EVERY === 0) {
