@@ -31,7 +31,7 @@ const ROWS_ENTRY = /^(system|store)\/([a-z][a-z0-9_]{0,62})\/(\d{6})\.ndjson\.gz
 const BLOB_ENTRY = /^blobs\/([0-9a-f]{64})$/;
 
 /** Rows go into one entry until it holds this much JSON (or ROWS_PER_ENTRY rows). */
-const ENTRY_TARGET_BYTES = 8 * 1024 * 1024;
+const ENTRY_TARGET_BYTES = 1024 * 1024;
 const ROWS_PER_ENTRY = 10_000;
 /** What a reader takes in one rows entry, compressed or not: far above what a writer makes. */
 const MAX_ROWS_ENTRY_BYTES = 64 * 1024 * 1024;
@@ -219,7 +219,10 @@ export class ArchiveWriter {
 export interface ArchiveVisitor {
   header?(header: ArchiveHeader): Promise<void> | void;
   rows?(part: ArchivePart, shape: TableShape, rows: TableRow[]): Promise<void> | void;
-  /** Must read `bytes` to the end; they are checked against `sha256` as they pass (a mismatch fails the stream). */
+  /**
+   * Must read `bytes` to the end and check them against `sha256` (a blob storage's `stage` hashes
+   * them anyway): the reader does not hash them twice. Without it the reader checks them itself.
+   */
   blob?(sha256: string, size: number, bytes: ReadableStream<Uint8Array>): Promise<void>;
   /** Bytes of the archive read so far. */
   progress?(bytesRead: number): void;
@@ -280,14 +283,9 @@ export async function readArchive(file: string, visit: ArchiveVisitor = {}): Pro
         if (manifest) throw problem(`blob ${blob[1]} follows the manifest`);
         const sha256 = blob[1]!;
         if (blobsSeen.has(sha256)) throw problem(`blob ${sha256} appears twice`);
-        const checked = checkedBytes(
-          entry as AsyncIterable<unknown> as AsyncIterable<Uint8Array>,
-          sha256,
-          size,
-          problem,
-        );
-        if (visit.blob) await visit.blob(sha256, size, checked);
-        else await drain(checked);
+        const bytes = entry as AsyncIterable<unknown> as AsyncIterable<Uint8Array>;
+        if (visit.blob) await visit.blob(sha256, size, webStream(bytes));
+        else await drain(checkedBytes(bytes, sha256, size, problem));
         blobsSeen.add(sha256);
         blobs.count++;
         blobs.bytes += size;
@@ -467,28 +465,28 @@ async function readAll(entry: AsyncIterable<Uint8Array>): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-async function drain(stream: ReadableStream<Uint8Array>) {
-  for await (const _ of stream);
+async function drain(bytes: AsyncIterable<Uint8Array>) {
+  for await (const _ of bytes);
 }
 
-/** The entry's bytes as a stream that fails unless they are `size` bytes hashing to `sha256`. */
-function checkedBytes(
+const webStream = (bytes: AsyncIterable<Uint8Array>) =>
+  Readable.toWeb(Readable.from(bytes)) as ReadableStream<Uint8Array>;
+
+/** The entry's bytes, failing at their end unless they are `size` bytes hashing to `sha256`. */
+async function* checkedBytes(
   entry: AsyncIterable<Uint8Array>,
   sha256: string,
   size: number,
   problem: (message: string) => ArchiveProblem,
-): ReadableStream<Uint8Array> {
-  async function* checked() {
-    const hash = createHash('sha256');
-    let seen = 0;
-    for await (const chunk of entry) {
-      hash.update(chunk);
-      seen += chunk.byteLength;
-      yield chunk;
-    }
-    if (seen !== size || hash.digest('hex') !== sha256) {
-      throw problem(`the bytes of blob ${sha256} do not match their SHA-256: the file is damaged`);
-    }
+) {
+  const hash = createHash('sha256');
+  let seen = 0;
+  for await (const chunk of entry) {
+    hash.update(chunk);
+    seen += chunk.byteLength;
+    yield chunk;
   }
-  return Readable.toWeb(Readable.from(checked())) as ReadableStream<Uint8Array>;
+  if (seen !== size || hash.digest('hex') !== sha256) {
+    throw problem(`the bytes of blob ${sha256} do not match their SHA-256: the file is damaged`);
+  }
 }

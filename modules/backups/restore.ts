@@ -87,7 +87,7 @@ export async function restoreBackup(
     },
     async blob(sha256, size, bytes) {
       const staged = await storage.stage(bytes, Number.MAX_SAFE_INTEGER);
-      if (staged.sha256 !== sha256) {
+      if (staged.sha256 !== sha256 || staged.size !== size) {
         await storage.discard(staged);
         throw new ArchiveProblem(`${file}: blob ${sha256} changed while it was restored`);
       }

@@ -13,7 +13,6 @@ import {
   parseBlobStorageUrl,
   UploadInterrupted,
 } from '../../src/index.ts';
-import { createS3Storage } from './s3.ts';
 
 /** Makes the driver when the module starts; `blobs.storage` in portico.config.ts names another one. */
 export type StorageFactory = (context: {
@@ -41,6 +40,8 @@ export async function storageAt(env: Environment, log: Logger, store: Database |
   const { accessKeyId, secretAccessKey, sessionToken } = env.aws;
   const credentials =
     accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, sessionToken } : undefined;
+  // Loaded only for a bucket: the AWS SDK costs about 35 MiB and 0.3 s at every start otherwise.
+  const { createS3Storage } = await import('./s3.ts');
   return createS3Storage(target.location, { credentials, log });
 }
 

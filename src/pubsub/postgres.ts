@@ -55,6 +55,17 @@ export async function openPostgresPubSub({
   let listener: pg.Client | undefined;
   let reconnectTimer: NodeJS.Timeout | undefined;
   let closed = false;
+  // The LISTEN connection's statements, one at a time: a LISTEN and a ping may be asked for
+  // together, and pg refuses (deprecates) a query while its client runs another.
+  let listenerQueue: Promise<unknown> = Promise.resolve();
+  const onListener = (sql: string) => {
+    const run = listenerQueue.then(() => {
+      if (!listener) throw new Error('no LISTEN connection');
+      return listener.query(sql);
+    });
+    listenerQueue = run.catch(() => {});
+    return run;
+  };
 
   // One connection: NOTIFYs leave in the order they were published.
   const notifier = new pg.Pool({
@@ -72,12 +83,10 @@ export async function openPostgresPubSub({
     { log, broker: 'PostgreSQL', channelOf: (topic) => postgresChannel(prefix, topic), heartbeat },
     () => ({
       async listen(channels) {
-        if (!listener) throw new Error('no LISTEN connection');
-        await listener.query(channels.map((channel) => `listen ${pg.escapeIdentifier(channel)}`).join('; '));
+        await onListener(channels.map((channel) => `listen ${pg.escapeIdentifier(channel)}`).join('; '));
       },
       async ping() {
-        if (!listener) throw new Error('no LISTEN connection');
-        await listener.query('select 1');
+        await onListener('select 1');
       },
       reconnect() {
         if (listener) lose(listener);
