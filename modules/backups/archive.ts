@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { createReadStream, type WriteStream } from 'node:fs';
+import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -83,13 +83,15 @@ export class ArchiveWriter {
   readonly #rows: Record<string, number> = {};
   readonly #sequence = new Map<string, number>();
   readonly #blobs = { count: 0, bytes: 0 };
-  readonly #out: ReturnType<typeof createWriteStream>;
+  readonly #out: WriteStream;
+  /** Rejects with the first failure to write (a full disk, say): every wait of the writer races it. */
+  readonly #failed: Promise<never>;
 
-  private constructor(file: string, mtime: Date) {
+  private constructor(file: string, temp: string, handle: FileHandle, mtime: Date) {
     this.#file = file;
-    this.#temp = join(dirname(file), `.${basename(file)}.partial-${randomBytes(6).toString('hex')}`);
+    this.#temp = temp;
     this.#mtime = mtime;
-    const out = createWriteStream(this.#temp, { flags: 'wx', mode: 0o600 });
+    const out = handle.createWriteStream();
     this.#out = out;
     this.#pack.pipe(out);
     this.#done = new Promise((resolve, reject) => {
@@ -97,12 +99,17 @@ export class ArchiveWriter {
       out.on('error', reject);
       this.#pack.on('error', reject);
     });
-    // Surfaced by `finish`; an unhandled rejection would end the process before `abandon` runs.
+    this.#failed = this.#done.then(() => new Promise<never>(() => {}));
+    // Surfaced by the waits that race them; an unhandled rejection would end the process first.
     this.#done.catch(() => {});
+    this.#failed.catch(() => {});
   }
 
+  /** Starts an archive for `file` with its header; a folder that cannot take it fails here, before any work. */
   static async create(file: string, header: ArchiveHeader): Promise<ArchiveWriter> {
-    const writer = new ArchiveWriter(file, new Date(header.createdAt));
+    const temp = join(dirname(file), `.${basename(file)}.partial-${randomBytes(6).toString('hex')}`);
+    const handle = await open(temp, 'wx', 0o600);
+    const writer = new ArchiveWriter(file, temp, handle, new Date(header.createdAt));
     await writer.#entry(HEADER_ENTRY, Buffer.from(JSON.stringify(header, null, 2)), true);
     return writer;
   }
@@ -141,7 +148,7 @@ export class ArchiveWriter {
   async blob(sha256: string, size: number, bytes: AsyncIterable<Uint8Array>) {
     const hash = createHash('sha256');
     let seen = 0;
-    await new Promise<void>((resolve, reject) => {
+    const written = new Promise<void>((resolve, reject) => {
       const entry = this.#pack.entry(
         { name: `blobs/${sha256}`, size, mtime: this.#mtime, mode: 0o644 },
         (error?: Error | null) => (error ? reject(error) : resolve()),
@@ -165,6 +172,7 @@ export class ArchiveWriter {
         reject(error);
       });
     });
+    await Promise.race([written, this.#failed]);
     this.#blobs.count++;
     this.#blobs.bytes += size;
   }
@@ -206,11 +214,12 @@ export class ArchiveWriter {
   }
 
   async #entry(name: string, bytes: Buffer, listed: boolean) {
-    await new Promise<void>((resolve, reject) => {
+    const written = new Promise<void>((resolve, reject) => {
       this.#pack.entry({ name, mtime: this.#mtime, mode: 0o644 }, bytes, (error?: Error | null) =>
         error ? reject(error) : resolve(),
       );
     });
+    await Promise.race([written, this.#failed]);
     if (listed) this.#entries.push({ name, size: bytes.length, sha256: sha256Hex(bytes) });
   }
 }
