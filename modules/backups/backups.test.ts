@@ -413,3 +413,17 @@ describe('a backup killed with SIGKILL', { timeout: 120_000 }, () => {
     }
   });
 });
+
+describe('portico backup into a folder that cannot take it', { timeout: 60_000 }, () => {
+  it('fails at once with the reason and writes nothing', async () => {
+    const deployment = await emptyDeployment('sqlite');
+    try {
+      const run = await cli(['backup', join(deployment.dataDir, 'missing', 'backup.tar')], deployment);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/^ENOENT: no such file or directory/);
+      expect((await readdir(deployment.dataDir)).filter((name) => name.includes('partial'))).toEqual([]);
+    } finally {
+      await deployment.drop();
+    }
+  });
+});
