@@ -9,6 +9,8 @@ import {
   CreateApiKeyDocument,
   DocumentsDocument,
   PutDocumentDocument,
+  StoreBackendDocument,
+  SwitchStoreBackendDocument,
   ViewerDocument,
 } from '../../client/index.ts';
 import {
@@ -424,6 +426,52 @@ describe('portico backup into a folder that cannot take it', { timeout: 60_000 }
       expect((await readdir(deployment.dataDir)).filter((name) => name.includes('partial'))).toEqual([]);
     } finally {
       await deployment.drop();
+    }
+  });
+});
+
+describe('portico restore of a deployment whose admin switched its store', { timeout: 120_000 }, () => {
+  it('restores into the target’s own store, which the target goes on using', async () => {
+    const source = await startGateway({ config: CONFIG });
+    const target = await emptyDeployment('sqlite');
+    const folder = await mkdtemp(join(tmpdir(), 'portico-backups-switched-'));
+    try {
+      const admin = await bootstrapAdmin(source);
+      const switched = await admin.gql(SwitchStoreBackendDocument, { url: 'sqlite:switched.sqlite' });
+      expect(switched.errors).toBeUndefined();
+      const put = await admin.gql(PutDocumentDocument, {
+        collection: 'notes',
+        id: 'in-switched',
+        data: { slug: 'a' },
+      });
+      expect(put.errors).toBeUndefined();
+      const file = join(folder, 'switched.tar');
+      const env = { PORTICO_DATA_DIR: source.dataDir, DATABASE_URL: source.databaseUrl };
+      expect((await runPortico(['backup', file], source.dataDir, env)).code).toBe(0);
+      const restored = await cli(['restore', file], target);
+      expect(restored.stderr).toBe('');
+      expect(restored.code).toBe(0);
+
+      const gateway = await startGateway({
+        databaseUrl: target.database.url,
+        dataDir: target.dataDir,
+        config: CONFIG,
+      });
+      try {
+        const client = new TestClient(gateway.url);
+        for (const [name, value] of admin.cookies) client.cookies.set(name, value);
+        // Not the source's choice (a file of the source's data folder): the target's DATABASE_URL.
+        const store = await client.gql(StoreBackendDocument);
+        expect(store.data?.storeBackend.source).toBe('ENVIRONMENT');
+        expect(store.data?.storeBackend.url).toContain(target.dataDir);
+        expect((await allNotes(client)).map((note) => note.id)).toEqual(['in-switched']);
+      } finally {
+        await gateway.close();
+      }
+    } finally {
+      await source.close();
+      await target.drop();
+      await rm(folder, { recursive: true, force: true });
     }
   });
 });

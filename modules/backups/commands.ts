@@ -81,6 +81,7 @@ export const backupCommands: Record<string, ModuleCommand<Backups>> = {
           { force: parsed.force },
           progress,
         );
+        await backups.keepStoreChoice();
         return `restored ${parsed.file} (taken ${restored.summary.header.createdAt}): ${restored.rows} rows, ${restored.blobs} blob contents (${formatBytes(restored.blobBytes)}) in ${seconds(restored.durationMs)}`;
       });
     },

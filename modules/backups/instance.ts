@@ -10,6 +10,7 @@ interface BlobFiles {
 /** The store module's instance, as far as backups use it. */
 interface StoreAdmin {
   useChosenStore(): Promise<void>;
+  keepCurrentChoice(): Promise<void>;
 }
 
 /** The backups module in one gateway: what its commands and `lastBackup` need. */
@@ -37,6 +38,11 @@ export class Backups implements ModuleInstance {
     await this.#store.useChosenStore();
     await this.#files.open();
     return { storage: this.#files.storage };
+  }
+
+  /** After a restore: the store the data went to stays this deployment's choice (see the store module). */
+  keepStoreChoice() {
+    return this.#store.keepCurrentChoice();
   }
 
   /** The backup finished last, if any. */

@@ -79,6 +79,15 @@ export class StoreAdmin implements ModuleInstance {
     else if (url === null && runtime.store.about.kind === 'remote') await runtime.storeSwitch.reconnect();
   }
 
+  /**
+   * After a restore: the kept choice is the store the data went to (the one current here), not the
+   * one the archive brought along (its source's switch), which would send the next start elsewhere.
+   */
+  async keepCurrentChoice() {
+    const runtime = this.#runtime;
+    await saveChoice(runtime.db.system.em.fork(), runtime.env, runtime.storeSwitch.chosen);
+  }
+
   async state(): Promise<StoreState> {
     const { store } = this.#runtime;
     return { ...store.about, problem: await store.problem() };
