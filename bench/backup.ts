@@ -29,7 +29,7 @@ import { builtinModules } from '../modules/index.ts';
 import { loadConfig } from '../src/load-config.ts';
 import { composeModules } from '../src/module.ts';
 import { closeRuntime, openRuntime } from '../src/open-runtime.ts';
-import { firstAdminCookie, graphql, positive, startPortico } from './portico.ts';
+import { blobsApiKey, firstAdminCookie, graphql, positive, startPortico } from './portico.ts';
 
 const root = join(import.meta.dirname, '..');
 const MIB = 1024 * 1024;
@@ -213,14 +213,7 @@ async function populateThroughGateway(deployment: Deployment) {
     gateway = child;
   });
   const cookie = await firstAdminCookie(url, token);
-  const created = await graphql(
-    url,
-    'mutation { createApiKey(name: "bench", scopes: ["blobs:read", "blobs:write"]) { secret } }',
-    {},
-    cookie,
-  );
-  const key = (created.body.data?.createApiKey as { secret: string } | undefined)?.secret;
-  if (!key) throw new Error(`createApiKey: ${JSON.stringify(created.body)}`);
+  const key = await blobsApiKey(url, cookie);
   const credentials = { password: 'bench horse battery staple' };
   for (let i = 0; i < USERS; i++) {
     const email = `user-${i}@example.com`;

@@ -17,7 +17,15 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BucketLocationConstraint, CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { type S3Server, startS3Server } from '../test/s3/server.ts';
-import { cpuMs, firstAdminCookie, graphql, positive, runBenchmark, startPortico } from './portico.ts';
+import {
+  blobsApiKey,
+  cpuMs,
+  firstAdminCookie,
+  graphql,
+  positive,
+  runBenchmark,
+  startPortico,
+} from './portico.ts';
 import { downloadFile, MIB, makeSource, sha256File, uploadFile } from './transfers.ts';
 
 const SIZE = positive('BENCH_BLOB_MIB', 1024) * MIB;
@@ -113,14 +121,7 @@ async function rounds(storage: 'folder' | 'S3', source: string, expected: string
     (spawned) => children.add(spawned),
   );
   const cookie = await firstAdminCookie(url, token);
-  const created = await graphql(
-    url,
-    'mutation { createApiKey(name: "bench", scopes: ["blobs:read", "blobs:write"]) { secret } }',
-    {},
-    cookie,
-  );
-  const key = (created.body.data?.createApiKey as { secret: string } | undefined)?.secret;
-  if (!key) throw new Error(`createApiKey: ${JSON.stringify(created.body)}`);
+  const key = await blobsApiKey(url, cookie);
   const downloaded = join(dir, 'downloaded.bin');
   const atRest = (await readFile(`/proc/${child.pid}/status`, 'utf8')).match(/^VmRSS:\s+(\d+) kB/m)?.[1];
   console.log(`${storage}: gateway RSS at rest ${mib(Number(atRest) * 1024)}`);

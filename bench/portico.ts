@@ -99,6 +99,19 @@ export async function firstAdminCookie(url: string, token: string): Promise<stri
   return cookie;
 }
 
+/** An API key of the first admin (signed in with `cookie`) that reads and writes blobs, and nothing else. */
+export async function blobsApiKey(url: string, cookie: string): Promise<string> {
+  const created = await graphql(
+    url,
+    'mutation { createApiKey(name: "bench", scopes: ["blobs:read", "blobs:write"]) { secret } }',
+    {},
+    cookie,
+  );
+  const key = (created.body.data?.createApiKey as { secret: string } | undefined)?.secret;
+  if (!key) throw new Error(`createApiKey: ${JSON.stringify(created.body)}`);
+  return key;
+}
+
 /** Runs a benchmark's `main`, then `cleanUp` (on Ctrl-C too); the exit code says whether it failed. */
 export function runBenchmark(main: () => Promise<void>, cleanUp: () => void) {
   process.once('SIGINT', () => {
