@@ -15,6 +15,8 @@ export interface BackupTaken {
   file: string;
   bytes: number;
   rows: number;
+  /** Blob contents deleted while the backup ran, left out. */
+  leftOut: number;
   blobs: number;
   blobBytes: number;
   durationMs: number;
@@ -90,21 +92,33 @@ export async function takeBackup(
     }
     await system.close();
 
+    // Contents whose bytes went with the last blob deleted since the snapshot began: left out, as
+    // the blob rows that name them (their deletion, committed while the backup ran, is kept).
+    const leftOut = new Set<string>();
     for (let item = await store.next(); !item.done; item = await store.next()) {
       const page = item.value;
       if (page.kind !== 'rows') throw new Error('the store gave a second snapshot');
+      let pageRows = page.rows;
       if (page.table === 'blob_contents') {
         for (const content of page.rows) {
           const sha256 = content.sha256 as string;
           const size = content.size as number;
           const bytes = await storage.read(sha256);
-          if (!bytes)
+          if (bytes) {
+            await writer.blob(sha256, size, counted(bytes));
+          } else if ((await runtime.store.blobs.unreferenced([sha256])).length > 0) {
+            leftOut.add(sha256);
+            writer.leaveOut();
+          } else {
             throw new Error(`the blob storage has no bytes for content ${sha256}, which blobs reference`);
-          await writer.blob(sha256, size, counted(bytes));
+          }
         }
       }
-      await writer.rows('store', page.table, page.rows);
-      rows += page.rows.length;
+      if (leftOut.size > 0 && (page.table === 'blob_contents' || page.table === 'blobs')) {
+        pageRows = page.rows.filter((row) => !leftOut.has(row.sha256 as string));
+      }
+      await writer.rows('store', page.table, pageRows);
+      rows += pageRows.length;
       showRows(rows);
     }
     const bytes = await writer.finish();
@@ -112,7 +126,8 @@ export async function takeBackup(
       file,
       bytes,
       rows,
-      blobs: start.rows.blob_contents,
+      leftOut: leftOut.size,
+      blobs: start.rows.blob_contents - leftOut.size,
       blobBytes,
       durationMs: Date.now() - began,
     };

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CreateApiKeyDocument,
+  DeleteBlobDocument,
   DocumentsDocument,
   PutDocumentDocument,
   StoreBackendDocument,
@@ -26,6 +27,9 @@ import {
   type TestGateway,
 } from '../../test/harness.ts';
 import { BIN, runPortico } from '../../test/run-cli.ts';
+import blobsModule from '../blobs/index.ts';
+import { readArchive } from './archive.ts';
+import { takeBackup } from './backup.ts';
 
 const CONFIG = {
   collections: {
@@ -465,6 +469,64 @@ describe('portico restore of a deployment whose admin switched its store', { tim
         expect(store.data?.storeBackend.source).toBe('ENVIRONMENT');
         expect(store.data?.storeBackend.url).toContain(target.dataDir);
         expect((await allNotes(client)).map((note) => note.id)).toEqual(['in-switched']);
+      } finally {
+        await gateway.close();
+      }
+    } finally {
+      await source.close();
+      await target.drop();
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a blob deleted while a backup runs', { timeout: 120_000 }, () => {
+  it('is left out with its rows, and the archive restores', async () => {
+    const source = await startGateway({ config: CONFIG });
+    const target = await emptyDeployment('sqlite');
+    const folder = await mkdtemp(join(tmpdir(), 'portico-backups-deleted-'));
+    try {
+      const admin = await bootstrapAdmin(source);
+      const post = async (bytes: Uint8Array<ArrayBuffer>) => {
+        const response = await admin.request('/blobs', { method: 'POST', body: bytes, headers: CSRF });
+        return (await response.json()) as { id: string; sha256: string };
+      };
+      const kept = await post(randomBytes(5000));
+      const doomed = await post(randomBytes(7000));
+      const { runtime } = source.gateway;
+      const storage = runtime.instances.of(blobsModule).storage;
+      // Deleted (its bytes with it) after the store's snapshot began, just before they are copied.
+      const deleting = {
+        ...storage,
+        async read(...args: Parameters<typeof storage.read>) {
+          if (args[0] === doomed.sha256) {
+            const deleted = await admin.gql(DeleteBlobDocument, { id: doomed.id });
+            expect(deleted.errors).toBeUndefined();
+          }
+          return storage.read(...args);
+        },
+      };
+      const file = join(folder, 'deleted.tar');
+      const taken = await takeBackup(runtime, deleting, file, { bar: () => () => {}, stop() {} });
+      expect(taken.leftOut).toBe(1);
+      expect(taken.blobs).toBe(1);
+      const { manifest } = await readArchive(file);
+      expect(manifest.blobs).toMatchObject({ count: 1, leftOut: 1 });
+      expect(manifest.rows['store/blobs']).toBe(1);
+
+      const restored = await cli(['restore', file], target);
+      expect(restored.stderr).toBe('');
+      expect(restored.code).toBe(0);
+      const gateway = await startGateway({
+        databaseUrl: target.database.url,
+        dataDir: target.dataDir,
+        config: CONFIG,
+      });
+      try {
+        const client = new TestClient(gateway.url);
+        for (const [name, value] of admin.cookies) client.cookies.set(name, value);
+        expect((await client.request(`/blobs/${kept.id}`)).status).toBe(200);
+        expect((await client.request(`/blobs/${doomed.id}`)).status).toBe(404);
       } finally {
         await gateway.close();
       }

@@ -63,7 +63,9 @@ export const backupCommands: Record<string, ModuleCommand<Backups>> = {
       const { storage } = await backups.open();
       return withProgress(async (progress) => {
         const taken = await takeBackup(backups.runtime, storage, parsed.file, progress);
-        return `backup written to ${taken.file}: ${taken.rows} rows, ${taken.blobs} blob contents (${formatBytes(taken.blobBytes)}), ${formatBytes(taken.bytes)} in ${seconds(taken.durationMs)}`;
+        const leftOut =
+          taken.leftOut > 0 ? `; ${taken.leftOut} blob contents deleted while it ran were left out` : '';
+        return `backup written to ${taken.file}: ${taken.rows} rows, ${taken.blobs} blob contents (${formatBytes(taken.blobBytes)}), ${formatBytes(taken.bytes)} in ${seconds(taken.durationMs)}${leftOut}`;
       });
     },
   },
