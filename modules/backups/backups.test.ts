@@ -71,6 +71,23 @@ async function emptyDeployment(backend: Backend, env: Record<string, string> = {
 }
 type Deployment = Awaited<ReturnType<typeof emptyDeployment>>;
 
+/**
+ * A gateway on a restored deployment, and a client of it with `signedIn`'s cookies: the same
+ * secret, so the source's sessions go on working there.
+ */
+async function startRestored(target: Deployment, signedIn: TestClient, env: Record<string, string> = {}) {
+  const gateway = await startGateway({
+    backend: target.backend,
+    databaseUrl: target.database.url,
+    dataDir: target.dataDir,
+    config: CONFIG,
+    env,
+  });
+  const client = new TestClient(gateway.url);
+  for (const [name, value] of signedIn.cookies) client.cookies.set(name, value);
+  return { gateway, client };
+}
+
 const cli = (args: string[], deployment: { dataDir: string; env: Record<string, string> }) =>
   runPortico(args, deployment.dataDir, deployment.env, { timeoutMs: 120_000 });
 
@@ -190,16 +207,9 @@ describe.each(backends)('portico backup and restore, from %s', { timeout: 120_00
     expect(restored.code).toBe(0);
     expect(restored.stdout).toMatch(/^restored .* \d+ rows, \d+ blob contents/m);
 
-    const restoredGateway = await startGateway({
-      backend: target.backend,
-      databaseUrl: target.database.url,
-      dataDir: target.dataDir,
-      config: CONFIG,
-    });
-    started.push(restoredGateway);
     // The same secret: the admin's session cookie and API key go on working.
-    const sameAdmin = new TestClient(restoredGateway.url);
-    for (const [name, value] of admin.cookies) sameAdmin.cookies.set(name, value);
+    const { gateway: restoredGateway, client: sameAdmin } = await startRestored(target, admin);
+    started.push(restoredGateway);
     const viewer = await sameAdmin.gql(ViewerDocument);
     expect(viewer.data?.viewer?.user?.email).toBe('admin@example.com');
     const byKey = await new TestClient(restoredGateway.url).gql(
@@ -254,15 +264,8 @@ describe.each(backends)('portico backup and restore, from %s', { timeout: 120_00
     expect(forced.stderr).toBe('');
     expect(forced.code).toBe(0);
 
-    const gateway = await startGateway({
-      backend: target.backend,
-      databaseUrl: target.database.url,
-      dataDir: target.dataDir,
-      config: CONFIG,
-    });
+    const { gateway, client } = await startRestored(target, admin);
     started.push(gateway);
-    const client = new TestClient(gateway.url);
-    for (const [name, value] of admin.cookies) client.cookies.set(name, value);
     expect((await allNotes(client)).length).toBe((await allNotes(admin)).length);
   });
 
@@ -351,16 +354,11 @@ describe.each(moves)(
         expect(restored.stderr).toBe('');
         expect(restored.code).toBe(0);
 
-        const gateway = await startGateway({
-          backend: move.to,
-          databaseUrl: target.database.url,
-          dataDir: target.dataDir,
-          config: CONFIG,
-          env: { ...bytesIn(move.toBytes), ...bucket?.env },
+        const { gateway, client } = await startRestored(target, admin, {
+          ...bytesIn(move.toBytes),
+          ...bucket?.env,
         });
         try {
-          const client = new TestClient(gateway.url);
-          for (const [name, value] of admin.cookies) client.cookies.set(name, value);
           const download = await client.request(`/blobs/${blob.id}`);
           expect(download.status).toBe(200);
           expect(Buffer.from(await download.arrayBuffer()).equals(bytes)).toBe(true);
@@ -456,14 +454,8 @@ describe('portico restore of a deployment whose admin switched its store', { tim
       expect(restored.stderr).toBe('');
       expect(restored.code).toBe(0);
 
-      const gateway = await startGateway({
-        databaseUrl: target.database.url,
-        dataDir: target.dataDir,
-        config: CONFIG,
-      });
+      const { gateway, client } = await startRestored(target, admin);
       try {
-        const client = new TestClient(gateway.url);
-        for (const [name, value] of admin.cookies) client.cookies.set(name, value);
         // Not the source's choice (a file of the source's data folder): the target's DATABASE_URL.
         const store = await client.gql(StoreBackendDocument);
         expect(store.data?.storeBackend.source).toBe('ENVIRONMENT');
@@ -517,14 +509,8 @@ describe('a blob deleted while a backup runs', { timeout: 120_000 }, () => {
       const restored = await cli(['restore', file], target);
       expect(restored.stderr).toBe('');
       expect(restored.code).toBe(0);
-      const gateway = await startGateway({
-        databaseUrl: target.database.url,
-        dataDir: target.dataDir,
-        config: CONFIG,
-      });
+      const { gateway, client } = await startRestored(target, admin);
       try {
-        const client = new TestClient(gateway.url);
-        for (const [name, value] of admin.cookies) client.cookies.set(name, value);
         expect((await client.request(`/blobs/${kept.id}`)).status).toBe(200);
         expect((await client.request(`/blobs/${doomed.id}`)).status).toBe(404);
       } finally {
