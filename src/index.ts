@@ -43,9 +43,7 @@ export { hasCsrfHeader } from './routes.ts';
 export type { Runtime } from './runtime.ts';
 export type { SealPasswords } from './secrets.ts';
 export { randomSecret, sameDigest, sealPasswords, sha256 } from './secrets.ts';
-export type { Snapshot } from './snapshot.ts';
 export {
-  anyRows,
   emptyTables,
   insertRows,
   openSnapshot,
@@ -137,7 +135,7 @@ export {
 } from './store/remote/serve.ts';
 export { createDatabaseBlobStorage } from './store/sql/blob-chunks.ts';
 export type { ColumnKind, TableRow, TableShape } from './tables.ts';
-export { rowProblem, tableShapes } from './tables.ts';
+export { rowProblem } from './tables.ts';
 export type { Clock } from './timers.ts';
 export { every } from './timers.ts';
 export type { Viewer } from './viewer.ts';

@@ -121,11 +121,6 @@ export class ArchiveWriter {
     return writer;
   }
 
-  /** Bytes of the archive so far. */
-  get written() {
-    return this.#out.bytesWritten;
-  }
-
   /** Adds rows of a table, in entries of a bounded size. */
   async rows(part: ArchivePart, table: string, rows: readonly TableRow[]) {
     const key = `${part}/${table}`;
