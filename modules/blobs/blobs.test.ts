@@ -623,9 +623,10 @@ describe.each(blobSuites)('blobs on $store, bytes in $blobs', ({ store: backend,
     expect(
       (await download(stranger, tampered('exp', String(Number(url.searchParams.get('exp')) + 1)))).status,
     ).toBe(404);
-    expect(
-      (await download(stranger, tampered('sig', `A${url.searchParams.get('sig')!.slice(1)}`))).status,
-    ).toBe(404);
+    // Its first character changed (to another one: a signature may begin with either).
+    const sig = url.searchParams.get('sig')!;
+    const otherSig = `${sig.startsWith('A') ? 'B' : 'A'}${sig.slice(1)}`;
+    expect((await download(stranger, tampered('sig', otherSig))).status).toBe(404);
     expect((await download(stranger, tampered('by', 's_0123456789abcdef0123'))).status).toBe(404);
     const other = await upload(signer, randomBytes(10));
     expect((await download(stranger, `${other.url}${url.search}`)).status).toBe(404);
