@@ -10,6 +10,7 @@ import type { StoreBackend } from './store/backend.ts';
 import { describeUrl, openInitialStore, openStoreAt } from './store/open.ts';
 import { gatewayId } from './store/remote/identity.ts';
 import { createStoreSwitch, SwitchingStore } from './store/switch.ts';
+import { GatewayMetrics } from './telemetry/metrics.ts';
 import { type Clock, systemClock } from './timers.ts';
 
 /** What aborts each runtime's `stopping` signal. */
@@ -75,6 +76,7 @@ export async function openRuntime(
       pubsub,
       live,
       log,
+      metrics: new GatewayMetrics(),
       clock,
       stopping: stopper.signal,
       serveStore: () => opened.serve((backend: StoreBackend) => instances.prepareStore(backend)),

@@ -5,6 +5,7 @@ import type { Logger } from './logger.ts';
 import type { PubSub } from './pubsub.ts';
 import type { StoreBackend } from './store/backend.ts';
 import type { StoreSwitch } from './store/switch.ts';
+import type { GatewayMetrics } from './telemetry/metrics.ts';
 import type { Clock } from './timers.ts';
 
 /**
@@ -24,6 +25,8 @@ export interface Runtime {
   /** The credentials behind this instance's open subscriptions. */
   readonly live: LiveCredentials;
   readonly log: Logger;
+  /** This gateway's counters (`GET /metrics`, the console's overview); modules add theirs here. */
+  readonly metrics: GatewayMetrics;
   readonly clock: Clock;
   /**
    * Aborted when the gateway begins to stop: a long wait (a lease wait) ends now and answers,
