@@ -16,6 +16,7 @@ import { type AbstractSqlConnection, NativeQueryBuilder } from '@mikro-orm/sql';
 import { CompiledQuery } from 'kysely';
 import { type ConnectionClass, reportingOutages } from './outages.ts';
 import { LockWaitingSqliteConnection, LockWaitingSqliteDriver } from './sqlite.ts';
+import { statementSpan, traceStatement } from './telemetry/tracing.ts';
 
 type Dialect = 'sqlite' | 'postgresql';
 
@@ -122,6 +123,15 @@ function bindingValues<Base extends ConnectionClass>(Base: Base, dialect: Dialec
       );
     }
 
+    // Every statement `execute` sends passes here: a span of the request that runs it, when traced.
+    protected override executeQuery<T>(
+      query: string,
+      run: () => Promise<T>,
+      context?: Parameters<AbstractSqlConnection['executeQuery']>[2],
+    ): Promise<T> {
+      return traceStatement(dialect, query, () => super.executeQuery(query, run, context));
+    }
+
     override async execute<
       T extends QueryResult | EntityData<AnyEntity> | EntityData<AnyEntity>[] = EntityData<AnyEntity>[],
     >(
@@ -159,6 +169,7 @@ function bindingValues<Base extends ConnectionClass>(Base: Base, dialect: Dialec
       // A select node, as MikroORM builds it: the SQLite driver streams only those.
       const compiled = { ...CompiledQuery.raw(sql, parameters), query: { kind: 'SelectQueryNode' } };
       const client: Client = ctx ?? this.getClient();
+      const endSpan = statementSpan(dialect, sql);
       const rows = client
         .getExecutor()
         .stream(
@@ -171,7 +182,11 @@ function bindingValues<Base extends ConnectionClass>(Base: Base, dialect: Dialec
         this.logQuery(sql, { ...context, query: sql, params: parameters });
       } catch (error) {
         this.logQuery(sql, { ...context, query: sql, params: parameters, level: 'error' });
+        endSpan?.(error);
         throw error;
+      } finally {
+        // Also when the reader stops early.
+        endSpan?.();
       }
     }
   }

@@ -1,4 +1,5 @@
 import type { BlockList } from 'node:net';
+import type { TracingSettings } from './telemetry/tracing-settings.ts';
 
 export type Mode = 'development' | 'production';
 
@@ -40,6 +41,8 @@ export interface Environment {
   remoteAuthUrl: string | undefined;
   /** Reverse proxies whose `X-Forwarded-For` names the client; null: the header is ignored. */
   trustedProxies: BlockList | null;
+  /** The standard `OTEL_*` variables' traces (docs/observability.md, "Traces"); null: tracing is off. */
+  tracing: TracingSettings | null;
 }
 
 /** A reason the gateway cannot start that the operator can fix: the CLI prints it as is, without a stack. */

@@ -28,11 +28,13 @@ import { useRoutes } from './plugins/use-routes.ts';
 import { useSseOriginCheck } from './plugins/use-sse-origin.ts';
 import { useStorableText } from './plugins/use-storable-text.ts';
 import { useSuggestionMask } from './plugins/use-suggestion-mask.ts';
+import { useTracing } from './plugins/use-tracing.ts';
 import { PUBSUB_ADAPTER_DESCRIPTIONS, pubSubAdapterFor } from './pubsub/open.ts';
 import { CSRF_HEADERS } from './routes.ts';
 import type { Runtime } from './runtime.ts';
 import { buildSchema } from './schema.ts';
 import type { NodeServerContext } from './server-context.ts';
+import { type GatewayTracing, startTracing } from './telemetry/tracing.ts';
 import type { Clock } from './timers.ts';
 import { anonymousViewer } from './viewer.ts';
 import { serveWebSocket } from './websocket.ts';
@@ -40,6 +42,8 @@ import { serveWebSocket } from './websocket.ts';
 export interface Gateway {
   readonly runtime: Runtime;
   readonly yoga: YogaServerInstance<NodeServerContext, RequestContext>;
+  /** This gateway's traces (`OTEL_*`); null when tracing is off. */
+  readonly tracing: GatewayTracing | null;
   /** Handles one request without a listening server. */
   fetch(request: Request): Promise<Response>;
   /** Starts the HTTP server; resolves with its URL. */
@@ -78,6 +82,8 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
     await closeRuntime(runtime);
     throw error;
   }
+  // Its own provider: another gateway in the process may trace elsewhere, or not at all.
+  const tracing = env.tracing ? await startTracing(env.tracing, log) : null;
 
   const credentials = runtime.instances.credentials;
   /** The request's context; its viewer is the first that a credential resolver finds on it. */
@@ -122,6 +128,8 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
     maskedErrors: { isDev: development, maskError: maskToContract(log) },
     logging: contractLogger(log),
     plugins: [
+      // First: its request span is the outermost, the one every other plugin's work runs in.
+      ...(tracing ? [useTracing({ tracing, routes: runtime.instances.routes })] : []),
       useSelfHostedGraphiQL({
         opensTo: async (request) => development || isAdmin(await contexts.of(request).catch(() => undefined)),
       }),
@@ -152,6 +160,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
   return {
     runtime,
     yoga,
+    tracing,
     fetch: (request) => Promise.resolve(yoga.fetch(request)),
     listen(port = env.port, host = env.host) {
       server = createServer(yoga);
@@ -184,7 +193,11 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
       }
       await runtime.instances.stop();
       await yoga.dispose();
-      await closeRuntime(runtime);
+      try {
+        await closeRuntime(runtime);
+      } finally {
+        await tracing?.shutdown();
+      }
     },
   };
 }

@@ -16,6 +16,7 @@ import {
 import type { PorticoModule } from './module.ts';
 import { parseBlobStorageUrl } from './store/blob-storage.ts';
 import { isRemoteStoreUrl, parseRemoteStoreUrl } from './store/remote/protocol.ts';
+import { tracingSettings } from './telemetry/tracing-settings.ts';
 
 /** A `portico.config.ts`/`.mjs` default export: the plain keys, plus modules written in code. */
 export interface PorticoConfig extends ConfigFile {
@@ -120,6 +121,7 @@ export async function loadConfig({
     issues.push(`PORTICO_SECRET: required in production (${MIN_SECRET_LENGTH}+ characters)`);
   }
   const trustedProxies = parseTrustedProxies(vars.PORTICO_TRUSTED_PROXIES, issues);
+  const tracing = tracingSettings(env, issues);
   for (const variable of ['DATABASE_URL', 'SYSTEM_DATABASE_URL'] as const) {
     const url = vars[variable];
     try {
@@ -168,6 +170,7 @@ export async function loadConfig({
       remoteApiKey: vars.PORTICO_REMOTE_API_KEY,
       remoteAuthUrl: vars.PORTICO_REMOTE_AUTH_URL,
       trustedProxies,
+      tracing,
     },
     settings,
     modules,

@@ -4,13 +4,14 @@ import { LiveCredentials } from './live.ts';
 import type { LoadedConfig } from './load-config.ts';
 import type { Logger } from './logger.ts';
 import { ModuleSet } from './module-instances.ts';
-import { openPubSub } from './pubsub/open.ts';
+import { openPubSub, pubSubAdapterFor } from './pubsub/open.ts';
 import type { Runtime } from './runtime.ts';
 import type { StoreBackend } from './store/backend.ts';
 import { describeUrl, openInitialStore, openStoreAt } from './store/open.ts';
 import { gatewayId } from './store/remote/identity.ts';
 import { createStoreSwitch, SwitchingStore } from './store/switch.ts';
 import { GatewayMetrics } from './telemetry/metrics.ts';
+import { tracePublishes } from './telemetry/tracing.ts';
 import { type Clock, systemClock } from './timers.ts';
 
 /** What aborts each runtime's `stopping` signal. */
@@ -40,7 +41,9 @@ export async function openRuntime(
   const { env, settings, modules } = config;
   const db = await openDatabases({ env, modules, log, deferUnreachableStore });
   try {
-    const pubsub = await openPubSub({ env, log });
+    const broker = await openPubSub({ env, log });
+    // With tracing on, a publish is a span of the request that makes it.
+    const pubsub = env.tracing ? tracePublishes(broker, pubSubAdapterFor(env)) : broker;
     const stopper = new AbortController();
     const live = new LiveCredentials(log);
     let identity: Promise<string> | undefined;

@@ -5,6 +5,7 @@ import {
   type Runtime,
   type StagedBlob,
   type StoredContent,
+  traceBlobStorage,
 } from '../../src/index.ts';
 import { storageAt } from './storage.ts';
 
@@ -88,9 +89,12 @@ export class BlobFiles implements ModuleInstance {
   /** Makes the driver without sweeping: for commands (`portico backup`), which run without starting modules. */
   async open(): Promise<BlobStorage> {
     const { settings, env, log } = this.#runtime;
-    this.#storage ??= settings.blobs.storage
+    if (this.#storage) return this.#storage;
+    const storage = settings.blobs.storage
       ? await settings.blobs.storage({ dataDir: env.dataDir, log })
       : await storageAt(env, log, this.#runtime.db.store);
+    // With tracing on, each call is a span of the request that makes it.
+    this.#storage ??= env.tracing ? traceBlobStorage(storage) : storage;
     return this.#storage;
   }
 

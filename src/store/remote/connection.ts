@@ -3,6 +3,7 @@ import https from 'node:https';
 import { Readable } from 'node:stream';
 import { PorticoError, serviceUnavailable } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
+import { traceHttpCall } from '../../telemetry/tracing.ts';
 import { GATEWAY_HEADER } from './identity.ts';
 import { type KeyOptions, obtainKey, type RemoteKey } from './key.ts';
 import { STORE_ARCHIVE_SCOPE, STORE_PROTOCOL_PATH, type WireError } from './protocol.ts';
@@ -146,6 +147,13 @@ export class RemoteConnection {
       `${this.server.pathname.replace(/\/$/, '')}${STORE_PROTOCOL_PATH}${options.path}`,
       this.server,
     );
+    // A call from a traced request carries its trace on (`traceparent`): the data server continues it.
+    return traceHttpCall(options.method, url, (trace) =>
+      this.#sendTo(url, trace ? { ...options, headers: { ...options.headers, ...trace } } : options, key),
+    );
+  }
+
+  #sendTo(url: URL, options: RequestOptions, key: string): Promise<IncomingMessage> {
     const transport = url.protocol === 'https:' ? https : http;
     const { body } = options;
     return new Promise((resolve, reject) => {
