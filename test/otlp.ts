@@ -59,16 +59,17 @@ const attributesOf = (list: JsonAttribute[] = []) =>
 
 /**
  * An OTLP/HTTP collector on loopback, as a test needs one: it keeps every export and answers
- * success in the request's own encoding (an empty message is an empty body in protobuf).
+ * success in the request's own encoding (an empty message is an empty body in protobuf), or
+ * `status` (a collector that refuses).
  */
-export async function startOtlpReceiver() {
+export async function startOtlpReceiver({ status = 200 } = {}) {
   const exports: OtlpExport[] = [];
   const server = createServer(async (request, response) => {
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
     const contentType = request.headers['content-type'] ?? '';
     exports.push({ path: request.url ?? '', contentType, body: Buffer.concat(chunks) });
-    response.writeHead(200, { 'content-type': contentType });
+    response.writeHead(status, { 'content-type': contentType });
     response.end(contentType.includes('json') ? '{}' : undefined);
   });
   server.listen(0, '127.0.0.1');

@@ -291,14 +291,51 @@ describe('traces over OTLP/HTTP with protobuf, the default encoding', () => {
   });
 });
 
+describe('a collector that refuses spans', () => {
+  it('fails no request and no close, and is logged once, not at every batch', async () => {
+    const receiver = await startOtlpReceiver({ status: 400 });
+    const portico = await startGateway({ env: tracingTo(receiver, 'portico-refused') });
+    try {
+      for (let batch = 0; batch < 2; batch++) {
+        expect((await portico.client().request('/health')).status).toBe(200);
+        await expect(flush(portico)).rejects.toBeDefined();
+      }
+      expect(receiver.exports).toHaveLength(2);
+      const refusals = portico.logs.filter((line) =>
+        line.msg.startsWith('traces: the collector does not take spans'),
+      );
+      expect(refusals).toHaveLength(1);
+      expect(refusals[0]!.level).toBe(40);
+      // The close sends the last span, which is refused too.
+      expect((await portico.client().request('/health')).status).toBe(200);
+      await portico.stop();
+      expect(receiver.exports).toHaveLength(3);
+    } finally {
+      await portico.close();
+      await receiver.close();
+    }
+  });
+});
+
 describe('tracing settings', () => {
-  it('is off, with no provider, unless an OTLP endpoint is set', async () => {
+  it('is off, with no provider, unless an OTLP endpoint is set, also beside a gateway that traces', async () => {
+    const receiver = await startOtlpReceiver();
+    const traced = await startGateway({ env: tracingTo(receiver, 'traced') });
     const portico = await startGateway({ env: { OTEL_SERVICE_NAME: 'not-traced' } });
     try {
       expect(portico.gateway.tracing).toBeNull();
-      expect((await portico.client().request('/health')).status).toBe(200);
+      const incoming = newTraceparent();
+      const response = await portico
+        .client()
+        .request('/health', { headers: { traceparent: incoming.header } });
+      expect(response.status).toBe(200);
+      expect((await traced.client().request('/health')).status).toBe(200);
+      await flush(traced);
+      expect(receiver.spans().map((span) => span.service)).toEqual(['traced']);
     } finally {
       await portico.close();
+      await traced.close();
+      await receiver.close();
     }
     const endpoint = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' };
     expect(tracingSettings({}, [])).toBeNull();

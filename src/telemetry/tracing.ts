@@ -88,15 +88,20 @@ export class GatewayTracing {
     return this.#propagator.extract(ROOT_CONTEXT, carrier, getter).setValue(TRACING, this);
   }
 
-  /** Sends the spans ended so far. */
+  /** Sends the spans ended so far; rejects when the collector does not take them. */
   forceFlush(): Promise<void> {
     return this.#provider.forceFlush();
   }
 
-  /** Sends the last spans and stops (the gateway closes). */
+  /**
+   * Sends the last spans and stops (the gateway closes). A collector that does not take them does
+   * not fail the close: the exporter has logged it.
+   */
   async shutdown(): Promise<void> {
     try {
       await this.#provider.shutdown();
+    } catch {
+      // Logged by `reportingFailures`.
     } finally {
       this.#release();
     }
