@@ -182,6 +182,10 @@ export async function startTracing(settings: TracingSettings, log: Logger): Prom
       ? import('@opentelemetry/exporter-trace-otlp-http')
       : import('@opentelemetry/exporter-trace-otlp-proto'),
   ]);
+  // The log shows where spans go, never a password in the URL.
+  const shownUrl = new URL(settings.url);
+  shownUrl.username = '';
+  shownUrl.password = '';
   const exporter = reportingFailures(
     new exporters.OTLPTraceExporter({
       url: settings.url,
@@ -191,13 +195,12 @@ export async function startTracing(settings: TracingSettings, log: Logger): Prom
     }),
     (result) => result.code === core.ExportResultCode.SUCCESS,
     log,
-    settings.url,
+    shownUrl.href,
   );
-  const ratio = new sdk.TraceIdRatioBasedSampler(settings.samplerRatio);
   const roots = {
     always_on: new sdk.AlwaysOnSampler(),
     always_off: new sdk.AlwaysOffSampler(),
-    traceidratio: ratio,
+    traceidratio: new sdk.TraceIdRatioBasedSampler(settings.samplerRatio),
   };
   const root = roots[settings.sampler.replace(/^parentbased_/, '') as keyof typeof roots];
   const provider = new sdk.TracerProvider({
@@ -229,7 +232,7 @@ export async function startTracing(settings: TracingSettings, log: Logger): Prom
     }
   };
   log.info(
-    { traces: settings.url, protocol: settings.protocol, sampler: settings.sampler },
+    { traces: shownUrl.href, protocol: settings.protocol, sampler: settings.sampler },
     `traces: exported over OTLP/HTTP (${settings.protocol}) as ${settings.serviceName}`,
   );
   return new GatewayTracing(provider, new core.W3CTraceContextPropagator(), release);
