@@ -23,6 +23,7 @@ import { useLiveStreams } from './plugins/use-live-streams.ts';
 import { useOperationLimits } from './plugins/use-operation-limits.ts';
 import { useReadiness } from './plugins/use-readiness.ts';
 import { RequestContextCache, useRequestContext } from './plugins/use-request-context.ts';
+import { useRequestId } from './plugins/use-request-id.ts';
 import { useResponseCookies } from './plugins/use-response-cookies.ts';
 import { useRoutes } from './plugins/use-routes.ts';
 import { useSseOriginCheck } from './plugins/use-sse-origin.ts';
@@ -34,6 +35,7 @@ import { CSRF_HEADERS } from './routes.ts';
 import type { Runtime } from './runtime.ts';
 import { buildSchema } from './schema.ts';
 import type { NodeServerContext } from './server-context.ts';
+import { REQUEST_ID_HEADER } from './telemetry/request-scope.ts';
 import { type GatewayTracing, startTracing } from './telemetry/tracing.ts';
 import type { Clock } from './timers.ts';
 import { anonymousViewer } from './viewer.ts';
@@ -56,6 +58,7 @@ export interface Gateway {
 }
 
 export interface GatewayOptions {
+  /** Made by `createLogger`, whose lines carry the request id and trace of the work that wrote them. */
   log?: Logger;
   /** The time source of session timeouts and the like (tests move it). */
   clock?: Clock;
@@ -122,13 +125,15 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
     fetchAPI: createFetch({ formDataLimits: formDataLimits(modules, config.settings) }),
     landingPage: false,
     // Other sites may call with an API key, never with the cookie (docs/security.md: no credentialed CORS).
-    cors: { credentials: false },
+    cors: { credentials: false, exposedHeaders: [REQUEST_ID_HEADER] },
     // useSelfHostedGraphiQL serves it; Yoga's would load it from a CDN.
     graphiql: false,
     maskedErrors: { isDev: development, maskError: maskToContract(log) },
     logging: contractLogger(log),
     plugins: [
-      // First: its request span is the outermost, the one every other plugin's work runs in.
+      // First: the request id wraps everything the others do, the request span included.
+      useRequestId(),
+      // Next: its request span is the one every other plugin's work runs in.
       ...(tracing ? [useTracing({ tracing, routes: runtime.instances.routes })] : []),
       useSelfHostedGraphiQL({
         opensTo: async (request) => development || isAdmin(await contexts.of(request).catch(() => undefined)),

@@ -136,6 +136,7 @@ export {
 export { createDatabaseBlobStorage } from './store/sql/blob-chunks.ts';
 export type { ColumnKind, TableRow, TableShape } from './tables.ts';
 export { rowProblem } from './tables.ts';
+export { currentRequestId } from './telemetry/request-scope.ts';
 export { traceBlobStorage } from './telemetry/tracing.ts';
 export type { Clock } from './timers.ts';
 export { every } from './timers.ts';

@@ -3,13 +3,21 @@ import type { Duplex } from 'node:stream';
 import { type ExecutionArgs, GraphQLError } from 'graphql';
 import { CloseCode, type Context, type OperationResult } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
-import type { YogaServerInstance } from 'graphql-yoga';
+import { isAsyncIterable, type YogaServerInstance } from 'graphql-yoga';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { RequestContext } from './context.ts';
 import { asServiceUnavailable } from './errors.ts';
 import { credentialOf } from './live.ts';
+import { withRequestId } from './plugins/use-request-id.ts';
 import { isForeignOrigin } from './routes.ts';
 import type { Runtime } from './runtime.ts';
+import {
+  inRequestScope,
+  newRequestId,
+  pulledHere,
+  REQUEST_ID_HEADER,
+  requestIdFor,
+} from './telemetry/request-scope.ts';
 import type { Viewer } from './viewer.ts';
 
 /** Limits of the graphql-ws transport. */
@@ -56,13 +64,20 @@ export interface WebSocketOptions {
  */
 export function serveWebSocket({ server, yoga, runtime, resolveViewer, formatResult }: WebSocketOptions) {
   const wss = new WebSocketServer({ noServer: true, maxPayload: WEBSOCKET_LIMITS.messageBytes });
+  /** The id of each connection's upgrade request: in its 101 answer and its handshake's log lines. */
+  const connectionIds = new WeakMap<IncomingMessage, string>();
+  wss.on('headers', (headers, request) =>
+    headers.push(`${REQUEST_ID_HEADER}: ${connectionIds.get(request)}`),
+  );
 
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const requestId = requestIdFor(request.headers[REQUEST_ID_HEADER] as string | undefined);
     const { pathname } = new URL(request.url ?? '/', 'http://localhost');
-    if (pathname !== '/graphql') return refuse(socket, 404, 'Not Found');
+    if (pathname !== '/graphql') return refuse(socket, 404, 'Not Found', requestId);
     if (isForeignOrigin(request.headers.origin, request.headers.host, runtime.env.publicUrl)) {
-      return refuse(socket, 403, 'Forbidden');
+      return refuse(socket, 403, 'Forbidden', requestId);
     }
+    connectionIds.set(request, requestId);
     wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
   };
   server.on('upgrade', onUpgrade);
@@ -96,79 +111,99 @@ export function serveWebSocket({ server, yoga, runtime, resolveViewer, formatRes
   const graphqlWs = useServer<Record<string, unknown> | undefined, ConnectionState>(
     {
       connectionInitWaitTimeout: WEBSOCKET_LIMITS.initWaitMs,
-      execute: (args) => (args.rootValue as ExecutionRoot).execute(args),
-      subscribe: (args) => (args.rootValue as ExecutionRoot).subscribe(args),
-      async onConnect(ctx) {
-        const authorization = ctx.connectionParams?.authorization;
-        if (authorization !== undefined && typeof authorization !== 'string') return false;
-        let viewer: Viewer;
-        try {
-          viewer = await resolveViewer(credentialRequest(ctx));
-        } catch (error) {
-          if (!asServiceUnavailable(error)) throw error;
-          // The credential cannot be checked during an outage: "try again later", not an internal error.
-          ctx.extra.socket.close(TRY_AGAIN_LATER, 'SERVICE_UNAVAILABLE');
-          return false;
-        }
-        // A key that was presented but does not work is refused, not downgraded to anonymous.
-        if (authorization !== undefined && !viewer.apiKeyId) return false;
-        const credential = credentialOf(viewer);
-        ctx.extra.viewer = viewer;
-        if (credential) ctx.extra.untrack = runtime.live.track(credential, () => endConnection(ctx));
-        return true;
+      execute: (args) => {
+        const root = args.rootValue as ExecutionRoot;
+        return inRequestScope(root.requestId, () => root.execute(args));
       },
-      async onSubscribe(ctx, _id, payload) {
-        if (ctx.extra.ending) return [unauthenticated()];
-        if (Object.keys(ctx.subscriptions).length > WEBSOCKET_LIMITS.operationsPerConnection) {
-          return [
-            new GraphQLError(
-              `At most ${WEBSOCKET_LIMITS.operationsPerConnection} operations run at once on one connection.`,
-              { extensions: { code: 'BAD_USER_INPUT' } },
-            ),
-          ];
-        }
-        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
-          request: credentialRequest(ctx),
-          req: ctx.extra.request,
-          params: payload,
+      subscribe: (args) => {
+        const root = args.rootValue as ExecutionRoot;
+        return inRequestScope(root.requestId, async () => {
+          const result = await root.subscribe(args);
+          // graphql-ws pulls the events from the socket's context: each runs in the operation's.
+          return isAsyncIterable(result) ? pulledHere(result) : result;
         });
-        let contextValue: RequestContext;
-        try {
-          contextValue = (await contextFactory()) as unknown as RequestContext;
-        } catch (error) {
-          const unavailable = asServiceUnavailable(error);
-          if (unavailable) return [unavailable];
-          throw error;
-        }
-        const opened = ctx.extra.viewer && credentialOf(ctx.extra.viewer);
-        if (opened && credentialOf(contextValue.viewer)?.id !== opened.id) {
-          // The credential ended since the handshake; its end event may still be on its way.
-          endConnection(ctx);
-          return [unauthenticated()];
-        }
-        let document: ReturnType<typeof parse>;
-        let errors: readonly GraphQLError[];
-        try {
-          document = parse(payload.query);
-          errors = validate(schema, document);
-        } catch (error) {
-          // The limits throw from parsing (tokens) and validation (depth, aliases, directives, cost):
-          // they refuse this operation, as over HTTP, and the connection stays.
-          if (!(error instanceof GraphQLError)) throw error;
-          return formatResult({ errors: [error] }).errors;
-        }
-        if (errors.length > 0) return formatResult({ errors }).errors;
-        return {
-          schema,
-          document,
-          operationName: payload.operationName,
-          variableValues: payload.variables,
-          contextValue,
-          rootValue: { execute, subscribe } as ExecutionRoot,
-        };
       },
-      onNext: (_ctx, _id, _payload, _args, result) =>
-        formatResult(result as { errors?: readonly GraphQLError[] }) as never,
+      // The handshake's log lines carry the upgrade request's id.
+      onConnect: (ctx) =>
+        inRequestScope(connectionIds.get(ctx.extra.request)!, async () => {
+          const authorization = ctx.connectionParams?.authorization;
+          if (authorization !== undefined && typeof authorization !== 'string') return false;
+          let viewer: Viewer;
+          try {
+            viewer = await resolveViewer(credentialRequest(ctx));
+          } catch (error) {
+            if (!asServiceUnavailable(error)) throw error;
+            // The credential cannot be checked during an outage: "try again later", not an internal error.
+            ctx.extra.socket.close(TRY_AGAIN_LATER, 'SERVICE_UNAVAILABLE');
+            return false;
+          }
+          // A key that was presented but does not work is refused, not downgraded to anonymous.
+          if (authorization !== undefined && !viewer.apiKeyId) return false;
+          const credential = credentialOf(viewer);
+          ctx.extra.viewer = viewer;
+          if (credential) ctx.extra.untrack = runtime.live.track(credential, () => endConnection(ctx));
+          return true;
+        }),
+      onSubscribe: async (ctx, _id, payload) => {
+        // Each operation is a request of its own: its log lines and errors carry its id.
+        const requestId = newRequestId();
+        const prepared = await inRequestScope(requestId, async () => {
+          if (ctx.extra.ending) return [unauthenticated()];
+          if (Object.keys(ctx.subscriptions).length > WEBSOCKET_LIMITS.operationsPerConnection) {
+            return [
+              new GraphQLError(
+                `At most ${WEBSOCKET_LIMITS.operationsPerConnection} operations run at once on one connection.`,
+                { extensions: { code: 'BAD_USER_INPUT' } },
+              ),
+            ];
+          }
+          const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+            request: credentialRequest(ctx),
+            req: ctx.extra.request,
+            params: payload,
+          });
+          let contextValue: RequestContext;
+          try {
+            contextValue = (await contextFactory()) as unknown as RequestContext;
+          } catch (error) {
+            const unavailable = asServiceUnavailable(error);
+            if (unavailable) return [unavailable];
+            throw error;
+          }
+          const opened = ctx.extra.viewer && credentialOf(ctx.extra.viewer);
+          if (opened && credentialOf(contextValue.viewer)?.id !== opened.id) {
+            // The credential ended since the handshake; its end event may still be on its way.
+            endConnection(ctx);
+            return [unauthenticated()];
+          }
+          let document: ReturnType<typeof parse>;
+          let errors: readonly GraphQLError[];
+          try {
+            document = parse(payload.query);
+            errors = validate(schema, document);
+          } catch (error) {
+            // The limits throw from parsing (tokens) and validation (depth, aliases, directives, cost):
+            // they refuse this operation, as over HTTP, and the connection stays.
+            if (!(error instanceof GraphQLError)) throw error;
+            return formatResult({ errors: [error] }).errors;
+          }
+          if (errors.length > 0) return formatResult({ errors }).errors;
+          return {
+            schema,
+            document,
+            operationName: payload.operationName,
+            variableValues: payload.variables,
+            contextValue,
+            rootValue: { execute, subscribe, requestId } satisfies ExecutionRoot,
+          };
+        });
+        return Array.isArray(prepared) ? withRequestId({ errors: prepared }, requestId).errors : prepared;
+      },
+      onNext: (_ctx, _id, _payload, args, result) =>
+        withRequestId(
+          formatResult(result as { errors?: readonly GraphQLError[] }),
+          (args.rootValue as ExecutionRoot).requestId,
+        ) as never,
       onComplete(ctx, id) {
         if (ctx.extra.ending) closeWhenIdle(ctx, id);
       },
@@ -191,10 +226,11 @@ export function serveWebSocket({ server, yoga, runtime, resolveViewer, formatRes
   };
 }
 
-/** Yoga's enveloped execute and subscribe, carried to graphql-ws in the root value. */
+/** Yoga's enveloped execute and subscribe, and the operation's request id, carried to graphql-ws in the root value. */
 interface ExecutionRoot {
   execute: (args: ExecutionArgs) => OperationResult;
   subscribe: (args: ExecutionArgs) => OperationResult;
+  requestId: string;
 }
 
 const unauthenticated = () =>
@@ -207,6 +243,8 @@ const close = (socket: WebSocket) => {
     socket.close(CloseCode.Forbidden, 'Forbidden: the credential has ended');
 };
 
-function refuse(socket: Duplex, status: number, reason: string) {
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+function refuse(socket: Duplex, status: number, reason: string, requestId: string) {
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n${REQUEST_ID_HEADER}: ${requestId}\r\n\r\n`,
+  );
 }

@@ -11,13 +11,13 @@ import { print } from 'graphql';
 import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
 import pg from 'pg';
-import { pino } from 'pino';
 import { WebSocket } from 'ws';
 import { CreateApiKeyDocument, RedeemTokenDocument, SignUpDocument } from '../client/index.ts';
 import { builtinModules } from '../modules/index.ts';
 import { createGateway, type Gateway } from '../src/gateway.ts';
 import type { Clock, PorticoModule } from '../src/index.ts';
 import { loadConfig } from '../src/load-config.ts';
+import { createLogger } from '../src/logger.ts';
 import { composeModules } from '../src/module.ts';
 import { type S3Server, startS3Server } from './s3/server.ts';
 
@@ -236,7 +236,10 @@ export async function startGateway(options: StartOptions = {}): Promise<TestGate
     },
   });
   const config = { ...loaded, modules: composeModules(loaded.modules) };
-  const gateway = await createGateway(config, { log: pino({ level: 'info' }, sink), clock: options.clock });
+  const gateway = await createGateway(config, {
+    log: createLogger({ mode: 'production', level: 'info', destination: sink }),
+    clock: options.clock,
+  });
   const url =
     options.listen === false ? 'http://portico.test' : await gateway.listen(options.port ?? 0, '127.0.0.1');
   let stopped = false;

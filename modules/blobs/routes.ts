@@ -6,6 +6,7 @@ import {
   type BlobRecord,
   BlobTooLarge,
   type ByteRange,
+  currentRequestId,
   type ErrorCode,
   type Fence,
   fromWireBlob,
@@ -38,9 +39,9 @@ import {
 } from './service.ts';
 import { signatureAllows } from './signed.ts';
 
-/** Errors as the kernel's routes answer them: `{ error: message, code }` with the contract's code. */
+/** Errors as the kernel's routes answer them: `{ error: message, code, requestId }` with the contract's code. */
 const problem = (status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}) =>
-  Response.json({ error: message, code }, { status, headers });
+  Response.json({ error: message, code, requestId: currentRequestId() }, { status, headers });
 
 /**
  * Refusals of an upload are sent before its body is read; closing the connection afterwards

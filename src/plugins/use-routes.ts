@@ -10,6 +10,7 @@ import {
 import type { Logger } from '../logger.ts';
 import { type Route, Router } from '../routes.ts';
 import type { NodeServerContext } from '../server-context.ts';
+import { currentRequestId } from '../telemetry/request-scope.ts';
 
 export interface RoutesOptions {
   /** The plain HTTP routes, mounted beside /graphql. */
@@ -32,7 +33,9 @@ export function useRoutes({ routes, contextOf, log }: RoutesOptions): Plugin {
       const match = router.match(request.method, url.pathname);
       if (match === null) return;
       if (match === 'methodNotAllowed') {
-        endResponse(Response.json({ error: 'method not allowed' }, { status: 405 }));
+        endResponse(
+          Response.json({ error: 'method not allowed', requestId: currentRequestId() }, { status: 405 }),
+        );
         return;
       }
       try {
@@ -50,17 +53,17 @@ function routeError(error: unknown, log: Logger): Response {
   const unavailable = asServiceUnavailable(error);
   if (unavailable) {
     return Response.json(
-      { error: unavailable.message, code: unavailable.code },
+      { error: unavailable.message, code: unavailable.code, requestId: currentRequestId() },
       { status: 503, headers: { 'retry-after': String(RETRY_AFTER_SECONDS) } },
     );
   }
   const refusal = isUnstorableText(error) ? unstorableText() : error;
   if (refusal instanceof PorticoError) {
     return Response.json(
-      { error: refusal.message, code: refusal.code },
+      { error: refusal.message, code: refusal.code, requestId: currentRequestId() },
       { status: refusal.code === 'NOT_FOUND' ? 404 : 400 },
     );
   }
   log.error({ err: error }, 'route failed');
-  return Response.json({ error: 'Internal server error' }, { status: 500 });
+  return Response.json({ error: 'Internal server error', requestId: currentRequestId() }, { status: 500 });
 }

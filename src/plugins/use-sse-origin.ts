@@ -1,5 +1,6 @@
 import type { Plugin } from 'graphql-yoga';
 import { isForeignOrigin } from '../routes.ts';
+import { currentRequestId } from '../telemetry/request-scope.ts';
 
 export interface SseOriginOptions {
   /** The gateway's public URL: its origin is never foreign. */
@@ -17,7 +18,12 @@ export function useSseOriginCheck({ publicUrl, endpoint = '/graphql' }: SseOrigi
     onRequest({ request, url, endResponse }) {
       if (url.pathname !== endpoint || !request.headers.get('accept')?.includes('text/event-stream')) return;
       if (isForeignOrigin(request.headers.get('origin'), request.headers.get('host'), publicUrl)) {
-        endResponse(Response.json({ error: 'Cross-site subscriptions are refused.' }, { status: 403 }));
+        endResponse(
+          Response.json(
+            { error: 'Cross-site subscriptions are refused.', requestId: currentRequestId() },
+            { status: 403 },
+          ),
+        );
       }
     },
   };
