@@ -10,6 +10,7 @@ import invites from './invites/index.ts';
 import leases from './leases/index.ts';
 import magicLink from './magic-link/index.ts';
 import mail from './mail/index.ts';
+import overview from './overview/index.ts';
 import rateLimits from './rate-limits/index.ts';
 import remoteLogin from './remote-login/index.ts';
 import roles from './roles/index.ts';
@@ -35,5 +36,6 @@ export const builtinModules: PorticoModule[] = [
   blobs,
   store,
   backups,
+  overview,
   adminConsole,
 ];

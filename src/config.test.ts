@@ -131,6 +131,7 @@ export default defineConfig({ signup: 'open', modules: [hello] });\n`,
       'blobs',
       'store',
       'backups',
+      'overview',
       'console',
       'hello',
     ]);

@@ -5,11 +5,17 @@ import { promisify } from 'node:util';
 import { Kind, parse } from 'graphql';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { AcquireLeaseDocument, PatchDocumentDocument, ViewerDocument } from '../../client/index.ts';
+import {
+  AcquireLeaseDocument,
+  GatewayOverviewDocument,
+  PatchDocumentDocument,
+  ViewerDocument,
+} from '../../client/index.ts';
 import { hasChromium, launchChromium } from '../../test/browser.ts';
 import {
   ADMIN,
   backends,
+  startGateway,
   startGatewayWithAdmin,
   type TestClient,
   type TestGateway,
@@ -26,6 +32,12 @@ const SCREENSHOTS = `${ROOT}${process.env.PORTICO_SCREENSHOTS === '1' ? 'docs' :
 const LAPTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 const BOB = { email: 'bob@example.com', name: 'Bob Builder', password: 'another long passphrase' };
+const CONFIG = {
+  signup: 'invite',
+  roles: { member: ['notes:read', 'blobs:write'] },
+  defaultRoles: ['member'],
+  collections: { notes: { indexes: { byTag: ['tag', 'rank'] } } },
+};
 /** A 2×2 PNG, so the blob list has an image to preview. */
 const PNG = Buffer.from(
   'iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEklEQVR42mM4oaGhUXGHAUIBACLSBSnxV7tTAAAAAElFTkSuQmCC',
@@ -74,6 +86,10 @@ function noteOperations(page: Page, names: Set<string>) {
   );
 }
 
+/** How many samples the Overview's charts hold. */
+const samplesCharted = async (page: Page) =>
+  Number(await page.locator('[data-chart="traffic"]').getAttribute('data-points'));
+
 async function screenshot(page: Page, name: string) {
   await mkdir(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: `${SCREENSHOTS}/${name}.png`, fullPage: true });
@@ -95,6 +111,8 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
 
   describe.each(backends)('on %s', (backend) => {
     let portico: TestGateway;
+    /** The first gateway, once the Overview's test has stopped it and started another on its port and database. */
+    let replaced: TestGateway | undefined;
     let api: TestClient;
     let adminContext: BrowserContext;
     let admin: Page;
@@ -104,15 +122,7 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
     const shoot = (page: Page, name: string) => (backend === 'sqlite' ? screenshot(page, name) : undefined);
 
     beforeAll(async () => {
-      ({ portico, admin: api } = await startGatewayWithAdmin({
-        backend,
-        config: {
-          signup: 'invite',
-          roles: { member: ['notes:read', 'blobs:write'] },
-          defaultRoles: ['member'],
-          collections: { notes: { indexes: { byTag: ['tag', 'rank'] } } },
-        },
-      }));
+      ({ portico, admin: api } = await startGatewayWithAdmin({ backend, config: CONFIG }));
       adminContext = await browser.newContext({ viewport: LAPTOP, acceptDownloads: true });
       admin = await adminContext.newPage();
       admin.setDefaultTimeout(10_000);
@@ -125,16 +135,20 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
     afterAll(async () => {
       await adminContext?.close();
       await portico?.close();
+      // Last: it drops the database.
+      await replaced?.close();
     });
 
-    it('signs the admin in through /login and lands on Users', async () => {
+    it('signs the admin in through /login and lands on the Overview', async () => {
       await admin.goto(`${portico.url}/admin`);
       await expect.poll(() => admin.url()).toBe(`${portico.url}/login?next=/admin`);
       const form = admin.getByRole('form', { name: 'Sign in with a password' });
       await form.getByLabel('Email').fill(ADMIN.email);
       await form.getByLabel('Password').fill(ADMIN.password);
       await form.getByRole('button', { name: 'Sign in' }).click();
-      await admin.waitForURL(`${portico.url}/admin/users`);
+      await admin.waitForURL(`${portico.url}/admin/overview`);
+      await admin.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+      await admin.getByRole('link', { name: 'Users' }).click();
       await admin.getByRole('link', { name: ADMIN.email }).waitFor();
       await admin.getByText(`Signed in as ${ADMIN.email}`).waitFor();
       await shoot(admin, 'users');
@@ -363,6 +377,100 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
       await shoot(admin, 'users-phone');
       await admin.setViewportSize(LAPTOP);
       expect(errors).toEqual([]);
+    });
+
+    it("shows the gateway's health first, live: the charts move under load", async () => {
+      await admin
+        .getByRole('navigation', { name: 'Sections' })
+        .getByRole('link', { name: 'Overview' })
+        .click();
+      await admin.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+      const tiles = admin.getByRole('list', { name: 'Status' });
+      const kind = backend === 'sqlite' ? 'SQLite' : 'PostgreSQL';
+      for (const name of ['System database', 'Store']) {
+        const tile = tiles.locator(`[data-tile="${name}"]`);
+        await tile.getByText('Answering').waitFor();
+        await tile.getByText(kind, { exact: true }).waitFor();
+      }
+      // What this suite did is among the recent events.
+      await admin.getByRole('cell', { name: 'STORE_RESET' }).waitFor();
+
+      const traffic = admin.locator('[data-chart="traffic"]');
+      const latest = async (chart: string, series: string) =>
+        Number(
+          await admin
+            .locator(`[data-chart="${chart}"] [data-series="${series}"]`)
+            .getAttribute('data-latest'),
+        );
+      const points = () => samplesCharted(admin);
+      const pixels = () =>
+        traffic.locator('canvas').evaluate((canvas: HTMLCanvasElement) => canvas.toDataURL());
+      await expect.poll(points).toBeGreaterThan(1);
+      const [pointsBefore, pixelsBefore] = [await points(), await pixels()];
+
+      // Load until the chart shows it: bursts of requests, a few of them refused (GraphQL errors).
+      const anonymous = portico.client();
+      let loading = true;
+      const load = (async () => {
+        while (loading) {
+          await Promise.all([
+            ...Array.from({ length: 40 }, () => api.gql(ViewerDocument)),
+            ...Array.from({ length: 4 }, () => anonymous.gql(GatewayOverviewDocument)),
+          ]);
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+      })();
+      try {
+        await expect
+          .poll(() => latest('traffic', 'Requests'), { timeout: 10_000 })
+          .toBeGreaterThanOrEqual(20);
+        await expect.poll(() => latest('traffic', 'GraphQL errors'), { timeout: 5000 }).toBeGreaterThan(0);
+        await expect.poll(() => latest('latency', 'p99'), { timeout: 5000 }).toBeGreaterThan(0);
+      } finally {
+        loading = false;
+        await load;
+      }
+      expect(await points()).toBeGreaterThan(pointsBefore);
+      expect(await pixels()).not.toBe(pixelsBefore);
+      // The page's own subscriptions (this one, and its session's) are open over the WebSocket.
+      expect(await latest('subscriptions', 'WebSocket')).toBeGreaterThanOrEqual(1);
+      await shoot(admin, 'overview');
+
+      await admin.setViewportSize(PHONE);
+      await admin.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+      const overflows = () => admin.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+      await expect.poll(overflows).toBe(false);
+      await shoot(admin, 'overview-phone');
+      await admin.setViewportSize(LAPTOP);
+      expect(await overflows()).toBe(false);
+      expect(errors).toEqual([]);
+    });
+
+    it('keeps the Overview while the gateway is away, says so, and picks up when it is back', async () => {
+      await admin.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+      const points = () => samplesCharted(admin);
+      await expect.poll(points).toBeGreaterThan(1);
+      const { dataDir, databaseUrl, url } = portico;
+      await portico.stop();
+      const stale = admin.getByText('No news from the gateway since');
+      await stale.waitFor({ timeout: 15_000 });
+      const kept = await points();
+      expect(kept).toBeGreaterThan(1);
+      await admin.locator('[data-tile="Store"]').getByText('Answering').waitFor();
+      replaced = portico;
+      portico = await startGateway({
+        backend,
+        config: CONFIG,
+        port: Number(new URL(url).port),
+        dataDir,
+        databaseUrl,
+        env: { PORTICO_PUBLIC_URL: url },
+      });
+      await expect.poll(() => stale.count(), { timeout: 30_000 }).toBe(0);
+      await expect.poll(points).toBeGreaterThan(kept);
+      // While it was away the browser said so (refused connections); nothing else went wrong.
+      const refused = /ERR_CONNECTION_REFUSED|WebSocket connection to .* failed/;
+      expect(errors.filter((error) => !refused.test(error))).toEqual([]);
     });
 
     it('links to GraphiQL and signs out', async () => {

@@ -24,6 +24,7 @@ export default defineModule({
     'blobs',
     'leases',
     'store',
+    'overview',
   ],
   setup: () => ({ routes: consoleRoutes(CONSOLE_DIR) }),
 });

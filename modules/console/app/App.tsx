@@ -8,12 +8,14 @@ import { CollectionScreen, DataScreen, DocumentScreen } from './screens/data.tsx
 import { InvitesScreen } from './screens/invites.tsx';
 import { KeysScreen } from './screens/keys.tsx';
 import { LeasesScreen } from './screens/leases.tsx';
+import { OverviewScreen } from './screens/overview.tsx';
 import { SessionsScreen } from './screens/sessions.tsx';
 import { StoreScreen } from './screens/store.tsx';
 import { UserScreen, UsersScreen } from './screens/users.tsx';
 import { ProblemNote, useAction, useLoad, useSubscription } from './ui.tsx';
 
 const SECTIONS = [
+  { path: 'overview', label: 'Overview' },
   { path: 'users', label: 'Users' },
   { path: 'invites', label: 'Invites' },
   { path: 'sessions', label: 'Sessions' },
@@ -29,6 +31,8 @@ const SECTIONS = [
 function Screen({ segments, query }: ReturnType<typeof useLocation>) {
   const [section, first, second] = segments;
   switch (section) {
+    case 'overview':
+      return <OverviewScreen />;
     case 'users':
       return first ? <UserScreen id={first} /> : <UsersScreen />;
     case 'invites':
@@ -58,7 +62,7 @@ function NotFound() {
     <>
       <h1>Not found</h1>
       <p>
-        There is no such screen. <Link to="/users">Go to Users</Link>.
+        There is no such screen. <Link to="/overview">Go to the Overview</Link>.
       </p>
     </>
   );
@@ -87,7 +91,8 @@ export function App() {
   const logOut = useAction();
   const watch = useRevocationWatch();
   useEffect(() => {
-    if (where.segments.length === 0) navigate('/users', { replace: true });
+    // The gateway's health comes first.
+    if (where.segments.length === 0) navigate('/overview', { replace: true });
   }, [where]);
   const section = where.segments[0];
   const email = viewer.data?.viewer.user?.email;
