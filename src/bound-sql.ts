@@ -5,6 +5,7 @@ import {
   isRaw,
   JsonProperty,
   type LoggingOptions,
+  type MikroORM,
   type QueryResult,
   type RawQueryFragment,
   raw,
@@ -110,6 +111,9 @@ type Client = ReturnType<AbstractSqlConnection['getClient']>;
  */
 function bindingValues<Base extends ConnectionClass>(Base: Base, dialect: Dialect) {
   abstract class BoundConnection extends Base {
+    /** Observes each statement's seconds (`timeStatements`); unset, statements are not timed. */
+    statementSeconds: StatementTimer | undefined;
+
     #bound(query: string | NativeQueryBuilder | RawQueryFragment, params: readonly unknown[] | Dictionary) {
       let statement = query instanceof NativeQueryBuilder ? query.toRaw() : query;
       // Named parameters (`:name`) become positional ones through `raw()`, as MikroORM does.
@@ -135,15 +139,20 @@ function bindingValues<Base extends ConnectionClass>(Base: Base, dialect: Dialec
       const { sql, parameters } = this.#bound(query, params);
       const { abort, context } = splitAbortOptions(loggerContext);
       const client: Client = ctx ?? this.getClient();
-      return this.executeQuery(
-        sql,
-        async () =>
-          this.transformRawResult<T>(
-            await client.executeQuery(CompiledQuery.raw(sql, parameters), abort),
-            method,
-          ),
-        { ...context, query: sql, params: parameters },
-      );
+      const started = performance.now();
+      try {
+        return await this.executeQuery(
+          sql,
+          async () =>
+            this.transformRawResult<T>(
+              await client.executeQuery(CompiledQuery.raw(sql, parameters), abort),
+              method,
+            ),
+          { ...context, query: sql, params: parameters },
+        );
+      } finally {
+        this.statementSeconds?.observe((performance.now() - started) / 1000);
+      }
     }
 
     override async *stream<T extends EntityData<AnyEntity>>(
@@ -159,6 +168,8 @@ function bindingValues<Base extends ConnectionClass>(Base: Base, dialect: Dialec
       // A select node, as MikroORM builds it: the SQLite driver streams only those.
       const compiled = { ...CompiledQuery.raw(sql, parameters), query: { kind: 'SelectQueryNode' } };
       const client: Client = ctx ?? this.getClient();
+      // A stream is timed until it is read to its end.
+      const started = performance.now();
       const rows = client
         .getExecutor()
         .stream(
@@ -172,10 +183,22 @@ function bindingValues<Base extends ConnectionClass>(Base: Base, dialect: Dialec
       } catch (error) {
         this.logQuery(sql, { ...context, query: sql, params: parameters, level: 'error' });
         throw error;
+      } finally {
+        this.statementSeconds?.observe((performance.now() - started) / 1000);
       }
     }
   }
   return BoundConnection;
+}
+
+/** Where a connection reports how long each statement took (a histogram's child). */
+export interface StatementTimer {
+  observe(seconds: number): void;
+}
+
+/** Times every statement of the database's connection from now on. */
+export function timeStatements(orm: MikroORM, timer: StatementTimer): void {
+  (orm.em.getConnection() as unknown as { statementSeconds?: StatementTimer }).statementSeconds = timer;
 }
 
 /** SQLite through better-sqlite3 with asynchronous lock waits (src/sqlite.ts), every value bound, outages reported. */

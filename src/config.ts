@@ -40,6 +40,8 @@ export interface Environment {
   remoteAuthUrl: string | undefined;
   /** Reverse proxies whose `X-Forwarded-For` names the client; null: the header is ignored. */
   trustedProxies: BlockList | null;
+  /** `PORTICO_METRICS_TOKEN`: the bearer token of `GET /metrics`; unset, that endpoint is off (404). */
+  metricsToken: string | undefined;
 }
 
 /** A reason the gateway cannot start that the operator can fix: the CLI prints it as is, without a stack. */

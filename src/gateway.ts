@@ -20,6 +20,8 @@ import {
 import { useSelfHostedGraphiQL } from './plugins/use-graphiql.ts';
 import { useIntrospectionGate } from './plugins/use-introspection-gate.ts';
 import { useLiveStreams } from './plugins/use-live-streams.ts';
+import { useMetrics } from './plugins/use-metrics.ts';
+import { useMetricsEndpoint } from './plugins/use-metrics-endpoint.ts';
 import { useOperationLimits } from './plugins/use-operation-limits.ts';
 import { useReadiness } from './plugins/use-readiness.ts';
 import { RequestContextCache, useRequestContext } from './plugins/use-request-context.ts';
@@ -126,6 +128,10 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
         opensTo: async (request) => development || isAdmin(await contexts.of(request).catch(() => undefined)),
       }),
       useSseOriginCheck({ publicUrl: env.publicUrl }),
+      // Off (404) without a token.
+      ...(env.metricsToken
+        ? [useMetricsEndpoint({ registry: runtime.metrics.registry, token: env.metricsToken })]
+        : []),
       useRoutes({
         routes: runtime.instances.routes,
         contextOf: (request, serverContext) => contexts.of(request, serverContext),
@@ -142,6 +148,8 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
       useRequestContext({ contexts }),
       useIntrospectionGate({ opensTo: seesSchema }),
       useContractCodes(),
+      // After useContractCodes: it counts the codes results leave with.
+      useMetrics({ metrics: runtime.metrics, routes: runtime.instances.routes }),
       useResponseCookies({ responseOf: (request) => contexts.ready(request)?.response }),
       useClosingConnections({ stopping: runtime.stopping }),
     ],

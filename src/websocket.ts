@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { type ExecutionArgs, GraphQLError } from 'graphql';
 import { CloseCode, type Context, type OperationResult } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
-import type { YogaServerInstance } from 'graphql-yoga';
+import { isAsyncIterable, type YogaServerInstance } from 'graphql-yoga';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { RequestContext } from './context.ts';
 import { asServiceUnavailable } from './errors.ts';
@@ -87,6 +87,13 @@ export function serveWebSocket({ server, yoga, runtime, resolveViewer, formatRes
     setTimeout(() => close(state.socket), CLOSE_DEADLINE_MS).unref();
   };
 
+  /** A result as it leaves: with the contract's codes, which are counted. */
+  const answer = <R extends { errors?: readonly GraphQLError[] }>(result: R): R => {
+    const formatted = formatResult(result);
+    runtime.metrics.countErrors(formatted.errors);
+    return formatted;
+  };
+
   const closeWhenIdle = (ctx: WsContext, completing?: string) => {
     const running = Object.keys(ctx.subscriptions).filter((id) => id !== completing);
     // A turn later, so that the last `complete` message goes out before the close frame.
@@ -118,14 +125,16 @@ export function serveWebSocket({ server, yoga, runtime, resolveViewer, formatRes
         return true;
       },
       async onSubscribe(ctx, _id, payload) {
-        if (ctx.extra.ending) return [unauthenticated()];
+        if (ctx.extra.ending) return answer({ errors: [unauthenticated()] }).errors;
         if (Object.keys(ctx.subscriptions).length > WEBSOCKET_LIMITS.operationsPerConnection) {
-          return [
-            new GraphQLError(
-              `At most ${WEBSOCKET_LIMITS.operationsPerConnection} operations run at once on one connection.`,
-              { extensions: { code: 'BAD_USER_INPUT' } },
-            ),
-          ];
+          return answer({
+            errors: [
+              new GraphQLError(
+                `At most ${WEBSOCKET_LIMITS.operationsPerConnection} operations run at once on one connection.`,
+                { extensions: { code: 'BAD_USER_INPUT' } },
+              ),
+            ],
+          }).errors;
         }
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           request: credentialRequest(ctx),
@@ -137,14 +146,14 @@ export function serveWebSocket({ server, yoga, runtime, resolveViewer, formatRes
           contextValue = (await contextFactory()) as unknown as RequestContext;
         } catch (error) {
           const unavailable = asServiceUnavailable(error);
-          if (unavailable) return [unavailable];
+          if (unavailable) return answer({ errors: [unavailable] }).errors;
           throw error;
         }
         const opened = ctx.extra.viewer && credentialOf(ctx.extra.viewer);
         if (opened && credentialOf(contextValue.viewer)?.id !== opened.id) {
           // The credential ended since the handshake; its end event may still be on its way.
           endConnection(ctx);
-          return [unauthenticated()];
+          return answer({ errors: [unauthenticated()] }).errors;
         }
         let document: ReturnType<typeof parse>;
         let errors: readonly GraphQLError[];
@@ -155,9 +164,9 @@ export function serveWebSocket({ server, yoga, runtime, resolveViewer, formatRes
           // The limits throw from parsing (tokens) and validation (depth, aliases, directives, cost):
           // they refuse this operation, as over HTTP, and the connection stays.
           if (!(error instanceof GraphQLError)) throw error;
-          return formatResult({ errors: [error] }).errors;
+          return answer({ errors: [error] }).errors;
         }
-        if (errors.length > 0) return formatResult({ errors }).errors;
+        if (errors.length > 0) return answer({ errors }).errors;
         return {
           schema,
           document,
@@ -167,8 +176,11 @@ export function serveWebSocket({ server, yoga, runtime, resolveViewer, formatRes
           rootValue: { execute, subscribe } as ExecutionRoot,
         };
       },
+      // Counted in portico_subscriptions_open until the stream ends or the socket closes.
+      onOperation: (_ctx, _id, _payload, _args, result) =>
+        isAsyncIterable(result) ? runtime.metrics.countOpen(result, 'websocket') : undefined,
       onNext: (_ctx, _id, _payload, _args, result) =>
-        formatResult(result as { errors?: readonly GraphQLError[] }) as never,
+        answer(result as { errors?: readonly GraphQLError[] }) as never,
       onComplete(ctx, id) {
         if (ctx.extra.ending) closeWhenIdle(ctx, id);
       },
