@@ -20,7 +20,7 @@ import {
 import { useSelfHostedGraphiQL } from './plugins/use-graphiql.ts';
 import { useIntrospectionGate } from './plugins/use-introspection-gate.ts';
 import { useLiveStreams } from './plugins/use-live-streams.ts';
-import { useMetrics } from './plugins/use-metrics.ts';
+import { useHttpMetrics, useOperationMetrics } from './plugins/use-metrics.ts';
 import { useMetricsEndpoint } from './plugins/use-metrics-endpoint.ts';
 import { useOperationLimits } from './plugins/use-operation-limits.ts';
 import { useReadiness } from './plugins/use-readiness.ts';
@@ -124,6 +124,8 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
     maskedErrors: { isDev: development, maskError: maskToContract(log) },
     logging: contractLogger(log),
     plugins: [
+      // First: it times the answers of the plugins that end a request early.
+      useHttpMetrics({ metrics: runtime.metrics, routes: runtime.instances.routes }),
       useSelfHostedGraphiQL({
         opensTo: async (request) => development || isAdmin(await contexts.of(request).catch(() => undefined)),
       }),
@@ -149,7 +151,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
       useIntrospectionGate({ opensTo: seesSchema }),
       useContractCodes(),
       // After useContractCodes: it counts the codes results leave with.
-      useMetrics({ metrics: runtime.metrics, routes: runtime.instances.routes }),
+      useOperationMetrics({ metrics: runtime.metrics }),
       useResponseCookies({ responseOf: (request) => contexts.ready(request)?.response }),
       useClosingConnections({ stopping: runtime.stopping }),
     ],

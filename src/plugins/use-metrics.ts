@@ -9,39 +9,30 @@ const KERNEL_PATHS = new Set(['/graphql', '/health', '/ready', '/metrics']);
 /** The label of every path that is neither the kernel's nor a module route's (404s, probes). */
 export const OTHER_ROUTE = 'other';
 
-export interface MetricsOptions {
+export interface HttpMetricsOptions {
   metrics: GatewayMetrics;
   /** The modules' routes, whose patterns (`/blobs/:id`) label their requests. */
   routes: readonly Route[];
 }
 
+/** When the request came in, on its server context: a WeakMap entry would cost more than the counting. */
+const STARTED = Symbol('portico.metrics.started');
+type Stamped = { [STARTED]?: number };
+
 /**
- * Counts every HTTP response (method, route pattern, status, time to the response headers), every
- * GraphQL operation (name, type, outcome, time to run: parse or validation when one fails,
- * otherwise execution), the errors of results as they leave (their contract codes) and open SSE
- * subscriptions. WebSocket results and subscriptions are counted in src/websocket.ts. It comes after
- * useContractCodes, whose codes it counts.
- *
- * Not Yoga's Prometheus plugin: its operation counter and duration are observed where no result is
- * known (no outcome label), its error counter sees errors before masking (an outage is not yet
- * SERVICE_UNAVAILABLE) and none after the kernel's contract codes, its HTTP histogram covers only
- * GraphQL requests, and it times with `Date.now()` (whole milliseconds) and allocates label objects
- * on every request.
+ * Counts every HTTP response by method, route pattern and status, and times it to its response
+ * headers. First of the plugins, so that it times the answers of those that end a request early
+ * (routes, GraphiQL, readiness, /metrics); the few Yoga gives before any plugin (its /health check,
+ * CORS preflights) are counted, not timed. WebSocket upgrades are not Yoga's: not counted.
  */
-export function useMetrics({ metrics, routes }: MetricsOptions): Plugin {
+export function useHttpMetrics({ metrics, routes }: HttpMetricsOptions): Plugin {
   const routeOf = routeLabels(routes);
-  const started = new WeakMap<Request, number>();
   return {
-    // Outermost of every hook, so that answers given before any plugin's onRequest (Yoga's
-    // health check, CORS preflights) are timed too.
-    instrumentation: {
-      request({ request }, wrapped) {
-        started.set(request, performance.now());
-        return wrapped();
-      },
+    onRequest({ serverContext }) {
+      (serverContext as Stamped)[STARTED] = performance.now();
     },
-    onResponse({ request, response }) {
-      const start = started.get(request);
+    onResponse({ request, response, serverContext }) {
+      const start = (serverContext as Stamped)[STARTED];
       metrics.httpRequest(
         request.method,
         routeOf(pathOf(request.url)),
@@ -49,6 +40,23 @@ export function useMetrics({ metrics, routes }: MetricsOptions): Plugin {
         start === undefined ? undefined : secondsSince(start),
       );
     },
+  };
+}
+
+/**
+ * Counts every GraphQL operation (name, type, outcome, time to run: parse or validation when one
+ * fails, otherwise execution), the errors of results as they leave (their contract codes), and
+ * open SSE subscriptions; WebSocket results and subscriptions are counted in src/websocket.ts.
+ * After useContractCodes, whose codes it counts.
+ *
+ * Not Yoga's Prometheus plugin: its operation counter and duration are observed where no result is
+ * known (no outcome label), its error counter sees errors before masking (an outage is not yet
+ * SERVICE_UNAVAILABLE) and none after the kernel's contract codes, its HTTP histogram covers only
+ * GraphQL requests, and it times with `Date.now()` (whole milliseconds) and allocates label objects
+ * on every request.
+ */
+export function useOperationMetrics({ metrics }: { metrics: GatewayMetrics }): Plugin {
+  return {
     onParse({ context }) {
       const start = performance.now();
       return ({ result }) => {

@@ -22,6 +22,7 @@ import {
 import { METRICS_TOKEN, type Scrape, scrape } from '../../test/metrics.ts';
 import { Outage } from '../../test/outage.ts';
 import { toGlobalId } from '../ids.ts';
+import { GatewayMetrics, MAX_OPERATION_NAME_LENGTH, MAX_OPERATION_NAMES } from './metrics.ts';
 
 const CONFIG = {
   collections: { notes: { read: 'owner', write: 'owner' } },
@@ -44,6 +45,53 @@ const delta =
   (before: Scrape, after: Scrape) =>
   (name: string, labels: Record<string, string> = {}) =>
     after.value(name, labels) - before.value(name, labels);
+
+describe('GatewayMetrics', () => {
+  const labelsOf = async (metrics: GatewayMetrics) =>
+    new Set((await metrics.operations.get()).values.map((sample) => String(sample.labels.operation_name)));
+
+  it('keeps the first operation names, cut in length, and counts the rest under one label', async () => {
+    const metrics = new GatewayMetrics();
+    const long = `Op${'x'.repeat(200)}`;
+    metrics.operation(long, 'query', 'ok', 0.001);
+    for (let i = 0; i < MAX_OPERATION_NAMES + 50; i++) metrics.operation(`Op${i}`, 'query', 'ok', 0.001);
+    metrics.operation(null, 'mutation', 'error', 0.001);
+    metrics.operation('alice@example.com', 'unknown', 'error', 0.001);
+    metrics.operation('Op0', 'query', 'ok', 0.001);
+    const labels = await labelsOf(metrics);
+    expect(labels.size).toBe(MAX_OPERATION_NAMES + 3);
+    expect(labels).toContain(`${long.slice(0, MAX_OPERATION_NAME_LENGTH)}…`);
+    expect(labels).toContain('Op0');
+    // The long name took one of the places: Op0 to Op98 have the others.
+    expect(labels).toContain(`Op${MAX_OPERATION_NAMES - 2}`);
+    expect(labels).not.toContain(`Op${MAX_OPERATION_NAMES - 1}`);
+    expect(labels).toContain('(other)');
+    expect(labels).toContain('(anonymous)');
+    expect(labels).toContain('(invalid)');
+    const counts = (await metrics.operations.get()).values;
+    expect(counts.find((sample) => sample.labels.operation_name === 'Op0')?.value).toBe(2);
+    expect(counts.find((sample) => sample.labels.operation_name === '(other)')?.value).toBe(51);
+  });
+
+  it('counts a stream open until its consumer returns, though no event ever comes', async () => {
+    const metrics = new GatewayMetrics();
+    const silent: AsyncIterable<never> = {
+      [Symbol.asyncIterator]: () => ({
+        next: () => new Promise<never>(() => {}),
+        return: async () => ({ done: true, value: undefined }),
+      }),
+    };
+    const open = async () =>
+      (await metrics.subscriptions.get()).values.find((sample) => sample.labels.transport === 'sse')?.value;
+    const stream = metrics.countOpen(silent, 'sse');
+    expect(await open()).toBe(1);
+    void stream.next();
+    await stream.return?.();
+    expect(await open()).toBe(0);
+    await stream.return?.();
+    expect(await open()).toBe(0);
+  });
+});
 
 describe('GET /metrics without PORTICO_METRICS_TOKEN', () => {
   it('is not there (404)', async () => {
@@ -169,7 +217,9 @@ describe.each(backends)('metrics on %s', (backend) => {
     expect(change('portico_http_requests_total', { method: 'GET', route: '/health', status: '200' })).toBe(1);
     expect(change('portico_http_requests_total', { method: 'GET', route: '/ready', status: '200' })).toBe(1);
     expect(change('portico_http_requests_total', { method: 'OTHER', route: '/graphql' })).toBe(1);
-    expect(change('portico_http_request_duration_seconds', { method: 'GET', route: '/health' })).toBe(1);
+    // Yoga answers /health before any plugin: counted, not timed.
+    expect(change('portico_http_request_duration_seconds', { method: 'GET', route: '/ready' })).toBe(1);
+    expect(change('portico_http_request_duration_seconds', { method: 'GET', route: '/blobs/:id' })).toBe(1);
   });
 
   it('counts open subscriptions by transport, and no more once their clients go away', async () => {

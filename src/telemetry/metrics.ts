@@ -31,22 +31,51 @@ export interface DatabaseState {
   up: boolean;
 }
 
-const OPERATION_TYPES: readonly OperationType[] = ['query', 'mutation', 'subscription', 'unknown'];
 const GRAPHQL_NAME = /^[_A-Za-z][_0-9A-Za-z]*$/;
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 const CONTRACT_CODES = new Set<string>(ERROR_CODES);
 
+/**
+ * A counter child whose increments are summed in a plain number and handed to the counter when it
+ * is read (a scrape, the console): prom-client hashes the label set on every `inc`, which the
+ * per-request counters would pay on every request.
+ */
+class Tally {
+  pending = 0;
+  readonly #child: { inc(value: number): void };
+
+  constructor(child: { inc(value: number): void }) {
+    this.#child = child;
+  }
+
+  flush(): void {
+    if (this.pending === 0) return;
+    this.#child.inc(this.pending);
+    this.pending = 0;
+  }
+}
+
 interface Timed {
-  count: { inc(): void };
+  count: Tally;
   duration: { observe(seconds: number): void };
 }
+
+/** One operation label's children, by type and outcome (`typeIndex(type) * 2`, + 1 for an error). */
+interface OperationSeries {
+  readonly label: string;
+  readonly children: (Timed | undefined)[];
+}
+
+const typeIndex = (type: OperationType) =>
+  type === 'query' ? 0 : type === 'mutation' ? 1 : type === 'subscription' ? 2 : 3;
 
 /**
  * The gateway's own counters, one set per gateway (two gateways in one process count apart). They
  * are always kept, because the console's overview reads them; `PORTICO_METRICS_TOKEN` only decides
  * whether `GET /metrics` shows them. Labels are bounded: route patterns, codes and names capped in
  * number, never an id, an email or a key. The recording methods keep each label set's child, so
- * counting allocates nothing once a label set has been seen.
+ * counting allocates nothing once a label set has been seen, and the per-request counters are
+ * tallied (`Tally`).
  */
 export class GatewayMetrics {
   readonly registry = new Registry();
@@ -56,6 +85,7 @@ export class GatewayMetrics {
     help: 'HTTP requests answered, by method, route pattern and status',
     labelNames: ['method', 'route', 'status'] as const,
     registers: [this.registry],
+    collect: () => this.#flush(this.#httpTallies),
   });
   readonly httpDuration = new Histogram({
     name: 'portico_http_request_duration_seconds',
@@ -69,6 +99,7 @@ export class GatewayMetrics {
     help: 'GraphQL operations run, by operation name (capped), type and outcome (ok or error)',
     labelNames: ['operation_name', 'operation_type', 'outcome'] as const,
     registers: [this.registry],
+    collect: () => this.#flush(this.#operationTallies),
   });
   readonly operationDuration = new Histogram({
     name: 'portico_graphql_operation_duration_seconds',
@@ -124,15 +155,18 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  /** Operation name → its label, for the first MAX_OPERATION_NAMES names. */
-  readonly #operationLabels = new Map<string, string>();
-  /** Operation label → its children, by type and outcome (`OPERATION_TYPES` index * 2 + error). */
-  readonly #operationChildren = new Map<string, (Timed | undefined)[]>();
-  /** Route → method → the duration child and the counter child of each status. */
+  /** Operation name → its series, for the first MAX_OPERATION_NAMES names. */
+  readonly #operationSeries = new Map<string, OperationSeries>();
+  readonly #anonymous: OperationSeries = { label: ANONYMOUS_OPERATION, children: [] };
+  readonly #other: OperationSeries = { label: OTHER_OPERATION, children: [] };
+  readonly #invalid: OperationSeries = { label: INVALID_OPERATION, children: [] };
+  readonly #operationTallies: Tally[] = [];
+  /** Route → method → the duration child and the count of each status. */
   readonly #httpChildren = new Map<
     string,
-    Map<string, { duration: { observe(seconds: number): void }; byStatus: Map<number, { inc(): void }> }>
+    Map<string, { duration: { observe(seconds: number): void }; byStatus: Map<number, Tally> }>
   >();
+  readonly #httpTallies: Tally[] = [];
   readonly #errorChildren = new Map<string, { inc(): void }>();
   readonly #openChildren = {
     websocket: this.subscriptions.labels('websocket'),
@@ -178,10 +212,11 @@ export class GatewayMetrics {
     }
     let count = children.byStatus.get(status);
     if (!count) {
-      count = this.httpRequests.labels(methodLabel, route, String(status));
+      count = new Tally(this.httpRequests.labels(methodLabel, route, String(status)));
       children.byStatus.set(status, count);
+      this.#httpTallies.push(count);
     }
-    count.inc();
+    count.pending++;
     if (seconds !== undefined) children.duration.observe(seconds);
   }
 
@@ -190,22 +225,18 @@ export class GatewayMetrics {
    * MAX_OPERATION_NAMES distinct names are labels, later ones count as OTHER_OPERATION.
    */
   operation(name: string | null | undefined, type: OperationType, outcome: Outcome, seconds: number): void {
-    const label = this.#operationLabel(name);
-    let children = this.#operationChildren.get(label);
-    if (!children) {
-      children = [];
-      this.#operationChildren.set(label, children);
-    }
-    const index = OPERATION_TYPES.indexOf(type) * 2 + (outcome === 'ok' ? 0 : 1);
+    const { label, children } = this.#seriesOf(name);
+    const index = typeIndex(type) * 2 + (outcome === 'ok' ? 0 : 1);
     let timed = children[index];
     if (!timed) {
       timed = {
-        count: this.operations.labels(label, type, outcome),
+        count: new Tally(this.operations.labels(label, type, outcome)),
         duration: this.operationDuration.labels(label, type, outcome),
       };
       children[index] = timed;
+      this.#operationTallies.push(timed.count);
     }
-    timed.count.inc();
+    timed.count.pending++;
     timed.duration.observe(seconds);
   }
 
@@ -280,16 +311,21 @@ export class GatewayMetrics {
     this.#databases = probe;
   }
 
-  #operationLabel(name: string | null | undefined): string {
-    if (!name) return ANONYMOUS_OPERATION;
-    const known = this.#operationLabels.get(name);
-    if (known !== undefined) return known;
-    if (!GRAPHQL_NAME.test(name)) return INVALID_OPERATION;
-    if (this.#operationLabels.size >= MAX_OPERATION_NAMES) return OTHER_OPERATION;
+  #seriesOf(name: string | null | undefined): OperationSeries {
+    if (!name) return this.#anonymous;
+    const known = this.#operationSeries.get(name);
+    if (known) return known;
+    if (!GRAPHQL_NAME.test(name)) return this.#invalid;
+    if (this.#operationSeries.size >= MAX_OPERATION_NAMES) return this.#other;
     const label =
       name.length > MAX_OPERATION_NAME_LENGTH ? `${name.slice(0, MAX_OPERATION_NAME_LENGTH)}…` : name;
-    this.#operationLabels.set(name, label);
-    return label;
+    const series = { label, children: [] };
+    this.#operationSeries.set(name, series);
+    return series;
+  }
+
+  #flush(tallies: readonly Tally[]): void {
+    for (const tally of tallies) tally.flush();
   }
 
   #errorChild(code: string) {
