@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   LogOutDocument,
@@ -278,6 +280,18 @@ describe.each(backends)('metrics on %s', (backend) => {
     expect(
       scraped.value('portico_database_statement_duration_seconds', { database: 'system+store', dialect }),
     ).toBeGreaterThan(0);
+  });
+
+  it('has every series the sample Grafana dashboard queries', async () => {
+    const dashboard = await readFile(join(import.meta.dirname, '../../docs/grafana-dashboard.json'), 'utf8');
+    const queried = new Set(
+      [...dashboard.matchAll(/\b(?:portico|process|nodejs)_\w+/g)].map(([name]) =>
+        name.replace(/_(bucket|count|sum)$/, ''),
+      ),
+    );
+    expect(queried.size).toBeGreaterThan(15);
+    const scraped = await scrape(portico.url);
+    expect([...queried].filter((name) => scraped.type(name) === undefined)).toEqual([]);
   });
 
   it('carries no id and no email in any label', async () => {
