@@ -163,6 +163,14 @@ describe.each(backends)('metrics on %s', (backend) => {
     expect(unparsable.status).toBe(400);
     const refused = await admin.gql('mutation Refused { acquireLease(key: "k", ttlSeconds: 0) { token } }');
     expect(refused.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    // A key that does not work makes the request anonymous.
+    const stranger = await portico
+      .client()
+      .gql('mutation Stranger { acquireLease(key: "k", ttlSeconds: 10) { token } }', undefined, {
+        authorization: 'Bearer pk_not-a-key',
+      });
+    expect(stranger.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    expect(stranger.status).toBe(200);
     const after = await scrape(portico.url);
     const change = delta(before, after);
 
@@ -178,6 +186,7 @@ describe.each(backends)('metrics on %s', (backend) => {
       [operation('Broken', 'query', 'error'), 1],
       [operation('Unparsable', 'unknown', 'error'), 1],
       [operation('Refused', 'mutation', 'error'), 1],
+      [operation('Stranger', 'mutation', 'error'), 1],
     ];
     for (const [labels, count] of counts) {
       expect(change('portico_graphql_operations_total', labels), JSON.stringify(labels)).toBe(count);
@@ -185,16 +194,17 @@ describe.each(backends)('metrics on %s', (backend) => {
         count,
       );
     }
-    expect(change('portico_graphql_operations_total')).toBe(8);
+    expect(change('portico_graphql_operations_total')).toBe(9);
     expect(change('portico_graphql_errors_total', { code: 'BAD_USER_INPUT' })).toBe(3);
-    expect(change('portico_graphql_errors_total')).toBe(3);
+    expect(change('portico_graphql_errors_total', { code: 'UNAUTHENTICATED' })).toBe(1);
+    expect(change('portico_graphql_errors_total')).toBe(4);
     expect(change('portico_http_requests_total', { method: 'POST', route: '/graphql', status: '200' })).toBe(
-      6,
+      7,
     );
     expect(change('portico_http_requests_total', { method: 'POST', route: '/graphql', status: '400' })).toBe(
       2,
     );
-    expect(change('portico_http_request_duration_seconds', { method: 'POST', route: '/graphql' })).toBe(8);
+    expect(change('portico_http_request_duration_seconds', { method: 'POST', route: '/graphql' })).toBe(9);
     // The first scrape, seen by the second.
     expect(change('portico_http_requests_total', { method: 'GET', route: '/metrics', status: '200' })).toBe(
       1,
