@@ -5,6 +5,7 @@ import {
   isRaw,
   JsonProperty,
   type LoggingOptions,
+  type MikroORM,
   type QueryResult,
   type RawQueryFragment,
   raw,
@@ -111,6 +112,9 @@ type Client = ReturnType<AbstractSqlConnection['getClient']>;
  */
 function bindingValues<Base extends ConnectionClass>(Base: Base, dialect: Dialect) {
   abstract class BoundConnection extends Base {
+    /** Observes each statement's seconds (`timeStatements`); unset, statements are not timed. */
+    statementSeconds: StatementTimer | undefined;
+
     #bound(query: string | NativeQueryBuilder | RawQueryFragment, params: readonly unknown[] | Dictionary) {
       let statement = query instanceof NativeQueryBuilder ? query.toRaw() : query;
       // Named parameters (`:name`) become positional ones through `raw()`, as MikroORM does.
@@ -123,13 +127,18 @@ function bindingValues<Base extends ConnectionClass>(Base: Base, dialect: Dialec
       );
     }
 
-    // Every statement `execute` sends passes here: a span of the request that runs it, when traced.
-    protected override executeQuery<T>(
+    // Every statement `execute` sends passes here: timed, and a span of the request that runs it when traced.
+    protected override async executeQuery<T>(
       query: string,
       run: () => Promise<T>,
       context?: Parameters<AbstractSqlConnection['executeQuery']>[2],
     ): Promise<T> {
-      return traceStatement(dialect, query, () => super.executeQuery(query, run, context));
+      const started = performance.now();
+      try {
+        return await traceStatement(dialect, query, () => super.executeQuery(query, run, context));
+      } finally {
+        this.statementSeconds?.observe((performance.now() - started) / 1000);
+      }
     }
 
     override async execute<
@@ -170,6 +179,8 @@ function bindingValues<Base extends ConnectionClass>(Base: Base, dialect: Dialec
       const compiled = { ...CompiledQuery.raw(sql, parameters), query: { kind: 'SelectQueryNode' } };
       const client: Client = ctx ?? this.getClient();
       const endSpan = statementSpan(dialect, sql);
+      // A stream is timed until it is read to its end.
+      const started = performance.now();
       const rows = client
         .getExecutor()
         .stream(
@@ -187,10 +198,21 @@ function bindingValues<Base extends ConnectionClass>(Base: Base, dialect: Dialec
       } finally {
         // Also when the reader stops early.
         endSpan?.();
+        this.statementSeconds?.observe((performance.now() - started) / 1000);
       }
     }
   }
   return BoundConnection;
+}
+
+/** Where a connection reports how long each statement took (a histogram's child). */
+export interface StatementTimer {
+  observe(seconds: number): void;
+}
+
+/** Times every statement of the database's connection from now on. */
+export function timeStatements(orm: MikroORM, timer: StatementTimer): void {
+  (orm.em.getConnection() as unknown as { statementSeconds?: StatementTimer }).statementSeconds = timer;
 }
 
 /** SQLite through better-sqlite3 with asynchronous lock waits (src/sqlite.ts), every value bound, outages reported. */

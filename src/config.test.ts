@@ -204,6 +204,15 @@ export default defineConfig({ signup: 'open', modules: [hello] });\n`,
       expect.stringMatching(/^PORTICO_PUBLIC_URL: /),
     ]);
   });
+
+  it('turns GET /metrics on with a PORTICO_METRICS_TOKEN of 16 characters or more', async () => {
+    expect((await load()).env.metricsToken).toBeUndefined();
+    expect((await load({ PORTICO_METRICS_TOKEN: '  ' })).env.metricsToken).toBeUndefined();
+    expect((await load({ PORTICO_METRICS_TOKEN: 'm'.repeat(16) })).env.metricsToken).toBe('m'.repeat(16));
+    expect(await issuesOf(load({ PORTICO_METRICS_TOKEN: 'guessable' }))).toEqual([
+      'PORTICO_METRICS_TOKEN: at least 16 characters',
+    ]);
+  });
 });
 
 describe('BLOB_STORAGE_URL', () => {

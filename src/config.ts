@@ -43,6 +43,8 @@ export interface Environment {
   trustedProxies: BlockList | null;
   /** The standard `OTEL_*` variables' traces (docs/observability.md, "Traces"); null: tracing is off. */
   tracing: TracingSettings | null;
+  /** `PORTICO_METRICS_TOKEN`: the bearer token of `GET /metrics`; unset, that endpoint is off (404). */
+  metricsToken: string | undefined;
 }
 
 /** A reason the gateway cannot start that the operator can fix: the CLI prints it as is, without a stack. */

@@ -5,7 +5,7 @@ import { ConnectionException, type EntitySchema, MikroORM } from '@mikro-orm/cor
 import { PostgreSqlPlatform } from '@mikro-orm/postgresql';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type pg from 'pg';
-import { BoundPostgreSqlDriver, BoundSqliteDriver } from './bound-sql.ts';
+import { BoundPostgreSqlDriver, BoundSqliteDriver, timeStatements } from './bound-sql.ts';
 import { type DatabaseTarget, type Environment, parseDatabaseUrl, StartupError } from './config.ts';
 import { isDatabaseUnavailable } from './errors.ts';
 import type { Logger } from './logger.ts';
@@ -13,6 +13,7 @@ import { logOutages } from './outages.ts';
 import { GatewayIdentitySchema } from './store/remote/identity.ts';
 import { isRemoteStoreUrl } from './store/remote/protocol.ts';
 import { STORE_ENTITIES } from './store/sql/schema.ts';
+import type { GatewayMetrics } from './telemetry/metrics.ts';
 
 export type Dialect = 'sqlite' | 'postgresql';
 
@@ -96,6 +97,8 @@ export interface OpenDatabasesOptions {
    * SERVICE_UNAVAILABLE. Otherwise (CLI commands), like the system database, it stops the start.
    */
   deferUnreachableStore?: boolean;
+  /** Where statement durations are counted; none for commands, which count nothing. */
+  metrics?: Pick<GatewayMetrics, 'statementDuration'>;
 }
 
 /** Connects both databases and brings their schemas up to date (additive only; see `migrate`). */
@@ -104,6 +107,7 @@ export async function openDatabases({
   modules,
   log,
   deferUnreachableStore = false,
+  metrics,
 }: OpenDatabasesOptions): Promise<Databases> {
   const systemEntities = [
     GatewayIdentitySchema,
@@ -118,6 +122,7 @@ export async function openDatabases({
     entities: shared ? [...systemEntities, ...STORE_ENTITIES] : systemEntities,
     durable: true,
     log: log.child({ db: shared ? 'system+store' : 'system' }),
+    metrics,
   });
   let store: Database | null = system;
   let deferred: DeferredStore | undefined;
@@ -133,6 +138,7 @@ export async function openDatabases({
         durable: false,
         log: storeLog,
         deferUnreachable: deferUnreachableStore,
+        metrics,
       });
     } catch (error) {
       if (!(error instanceof Unreachable)) {
@@ -174,6 +180,7 @@ interface OpenDatabaseOptions {
   log: Logger;
   /** Throw {@link Unreachable}, with the ORM left open, when a PostgreSQL server does not answer. */
   deferUnreachable?: boolean;
+  metrics?: Pick<GatewayMetrics, 'statementDuration'>;
 }
 
 type PostgresTarget = Extract<DatabaseTarget, { dialect: 'postgresql' }>;
@@ -190,8 +197,16 @@ class Unreachable extends Error {
 }
 
 async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
-  const { url, entities, durable, log } = options;
+  const { url, entities, durable, log, metrics } = options;
   const target = parseDatabaseUrl(url);
+  // Labelled like the log lines: system, store, or system+store.
+  const timed = (orm: MikroORM) => {
+    if (metrics)
+      timeStatements(
+        orm,
+        metrics.statementDuration.labels(String(log.bindings().db ?? 'database'), target.dialect),
+      );
+  };
   const common = {
     entities,
     discovery: { warnWhenNoEntities: false },
@@ -210,6 +225,7 @@ async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
     await connection.execute('pragma journal_mode = WAL');
     await connection.execute(`pragma synchronous = ${durable ? 'FULL' : 'NORMAL'}`);
     logOutages(orm as unknown as MikroORM, log);
+    timed(orm as unknown as MikroORM);
     await migrate(orm as unknown as MikroORM, log);
     return { orm: orm as unknown as MikroORM, dialect: 'sqlite', em: orm.em as SqlEntityManager };
   }
@@ -229,6 +245,7 @@ async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
   })) as unknown as MikroORM;
   closablePools.set(orm, pools);
   logOutages(orm, log);
+  timed(orm);
   try {
     await migratePostgres(orm, log);
     return { orm, dialect: 'postgresql', em: orm.em as SqlEntityManager };
@@ -440,8 +457,11 @@ export async function migrate(orm: MikroORM, log: Logger): Promise<string[]> {
  * A store database an admin switches to while the gateway runs: connected, its schema brought up
  * to date. Throws what `openDatabases` throws for DATABASE_URL (a StartupError that says why).
  */
-export const openStoreDatabase = (url: string, log: Logger) =>
-  openDatabase({ url, variable: 'the store URL', entities: STORE_ENTITIES, durable: false, log });
+export const openStoreDatabase = (
+  url: string,
+  log: Logger,
+  metrics?: Pick<GatewayMetrics, 'statementDuration'>,
+) => openDatabase({ url, variable: 'the store URL', entities: STORE_ENTITIES, durable: false, log, metrics });
 
 /** Closes a database `openStoreDatabase` opened, letting its busy connections finish first. */
 export const closeDatabase = (database: Database) => closeOrm(database.orm);

@@ -20,6 +20,8 @@ import {
 import { useSelfHostedGraphiQL } from './plugins/use-graphiql.ts';
 import { useIntrospectionGate } from './plugins/use-introspection-gate.ts';
 import { useLiveStreams } from './plugins/use-live-streams.ts';
+import { useHttpMetrics, useOperationMetrics } from './plugins/use-metrics.ts';
+import { useMetricsEndpoint } from './plugins/use-metrics-endpoint.ts';
 import { useOperationLimits } from './plugins/use-operation-limits.ts';
 import { useReadiness } from './plugins/use-readiness.ts';
 import { RequestContextCache, useRequestContext } from './plugins/use-request-context.ts';
@@ -131,14 +133,20 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
     maskedErrors: { isDev: development, maskError: maskToContract(log) },
     logging: contractLogger(log),
     plugins: [
-      // First: the request id wraps everything the others do, the request span included.
+      // The request id wraps everything the others do, the request span included.
       useRequestId(),
-      // Next: its request span is the one every other plugin's work runs in.
+      // Its request span is the one every other plugin's work runs in.
       ...(tracing ? [useTracing({ tracing, routes: runtime.instances.routes })] : []),
+      // It times the answers of the plugins that end a request early.
+      useHttpMetrics({ metrics: runtime.metrics, routes: runtime.instances.routes }),
       useSelfHostedGraphiQL({
         opensTo: async (request) => development || isAdmin(await contexts.of(request).catch(() => undefined)),
       }),
       useSseOriginCheck({ publicUrl: env.publicUrl }),
+      // Off (404) without a token.
+      ...(env.metricsToken
+        ? [useMetricsEndpoint({ registry: runtime.metrics.registry, token: env.metricsToken })]
+        : []),
       useRoutes({
         routes: runtime.instances.routes,
         contextOf: (request, serverContext) => contexts.of(request, serverContext),
@@ -155,6 +163,8 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
       useRequestContext({ contexts }),
       useIntrospectionGate({ opensTo: seesSchema }),
       useContractCodes(),
+      // After useContractCodes: it counts the codes results leave with.
+      useOperationMetrics({ metrics: runtime.metrics }),
       useResponseCookies({ responseOf: (request) => contexts.ready(request)?.response }),
       useClosingConnections({ stopping: runtime.stopping }),
     ],

@@ -39,6 +39,8 @@ export interface LoadedConfig {
 }
 
 export const MIN_SECRET_LENGTH = 32;
+/** A shorter metrics token could be guessed by trying: whoever scrapes is given a long random one. */
+export const MIN_METRICS_TOKEN_LENGTH = 16;
 const CONFIG_FILE_NAMES = ['portico.config.ts', 'portico.config.mjs', 'portico.config.json'];
 
 const optionalString = z
@@ -66,6 +68,7 @@ const environmentSchema = z.object({
   PORTICO_REMOTE_AUTH_URL: optionalString,
   PORTICO_CONFIG: optionalString,
   PORTICO_TRUSTED_PROXIES: optionalString,
+  PORTICO_METRICS_TOKEN: optionalString,
 });
 
 export interface LoadConfigOptions {
@@ -122,6 +125,12 @@ export async function loadConfig({
   }
   const trustedProxies = parseTrustedProxies(vars.PORTICO_TRUSTED_PROXIES, issues);
   const tracing = tracingSettings(env, issues);
+  if (
+    vars.PORTICO_METRICS_TOKEN !== undefined &&
+    vars.PORTICO_METRICS_TOKEN.length < MIN_METRICS_TOKEN_LENGTH
+  ) {
+    issues.push(`PORTICO_METRICS_TOKEN: at least ${MIN_METRICS_TOKEN_LENGTH} characters`);
+  }
   for (const variable of ['DATABASE_URL', 'SYSTEM_DATABASE_URL'] as const) {
     const url = vars[variable];
     try {
@@ -171,6 +180,7 @@ export async function loadConfig({
       remoteAuthUrl: vars.PORTICO_REMOTE_AUTH_URL,
       trustedProxies,
       tracing,
+      metricsToken: vars.PORTICO_METRICS_TOKEN,
     },
     settings,
     modules,

@@ -39,9 +39,11 @@ export async function openRuntime(
   { deferUnreachableStore = false } = {},
 ): Promise<OpenRuntime> {
   const { env, settings, modules } = config;
-  const db = await openDatabases({ env, modules, log, deferUnreachableStore });
+  // Before the databases and the pub/sub, which count into it.
+  const metrics = new GatewayMetrics();
+  const db = await openDatabases({ env, modules, log, deferUnreachableStore, metrics });
   try {
-    const broker = await openPubSub({ env, log });
+    const broker = await openPubSub({ env, log, metrics });
     // With tracing on, a publish is a span of the request that makes it.
     const pubsub = env.tracing ? tracePublishes(broker, pubSubAdapterFor(env)) : broker;
     const stopper = new AbortController();
@@ -54,10 +56,10 @@ export async function openRuntime(
       });
       return identity;
     };
-    const opened = openInitialStore(env, db, pubsub, log.child({ db: 'store' }), gateway);
+    const opened = openInitialStore(env, db, pubsub, log.child({ db: 'store' }), gateway, metrics);
     // Kept open while other stores are current, for a reset; closed with the runtime.
     const initial = { backend: opened.backend, close: async () => {} };
-    const store = new SwitchingStore(initial, log);
+    const store = new SwitchingStore(initial, log, metrics.fenceRejections);
     const instances = new ModuleSet(modules);
     const runtime: OpenRuntime = {
       env,
@@ -71,7 +73,7 @@ export async function openRuntime(
         initial,
         databaseUrl: env.databaseUrl,
         open: (url, source) =>
-          openStoreAt(url, source, { pubsub, log: log.child({ db: 'store' }), env, gateway }),
+          openStoreAt(url, source, { pubsub, log: log.child({ db: 'store' }), env, gateway, metrics }),
         prepare: (backend) => instances.prepareStore(backend),
         unavailable: (reason) => serviceUnavailable(`The store does not answer: ${reason}`),
         describe: describeUrl,
@@ -79,7 +81,7 @@ export async function openRuntime(
       pubsub,
       live,
       log,
-      metrics: new GatewayMetrics(),
+      metrics,
       clock,
       stopping: stopper.signal,
       serveStore: () => opened.serve((backend: StoreBackend) => instances.prepareStore(backend)),
@@ -89,6 +91,18 @@ export async function openRuntime(
       },
     };
     stoppers.set(runtime, stopper);
+    // The readiness probes: GET /ready asks the same.
+    metrics.watchDatabases(async () => {
+      const [systemProblem, storeProblem] = await Promise.all([db.systemProblem(), store.problem()]);
+      return [
+        {
+          database: 'system',
+          backend: db.system.dialect === 'postgresql' ? 'postgres' : 'sqlite',
+          up: systemProblem === null,
+        },
+        { database: 'store', backend: store.about.kind, up: storeProblem === null },
+      ];
+    });
     runtime.instances.setUp(runtime);
     return runtime;
   } catch (error) {

@@ -34,4 +34,11 @@ describe('Router', () => {
   it('answers methodNotAllowed for a known path under another method', () => {
     expect(router.match('POST', '/admin/users')).toBe('methodNotAllowed');
   });
+
+  it('names the pattern a path matches, whatever the method', () => {
+    expect(router.pattern('/admin/assets/index-1a2b.js')).toBe('/admin/assets/:file');
+    expect(router.pattern('/admin/users/42')).toBe('/admin/*');
+    expect(router.pattern('/admin')).toBe('/admin');
+    expect(router.pattern('/elsewhere')).toBeNull();
+  });
 });

@@ -81,6 +81,12 @@ export class Router {
     }
     return pathMatched ? 'methodNotAllowed' : null;
   }
+
+  /** The declared path (`/blobs/:id`) of a route that `pathname` matches under any method; null when none does. */
+  pattern(pathname: string): string | null {
+    const parts = pathname.split('/').filter(Boolean);
+    return this.#routes.find(({ segments }) => matchSegments(segments, parts))?.route.path ?? null;
+  }
 }
 
 function matchSegments(pattern: string[], parts: string[]): Record<string, string> | null {

@@ -102,6 +102,13 @@ export function serveWebSocket({ server, yoga, runtime, resolveViewer, formatRes
     setTimeout(() => close(state.socket), CLOSE_DEADLINE_MS).unref();
   };
 
+  /** A result as it leaves: with the contract's codes, which are counted. */
+  const answer = <R extends { errors?: readonly GraphQLError[] }>(result: R): R => {
+    const formatted = formatResult(result);
+    runtime.metrics.countErrors(formatted.errors);
+    return formatted;
+  };
+
   const closeWhenIdle = (ctx: WsContext, completing?: string) => {
     const running = Object.keys(ctx.subscriptions).filter((id) => id !== completing);
     // A turn later, so that the last `complete` message goes out before the close frame.
@@ -197,11 +204,16 @@ export function serveWebSocket({ server, yoga, runtime, resolveViewer, formatRes
             rootValue: { execute, subscribe, requestId } satisfies ExecutionRoot,
           };
         });
-        return Array.isArray(prepared) ? withRequestId({ errors: prepared }, requestId).errors : prepared;
+        if (!Array.isArray(prepared)) return prepared;
+        runtime.metrics.countErrors(prepared);
+        return withRequestId({ errors: prepared }, requestId).errors;
       },
+      // Counted in portico_subscriptions_open until the stream ends or the socket closes.
+      onOperation: (_ctx, _id, _payload, _args, result) =>
+        isAsyncIterable(result) ? runtime.metrics.countOpen(result, 'websocket') : undefined,
       onNext: (_ctx, _id, _payload, args, result) =>
         withRequestId(
-          formatResult(result as { errors?: readonly GraphQLError[] }),
+          answer(result as { errors?: readonly GraphQLError[] }),
           (args.rootValue as ExecutionRoot).requestId,
         ) as never,
       onComplete(ctx, id) {

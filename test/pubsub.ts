@@ -90,8 +90,13 @@ export function publishAll(pubsub: PubSub, count: number, offset: number): Recei
 
 /** A `user.changed` payload whose message (the adapters' JSON envelope) is exactly `bytes` long. */
 export function userChangedOfSize(bytes: number): Topics['user.changed'] {
-  // The envelope's `from` is 16 characters (12 random bytes in base64url).
-  const empty = JSON.stringify({ topic: 'user.changed', from: 'x'.repeat(16), payload: { userId: '' } });
+  // The envelope's `from` is 16 characters (12 random bytes in base64url), its `at` 13 digits (epoch ms).
+  const empty = JSON.stringify({
+    topic: 'user.changed',
+    from: 'x'.repeat(16),
+    at: Date.now(),
+    payload: { userId: '' },
+  });
   return { userId: 'u'.repeat(bytes - Buffer.byteLength(empty)) };
 }
 

@@ -126,7 +126,8 @@ export function registerBlobs(builder: Builder, self: (context: RequestContext) 
       resolve: async (_root, { file, fence }, context) => {
         if (!canWrite(context.viewer, rulesOf(context))) throw denied(context);
         try {
-          const blob = await upload(context.runtime, self(context).storage, file.stream(), {
+          const files = self(context);
+          const blob = await upload(context.runtime, files.storage, files.incoming(file.stream()), {
             contentType: file.type || null,
             filename: file.name || null,
             ownerId: context.viewer.userId,

@@ -49,6 +49,30 @@ export class ServedUploads {
   }
 }
 
+/**
+ * A stream that passes `source` on and counts each chunk's bytes as its reader takes it: what was
+ * actually sent or received, also when the other side stops halfway.
+ */
+function counted(source: ReadableStream<Uint8Array>, bytes: { inc(amount: number): void }) {
+  const reader = source.getReader();
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const { done, value } = await reader.read();
+        if (done) {
+          controller.close();
+          return;
+        }
+        bytes.inc(value.byteLength);
+        controller.enqueue(value);
+      },
+      cancel: (reason) => reader.cancel(reason),
+    },
+    // Nothing read ahead: a chunk is counted when the consumer asks for it.
+    { highWaterMark: 0 },
+  );
+}
+
 /** The blobs module in one gateway: the storage driver that holds its bytes, made at start. */
 export class BlobFiles implements ModuleInstance {
   readonly #runtime: Runtime;
@@ -56,9 +80,28 @@ export class BlobFiles implements ModuleInstance {
   #contentSweep: ReturnType<typeof every> | undefined;
   #stopping = false;
   readonly servedUploads = new ServedUploads(() => this.storage);
+  readonly #bytesIn: { inc(amount: number): void };
+  readonly #bytesOut: { inc(amount: number): void };
 
   constructor(runtime: Runtime) {
     this.#runtime = runtime;
+    const bytes = runtime.metrics.counter({
+      name: 'portico_blob_bytes_total',
+      help: 'Blob bytes uploaded by clients (in) and downloaded by them (out), as streamed',
+      labelNames: ['direction'] as const,
+    });
+    this.#bytesIn = bytes.labels('in');
+    this.#bytesOut = bytes.labels('out');
+  }
+
+  /** An upload's body, its bytes counted as they arrive. */
+  incoming(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+    return counted(body, this.#bytesIn);
+  }
+
+  /** A download's body, its bytes counted as the client takes them. */
+  outgoing(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+    return counted(body, this.#bytesOut);
   }
 
   /**

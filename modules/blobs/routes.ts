@@ -103,7 +103,7 @@ async function uploadRoute(files: BlobFiles, request: Request, context: RequestC
     return refuse(400, 'BAD_USER_INPUT', 'A fenced upload names `lease` and an integer `token`.');
   }
   try {
-    const blob = await upload(runtime, files.storage, request.body ?? new Blob([]).stream(), {
+    const blob = await upload(runtime, files.storage, files.incoming(request.body ?? new Blob([]).stream()), {
       contentType: request.headers.get('content-type'),
       filename,
       ownerId: viewer.userId,
@@ -215,7 +215,7 @@ async function downloadRoute(
     context.log.error({ blob: blob.id, sha256: blob.sha256 }, 'blob has a row but no bytes');
     return problem(404, 'NOT_FOUND', 'No such blob.');
   }
-  return new Response(body, { status, headers });
+  return new Response(files.outgoing(body), { status, headers });
 }
 
 /** `POST /blobs` and `GET`/`HEAD /blobs/:id`, on the gateway's storage. */

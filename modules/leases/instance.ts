@@ -3,6 +3,7 @@ import {
   type AcquireRequest,
   acquire,
   type HeldLease,
+  type LeaseCounts,
   ReleaseWaiters,
   releaseOnRevocation,
   withLease,
@@ -12,10 +13,23 @@ import {
 export class Leases implements ModuleInstance {
   readonly #runtime: Runtime;
   readonly #waiters = new ReleaseWaiters();
+  readonly #counts: LeaseCounts;
   #stops: (() => Promise<void> | void)[] = [];
 
   constructor(runtime: Runtime) {
     this.#runtime = runtime;
+    // Fence rejections are the store's to count (portico_lease_fence_rejections_total): it checks
+    // the fences of every module's writes.
+    this.#counts = {
+      grants: runtime.metrics.counter({
+        name: 'portico_lease_grants_total',
+        help: 'Leases granted by this gateway (acquireLease, withLease)',
+      }),
+      waits: runtime.metrics.counter({
+        name: 'portico_lease_waits_total',
+        help: 'Acquisitions that found the lease held and waited for it',
+      }),
+    };
   }
 
   start() {
@@ -33,7 +47,7 @@ export class Leases implements ModuleInstance {
 
   /** Acquires a lease, waiting up to `request.waitMs` for it to become free; null when it stays held. */
   acquire(request: AcquireRequest) {
-    return acquire(this.#runtime, this.#waiters, request);
+    return acquire(this.#runtime, this.#waiters, this.#counts, request);
   }
 
   /**
@@ -46,6 +60,6 @@ export class Leases implements ModuleInstance {
     options: { ttlSeconds: number; waitSeconds?: number },
     fn: (lease: HeldLease) => Promise<T>,
   ): Promise<T> {
-    return withLease(this.#runtime, this.#waiters, key, options, fn);
+    return withLease(this.#runtime, this.#waiters, this.#counts, key, options, fn);
   }
 }

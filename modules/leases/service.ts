@@ -45,17 +45,33 @@ export interface AcquireRequest {
   signal?: AbortSignal;
 }
 
+/** The counters of a gateway's leases (`portico_lease_grants_total`, `portico_lease_waits_total`). */
+export interface LeaseCounts {
+  grants: { inc(): void };
+  /** Acquisitions that found the lease held and waited for it (once each, however often woken). */
+  waits: { inc(): void };
+}
+
 /**
  * Acquires a lease, waiting up to `waitMs` for it to become free. While waiting it holds
  * no connection and no transaction: it sleeps until a release event for the key or the
  * current grant's expiry (by the database clock), whichever comes first, then tries again.
  * When the gateway begins to stop, it tries once more and answers.
  */
-export async function acquire(runtime: Runtime, waiters: ReleaseWaiters, request: AcquireRequest) {
+export async function acquire(
+  runtime: Runtime,
+  waiters: ReleaseWaiters,
+  counts: LeaseCounts,
+  request: AcquireRequest,
+) {
   const { key, holder, ttlMs } = request;
   const { leases } = runtime.store;
+  const granted = <T>(lease: T) => {
+    if (lease) counts.grants.inc();
+    return lease;
+  };
   // Without a wait, one try: no watch to set up and take down.
-  if (request.waitMs <= 0) return leases.acquire(key, holder, ttlMs);
+  if (request.waitMs <= 0) return granted(await leases.acquire(key, holder, ttlMs));
   // The client going away, or the gateway stopping. (Listened to one by one: the request's signal
   // is whatwg-node's own, which AbortSignal.any refuses.)
   const signals = request.signal ? [request.signal, runtime.stopping] : [runtime.stopping];
@@ -67,16 +83,21 @@ export async function acquire(runtime: Runtime, waiters: ReleaseWaiters, request
     released = true;
     wake();
   });
+  let waited = false;
   try {
     for (;;) {
       released = false;
       const lease = await leases.acquire(key, holder, ttlMs);
-      if (lease) return lease;
+      if (lease) return granted(lease);
       const left = deadline - Date.now();
       if (left <= 0 || aborted()) return null;
       const current = await leases.find(key);
       // An abort during the lookup fires no more events: try once more now instead of sleeping.
       if (released || !current || aborted()) continue;
+      if (!waited) {
+        waited = true;
+        counts.waits.inc();
+      }
       const untilFree = current.lease.expiresAt - current.now;
       await new Promise<void>((resolve) => {
         const done = () => {
@@ -177,13 +198,14 @@ export interface HeldLease {
 export async function withLease<T>(
   runtime: Runtime,
   waiters: ReleaseWaiters,
+  counts: LeaseCounts,
   key: string,
   options: { ttlSeconds: number; waitSeconds?: number },
   fn: (lease: HeldLease) => Promise<T>,
 ): Promise<T> {
   const { ttlMs, waitMs } = checkRequest(runtime.settings, { key, ...options });
   const holder = serverHolder();
-  const granted = await acquire(runtime, waiters, { key, holder, ttlMs, waitMs });
+  const granted = await acquire(runtime, waiters, counts, { key, holder, ttlMs, waitMs });
   if (!granted) throw new PorticoError('CONFLICT', `Lease "${key}" is held by another holder.`, { key });
   const { token } = granted;
   const lost = new AbortController();

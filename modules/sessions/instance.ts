@@ -83,6 +83,9 @@ export const BOOTSTRAP_PURPOSE = 'bootstrap';
 export class Sessions implements ModuleInstance {
   readonly runtime: Runtime;
   readonly cache: SessionCache;
+  /** `portico_session_cache_total`: cookies answered from the cache, and those that needed the database. */
+  readonly #cacheHits: { inc(): void };
+  readonly #cacheMisses: { inc(): void };
   readonly #passwords: SealPasswords;
   /** Seals stop opening after the absolute timeout, whatever the row says. */
   readonly #sealTtlSeconds: number;
@@ -93,6 +96,13 @@ export class Sessions implements ModuleInstance {
   constructor(runtime: Runtime) {
     this.runtime = runtime;
     this.cache = new SessionCache(runtime.clock);
+    const lookups = runtime.metrics.counter({
+      name: 'portico_session_cache_total',
+      help: 'Session cookies checked: from the cache (hit) or from the database (miss)',
+      labelNames: ['result'] as const,
+    });
+    this.#cacheHits = lookups.labels('hit');
+    this.#cacheMisses = lookups.labels('miss');
     this.#passwords = sealPasswords(runtime.env.secrets);
     this.#sealTtlSeconds = runtime.settings.session.absoluteTimeoutHours * 3600;
   }
@@ -146,11 +156,15 @@ export class Sessions implements ModuleInstance {
       const settings = runtime.settings.session;
       const now = runtime.clock.now();
       if (isInUse(cache, cached.session, settings, now)) {
-        if (!recordUse(cache, cached.session, settings, now)) return cached.viewer;
+        if (!recordUse(cache, cached.session, settings, now)) {
+          this.#cacheHits.inc();
+          return cached.viewer;
+        }
         // lastSeenAt is due: the reload below writes it (and refreshes the snapshot).
       }
       // Else the row may know a later use (another instance's): the reload below decides.
     }
+    this.#cacheMisses.inc();
 
     let sessionId = knownId;
     let secret: string | undefined;

@@ -44,6 +44,11 @@ export interface BrokerLink {
   close(): Promise<void>;
 }
 
+/** Where the time from another instance's publish to its delivery here is observed, in seconds. */
+export interface DeliveryLag {
+  observe(seconds: number): void;
+}
+
 export interface BrokeredOptions {
   log: Logger;
   /** For log lines: `PostgreSQL`, `Redis`. */
@@ -51,6 +56,7 @@ export interface BrokeredOptions {
   /** The broker channel of a topic. Several topics may share one: messages name their topic. */
   channelOf(topic: string): string;
   heartbeat?: Heartbeat;
+  lag?: DeliveryLag;
 }
 
 /** What travels through the broker. */
@@ -58,6 +64,8 @@ interface Envelope {
   topic: string;
   /** The publishing instance, which skips its own messages (it delivered them locally). */
   from: string;
+  /** When it was published (epoch milliseconds), for the delivery lag; absent from older instances. */
+  at?: number;
   payload: unknown;
 }
 
@@ -91,6 +99,7 @@ export class BrokeredPubSub implements PubSub {
   readonly #channelOf: (topic: string) => string;
   readonly #link: BrokerLink;
   readonly #fanout: Fanout;
+  readonly #lag: DeliveryLag | undefined;
   /** Every channel asked for, with the promise that it was listened to. */
   readonly #channels = new Map<string, Promise<void>>();
   /** The channels listened to on the current subscriber connection; undefined while it is not ready. */
@@ -113,6 +122,7 @@ export class BrokeredPubSub implements PubSub {
     this.#broker = options.broker;
     this.#channelOf = options.channelOf;
     this.#fanout = new Fanout(options.log);
+    this.#lag = options.lag;
     this.#link = link(this);
     const heartbeat = options.heartbeat ?? DEFAULT_HEARTBEAT;
     this.#heartbeat = setInterval(() => this.#ping(heartbeat.timeoutMs), heartbeat.intervalMs);
@@ -126,7 +136,7 @@ export class BrokeredPubSub implements PubSub {
     }
     let message: string;
     try {
-      message = JSON.stringify({ topic, from: this.#origin, payload } satisfies Envelope);
+      message = JSON.stringify({ topic, from: this.#origin, at: Date.now(), payload } satisfies Envelope);
     } catch (error) {
       this.#log.error({ err: error, topic }, `pub/sub: ${topic} payload is not JSON; dropped`);
       return;
@@ -219,6 +229,9 @@ export class BrokeredPubSub implements PubSub {
       return;
     }
     if (envelope.from === this.#origin) return;
+    // Wall clocks of two hosts: a clock behind the publisher's would make it negative.
+    if (this.#lag && typeof envelope.at === 'number')
+      this.#lag.observe(Math.max(0, Date.now() - envelope.at) / 1000);
     this.#fanout.deliver(envelope.topic, envelope.payload);
   }
 

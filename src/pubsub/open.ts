@@ -1,6 +1,7 @@
 import { type Environment, parseDatabaseUrl } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import type { PubSub } from '../pubsub.ts';
+import type { GatewayMetrics } from '../telemetry/metrics.ts';
 import { createLocalPubSub } from './local.ts';
 
 export type PubSubAdapter = 'local' | 'postgresql' | 'redis';
@@ -8,6 +9,8 @@ export type PubSubAdapter = 'local' | 'postgresql' | 'redis';
 export interface OpenPubSubOptions {
   env: Pick<Environment, 'redisUrl' | 'systemDatabaseUrl'>;
   log: Logger;
+  /** Where the delivery lag of other instances' events is observed (the brokered adapters). */
+  metrics?: Pick<GatewayMetrics, 'pubsubLag'>;
 }
 
 /** Which adapter a deployment uses: Redis when REDIS_URL is set, else PostgreSQL when the system database is one. */
@@ -21,16 +24,17 @@ export function pubSubAdapterFor(env: OpenPubSubOptions['env']): PubSubAdapter {
  * PostgreSQL (LISTEN/NOTIFY, no extra service), else in process (one instance). Resolves once
  * connected; rejects with a clear message when the broker cannot be reached.
  */
-export async function openPubSub({ env, log }: OpenPubSubOptions): Promise<PubSub> {
+export async function openPubSub({ env, log, metrics }: OpenPubSubOptions): Promise<PubSub> {
   const adapter = pubSubAdapterFor(env);
+  const lag = metrics?.pubsubLag.labels(adapter);
   // The broker adapters are loaded only when chosen.
   if (adapter === 'redis') {
     const { openRedisPubSub } = await import('./redis.ts');
-    return openRedisPubSub({ url: env.redisUrl!, log });
+    return openRedisPubSub({ url: env.redisUrl!, log, lag });
   }
   if (adapter === 'postgresql') {
     const { openPostgresPubSub } = await import('./postgres.ts');
-    return openPostgresPubSub({ url: env.systemDatabaseUrl, log });
+    return openPostgresPubSub({ url: env.systemDatabaseUrl, log, lag });
   }
   return createLocalPubSub(log);
 }

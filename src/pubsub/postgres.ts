@@ -6,6 +6,7 @@ import {
   BrokeredPubSub,
   CLOSE_TIMEOUT_MS,
   CONNECT_TIMEOUT_MS,
+  type DeliveryLag,
   errorText,
   type Heartbeat,
   reconnectDelay,
@@ -36,6 +37,7 @@ export interface PostgresPubSubOptions {
   /** `application_name` of the connections, suffixed `-listen` and `-notify` (default `portico-pubsub`). */
   applicationName?: string;
   heartbeat?: Heartbeat;
+  lag?: DeliveryLag;
 }
 
 /**
@@ -50,6 +52,7 @@ export async function openPostgresPubSub({
   prefix = 'portico',
   applicationName = 'portico-pubsub',
   heartbeat,
+  lag,
 }: PostgresPubSubOptions): Promise<PubSub> {
   /** The LISTEN connection, while it is up. */
   let listener: pg.Client | undefined;
@@ -80,7 +83,7 @@ export async function openPostgresPubSub({
   notifier.on('error', (error) => log.warn({ err: error }, 'pub/sub: the NOTIFY connection failed'));
 
   const pubsub: BrokeredPubSub = new BrokeredPubSub(
-    { log, broker: 'PostgreSQL', channelOf: (topic) => postgresChannel(prefix, topic), heartbeat },
+    { log, broker: 'PostgreSQL', channelOf: (topic) => postgresChannel(prefix, topic), heartbeat, lag },
     () => ({
       async listen(channels) {
         await onListener(channels.map((channel) => `listen ${pg.escapeIdentifier(channel)}`).join('; '));

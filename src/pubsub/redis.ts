@@ -6,6 +6,7 @@ import {
   BrokeredPubSub,
   CLOSE_TIMEOUT_MS,
   CONNECT_TIMEOUT_MS,
+  type DeliveryLag,
   errorText,
   type Heartbeat,
   reconnectDelay,
@@ -22,6 +23,7 @@ export interface RedisPubSubOptions {
   /** Client name of the connections, suffixed `-subscribe` and `-publish` (default `portico-pubsub`). */
   clientName?: string;
   heartbeat?: Heartbeat;
+  lag?: DeliveryLag;
 }
 
 /**
@@ -35,6 +37,7 @@ export async function openRedisPubSub({
   prefix = 'portico',
   clientName = 'portico-pubsub',
   heartbeat,
+  lag,
 }: RedisPubSubOptions): Promise<PubSub> {
   const common: RedisOptions = {
     lazyConnect: true,
@@ -53,7 +56,7 @@ export async function openRedisPubSub({
   const publisher = new Redis(url, { ...common, connectionName: `${clientName}-publish` });
 
   const pubsub = new BrokeredPubSub(
-    { log, broker: 'Redis', channelOf: (topic) => `${prefix}:${topic}`, heartbeat },
+    { log, broker: 'Redis', channelOf: (topic) => `${prefix}:${topic}`, heartbeat, lag },
     () => ({
       async listen(channels) {
         await subscriber.subscribe(...channels);

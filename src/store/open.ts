@@ -4,6 +4,7 @@ import { closeDatabase, type Database, type Databases, openStoreDatabase, proble
 import { isDatabaseUnavailable, PorticoError, serviceUnavailable } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { PubSub } from '../pubsub.ts';
+import type { GatewayMetrics } from '../telemetry/metrics.ts';
 import type { StoreAbout, StoreBackend } from './backend.ts';
 import { openRemoteStore } from './remote/index.ts';
 import { describeRemoteUrl, isRemoteStoreUrl, parseRemoteStoreUrl } from './remote/protocol.ts';
@@ -52,6 +53,7 @@ export function openInitialStore(
   pubsub: PubSub,
   log: Logger,
   gateway: () => Promise<string>,
+  metrics?: Pick<GatewayMetrics, 'remoteStoreCalls'>,
 ): InitialStore {
   if (!isRemoteStoreUrl(env.databaseUrl)) {
     const backend = openStore(db, pubsub, log, env.databaseUrl);
@@ -69,6 +71,7 @@ export function openInitialStore(
     log,
     gateway,
     serving: false,
+    metrics,
   });
   let retry: NodeJS.Timeout | undefined;
   let closed = false;
@@ -142,11 +145,14 @@ export async function openStoreAt(
     log,
     env,
     gateway,
+    metrics,
   }: {
     pubsub: PubSub;
     log: Logger;
     env: Pick<Environment, 'dataDir' | 'databaseUrl' | 'remoteApiKey' | 'remoteAuthUrl'>;
     gateway: () => Promise<string>;
+    /** Where the store's statements, or its calls to a data server, are timed. */
+    metrics?: Pick<GatewayMetrics, 'statementDuration' | 'remoteStoreCalls'>;
   },
 ): Promise<OpenedStore> {
   const checked = checkedStoreUrl(url, env.dataDir);
@@ -158,11 +164,12 @@ export async function openStoreAt(
       log,
       gateway,
       serving: true,
+      metrics,
     });
   }
   let database: Database;
   try {
-    database = await openStoreDatabase(checked, log);
+    database = await openStoreDatabase(checked, log, metrics);
   } catch (error) {
     const cause = error instanceof Error ? (error.cause ?? error) : error;
     const message = error instanceof Error ? error.message : String(error);

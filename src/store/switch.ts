@@ -1,3 +1,4 @@
+import { PorticoError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { StoreAbout, StoreBackend } from './backend.ts';
 import { noEvents, StoreEventHub } from './events.ts';
@@ -24,14 +25,17 @@ type Part = 'documents' | 'blobs' | 'leases';
 export class SwitchingStore implements StoreBackend {
   #current: Entry;
   readonly #log: Logger;
+  readonly #fenceRejections: { inc(): void } | undefined;
   readonly events: StoreEventHub;
   readonly documents: StoreBackend['documents'];
   readonly blobs: StoreBackend['blobs'];
   readonly leases: StoreBackend['leases'];
 
-  constructor(initial: OpenedStore, log: Logger) {
+  /** `fenceRejections` counts the calls refused with FENCE_REJECTED, whichever module made them. */
+  constructor(initial: OpenedStore, log: Logger, fenceRejections?: { inc(): void }) {
     this.#current = { ...initial, calls: 0, retired: false };
     this.#log = log;
+    this.#fenceRejections = fenceRejections;
     this.events = new StoreEventHub(initial.backend.events, log);
     this.documents = this.#forward('documents');
     this.blobs = this.#forward('blobs');
@@ -83,6 +87,9 @@ export class SwitchingStore implements StoreBackend {
       try {
         const methods = entry.backend[part] as unknown as Record<string, (...args: unknown[]) => unknown>;
         return await methods[method]!(...args);
+      } catch (error) {
+        if (error instanceof PorticoError && error.code === 'FENCE_REJECTED') this.#fenceRejections?.inc();
+        throw error;
       } finally {
         entry.calls--;
         if (entry.retired && entry.calls === 0) this.#close(entry);

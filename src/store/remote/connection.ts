@@ -1,8 +1,10 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
+import type { Histogram } from 'prom-client';
 import { PorticoError, serviceUnavailable } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
+import type { RemoteOutcome } from '../../telemetry/metrics.ts';
 import { traceHttpCall } from '../../telemetry/tracing.ts';
 import { GATEWAY_HEADER } from './identity.ts';
 import { type KeyOptions, obtainKey, type RemoteKey } from './key.ts';
@@ -42,12 +44,25 @@ export class RemoteConnection {
   #replacedRefusedKey = false;
   /** Why the data server refuses this gateway, once it is final; cleared by a success. */
   #refusal: string | null = null;
+  /** Each outcome's histogram child; none: calls are not timed. */
+  readonly #timed: Record<RemoteOutcome, { observe(seconds: number): void }> | undefined;
 
-  constructor(server: URL, keyOptions: KeyOptions, gateway: () => Promise<string>, log: Logger) {
+  constructor(
+    server: URL,
+    keyOptions: KeyOptions,
+    gateway: () => Promise<string>,
+    log: Logger,
+    calls?: Histogram<'outcome'>,
+  ) {
     this.server = server;
     this.#keyOptions = keyOptions;
     this.#gateway = gateway;
     this.#log = log;
+    this.#timed = calls && {
+      ok: calls.labels('ok'),
+      refused: calls.labels('refused'),
+      unavailable: calls.labels('unavailable'),
+    };
     const options = { keepAlive: true, keepAliveMsecs: 5000, scheduling: 'lifo' as const };
     this.#agent = server.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
   }
@@ -72,8 +87,30 @@ export class RemoteConnection {
     return (await readJson(response)) as T;
   }
 
-  /** A request with the key, its answer when it is a success (2xx, 206, 304), else the refusal thrown. */
+  /**
+   * A request with the key, its answer when it is a success (2xx, 206, 304), else the refusal
+   * thrown. Timed to the answer's headers, by outcome: a refusal keeps its code, anything else is
+   * an outage; a call its caller gave up on is not timed.
+   */
   async request(options: RequestOptions): Promise<IncomingMessage> {
+    const started = performance.now();
+    const outcome = (outcome: RemoteOutcome) =>
+      this.#timed?.[outcome].observe((performance.now() - started) / 1000);
+    try {
+      const response = await this.#answer(options);
+      outcome('ok');
+      return response;
+    } catch (error) {
+      if (!options.signal?.aborted) {
+        outcome(
+          error instanceof PorticoError && error.code !== 'SERVICE_UNAVAILABLE' ? 'refused' : 'unavailable',
+        );
+      }
+      throw error;
+    }
+  }
+
+  async #answer(options: RequestOptions): Promise<IncomingMessage> {
     const [{ key }, gateway] = await Promise.all([this.key(), this.#gateway()]);
     options = { ...options, headers: { ...options.headers, [GATEWAY_HEADER]: gateway } };
     let response = await this.#send(options, key);

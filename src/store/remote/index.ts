@@ -1,4 +1,5 @@
 import type { Logger } from '../../logger.ts';
+import type { GatewayMetrics } from '../../telemetry/metrics.ts';
 import type { StoreAbout } from '../backend.ts';
 import { RemoteStore } from './backend.ts';
 import { RemoteConnection } from './connection.ts';
@@ -21,10 +22,12 @@ export interface RemoteStoreOptions {
    * server. True for a switch, which checks it before it makes the store current.
    */
   serving: boolean;
+  /** Where the calls to the data server are timed. */
+  metrics?: Pick<GatewayMetrics, 'remoteStoreCalls'>;
 }
 
 /** The store of the Portico at `url` (the data server). Opens no connection until it is used. */
-export function openRemoteStore({ url, source, key, log, gateway, serving }: RemoteStoreOptions) {
+export function openRemoteStore({ url, source, key, log, gateway, serving, metrics }: RemoteStoreOptions) {
   const server = parseRemoteStoreUrl(url);
   const remoteLog = log.child({ store: server.origin });
   const connection = new RemoteConnection(
@@ -32,6 +35,7 @@ export function openRemoteStore({ url, source, key, log, gateway, serving }: Rem
     { ...key, server: server.href, log: remoteLog },
     gateway,
     remoteLog,
+    metrics?.remoteStoreCalls,
   );
   const events = new RemoteEvents(connection, remoteLog);
   const about: StoreAbout = { kind: 'remote', url: describeRemoteUrl(server), source, since: new Date() };
