@@ -261,15 +261,11 @@ describe.runIf(backends.includes('postgres'))('a database outage on postgres', (
   it('answers 503 while PostgreSQL is away and recovers by itself', async () => {
     const { createTestDatabase } = await import('./harness.ts');
     const database = await createTestDatabase('postgres', '/tmp');
-    const direct = new URL(database.url);
-    const outage = new Outage({ host: direct.hostname, port: Number(direct.port || 5432) });
-    await outage.up();
-    const proxied = new URL(database.url);
-    proxied.port = String(outage.port);
+    const { outage, url: proxied } = await Outage.before(database.url);
     const portico = await startGateway({
       backend: 'postgres',
       modules: [probe],
-      databaseUrl: proxied.toString(),
+      databaseUrl: proxied,
     });
     try {
       const admin = await bootstrapAdmin(portico);

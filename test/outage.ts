@@ -14,6 +14,26 @@ export class Outage {
     this.target = target;
   }
 
+  /** A proxy, not yet up, for the PostgreSQL server of `databaseUrl`. */
+  static for(databaseUrl: string): Outage {
+    const direct = new URL(databaseUrl);
+    return new Outage({ host: direct.hostname, port: Number(direct.port || 5432) });
+  }
+
+  /** A proxy, up, in front of the PostgreSQL of `databaseUrl`, and that database's URL through it. */
+  static async before(databaseUrl: string): Promise<{ outage: Outage; url: string }> {
+    const outage = Outage.for(databaseUrl);
+    await outage.up();
+    return { outage, url: outage.urlOf(databaseUrl) };
+  }
+
+  /** `databaseUrl` through this proxy (its port set or known). */
+  urlOf(databaseUrl: string): string {
+    const proxied = new URL(databaseUrl);
+    proxied.port = String(this.port);
+    return proxied.toString();
+  }
+
   async up() {
     this.#server = createServer((client) => {
       const upstream = createConnectionTo(this.target);

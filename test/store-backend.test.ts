@@ -260,7 +260,7 @@ describe.runIf(backends.includes('postgres'))('the store of several instances on
   let first: TestGateway;
   let second: TestGateway;
   let chosen: TestDatabase;
-  let proxied: URL;
+  let proxied: string;
   let secondDir: string;
   const outage = { instance: undefined as Outage | undefined };
 
@@ -275,11 +275,7 @@ describe.runIf(backends.includes('postgres'))('the store of several instances on
       dataDir: secondDir,
     });
     chosen = await createTestDatabase('postgres', first.dataDir, 'chosen');
-    const direct = new URL(chosen.url);
-    outage.instance = new Outage({ host: direct.hostname, port: Number(direct.port || 5432) });
-    await outage.instance.up();
-    proxied = new URL(chosen.url);
-    proxied.port = String(outage.instance.port);
+    ({ outage: outage.instance, url: proxied } = await Outage.before(chosen.url));
   });
   afterAll(async () => {
     await second?.stop();
@@ -291,7 +287,7 @@ describe.runIf(backends.includes('postgres'))('the store of several instances on
 
   it('moves every instance within 5 s, and a restart with the chosen store away waits for it', async () => {
     const admin = await bootstrapAdmin(first);
-    const switched = await admin.gql(SwitchStoreBackendDocument, { url: proxied.toString() });
+    const switched = await admin.gql(SwitchStoreBackendDocument, { url: proxied });
     expect(switched.errors).toBeUndefined();
     const onSecond = second.client();
     expect(

@@ -317,14 +317,10 @@ describe.each(backends)('metrics on %s', (backend) => {
 describe.runIf(backends.includes('postgres'))('database availability on postgres', () => {
   it('is 0 while the database is away and 1 again once it answers', async () => {
     const database = await createTestDatabase('postgres', '/tmp');
-    const direct = new URL(database.url);
-    const outage = new Outage({ host: direct.hostname, port: Number(direct.port || 5432) });
-    await outage.up();
-    const proxied = new URL(database.url);
-    proxied.port = String(outage.port);
+    const { outage, url: proxied } = await Outage.before(database.url);
     const portico = await startGateway({
       backend: 'postgres',
-      databaseUrl: proxied.toString(),
+      databaseUrl: proxied,
       env: WITH_TOKEN,
     });
     const up = (scraped: Scrape) => [

@@ -239,18 +239,16 @@ const storeReads = (client: TestClient) => [
 describe.runIf(postgresUrl)('a store on PostgreSQL that does not answer at start', () => {
   it('starts anyway: identity works, store operations answer SERVICE_UNAVAILABLE until it answers, then work without a restart', async () => {
     const database = await createTestDatabase('postgres', '');
-    const direct = new URL(database.url);
-    const outage = new Outage({ host: direct.hostname, port: Number(direct.port || 5432) });
+    const outage = Outage.for(database.url);
     // The store's address refuses connections until the proxy comes up on it.
     outage.port = await freePort();
-    const proxied = new URL(database.url);
-    proxied.port = String(outage.port);
+    const proxied = outage.urlOf(database.url);
     const dataDir = await mkdtemp(join(tmpdir(), 'portico-store-down-'));
     let portico: Awaited<ReturnType<typeof startGateway>> | undefined;
     try {
       portico = await startGateway({
         dataDir,
-        databaseUrl: proxied.toString(),
+        databaseUrl: proxied,
         env: { SYSTEM_DATABASE_URL: `sqlite:${join(dataDir, 'system.sqlite')}` },
         config: { collections: { notes: { indexes: { bySlug: { fields: ['slug'], unique: true } } } } },
       });

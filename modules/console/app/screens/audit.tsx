@@ -2,13 +2,38 @@ import { useState } from 'preact/hooks';
 import {
   type AuditEventKind,
   AuditEventsDocument,
+  type AuditEventsQuery,
   ConsoleAuditKindsDocument,
   ConsoleUserDocument,
   UsersDocument,
 } from '../../../../client/index.ts';
 import { client } from '../api.ts';
 import { Link, navigate, segment } from '../router.tsx';
-import { DataTable, Heading, Mistake, ProblemNote, Time, useAction, useLoad, usePages } from '../ui.tsx';
+import {
+  type Column,
+  DataTable,
+  Heading,
+  Mistake,
+  ProblemNote,
+  Time,
+  useAction,
+  useLoad,
+  usePages,
+} from '../ui.tsx';
+
+type AuditEvent = AuditEventsQuery['auditEvents']['edges'][number]['node'];
+
+/** What every list of audit events shows (the log, the Overview's recent events). */
+export const AUDIT_EVENT_COLUMNS: Column<AuditEvent>[] = [
+  { label: 'When', cell: (event) => <Time value={event.at} seconds /> },
+  { label: 'Kind', cell: (event) => <code>{event.kind}</code> },
+  {
+    label: 'User',
+    cell: (event) =>
+      event.user ? <Link to={`/users/${segment(event.user.id)}`}>{event.user.email}</Link> : null,
+  },
+  { label: 'By', cell: (event) => event.actor?.email },
+];
 
 /** The audit log, newest first; `userId` (from `?user=`) narrows it to one user. */
 export function AuditScreen({ userId }: { userId: string | null }) {
@@ -118,14 +143,7 @@ export function AuditScreen({ userId }: { userId: string | null }) {
         empty="No events match."
         rowKey={(event) => event.id}
         columns={[
-          { label: 'When', cell: (event) => <Time value={event.at} seconds /> },
-          { label: 'Kind', cell: (event) => <code>{event.kind}</code> },
-          {
-            label: 'User',
-            cell: (event) =>
-              event.user ? <Link to={`/users/${segment(event.user.id)}`}>{event.user.email}</Link> : null,
-          },
-          { label: 'By', cell: (event) => event.actor?.email },
+          ...AUDIT_EVENT_COLUMNS,
           { label: 'IP', cell: (event) => event.ip },
           {
             label: 'Detail',

@@ -9,8 +9,9 @@ import {
   type GatewayStatusFieldsFragment,
 } from '../../../../client/index.ts';
 import { client } from '../api.ts';
-import { Link, segment } from '../router.tsx';
+import { Link } from '../router.tsx';
 import { DataTable, Heading, ProblemNote, Time, useLoad, useSubscription } from '../ui.tsx';
+import { AUDIT_EVENT_COLUMNS } from './audit.tsx';
 
 type Sample = GatewaySampleFieldsFragment;
 type Status = GatewayStatusFieldsFragment;
@@ -371,16 +372,7 @@ export function OverviewScreen() {
         loaded={audit}
         empty="No events yet."
         rowKey={(event) => event.id}
-        columns={[
-          { label: 'When', cell: (event) => <Time value={event.at} seconds /> },
-          { label: 'Kind', cell: (event) => <code>{event.kind}</code> },
-          {
-            label: 'User',
-            cell: (event) =>
-              event.user ? <Link to={`/users/${segment(event.user.id)}`}>{event.user.email}</Link> : null,
-          },
-          { label: 'By', cell: (event) => event.actor?.email },
-        ]}
+        columns={AUDIT_EVENT_COLUMNS}
       />
       <p>
         <Link to="/audit">The whole audit log</Link>
