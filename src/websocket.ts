@@ -104,7 +104,7 @@ export function serveWebSocket({ server, yoga, runtime, resolveViewer, formatRes
 
   /** A result as it leaves: with the contract's codes, which are counted. */
   const answer = <R extends { errors?: readonly GraphQLError[] }>(result: R): R => {
-    const formatted = formatResult(result);
+    const formatted = withoutHttpStatus(formatResult(result));
     runtime.metrics.countErrors(formatted.errors);
     return formatted;
   };
@@ -206,7 +206,7 @@ export function serveWebSocket({ server, yoga, runtime, resolveViewer, formatRes
         });
         if (!Array.isArray(prepared)) return prepared;
         runtime.metrics.countErrors(prepared);
-        return withRequestId({ errors: prepared }, requestId).errors;
+        return withRequestId(withoutHttpStatus({ errors: prepared }), requestId).errors;
       },
       // Counted in portico_subscriptions_open until the stream ends or the socket closes.
       onOperation: (_ctx, _id, _payload, _args, result) =>
@@ -259,4 +259,27 @@ function refuse(socket: Duplex, status: number, reason: string, requestId: strin
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n${REQUEST_ID_HEADER}: ${requestId}\r\n\r\n`,
   );
+}
+
+/**
+ * Yoga's `extensions.http` gives an HTTP answer its status (400, 503) and is stripped from HTTP
+ * bodies; a WebSocket message has no status, so there it would only leak Yoga's internals.
+ */
+function withoutHttpStatus<R extends { errors?: readonly GraphQLError[] }>(result: R): R {
+  if (!result.errors?.some((error) => error.extensions?.http !== undefined)) return result;
+  return {
+    ...result,
+    errors: result.errors.map((error) => {
+      if (error.extensions?.http === undefined) return error;
+      const { http: _status, ...extensions } = error.extensions;
+      return new GraphQLError(error.message, {
+        nodes: error.nodes,
+        source: error.source,
+        positions: error.positions,
+        path: error.path,
+        originalError: error.originalError,
+        extensions,
+      });
+    }),
+  };
 }

@@ -383,6 +383,8 @@ describe.each(backends)('request ids on %s', (backend) => {
           }),
         }),
       ]);
+      // Yoga's `extensions.http` sets an HTTP answer's status; a WebSocket message has none.
+      expect((refusedOperation as GraphQLResponse['errors'])?.[0]?.extensions).not.toHaveProperty('http');
       expect(linesSaying('unexpected error').some((line) => line.requestId === crashId)).toBe(true);
       expect(linesSaying('probe event ran').some((line) => line.requestId === tickId)).toBe(true);
     } finally {
