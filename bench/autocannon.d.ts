@@ -11,8 +11,6 @@ declare module 'autocannon' {
     headers?: Record<string, string>;
     body?: string;
     expectBody?: string;
-    /** Rewrites each request before it is sent (fresh variables per request). */
-    setupRequest?: (request: { body?: string }) => { body?: string };
     title?: string;
     /**
      * Requests each connection sends in turn, over and over; `onResponse` sees every answer.

@@ -136,11 +136,16 @@ async function writeThroughput(url: string, cookie: string, pid: number, seconds
     connections: CONNECTIONS,
     duration: seconds,
     headers: { 'content-type': 'application/json', cookie },
-    body: JSON.stringify({ query: PUT, variables: { rank: rank++ } }),
-    setupRequest: (request: { body?: string }) => ({
-      ...request,
-      body: JSON.stringify({ query: PUT, variables: { rank: rank++ } }),
-    }),
+    // autocannon 9 calls `setupRequest` only for an entry of `requests`, not as a top-level option.
+    requests: [
+      {
+        method: 'POST',
+        setupRequest: (request: { body?: string }) => ({
+          ...request,
+          body: JSON.stringify({ query: PUT, variables: { rank: rank++ } }),
+        }),
+      },
+    ],
   });
   if (result.errors || result.timeouts || result.non2xx) {
     throw new Error(`write throughput run failed: ${JSON.stringify(result.statusCodeStats)}`);
