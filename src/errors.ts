@@ -23,6 +23,27 @@ export const ERROR_CODES = [
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** An error meant for the client: its message and code pass error masking unchanged. */
+/**
+ * The same error with another message or other extensions: a new one, since an error may be
+ * shared (the parser cache's validation errors serve every request that sends the same document).
+ */
+export function remadeError(
+  error: GraphQLError,
+  {
+    message = error.message,
+    extensions = error.extensions,
+  }: { message?: string; extensions?: Record<string, unknown> },
+): GraphQLError {
+  return new GraphQLError(message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    path: error.path,
+    originalError: error.originalError,
+    extensions,
+  });
+}
+
 export class PorticoError extends GraphQLError {
   readonly code: ErrorCode;
   constructor(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}) {

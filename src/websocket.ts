@@ -6,7 +6,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { isAsyncIterable, type YogaServerInstance } from 'graphql-yoga';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { RequestContext } from './context.ts';
-import { asServiceUnavailable } from './errors.ts';
+import { asServiceUnavailable, remadeError } from './errors.ts';
 import { credentialOf } from './live.ts';
 import { withRequestId } from './plugins/use-request-id.ts';
 import { isForeignOrigin } from './routes.ts';
@@ -272,14 +272,7 @@ function withoutHttpStatus<R extends { errors?: readonly GraphQLError[] }>(resul
     errors: result.errors.map((error) => {
       if (error.extensions?.http === undefined) return error;
       const { http: _status, ...extensions } = error.extensions;
-      return new GraphQLError(error.message, {
-        nodes: error.nodes,
-        source: error.source,
-        positions: error.positions,
-        path: error.path,
-        originalError: error.originalError,
-        extensions,
-      });
+      return remadeError(error, { extensions });
     }),
   };
 }

@@ -4,6 +4,7 @@ import {
   ERROR_CODES,
   isDatabaseUnavailable,
   isUnstorableText,
+  remadeError,
   serviceUnavailable,
   unstorableText,
 } from '../errors.ts';
@@ -33,12 +34,7 @@ export function withContractCodes<R extends { errors?: readonly GraphQLError[] }
 function withContractCode(error: GraphQLError): GraphQLError {
   const code = error.extensions?.code;
   if (typeof code === 'string' && CONTRACT_CODES.has(code)) return error;
-  return new GraphQLError(error.message, {
-    nodes: error.nodes,
-    source: error.source,
-    positions: error.positions,
-    path: error.path,
-    originalError: error.originalError,
+  return remadeError(error, {
     extensions: {
       ...error.extensions,
       // Yoga's name for a multipart file over the form-data limit.

@@ -1,5 +1,6 @@
-import { GraphQLError } from 'graphql';
+import type { GraphQLError } from 'graphql';
 import { isAsyncIterable, mapAsyncIterator, type Plugin } from 'graphql-yoga';
+import { remadeError } from '../errors.ts';
 import {
   currentRequestId,
   inRequestScope,
@@ -46,17 +47,8 @@ export function withRequestId<R extends { errors?: readonly GraphQLError[] }>(
   if (!result.errors?.length) return result;
   return {
     ...result,
-    // New errors: a validation error may be the parser cache's, shared by other requests.
-    errors: result.errors.map(
-      (error) =>
-        new GraphQLError(error.message, {
-          nodes: error.nodes,
-          source: error.source,
-          positions: error.positions,
-          path: error.path,
-          originalError: error.originalError,
-          extensions: { ...error.extensions, requestId },
-        }),
+    errors: result.errors.map((error) =>
+      remadeError(error, { extensions: { ...error.extensions, requestId } }),
     ),
   };
 }

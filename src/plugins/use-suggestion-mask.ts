@@ -1,5 +1,6 @@
 import { type ExecutionResult, GraphQLError } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
+import { remadeError } from '../errors.ts';
 
 /**
  * graphql-js completes near misses with the schema's own names: `Did you mean "password"?`,
@@ -56,12 +57,5 @@ function withoutSuggestion<E extends Error>(error: E): E | GraphQLError {
   if (!(error instanceof GraphQLError)) return error;
   const message = error.message.replace(SUGGESTION, '');
   if (message === error.message) return error;
-  return new GraphQLError(message, {
-    nodes: error.nodes,
-    source: error.source,
-    positions: error.positions,
-    path: error.path,
-    originalError: error.originalError,
-    extensions: error.extensions,
-  });
+  return remadeError(error, { message });
 }
