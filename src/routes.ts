@@ -103,3 +103,33 @@ function matchSegments(pattern: string[], parts: string[]): Record<string, strin
   }
   return params;
 }
+
+/** Where GraphiQL's files are served; the page itself is GET /graphql asking for HTML, as Yoga's was. */
+export const GRAPHIQL_ASSETS = '/graphiql/';
+
+/** The paths Yoga and the kernel answer themselves, beside the modules' routes. */
+const KERNEL_PATHS = new Set(['/graphql', '/health', '/ready', '/metrics']);
+
+/**
+ * What a request's path is called in metrics and span names: a kernel path, GraphiQL's files
+ * (`/graphiql/*`), or the pattern of a module route it matches under any method (`/blobs/:id`);
+ * null when nothing serves it. Never the path itself, so no id reaches a label or a span's name.
+ */
+export function routePatterns(routes: readonly Route[]): (pathname: string) => string | null {
+  const router = new Router(routes);
+  const graphiql = `${GRAPHIQL_ASSETS}*`;
+  return (pathname) => {
+    if (KERNEL_PATHS.has(pathname)) return pathname;
+    if (pathname.startsWith(GRAPHIQL_ASSETS)) return graphiql;
+    return router.pattern(pathname);
+  };
+}
+
+/** The path of a request URL (`http://host/path?query`), without parsing all of it. */
+export function pathOf(url: string): string {
+  const authority = url.indexOf('//');
+  const start = url.indexOf('/', authority === -1 ? 0 : authority + 2);
+  if (start === -1) return '/';
+  const query = url.indexOf('?', start);
+  return query === -1 ? url.slice(start) : url.slice(start, query);
+}

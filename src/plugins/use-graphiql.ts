@@ -2,9 +2,7 @@ import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import type { Plugin } from 'graphql-yoga';
-
-/** Where GraphiQL's files are served; the page itself is GET /graphql asking for HTML, as Yoga's was. */
-export const GRAPHIQL_ASSETS = '/graphiql/';
+import { GRAPHIQL_ASSETS } from '../routes.ts';
 
 /**
  * The page's policy: scripts, style sheets, workers and requests from this origin only ('self'

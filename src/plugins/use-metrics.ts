@@ -1,11 +1,8 @@
 import { type ExecutionResult, getOperationAST } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
-import { type Route, Router } from '../routes.ts';
+import { pathOf, type Route, routePatterns } from '../routes.ts';
 import type { GatewayMetrics } from '../telemetry/metrics.ts';
-import { GRAPHIQL_ASSETS } from './use-graphiql.ts';
 
-/** The kernel's paths that are no module's route, each its own label. */
-const KERNEL_PATHS = new Set(['/graphql', '/health', '/ready', '/metrics']);
 /** The label of every path that is neither the kernel's nor a module route's (404s, probes). */
 export const OTHER_ROUTE = 'other';
 
@@ -26,7 +23,7 @@ type Stamped = { [STARTED]?: number };
  * CORS preflights) are counted, not timed. WebSocket upgrades are not Yoga's: not counted.
  */
 export function useHttpMetrics({ metrics, routes }: HttpMetricsOptions): Plugin {
-  const routeOf = routeLabels(routes);
+  const patternOf = routePatterns(routes);
   return {
     onRequest({ serverContext }) {
       (serverContext as Stamped)[STARTED] = performance.now();
@@ -35,7 +32,7 @@ export function useHttpMetrics({ metrics, routes }: HttpMetricsOptions): Plugin 
       const start = (serverContext as Stamped)[STARTED];
       metrics.httpRequest(
         request.method,
-        routeOf(pathOf(request.url)),
+        patternOf(pathOf(request.url)) ?? OTHER_ROUTE,
         response.status,
         start === undefined ? undefined : secondsSince(start),
       );
@@ -131,23 +128,3 @@ const nameSent = (context: unknown) => {
   const name = (context as { params?: { operationName?: unknown } } | undefined)?.params?.operationName;
   return typeof name === 'string' ? name : null;
 };
-
-/** Each path's label: the kernel's paths, GraphiQL's files, a module route's pattern, or OTHER_ROUTE. */
-function routeLabels(routes: readonly Route[]): (path: string) => string {
-  const router = new Router(routes);
-  const graphiql = `${GRAPHIQL_ASSETS}*`;
-  return (path) => {
-    if (KERNEL_PATHS.has(path)) return path;
-    if (path.startsWith(GRAPHIQL_ASSETS)) return graphiql;
-    return router.pattern(path) ?? OTHER_ROUTE;
-  };
-}
-
-/** The path of a request URL (`http://host/path?query`), without parsing all of it. */
-export function pathOf(url: string): string {
-  const authority = url.indexOf('//');
-  const start = url.indexOf('/', authority === -1 ? 0 : authority + 2);
-  if (start === -1) return '/';
-  const query = url.indexOf('?', start);
-  return query === -1 ? url.slice(start) : url.slice(start, query);
-}

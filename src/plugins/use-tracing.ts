@@ -21,7 +21,7 @@ import {
 import { type DocumentNode, type ExecutionResult, getOperationAST, Kind, print, visit } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { RequestContext } from '../context.ts';
-import { type Route, Router } from '../routes.ts';
+import { type Route, routePatterns } from '../routes.ts';
 import {
   type GatewayTracing,
   GRAPHQL_ATTRIBUTES,
@@ -38,9 +38,6 @@ export interface TracingOptions {
   /** The plain routes, whose patterns name the requests' spans. */
   routes: readonly Route[];
 }
-
-/** Endpoints Yoga serves itself, besides the routes. */
-const YOGA_ENDPOINTS = new Set(['/graphql', '/health', '/ready']);
 
 /** The methods the conventions name; any other is `_OTHER`. */
 const KNOWN_METHODS = new Set([
@@ -75,12 +72,7 @@ const headersGetter: TextMapGetter<Headers> = {
  * a remote store nest below it, and log lines can name the trace.
  */
 export function useTracing({ tracing, routes }: TracingOptions): Plugin<RequestContext> {
-  const router = new Router(routes);
-  const routeOf = (method: string, path: string) => {
-    if (YOGA_ENDPOINTS.has(path)) return path;
-    const match = router.match(method, path);
-    return match && match !== 'methodNotAllowed' ? match.route.path : undefined;
-  };
+  const patternOf = routePatterns(routes);
 
   /** The operation's span, around `run`, when no HTTP request's operation span is open (WebSocket). */
   const standaloneOperation = (initial: object, run: () => Promise<void> | void) => {
@@ -95,7 +87,7 @@ export function useTracing({ tracing, routes }: TracingOptions): Plugin<RequestC
     instrumentation: {
       request({ request }, wrapped) {
         const url = new URL(request.url);
-        const route = routeOf(request.method, url.pathname);
+        const route = patternOf(url.pathname);
         const known = KNOWN_METHODS.has(request.method);
         const parent = tracing.incoming(request.headers, headersGetter);
         const span = tracing.tracer.startSpan(
