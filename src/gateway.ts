@@ -6,6 +6,7 @@ import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import { clientAddress } from './client-address.ts';
 import { createRequestContext, type RequestContext } from './context.ts';
 import { isDatabaseUnavailable, serviceUnavailable } from './errors.ts';
+import { databasesHealth } from './health.ts';
 import type { LoadedConfig } from './load-config.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { beginStopping, closeRuntime, openRuntime } from './open-runtime.ts';
@@ -152,7 +153,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
         contextOf: (request, serverContext) => contexts.of(request, serverContext),
         log,
       }),
-      useReadiness({ databases: runtime.db, store: runtime.store }),
+      useReadiness({ health: () => databasesHealth(runtime.db, runtime.store) }),
       useCSRFPrevention({ requestHeaders: CSRF_HEADERS }),
       useOperationLimits({ exposeLimits: development }),
       useSuggestionMask({ shows: seesSchema }),

@@ -11,6 +11,8 @@ export type { ErrorCode } from './errors.ts';
 export { fail, isDatabaseUnavailable, PorticoError, serviceUnavailable } from './errors.ts';
 export type { Contribution } from './extensions.ts';
 export { ExtensionPoint } from './extensions.ts';
+export type { DatabaseHealth, DatabasesHealth } from './health.ts';
+export { databasesHealth } from './health.ts';
 export type { PageOptions } from './html.ts';
 export { csrfFor, csrfOk, escapeHtml, html, readForm, redirect, renderPage, SafeHtml } from './html.ts';
 export { fromGlobalId, newId, toGlobalId } from './ids.ts';

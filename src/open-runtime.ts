@@ -1,5 +1,6 @@
 import { openDatabases } from './db.ts';
 import { serviceUnavailable } from './errors.ts';
+import { databasesHealth } from './health.ts';
 import { LiveCredentials } from './live.ts';
 import type { LoadedConfig } from './load-config.ts';
 import type { Logger } from './logger.ts';
@@ -92,17 +93,7 @@ export async function openRuntime(
     };
     stoppers.set(runtime, stopper);
     // The readiness probes: GET /ready asks the same.
-    metrics.watchDatabases(async () => {
-      const [systemProblem, storeProblem] = await Promise.all([db.systemProblem(), store.problem()]);
-      return [
-        {
-          database: 'system',
-          backend: db.system.dialect === 'postgresql' ? 'postgres' : 'sqlite',
-          up: systemProblem === null,
-        },
-        { database: 'store', backend: store.about.kind, up: storeProblem === null },
-      ];
-    });
+    metrics.watchDatabases(() => databasesHealth(db, store));
     runtime.instances.setUp(runtime);
     return runtime;
   } catch (error) {

@@ -1,11 +1,5 @@
-import type { Builder, RequestContext } from '../../src/index.ts';
-import {
-  type DatabaseStatus,
-  type GatewayStatus,
-  HISTORY_MS,
-  type Overview,
-  SAMPLE_INTERVAL_MS,
-} from './instance.ts';
+import type { Builder, DatabaseHealth, RequestContext } from '../../src/index.ts';
+import { type GatewayStatus, HISTORY_MS, type Overview, SAMPLE_INTERVAL_MS } from './instance.ts';
 import type { OverviewSample } from './sampler.ts';
 
 export function registerOverview(builder: Builder, self: (context: RequestContext) => Overview) {
@@ -17,7 +11,7 @@ export function registerOverview(builder: Builder, self: (context: RequestContex
     } as const,
   });
 
-  const DatabaseStatusRef = builder.objectRef<DatabaseStatus>('DatabaseStatus').implement({
+  const DatabaseStatusRef = builder.objectRef<DatabaseHealth>('DatabaseStatus').implement({
     description: 'Whether a database answers a trivial query now, as GET /ready asks it.',
     fields: (t) => ({
       backend: t.field({ type: BackendEnum, resolve: (status) => status.backend }),

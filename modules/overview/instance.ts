@@ -1,5 +1,11 @@
 import { Repeater } from 'graphql-yoga';
-import { every, type ModuleInstance, type Runtime } from '../../src/index.ts';
+import {
+  type DatabaseHealth,
+  databasesHealth,
+  every,
+  type ModuleInstance,
+  type Runtime,
+} from '../../src/index.ts';
 import { CounterSampler, type OverviewSample } from './sampler.ts';
 
 /** How often the counters are sampled: the charts' resolution. */
@@ -7,19 +13,11 @@ export const SAMPLE_INTERVAL_MS = 1000;
 /** How much history is kept: the charts' width. */
 export const HISTORY_MS = 5 * 60_000;
 
-export type DatabaseBackend = 'sqlite' | 'postgres' | 'remote';
-
-export interface DatabaseStatus {
-  backend: DatabaseBackend;
-  /** Why it does not answer; null when it does. */
-  problem: string | null;
-}
-
 /** Whether the two databases answer, as the readiness probe asks them. */
 export interface GatewayStatus {
   checkedAt: Date;
-  systemDatabase: DatabaseStatus;
-  store: DatabaseStatus;
+  systemDatabase: DatabaseHealth;
+  store: DatabaseHealth;
 }
 
 /**
@@ -88,14 +86,7 @@ export class Overview implements ModuleInstance {
 
   async #probe(): Promise<GatewayStatus> {
     const { db, store, clock } = this.#runtime;
-    const [systemProblem, storeProblem] = await Promise.all([db.systemProblem(), store.problem()]);
-    return {
-      checkedAt: new Date(clock.now()),
-      systemDatabase: {
-        backend: db.system.dialect === 'postgresql' ? 'postgres' : 'sqlite',
-        problem: systemProblem,
-      },
-      store: { backend: store.about.kind, problem: storeProblem },
-    };
+    const { system, store: held } = await databasesHealth(db, store);
+    return { checkedAt: new Date(clock.now()), systemDatabase: system, store: held };
   }
 }

@@ -1,12 +1,9 @@
 import { type Plugin, useReadinessCheck } from 'graphql-yoga';
-import type { Databases } from '../db.ts';
-import type { StoreBackend } from '../store/backend.ts';
+import type { DatabasesHealth } from '../health.ts';
 
 export interface ReadinessOptions {
-  /** The system database. */
-  databases: Pick<Databases, 'systemProblem'>;
-  /** The store, whichever backend holds it now. */
-  store: Pick<StoreBackend, 'problem'>;
+  /** Whether the system database and the store answer now (`databasesHealth`). */
+  health: () => Promise<DatabasesHealth>;
   /** Where readiness is asked. Default: `/ready`. */
   endpoint?: string;
 }
@@ -16,12 +13,12 @@ export interface ReadinessOptions {
  * 503 `{ status: 'unavailable', databases }`, which says which one is down. Yoga's readiness
  * check serves it.
  */
-export function useReadiness({ databases, store, endpoint = '/ready' }: ReadinessOptions): Plugin {
+export function useReadiness({ health, endpoint = '/ready' }: ReadinessOptions): Plugin {
   const readiness = useReadinessCheck({
     endpoint,
     async check({ fetchAPI }) {
-      const [systemProblem, storeProblem] = await Promise.all([databases.systemProblem(), store.problem()]);
-      const up = { system: systemProblem === null, store: storeProblem === null };
+      const { system, store } = await health();
+      const up = { system: system.problem === null, store: store.problem === null };
       const ready = up.system && up.store;
       return fetchAPI.Response.json(
         { status: ready ? 'ready' : 'unavailable', databases: up },

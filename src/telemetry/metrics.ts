@@ -24,12 +24,8 @@ export type Transport = 'websocket' | 'sse';
 /** How a call to a remote store ended: answered, refused with a contract code, or not answered. */
 export type RemoteOutcome = 'ok' | 'refused' | 'unavailable';
 
-/** What `portico_database_up` reports for one database. */
-export interface DatabaseState {
-  database: 'system' | 'store';
-  backend: 'sqlite' | 'postgres' | 'remote';
-  up: boolean;
-}
+/** What `portico_database_up` reads of each database (`databasesHealth` in src/health.ts gives it). */
+type DatabaseReadings = Record<'system' | 'store', { backend: string; problem: string | null }>;
 
 const GRAPHQL_NAME = /^[_A-Za-z][_0-9A-Za-z]*$/;
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -172,7 +168,7 @@ export class GatewayMetrics {
     websocket: this.subscriptions.labels('websocket'),
     sse: this.subscriptions.labels('sse'),
   };
-  #databases: (() => Promise<DatabaseState[]>) | undefined;
+  #databases: (() => Promise<DatabaseReadings>) | undefined;
   /** The probe under way: reads at the same moment share it. */
   #probing: Promise<void> | undefined;
 
@@ -307,7 +303,7 @@ export class GatewayMetrics {
    * What `portico_database_up` reports: `probe` is asked at each read of the gauge (a scrape, the
    * console's overview), so a store an admin switched to is reported under its own backend.
    */
-  watchDatabases(probe: () => Promise<DatabaseState[]>): void {
+  watchDatabases(probe: () => Promise<DatabaseReadings>): void {
     this.#databases = probe;
   }
 
@@ -341,11 +337,11 @@ export class GatewayMetrics {
     const probe = this.#databases;
     if (!probe) return;
     this.#probing ??= probe()
-      .then((states) => {
+      .then((health) => {
         // A switched store leaves its old backend's series behind otherwise.
         this.databaseUp.reset();
-        for (const { database, backend, up } of states)
-          this.databaseUp.labels(database, backend).set(up ? 1 : 0);
+        for (const [database, { backend, problem }] of Object.entries(health))
+          this.databaseUp.labels(database, backend).set(problem === null ? 1 : 0);
       })
       .finally(() => {
         this.#probing = undefined;
