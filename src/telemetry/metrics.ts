@@ -37,18 +37,30 @@ const CONTRACT_CODES = new Set<string>(ERROR_CODES);
  * per-request counters would pay on every request.
  */
 class Tally {
-  pending = 0;
+  #pending = 0;
   readonly #child: { inc(value: number): void };
 
   constructor(child: { inc(value: number): void }) {
     this.#child = child;
   }
 
-  flush(): void {
-    if (this.pending === 0) return;
-    this.#child.inc(this.pending);
-    this.pending = 0;
+  inc(amount = 1): void {
+    this.#pending += amount;
   }
+
+  flush(): void {
+    if (this.#pending === 0) return;
+    this.#child.inc(this.#pending);
+    this.#pending = 0;
+  }
+}
+
+/** A module's counter (`GatewayMetrics.counter`): its counts are tallied as the kernel's are. */
+export interface TalliedCounter {
+  /** The child of one label set: ask once (at setup), count on it as often as needed. */
+  labels(...values: string[]): { inc(amount?: number): void };
+  /** Counts on the counter without labels. */
+  inc(amount?: number): void;
 }
 
 interface Timed {
@@ -172,25 +184,32 @@ export class GatewayMetrics {
   /** The probe under way: reads at the same moment share it. */
   #probing: Promise<void> | undefined;
 
-  /** A module's counter, kept in this gateway's registry. */
+  /**
+   * A module's counter, kept in this gateway's registry: its counts are summed in plain numbers
+   * and handed to prom-client when it is read, as the kernel's per-request counters are.
+   */
   counter<Label extends string = never>(
-    configuration: ConstructorParameters<typeof Counter<Label>>[0],
-  ): Counter<Label> {
-    return new Counter({ ...configuration, registers: [this.registry] });
-  }
-
-  /** A module's histogram (seconds unless its name says otherwise), kept in this gateway's registry. */
-  histogram<Label extends string = never>(
-    configuration: ConstructorParameters<typeof Histogram<Label>>[0],
-  ): Histogram<Label> {
-    return new Histogram({ buckets: DURATION_BUCKETS, ...configuration, registers: [this.registry] });
-  }
-
-  /** A module's gauge, kept in this gateway's registry. */
-  gauge<Label extends string = never>(
-    configuration: ConstructorParameters<typeof Gauge<Label>>[0],
-  ): Gauge<Label> {
-    return new Gauge({ ...configuration, registers: [this.registry] });
+    configuration: Omit<ConstructorParameters<typeof Counter<Label>>[0], 'registers' | 'collect'>,
+  ): TalliedCounter {
+    const tallies: Tally[] = [];
+    const counter = new Counter({
+      ...configuration,
+      registers: [this.registry],
+      collect: () => this.#flush(tallies),
+    });
+    const tallied = (child: { inc(value: number): void }) => {
+      const tally = new Tally(child);
+      tallies.push(tally);
+      return tally;
+    };
+    let unlabelled: Tally | undefined;
+    return {
+      labels: (...values) => tallied(counter.labels(...(values as never[]))),
+      inc: (amount = 1) => {
+        unlabelled ??= tallied({ inc: (value) => counter.inc(value) });
+        unlabelled.inc(amount);
+      },
+    };
   }
 
   /** One HTTP response: `route` is a pattern (a module route's `/blobs/:id`), never the path itself. */
@@ -212,7 +231,7 @@ export class GatewayMetrics {
       children.byStatus.set(status, count);
       this.#httpTallies.push(count);
     }
-    count.pending++;
+    count.inc();
     if (seconds !== undefined) children.duration.observe(seconds);
   }
 
@@ -232,7 +251,7 @@ export class GatewayMetrics {
       children[index] = timed;
       this.#operationTallies.push(timed.count);
     }
-    timed.count.pending++;
+    timed.count.inc();
     timed.duration.observe(seconds);
   }
 
