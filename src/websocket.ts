@@ -102,11 +102,11 @@ export function serveWebSocket({ server, yoga, runtime, resolveViewer, formatRes
     setTimeout(() => close(state.socket), CLOSE_DEADLINE_MS).unref();
   };
 
-  /** A result as it leaves: with the contract's codes, which are counted. */
-  const answer = <R extends { errors?: readonly GraphQLError[] }>(result: R): R => {
+  /** A result as it leaves: with the contract's codes (counted) and the operation's request id. */
+  const answer = <R extends { errors?: readonly GraphQLError[] }>(result: R, requestId: string): R => {
     const formatted = withoutHttpStatus(formatResult(result));
     runtime.metrics.countErrors(formatted.errors);
-    return formatted;
+    return withRequestId(formatted, requestId);
   };
 
   const closeWhenIdle = (ctx: WsContext, completing?: string) => {
@@ -192,9 +192,9 @@ export function serveWebSocket({ server, yoga, runtime, resolveViewer, formatRes
             // The limits throw from parsing (tokens) and validation (depth, aliases, directives, cost):
             // they refuse this operation, as over HTTP, and the connection stays.
             if (!(error instanceof GraphQLError)) throw error;
-            return formatResult({ errors: [error] }).errors;
+            return [error];
           }
-          if (errors.length > 0) return formatResult({ errors }).errors;
+          if (errors.length > 0) return errors;
           return {
             schema,
             document,
@@ -204,16 +204,14 @@ export function serveWebSocket({ server, yoga, runtime, resolveViewer, formatRes
             rootValue: { execute, subscribe, requestId } satisfies ExecutionRoot,
           };
         });
-        if (!Array.isArray(prepared)) return prepared;
-        runtime.metrics.countErrors(prepared);
-        return withRequestId(withoutHttpStatus({ errors: prepared }), requestId).errors;
+        return Array.isArray(prepared) ? answer({ errors: prepared }, requestId).errors : prepared;
       },
       // Counted in portico_subscriptions_open until the stream ends or the socket closes.
       onOperation: (_ctx, _id, _payload, _args, result) =>
         isAsyncIterable(result) ? runtime.metrics.countOpen(result, 'websocket') : undefined,
       onNext: (_ctx, _id, _payload, args, result) =>
-        withRequestId(
-          answer(result as { errors?: readonly GraphQLError[] }),
+        answer(
+          result as { errors?: readonly GraphQLError[] },
           (args.rootValue as ExecutionRoot).requestId,
         ) as never,
       onComplete(ctx, id) {
