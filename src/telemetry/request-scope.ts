@@ -31,6 +31,14 @@ export function inRequestScope<T>(requestId: string, work: () => T): T {
   return scope.run(requestId, work);
 }
 
+/**
+ * Runs `work` outside any request, whatever called it: for work a request only happened to set
+ * off (a batch of spans sent to the collector), whose log lines are no request's.
+ */
+export function outsideRequests<T>(work: () => T): T {
+  return scope.exit(work);
+}
+
 /** The id of the request whose work is running; undefined outside any (startup, background jobs). */
 export function currentRequestId(): string | undefined {
   return scope.getStore();

@@ -327,6 +327,27 @@ describe('a collector that refuses spans', () => {
   });
 });
 
+describe('a batch of spans a request sets off', () => {
+  it("is sent outside that request: the collector's refusal is logged without its request id", async () => {
+    const receiver = await startOtlpReceiver({ status: 400 });
+    // A batch of one: the request's own span ending sends it, from inside the request.
+    const portico = await startGateway({
+      env: { ...tracingTo(receiver, 'portico-batch'), OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '1' },
+    });
+    try {
+      expect((await portico.client().request('/health')).status).toBe(200);
+      await expect.poll(() => receiver.exports.length).toBeGreaterThan(0);
+      const refusal = () =>
+        portico.logs.find((line) => line.msg.startsWith('traces: the collector does not take'));
+      await expect.poll(refusal).toBeDefined();
+      expect(refusal()).not.toHaveProperty('requestId');
+    } finally {
+      await portico.close();
+      await receiver.close();
+    }
+  });
+});
+
 describe('tracing settings', () => {
   it('is off, with no provider, unless an OTLP endpoint is set, also beside a gateway that traces', async () => {
     const receiver = await startOtlpReceiver();

@@ -34,6 +34,7 @@ import {
 import type { Logger } from '../logger.ts';
 import type { PubSub } from '../pubsub.ts';
 import type { BlobStorage } from '../store/blob-storage.ts';
+import { outsideRequests } from './request-scope.ts';
 import type { TracingSettings } from './tracing-settings.ts';
 
 /**
@@ -253,19 +254,22 @@ function reportingFailures(
   let failing = false;
   return {
     export(spans: ReadableSpan[], done: (result: ExportResult) => void) {
-      exporter.export(spans, (result) => {
-        if (!succeeded(result) && !failing) {
-          failing = true;
-          log.warn(
-            { err: result.error, traces: url },
-            'traces: the collector does not take spans; they are dropped',
-          );
-        } else if (succeeded(result) && failing) {
-          failing = false;
-          log.info({ traces: url }, 'traces: the collector takes spans again');
-        }
-        done(result);
-      });
+      // The batch's timer may have been set by a request: its log lines are not that request's.
+      outsideRequests(() =>
+        exporter.export(spans, (result) => {
+          if (!succeeded(result) && !failing) {
+            failing = true;
+            log.warn(
+              { err: result.error, traces: url },
+              'traces: the collector does not take spans; they are dropped',
+            );
+          } else if (succeeded(result) && failing) {
+            failing = false;
+            log.info({ traces: url }, 'traces: the collector takes spans again');
+          }
+          done(result);
+        }),
+      );
     },
     shutdown: () => exporter.shutdown(),
     forceFlush: () => exporter.forceFlush?.() ?? Promise.resolve(),
