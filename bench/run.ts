@@ -5,7 +5,8 @@
  *
  * Environment (all optional): BENCH_ROUNDS (measured rounds, default 3), BENCH_DURATION (seconds per
  * target per round, default 4), BENCH_WARMUP (seconds per target, default 3), BENCH_CONNECTIONS
- * (default 10), BENCH_PROFILE (a folder: Portico runs with --cpu-prof and writes its profile there).
+ * (default 10), BENCH_PROFILE (a folder: Portico runs with --cpu-prof and writes its profile there),
+ * BENCH_ONLY (a regular expression: only the targets whose name it matches run, besides the baseline).
  * Exits non-zero when a run saw errors, timeouts, non-2xx responses or unexpected bodies.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -24,6 +25,7 @@ const DURATION = positive('BENCH_DURATION', 4);
 const WARMUP = positive('BENCH_WARMUP', 3, true);
 const CONNECTIONS = positive('BENCH_CONNECTIONS', 10);
 const PROFILE_DIR = process.env.BENCH_PROFILE ? resolve(process.env.BENCH_PROFILE) : undefined;
+const ONLY = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undefined;
 /** The issue's target for the authenticated query, as a fraction of bare yoga's req/s. */
 const TARGET_RATIO = 0.9;
 const STARTUP_TIMEOUT_MS = 30_000;
@@ -32,6 +34,7 @@ const ADMIN = { email: 'bench@example.com', password: 'bench horse battery stapl
 const REDEEM =
   'mutation ($t: String!, $p: ProfileInput) { redeemToken(token: $t, profile: $p) { user { id } } }';
 const HELLO = '{ hello }';
+const BASELINE = 'bare yoga { hello }';
 const COLLECTION_GOAL = 0.5;
 const PAGE =
   '{ documents(collection: "items", index: "byGroup", where: { eq: { group: "g1" } }, first: 20) { edges { node { id data } } } }';
@@ -426,7 +429,7 @@ async function main(): Promise<number> {
     (data as { viewer?: { user?: { email?: string } } }).viewer?.user?.email;
   const specs: TargetSpec[] = [
     { name: 'raw node:http (reference)', url: rawUrl, query: HELLO, check: hello },
-    { name: 'bare yoga { hello }', url: yogaUrl, query: HELLO, check: hello },
+    { name: BASELINE, url: yogaUrl, query: HELLO, check: hello },
     {
       name: 'bare yoga { hello }, maxRequestBodySize: false (reference)',
       url: unlimitedYogaUrl,
@@ -495,12 +498,13 @@ async function main(): Promise<number> {
     },
   ];
   const targets: Target[] = [];
-  for (const spec of specs) targets.push(await prepare(spec));
+  for (const spec of specs)
+    if (!ONLY || spec.name === BASELINE || ONLY.test(spec.name)) targets.push(await prepare(spec));
 
   const measurements = await measureAll(targets);
-  const baseline = measurements.find(({ target }) => target.name === 'bare yoga { hello }')!;
+  const baseline = measurements.find(({ target }) => target.name === BASELINE)!;
   const ratioOf = (name: string) =>
-    measurements.find(({ target }) => target.name === name)!.reqPerSec / baseline.reqPerSec;
+    (measurements.find(({ target }) => target.name === name)?.reqPerSec ?? Number.NaN) / baseline.reqPerSec;
   console.log(`\n${table(measurements, baseline)}\n`);
   const goals: [string, string, number][] = [
     ['Authenticated query', 'Portico { viewer { user { id email } } } + cookie', TARGET_RATIO],
