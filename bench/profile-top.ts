@@ -54,4 +54,6 @@ const top = (entries: Map<string, number>) =>
     .slice(0, count)
     .map(([name, self]) => `${((100 * self) / total).toFixed(1).padStart(5)} %  ${name}`)
     .join('\n');
-console.log(`${total} samples\n\nSelf time by function:\n${top(byFunction)}\n\nSelf time by place:\n${top(byPlace)}`);
+console.log(
+  `${total} samples\n\nSelf time by function:\n${top(byFunction)}\n\nSelf time by place:\n${top(byPlace)}`,
+);
