@@ -19,7 +19,7 @@ import { type ConnectionClass, reportingOutages } from './outages.ts';
 import { LockWaitingSqliteConnection, LockWaitingSqliteDriver } from './sqlite.ts';
 import { statementSpan, traceStatement } from './telemetry/tracing.ts';
 
-type Dialect = 'sqlite' | 'postgresql';
+export type Dialect = 'sqlite' | 'postgresql';
 
 export interface BoundStatement {
   /** The statement with placeholders only: `?` on SQLite, `$1, $2, …` on PostgreSQL. */
@@ -69,7 +69,7 @@ export function bindStatement(
 }
 
 /** A value as the driver binds it, meaning what MikroORM's literal for it meant. */
-function driverValue(value: unknown, dialect: Dialect): unknown {
+export function driverValue(value: unknown, dialect: Dialect): unknown {
   if (value === undefined || value === null) return null;
   if (typeof value === 'string') return value;
   if (typeof value === 'number') {
@@ -79,7 +79,7 @@ function driverValue(value: unknown, dialect: Dialect): unknown {
   if (typeof value === 'boolean') return dialect === 'sqlite' ? Number(value) : value;
   if (typeof value === 'bigint') return dialect === 'sqlite' ? value : value.toString();
   // Dates are stored in UTC (`forceUtcTimezone`): epoch milliseconds on SQLite, ISO text on PostgreSQL.
-  if (value instanceof Date) return dialect === 'sqlite' ? value.getTime() : value.toISOString();
+  if (value instanceof Date) return dialect === 'sqlite' ? BigInt(value.getTime()) : value.toISOString();
   if (ArrayBuffer.isView(value)) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
   return String(value);
 }

@@ -5,17 +5,25 @@ import { ConnectionException, type EntitySchema, MikroORM } from '@mikro-orm/cor
 import { PostgreSqlPlatform } from '@mikro-orm/postgresql';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type pg from 'pg';
-import { BoundPostgreSqlDriver, BoundSqliteDriver, timeStatements } from './bound-sql.ts';
+import {
+  BoundPostgreSqlDriver,
+  BoundSqliteDriver,
+  type Dialect,
+  type StatementTimer,
+  timeStatements,
+} from './bound-sql.ts';
 import { type DatabaseTarget, type Environment, parseDatabaseUrl, StartupError } from './config.ts';
 import { isDatabaseUnavailable } from './errors.ts';
 import type { Logger } from './logger.ts';
-import { logOutages } from './outages.ts';
+import { logOutages, type OutageLog } from './outages.ts';
+import { ormSql, PostgresSql, type Sql, SqliteSql, type StatementWatch } from './sql.ts';
+import type { LockWaitingSqliteConnection } from './sqlite.ts';
 import { GatewayIdentitySchema } from './store/remote/identity.ts';
 import { isRemoteStoreUrl } from './store/remote/protocol.ts';
 import { STORE_ENTITIES } from './store/sql/schema.ts';
 import type { GatewayMetrics } from './telemetry/metrics.ts';
 
-export type Dialect = 'sqlite' | 'postgresql';
+export type { Dialect } from './bound-sql.ts';
 
 /** A database of the gateway: its ORM and which dialect it speaks. */
 export interface Database {
@@ -23,7 +31,12 @@ export interface Database {
   readonly dialect: Dialect;
   /** The root EntityManager: fork it, never use it directly (`allowGlobalContext` is off). */
   readonly em: SqlEntityManager;
+  /** Prepared statements straight on the driver, for the store's hot paths (src/sql.ts). */
+  readonly sql: Sql;
 }
+
+/** What the SQL store works with: the ORM for its entities, prepared statements for its hot paths. */
+export type StoreDatabase = Pick<Database, 'em' | 'sql'>;
 
 export interface Databases {
   /** Identity: users, sessions, roles, tokens, API keys. */
@@ -42,7 +55,7 @@ export interface Databases {
    * Runs `prepare` (index builds and the like) on the store before it serves: now when the store
    * answered at start, else in the background once it answers, its schema brought up to date first.
    */
-  serveStore(prepare: (store: SqlEntityManager) => Promise<void>): Promise<void>;
+  serveStore(prepare: (store: StoreDatabase) => Promise<void>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -51,28 +64,33 @@ export const dialectOf = (em: SqlEntityManager): Dialect =>
   em.getPlatform() instanceof PostgreSqlPlatform ? 'postgresql' : 'sqlite';
 
 /**
- * Raw SQL in the EntityManager's transaction, if it has one: for hot paths where the ORM's unit of
+ * Raw SQL in the EntityManager's transaction, if it has one: for paths where the ORM's unit of
  * work costs more than the statement. Placeholders are `?` on both dialects.
  */
 export const selectRows = <T>(em: SqlEntityManager, sql: string, params: readonly unknown[] = []) =>
-  ormErrors(em, em.getConnection().execute<T[]>(sql, [...params], 'all', em.getTransactionContext()));
+  ormSql(em, dialectOf(em)).rows<T>(sql, params);
 
 /** Like `selectRows`, for a statement without rows: how many rows it changed. */
-export const runStatement = async (em: SqlEntityManager, sql: string, params: readonly unknown[] = []) =>
-  (
-    await ormErrors(
-      em,
-      em
-        .getConnection()
-        .execute<{ affectedRows: number }>(sql, [...params], 'run', em.getTransactionContext()),
-    )
-  ).affectedRows;
+export const runStatement = (em: SqlEntityManager, sql: string, params: readonly unknown[] = []) =>
+  ormSql(em, dialectOf(em)).run(sql, params);
 
-/** Driver errors of raw SQL as the ORM's own (UniqueConstraintViolationException, …), as its other calls throw them. */
-const ormErrors = <T>(em: SqlEntityManager, statement: Promise<T>) =>
-  statement.catch((error: Error) => {
-    throw em.getDriver().convertException(error);
-  });
+/** The outage log, statement timer and exception types of a database's statements, for its `Sql`. */
+function statementWatch(orm: MikroORM): StatementWatch {
+  const connection = orm.em.getConnection() as unknown as {
+    outages?: OutageLog;
+    statementSeconds?: StatementTimer;
+  };
+  const driver = orm.em.getDriver();
+  return {
+    outages: () => connection.outages,
+    seconds: () => connection.statementSeconds,
+    convert: (error) => driver.convertException(error as Error),
+  };
+}
+
+/** A PostgreSQL database's statements, on the ORM's pool. */
+const postgresSql = (orm: MikroORM) =>
+  new PostgresSql(() => orm.em.getConnection().getNativeClient() as Promise<pg.Pool>, statementWatch(orm));
 
 /** Distinct values in lists for `IN (…)`, each far below SQLite's bound-parameter limit. */
 export function inBatches<T>(values: Iterable<T>, size = 1000): T[][] {
@@ -160,7 +178,7 @@ export async function openDatabases({
     storeProblem: async (timeoutMs = 2000) => (store ? problemOf(store, timeoutMs) : null),
     async serveStore(prepare) {
       if (deferred) deferred.serve(prepare);
-      else if (store) await prepare(store.em);
+      else if (store) await prepare(store);
     },
     async close() {
       await deferred?.stop();
@@ -221,13 +239,21 @@ async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
       driver: BoundSqliteDriver,
       dbName: target.file,
     });
-    const connection = orm.em.getConnection();
+    const connection = orm.em.getConnection() as unknown as LockWaitingSqliteConnection;
     await connection.execute('pragma journal_mode = WAL');
     await connection.execute(`pragma synchronous = ${durable ? 'FULL' : 'NORMAL'}`);
     logOutages(orm as unknown as MikroORM, log);
     timed(orm as unknown as MikroORM);
     await migrate(orm as unknown as MikroORM, log);
-    return { orm: orm as unknown as MikroORM, dialect: 'sqlite', em: orm.em as SqlEntityManager };
+    const sql = new SqliteSql(
+      () => {
+        if (!connection.lockWaitingDriver)
+          throw new ConnectionException(new Error('The database is closed.'));
+        return connection.lockWaitingDriver;
+      },
+      statementWatch(orm as unknown as MikroORM),
+    );
+    return { orm: orm as unknown as MikroORM, dialect: 'sqlite', em: orm.em as SqlEntityManager, sql };
   }
   const pools = new ClosablePools();
   const orm = (await MikroORM.init({
@@ -248,7 +274,7 @@ async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
   timed(orm);
   try {
     await migratePostgres(orm, log);
-    return { orm, dialect: 'postgresql', em: orm.em as SqlEntityManager };
+    return { orm, dialect: 'postgresql', em: orm.em as SqlEntityManager, sql: postgresSql(orm) };
   } catch (error) {
     const problem = postgresProblem(error, target, options.variable);
     // A missing database is the operator's to create, not an outage to wait out (one dropped under
@@ -388,6 +414,7 @@ class DeferredStore implements Database {
   readonly dialect = 'postgresql';
   readonly #target: PostgresTarget;
   readonly #log: Logger;
+  readonly #sql: Sql;
   #serving = false;
   #stopped = false;
   #timer: NodeJS.Timeout | undefined;
@@ -397,16 +424,26 @@ class DeferredStore implements Database {
     this.orm = orm;
     this.#target = target;
     this.#log = log;
+    this.#sql = postgresSql(orm);
   }
 
   get em(): SqlEntityManager {
-    if (!this.#serving) {
-      throw new ConnectionException(new Error('The store database has not answered since the start.'));
-    }
+    this.#checkServing();
     return this.orm.em as SqlEntityManager;
   }
 
-  serve(prepare: (store: SqlEntityManager) => Promise<void>) {
+  get sql(): Sql {
+    this.#checkServing();
+    return this.#sql;
+  }
+
+  #checkServing() {
+    if (!this.#serving) {
+      throw new ConnectionException(new Error('The store database has not answered since the start.'));
+    }
+  }
+
+  serve(prepare: (store: StoreDatabase) => Promise<void>) {
     const tryAgain = () => {
       this.#attempt = this.#bringUp(prepare);
       void this.#attempt.then(() => {
@@ -422,10 +459,10 @@ class DeferredStore implements Database {
     await this.#attempt;
   }
 
-  async #bringUp(prepare: (store: SqlEntityManager) => Promise<void>) {
+  async #bringUp(prepare: (store: StoreDatabase) => Promise<void>) {
     try {
       await migratePostgres(this.orm, this.#log);
-      await prepare(this.orm.em as SqlEntityManager);
+      await prepare({ em: this.orm.em as SqlEntityManager, sql: this.#sql });
       this.#serving = true;
       this.#log.info('the store database answers: store operations are served');
     } catch (error) {

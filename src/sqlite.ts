@@ -14,8 +14,21 @@ const MAX_RETRY_DELAY_MS = 25;
 /** The parts of better-sqlite3's `Database` used here. */
 interface NativeDatabase {
   readonly inTransaction: boolean;
-  exec(sql: string): unknown;
+  prepare(sql: string): NativeStatement;
 }
+
+/** A better-sqlite3 prepared statement. */
+export interface NativeStatement {
+  /** It returns rows (a SELECT, or a write with RETURNING). */
+  readonly reader: boolean;
+  /** It changes nothing. */
+  readonly readonly: boolean;
+  all(...parameters: unknown[]): unknown[];
+  run(...parameters: unknown[]): { changes: number };
+}
+
+/** Prepared statements kept per connection; the store's statements are far fewer than this. */
+const MAX_PREPARED_STATEMENTS = 500;
 
 const isBusy = (error: unknown) =>
   typeof (error as { code?: unknown })?.code === 'string' &&
@@ -54,10 +67,13 @@ class ConnectionLock {
  * nothing inside them can meet a busy database later; retrying the `BEGIN` and statements outside a
  * transaction is safe, as a failed attempt changed nothing.
  */
-class LockWaitingDriver implements Driver {
+export class LockWaitingDriver implements Driver {
   readonly #inner: Driver;
   readonly #database: NativeDatabase;
   readonly #lock = new ConnectionLock();
+  readonly #statements = new Map<string, NativeStatement>();
+  /** A transaction holds the lock: from a successful BEGIN to its COMMIT or ROLLBACK. */
+  #transactionOpen = false;
   #connection: DatabaseConnection | undefined;
 
   constructor(inner: Driver, database: NativeDatabase) {
@@ -77,33 +93,87 @@ class LockWaitingDriver implements Driver {
 
   async releaseConnection(): Promise<void> {}
 
-  async beginTransaction(connection: LockWaitingConnection): Promise<void> {
+  /**
+   * The statement prepared once for this connection: SQLite compiles a statement's text in about as
+   * long as it takes to run a small one. The oldest is dropped past MAX_PREPARED_STATEMENTS.
+   */
+  statement(sql: string): NativeStatement {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.#database.prepare(sql);
+      if (this.#statements.size >= MAX_PREPARED_STATEMENTS)
+        this.#statements.delete(this.#statements.keys().next().value!);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  /** Runs `run` (statements outside a transaction) once the process's open transaction has ended. */
+  alone<T>(run: () => T): Promise<T> {
+    return this.#withLockWait(async () => {
+      await this.#lock.acquire();
+      try {
+        return run();
+      } finally {
+        this.#lock.release();
+      }
+    });
+  }
+
+  /** Opens the connection's transaction: the lock first, then SQLite's write lock, waiting out another process's. */
+  async begin(): Promise<void> {
     await this.#withLockWait(async () => {
       await this.#lock.acquire();
       try {
-        this.#database.exec('begin immediate');
+        this.statement('begin immediate').run();
       } catch (error) {
         this.#lock.release();
         throw error;
       }
-      connection.inTransaction = true;
+      this.#transactionOpen = true;
     });
+  }
+
+  commit(): void {
+    try {
+      this.statement('commit').run();
+    } finally {
+      // A failed commit leaves the transaction open for the caller's rollback, unless SQLite ended it.
+      if (!this.#database.inTransaction) this.#end();
+    }
+  }
+
+  rollback(): void {
+    try {
+      if (this.#database.inTransaction) this.statement('rollback').run();
+    } finally {
+      this.#end();
+    }
+  }
+
+  /** Whether SQLite still has the transaction open (a failed statement can end it). */
+  get inTransaction(): boolean {
+    return this.#database.inTransaction;
+  }
+
+  async beginTransaction(connection: LockWaitingConnection): Promise<void> {
+    await this.begin();
+    connection.inTransaction = true;
   }
 
   async commitTransaction(connection: LockWaitingConnection): Promise<void> {
     try {
-      this.#database.exec('commit');
+      this.commit();
     } finally {
-      // A failed commit leaves the transaction open for the caller's rollback, unless SQLite ended it.
-      if (!this.#database.inTransaction) this.#end(connection);
+      connection.inTransaction = this.#transactionOpen;
     }
   }
 
   async rollbackTransaction(connection: LockWaitingConnection): Promise<void> {
     try {
-      if (this.#database.inTransaction) this.#database.exec('rollback');
+      this.rollback();
     } finally {
-      this.#end(connection);
+      connection.inTransaction = false;
     }
   }
 
@@ -166,9 +236,9 @@ class LockWaitingDriver implements Driver {
     }
   }
 
-  #end(connection: LockWaitingConnection) {
-    if (!connection.inTransaction) return;
-    connection.inTransaction = false;
+  #end() {
+    if (!this.#transactionOpen) return;
+    this.#transactionOpen = false;
     this.#lock.release();
   }
 }
@@ -197,16 +267,25 @@ type KyselyDialect = ReturnType<SqliteConnection['createKyselyDialect']>;
 
 /** MikroORM's better-sqlite3 connection behind the {@link LockWaitingDriver}. */
 export class LockWaitingSqliteConnection extends SqliteConnection {
+  /** The driver of the open database, which the store's prepared statements go through (src/sql.ts). */
+  lockWaitingDriver: LockWaitingDriver | undefined;
+
+  override async close(force?: boolean): Promise<void> {
+    // Statements sent after this are an outage (the gateway is stopping), not a reconnect.
+    this.lockWaitingDriver = undefined;
+    await super.close(force);
+  }
+
   override createKyselyDialect(options: Dictionary): KyselyDialect {
     const dialect = super.createKyselyDialect({ ...options, timeout: 0 });
     // The parent keeps the better-sqlite3 handle it just opened in a field TypeScript calls private.
     const { database } = this as unknown as { database: NativeDatabase };
     return {
       // MikroORM bundles its own copy of Kysely: the same driver interface, declared twice.
-      createDriver: () =>
-        new LockWaitingDriver(dialect.createDriver() as unknown as Driver, database) as unknown as ReturnType<
-          KyselyDialect['createDriver']
-        >,
+      createDriver: () => {
+        this.lockWaitingDriver = new LockWaitingDriver(dialect.createDriver() as unknown as Driver, database);
+        return this.lockWaitingDriver as unknown as ReturnType<KyselyDialect['createDriver']>;
+      },
       createQueryCompiler: () => dialect.createQueryCompiler(),
       createIntrospector: (db) => dialect.createIntrospector(db),
       // Kysely's own connection mutex would hold every query behind a transaction waiting for the lock.

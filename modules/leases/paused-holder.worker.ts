@@ -20,7 +20,8 @@ for (;;) {
   const read = await client.query(DocumentDocument, { collection: 'counters', id: 'c' });
   const value = (read.document?.data.value as number | undefined) ?? 0;
   console.log('read');
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  // Long enough for the test's SIGSTOP to land before the write is sent, even on a loaded machine.
+  await new Promise((resolve) => setTimeout(resolve, 250));
   try {
     await client.mutate(PutDocumentDocument, {
       collection: 'counters',

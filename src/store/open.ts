@@ -121,9 +121,9 @@ export function openInitialStore(
  */
 export const openStore = (db: Databases, pubsub: PubSub, log: Logger, databaseUrl: string): StoreBackend =>
   createSqlStore({
-    root: () => {
+    database: () => {
       if (!db.store) throw new Error('DATABASE_URL names no SQL store');
-      return db.store.em;
+      return db.store;
     },
     pubsub,
     log,
@@ -179,7 +179,7 @@ export async function openStoreAt(
   }
   return {
     backend: createSqlStore({
-      root: () => database.em,
+      database: () => database,
       pubsub,
       log,
       about: { ...describeUrl(checked), source, since: new Date() },
@@ -243,6 +243,8 @@ const serveStore = (
   log: Logger,
   prepare: (store: StoreBackend) => Promise<void>,
 ) =>
-  db.serveStore((em) =>
-    prepare(createSqlStore({ root: () => em, pubsub, log, about: store.about, problem: store.problem })),
+  db.serveStore((database) =>
+    prepare(
+      createSqlStore({ database: () => database, pubsub, log, about: store.about, problem: store.problem }),
+    ),
   );

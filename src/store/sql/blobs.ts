@@ -1,5 +1,6 @@
 import type { SqlEntityManager } from '@mikro-orm/sql';
-import { selectRows } from '../../db.ts';
+import { dialectOf, selectRows } from '../../db.ts';
+import { ormSql } from '../../sql.ts';
 import type { BlobContent, BlobCreation, BlobDeletion, BlobRecord } from '../backend.ts';
 import { checkFence } from './leases.ts';
 import { BlobMetadata } from './schema.ts';
@@ -44,7 +45,7 @@ async function collectLocked(em: Db, sha256: string, drop: (sha256: string) => P
 /** Writes a blob's row, its bytes placed first, in one transaction under the content lock. */
 export async function createBlob(em: Db, blob: BlobRecord, { fence, place }: BlobCreation) {
   await em.transactional(async (tx) => {
-    if (fence) await checkFence(tx, fence);
+    if (fence) await checkFence(ormSql(tx, dialectOf(tx)), fence);
     await lockContent(tx, blob);
     await place();
     await tx.insert(BlobMetadata, { ...blob });
@@ -82,7 +83,7 @@ export async function deleteBlob(em: Db, id: string, { guard, fence, drop }: Blo
     if (!row) return false;
     const blob = record(row);
     guard(blob);
-    if (fence) await checkFence(tx, fence);
+    if (fence) await checkFence(ormSql(tx, dialectOf(tx)), fence);
     await lockContent(tx, blob);
     if ((await tx.nativeDelete(BlobMetadata, { id })) === 0) return false;
     await collectLocked(tx, blob.sha256, drop);

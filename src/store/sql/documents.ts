@@ -1,7 +1,6 @@
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
-import type { SqlEntityManager } from '@mikro-orm/sql';
-import { runStatement, selectRows } from '../../db.ts';
 import { PorticoError } from '../../errors.ts';
+import type { Sql } from '../../sql.ts';
 import type {
   DocumentBody,
   DocumentCursor,
@@ -22,15 +21,23 @@ import { checkFence } from './leases.ts';
 /** The longest index key, encoded: far below PostgreSQL's B-tree row limit (about 2.7 KB), the same on SQLite. */
 export const MAX_INDEX_KEY_BYTES = 1024;
 
-type Db = SqlEntityManager;
-
 const conflict = (message: string, extensions: Record<string, unknown> = {}) =>
   new PorticoError('CONFLICT', message, extensions);
 
-const dbDate = (em: Db, date: Date) => em.getPlatform().processDateProperty(date);
-
 export const indexKey = (index: StoreIndex, data: unknown) =>
   encodeKey(index.fields.map((field) => valueAt(data, field)));
+
+type IndexEntryRow = ReturnType<typeof entryFor>;
+
+/** Deletes these entries, each found by its whole primary key: never a scan of the index. */
+async function deleteEntries(db: Sql, entries: readonly IndexEntryRow[]) {
+  for (const entry of entries) {
+    await db.run(
+      'delete from index_entries where collection = ? and index_name = ? and key = ? and document_id = ?',
+      [entry.collection, entry.indexName, entry.key, entry.documentId],
+    );
+  }
+}
 
 /** A document's entry in one index. */
 export function entryFor(
@@ -66,23 +73,22 @@ function checkKeyLengths(collection: StoreCollection, data: unknown) {
  * that leaves the indexed fields alone writes no entry at all.
  */
 async function writeEntries(
-  em: Db,
+  db: Sql,
   collection: StoreCollection,
   id: string,
   ownerId: string | null,
   data: unknown,
   previous: StoredDocument | null,
 ) {
-  const entries = [...collection.indexes.values()].map((index) =>
-    entryFor(collection.name, index, id, ownerId, data),
-  );
-  const changed = previous
-    ? entries.filter((entry) => {
-        const index = collection.indexes.get(entry.indexName)!;
-        const before = entryFor(collection.name, index, id, previous.ownerId, previous.data);
-        return !before.key.equals(entry.key) || before.ownerId !== entry.ownerId;
-      })
-    : entries;
+  const changed: IndexEntryRow[] = [];
+  const replaced: IndexEntryRow[] = [];
+  for (const index of collection.indexes.values()) {
+    const entry = entryFor(collection.name, index, id, ownerId, data);
+    const before = previous && entryFor(collection.name, index, id, previous.ownerId, previous.data);
+    if (before?.key.equals(entry.key) && before.ownerId === entry.ownerId) continue;
+    changed.push(entry);
+    if (before) replaced.push(before);
+  }
   if (changed.length === 0) return;
   const uniqueTaken = (indexName: string) => {
     const index = collection.indexes.get(indexName)!;
@@ -95,23 +101,15 @@ async function writeEntries(
   };
   const unique = changed.filter((entry) => entry.uniqueKey);
   for (const entry of unique) {
-    const taken = await selectRows(
-      em,
+    const taken = await db.rows(
       'select document_id from index_entries where collection = ? and index_name = ? and unique_key = ? and document_id <> ?',
       [entry.collection, entry.indexName, entry.uniqueKey, id],
     );
     if (taken.length > 0) throw uniqueTaken(entry.indexName);
   }
-  if (previous) {
-    await runStatement(
-      em,
-      `delete from index_entries where collection = ? and document_id = ? and index_name in (${changed.map(() => '?').join(', ')})`,
-      [collection.name, id, ...changed.map((entry) => entry.indexName)],
-    );
-  }
+  await deleteEntries(db, replaced);
   try {
-    await runStatement(
-      em,
+    await db.run(
       `insert into index_entries (collection, index_name, key, document_id, owner_id, unique_key) values ${changed.map(() => '(?, ?, ?, ?, ?, ?)').join(', ')}`,
       changed.flatMap((entry) => [
         entry.collection,
@@ -133,8 +131,8 @@ async function writeEntries(
 const SELECT_DOCUMENT =
   'select null as key, id, data, version, owner_id, created_at, updated_at from documents where collection = ? and id = ?';
 
-export async function getDocument(em: Db, collection: string, id: string): Promise<StoredDocument | null> {
-  const [row] = await selectRows<DocumentRow>(em, SELECT_DOCUMENT, [collection, id]);
+export async function getDocument(db: Sql, collection: string, id: string): Promise<StoredDocument | null> {
+  const [row] = await db.rows<DocumentRow>(SELECT_DOCUMENT, [collection, id]);
   return row ? fromRow(collection, row) : null;
 }
 
@@ -162,7 +160,7 @@ function checkVersion(
  * UPDATE itself, so a concurrent writer makes it match nothing.
  */
 export async function writeDocument(
-  em: Db,
+  db: Sql,
   { collection, id, expectedVersion, fence, guard, body, ownerOfNew }: DocumentWrite,
 ): Promise<DocumentWritten> {
   const known = typeof body === 'function' ? null : body;
@@ -174,7 +172,7 @@ export async function writeDocument(
     return made;
   };
   try {
-    return await em.transactional(async (tx) => {
+    return await db.transaction(async (tx) => {
       const found = await getDocument(tx, collection.name, id);
       const current = guard ? guard(found) : found;
       if (fence) await checkFence(tx, fence);
@@ -183,18 +181,16 @@ export async function writeDocument(
       const now = new Date();
       let stored: StoredDocument;
       if (current) {
-        const updated = await runStatement(
-          tx,
+        const updated = await tx.run(
           'update documents set data = ?, version = ?, updated_at = ? where collection = ? and id = ? and version = ?',
-          [text, current.version + 1, dbDate(tx, now), collection.name, id, current.version],
+          [text, current.version + 1, now, collection.name, id, current.version],
         );
         if (updated !== 1) throw conflict('The document changed meanwhile: reload and retry.');
         stored = { ...current, data, version: current.version + 1, updatedAt: now };
       } else {
-        await runStatement(
-          tx,
+        await tx.run(
           'insert into documents (collection, id, data, version, owner_id, created_at, updated_at) values (?, ?, ?, 1, ?, ?, ?)',
-          [collection.name, id, text, ownerOfNew, dbDate(tx, now), dbDate(tx, now)],
+          [collection.name, id, text, ownerOfNew, now, now],
         );
         stored = {
           collection: collection.name,
@@ -217,12 +213,16 @@ export async function writeDocument(
   }
 }
 
-/** Deletes a document and its index entries; null when there was none. */
+/**
+ * Deletes a document and its index entries (those of the `declared` collection's indexes, by their
+ * keys); null when there was none.
+ */
 export async function deleteDocument(
-  em: Db,
+  db: Sql,
   { collection, id, expectedVersion, fence, guard }: DocumentDeletion,
+  declared: StoreCollection | undefined,
 ): Promise<StoredDocument | null> {
-  return em.transactional(async (tx) => {
+  return db.transaction(async (tx) => {
     const found = await getDocument(tx, collection, id);
     const current = guard ? guard(found) : found;
     if (fence) await checkFence(tx, fence);
@@ -231,16 +231,21 @@ export async function deleteDocument(
       return null;
     }
     checkVersion(id, current, expectedVersion);
-    const deleted = await runStatement(
-      tx,
-      'delete from documents where collection = ? and id = ? and version = ?',
-      [collection, id, current.version],
-    );
-    if (deleted !== 1) throw conflict('The document changed meanwhile: reload and retry.');
-    await runStatement(tx, 'delete from index_entries where collection = ? and document_id = ?', [
+    const deleted = await tx.run('delete from documents where collection = ? and id = ? and version = ?', [
       collection,
       id,
+      current.version,
     ]);
+    if (deleted !== 1) throw conflict('The document changed meanwhile: reload and retry.');
+    if (declared) {
+      const entries = [...declared.indexes.values()].map((index) =>
+        entryFor(collection, index, id, current.ownerId, current.data),
+      );
+      await deleteEntries(tx, entries);
+    } else {
+      // A collection no longer declared: whatever entries it kept, found by a scan of its own.
+      await tx.run('delete from index_entries where collection = ? and document_id = ?', [collection, id]);
+    }
     return current;
   });
 }
@@ -323,7 +328,7 @@ function conditions(
 }
 
 /** One page of a query: a key-range scan of the index (or of ids), keyset-paginated. */
-export async function queryDocuments(em: Db, query: DocumentQuery): Promise<DocumentPage> {
+export async function queryDocuments(db: Sql, query: DocumentQuery): Promise<DocumentPage> {
   const { where, params } = conditions(query);
   const direction = query.order === 'DESC' ? 'desc' : 'asc';
   // One statement: the key range (or id range) joined to the documents it names.
@@ -333,7 +338,7 @@ export async function queryDocuments(em: Db, query: DocumentQuery): Promise<Docu
        where ${where} order by e.key ${direction}, e.document_id ${direction} limit ?`
     : `select null as key, d.id, d.data, d.version, d.owner_id, d.created_at, d.updated_at
        from documents d where ${where} order by d.id ${direction} limit ?`;
-  const rows = await selectRows<DocumentRow>(em, sql, [...params, query.first + 1]);
+  const rows = await db.rows<DocumentRow>(sql, [...params, query.first + 1]);
   return {
     items: rows.slice(0, query.first).map((row) => ({
       document: fromRow(query.collection, row),
@@ -344,11 +349,10 @@ export async function queryDocuments(em: Db, query: DocumentQuery): Promise<Docu
 }
 
 /** Counts a query from the index entries alone. */
-export async function countDocuments(em: Db, selection: DocumentSelection): Promise<number> {
+export async function countDocuments(db: Sql, selection: DocumentSelection): Promise<number> {
   const { where, params } = conditions(selection);
   const table = selection.index ? 'index_entries e' : 'documents d';
-  const [row] = await selectRows<{ count: number | string }>(
-    em,
+  const [row] = await db.rows<{ count: number | string }>(
     `select count(*) as count from ${table} where ${where}`,
     params,
   );

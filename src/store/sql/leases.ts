@@ -1,11 +1,8 @@
-import type { SqlEntityManager } from '@mikro-orm/sql';
-import { dialectOf, selectRows } from '../../db.ts';
 import { PorticoError } from '../../errors.ts';
+import type { Sql } from '../../sql.ts';
 import type { Fence, LeaseRecord } from '../backend.ts';
 
 // Acquire, renew and release are single conditional statements on the database's clock.
-
-type Db = SqlEntityManager;
 
 const COLUMNS = 'key, holder, token, acquired_at, expires_at';
 
@@ -14,8 +11,8 @@ const COLUMNS = 'key, holder, token, acquired_at, expires_at';
  * every instance measures leases by one clock. (`statement_timestamp()`, not `now()`,
  * which would be frozen at the start of an enclosing transaction.)
  */
-const nowSql = (em: Db) =>
-  dialectOf(em) === 'postgresql'
+const nowSql = (db: Sql) =>
+  db.dialect === 'postgresql'
     ? '(extract(epoch from statement_timestamp()) * 1000)::bigint'
     : "cast(unixepoch('subsec') * 1000 as integer)";
 
@@ -40,10 +37,9 @@ const fromRow = (row: LeaseRow): LeaseRecord => ({
  * Grants the key to `holder` when it is free (never held, released or expired), in
  * one statement: the row's token grows by one with every grant. Null when held.
  */
-export async function acquireLease(em: Db, key: string, holder: string, ttlMs: number) {
-  const now = nowSql(em);
-  const [row] = await selectRows<LeaseRow>(
-    em,
+export async function acquireLease(db: Sql, key: string, holder: string, ttlMs: number) {
+  const now = nowSql(db);
+  const [row] = await db.rows<LeaseRow>(
     `insert into leases (${COLUMNS}) values (?, ?, 1, ${now}, ${now} + ?)
      on conflict (key) do update set holder = excluded.holder, token = leases.token + 1,
        acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
@@ -55,10 +51,9 @@ export async function acquireLease(em: Db, key: string, holder: string, ttlMs: n
 }
 
 /** Extends the holder's unexpired lease to now + ttl; null when this grant is over. */
-export async function renewLease(em: Db, key: string, holder: string, token: number, ttlMs: number) {
-  const now = nowSql(em);
-  const [row] = await selectRows<LeaseRow>(
-    em,
+export async function renewLease(db: Sql, key: string, holder: string, token: number, ttlMs: number) {
+  const now = nowSql(db);
+  const [row] = await db.rows<LeaseRow>(
     `update leases set expires_at = ${now} + ? where key = ? and holder = ? and token = ? and expires_at > ${now}
      returning ${COLUMNS}`,
     [ttlMs, key, holder, token],
@@ -67,10 +62,9 @@ export async function renewLease(em: Db, key: string, holder: string, token: num
 }
 
 /** Ends the holder's unexpired lease now; false when this grant was already over. */
-export async function releaseLease(em: Db, key: string, holder: string, token: number) {
-  const now = nowSql(em);
-  const rows = await selectRows<LeaseRow>(
-    em,
+export async function releaseLease(db: Sql, key: string, holder: string, token: number) {
+  const now = nowSql(db);
+  const rows = await db.rows<LeaseRow>(
     `update leases set expires_at = ${now} where key = ? and holder = ? and token = ? and expires_at > ${now}
      returning ${COLUMNS}`,
     [key, holder, token],
@@ -79,11 +73,10 @@ export async function releaseLease(em: Db, key: string, holder: string, token: n
 }
 
 /** Ends every live lease of these holders (their credential ended); returns the keys freed. */
-export async function releaseHeldBy(em: Db, holders: readonly string[]): Promise<string[]> {
+export async function releaseHeldBy(db: Sql, holders: readonly string[]): Promise<string[]> {
   if (holders.length === 0) return [];
-  const now = nowSql(em);
-  const rows = await selectRows<LeaseRow>(
-    em,
+  const now = nowSql(db);
+  const rows = await db.rows<LeaseRow>(
     `update leases set expires_at = ${now} where holder in (${holders.map(() => '?').join(', ')}) and expires_at > ${now}
      returning ${COLUMNS}`,
     [...holders],
@@ -92,19 +85,17 @@ export async function releaseHeldBy(em: Db, holders: readonly string[]): Promise
 }
 
 /** The holders of live leases, for the sweep of ended credentials. */
-export async function liveHolders(em: Db): Promise<string[]> {
-  const rows = await selectRows<{ holder: string }>(
-    em,
-    `select distinct holder from leases where expires_at > ${nowSql(em)}`,
+export async function liveHolders(db: Sql): Promise<string[]> {
+  const rows = await db.rows<{ holder: string }>(
+    `select distinct holder from leases where expires_at > ${nowSql(db)}`,
   );
   return rows.map((row) => row.holder);
 }
 
 /** The live lease on a key, with the database's time; null when the key is free. */
-export async function findLease(em: Db, key: string) {
-  const now = nowSql(em);
-  const [row] = await selectRows<LeaseRow & { now: number | string }>(
-    em,
+export async function findLease(db: Sql, key: string) {
+  const now = nowSql(db);
+  const [row] = await db.rows<LeaseRow & { now: number | string }>(
     `select ${COLUMNS}, ${now} as now from leases where key = ? and expires_at > ${now}`,
     [key],
   );
@@ -113,10 +104,10 @@ export async function findLease(em: Db, key: string) {
 
 /** Up to `limit` live leases whose key starts with `prefix`, in key order, after the key `after`. */
 export async function listLeases(
-  em: Db,
+  db: Sql,
   { prefix, after, limit }: { prefix: string | null; after: string | undefined; limit: number },
 ) {
-  const where = [`expires_at > ${nowSql(em)}`];
+  const where = [`expires_at > ${nowSql(db)}`];
   const params: unknown[] = [];
   if (prefix) {
     // substr counts characters on both databases, as the key length limit does.
@@ -127,8 +118,7 @@ export async function listLeases(
     where.push('key > ?');
     params.push(after);
   }
-  const rows = await selectRows<LeaseRow>(
-    em,
+  const rows = await db.rows<LeaseRow>(
     `select ${COLUMNS} from leases where ${where.join(' and ')} order by key limit ?`,
     [...params, limit],
   );
@@ -141,13 +131,11 @@ export async function listLeases(
  * share-locked until commit, so no newer grant can slip in between check and write;
  * SQLite has one writer at a time.
  */
-export async function checkFence(em: Db, fence: Fence) {
-  const lock = dialectOf(em) === 'postgresql' ? ' for share' : '';
-  const [row] = await selectRows<{ token: number | string }>(
-    em,
-    `select token from leases where key = ?${lock}`,
-    [fence.lease],
-  );
+export async function checkFence(db: Sql, fence: Fence) {
+  const lock = db.dialect === 'postgresql' ? ' for share' : '';
+  const [row] = await db.rows<{ token: number | string }>(`select token from leases where key = ?${lock}`, [
+    fence.lease,
+  ]);
   if (!row || Number(row.token) !== fence.token) {
     throw new PorticoError(
       'FENCE_REJECTED',
