@@ -252,6 +252,8 @@ async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
         return connection.lockWaitingDriver;
       },
       statementWatch(orm as unknown as MikroORM),
+      // One file for identity and store (the default): the store's commits skip identity's fsync.
+      { relaxedCommits: durable },
     );
     return { orm: orm as unknown as MikroORM, dialect: 'sqlite', em: orm.em as SqlEntityManager, sql };
   }

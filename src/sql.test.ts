@@ -128,6 +128,33 @@ describe.each(backends)('prepared statements on %s', (backend) => {
     );
   });
 
+  it.runIf(backend === 'sqlite')(
+    'commits the store’s transactions without identity’s fsync, and leaves identity’s setting as it was',
+    async () => {
+      const synchronous = async () =>
+        (
+          await databases.system.em
+            .fork()
+            .getConnection()
+            .execute<{ synchronous: number }[]>('pragma synchronous')
+        )[0]!.synchronous;
+      expect(await synchronous()).toBe(2); // FULL: one file holds identity and store here
+      await Promise.all(
+        Array.from({ length: 5 }, (_, id) =>
+          sql.transaction((tx) =>
+            tx.run('insert into sql_test (id, label) values (?, ?)', [id, `row ${id}`]),
+          ),
+        ),
+      );
+      await expect(
+        sql.transaction(async () => {
+          throw new Error('refused');
+        }),
+      ).rejects.toThrow('refused');
+      expect(await synchronous()).toBe(2);
+    },
+  );
+
   it('fails a statement on a closed database as an outage', async () => {
     const other = await openDatabases({
       env: { databaseUrl: database.url, systemDatabaseUrl: database.url },

@@ -75,12 +75,18 @@ export class SqliteSql implements Sql {
   readonly dialect = 'sqlite';
   readonly #driver: () => LockWaitingDriver;
   readonly #watch: StatementWatch;
+  readonly #relaxedCommits: boolean;
   readonly #queue: Member[] = [];
   #committing = false;
 
-  constructor(driver: () => LockWaitingDriver, watch: StatementWatch) {
+  /**
+   * `relaxedCommits`: the database is durable (`synchronous=FULL`, it holds identity), and these
+   * statements are the store's, which may commit as a `synchronous=NORMAL` store database would.
+   */
+  constructor(driver: () => LockWaitingDriver, watch: StatementWatch, { relaxedCommits = false } = {}) {
     this.#driver = driver;
     this.#watch = watch;
+    this.#relaxedCommits = relaxedCommits;
   }
 
   async rows<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
@@ -136,7 +142,7 @@ export class SqliteSql implements Sql {
     let driver: LockWaitingDriver;
     try {
       driver = this.#driver();
-      await watched('sqlite', this.#watch, 'begin immediate', () => driver.begin());
+      await watched('sqlite', this.#watch, 'begin immediate', () => driver.begin(this.#relaxedCommits));
     } catch (error) {
       for (const member of group) member.reject(error);
       return;

@@ -74,6 +74,8 @@ export class LockWaitingDriver implements Driver {
   readonly #statements = new Map<string, NativeStatement>();
   /** A transaction holds the lock: from a successful BEGIN to its COMMIT or ROLLBACK. */
   #transactionOpen = false;
+  /** The open transaction commits without an fsync (`begin(true)`). */
+  #relaxed = false;
   #connection: DatabaseConnection | undefined;
 
   constructor(inner: Driver, database: NativeDatabase) {
@@ -120,13 +122,23 @@ export class LockWaitingDriver implements Driver {
     });
   }
 
-  /** Opens the connection's transaction: the lock first, then SQLite's write lock, waiting out another process's. */
-  async begin(): Promise<void> {
+  /**
+   * Opens the connection's transaction: the lock first, then SQLite's write lock, waiting out
+   * another process's. A `relaxed` transaction commits without waiting for an fsync on a database
+   * that otherwise does (`synchronous=FULL`): the next durable commit's fsync covers it, as the WAL
+   * is written in order. It is lost only to a power cut before then, like every commit of a
+   * `synchronous=NORMAL` database.
+   */
+  async begin(relaxed = false): Promise<void> {
     await this.#withLockWait(async () => {
       await this.#lock.acquire();
       try {
+        // SQLite refuses to change it inside a transaction.
+        if (relaxed) this.statement('pragma synchronous = normal').run();
+        this.#relaxed = relaxed;
         this.statement('begin immediate').run();
       } catch (error) {
+        this.#restoreSynchronous();
         this.#lock.release();
         throw error;
       }
@@ -239,7 +251,15 @@ export class LockWaitingDriver implements Driver {
   #end() {
     if (!this.#transactionOpen) return;
     this.#transactionOpen = false;
+    // Before the lock goes: no other transaction may commit relaxed by mistake.
+    this.#restoreSynchronous();
     this.#lock.release();
+  }
+
+  #restoreSynchronous() {
+    if (!this.#relaxed) return;
+    this.#relaxed = false;
+    this.statement('pragma synchronous = full').run();
   }
 }
 

@@ -111,6 +111,28 @@ describe.each(storeKinds)('collections on %s', (backend) => {
     expect(gone.data?.document).toBeNull();
   });
 
+  it('takes concurrent replaces of one document in turn: none refused, none lost, its index follows the last', async () => {
+    const { id } = await put(writer, 'notes', { title: 'Raced', status: 'race', priority: 0 });
+    const writes = await Promise.all(
+      Array.from({ length: 20 }, (_, priority) =>
+        writer.gql(PutDocumentDocument, {
+          collection: 'notes',
+          id,
+          data: { title: 'Raced', status: 'race', priority: priority + 1 },
+        }),
+      ),
+    );
+    expect(writes.map((write) => write.errors)).toEqual(writes.map(() => undefined));
+    const versions = writes.map((write) => write.data!.putDocument.version).sort((a, b) => a - b);
+    expect(versions).toEqual(Array.from({ length: 20 }, (_, at) => at + 2));
+    const final = (await writer.gql(DocumentDocument, { collection: 'notes', id })).data!.document!;
+    expect(final.version).toBe(21);
+    // The index holds exactly one entry for it, with the data that won.
+    const indexed = await query(writer, { index: 'byStatus', where: { eq: { status: 'race' } } });
+    expect(indexed.countDocuments).toBe(1);
+    expect(indexed.documents.edges.map((edge) => edge.node.data)).toEqual([final.data]);
+  });
+
   it('refuses a duplicate unique key, schema violations with their paths, and documents over 1 MiB', async () => {
     await put(writer, 'notes', { title: 'A', slug: 'same' });
     const duplicate = await writer.gql(PutDocumentDocument, {

@@ -136,6 +136,17 @@ export async function getDocument(db: Sql, collection: string, id: string): Prom
   return row ? fromRow(collection, row) : null;
 }
 
+/**
+ * The document a write transaction is about to change, locked until it ends on PostgreSQL, so that
+ * concurrent writers of one document take turns instead of failing each other's version check
+ * (SQLite has one writer at a time).
+ */
+async function getDocumentToWrite(tx: Sql, collection: string, id: string): Promise<StoredDocument | null> {
+  const lock = tx.dialect === 'postgresql' ? ' for update' : '';
+  const [row] = await tx.rows<DocumentRow>(`${SELECT_DOCUMENT}${lock}`, [collection, id]);
+  return row ? fromRow(collection, row) : null;
+}
+
 function checkVersion(
   id: string,
   current: StoredDocument | null,
@@ -173,7 +184,7 @@ export async function writeDocument(
   };
   try {
     return await db.transaction(async (tx) => {
-      const found = await getDocument(tx, collection.name, id);
+      const found = await getDocumentToWrite(tx, collection.name, id);
       const current = guard ? guard(found) : found;
       if (fence) await checkFence(tx, fence);
       checkVersion(id, current, expectedVersion);
@@ -223,7 +234,7 @@ export async function deleteDocument(
   declared: StoreCollection | undefined,
 ): Promise<StoredDocument | null> {
   return db.transaction(async (tx) => {
-    const found = await getDocument(tx, collection, id);
+    const found = await getDocumentToWrite(tx, collection, id);
     const current = guard ? guard(found) : found;
     if (fence) await checkFence(tx, fence);
     if (!current) {
