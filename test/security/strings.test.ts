@@ -532,7 +532,7 @@ describe('bound parameters', () => {
     });
     expect(statement('sqlite')).toEqual({
       sql: 'select "col" from t where a in (?, ?) and b = ? and c = ? and d = ? and e ? ? and f = ? and g = lower(?)',
-      parameters: ['x', 'y', '{"k":1}', when.getTime(), 1, 'key', 7n, 'X'],
+      parameters: ['x', 'y', '{"k":1}', BigInt(when.getTime()), 1, 'key', 7n, 'X'],
     });
   });
 });
@@ -546,23 +546,24 @@ async function captureStatements(database: Pick<Database, 'orm'> & { em: Databas
   };
   const native = (await database.em.getConnection().getNativeClient()) as unknown;
   if (native && typeof (native as { prepare?: unknown }).prepare === 'function') {
-    // better-sqlite3: every statement is prepared, then run with its values.
-    const sqlite = native as { prepare: (sql: string) => Record<string, (...args: unknown[]) => unknown> };
-    const prepare = sqlite.prepare;
-    sqlite.prepare = (sql) => {
-      const prepared = prepare.call(sqlite, sql);
-      for (const method of ['all', 'get', 'run', 'iterate']) {
-        const run = prepared[method]!;
-        prepared[method] = (...args: unknown[]) => {
-          record(args[0]);
-          return run.apply(prepared, args);
-        };
-      }
-      statements.push(sql);
-      return prepared;
-    };
+    // better-sqlite3: every statement runs through its class's methods, also one prepared before
+    // the capture (the store keeps its statements prepared).
+    type Method = (this: { source: string }, ...args: unknown[]) => unknown;
+    const statementClass = Object.getPrototypeOf(
+      (native as { prepare: (sql: string) => object }).prepare('select 1'),
+    ) as Record<string, Method>;
+    const originals = new Map<string, Method>();
+    for (const method of ['all', 'get', 'run', 'iterate']) {
+      const run = statementClass[method]!;
+      originals.set(method, run);
+      statementClass[method] = function (...args) {
+        statements.push(this.source);
+        record(args.length === 1 && Array.isArray(args[0]) ? args[0] : args);
+        return run.apply(this, args);
+      };
+    }
     const stop = () => {
-      sqlite.prepare = prepare;
+      for (const [method, run] of originals) statementClass[method] = run;
     };
     return { statements, values, stop };
   }
