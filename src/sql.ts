@@ -24,6 +24,16 @@ export interface Sql {
   transaction<T>(work: (tx: Sql) => Promise<T>): Promise<T>;
 }
 
+/**
+ * `limit <count>` for a row count the caller computed (a checked page size). The one number written
+ * into a statement's text: SQLite plans a statement anew on every run when its LIMIT is a bound
+ * parameter, which costs more than running it. Anything but a whole number from 0 up is refused.
+ */
+export function limitClause(count: number): string {
+  if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`Not a row count: ${count}`);
+  return `limit ${count}`;
+}
+
 /** What every statement passes through: the outage log, the statement timer, the trace, the ORM's exception types. */
 export interface StatementWatch {
   outages(): OutageLog | undefined;

@@ -1,6 +1,6 @@
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { PorticoError } from '../../errors.ts';
-import type { Sql } from '../../sql.ts';
+import { limitClause, type Sql } from '../../sql.ts';
 import type {
   DocumentBody,
   DocumentCursor,
@@ -346,10 +346,10 @@ export async function queryDocuments(db: Sql, query: DocumentQuery): Promise<Doc
   const sql = query.index
     ? `select e.key, d.id, d.data, d.version, d.owner_id, d.created_at, d.updated_at
        from index_entries e join documents d on d.collection = e.collection and d.id = e.document_id
-       where ${where} order by e.key ${direction}, e.document_id ${direction} limit ?`
+       where ${where} order by e.key ${direction}, e.document_id ${direction} ${limitClause(query.first + 1)}`
     : `select null as key, d.id, d.data, d.version, d.owner_id, d.created_at, d.updated_at
-       from documents d where ${where} order by d.id ${direction} limit ?`;
-  const rows = await db.rows<DocumentRow>(sql, [...params, query.first + 1]);
+       from documents d where ${where} order by d.id ${direction} ${limitClause(query.first + 1)}`;
+  const rows = await db.rows<DocumentRow>(sql, params);
   return {
     items: rows.slice(0, query.first).map((row) => ({
       document: fromRow(query.collection, row),

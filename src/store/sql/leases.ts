@@ -1,5 +1,5 @@
 import { PorticoError } from '../../errors.ts';
-import type { Sql } from '../../sql.ts';
+import { limitClause, type Sql } from '../../sql.ts';
 import type { Fence, LeaseRecord } from '../backend.ts';
 
 // Acquire, renew and release are single conditional statements on the database's clock.
@@ -119,8 +119,8 @@ export async function listLeases(
     params.push(after);
   }
   const rows = await db.rows<LeaseRow>(
-    `select ${COLUMNS} from leases where ${where.join(' and ')} order by key limit ?`,
-    [...params, limit],
+    `select ${COLUMNS} from leases where ${where.join(' and ')} order by key ${limitClause(limit)}`,
+    params,
   );
   return rows.map(fromRow);
 }
