@@ -258,10 +258,18 @@ function postgresText(sql: string): PostgresText {
 
 type Queryable = Pick<pg.PoolClient, 'query'>;
 
-const query = (client: Queryable, sql: string, params: readonly unknown[]) => {
+/** One statement, watched under the text PostgreSQL receives (`$1`, not `?`). */
+function query(
+  watch: StatementWatch,
+  client: () => Queryable | Promise<Queryable>,
+  sql: string,
+  params: readonly unknown[],
+) {
   const { text, name } = postgresText(sql);
-  return client.query({ name, text, values: bindAll(params, 'postgresql') });
-};
+  return watched('postgresql', watch, text, async () =>
+    (await client()).query({ name, text, values: bindAll(params, 'postgresql') }),
+  );
+}
 
 /**
  * PostgreSQL's statements on the ORM's own pg pool, as named prepared statements. Each transaction
@@ -278,21 +286,11 @@ export class PostgresSql implements Sql {
   }
 
   async rows<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
-    return watched(
-      'postgresql',
-      this.#watch,
-      sql,
-      async () => (await query(await this.#pool(), sql, params)).rows as T[],
-    );
+    return (await query(this.#watch, this.#pool, sql, params)).rows as T[];
   }
 
   async run(sql: string, params: readonly unknown[] = []): Promise<number> {
-    return watched(
-      'postgresql',
-      this.#watch,
-      sql,
-      async () => (await query(await this.#pool(), sql, params)).rowCount ?? 0,
-    );
+    return (await query(this.#watch, this.#pool, sql, params)).rowCount ?? 0;
   }
 
   async transaction<T>(work: (tx: Sql) => Promise<T>): Promise<T> {
@@ -335,21 +333,11 @@ class PostgresTransaction implements Sql {
   }
 
   async rows<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
-    return watched(
-      'postgresql',
-      this.#watch,
-      sql,
-      async () => (await query(this.#client, sql, params)).rows as T[],
-    );
+    return (await query(this.#watch, () => this.#client, sql, params)).rows as T[];
   }
 
   async run(sql: string, params: readonly unknown[] = []): Promise<number> {
-    return watched(
-      'postgresql',
-      this.#watch,
-      sql,
-      async () => (await query(this.#client, sql, params)).rowCount ?? 0,
-    );
+    return (await query(this.#watch, () => this.#client, sql, params)).rowCount ?? 0;
   }
 
   async transaction<T>(work: (tx: Sql) => Promise<T>): Promise<T> {
