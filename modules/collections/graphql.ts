@@ -72,6 +72,23 @@ const guardFor =
     throw denied(context.viewer);
   };
 
+/** An edge of a page, its cursor encoded only when asked for: most pages read just the last one. */
+class DocumentEdge {
+  readonly #kind: string;
+  readonly #position: string;
+  readonly node: StoredDocument;
+
+  constructor(kind: string, position: string, node: StoredDocument) {
+    this.#kind = kind;
+    this.#position = position;
+    this.node = node;
+  }
+
+  get cursor() {
+    return encodeCursor(this.#kind, `${this.#position}:${this.node.id}`);
+  }
+}
+
 /**
  * `putDocument` with an id. A reader of their own documents only (`owner` mode) replaces one of
  * theirs and creates nothing: creating there takes no id, since an id another user holds could
@@ -214,13 +231,7 @@ export function registerCollections(builder: Builder) {
           ownerId: readerOwner(context.viewer, collection),
         });
         const kind = cursorKind(collection.name, args.index);
-        const edges = page.items.map(({ document, position }) => ({
-          // Encoded only when asked for: most pages read just the last one (pageInfo.endCursor).
-          get cursor() {
-            return encodeCursor(kind, `${position}:${document.id}`);
-          },
-          node: document,
-        }));
+        const edges = page.items.map(({ document, position }) => new DocumentEdge(kind, position, document));
         return {
           edges,
           pageInfo: {

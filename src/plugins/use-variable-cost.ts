@@ -43,6 +43,7 @@ export function useVariableCost(options: CostLimitOptions): Plugin {
  * as the variable's integer value (or its default); null when no page size comes from a variable.
  */
 function withPageSizes({ document, operationName, variableValues }: ExecutionArgs): DocumentNode | null {
+  if (!pagedByVariable(document)) return null;
   const operation = getOperationAST(document, operationName);
   if (!operation?.variableDefinitions?.length) return null;
   const values = new Map<string, ValueNode>();
@@ -71,4 +72,22 @@ function withPageSizes({ document, operationName, variableValues }: ExecutionArg
     },
   );
   return substituted ? rewritten : null;
+}
+
+/** Per parsed document (Yoga keeps them cached): whether any page size in it is a variable. */
+const pagedByVariableCache = new WeakMap<DocumentNode, boolean>();
+
+function pagedByVariable(document: DocumentNode): boolean {
+  let paged = pagedByVariableCache.get(document);
+  if (paged === undefined) {
+    paged = false;
+    visit(document, {
+      Argument(argument) {
+        if (PAGE_SIZE_ARGUMENTS.has(argument.name.value) && argument.value.kind === Kind.VARIABLE)
+          paged = true;
+      },
+    });
+    pagedByVariableCache.set(document, paged);
+  }
+  return paged;
 }

@@ -353,11 +353,17 @@ export async function queryDocuments(db: Sql, query: DocumentQuery): Promise<Doc
   return {
     items: rows.slice(0, query.first).map((row) => ({
       document: fromRow(query.collection, row),
-      position: row.key === null ? '' : Buffer.from(row.key).toString('hex'),
+      position: row.key === null ? '' : hexOf(row.key),
     })),
     hasNextPage: rows.length > query.first,
   };
 }
+
+/** Both drivers give a blob as a Buffer: read it in place, without a copy. */
+const hexOf = (bytes: Uint8Array) =>
+  (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).toString(
+    'hex',
+  );
 
 /** Counts a query from the index entries alone. */
 export async function countDocuments(db: Sql, selection: DocumentSelection): Promise<number> {
