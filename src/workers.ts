@@ -4,6 +4,7 @@ import type { Environment } from './config.ts';
 import type { Logger } from './logger.ts';
 import { PubSubRelay } from './pubsub/ipc.ts';
 import { PUBSUB_ADAPTER_DESCRIPTIONS, pubSubAdapterFor } from './pubsub/open.ts';
+import { MetricsGatherer } from './telemetry/worker-metrics.ts';
 
 /**
  * `portico start --workers N`: a primary process that does no GraphQL work forks N workers, each
@@ -89,10 +90,12 @@ export async function awaitTurn(worker: number): Promise<void> {
  */
 export async function runPrimary({ count, env, log, source }: PrimaryOptions): Promise<number> {
   const relay = new PubSubRelay(log);
+  const metrics = new MetricsGatherer();
   const adapter = pubSubAdapterFor({ ...env, worker: 1 });
   const firstListens = Promise.withResolvers<void>();
   const onMessage = (from: Worker, message: unknown) => {
     if (adapter === 'ipc' && relay.relay(from, message, connectedWorkers())) return;
+    if (metrics.handle(from, message, connectedWorkers())) return;
     if (isMessage(message, MAY_START)) void firstListens.promise.then(() => from.send(START, () => {}));
   };
   cluster.on('message', onMessage);

@@ -20,6 +20,7 @@ import {
 } from '../client/index.ts';
 import { ADMIN, collect, eventually, freePort, type Operation, queryText, TestClient } from './harness.ts';
 import { contend, violations } from './leases.ts';
+import { METRICS_TOKEN, Scrape } from './metrics.ts';
 import { type PorticoServer, runPortico, startPortico } from './run-cli.ts';
 
 /**
@@ -82,7 +83,12 @@ describe('portico start --workers 2 on SQLite', () => {
     );
     server = await startPortico(
       dir,
-      { PORTICO_DATA_DIR: dir, PORTICO_PUBLIC_URL: 'http://portico.test', LOG_LEVEL: 'debug' },
+      {
+        PORTICO_DATA_DIR: dir,
+        PORTICO_PUBLIC_URL: 'http://portico.test',
+        PORTICO_METRICS_TOKEN: METRICS_TOKEN,
+        LOG_LEVEL: 'debug',
+      },
       ['--workers', '2'],
     );
     const token = server.logs.find((line) => line.bootstrap === true)?.msg.match(/token=([\w-]+)/)?.[1];
@@ -172,6 +178,31 @@ describe('portico start --workers 2 on SQLite', () => {
     // Worker 1 brought the schema up to date and printed the link; worker 2 found both done.
     for (const once of ['updating database schema', 'No admin yet'])
       expect(server.logs.filter((line) => line.msg.startsWith(once)).map((line) => line.worker)).toEqual([1]);
+  });
+
+  it('answers GET /metrics on either worker with the counters of both', async () => {
+    const counted = 'query CountedOnBothWorkers { __typename }';
+    const onOne = await clientOn(1);
+    for (let i = 0; i < 3; i++) expect((await send(onOne, counted)).worker).toBe(1);
+    const onTwo = await clientOn(2);
+    for (let i = 0; i < 2; i++) expect((await send(onTwo, counted)).worker).toBe(2);
+    for (const [worker, client] of [
+      [1, onOne],
+      [2, onTwo],
+    ] as const) {
+      // On the connection that worker serves (a scrape logs nothing to tell it by).
+      const response = await client.request('/metrics', {
+        headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+      });
+      expect(response.status).toBe(200);
+      expect((await send(client, '{ __typename }')).worker).toBe(worker);
+      const scraped = new Scrape(await response.text());
+      expect(
+        scraped.value('portico_graphql_operations_total', { operation_name: 'CountedOnBothWorkers' }),
+      ).toBe(5);
+      // Up on both workers is 1, not 2.
+      expect(scraped.value('portico_database_up', { database: 'system' })).toBe(1);
+    }
   });
 
   it('refuses a session revoked through one worker on the other at once', async () => {
