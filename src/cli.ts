@@ -110,7 +110,7 @@ async function runCommand(
   const log = createLogger({ mode: config.env.mode });
   if (command === 'start') {
     const { env } = config;
-    if (env.worker !== undefined) return serveAsWorker(config, log.child({ worker: env.worker }));
+    if (env.worker !== undefined) return serveAsWorker(config, env.worker, log.child({ worker: env.worker }));
     const count = startOptions.workers ?? env.workers;
     if (count === 1) return start(config, log);
     await ensurePortFree(env);
@@ -159,9 +159,9 @@ async function start(config: LoadedConfig, log: Logger): Promise<number> {
 }
 
 /** One of the processes of `start --workers` (the primary checked the port and logs the start). */
-async function serveAsWorker(config: LoadedConfig, log: Logger): Promise<number> {
+async function serveAsWorker(config: LoadedConfig, worker: number, log: Logger): Promise<number> {
   try {
-    await awaitTurn(config.env.worker!);
+    await awaitTurn(worker);
     const gateway = await listening(config, log);
     log.info('worker listening');
     return await untilSignal(gateway, log);

@@ -17,7 +17,7 @@ import { MetricsGatherer } from './telemetry/worker-metrics.ts';
 const WORKER_VARIABLE = 'PORTICO_WORKER';
 
 /** Most workers one primary runs: beyond, it is a typo rather than a machine. */
-export const MAX_WORKERS = 1024;
+const MAX_WORKERS = 1024;
 
 /** `--workers` and `PORTICO_WORKERS`: an integer from 1 to MAX_WORKERS, or `auto` (one per core). */
 export function parseWorkerCount(value: string): number | undefined {
@@ -36,10 +36,10 @@ export function workerNumber(env: Record<string, string | undefined>): number | 
 }
 
 /** A worker that listened at least this long before it died is replaced at once. */
-export const STABLE_MS = 30_000;
+const STABLE_MS = 30_000;
 
 /** Before the `failures`-th replacement in a row of a worker that did not last: 0, then 1 s doubling to 30 s. */
-export const restartDelay = (failures: number) =>
+const restartDelay = (failures: number) =>
   failures === 0 ? 0 : Math.min(1000 * 2 ** (failures - 1), 30_000);
 
 /** How long the primary waits for its workers' graceful shutdown before it kills them. */

@@ -346,20 +346,29 @@ describe('portico start --workers 2 on SQLite', () => {
     expect(current).toMatchObject({ worker: 2, result: { data: { putDocument: { id: 'fenced' } } } });
   });
 
-  it('replaces a killed worker and keeps answering meanwhile', async () => {
-    const [victim] = execFileSync('pgrep', ['-P', String(server.process.pid)], { encoding: 'utf8' })
-      .trim()
-      .split('\n')
-      .map(Number);
-    const exited = () =>
-      server.logs.find((line) => line.pid === victim && /exited \(SIGKILL\)/.test(line.msg));
-    process.kill(victim!, 'SIGKILL');
-    await eventually(() => exited() !== undefined, 'the primary to see the worker die');
-    const number = exited()!.worker as number;
+  it('replaces a killed worker, answers meanwhile, and waits longer each time its replacements die', async () => {
+    const workerPids = () =>
+      execFileSync('pgrep', ['-P', String(server.process.pid)], { encoding: 'utf8' })
+        .trim()
+        .split('\n')
+        .map(Number);
+    const kill = async (pid: number) => {
+      process.kill(pid, 'SIGKILL');
+      const exited = () =>
+        server.logs.find((line) => line.pid === pid && /exited \(SIGKILL\)/.test(line.msg));
+      await eventually(() => exited() !== undefined, 'the primary to see the worker die');
+      return exited()!;
+    };
+    const replaced = (number: number) =>
+      server.logs.filter((line) => line.msg === `worker ${number} is serving again`).length;
+
+    const before = workerPids();
+    const first = await kill(before[0]!);
+    const number = first.worker as number;
+    expect(first.restartInMs).toBe(0);
     // The other worker answers everything while the replacement starts.
-    const serving = () => server.logs.some((line) => line.msg === `worker ${number} is serving again`);
     let answered = 0;
-    while (!serving()) {
+    while (replaced(number) === 0) {
       const connection = connectionFetch();
       const { result } = await send(new TestClient(server.url, connection.fetch), '{ __typename }');
       connection.close();
@@ -370,7 +379,14 @@ describe('portico start --workers 2 on SQLite', () => {
     expect(answered).toBeGreaterThan(0);
     // And the replacement serves its share.
     await clientOn(number);
-  }, 90_000);
+
+    // It dies too, soon after it started: the next one comes a second later, not at once.
+    const replacement = workerPids().find((pid) => !before.includes(pid));
+    const second = await kill(replacement!);
+    expect(second).toMatchObject({ worker: number, restartInMs: 1000 });
+    expect(second.msg).toContain('starting another in 1000 ms');
+    await eventually(() => replaced(number) === 2, 'the second replacement', 60_000);
+  }, 120_000);
 
   it('stops every worker gracefully on SIGTERM and exits 0', async () => {
     expect(await server.stop()).toBe(0);
