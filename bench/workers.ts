@@ -4,7 +4,7 @@
  * fresh folders and then measured in interleaved rounds (the viewer query, then `putDocument`, on
  * each deployment in turn), with autocannon in this process. Prints req/s, p50 and p99 per
  * deployment, the CPU its processes used (primary and workers; the primary alone) and the CPU
- * autocannon used here, each as cores busy over the run. See BENCHMARKS.md, "Every core".
+ * autocannon used here, each as cores busy over the run, and Portico's CPU time per request. See BENCHMARKS.md, "Every core".
  *
  * Environment (all optional): BENCH_WORKERS (comma-separated worker counts, default "1,2"),
  * BENCH_ROUNDS (default 2), BENCH_DURATION (seconds per target per round, default 4),
@@ -248,6 +248,7 @@ async function main() {
       'p50 ms',
       'p99 ms',
       'Portico CPU',
+      'CPU ms / request',
       'of which primary',
       'autocannon CPU',
     ],
@@ -266,6 +267,7 @@ async function main() {
         percentile(total.latencies, 50).toFixed(2),
         percentile(total.latencies, 99).toFixed(2),
         cores(total.porticoCpuMs),
+        (total.porticoCpuMs / total.requests).toFixed(2),
         // With one worker there is no primary: the process is the gateway.
         deployment.workers === 1 ? '–' : cores(total.primaryCpuMs),
         cores(total.autocannonCpuMs),

@@ -189,11 +189,13 @@ export interface OpenOptions {
 }
 
 export interface BrokerContract {
-  /**
-   * The broker's URL. Without one (the workers' IPC: a pipe, not a network connection), the tests
-   * that go through a proxy to the broker (a slow link, a silent one) do not apply.
-   */
+  /** The broker's URL, for the tests that reach it through a proxy (a slow link, a silent one). */
   url?: string;
+  /**
+   * False for a broker reached by no network connection (the workers' IPC: a pipe to the primary
+   * process): the tests through a proxy do not apply.
+   */
+  network?: boolean;
   /** Opens an adapter instance as one gateway would, with its connections named after `name`. */
   open(name: string, log: Logger, options?: OpenOptions): Promise<PubSub>;
 }
@@ -272,7 +274,7 @@ export function brokerContract(contract: BrokerContract) {
     expect(await iterator.next()).toEqual({ value: undefined, done: true });
   });
 
-  it.skipIf(!contract.url)(
+  it.skipIf(contract.network === false)(
     'ready() resolves once the broker listens: an event sent right after is not missed, even on a slow link',
     async () => {
       const { proxy: slow, url } = await proxy();
@@ -361,7 +363,7 @@ export function brokerContract(contract: BrokerContract) {
     expect(a.lines.some((line) => line.level === 50 && /after close/.test(line.msg))).toBe(true);
   });
 
-  it.skipIf(!contract.url)(
+  it.skipIf(contract.network === false)(
     'replaces a subscriber connection that stops answering (heartbeat), then reports a gap',
     async () => {
       const { proxy: silenceable, url } = await proxy();

@@ -62,6 +62,7 @@ describe('the workers’ pub/sub (IPC through the primary)', () => {
   const primaryLog = captureLog();
   const cluster = new FakeCluster(new PubSubRelay(primaryLog.log));
   const { open } = brokerContract({
+    network: false,
     open: (_name, log) => openIpcPubSub({ log, channel: cluster.connect().channel }),
   });
 
