@@ -53,9 +53,6 @@ export interface PrimaryOptions {
   source: string | undefined;
 }
 
-/** How a worker's start ended: it listens on `port`, or it exited first. */
-type Started = { port: number } | { exitCode: number };
-
 /** A worker's request to open the databases, and the primary's answer once worker 1 listens. */
 const MAY_START = { portico: 'may-start' } as const;
 const START = { portico: 'start' } as const;
@@ -93,6 +90,8 @@ export async function runPrimary({ count, env, log, source }: PrimaryOptions): P
   const metrics = new MetricsGatherer();
   const adapter = pubSubAdapterFor({ ...env, worker: 1 });
   const firstListens = Promise.withResolvers<void>();
+  /** The exit code of the first worker that exits before every worker listens. */
+  const startFailed = Promise.withResolvers<number>();
   const onMessage = (from: Worker, message: unknown) => {
     if (adapter === 'ipc' && relay.relay(from, message, connectedWorkers())) return;
     if (metrics.handle(from, message, connectedWorkers())) return;
@@ -108,7 +107,8 @@ export async function runPrimary({ count, env, log, source }: PrimaryOptions): P
   let serving = false;
   let stopping: Promise<number> | undefined;
 
-  const fork = (number: number): Promise<Started> => {
+  /** Resolves with the port once the worker listens (never, when it exits first). */
+  const fork = (number: number): Promise<number> => {
     const worker = cluster.fork({ [WORKER_VARIABLE]: String(number) });
     const entry = { worker, listened: false };
     running.set(number, entry);
@@ -124,12 +124,16 @@ export async function runPrimary({ count, env, log, source }: PrimaryOptions): P
         if (number === 1) firstListens.resolve();
         if (serving)
           log.info({ worker: number, pid: worker.process.pid }, `worker ${number} is serving again`);
-        resolve({ port: address.port });
+        resolve(address.port);
       });
       worker.once('exit', (code, signal) => {
         running.delete(number);
-        resolve({ exitCode: code ?? 1 });
-        if (!serving || stopping) return;
+        if (stopping) return;
+        // Before all listen, an exit (even one that had listened) fails the start.
+        if (!serving) {
+          startFailed.resolve(code ?? 1);
+          return;
+        }
         const lasted = listenedAt !== undefined && Date.now() - listenedAt >= STABLE_MS;
         const failed = lasted ? 0 : (failures.get(number) ?? 0);
         const delay = restartDelay(failed);
@@ -185,15 +189,16 @@ export async function runPrimary({ count, env, log, source }: PrimaryOptions): P
   });
 
   const forks = Array.from({ length: count }, (_, index) => fork(index + 1));
-  // Worker 1 failing would leave the others waiting for their turn: the first failure decides.
-  const failure = new Promise<Started>((resolve) => {
-    for (const forked of forks) void forked.then((outcome) => 'exitCode' in outcome && resolve(outcome));
-  });
-  const started = await Promise.race([Promise.all(forks), failure, interrupted]);
-  if (!started) return stop();
-  if (!Array.isArray(started)) return failedStart(started, stop);
+  // Worker 1 failing would leave the others waiting for their turn: the first exit decides.
+  const started = await Promise.race([Promise.all(forks), startFailed.promise, interrupted]);
+  if (started === null) return stop();
+  if (!Array.isArray(started)) {
+    await stop();
+    // The start failed: never 0, even from a worker that exited with it.
+    return started === 0 ? 1 : started;
+  }
   serving = true;
-  const port = (started[0] as { port: number }).port;
+  const [port] = started;
   const url = `http://${env.host.includes(':') ? `[${env.host}]` : env.host}:${port}`;
   log.info(
     { url, mode: env.mode, config: source ?? null, workers: count, pubsub: adapter },
@@ -201,12 +206,6 @@ export async function runPrimary({ count, env, log, source }: PrimaryOptions): P
   );
   await interrupted;
   return stop();
-}
-
-/** Stops the workers that did start; the exit code is the failed worker's (never 0: the start failed). */
-async function failedStart(started: Started, stop: () => Promise<number>): Promise<number> {
-  await stop();
-  return 'exitCode' in started && started.exitCode !== 0 ? started.exitCode : 1;
 }
 
 /** The workers whose IPC channel is open (a dead one may linger in `cluster.workers` a moment). */
