@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 const root = join(import.meta.dirname, '..');
-const STARTUP_TIMEOUT_MS = 30_000;
+const STARTUP_TIMEOUT_MS = 60_000;
 
 export interface StartedPortico {
   child: ChildProcess;
@@ -14,18 +14,20 @@ export interface StartedPortico {
 }
 
 /**
- * `portico start` in production mode in a child process, configured only by `config` and `env`
- * (the caller's database and config variables are dropped); resolves once it listens.
+ * `portico start` (with `options`, such as `--workers 2`) in production mode in a child process,
+ * configured only by `config` and `env` (the caller's database and config variables are dropped);
+ * resolves once it listens.
  */
 export async function startPortico(
   dataDir: string,
   config: Record<string, unknown>,
   env: Record<string, string> = {},
   onSpawn: (child: ChildProcess) => void = () => {},
+  options: string[] = [],
 ): Promise<StartedPortico> {
   await writeFile(join(dataDir, 'portico.config.json'), JSON.stringify(config));
   const { DATABASE_URL, SYSTEM_DATABASE_URL, PORTICO_CONFIG, PORTICO_PUBLIC_URL, ...inherited } = process.env;
-  const child = spawn(process.execPath, [join(root, 'bin/portico.ts'), 'start'], {
+  const child = spawn(process.execPath, [join(root, 'bin/portico.ts'), 'start', ...options], {
     cwd: dataDir,
     env: {
       ...inherited,

@@ -1,13 +1,15 @@
+import cluster from 'node:cluster';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { type Environment, StartupError } from './config.ts';
-import { createGateway } from './gateway.ts';
+import { createGateway, type Gateway } from './gateway.ts';
 import { type LoadedConfig, loadConfig } from './load-config.ts';
-import { createLogger } from './logger.ts';
+import { createLogger, type Logger } from './logger.ts';
 import { composeModules, type ModuleCommand, type PorticoModule } from './module.ts';
 import { closeRuntime, openRuntime } from './open-runtime.ts';
 import { buildSchema, printSortedSchema } from './schema.ts';
+import { awaitTurn, parseWorkerCount, runPrimary, WORKER_COUNT_EXPECTED } from './workers.ts';
 
 export interface CliOptions {
   builtinModules: PorticoModule[];
@@ -26,7 +28,8 @@ interface ModuleCommandOf {
 }
 
 const KERNEL_COMMANDS: Record<string, string> = {
-  start: 'Run the gateway (HOST, PORT and the other variables of docs/configuration.md apply).',
+  start:
+    'Run the gateway (HOST, PORT and the other variables of docs/configuration.md apply). `--workers <n>` or `--workers auto` (one per core) runs that many processes on the port.',
   migrate: 'Bring both database schemas up to date (additive only), then exit.',
   'print-schema': 'Print the GraphQL schema (sorted SDL) to standard output.',
 };
@@ -61,8 +64,17 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
 
   const alone = moduleCommands.get(command)?.command;
   if (alone && 'runAlone' in alone) return alone.runAlone(rest);
+  let startOptions: StartOptions = {};
+  if (command === 'start') {
+    try {
+      startOptions = parseStartOptions(rest);
+    } catch (error) {
+      err(`start: ${(error as Error).message}\n\n${usage(moduleCommands, options.otherCommands)}`);
+      return 2;
+    }
+  }
   try {
-    return await runCommand(command, rest, moduleCommands, options, out);
+    return await runCommand(command, rest, moduleCommands, options, out, startOptions);
   } catch (error) {
     // The operator's to fix (configuration, a database, the port): the message, without a stack.
     if (error instanceof StartupError) {
@@ -79,6 +91,7 @@ async function runCommand(
   moduleCommands: Map<string, ModuleCommandOf>,
   options: CliOptions,
   out: (text: string) => void,
+  startOptions: StartOptions,
 ): Promise<number> {
   const loaded = await loadConfig({
     builtinModules: options.builtinModules,
@@ -95,7 +108,14 @@ async function runCommand(
   }
 
   const log = createLogger({ mode: config.env.mode });
-  if (command === 'start') return start(config, log);
+  if (command === 'start') {
+    const { env } = config;
+    if (env.worker !== undefined) return serveAsWorker(config, env.worker, log.child({ worker: env.worker }));
+    const count = startOptions.workers ?? env.workers;
+    if (count === 1) return start(config, log);
+    await ensurePortFree(env);
+    return runPrimary({ count, env, log, source: config.source });
+  }
 
   const runtime = await openRuntime(config, log);
   try {
@@ -111,20 +131,69 @@ async function runCommand(
   }
 }
 
-async function start(config: LoadedConfig, log: ReturnType<typeof createLogger>): Promise<number> {
+interface StartOptions {
+  /** `--workers`: how many processes run the gateway (`PORTICO_WORKERS` when absent). */
+  workers?: number;
+}
+
+/** `start`'s own options; throws with the reason when they are wrong. */
+function parseStartOptions(args: string[]): StartOptions {
+  const { values } = parseArgs({ args, options: { workers: { type: 'string' } }, strict: true });
+  if (values.workers === undefined) return {};
+  const workers = parseWorkerCount(values.workers);
+  if (workers === undefined)
+    throw new Error(`--workers: expected ${WORKER_COUNT_EXPECTED}, got "${values.workers}"`);
+  return { workers };
+}
+
+/** One process serving the port. */
+async function start(config: LoadedConfig, log: Logger): Promise<number> {
   // Before migrations and index builds, which can take long: a taken port is reported at once.
   await ensurePortFree(config.env);
-  const gateway = await createGateway(config, { log });
-  let url: string;
+  const started = await listening(config, log);
+  log.info(
+    { url: started.url, mode: config.env.mode, config: config.source ?? null },
+    `Portico listening on ${started.url}`,
+  );
+  return untilSignal(started, log);
+}
+
+/** One of the processes of `start --workers` (the primary checked the port and logs the start). */
+async function serveAsWorker(config: LoadedConfig, worker: number, log: Logger): Promise<number> {
   try {
-    url = await gateway.listen();
+    await awaitTurn(worker);
+    const gateway = await listening(config, log);
+    log.info('worker listening');
+    return await untilSignal(gateway, log);
+  } finally {
+    // The IPC channel to the primary would keep the process alive once the gateway has stopped;
+    // the worker's own disconnect (not process.disconnect) tells the cluster module it is on purpose.
+    cluster.worker?.disconnect();
+  }
+}
+
+/** The gateway, started and listening on HOST:PORT, with its URL. */
+async function listening(config: LoadedConfig, log: Logger): Promise<{ gateway: Gateway; url: string }> {
+  const gateway = await createGateway(config, { log });
+  try {
+    return { gateway, url: await gateway.listen() };
   } catch (error) {
     await gateway.close();
     throw listenProblem(error, config.env);
   }
-  log.info({ url, mode: config.env.mode, config: config.source ?? null }, `Portico listening on ${url}`);
+}
+
+/**
+ * Serves until SIGTERM or SIGINT, then shuts down gracefully; resolves with the exit code. The
+ * other signal changes nothing then (a worker gets Ctrl-C's SIGINT from the terminal and SIGTERM
+ * from its primary); the same one again kills the process, as without a handler.
+ */
+function untilSignal({ gateway }: { gateway: Gateway }, log: Logger): Promise<number> {
   return new Promise((resolve) => {
+    let stopping = false;
     const shutdown = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
       log.info({ signal }, 'shutting down: finishing in-flight requests');
       gateway.close().then(
         () => resolve(0),

@@ -1,5 +1,5 @@
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { builtinModules } from '../modules/index.ts';
@@ -212,6 +212,18 @@ export default defineConfig({ signup: 'open', modules: [hello] });\n`,
     expect(await issuesOf(load({ PORTICO_METRICS_TOKEN: 'guessable' }))).toEqual([
       'PORTICO_METRICS_TOKEN: at least 16 characters',
     ]);
+  });
+
+  it('runs PORTICO_WORKERS processes: 1 by default, a number, or auto (one per core)', async () => {
+    expect((await load()).env.workers).toBe(1);
+    expect((await load({ PORTICO_WORKERS: '4' })).env.workers).toBe(4);
+    expect((await load({ PORTICO_WORKERS: 'auto' })).env.workers).toBe(availableParallelism());
+    for (const wrong of ['0', '1025', 'two', '2.5'])
+      expect(await issuesOf(load({ PORTICO_WORKERS: wrong }))).toEqual([
+        'PORTICO_WORKERS: expected an integer from 1 to 1024, or auto (one per core)',
+      ]);
+    // Only a process the primary forked is a worker, whatever its environment says.
+    expect((await load({ PORTICO_WORKER: '2' })).env.worker).toBeUndefined();
   });
 });
 

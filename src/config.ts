@@ -45,6 +45,13 @@ export interface Environment {
   tracing: TracingSettings | null;
   /** `PORTICO_METRICS_TOKEN`: the bearer token of `GET /metrics`; unset, that endpoint is off (404). */
   metricsToken: string | undefined;
+  /** `PORTICO_WORKERS`: how many processes `portico start` runs on the port (`--workers` overrides it). */
+  workers: number;
+  /**
+   * Which worker of `portico start --workers` this process is, 1 to `workers` (a replacement
+   * takes the number of the worker it replaces); undefined outside such a worker.
+   */
+  worker?: number;
 }
 
 /** A reason the gateway cannot start that the operator can fix: the CLI prints it as is, without a stack. */

@@ -40,6 +40,7 @@ import { buildSchema } from './schema.ts';
 import type { NodeServerContext } from './server-context.ts';
 import { REQUEST_ID_HEADER } from './telemetry/request-scope.ts';
 import { type GatewayTracing, startTracing } from './telemetry/tracing.ts';
+import { WorkerMetrics } from './telemetry/worker-metrics.ts';
 import type { Clock } from './timers.ts';
 import { anonymousViewer } from './viewer.ts';
 import { serveWebSocket } from './websocket.ts';
@@ -119,6 +120,9 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
   const isAdmin = (context: RequestContext | undefined) => context?.viewer.scopes.has('admin') === true;
   const seesSchema = (request: Request) => development || isAdmin(contexts.ready(request));
   const liveStreams = useLiveStreams({ live: runtime.live });
+  // A worker of `start --workers` answers a scrape with every worker's counters, and its own to the others'.
+  const workerMetrics =
+    env.metricsToken && env.worker !== undefined ? new WorkerMetrics(runtime.metrics.registry) : undefined;
   const yoga = createYoga<NodeServerContext, RequestContext>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -146,7 +150,13 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
       useSseOriginCheck({ publicUrl: env.publicUrl }),
       // Off (404) without a token.
       ...(env.metricsToken
-        ? [useMetricsEndpoint({ registry: runtime.metrics.registry, token: env.metricsToken })]
+        ? [
+            useMetricsEndpoint({
+              registry: runtime.metrics.registry,
+              token: env.metricsToken,
+              gather: workerMetrics && (() => workerMetrics.gather()),
+            }),
+          ]
         : []),
       useRoutes({
         routes: runtime.instances.routes,
@@ -208,6 +218,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
         clearTimeout(timer);
       }
       await runtime.instances.stop();
+      workerMetrics?.close();
       await yoga.dispose();
       try {
         await closeRuntime(runtime);

@@ -17,6 +17,7 @@ import type { PorticoModule } from './module.ts';
 import { parseBlobStorageUrl } from './store/blob-storage.ts';
 import { isRemoteStoreUrl, parseRemoteStoreUrl } from './store/remote/protocol.ts';
 import { tracingSettings } from './telemetry/tracing-settings.ts';
+import { parseWorkerCount, WORKER_COUNT_EXPECTED, workerNumber } from './workers.ts';
 
 /** A `portico.config.ts`/`.mjs` default export: the plain keys, plus modules written in code. */
 export interface PorticoConfig extends ConfigFile {
@@ -69,6 +70,7 @@ const environmentSchema = z.object({
   PORTICO_CONFIG: optionalString,
   PORTICO_TRUSTED_PROXIES: optionalString,
   PORTICO_METRICS_TOKEN: optionalString,
+  PORTICO_WORKERS: optionalString,
 });
 
 export interface LoadConfigOptions {
@@ -131,6 +133,8 @@ export async function loadConfig({
   ) {
     issues.push(`PORTICO_METRICS_TOKEN: at least ${MIN_METRICS_TOKEN_LENGTH} characters`);
   }
+  const workers = vars.PORTICO_WORKERS === undefined ? 1 : parseWorkerCount(vars.PORTICO_WORKERS);
+  if (workers === undefined) issues.push(`PORTICO_WORKERS: expected ${WORKER_COUNT_EXPECTED}`);
   for (const variable of ['DATABASE_URL', 'SYSTEM_DATABASE_URL'] as const) {
     const url = vars[variable];
     try {
@@ -181,6 +185,8 @@ export async function loadConfig({
       trustedProxies,
       tracing,
       metricsToken: vars.PORTICO_METRICS_TOKEN,
+      workers: workers!,
+      worker: workerNumber(env),
     },
     settings,
     modules,

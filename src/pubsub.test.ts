@@ -21,6 +21,16 @@ describe('pubSubAdapterFor', () => {
     expect(pubSubAdapterFor({ redisUrl: undefined, systemDatabaseUrl: postgres })).toBe('postgresql');
     expect(pubSubAdapterFor({ redisUrl: undefined, systemDatabaseUrl: sqlite })).toBe('local');
   });
+
+  it('goes through the primary in a worker of `start --workers` when there is no broker', () => {
+    expect(pubSubAdapterFor({ redisUrl: undefined, systemDatabaseUrl: sqlite, worker: 2 })).toBe('ipc');
+    expect(pubSubAdapterFor({ redisUrl: undefined, systemDatabaseUrl: postgres, worker: 2 })).toBe(
+      'postgresql',
+    );
+    expect(pubSubAdapterFor({ redisUrl: 'redis://cache', systemDatabaseUrl: sqlite, worker: 2 })).toBe(
+      'redis',
+    );
+  });
 });
 
 describe('the in-process pub/sub', () => {

@@ -70,13 +70,22 @@ export interface PorticoServer {
 }
 
 /**
- * Starts `portico start` in `cwd` on a free loopback port (see `spawnPortico` for `env`) and
- * resolves once it listens. One that exits first rejects with its stderr; one not listening
- * within 30 s is killed. It never outlives the test process.
+ * Starts `portico start` (with `options`, such as `--workers 2`) in `cwd` on a free loopback port
+ * (see `spawnPortico` for `env`) and resolves once it listens. One that exits first rejects with
+ * its stderr; one not listening within 60 s is killed. It never outlives the test process.
  */
-export async function startPortico(cwd: string, env: Record<string, string> = {}): Promise<PorticoServer> {
+export async function startPortico(
+  cwd: string,
+  env: Record<string, string> = {},
+  options: string[] = [],
+): Promise<PorticoServer> {
   const port = await freePort();
-  const child = spawnPortico(['start'], cwd, { HOST: '127.0.0.1', PORT: String(port), ...env }, {});
+  const child = spawnPortico(
+    ['start', ...options],
+    cwd,
+    { HOST: '127.0.0.1', PORT: String(port), ...env },
+    {},
+  );
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
   const exited = once(child, 'exit').then(([code]) => {
@@ -97,7 +106,7 @@ export async function startPortico(cwd: string, env: Record<string, string> = {}
       reject(new Error(`portico exited with ${code} before listening:\n${stderr.join('\n')}`)),
     );
   });
-  const timeout = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const timeout = setTimeout(() => child.kill('SIGKILL'), 60_000);
   await listening.finally(() => clearTimeout(timeout));
   return {
     url: `http://127.0.0.1:${port}`,

@@ -133,7 +133,9 @@ export class Sessions implements ModuleInstance {
       this.#watchLiveSessions(),
       this.#writeDueUses(),
     );
-    const link = await this.issueBootstrapLink();
+    // One link per start: the other workers of `start --workers` come up after worker 1.
+    const { worker } = this.runtime.env;
+    const link = worker === undefined || worker === 1 ? await this.issueBootstrapLink() : null;
     if (link)
       this.runtime.log.info({ bootstrap: true }, `No admin yet. Create the first admin here: ${link}`);
   }

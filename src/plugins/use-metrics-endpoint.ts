@@ -7,6 +7,11 @@ export interface MetricsEndpointOptions {
   registry: Registry;
   /** `PORTICO_METRICS_TOKEN`: the bearer token a scraper sends. */
   token: string;
+  /**
+   * The text to answer, when it is not the registry's own: every worker's counters summed, under
+   * `portico start --workers` (`WorkerMetrics.gather`). A rejection answers 503.
+   */
+  gather?: () => Promise<string>;
 }
 
 const ENDPOINT = '/metrics';
@@ -16,7 +21,11 @@ const ENDPOINT = '/metrics';
  * (CPU, memory, event loop lag, garbage collection), for `Authorization: Bearer <token>` only;
  * anything else is 403. The gateway adds it only when a token is set: otherwise the path is 404.
  */
-export function useMetricsEndpoint({ registry, token }: MetricsEndpointOptions): Plugin {
+export function useMetricsEndpoint({
+  registry,
+  token,
+  gather = () => registry.metrics(),
+}: MetricsEndpointOptions): Plugin {
   collectDefaultMetrics({ register: registry });
   // Digests of equal length, compared in constant time: the comparison says nothing of the token's length or prefix.
   const expected = sha256(token);
@@ -42,8 +51,23 @@ export function useMetricsEndpoint({ registry, token }: MetricsEndpointOptions):
         );
         return;
       }
+      let text: string;
+      try {
+        text = await gather();
+      } catch (error) {
+        endResponse(
+          Response.json(
+            {
+              error: `The metrics could not be gathered: ${(error as Error).message}.`,
+              code: 'SERVICE_UNAVAILABLE',
+            },
+            { status: 503, headers: { 'retry-after': '1' } },
+          ),
+        );
+        return;
+      }
       endResponse(
-        new Response(await registry.metrics(), {
+        new Response(text, {
           headers: { 'content-type': registry.contentType, 'cache-control': 'no-store' },
         }),
       );

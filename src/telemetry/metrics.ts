@@ -133,6 +133,8 @@ export class GatewayMetrics {
     help: '1 while the database answers, else 0: the system database and the store (whatever its backend)',
     labelNames: ['database', 'backend'] as const,
     registers: [this.registry],
+    // Under `start --workers` (where the other metrics add up): 1 only when every worker's database answers.
+    aggregator: 'min',
     // Asked at each read (a scrape, the console): the readiness probes, not a guess from past statements.
     collect: () => this.#probeDatabases(),
   });
