@@ -2,8 +2,9 @@
  * `npm run bench:blobs`: a 1 GiB blob up through `POST /blobs` and down through `GET /blobs/:id`,
  * each against a floor: a plain Node stream copy of the same file with fsync, measured cold (the
  * run's first copy) and warm (each round's copy, after at least one before it). Portico runs in a
- * child process (SQLite, production mode) whose RSS is sampled throughout; the goals are each way
- * ≥ 0.5 of the floor's throughput and < 64 MiB of RSS growth, the server's first upload included.
+ * child process (SQLite, production mode) whose RSS is sampled, and CPU time read, throughout; the
+ * goals are each way ≥ 0.5 of the floor's throughput and < 64 MiB of RSS growth, the server's first
+ * upload included.
  * See BENCHMARKS.md, "Blobs".
  *
  * Environment (all optional): BENCH_BLOB_MIB (size, default 1024), BENCH_BLOB_ROUNDS (default 3;
@@ -21,7 +22,7 @@ import { mkdir, mkdtemp, readFile, rm, statfs } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { firstAdminCookie, startPortico } from './portico.ts';
+import { cpuMs, firstAdminCookie, startPortico } from './portico.ts';
 import { downloadFile, MIB, makeSource, seconds, sha256File, uploadFile } from './transfers.ts';
 
 const SIZE = positive('BENCH_BLOB_MIB', 1024) * MIB;
@@ -69,9 +70,12 @@ async function apiKey(url: string, token: string): Promise<string> {
   return (data.createApiKey as { secret: string }).secret;
 }
 
-// ---------------------------------------------------------------- RSS
+// ---------------------------------------------------------------- RSS and CPU
 
-/** Samples the child's resident set (and its high-water mark) while `work` runs. */
+/**
+ * Samples the child's resident set (and its high-water mark) while `work` runs, and reads the CPU
+ * time it used meanwhile: a figure that the disk's moods and other load on the machine inflate less.
+ */
 async function withRss<T>(pid: number, work: () => Promise<T>) {
   const read = async () => {
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
@@ -79,6 +83,7 @@ async function withRss<T>(pid: number, work: () => Promise<T>) {
     return { rss: kib('VmRSS') * 1024, hwm: kib('VmHWM') * 1024 };
   };
   const before = await read();
+  const cpuBefore = await cpuMs(pid);
   let peak = before.rss;
   let sampling = true;
   const sampler = (async () => {
@@ -91,7 +96,11 @@ async function withRss<T>(pid: number, work: () => Promise<T>) {
     const result = await work();
     // A new high-water mark is the true peak; otherwise the samples are the best estimate.
     const after = await read();
-    return { result, growth: Math.max(peak, after.hwm > before.hwm ? after.hwm : 0) - before.rss };
+    return {
+      result,
+      growth: Math.max(peak, after.hwm > before.hwm ? after.hwm : 0) - before.rss,
+      cpu: ((await cpuMs(pid)) - cpuBefore) / 1000,
+    };
   } finally {
     sampling = false;
     await sampler;
@@ -158,6 +167,8 @@ async function main(): Promise<number> {
   const downloads: number[] = [];
   const uploadRss: number[] = [];
   const downloadRss: number[] = [];
+  const uploadCpu: number[] = [];
+  const downloadCpu: number[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     floors.push(await floorCopy(source, copy));
     await rm(copy);
@@ -167,9 +178,11 @@ async function main(): Promise<number> {
     }
     uploads.push(up.result.elapsed);
     uploadRss.push(up.growth);
+    uploadCpu.push(up.cpu);
     const down = await withRss(pid, () => downloadFile(url, key, up.result.blob.url, downloaded));
     downloads.push(down.result);
     downloadRss.push(down.growth);
+    downloadCpu.push(down.cpu);
     if ((await sha256File(downloaded)) !== expected) throw new Error('download returned other bytes');
     await rm(downloaded);
     // Deleted, so that every round's upload places its bytes anew.
@@ -183,8 +196,8 @@ async function main(): Promise<number> {
     );
     console.log(
       `round ${round}: floor ${mibPerSecond(floors.at(-1)!).toFixed(0)} MiB/s, ` +
-        `upload ${mibPerSecond(up.result.elapsed).toFixed(0)} MiB/s (RSS +${mib(up.growth)}), ` +
-        `download ${mibPerSecond(down.result).toFixed(0)} MiB/s (RSS +${mib(down.growth)})`,
+        `upload ${mibPerSecond(up.result.elapsed).toFixed(0)} MiB/s (RSS +${mib(up.growth)}, ${up.cpu.toFixed(2)} s CPU), ` +
+        `download ${mibPerSecond(down.result).toFixed(0)} MiB/s (RSS +${mib(down.growth)}, ${down.cpu.toFixed(2)} s CPU)`,
     );
   }
 
@@ -195,13 +208,14 @@ async function main(): Promise<number> {
   // Round 1's upload is the server's first: what it grows by is the cold figure.
   const laterUploads = uploadRss.slice(1);
   const rows = [
-    ['floor, cold (first copy)', cold.toFixed(0), '1.00', '', ''],
-    ['floor, warm (rounds)', warm.text, (warm.median / cold).toFixed(2), '1.00', ''],
+    ['floor, cold (first copy)', cold.toFixed(0), '1.00', '', '', ''],
+    ['floor, warm (rounds)', warm.text, (warm.median / cold).toFixed(2), '1.00', '', ''],
     [
       'POST /blobs',
       up.text,
       (up.median / cold).toFixed(2),
       (up.median / warm.median).toFixed(2),
+      `${median(uploadCpu).toFixed(2)} s`,
       `${mib(uploadRss[0]!)} first${laterUploads.length ? `, ≤ ${mib(Math.max(...laterUploads))} later` : ''}`,
     ],
     [
@@ -209,13 +223,14 @@ async function main(): Promise<number> {
       down.text,
       (down.median / cold).toFixed(2),
       (down.median / warm.median).toFixed(2),
+      `${median(downloadCpu).toFixed(2)} s`,
       `≤ ${mib(Math.max(...downloadRss))}`,
     ],
   ];
-  const widths = [26, 17, 7, 7, 0];
+  const widths = [26, 17, 7, 7, 10, 0];
   const line = (cells: string[]) =>
     cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
-  console.log(`\n${line(['what', 'MiB/s', '× cold', '× warm', 'peak RSS growth'])}`);
+  console.log(`\n${line(['what', 'MiB/s', '× cold', '× warm', 'server CPU', 'peak RSS growth'])}`);
   for (const row of rows) console.log(line(row));
 
   const goals = [
