@@ -94,6 +94,7 @@ export type {
   ByteRange,
   S3Location,
   StagedBlob,
+  StageOptions,
   StoredContent,
 } from './store/blob-storage.ts';
 export {
@@ -136,6 +137,8 @@ export {
   wireVersion,
 } from './store/remote/serve.ts';
 export { createDatabaseBlobStorage } from './store/sql/blob-chunks.ts';
+export type { StreamedBodyHooks } from './streamed-response.ts';
+export { streamedResponse } from './streamed-response.ts';
 export type { ColumnKind, TableRow, TableShape } from './tables.ts';
 export { rowProblem } from './tables.ts';
 export { currentRequestId } from './telemetry/request-scope.ts';

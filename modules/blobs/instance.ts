@@ -51,7 +51,7 @@ export class ServedUploads {
 
 /**
  * A stream that passes `source` on and counts each chunk's bytes as its reader takes it: what was
- * actually sent or received, also when the other side stops halfway.
+ * actually received, also when the client stops halfway.
  */
 function counted(source: ReadableStream<Uint8Array>, bytes: { inc(amount: number): void }) {
   const reader = source.getReader();
@@ -99,10 +99,8 @@ export class BlobFiles implements ModuleInstance {
     return counted(body, this.#bytesIn);
   }
 
-  /** A download's body, its bytes counted as the client takes them. */
-  outgoing(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
-    return counted(body, this.#bytesOut);
-  }
+  /** Counts a download's bytes as the client's connection takes them. */
+  readonly sent = (bytes: number) => this.#bytesOut.inc(bytes);
 
   /**
    * Makes the driver (a `blobs.storage` factory in code, else BLOB_STORAGE_URL's: a folder, an

@@ -61,4 +61,17 @@ describe.each(backends)('blob metrics on %s', (backend) => {
     expect(change('in')).toBe(3500);
     expect(change('out')).toBe(6100);
   });
+
+  it('counts a download of several MiB once, as its 1 MiB chunks are sent', async () => {
+    const size = 5 * 1024 * 1024 + 17;
+    const posted = await postBlob(admin, randomBytes(size));
+    const { url } = (await posted.json()) as { url: string };
+    const before = await scrape(portico.url);
+    expect((await (await admin.request(url)).arrayBuffer()).byteLength).toBe(size);
+    const after = await scrape(portico.url);
+    const out = { direction: 'out' };
+    expect(after.value('portico_blob_bytes_total', out) - before.value('portico_blob_bytes_total', out)).toBe(
+      size,
+    );
+  });
 });

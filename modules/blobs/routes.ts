@@ -18,6 +18,8 @@ import {
   type Route,
   readCall,
   STORE_PROTOCOL_PATH,
+  type StageOptions,
+  streamedResponse,
   toGlobalId,
   toWireBlob,
   UploadInterrupted,
@@ -73,6 +75,12 @@ function sentFilename(request: Request): string | null {
   return new URL(request.url).searchParams.get('filename');
 }
 
+/**
+ * A request body's chunks are the request's alone: Node reads each into a buffer of its own (and a
+ * body given to a Request in process is the Request's). So storage may free each once written.
+ */
+const REQUEST_BODY: StageOptions = { disposableChunks: true };
+
 /** POST /blobs: the raw body, streamed to storage. */
 async function uploadRoute(files: BlobFiles, request: Request, context: RequestContext): Promise<Response> {
   const { viewer, runtime } = context;
@@ -103,12 +111,13 @@ async function uploadRoute(files: BlobFiles, request: Request, context: RequestC
     return refuse(400, 'BAD_USER_INPUT', 'A fenced upload names `lease` and an integer `token`.');
   }
   try {
-    const blob = await upload(runtime, files.storage, files.incoming(request.body ?? new Blob([]).stream()), {
-      contentType: request.headers.get('content-type'),
-      filename,
-      ownerId: viewer.userId,
-      fence,
-    });
+    const blob = await upload(
+      runtime,
+      files.storage,
+      files.incoming(request.body ?? new Blob([]).stream()),
+      { contentType: request.headers.get('content-type'), filename, ownerId: viewer.userId, fence },
+      REQUEST_BODY,
+    );
     return Response.json(blobJson(blob), { status: 201, headers: { location: blobPath(blob) } });
   } catch (error) {
     if (error instanceof BlobTooLarge) return tooLarge(error.limit);
@@ -215,7 +224,15 @@ async function downloadRoute(
     context.log.error({ blob: blob.id, sha256: blob.sha256 }, 'blob has a row but no bytes');
     return problem(404, 'NOT_FOUND', 'No such blob.');
   }
-  return new Response(files.outgoing(body), { status, headers });
+  return streamedResponse(
+    body,
+    { status, headers },
+    {
+      onSent: files.sent,
+      onError: (error) =>
+        context.log.error({ err: error, blob: blob.id, sha256: blob.sha256 }, 'blob download failed midway'),
+    },
+  );
 }
 
 /** `POST /blobs` and `GET`/`HEAD /blobs/:id`, on the gateway's storage. */
@@ -279,7 +296,7 @@ export const blobProtocolRoutes = (files: BlobFiles): Route[] => {
           const own = context.runtime.settings.blobs.maxBytes;
           const maxBytes = Number.isSafeInteger(asked) && asked >= 0 ? Math.min(asked, own) : own;
           try {
-            const staged = await files.storage.stage(request.body, maxBytes);
+            const staged = await files.storage.stage(request.body, maxBytes, REQUEST_BODY);
             files.servedUploads.add(staged);
             return Response.json(
               { key: staged.key, sha256: staged.sha256, size: staged.size },
@@ -305,7 +322,14 @@ export const blobProtocolRoutes = (files: BlobFiles): Route[] => {
           const range = asked ? { start: Number(asked[1]), end: Number(asked[2]) } : undefined;
           const body = await files.storage.read(sha256.data, range, request.signal);
           if (!body) throw new PorticoError('NOT_FOUND', 'No such bytes.');
-          return new Response(body, { status: range ? 206 : 200, headers: { 'content-type': OCTET_STREAM } });
+          return streamedResponse(
+            body,
+            { status: range ? 206 : 200, headers: { 'content-type': OCTET_STREAM } },
+            {
+              onError: (error) =>
+                context.log.error({ err: error, sha256: sha256.data }, 'blob bytes failed midway'),
+            },
+          );
         }),
     },
     {

@@ -7,6 +7,7 @@ import {
   newId,
   type Runtime,
   type StagedBlob,
+  type StageOptions,
   toGlobalId,
 } from '../../src/index.ts';
 
@@ -34,10 +35,11 @@ export async function upload(
   storage: BlobStorage,
   source: ReadableStream<Uint8Array>,
   input: UploadInput,
+  stageOptions?: StageOptions,
 ) {
   // Refuses a stale token before its bytes travel; the check that counts is the one in the write.
   if (input.fence) await runtime.store.leases.checkFence(input.fence);
-  const staged = await storage.stage(source, runtime.settings.blobs.maxBytes);
+  const staged = await storage.stage(source, runtime.settings.blobs.maxBytes, stageOptions);
   const blob: BlobRecord = {
     id: newId(),
     sha256: staged.sha256,

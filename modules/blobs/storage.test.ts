@@ -29,6 +29,14 @@ function source(chunks: Uint8Array[], failAt?: number) {
   return { stream, state };
 }
 
+/** The files this process has open at a content address. */
+async function openFiles(address: string) {
+  const targets = await Promise.all(
+    (await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')),
+  );
+  return targets.filter((target) => target.includes(address));
+}
+
 const text = async (stream: ReadableStream<Uint8Array> | null) =>
   stream ? Buffer.from(await new Response(stream).arrayBuffer()) : null;
 
@@ -81,23 +89,63 @@ describe('the filesystem storage driver', () => {
     const bytes = randomBytes(8 * 1024 * 1024);
     const staged = await storage.stage(source([bytes]).stream, bytes.length);
     await storage.commit(staged);
-    const openFiles = async () => {
-      const targets = await Promise.all(
-        (await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')),
-      );
-      return targets.filter((target) => target.includes(staged.sha256));
-    };
     const controller = new AbortController();
     const reader = (await storage.read(staged.sha256, undefined, controller.signal))!.getReader();
     expect((await reader.read()).value?.byteLength).toBeGreaterThan(0);
-    expect(await openFiles()).toHaveLength(1);
+    expect(await openFiles(staged.sha256)).toHaveLength(1);
     controller.abort();
-    // What was read ahead may still come; then the stream ends, far short of the file.
+    // The stream ends, far short of the file.
     let received = 0;
     for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
       received += chunk.value.byteLength;
     expect(received).toBeLessThan(bytes.length / 2);
-    await expect.poll(openFiles).toEqual([]);
+    await expect.poll(() => openFiles(staged.sha256)).toEqual([]);
+  });
+
+  it('frees the disposable chunks it wrote that span their buffer, and no others', async () => {
+    // Each in an ArrayBuffer of its own, as Node reads a request body; the last a view into a larger one.
+    const own = [new Uint8Array(randomBytes(100_000)), new Uint8Array(randomBytes(70_000))];
+    const shared = new Uint8Array(randomBytes(200_000));
+    const view = shared.subarray(1000, 51_000);
+    const expected = sha256(Buffer.concat([...own, view]));
+    const disposable = await storage.stage(source([...own, view]).stream, 1e6, { disposableChunks: true });
+    expect(disposable.sha256).toBe(expected);
+    expect(own.map((chunk) => chunk.buffer.detached)).toEqual([true, true]);
+    expect(shared.buffer.detached).toBe(false);
+
+    const kept = [new Uint8Array(randomBytes(100_000))];
+    await storage.stage(source(kept).stream, 1e6);
+    expect(kept[0]!.buffer.detached).toBe(false);
+  });
+
+  it("reads into a BYOB reader's buffers, a range from where it starts", async () => {
+    const bytes = randomBytes(3 * 1024 * 1024 + 7);
+    await storage.commit(await storage.stage(source([bytes]).stream, bytes.length));
+    const reader = (await storage.read(sha256(bytes), { start: 10, end: 2 * 1024 * 1024 + 9 }))!.getReader({
+      mode: 'byob',
+    });
+    const received: Buffer[] = [];
+    let buffer = new ArrayBuffer(768 * 1024);
+    for (let chunk = await reader.read(new Uint8Array(buffer)); !chunk.done; ) {
+      received.push(Buffer.from(chunk.value));
+      // The same memory comes back each time (transferred), filled anew.
+      buffer = chunk.value.buffer;
+      chunk = await reader.read(new Uint8Array(buffer));
+    }
+    expect(received.map((chunk) => chunk.length)).toEqual([786_432, 786_432, 524_288]);
+    expect(Buffer.concat(received).equals(bytes.subarray(10, 2 * 1024 * 1024 + 10))).toBe(true);
+  });
+
+  it('ends quietly when the signal aborts while a read is under way, and closes the file', async () => {
+    const bytes = randomBytes(4 * 1024 * 1024);
+    await storage.commit(await storage.stage(source([bytes]).stream, bytes.length));
+    const controller = new AbortController();
+    const reader = (await storage.read(sha256(bytes), undefined, controller.signal))!.getReader();
+    const reading = reader.read();
+    controller.abort();
+    expect((await reading).done).toBe(true);
+    expect((await reader.read()).done).toBe(true);
+    await expect.poll(() => openFiles(sha256(bytes))).toEqual([]);
   });
 
   it('refuses names that are not content addresses', async () => {

@@ -23,10 +23,9 @@ export type StorageFactory = (context: {
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 // `<pid>-<random>`: the sweep can tell whose upload a temporary file was.
 const TEMP_NAME = /^(\d+)-[0-9a-f]{24}$/;
-// Writes are batched up to this much; reads come in chunks of this size, this many ahead.
+// Writes are batched up to this much; a default reader's reads come in chunks of this size.
 const WRITE_BUFFER = 1024 * 1024;
 const READ_CHUNK = 1024 * 1024;
-const READ_AHEAD = 2;
 const SHARD = /^[0-9a-f]{2}$/;
 
 /**
@@ -68,7 +67,7 @@ export async function createFsStorage(root: string): Promise<BlobStorage> {
   };
 
   return {
-    async stage(source, maxBytes) {
+    async stage(source, maxBytes, options) {
       const key = `${process.pid}-${randomBytes(12).toString('hex')}`;
       const path = tempPath(key);
       // `flush`: the file is fsynced before it closes.
@@ -98,7 +97,8 @@ export async function createFsStorage(root: string): Promise<BlobStorage> {
           if (size > maxBytes) throw new BlobTooLarge(maxBytes);
           hash.update(chunk.value);
           if (failure) throw failure;
-          if (!out.write(chunk.value)) await waitForDrain(out);
+          const written = options?.disposableChunks ? release(chunk.value) : undefined;
+          if (!out.write(chunk.value, written)) await waitForDrain(out);
         }
         out.end();
         await finished(out);
@@ -197,8 +197,9 @@ export async function createFsStorage(root: string): Promise<BlobStorage> {
 }
 
 /**
- * `[start, end)` of an open file as a web stream that owns the handle. Each chunk is read into a
- * fresh buffer and handed on as is (Readable.toWeb copies every chunk); a few chunks are read ahead.
+ * `[start, end)` of an open file as a byte stream that owns the handle. A BYOB reader's buffers are
+ * read into directly (the download route reuses a few, see `streamedResponse`); a default reader
+ * gets a fresh READ_CHUNK buffer per read. Nothing is read ahead.
  */
 function fileStream(
   handle: FileHandle,
@@ -207,49 +208,83 @@ function fileStream(
   signal: AbortSignal | undefined,
 ): ReadableStream<Uint8Array> {
   let position = start;
-  let closed = false;
-  let abandoned = false;
-  let stop: (() => void) | undefined;
-  const close = async () => {
-    if (closed) return;
-    closed = true;
-    if (stop) signal?.removeEventListener('abort', stop);
-    await handle.close().catch(() => {});
+  let controller: ReadableByteStreamController;
+  // A read of the file is under way: its buffer is the stream's until it ends.
+  let reading = false;
+  // The signal aborted: the stream ends, quietly (nobody is left to read an error).
+  let aborted = false;
+  // The stream was cancelled, closed or errored: its controller is not touched again.
+  let finished = false;
+  const close = () => {
+    finished = true;
+    signal?.removeEventListener('abort', abort);
+    return handle.close().catch(() => {});
   };
-  return new ReadableStream<Uint8Array>(
-    {
-      start(controller) {
-        // Ends the stream quietly: nobody is left to read an error.
-        stop = () => {
-          abandoned = true;
-          controller.close();
-          void close();
-        };
-        if (signal?.aborted) stop();
-        else signal?.addEventListener('abort', stop, { once: true });
-      },
-      async pull(controller) {
-        const size = Math.min(READ_CHUNK, end - position);
-        if (size <= 0) {
-          await close();
-          controller.close();
-          return;
-        }
-        try {
-          const buffer = Buffer.allocUnsafeSlow(size);
-          const { bytesRead } = await handle.read(buffer, 0, size, position);
-          if (bytesRead === 0) throw new Error('The blob file is shorter than its size');
-          position += bytesRead;
-          controller.enqueue(buffer.subarray(0, bytesRead));
-        } catch (error) {
-          await close();
-          if (!abandoned) controller.error(error);
-        }
-      },
-      cancel: close,
+  /** Ends the stream (a read waiting for bytes gets none) and closes the file. */
+  const finish = () => {
+    if (finished) return;
+    void close();
+    controller.close();
+    controller.byobRequest?.respond(0);
+  };
+  function abort() {
+    aborted = true;
+    // A read under way ends the stream when it is done, so that its buffer is not handed back
+    // while the file is still read into it.
+    if (!reading) finish();
+  }
+  return new ReadableStream({
+    type: 'bytes',
+    autoAllocateChunkSize: READ_CHUNK,
+    start(created) {
+      controller = created;
+      if (signal?.aborted) abort();
+      else signal?.addEventListener('abort', abort, { once: true });
     },
-    { highWaterMark: READ_AHEAD },
-  );
+    async pull() {
+      const request = controller.byobRequest!;
+      const { buffer, byteOffset, byteLength } = request.view!;
+      const view = new Uint8Array(buffer, byteOffset, byteLength);
+      const size = Math.min(view.byteLength, end - position);
+      if (size <= 0) {
+        finish();
+        return;
+      }
+      let bytesRead: number;
+      reading = true;
+      try {
+        ({ bytesRead } = await handle.read(view, 0, size, position));
+        if (bytesRead === 0) throw new Error('The blob file is shorter than its size');
+      } catch (error) {
+        if (aborted) finish();
+        else if (!finished) {
+          void close();
+          controller.error(error);
+        }
+        return;
+      } finally {
+        reading = false;
+      }
+      if (aborted) finish();
+      if (finished) return;
+      position += bytesRead;
+      request.respond(bytesRead);
+    },
+    cancel: close,
+  });
+}
+
+/**
+ * A write callback that frees a chunk's memory at once, rather than at the next full garbage
+ * collection (V8 runs one after ~64 MiB of such buffers): it detaches the chunk's ArrayBuffer, when
+ * the chunk spans all of it (as each of Node's reads of a request body does).
+ */
+function release(chunk: Uint8Array) {
+  return () => {
+    const { buffer } = chunk;
+    if (!(buffer instanceof ArrayBuffer) || buffer.detached) return;
+    if (chunk.byteOffset === 0 && chunk.byteLength === buffer.byteLength) buffer.transfer(0);
+  };
 }
 
 /** Another gateway on this machine may share the folder: its uploads in progress stay. */

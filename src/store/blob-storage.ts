@@ -13,6 +13,15 @@ export interface StagedBlob {
   readonly key: string;
 }
 
+export interface StageOptions {
+  /**
+   * The source's chunks are this upload's alone, each in an ArrayBuffer of its own (an HTTP request
+   * body as Node reads it): the driver may free a chunk's memory (detach its buffer) once it has
+   * written it. Left to the garbage collector, some 64 MiB of them pile up before one runs.
+   */
+  disposableChunks?: boolean;
+}
+
 /** An object at a content address, as a driver lists it for the sweep of unreferenced bytes. */
 export interface StoredContent {
   readonly sha256: string;
@@ -37,7 +46,7 @@ export interface BlobStorage {
    * HTTP route can still answer 413 on the connection), drops what it wrote and throws
    * {@link BlobTooLarge}; when `source` fails it drops it too and throws {@link UploadInterrupted}.
    */
-  stage(source: ReadableStream<Uint8Array>, maxBytes: number): Promise<StagedBlob>;
+  stage(source: ReadableStream<Uint8Array>, maxBytes: number, options?: StageOptions): Promise<StagedBlob>;
   /** Moves a staged object to its content address, durably. */
   commit(staged: StagedBlob): Promise<void>;
   /** Drops a staged object (no error when it is gone already). */

@@ -431,7 +431,7 @@ export function traceBlobStorage(storage: BlobStorage): BlobStorage {
       return runInSpan(trace.setSpan(child.active, child.span), child.span, () => call(...args));
     };
   return {
-    stage: traced('stage', (source, maxBytes) => storage.stage(source, maxBytes)),
+    stage: traced('stage', (source, maxBytes, options) => storage.stage(source, maxBytes, options)),
     commit: traced(
       'commit',
       (staged) => storage.commit(staged),

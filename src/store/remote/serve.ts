@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { RequestContext } from '../../context.ts';
 import { isDatabaseUnavailable, PorticoError } from '../../errors.ts';
 import { sha256 } from '../../secrets.ts';
+import { isResponse } from '../../streamed-response.ts';
 import { GATEWAY_HEADER, GATEWAY_ID } from './identity.ts';
 import { type Namespace, STORE_SERVE_SCOPE, type WireError } from './protocol.ts';
 
@@ -108,7 +109,7 @@ export async function answer(
   if (caller instanceof Response) return caller;
   try {
     const result = await handler(caller);
-    return result instanceof Response ? result : Response.json(result ?? null);
+    return isResponse(result) ? result : Response.json(result ?? null);
   } catch (error) {
     return errorResponse(context, error);
   }
