@@ -19,8 +19,6 @@ interface NativeDatabase {
 
 /** A better-sqlite3 prepared statement. */
 export interface NativeStatement {
-  /** It returns rows (a SELECT, or a write with RETURNING). */
-  readonly reader: boolean;
   /** It changes nothing. */
   readonly readonly: boolean;
   all(...parameters: unknown[]): unknown[];
@@ -138,8 +136,11 @@ export class LockWaitingDriver implements Driver {
         this.#relaxed = relaxed;
         this.statement('begin immediate').run();
       } catch (error) {
-        this.#restoreSynchronous();
-        this.#lock.release();
+        try {
+          this.#restoreSynchronous();
+        } finally {
+          this.#lock.release();
+        }
         throw error;
       }
       this.#transactionOpen = true;
@@ -251,9 +252,12 @@ export class LockWaitingDriver implements Driver {
   #end() {
     if (!this.#transactionOpen) return;
     this.#transactionOpen = false;
-    // Before the lock goes: no other transaction may commit relaxed by mistake.
-    this.#restoreSynchronous();
-    this.#lock.release();
+    try {
+      // Before the lock goes: no other transaction may commit relaxed by mistake.
+      this.#restoreSynchronous();
+    } finally {
+      this.#lock.release();
+    }
   }
 
   #restoreSynchronous() {
