@@ -155,6 +155,10 @@ describe.each(backends)('device authorization grant on %s', (backend) => {
     const text = await confirm.text();
     expect(confirm.status).toBe(200);
     expect(text).toContain('page-cli');
+    // Approve is the page's primary button; Deny is styled apart (the danger class), not its twin.
+    expect(text).toContain('<button type="submit" name="decision" value="approve">Approve</button>');
+    expect(text).toContain('<button type="submit" name="decision" value="deny" class="danger">Deny</button>');
+    expect(text).toContain('button.danger {');
     const csrf = text.match(/name="csrf" value="([\w-]+)"/)![1]!;
     const decided = await admin.request('/device', {
       method: 'POST',

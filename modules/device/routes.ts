@@ -119,8 +119,8 @@ async function devicePage(request: Request, context: RequestContext) {
     }. It will get an API key of yours, listed with your keys and revocable there.</p>
 <p>Code: <strong>${formatUserCode(pending.userCode)}</strong>. Approve only if your device shows the same code.</p>
 <form method="post" action="/device">${csrf.field}<input type="hidden" name="user_code" value="${pending.userCode}">
-<button type="submit" name="decision" value="approve">Approve</button>
-<button type="submit" name="decision" value="deny">Deny</button></form>`,
+<div class="actions"><button type="submit" name="decision" value="approve">Approve</button>
+<button type="submit" name="decision" value="deny" class="danger">Deny</button></div></form>`,
     200,
     csrf.setCookie,
   );
