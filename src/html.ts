@@ -45,7 +45,10 @@ const STYLE = `
   h1 { font-size: 1.4rem; }
   h2 { font-size: 1.1rem; }
   form { display: grid; gap: .75rem; margin: 1rem 0; padding: 1rem; border: 1px solid #8884; border-radius: .5rem; }
-  form h2 { margin: 0; }
+  form h2, form p { margin: 0; }
+  .account { margin: 1rem 0; }
+  form.inline { display: inline-flex; margin: 0 0 0 .5rem; padding: 0; border: 0; vertical-align: middle; }
+  form.inline button { padding: .15rem .6rem; }
   label { display: grid; gap: .25rem; font-weight: 600; }
   input { font: inherit; padding: .5rem; border: 1px solid #888; border-radius: .3rem; }
   button { font: inherit; padding: .55rem; border-radius: .3rem; border: 1px solid #2456c8; background: #2456c8; color: #fff; cursor: pointer; }
@@ -121,8 +124,7 @@ ${body}
       'referrer-policy': 'no-referrer',
       'x-content-type-options': 'nosniff',
       'x-frame-options': 'DENY',
-      'content-security-policy':
-        `default-src 'none'; style-src 'unsafe-inline';${images ? " img-src 'self';" : ''} form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
+      'content-security-policy': `default-src 'none'; style-src 'unsafe-inline';${images ? " img-src 'self';" : ''} form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
     },
   });
   for (const [name, value] of new Headers(headers)) {

@@ -60,7 +60,9 @@ export function renderManualPage(markdown: string): { title: string; body: SafeH
       link({ href, title: tip, tokens }: Tokens.Link) {
         const text = this.parser.parseInline(tokens);
         const target = manualHref(href);
-        return target === null ? text : `<a href="${escapeHtml(target)}"${attribute('title', tip)}>${text}</a>`;
+        return target === null
+          ? text
+          : `<a href="${escapeHtml(target)}"${attribute('title', tip)}>${text}</a>`;
       },
       image({ href, title: tip, text }: Tokens.Image) {
         const target = manualHref(href);

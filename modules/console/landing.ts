@@ -36,8 +36,7 @@ async function landing(sessions: Sessions, request: Request, context: RequestCon
   const user = sessions.currentSnapshot(viewer)?.user;
   const csrf = csrfFor(request);
   const account = user
-    ? html`<p>Signed in as <strong>${user.email}</strong>.</p>
-<form method="post" action="/auth/logout" aria-label="Sign out">${csrf.field}<button type="submit">Sign out</button></form>`
+    ? html`<div class="account">Signed in as <strong>${user.email}</strong>.<form class="inline" method="post" action="/auth/logout" aria-label="Sign out">${csrf.field}<button type="submit">Sign out</button></form></div>`
     : html`<p><a href="/login">Sign in</a></p>`;
   return renderPage({
     title: 'Portico',

@@ -37,7 +37,13 @@ describe('the manual as HTML', () => {
     expect(manualHref('#the-part')).toBe('#the-part');
     expect(manualHref('screenshots/users.png')).toBe('/docs/screenshots/users.png');
     expect(manualHref('https://example.com/x')).toBe('https://example.com/x');
-    for (const outside of ['../README.md', 'grafana-dashboard.json', '../x/a.md', 'javascript:alert(1)', 'A.md']) {
+    for (const outside of [
+      '../README.md',
+      'grafana-dashboard.json',
+      '../x/a.md',
+      'javascript:alert(1)',
+      'A.md',
+    ]) {
       expect(manualHref(outside), outside).toBeNull();
     }
   });
@@ -95,7 +101,7 @@ describe.each(backends)('the start page and the manual on %s', (backend) => {
   it('shows a signed-in member who they are and the way out; sends an admin to the console', async () => {
     const text = await (await member.request('/')).text();
     expect(text).toContain(`Signed in as <strong>${MEMBER.email}</strong>`);
-    expect(text).toContain('<form method="post" action="/auth/logout" aria-label="Sign out">');
+    expect(text).toContain('<form class="inline" method="post" action="/auth/logout" aria-label="Sign out">');
     expect(text).not.toContain('<a href="/login">');
 
     const sent = await admin.request('/', { redirect: 'manual' });
@@ -131,8 +137,14 @@ describe.each(backends)('the start page and the manual on %s', (backend) => {
     const image = await portico.client().request('/docs/screenshots/users.png');
     expect(image.status).toBe(200);
     expect(image.headers.get('content-type')).toBe('image/png');
-    expect(Buffer.from(await image.arrayBuffer()).subarray(1, 4).toString()).toBe('PNG');
-    expect((await portico.client().request('/docs/screenshots/users.png', { method: 'HEAD' })).status).toBe(200);
+    expect(
+      Buffer.from(await image.arrayBuffer())
+        .subarray(1, 4)
+        .toString(),
+    ).toBe('PNG');
+    expect((await portico.client().request('/docs/screenshots/users.png', { method: 'HEAD' })).status).toBe(
+      200,
+    );
   });
 
   it('answers 404 for anything but a page or screenshot of the manual', async () => {

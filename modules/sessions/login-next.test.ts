@@ -35,7 +35,9 @@ describe.each(backends)('/login with next and reason on %s', (backend) => {
 
   async function signIn(next: string, account = ADMIN) {
     const browser = portico.client();
-    const page = await (await browser.request(next ? `/login?next=${encodeURIComponent(next)}` : '/login')).text();
+    const page = await (
+      await browser.request(next ? `/login?next=${encodeURIComponent(next)}` : '/login')
+    ).text();
     const csrf = page.match(/name="csrf" value="([\w-]+)"/)?.[1] ?? '';
     const hidden = page.match(/name="next" value="([^"]*)"/)?.[1];
     const response = await browser.request('/login', {
@@ -43,7 +45,12 @@ describe.each(backends)('/login with next and reason on %s', (backend) => {
       redirect: 'manual',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       // A foreign `next` is not in the page: post it anyway, as a forged form would.
-      body: new URLSearchParams({ csrf, next: hidden ?? next, email: account.email, password: account.password }),
+      body: new URLSearchParams({
+        csrf,
+        next: hidden ?? next,
+        email: account.email,
+        password: account.password,
+      }),
     });
     return { hidden, response, browser };
   }
@@ -69,7 +76,9 @@ describe.each(backends)('/login with next and reason on %s', (backend) => {
     await admin.gql(LogInDocument, { email: ADMIN.email, password: ADMIN.password });
     const ticket = await admin.gql(CreateInviteDocument, { email: MEMBER.email });
     const token = new URL(ticket.data!.createInvite.url).searchParams.get('token')!;
-    expect((await portico.client().gql(RedeemTokenDocument, { token, profile: MEMBER })).errors).toBeUndefined();
+    expect(
+      (await portico.client().gql(RedeemTokenDocument, { token, profile: MEMBER })).errors,
+    ).toBeUndefined();
 
     expect((await signIn('/docs', MEMBER)).response.headers.get('location')).toBe('/docs');
     const { hidden, response, browser } = await signIn('', MEMBER);
