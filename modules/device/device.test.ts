@@ -151,6 +151,9 @@ describe.each(backends)('device authorization grant on %s', (backend) => {
     const started = await authorize('page-cli', 'notes:read');
     const anonymous = await fetch(new URL(`/device?user_code=${started.user_code}`, portico.url));
     expect(anonymous.status).toBe(401);
+    expect(await anonymous.text()).toContain(
+      `<a href="/login?next=%2Fdevice%3Fuser_code%3D${started.user_code}">Sign in</a>`,
+    );
     const confirm = await admin.request(`/device?user_code=${started.user_code}`);
     const text = await confirm.text();
     expect(confirm.status).toBe(200);

@@ -88,9 +88,11 @@ const page = (title: string, body: ReturnType<typeof html>, status = 200, setCoo
 /** Where a signed-in person types (or confirms) a user code, sees the client, and decides. */
 async function devicePage(request: Request, context: RequestContext) {
   if (!context.viewer.sessionId) {
+    // Signing in brings the person back here, the code they followed kept.
+    const { pathname, search } = new URL(request.url);
     return page(
       'Connect a device',
-      html`<p>Sign in first, then come back to this page.</p><p><a href="/login">Sign in</a></p>`,
+      html`<p>Sign in first, then come back to this page.</p><p><a href="/login?next=${encodeURIComponent(pathname + search)}">Sign in</a></p>`,
       401,
     );
   }
