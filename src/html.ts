@@ -43,27 +43,66 @@ const STYLE = `
   body { margin: 0; display: grid; place-items: center; min-height: 100vh; padding: 1rem; box-sizing: border-box; }
   main { width: min(26rem, 100%); }
   h1 { font-size: 1.4rem; }
+  h2 { font-size: 1.1rem; }
   form { display: grid; gap: .75rem; margin: 1rem 0; padding: 1rem; border: 1px solid #8884; border-radius: .5rem; }
+  form h2, form p { margin: 0; }
+  .account { margin: 1rem 0; }
+  form.inline { display: inline-flex; margin: 0 0 0 .5rem; padding: 0; border: 0; vertical-align: middle; }
+  form.inline button { padding: .15rem .6rem; }
   label { display: grid; gap: .25rem; font-weight: 600; }
   input { font: inherit; padding: .5rem; border: 1px solid #888; border-radius: .3rem; }
-  button { font: inherit; padding: .55rem; border-radius: .3rem; border: 0; background: #2456c8; color: #fff; cursor: pointer; }
-  button:focus-visible, input:focus-visible { outline: 3px solid #f5a623; outline-offset: 2px; }
+  button { font: inherit; padding: .55rem; border-radius: .3rem; border: 1px solid #2456c8; background: #2456c8; color: #fff; cursor: pointer; }
+  button.danger { background: transparent; color: #b3261e; border-color: #b3261e; }
+  button:focus-visible, input:focus-visible, a:focus-visible { outline: 3px solid #f5a623; outline-offset: 2px; }
+  .actions { display: flex; gap: .75rem; }
+  .actions button { flex: 1; }
+  .or { display: flex; align-items: center; gap: .75rem; margin: 0; color: #888; }
+  .or::before, .or::after { content: ""; flex: 1; border-top: 1px solid #8886; }
   .error { color: #b3261e; font-weight: 600; }
   .note { color: #666; }
+  .ok { color: #1e7b34; font-weight: 600; }
+  main.wide { width: min(48rem, 100%); }
+  nav.top { display: flex; gap: 1rem; flex-wrap: wrap; padding-bottom: .5rem; border-bottom: 1px solid #8884; }
+  .docs { place-self: start center; }
+  .docs h1 { font-size: 1.8rem; margin-top: 1rem; }
+  .docs h2 { font-size: 1.35rem; margin-top: 2rem; padding-bottom: .2rem; border-bottom: 1px solid #8884; }
+  .docs h3 { font-size: 1.1rem; margin-top: 1.5rem; }
+  .docs code { font-family: ui-monospace, monospace; font-size: .9em; background: #8882; padding: .1em .3em; border-radius: .2rem; }
+  .docs pre { overflow-x: auto; padding: .75rem; background: #8881; border: 1px solid #8884; border-radius: .4rem; }
+  .docs pre code { background: none; padding: 0; }
+  .docs table { display: block; overflow-x: auto; border-collapse: collapse; margin: 1rem 0; font-size: .9rem; }
+  .docs th, .docs td { border: 1px solid #8886; padding: .3rem .5rem; vertical-align: top; text-align: left; }
+  .docs img { max-width: 100%; height: auto; border: 1px solid #8884; border-radius: .3rem; }
+  .docs blockquote { margin: 1rem 0; padding-left: 1rem; border-left: 3px solid #8886; color: #888; }
 `;
 
 export interface PageOptions {
   title: string;
   body: SafeHtml;
   status?: number;
+  /** Added to the page's; `set-cookie` adds a cookie, any other header replaces the page's own (e.g. `cache-control`). */
   headers?: HeadersInit;
+  /** Classes of the page's `main`: `wide` for a longer read, `docs` for the manual's typography. */
+  className?: string;
+  /** False when the body brings its own `h1` (a page of the manual). */
+  heading?: boolean;
+  /** Allows images from this site (the manual's screenshots); no page takes any from elsewhere. */
+  images?: boolean;
 }
 
 /**
  * A small server-rendered page: no external assets, no scripts, not cached, never
  * framed, and no referrer (token links must not leak through it).
  */
-export function renderPage({ title, body, status = 200, headers }: PageOptions): Response {
+export function renderPage({
+  title,
+  body,
+  status = 200,
+  headers,
+  className,
+  heading = true,
+  images = false,
+}: PageOptions): Response {
   const document = html`<!doctype html>
 <html lang="en">
 <head>
@@ -72,8 +111,8 @@ export function renderPage({ title, body, status = 200, headers }: PageOptions):
 <title>${title} · Portico</title>
 <style>${new SafeHtml(STYLE)}</style>
 </head>
-<body><main>
-<h1>${title}</h1>
+<body><main${className ? html` class="${className}"` : ''}>
+${heading ? html`<h1>${title}</h1>` : ''}
 ${body}
 </main></body>
 </html>`;
@@ -85,11 +124,13 @@ ${body}
       'referrer-policy': 'no-referrer',
       'x-content-type-options': 'nosniff',
       'x-frame-options': 'DENY',
-      'content-security-policy':
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+      'content-security-policy': `default-src 'none'; style-src 'unsafe-inline';${images ? " img-src 'self';" : ''} form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
     },
   });
-  for (const [name, value] of new Headers(headers)) response.headers.append(name, value);
+  for (const [name, value] of new Headers(headers)) {
+    if (name === 'set-cookie') response.headers.append(name, value);
+    else response.headers.set(name, value);
+  }
   return response;
 }
 

@@ -200,6 +200,7 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
         await bob.getByLabel('Name').fill(BOB.name);
         await bob.getByLabel(/^Password/).fill(BOB.password);
         await bob.getByRole('button', { name: 'Create my account' }).click();
+        await bob.waitForURL(`${portico.url}/admin/overview`);
         await bob.getByText(`Signed in as ${BOB.email}`).waitFor();
         await revoke.waitFor();
         await bob.goto(`${portico.url}/admin/blobs`);

@@ -151,10 +151,17 @@ describe.each(backends)('device authorization grant on %s', (backend) => {
     const started = await authorize('page-cli', 'notes:read');
     const anonymous = await fetch(new URL(`/device?user_code=${started.user_code}`, portico.url));
     expect(anonymous.status).toBe(401);
+    expect(await anonymous.text()).toContain(
+      `<a href="/login?next=%2Fdevice%3Fuser_code%3D${started.user_code}">Sign in</a>`,
+    );
     const confirm = await admin.request(`/device?user_code=${started.user_code}`);
     const text = await confirm.text();
     expect(confirm.status).toBe(200);
     expect(text).toContain('page-cli');
+    // Approve is the page's primary button; Deny is styled apart (the danger class), not its twin.
+    expect(text).toContain('<button type="submit" name="decision" value="approve">Approve</button>');
+    expect(text).toContain('<button type="submit" name="decision" value="deny" class="danger">Deny</button>');
+    expect(text).toContain('button.danger {');
     const csrf = text.match(/name="csrf" value="([\w-]+)"/)![1]!;
     const decided = await admin.request('/device', {
       method: 'POST',

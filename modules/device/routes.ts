@@ -88,9 +88,11 @@ const page = (title: string, body: ReturnType<typeof html>, status = 200, setCoo
 /** Where a signed-in person types (or confirms) a user code, sees the client, and decides. */
 async function devicePage(request: Request, context: RequestContext) {
   if (!context.viewer.sessionId) {
+    // Signing in brings the person back here, the code they followed kept.
+    const { pathname, search } = new URL(request.url);
     return page(
       'Connect a device',
-      html`<p>Sign in first, then come back to this page.</p><p><a href="/login">Sign in</a></p>`,
+      html`<p>Sign in first, then come back to this page.</p><p><a href="/login?next=${encodeURIComponent(pathname + search)}">Sign in</a></p>`,
       401,
     );
   }
@@ -119,8 +121,8 @@ async function devicePage(request: Request, context: RequestContext) {
     }. It will get an API key of yours, listed with your keys and revocable there.</p>
 <p>Code: <strong>${formatUserCode(pending.userCode)}</strong>. Approve only if your device shows the same code.</p>
 <form method="post" action="/device">${csrf.field}<input type="hidden" name="user_code" value="${pending.userCode}">
-<button type="submit" name="decision" value="approve">Approve</button>
-<button type="submit" name="decision" value="deny">Deny</button></form>`,
+<div class="actions"><button type="submit" name="decision" value="approve">Approve</button>
+<button type="submit" name="decision" value="deny" class="danger">Deny</button></div></form>`,
     200,
     csrf.setCookie,
   );

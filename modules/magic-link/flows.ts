@@ -13,6 +13,7 @@ export const magicLinkMethod: LoginMethod = {
   loginForm: (
     csrf,
   ) => html`<form method="post" action="/auth/login-link" aria-label="Email me a sign-in link">${csrf}
+<h2>With a link by email</h2>
 <label>Email <input name="email" type="email" autocomplete="email" required></label>
 <button type="submit">Email me a sign-in link</button></form>`,
 };

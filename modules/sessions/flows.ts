@@ -29,6 +29,7 @@ export const passwordMethod: LoginMethod = {
     return { userId: user.id };
   },
   loginForm: (csrf) => html`<form method="post" action="/login" aria-label="Sign in with a password">${csrf}
+<h2>With your password</h2>
 <label>Email <input name="email" type="email" autocomplete="username" required></label>
 <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
 <button type="submit">Sign in</button></form>`,

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CreateInviteDocument, LogInDocument, RedeemTokenDocument } from '../../client/index.ts';
 import { ADMIN, backends, bootstrapAdmin, startGateway, type TestGateway } from '../../test/harness.ts';
 import { localPath } from './routes.ts';
 
@@ -22,6 +23,8 @@ describe('localPath', () => {
   });
 });
 
+const MEMBER = { email: 'member@example.com', password: 'a member passphrase', name: 'Mem' };
+
 describe.each(backends)('/login with next and reason on %s', (backend) => {
   let portico: TestGateway;
   beforeAll(async () => {
@@ -30,9 +33,11 @@ describe.each(backends)('/login with next and reason on %s', (backend) => {
   });
   afterAll(() => portico?.close());
 
-  async function signIn(next: string) {
+  async function signIn(next: string, account = ADMIN) {
     const browser = portico.client();
-    const page = await (await browser.request(`/login?next=${encodeURIComponent(next)}`)).text();
+    const page = await (
+      await browser.request(next ? `/login?next=${encodeURIComponent(next)}` : '/login')
+    ).text();
     const csrf = page.match(/name="csrf" value="([\w-]+)"/)?.[1] ?? '';
     const hidden = page.match(/name="next" value="([^"]*)"/)?.[1];
     const response = await browser.request('/login', {
@@ -40,7 +45,12 @@ describe.each(backends)('/login with next and reason on %s', (backend) => {
       redirect: 'manual',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       // A foreign `next` is not in the page: post it anyway, as a forged form would.
-      body: new URLSearchParams({ csrf, next: hidden ?? next, email: ADMIN.email, password: ADMIN.password }),
+      body: new URLSearchParams({
+        csrf,
+        next: hidden ?? next,
+        email: account.email,
+        password: account.password,
+      }),
     });
     return { hidden, response, browser };
   }
@@ -57,7 +67,27 @@ describe.each(backends)('/login with next and reason on %s', (backend) => {
   it('never redirects to another site', async () => {
     const { hidden, response } = await signIn('//evil.example/admin');
     expect(hidden).toBeUndefined();
-    expect(response.headers.get('location')).toBe('/login');
+    // As without next: an admin goes on to the console.
+    expect(response.headers.get('location')).toBe('/admin');
+  });
+
+  it('sends a signed-in member to next, or else to the start page, which offers the way on', async () => {
+    const admin = portico.client();
+    await admin.gql(LogInDocument, { email: ADMIN.email, password: ADMIN.password });
+    const ticket = await admin.gql(CreateInviteDocument, { email: MEMBER.email });
+    const token = new URL(ticket.data!.createInvite.url).searchParams.get('token')!;
+    expect(
+      (await portico.client().gql(RedeemTokenDocument, { token, profile: MEMBER })).errors,
+    ).toBeUndefined();
+
+    expect((await signIn('/docs', MEMBER)).response.headers.get('location')).toBe('/docs');
+    const { hidden, response, browser } = await signIn('', MEMBER);
+    expect(hidden).toBeUndefined();
+    expect(response.headers.get('location')).toBe('/');
+    const signedIn = await (await browser.request('/login')).text();
+    expect(signedIn).toContain(`Signed in as <strong>${MEMBER.email}</strong>`);
+    expect(signedIn).toContain('<a href="/">Go to the start page</a>');
+    expect(signedIn).toContain('action="/auth/logout"');
   });
 
   it('says why a console was sent back to it', async () => {

@@ -53,10 +53,16 @@ describe.each(backends)('pages on %s', (backend) => {
       csrf: page.csrf,
       token,
       email: ADMIN.email,
+      name: ADMIN.name,
       password: 'password',
     });
     expect(weak.status).toBe(400);
-    expect(await weak.text()).toContain('too common');
+    const refused = await weak.text();
+    expect(refused).toContain('too common');
+    // What was typed comes back, the password aside.
+    expect(refused).toContain(`value="${ADMIN.email}"`);
+    expect(refused).toContain(`value="${ADMIN.name}"`);
+    expect(refused).not.toContain('value="password"');
 
     const created = await post(browser, '/auth/redeem', {
       csrf: page.csrf,
@@ -66,13 +72,15 @@ describe.each(backends)('pages on %s', (backend) => {
       password: ADMIN.password,
     });
     expect(created.status).toBe(303);
-    expect(created.headers.get('location')).toBe('/login');
+    // The new admin goes straight on to the console.
+    expect(created.headers.get('location')).toBe('/admin');
     expect(await viewerOf(browser)).toMatchObject({
       user: { email: ADMIN.email, roles: ['admin'] },
       session: { method: 'bootstrap' },
     });
     const loginPage = await open(browser, '/login');
     expect(loginPage.text).toContain(`Signed in as <strong>${ADMIN.email}</strong>`);
+    expect(loginPage.text).toContain('<a href="/admin">Open the admin console</a>');
 
     const used = await open(portico.client(), `/auth/redeem?token=${token}`);
     expect(used.response.status).toBe(400);
@@ -110,6 +118,10 @@ describe.each(backends)('pages on %s', (backend) => {
     expect(page.text).toContain('action="/login"');
     expect(page.text).toContain('action="/auth/login-link"');
     expect(page.text).toMatch(/<label>Email <input name="email"/);
+    // Each method is named, and an "or" stands between their forms.
+    expect(page.text).toMatch(
+      /aria-label="Sign in with a password">.*\n<h2>With your password<\/h2>[\s\S]*<\/form><p class="or">or<\/p><form method="post" action="\/auth\/login-link" aria-label="Email me a sign-in link">.*\n<h2>With a link by email<\/h2>/,
+    );
 
     const wrong = await post(browser, '/login', {
       csrf: page.csrf,
@@ -124,6 +136,7 @@ describe.each(backends)('pages on %s', (backend) => {
       password: ADMIN.password,
     });
     expect(ok.status).toBe(303);
+    expect(ok.headers.get('location')).toBe('/admin');
     expect(ok.headers.getSetCookie().filter((cookie) => cookie.startsWith('portico_session='))).toHaveLength(
       1,
     );
@@ -145,6 +158,17 @@ describe.each(backends)('pages on %s', (backend) => {
     const page = await open(invitee, path);
     expect(page.text).toContain('colleague@example.com');
     const token = new URL(ticket.data!.createInvite.url).searchParams.get('token')!;
+    const weak = await post(invitee, '/auth/redeem', {
+      csrf: page.csrf,
+      token,
+      name: 'Col <League>',
+      password: 'short',
+    });
+    expect(weak.status).toBe(400);
+    const refused = await weak.text();
+    expect(refused).toContain('Accept your invite');
+    expect(refused).toContain('value="Col &lt;League&gt;"');
+    expect(refused).not.toContain('value="short"');
     const accepted = await post(invitee, '/auth/redeem', {
       csrf: page.csrf,
       token,
@@ -152,6 +176,8 @@ describe.each(backends)('pages on %s', (backend) => {
       password: 'a long enough passphrase',
     });
     expect(accepted.status).toBe(303);
+    // Not an admin: the start page, which shows who is signed in.
+    expect(accepted.headers.get('location')).toBe('/');
     expect(await viewerOf(invitee)).toMatchObject({
       user: { email: 'colleague@example.com', roles: ['member'] },
       session: { method: 'invite' },
@@ -172,6 +198,7 @@ describe.each(backends)('pages on %s', (backend) => {
     expect(landing.text).toContain('Continue');
     const redeemed = await post(browser, '/auth/redeem', { csrf: landing.csrf, token: link[1]! });
     expect(redeemed.status).toBe(303);
+    expect(redeemed.headers.get('location')).toBe('/admin');
     expect((await viewerOf(browser)).session?.method).toBe('magic-link');
   });
 });

@@ -9,7 +9,9 @@ import {
   redirect,
   renderPage,
   type SafeHtml,
+  type Viewer,
 } from '../../src/index.ts';
+import roles from '../roles/index.ts';
 import * as flows from './flows.ts';
 import type { Sessions } from './instance.ts';
 import { findUsableToken } from './service.ts';
@@ -28,6 +30,16 @@ export function localPath(value: string | null | undefined): string | null {
   const url = URL.parse(value, base);
   return url?.origin === base ? `${url.pathname}${url.search}${url.hash}` : null;
 }
+
+/**
+ * Where a signed-in person goes when no `next` says otherwise: the admin console for an
+ * admin, the start page for everyone else. Both are the console module's routes, which depends
+ * on this one: they are named here by path only.
+ */
+const homeOf = (viewer: Viewer) =>
+  roles.api.isAdmin(viewer)
+    ? { path: '/admin', label: 'Open the admin console' }
+    : { path: '/', label: 'Go to the start page' };
 
 /** Why a page sent the person here (`/login?reason=…`), e.g. the console when its session ends. */
 const REASONS: Record<string, string> = {
@@ -50,12 +62,15 @@ function loginPage(
   // Every form of the page carries `next` beside the CSRF token; the password form honours it.
   const hidden = html`${csrf.field}${next ? html`<input type="hidden" name="next" value="${next}">` : ''}`;
   const user = sessions.currentSnapshot(context.viewer)?.user;
+  const home = homeOf(context.viewer);
+  // A visible "or" between the methods' forms: each is a way in, none is a step of another.
+  const forms = sessions.signIn.enabled.flatMap((method) => method.loginForm?.(hidden) ?? []);
   const body = user
     ? html`<p>Signed in as <strong>${user.email}</strong>.</p>
-${next ? html`<p><a href="${next}">Continue to ${next}</a></p>` : ''}
+<p>${next ? html`<a href="${next}">Continue to ${next}</a>` : html`<a href="${home.path}">${home.label}</a>`}</p>
 <form method="post" action="/auth/logout">${csrf.field}<button type="submit">Sign out</button></form>`
     : html`${errorLine(notice?.error)}${info ? html`<p role="status">${info}</p>` : ''}
-${sessions.signIn.enabled.map((method) => method.loginForm?.(hidden) ?? '')}`;
+${forms.map((form, i) => html`${i > 0 ? html`<p class="or">or</p>` : ''}${form}`)}`;
   return renderPage({
     title: user ? 'Portico' : 'Sign in',
     body,
@@ -88,7 +103,7 @@ async function passwordLogin(sessions: Sessions, request: Request, context: Requ
   const next = localPath(form.get('next'));
   try {
     await flows.logIn(sessions, context, form.get('email') ?? '', form.get('password') ?? '');
-    return redirect(next ?? '/login');
+    return redirect(next ?? homeOf(context.viewer).path);
   } catch (error) {
     return loginPage(sessions, request, context, { error: messageOf(error), status: 400, next });
   }
@@ -111,19 +126,24 @@ const invalidLink = () =>
  * The landing page of login, invite and bootstrap links. A GET or HEAD never
  * consumes the token (mail scanners follow links): the form POSTs it.
  */
-async function redeemPage(_sessions: Sessions, request: Request, context: RequestContext, error?: string) {
+async function redeemPage(
+  request: Request,
+  context: RequestContext,
+  refused?: { error: string; name: string | null; email: string | null },
+) {
   const token = new URL(request.url).searchParams.get('token') ?? '';
   const row = await findUsableToken(context.db.system, token, new Date(context.runtime.clock.now()));
   if (!row) return invalidLink();
   const csrf = csrfFor(request);
   const password = html`<label>Password (8 characters or more)
 <input name="password" type="password" autocomplete="new-password" minlength="8" maxlength="256" required></label>`;
-  const name = html`<label>Name <input name="name" autocomplete="name" maxlength="200"></label>`;
+  // After a refusal the form comes back with what was typed, the password aside.
+  const name = html`<label>Name <input name="name" autocomplete="name" maxlength="200" value="${refused?.name ?? ''}"></label>`;
   let title: string;
   let fields: SafeHtml | string;
   if (row.purpose === 'bootstrap') {
     title = 'Create the first admin';
-    fields = html`<label>Email <input name="email" type="email" autocomplete="email" required></label>${name}${password}`;
+    fields = html`<label>Email <input name="email" type="email" autocomplete="email" required value="${refused?.email ?? ''}"></label>${name}${password}`;
   } else if (row.purpose === 'invite') {
     title = 'Accept your invite';
     fields = html`<p>You were invited as <strong>${row.email ?? ''}</strong>.</p>${name}${password}`;
@@ -133,10 +153,10 @@ async function redeemPage(_sessions: Sessions, request: Request, context: Reques
   }
   return renderPage({
     title,
-    body: html`${errorLine(error)}<form method="post" action="/auth/redeem">
+    body: html`${errorLine(refused?.error)}<form method="post" action="/auth/redeem">
 ${csrf.field}<input type="hidden" name="token" value="${token}">${fields}
 <button type="submit">${row.purpose === 'invite' ? 'Create my account' : 'Continue'}</button></form>`,
-    status: error ? 400 : 200,
+    status: refused ? 400 : 200,
     headers: csrf.setCookie ? { 'set-cookie': csrf.setCookie } : undefined,
   });
 }
@@ -148,12 +168,16 @@ async function redeemForm(sessions: Sessions, request: Request, context: Request
   const profile = { email: form.get('email'), name: form.get('name'), password: form.get('password') };
   try {
     await flows.redeemToken(sessions, context, token, profile);
-    return redirect('/login');
+    return redirect(homeOf(context.viewer).path);
   } catch (error) {
     if (error instanceof PorticoError && error.code === 'INVALID_TOKEN') return invalidLink();
     const url = new URL(request.url);
     url.searchParams.set('token', token);
-    return redeemPage(sessions, new Request(url, { headers: request.headers }), context, messageOf(error));
+    return redeemPage(new Request(url, { headers: request.headers }), context, {
+      error: messageOf(error),
+      name: profile.name,
+      email: profile.email,
+    });
   }
 }
 
@@ -169,7 +193,7 @@ export const sessionRoutes = (sessions: Sessions): Route[] => [
   {
     method: ['GET', 'HEAD'],
     path: '/auth/redeem',
-    handler: (request, context) => redeemPage(sessions, request, context),
+    handler: (request, context) => redeemPage(request, context),
   },
   {
     method: 'POST',
