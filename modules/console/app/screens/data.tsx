@@ -45,26 +45,19 @@ const indexFieldsOf = (indexes: readonly { fields: readonly string[] }[]) => [
   ...new Set(indexes.flatMap((index) => index.fields)),
 ];
 
-const CONFIG_EXAMPLE = JSON.stringify(
-  {
-    collections: {
-      notes: {
-        indexes: { byStatus: ['status', 'priority'] },
-        schema: {
-          type: 'object',
-          properties: {
-            title: { type: 'string' },
-            status: { type: 'string' },
-            priority: { type: 'integer' },
-          },
-          required: ['title'],
-        },
-      },
-    },
-  },
-  null,
-  2,
-);
+/** The lines to add to portico.config.json, laid out as a person would write them. */
+const CONFIG_EXAMPLE = `{
+  "collections": {
+    "notes": {
+      "indexes": { "byStatus": ["status", "priority"] },
+      "schema": {
+        "type": "object",
+        "properties": { "title": { "type": "string" }, "status": { "type": "string" } },
+        "required": ["title"]
+      }
+    }
+  }
+}`;
 
 /** What to do when nothing is declared yet: the configuration lines, and where the manual says more. */
 function NoCollections() {
@@ -103,35 +96,38 @@ export function DataScreen() {
     <>
       <Heading title="Data">Data</Heading>
       <ProblemNote problem={loaded.problem} />
-      {loaded.data?.length === 0 ? <NoCollections /> : null}
-      <DataTable
-        caption="Collections"
-        rows={collections}
-        loaded={loaded}
-        // The declared ones, once loaded; nothing declared has NoCollections above instead.
-        empty={loaded.data ? '' : 'No collections could be read.'}
-        rowKey={(collection) => collection.name}
-        columns={[
-          {
-            label: 'Collection',
-            cell: (collection) => <Link to={`/data/${segment(collection.name)}`}>{collection.name}</Link>,
-          },
-          { label: 'Documents', kind: 'number', cell: (collection) => collection.count },
-          {
-            label: 'Indexes',
-            cell: (collection) =>
-              collection.indexes.length === 0 ? (
-                <span class="note">none</span>
-              ) : (
-                collection.indexes
-                  .map(
-                    (index) => `${index.name} (${index.fields.join(', ')})${index.unique ? ', unique' : ''}`,
-                  )
-                  .join('; ')
-              ),
-          },
-        ]}
-      />
+      {loaded.data?.length === 0 ? (
+        <NoCollections />
+      ) : (
+        <DataTable
+          caption="Collections"
+          rows={collections}
+          loaded={loaded}
+          empty="No collections could be read."
+          rowKey={(collection) => collection.name}
+          columns={[
+            {
+              label: 'Collection',
+              cell: (collection) => <Link to={`/data/${segment(collection.name)}`}>{collection.name}</Link>,
+            },
+            { label: 'Documents', kind: 'number', cell: (collection) => collection.count },
+            {
+              label: 'Indexes',
+              cell: (collection) =>
+                collection.indexes.length === 0 ? (
+                  <span class="note">none</span>
+                ) : (
+                  collection.indexes
+                    .map(
+                      (index) =>
+                        `${index.name} (${index.fields.join(', ')})${index.unique ? ', unique' : ''}`,
+                    )
+                    .join('; ')
+                ),
+            },
+          ]}
+        />
+      )}
     </>
   );
 }
@@ -458,24 +454,23 @@ export function CollectionScreen({ name }: { name: string }) {
               {
                 label: 'Id',
                 ...(applied.index === null ? sortable('Id', true) : {}),
+                // The raw JSON opens under the id: a column wide enough already, at the row's start.
+                // One box, so a phone's card keeps it beside the label.
                 cell: (document) => (
-                  <Link to={`/data/${segment(name)}/${segment(document.id)}`}>{document.id}</Link>
+                  <div>
+                    <Link to={`/data/${segment(name)}/${segment(document.id)}`}>{document.id}</Link>
+                    <details class="raw-json">
+                      <summary>
+                        JSON<span class="visually-hidden"> of {document.id}</span>
+                      </summary>
+                      <pre>{JSON.stringify(document.data, null, 2)}</pre>
+                    </details>
+                  </div>
                 ),
               },
               ...dataColumns,
               { label: 'Version', kind: 'number', cell: (document) => document.version },
               { label: 'Updated', cell: (document) => <Time value={document.updatedAt} /> },
-              {
-                label: 'JSON',
-                cell: (document) => (
-                  <details class="raw-json">
-                    <summary>
-                      JSON<span class="visually-hidden"> of {document.id}</span>
-                    </summary>
-                    <pre>{JSON.stringify(document.data, null, 2)}</pre>
-                  </details>
-                ),
-              },
             ]}
           />
           {documents.pager}
