@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CollectionsDocument,
+  ConsoleCollectionsDocument,
   CountDocumentsDocument,
   DeleteDocumentDocument,
   DocumentDocument,
@@ -169,6 +170,21 @@ describe.each(storeKinds)('collections on %s', (backend) => {
       data: { title: 'big', pad: padding(1024 * 1024 + 1) },
     });
     expect(codeOf(over)).toBe('PAYLOAD_TOO_LARGE');
+  });
+
+  it('lists each collection with its JSON Schema, null when it has none', async () => {
+    const listed = await admin.gql(ConsoleCollectionsDocument);
+    expect(listed.errors).toBeUndefined();
+    expect(listed.data?.collections.map(({ name, schema }) => ({ name, schema }))).toEqual([
+      { name: 'notes', schema: CONFIG.collections.notes.schema },
+      { name: 'diary', schema: null },
+      { name: 'board', schema: null },
+    ]);
+    // Like the rest of the list, a schema is shown only to those who may read the collection.
+    const anonymous = await portico.client().gql(ConsoleCollectionsDocument);
+    expect(anonymous.data?.collections).toEqual([
+      { name: 'board', writable: false, indexes: [], schema: null },
+    ]);
   });
 
   it('queries an index by equality prefix and range, both orders, paging without gaps or duplicates', async () => {

@@ -131,6 +131,12 @@ export function registerCollections(builder: Builder) {
         description: 'True when the viewer may write to it.',
         resolve: (collection, _args, { viewer }) => canWrite(viewer, collection),
       }),
+      schema: t.field({
+        type: 'JSONObject',
+        nullable: true,
+        description: 'The JSON Schema its documents must match, null when it has none.',
+        resolve: (collection) => collection.schema ?? null,
+      }),
     }),
   });
 

@@ -9,6 +9,7 @@ import {
   AcquireLeaseDocument,
   GatewayOverviewDocument,
   PatchDocumentDocument,
+  PutDocumentDocument,
   ViewerDocument,
 } from '../../client/index.ts';
 import { hasChromium, launchChromium } from '../../test/browser.ts';
@@ -36,7 +37,16 @@ const CONFIG = {
   signup: 'invite',
   roles: { member: ['notes:read', 'blobs:write'] },
   defaultRoles: ['member'],
-  collections: { notes: { indexes: { byTag: ['tag', 'rank'] } } },
+  collections: {
+    notes: {
+      indexes: { byTag: ['tag', 'rank'] },
+      schema: {
+        type: 'object',
+        properties: { title: { type: 'string' }, tag: { type: 'string' }, rank: { type: 'integer' } },
+        required: ['title'],
+      },
+    },
+  },
 };
 /** A 2×2 PNG, so the blob list has an image to preview. */
 const PNG = Buffer.from(
@@ -221,25 +231,98 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
       await admin.getByRole('link', { name: 'Data', exact: true }).click();
       await admin.getByRole('link', { name: 'notes', exact: true }).click();
       await admin.getByRole('link', { name: 'New document' }).click();
-      await admin.getByLabel('Document JSON').fill(JSON.stringify({ tag: 'red', rank: 3, title: 'Hello' }));
+      const editor = admin.getByLabel('Document JSON');
+      // The template is what the schema declares, each with its type's placeholder.
+      await expect
+        .poll(async () => JSON.parse(await editor.inputValue()))
+        .toEqual({ title: '', tag: '', rank: 0 });
+      // Checked as typed, each problem at its JSON pointer; nothing is disabled.
+      await editor.fill('{"tag": "red", "rank": "3"');
+      const check = admin.locator('#document-check');
+      await check.getByText(/^Not valid JSON/).waitFor();
+      await editor.fill(JSON.stringify({ tag: 'red', rank: '3' }));
+      await check.getByText('Instance type "string" is invalid. Expected "integer".').waitFor();
+      expect(await check.locator('li', { hasText: 'Expected "integer"' }).locator('code').textContent()).toBe(
+        '/rank',
+      );
+      await check.getByText('Instance does not have required property "title".').waitFor();
+      await shoot(admin, 'data-check');
+      await editor.fill(JSON.stringify({ tag: 'red', rank: 3, title: 'Hello' }));
+      await check.getByText('Matches the collection’s JSON Schema.').waitFor();
       await admin.getByRole('button', { name: 'Create document' }).click();
       const heading = admin.getByRole('heading', { level: 1, name: /^Document / });
       await heading.waitFor();
       const id = (await heading.textContent())!.replace('Document ', '');
+      const other = await api.gql(PutDocumentDocument, {
+        collection: 'notes',
+        data: { tag: 'red', rank: 7, title: 'Second', meta: { long: 'x'.repeat(200) } },
+      });
+      const otherId = other.data!.putDocument.id;
 
       await admin.getByRole('link', { name: '← notes' }).click();
       await admin.getByLabel('Index').selectOption('byTag');
       await admin.getByLabel('tag', { exact: true }).fill('red');
       await admin.getByLabel('Lower value').fill('2');
       await admin.getByRole('button', { name: 'Run query' }).click();
-      await admin.getByText('1 document match.').waitFor();
+      await admin.getByText('2 documents match.').waitFor();
       await admin.getByLabel('Lower value').fill('4');
+      await admin.getByRole('button', { name: 'Run query' }).click();
+      await admin.getByText('1 document matches.').waitFor();
+      await admin.getByLabel('Lower value').fill('8');
       await admin.getByRole('button', { name: 'Run query' }).click();
       await admin.getByText('0 documents match.').waitFor();
       await admin.getByLabel('Lower value').fill('3');
       await admin.getByRole('button', { name: 'Run query' }).click();
-      await admin.getByRole('link', { name: id }).waitFor();
+      await admin.getByText('2 documents match.').waitFor();
+
+      // The fields are columns, the index's first, the schema's next; only the index's sort.
+      const table = admin.getByRole('table', { name: 'Documents of notes' });
+      const headers = await table.getByRole('columnheader').allTextContents();
+      expect(headers.slice(0, 5).map((header) => header.replace(/ [▲▼]$/, ''))).toEqual([
+        'Id',
+        'tag',
+        'rank',
+        'title',
+        'meta',
+      ]);
+      await table.getByRole('columnheader', { name: 'title', exact: true }).waitFor();
+      expect(await table.getByRole('columnheader', { name: 'title' }).getByRole('button').count()).toBe(0);
+      const firstIds = () => table.getByRole('row').nth(1).getByRole('link').textContent();
+      expect(await firstIds()).toBe(id);
+      await table.getByRole('button', { name: 'rank: sort descending' }).click();
+      await expect.poll(firstIds).toBe(otherId);
+      await expect
+        .poll(() => table.getByRole('columnheader', { name: /^tag/ }).getAttribute('aria-sort'))
+        .toBe('descending');
+      // The raw JSON is one click away.
+      await table.getByText(`JSON of ${id}`).click();
+      await table.getByText('"title": "Hello"').waitFor();
+      // Nothing widens the page: the table scrolls in its box, and is cards on a phone.
+      const overflows = () => admin.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+      expect(await overflows()).toBe(false);
       await shoot(admin, 'data-query');
+      await admin.setViewportSize(PHONE);
+      await expect.poll(overflows).toBe(false);
+      await shoot(admin, 'data-query-phone');
+      await admin.setViewportSize(LAPTOP);
+
+      // Every field equal leaves no field for a range: the range's values go with it.
+      await admin.getByLabel('rank', { exact: true }).fill('3');
+      await expect.poll(() => admin.getByLabel('Lower value').count()).toBe(0);
+      await admin.getByRole('button', { name: 'Run query' }).click();
+      await admin.getByText('1 document matches.').waitFor();
+      await admin.getByLabel('rank', { exact: true }).fill('');
+      expect(await admin.getByLabel('Lower value').inputValue()).toBe('');
+      // A query refused before it is sent leaves no rows of another query on screen.
+      await admin.getByLabel('tag', { exact: true }).fill('');
+      await admin.getByLabel('rank', { exact: true }).fill('3');
+      await admin.getByRole('button', { name: 'Run query' }).click();
+      await admin.getByText('Fill “tag” too: equality applies to leading fields, in order.').waitFor();
+      expect(await table.count()).toBe(0);
+      expect(await admin.getByRole('status').filter({ hasText: 'match' }).count()).toBe(0);
+      await admin.getByLabel('tag', { exact: true }).fill('red');
+      await admin.getByRole('button', { name: 'Run query' }).click();
+      await admin.getByRole('link', { name: id }).waitFor();
 
       await admin.getByRole('link', { name: id }).click();
       const json = admin.getByLabel('Document JSON');

@@ -390,7 +390,12 @@ export function Reveal({
 }
 
 export interface Column<T> {
+  /** The column's name: its header, and each cell's label on a phone. */
   label: string;
+  /** A header richer than `label` (a sort button); `label` still names the cells. */
+  header?: ComponentChildren;
+  /** How the rows are sorted by this column, for assistive technology (`aria-sort`). */
+  sorted?: 'ascending' | 'descending';
   cell: (row: T) => ComponentChildren;
   /** `number` aligns right; `wide` lets long text (user agents, JSON) wrap anywhere. */
   kind?: 'number' | 'wide';
@@ -433,8 +438,8 @@ export function DataTable<T>({
           <thead>
             <tr>
               {columns.map((column) => (
-                <th scope="col" key={column.label} class={column.kind}>
-                  {column.label}
+                <th scope="col" key={column.label} class={column.kind} aria-sort={column.sorted}>
+                  {column.header ?? column.label}
                 </th>
               ))}
             </tr>

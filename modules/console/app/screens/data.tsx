@@ -1,6 +1,6 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import {
-  CollectionsDocument,
+  ConsoleCollectionsDocument,
   CountDocumentsDocument,
   DeleteDocumentDocument,
   DocumentDocument,
@@ -10,8 +10,19 @@ import {
   type SortOrder,
 } from '../../../../client/index.ts';
 import { client, type Problem } from '../api.ts';
+import {
+  cellText,
+  fieldColumns,
+  type JsonObject,
+  problemsOf,
+  type TextProblem,
+  templateOf,
+  validatorOf,
+  valueAt,
+} from '../documents.ts';
 import { Link, navigate, segment } from '../router.tsx';
 import {
+  type Column,
   ConfirmButton,
   DataTable,
   Heading,
@@ -23,10 +34,56 @@ import {
   usePages,
 } from '../ui.tsx';
 
+const loadCollections = async () => (await client.query(ConsoleCollectionsDocument, {})).collections;
+
+/** One declared collection the viewer may read, or null. */
+const loadCollection = async (name: string) =>
+  (await loadCollections()).find((collection) => collection.name === name) ?? null;
+
+/** Every field of every index of the collection, each once, in declaration order. */
+const indexFieldsOf = (indexes: readonly { fields: readonly string[] }[]) => [
+  ...new Set(indexes.flatMap((index) => index.fields)),
+];
+
+/** The lines to add to portico.config.json, laid out as a person would write them. */
+const CONFIG_EXAMPLE = `{
+  "collections": {
+    "notes": {
+      "indexes": { "byStatus": ["status", "priority"] },
+      "schema": {
+        "type": "object",
+        "properties": { "title": { "type": "string" }, "status": { "type": "string" } },
+        "required": ["title"]
+      }
+    }
+  }
+}`;
+
+/** What to do when nothing is declared yet: the configuration lines, and where the manual says more. */
+function NoCollections() {
+  return (
+    <section class="card" aria-labelledby="no-collections">
+      <h2 id="no-collections">No collections yet</h2>
+      <p>
+        A collection is declared in the configuration file (<code>portico.config.json</code> in the gateway's
+        working directory, or the file <code>PORTICO_CONFIG</code> names) under <code>collections</code>, with
+        the indexes its documents are found by and, if you like, a JSON Schema they must match:
+      </p>
+      <pre class="config-example">
+        <code>{CONFIG_EXAMPLE}</code>
+      </pre>
+      <p>
+        The gateway reads it at start. <a href="/docs/collections">Collections</a> in the manual
+        (docs/collections.md) describes indexes, queries, access rules and schemas.
+      </p>
+    </section>
+  );
+}
+
 /** The collections the configuration declares, with how many documents each holds. */
 export function DataScreen() {
   const loaded = useLoad(async () => {
-    const { collections } = await client.query(CollectionsDocument, {});
+    const collections = await loadCollections();
     const counts = await Promise.all(
       collections.map(
         async ({ name }) => (await client.query(CountDocumentsDocument, { collection: name })).countDocuments,
@@ -39,33 +96,38 @@ export function DataScreen() {
     <>
       <Heading title="Data">Data</Heading>
       <ProblemNote problem={loaded.problem} />
-      <DataTable
-        caption="Collections"
-        rows={collections}
-        loaded={loaded}
-        empty="No collections. Declare them under “collections” in the configuration."
-        rowKey={(collection) => collection.name}
-        columns={[
-          {
-            label: 'Collection',
-            cell: (collection) => <Link to={`/data/${segment(collection.name)}`}>{collection.name}</Link>,
-          },
-          { label: 'Documents', kind: 'number', cell: (collection) => collection.count },
-          {
-            label: 'Indexes',
-            cell: (collection) =>
-              collection.indexes.length === 0 ? (
-                <span class="note">none</span>
-              ) : (
-                collection.indexes
-                  .map(
-                    (index) => `${index.name} (${index.fields.join(', ')})${index.unique ? ', unique' : ''}`,
-                  )
-                  .join('; ')
-              ),
-          },
-        ]}
-      />
+      {loaded.data?.length === 0 ? (
+        <NoCollections />
+      ) : (
+        <DataTable
+          caption="Collections"
+          rows={collections}
+          loaded={loaded}
+          empty="No collections could be read."
+          rowKey={(collection) => collection.name}
+          columns={[
+            {
+              label: 'Collection',
+              cell: (collection) => <Link to={`/data/${segment(collection.name)}`}>{collection.name}</Link>,
+            },
+            { label: 'Documents', kind: 'number', cell: (collection) => collection.count },
+            {
+              label: 'Indexes',
+              cell: (collection) =>
+                collection.indexes.length === 0 ? (
+                  <span class="note">none</span>
+                ) : (
+                  collection.indexes
+                    .map(
+                      (index) =>
+                        `${index.name} (${index.fields.join(', ')})${index.unique ? ', unique' : ''}`,
+                    )
+                    .join('; ')
+                ),
+            },
+          ]}
+        />
+      )}
     </>
   );
 }
@@ -102,6 +164,12 @@ const emptyFilter = (index = ''): Filter => ({
   order: 'ASC',
 });
 
+/** The field a range applies to: the first one without an equal value, if any. */
+function rangeFieldOf(fields: readonly string[], eq: readonly string[]): string | undefined {
+  const prefix = fields.findIndex((_, i) => (eq[i] ?? '') === '');
+  return prefix === -1 ? undefined : fields[prefix];
+}
+
 /**
  * The `where` of a filter on an index: equality on the leading fields filled in, then a range
  * on the next field, as the server takes them. A gap in the equality fields is refused here,
@@ -121,9 +189,8 @@ function whereOf(
     where.eq = Object.fromEntries(
       fields.slice(0, prefix).map((field, i) => [field, parseValue(filter.eq[i]!)]),
     );
-  if (filter.lower !== '' || filter.upper !== '') {
-    if (prefix === fields.length)
-      return { mistake: 'Every field has a value: there is no field left for a range.' };
+  // With every field equal there is no range: its inputs are hidden then, and dropped.
+  if (prefix < fields.length) {
     if (filter.lower !== '') where[filter.lowerOp] = parseValue(filter.lower);
     if (filter.upper !== '') where[filter.upperOp] = parseValue(filter.upper);
   }
@@ -169,27 +236,44 @@ function Bound<Op extends string>({
   );
 }
 
+/** A document's field as a table cell: text as is, other JSON compact; both cut short. */
+function FieldCell({ value }: { value: unknown }) {
+  if (value === undefined) return <span class="note">–</span>;
+  return (
+    <span class="field-value">
+      {typeof value === 'string' ? cellText(value) : <code>{cellText(value)}</code>}
+    </span>
+  );
+}
+
+/** A column header that sorts the applied query the other way round. */
+function SortButton({ label, order, onSort }: { label: string; order: SortOrder; onSort: () => void }) {
+  const next = order === 'ASC' ? 'descending' : 'ascending';
+  return (
+    <button type="button" class="sort" aria-label={`${label}: sort ${next}`} onClick={onSort}>
+      {label} <span aria-hidden="true">{order === 'ASC' ? '▲' : '▼'}</span>
+    </button>
+  );
+}
+
+interface Applied {
+  index: string | null;
+  where: IndexQuery | null;
+  order: SortOrder;
+}
+
+const ALL_BY_ID: Applied = { index: null, where: null, order: 'ASC' };
+
 /** Browses one collection through one of its indexes. */
 export function CollectionScreen({ name }: { name: string }) {
-  const definition = useLoad(
-    async () =>
-      (await client.query(CollectionsDocument, {})).collections.find((c) => c.name === name) ?? null,
-    [name],
-  );
+  const definition = useLoad(() => loadCollection(name), [name]);
   const [draft, setDraft] = useState<Filter>(emptyFilter());
-  const [applied, setApplied] = useState<{
-    index: string | null;
-    where: IndexQuery | null;
-    order: SortOrder;
-  }>({
-    index: null,
-    where: null,
-    order: 'ASC',
-  });
+  const [applied, setApplied] = useState<Applied>(ALL_BY_ID);
   const [mistake, setMistake] = useState('');
   useEffect(() => {
     setDraft(emptyFilter());
-    setApplied({ index: null, where: null, order: 'ASC' });
+    setApplied(ALL_BY_ID);
+    setMistake('');
   }, [name]);
 
   const documents = usePages(
@@ -212,9 +296,34 @@ export function CollectionScreen({ name }: { name: string }) {
 
   const indexes = definition.data?.indexes ?? [];
   const fields = indexes.find((index) => index.name === draft.index)?.fields ?? [];
-  const prefixLength = fields.findIndex((_, i) => (draft.eq[i] ?? '') === '');
-  const rangeField = prefixLength === -1 ? undefined : fields[prefixLength];
+  const rangeField = rangeFieldOf(fields, draft.eq);
   const set = (change: Partial<Filter>) => setDraft({ ...draft, ...change });
+  // Sorting is what the applied index allows: its own order, either way round.
+  const sortedFields = indexes.find((index) => index.name === applied.index)?.fields ?? [];
+  const sortBy = () => {
+    const order = applied.order === 'ASC' ? 'DESC' : 'ASC';
+    setDraft({ ...draft, order });
+    setApplied({ ...applied, order });
+  };
+  const sortable = (label: string, first: boolean): Pick<Column<unknown>, 'header' | 'sorted'> => ({
+    header: <SortButton label={label} order={applied.order} onSort={sortBy} />,
+    // One header carries the sort for assistive technology: the first key of the order.
+    sorted: first ? (applied.order === 'ASC' ? 'ascending' : 'descending') : undefined,
+  });
+
+  // A refused query shows no rows: those on screen answered another query.
+  const failed = mistake !== '' || !!documents.problem || !!count.problem;
+  const rows = documents.items;
+  const columns = fieldColumns(
+    [...sortedFields, ...indexFieldsOf(indexes)],
+    definition.data?.schema,
+    rows.map((document) => document.data),
+  );
+  const dataColumns: Column<(typeof rows)[number]>[] = columns.fields.map((field) => ({
+    label: field,
+    ...(sortedFields.includes(field) ? sortable(field, field === sortedFields[0]) : {}),
+    cell: (document) => <FieldCell value={valueAt(document.data, field)} />,
+  }));
 
   return (
     <>
@@ -283,7 +392,8 @@ export function CollectionScreen({ name }: { name: string }) {
                       onInput={(event) => {
                         const eq = [...draft.eq];
                         eq[i] = event.currentTarget.value;
-                        set({ eq });
+                        // Bounds belong to their field: when the range moves to another (or none), they go.
+                        set(rangeFieldOf(fields, eq) === rangeField ? { eq } : { eq, lower: '', upper: '' });
                       }}
                     />
                   </label>
@@ -324,37 +434,48 @@ export function CollectionScreen({ name }: { name: string }) {
       </form>
 
       <ProblemNote problem={documents.problem ?? count.problem} />
-      {count.data !== undefined ? (
-        <p role="status">
-          {count.data} document{count.data === 1 ? '' : 's'} match.
-        </p>
-      ) : null}
-      <DataTable
-        caption={`Documents of ${name}`}
-        rows={documents.items}
-        loaded={documents}
-        empty="No documents match."
-        rowKey={(document) => document.id}
-        columns={[
-          {
-            label: 'Id',
-            cell: (document) => (
-              <Link to={`/data/${segment(name)}/${segment(document.id)}`}>{document.id}</Link>
-            ),
-          },
-          { label: 'Version', kind: 'number', cell: (document) => document.version },
-          { label: 'Updated', cell: (document) => <Time value={document.updatedAt} /> },
-          {
-            label: 'Data',
-            kind: 'wide',
-            cell: (document) => {
-              const json = JSON.stringify(document.data);
-              return <code>{json.length > 120 ? `${json.slice(0, 119)}…` : json}</code>;
-            },
-          },
-        ]}
-      />
-      {documents.pager}
+      {failed ? null : (
+        <>
+          {count.data !== undefined ? (
+            <p role="status">{count.data === 1 ? '1 document matches.' : `${count.data} documents match.`}</p>
+          ) : null}
+          {columns.hidden > 0 && rows.length > 0 ? (
+            <p class="note">
+              {columns.hidden} more field{columns.hidden === 1 ? ' is' : 's are'} in each document's JSON.
+            </p>
+          ) : null}
+          <DataTable
+            caption={`Documents of ${name}`}
+            rows={rows}
+            loaded={documents}
+            empty="No documents match."
+            rowKey={(document) => document.id}
+            columns={[
+              {
+                label: 'Id',
+                ...(applied.index === null ? sortable('Id', true) : {}),
+                // The raw JSON opens under the id: a column wide enough already, at the row's start.
+                // One box, so a phone's card keeps it beside the label.
+                cell: (document) => (
+                  <div>
+                    <Link to={`/data/${segment(name)}/${segment(document.id)}`}>{document.id}</Link>
+                    <details class="raw-json">
+                      <summary>
+                        JSON<span class="visually-hidden"> of {document.id}</span>
+                      </summary>
+                      <pre>{JSON.stringify(document.data, null, 2)}</pre>
+                    </details>
+                  </div>
+                ),
+              },
+              ...dataColumns,
+              { label: 'Version', kind: 'number', cell: (document) => document.version },
+              { label: 'Updated', cell: (document) => <Time value={document.updatedAt} /> },
+            ]}
+          />
+          {documents.pager}
+        </>
+      )}
     </>
   );
 }
@@ -394,12 +515,58 @@ function WriteProblem({
   );
 }
 
+/** How long typing pauses before the text is checked, so a check never runs on every key. */
+const CHECK_DELAY_MS = 300;
+
+/**
+ * What is wrong with the editor's text (null until first checked), checked a moment after
+ * typing pauses: only a hint, since the server checks every write itself.
+ */
+function useTextCheck(text: string, schema: JsonObject | null): TextProblem[] | null {
+  const validator = useMemo(() => (schema ? validatorOf(schema) : null), [schema]);
+  const [problems, setProblems] = useState<TextProblem[] | null>(null);
+  useEffect(() => {
+    const timer = setTimeout(
+      () =>
+        setProblems(typeof validator === 'string' ? [{ message: validator }] : problemsOf(text, validator)),
+      CHECK_DELAY_MS,
+    );
+    return () => clearTimeout(timer);
+  }, [text, validator]);
+  return problems;
+}
+
+/** The check's findings beside the editor, each at its JSON pointer; read out as they change. */
+function TextCheck({ problems, schema }: { problems: TextProblem[] | null; schema: boolean }) {
+  return (
+    <div id="document-check" class="text-check" aria-live="polite">
+      {problems === null ? null : problems.length === 0 ? (
+        <p class="note">{schema ? 'Matches the collection’s JSON Schema.' : 'Valid JSON.'}</p>
+      ) : (
+        <ul>
+          {problems.map((problem, i) => (
+            <li key={i}>
+              {problem.pointer === undefined ? null : (
+                <>
+                  <code>{problem.pointer || '(the document)'}</code>{' '}
+                </>
+              )}
+              {problem.message}
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
+
 /** Views and edits one document as JSON; `id` null creates a new one. */
 export function DocumentScreen({ collection, id }: { collection: string; id: string | null }) {
   const loaded = useLoad(
     async () => (id ? (await client.query(DocumentDocument, { collection, id })).document : null),
     [collection, id],
   );
+  const definition = useLoad(() => loadCollection(collection), [collection]);
   const [text, setText] = useState('{\n  \n}');
   const [notice, setNotice] = useState('');
   const [mistake, setMistake] = useState('');
@@ -408,6 +575,14 @@ export function DocumentScreen({ collection, id }: { collection: string; id: str
   useEffect(() => {
     if (document) setText(JSON.stringify(document.data, null, 2));
   }, [document]);
+  // A new document starts from what the collection implies, unless the user has typed already.
+  const typed = useRef(false);
+  const schema = definition.data?.schema ?? null;
+  useEffect(() => {
+    if (!id && !typed.current && definition.data)
+      setText(templateOf(schema, indexFieldsOf(definition.data.indexes)));
+  }, [id, definition.data]);
+  const problems = useTextCheck(text, schema);
 
   const title = id ? `Document ${id}` : `New document in ${collection}`;
   const back = `/data/${segment(collection)}`;
@@ -489,9 +664,15 @@ export function DocumentScreen({ collection, id }: { collection: string; id: str
             rows={16}
             spellcheck={false}
             value={text}
-            onInput={(event) => setText(event.currentTarget.value)}
+            aria-describedby="document-check"
+            aria-invalid={problems !== null && problems.length > 0}
+            onInput={(event) => {
+              typed.current = true;
+              setText(event.currentTarget.value);
+            }}
           />
         </label>
+        <TextCheck problems={problems} schema={schema !== null} />
         <div class="actions">
           <button type="submit" disabled={write.busy}>
             {id ? 'Save' : 'Create document'}
