@@ -800,7 +800,12 @@ describe.each(blobSuites)('blobs on $store, bytes in $blobs', ({ store: backend,
     const jpeg = await uploadTyped('Image/JPEG');
     const pdf = await uploadTyped('application/pdf');
     const odd = await uploadTyped('application/x_y');
-    const listed = async (client: TestClient, contentTypePrefix: string | null, first = 100, after?: string) => {
+    const listed = async (
+      client: TestClient,
+      contentTypePrefix: string | null,
+      first = 100,
+      after?: string,
+    ) => {
       const result = await client.gql(BlobsDocument, { contentTypePrefix, first, after });
       if (result.errors) throw new Error(JSON.stringify(result.errors));
       return result.data!.blobs;
@@ -829,7 +834,9 @@ describe.each(blobSuites)('blobs on $store, bytes in $blobs', ({ store: backend,
     // An admin's filtered list spans every owner's, and still only that type.
     const everyone = await listed(admin, 'application/pdf');
     expect(everyone.edges.map((edge) => edge.node.id)).toContain(pdf);
-    expect(new Set(everyone.edges.map((edge) => edge.node.contentType))).toEqual(new Set(['application/pdf']));
+    expect(new Set(everyone.edges.map((edge) => edge.node.contentType))).toEqual(
+      new Set(['application/pdf']),
+    );
 
     const badPrefix = async (contentTypePrefix: string) => {
       const result = await typed.gql(BlobsDocument, { contentTypePrefix });

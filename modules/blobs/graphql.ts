@@ -118,7 +118,7 @@ export function registerBlobs(builder: Builder, self: (context: RequestContext) 
     blobs: t.field({
       type: BlobConnection,
       description:
-        "The viewer's blobs, newest first; an admin's call lists all. With `contentTypePrefix` (e.g. \"image/\"), only those whose content type starts with it, ignoring case.",
+        'The viewer\'s blobs, newest first; an admin\'s call lists all. With `contentTypePrefix` (e.g. "image/"), only those whose content type starts with it, ignoring case.',
       authScopes: { authenticated: true },
       args: { first: t.arg.int(), after: t.arg.string(), contentTypePrefix: t.arg.string() },
       resolve: (_root, args, context) => {
