@@ -3,7 +3,7 @@ import users from '../users/index.ts';
 import { ApiKeySchema } from './entities.ts';
 import { ApiKeyRef, registerApiKeys } from './graphql.ts';
 import { ApiKeys } from './instance.ts';
-import { createApiKey } from './service.ts';
+import { createApiKey, loadApiKeys } from './service.ts';
 
 export type { ApiKeys } from './instance.ts';
 
@@ -28,5 +28,5 @@ export default defineModule({
     });
   },
   graphql: registerApiKeys,
-  api: { ApiKeyRef, createApiKey },
+  api: { ApiKeyRef, createApiKey, loadApiKeys },
 });

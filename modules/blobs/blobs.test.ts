@@ -792,6 +792,62 @@ describe.each(blobSuites)('blobs on $store, bytes in $blobs', ({ store: backend,
     expect(codeOf(await new TestClient(portico.url).gql(BlobsDocument, {}))).toBe('UNAUTHENTICATED');
   });
 
+  it('lists only the blobs whose content type starts with contentTypePrefix, ignoring case', async () => {
+    const typed = await signUp('typed@example.com');
+    const uploadTyped = async (contentType: string) =>
+      (await upload(typed, Buffer.from(`a ${contentType} blob`), { 'content-type': contentType })).id;
+    const png = await uploadTyped('image/png');
+    const jpeg = await uploadTyped('Image/JPEG');
+    const pdf = await uploadTyped('application/pdf');
+    const odd = await uploadTyped('application/x_y');
+    const listed = async (
+      client: TestClient,
+      contentTypePrefix: string | null,
+      first = 100,
+      after?: string,
+    ) => {
+      const result = await client.gql(BlobsDocument, { contentTypePrefix, first, after });
+      if (result.errors) throw new Error(JSON.stringify(result.errors));
+      return result.data!.blobs;
+    };
+    const ids = async (contentTypePrefix: string | null) =>
+      (await listed(typed, contentTypePrefix)).edges.map((edge) => edge.node.id);
+
+    expect(await ids('image/')).toEqual([jpeg, png]);
+    expect(await ids('APPLICATION/')).toEqual([odd, pdf]);
+    expect(await ids('application/pdf')).toEqual([pdf]);
+    // `_` and `%` are characters of the prefix, not patterns.
+    expect(await ids('application/x_')).toEqual([odd]);
+    expect(await ids('application/_')).toEqual([]);
+    expect(await ids('%')).toEqual([]);
+    expect(await ids('')).toEqual([odd, pdf, jpeg, png]);
+    expect(await ids(null)).toEqual([odd, pdf, jpeg, png]);
+
+    // Pages of a filtered list follow the filter.
+    const first = await listed(typed, 'image/', 1);
+    expect(first.edges.map((edge) => edge.node.id)).toEqual([jpeg]);
+    expect(first.pageInfo.hasNextPage).toBe(true);
+    const second = await listed(typed, 'image/', 1, first.pageInfo.endCursor ?? undefined);
+    expect(second.edges.map((edge) => edge.node.id)).toEqual([png]);
+    expect(second.pageInfo.hasNextPage).toBe(false);
+
+    // An admin's filtered list spans every owner's, and still only that type.
+    const everyone = await listed(admin, 'application/pdf');
+    expect(everyone.edges.map((edge) => edge.node.id)).toContain(pdf);
+    expect(new Set(everyone.edges.map((edge) => edge.node.contentType))).toEqual(
+      new Set(['application/pdf']),
+    );
+
+    const badPrefix = async (contentTypePrefix: string) => {
+      const result = await typed.gql(BlobsDocument, { contentTypePrefix });
+      expect(codeOf(result)).toBe('BAD_USER_INPUT');
+      expect(result.errors?.[0]?.extensions?.field).toBe('contentTypePrefix');
+    };
+    await badPrefix('x'.repeat(256));
+    await badPrefix('imäge/');
+    await badPrefix('image/\t');
+  });
+
   it('logged no error along the way (no 500, no row without bytes)', () => {
     expect(portico.logs.filter((line) => line.level >= 50)).toEqual([]);
   });

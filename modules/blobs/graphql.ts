@@ -29,6 +29,22 @@ const visible = (context: RequestContext, blob: BlobRecord | null) =>
   blob && canSeeBlob(context.viewer, rulesOf(context), blob.ownerId) ? blob : null;
 
 /**
+ * A content type prefix to list by: printable ASCII, as media types are (so both databases fold
+ * its case alike), at most as long as a stored content type; empty means no filter.
+ */
+function checkedTypePrefix(prefix: string | null | undefined) {
+  if (!prefix) return null;
+  if (prefix.length > 255 || !/^[\x20-\x7e]+$/.test(prefix)) {
+    throw new PorticoError(
+      'BAD_USER_INPUT',
+      'contentTypePrefix has at most 255 printable ASCII characters.',
+      { field: 'contentTypePrefix' },
+    );
+  }
+  return prefix;
+}
+
+/**
  * Blobs `uploadBlob` answers with: their uploader sees their metadata, as `POST /blobs` shows it,
  * even without read access (an API key with only `blobs:write`); their bytes and signed URLs
  * still need read access. Records are per request, so this never outlives the upload's answer.
@@ -101,16 +117,18 @@ export function registerBlobs(builder: Builder, self: (context: RequestContext) 
     }),
     blobs: t.field({
       type: BlobConnection,
-      description: "The viewer's blobs; an admin's call lists all.",
+      description:
+        'The viewer\'s blobs, newest first; an admin\'s call lists all. With `contentTypePrefix` (e.g. "image/"), only those whose content type starts with it, ignoring case.',
       authScopes: { authenticated: true },
-      args: { first: t.arg.int(), after: t.arg.string() },
+      args: { first: t.arg.int(), after: t.arg.string(), contentTypePrefix: t.arg.string() },
       resolve: (_root, args, context) => {
         if (!canRead(context.viewer, rulesOf(context))) throw denied(context);
+        const contentTypePrefix = checkedTypePrefix(args.contentTypePrefix);
         const ownerId = listedOwner(context.viewer);
         return paginate(
           'blob',
           args,
-          (page) => context.runtime.store.blobs.list({ ...page, ownerId }),
+          (page) => context.runtime.store.blobs.list({ ...page, ownerId, contentTypePrefix }),
           (blob) => blob.id,
         );
       },

@@ -266,6 +266,7 @@ const blobCalls = {
   list: z.object({
     ownerId: wireText(128).nullable(),
     everyone: z.boolean(),
+    contentTypePrefix: wireText(255).nullish(),
     after: blobId.nullable(),
     limit: z.number().int().min(1).max(1000),
   }),
@@ -379,6 +380,7 @@ async function blobCall(
       }
       const listed = await blobs.list({
         ownerId: args.everyone ? undefined : caller.inward(args.ownerId as string),
+        contentTypePrefix: args.contentTypePrefix ?? null,
         after: args.after ?? undefined,
         limit: args.limit,
       });

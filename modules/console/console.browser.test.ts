@@ -346,7 +346,30 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
     });
 
     it('uploads a blob with progress, previews, downloads and deletes it', async () => {
+      /** What spills: the page wider than the window, or anything of a blob's card outside it. */
+      const spills = () =>
+        admin.evaluate(() => {
+          const found: string[] = [];
+          const { scrollWidth } = document.documentElement;
+          if (scrollWidth > window.innerWidth) found.push(`the page is ${scrollWidth}px wide`);
+          for (const card of document.querySelectorAll('.blob')) {
+            const edge = card.getBoundingClientRect();
+            for (const part of card.querySelectorAll('*')) {
+              const box = part.getBoundingClientRect();
+              if (box.width > 0 && (box.left < edge.left - 0.5 || box.right > edge.right + 0.5)) {
+                found.push(`${part.tagName} "${part.textContent?.slice(0, 40)}" leaves its card`);
+              }
+            }
+          }
+          return found;
+        });
+
       await admin.getByRole('link', { name: 'Blobs' }).click();
+      // Nothing stored yet: the upload box leads, with what blobs are for.
+      await admin.getByRole('heading', { name: 'Upload your first blob' }).waitFor();
+      await admin.getByText('Blobs are files that apps upload here').waitFor();
+      expect(await admin.getByRole('heading', { name: 'Stored blobs' }).count()).toBe(0);
+      await shoot(admin, 'blobs-empty');
       // A slow link (1 MiB at 1 MiB/s), so that the upload's progress is there to see.
       const network = await adminContext.newCDPSession(admin);
       await network.send('Network.emulateNetworkConditions', {
@@ -380,7 +403,48 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
       const preview = admin.getByRole('img', { name: 'Preview of dot.png' });
       await preview.waitFor();
       await expect.poll(() => preview.evaluate((image: HTMLImageElement) => image.naturalWidth)).toBe(2);
+      // A long name without spaces, which must wrap inside its card.
+      const report = `quarterly-report-for-the-board-${'with-every-appendix-'.repeat(4)}final.pdf`;
+      await admin.getByLabel('File').setInputFiles({
+        name: report,
+        mimeType: 'application/pdf',
+        buffer: Buffer.from('%PDF-1.4 a report'),
+      });
+      await admin.getByRole('button', { name: 'Upload', exact: true }).click();
+      await admin.getByText(`Uploaded ${report}`).waitFor();
+      // Each type in words, its MIME type beside it.
+      const card = (name: string) => admin.getByRole('listitem').filter({ hasText: name });
+      await card(report).getByText('PDF document', { exact: true }).waitFor();
+      await card(report).getByText('application/pdf', { exact: true }).waitFor();
+      await card('zeros.bin').getByText('Binary file', { exact: true }).waitFor();
+      await card('dot.png').getByText('PNG image', { exact: true }).waitFor();
+      await card('dot.png').getByText('75 B', { exact: true }).waitFor();
+      expect(await spills()).toEqual([]);
+      // Asking to delete the long name keeps the question inside the card.
+      await admin.getByRole('button', { name: `Delete ${report}` }).click();
+      await admin.getByRole('group', { name: `Delete ${report}?` }).waitFor();
+      expect(await spills()).toEqual([]);
+      await admin
+        .getByRole('group', { name: `Delete ${report}?` })
+        .getByRole('button', { name: 'Cancel' })
+        .click();
       await shoot(admin, 'blobs');
+
+      // The type filter asks the server for one MIME family.
+      await admin.getByLabel('Type').selectOption({ label: 'Images' });
+      await expect.poll(() => admin.getByRole('button', { name: 'Delete zeros.bin' }).count()).toBe(0);
+      await preview.waitFor();
+      expect(await admin.getByRole('button', { name: /^Delete / }).count()).toBe(1);
+      await admin.getByLabel('Type').selectOption({ label: 'Video' });
+      await admin.getByText('No video.').waitFor();
+      await admin.getByLabel('Type').selectOption({ label: 'All types' });
+      await admin.getByRole('button', { name: 'Delete zeros.bin' }).waitFor();
+
+      await admin.setViewportSize(PHONE);
+      await preview.waitFor();
+      expect(await spills()).toEqual([]);
+      await shoot(admin, 'blobs-phone');
+      await admin.setViewportSize(LAPTOP);
       const [download] = await Promise.all([
         admin.waitForEvent('download'),
         admin.getByRole('link', { name: 'Download dot.png' }).click(),
@@ -401,12 +465,22 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
     });
 
     it('shows leases, API keys and the audit log', async () => {
+      await admin.getByRole('link', { name: 'Leases' }).click();
+      // None yet: what a lease is for, and how to take one.
+      await admin.getByText('A lease is a lock with a time to live').waitFor();
+      expect(await admin.getByRole('link', { name: 'Leases in the manual' }).getAttribute('href')).toBe(
+        '/docs/leases',
+      );
+      await shoot(admin, 'leases-empty');
       const lease = await api.gql(AcquireLeaseDocument, { key: 'jobs/nightly', ttlSeconds: 600 });
       expect(lease.data?.acquireLease?.token).toBe(1);
-      await admin.getByRole('link', { name: 'Leases' }).click();
       await admin.getByLabel('Key starts with').fill('jobs/');
       await admin.getByRole('button', { name: 'Filter' }).click();
       await admin.getByRole('cell', { name: 'jobs/nightly' }).waitFor();
+      // Who holds it, for the admin: the user and the kind of credential; the opaque id in small print.
+      const holder = admin.getByRole('cell', { name: `${ADMIN.email} · session` });
+      await holder.waitFor();
+      await holder.getByText(lease.data!.acquireLease!.holder, { exact: true }).waitFor();
       await shoot(admin, 'leases');
 
       await admin.getByRole('link', { name: 'Store' }).click();

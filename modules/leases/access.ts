@@ -17,13 +17,26 @@ export function holderOf(viewer: Viewer): string | null {
 /** A holder for server-side code (`withLease`): no credential ends it, only release or expiry. */
 export const serverHolder = () => `${SERVER}${randomSecret(16)}`;
 
+/** What kind of credential holds a lease (the schema's LeaseHolderKind). */
+export type HolderKind = 'SESSION' | 'API_KEY' | 'SERVER';
+
+/** A holder's kind and the id of its session or API key (null for server code). */
+export function credentialOf(
+  holder: string,
+): { kind: Exclude<HolderKind, 'SERVER'>; id: string } | { kind: 'SERVER'; id: null } {
+  if (holder.startsWith(SESSION)) return { kind: 'SESSION', id: holder.slice(SESSION.length) };
+  if (holder.startsWith(API_KEY)) return { kind: 'API_KEY', id: holder.slice(API_KEY.length) };
+  return { kind: 'SERVER', id: null };
+}
+
 /** The sessions and API keys behind holders; server holders have none. */
 export function credentialsOf(holders: readonly string[]) {
   const sessionIds: string[] = [];
   const apiKeyIds: string[] = [];
   for (const holder of holders) {
-    if (holder.startsWith(SESSION)) sessionIds.push(holder.slice(SESSION.length));
-    else if (holder.startsWith(API_KEY)) apiKeyIds.push(holder.slice(API_KEY.length));
+    const { kind, id } = credentialOf(holder);
+    if (kind === 'SESSION') sessionIds.push(id);
+    else if (kind === 'API_KEY') apiKeyIds.push(id);
   }
   return { sessionIds, apiKeyIds };
 }

@@ -7,7 +7,18 @@ import {
   type RequestContext,
   builder as schemaBuilder,
 } from '../../src/index.ts';
-import { holderOf, LEASES_SCOPE, opaqueHolder } from './access.ts';
+import apiKeys from '../api-keys/index.ts';
+import roles from '../roles/index.ts';
+import sessions from '../sessions/index.ts';
+import users from '../users/index.ts';
+import {
+  credentialOf,
+  credentialsOf,
+  type HolderKind,
+  holderOf,
+  LEASES_SCOPE,
+  opaqueHolder,
+} from './access.ts';
 import type { Leases } from './instance.ts';
 import { checkRequest, release, renew } from './service.ts';
 
@@ -28,13 +39,74 @@ function requireHolder(context: RequestContext) {
   return holder;
 }
 
+/**
+ * The users behind holders (sessions and API keys), null for server holders and credentials no
+ * longer on record: one query per credential kind and one for the users, however many leases.
+ */
+async function loadHolderUsers({ db }: RequestContext, holders: readonly string[]) {
+  const { sessionIds, apiKeyIds } = credentialsOf(holders);
+  const [sessionRecords, keyRecords] = await Promise.all([
+    sessions.api.loadSessions(db.system, sessionIds),
+    apiKeys.api.loadApiKeys(db.system, apiKeyIds),
+  ]);
+  const userOf = new Map<string, string>();
+  for (const session of sessionRecords) if (session) userOf.set(`SESSION:${session.id}`, session.userId);
+  for (const key of keyRecords) if (key) userOf.set(`API_KEY:${key.id}`, key.userId);
+  const userIds = holders.map((holder) => {
+    const { kind, id } = credentialOf(holder);
+    return userOf.get(`${kind}:${id}`) ?? null;
+  });
+  const found = await users.api.loadUsers(db.system, [
+    ...new Set(userIds.filter((id): id is string => id !== null)),
+  ]);
+  const byId = new Map(found.flatMap((user) => (user ? [[user.id, user] as const] : [])));
+  return userIds.map((id) => (id === null ? null : (byId.get(id) ?? null)));
+}
+
 export function registerLeases(builder: Builder, self: (context: RequestContext) => Leases) {
+  const LeaseHolderKind = builder.enumType('LeaseHolderKind', {
+    description: 'What kind of credential holds a lease.',
+    values: {
+      SESSION: { description: "A user's signed-in session." },
+      API_KEY: { description: "A user's API key." },
+      SERVER: { description: "The gateway's own code (withLease): no user." },
+    } satisfies Record<HolderKind, { description: string }>,
+  });
+  // Who holds a lease is an admin's to see, as the leases listing is; others get null.
+  const adminsSee = <T>(viewer: RequestContext['viewer'], value: T) =>
+    roles.api.isAdmin(viewer) ? value : null;
+
   const LeaseRef = builder.objectRef<LeaseRecord>('Lease').implement({
     fields: (t) => ({
       key: t.exposeString('key'),
       holder: t.string({
         description: 'Who holds it: the session or API key that acquired it, as an opaque string.',
         resolve: (lease) => opaqueHolder(lease.holder),
+      }),
+      holderKind: t.field({
+        type: LeaseHolderKind,
+        nullable: true,
+        description: 'Admin: the kind of credential that holds it; null for others.',
+        resolve: (lease, _args, { viewer }) => adminsSee(viewer, credentialOf(lease.holder).kind),
+      }),
+      holderUser: t.loadable({
+        type: users.api.UserRef,
+        nullable: true,
+        description:
+          'Admin: the user whose session or API key holds it; null for server holders, for credentials no longer on record, and for others.',
+        load: (holders: string[], context: RequestContext) => loadHolderUsers(context, holders),
+        resolve: (lease, _args, { viewer }) =>
+          credentialOf(lease.holder).kind === 'SERVER' ? null : adminsSee(viewer, lease.holder),
+      }),
+      holderApiKey: t.loadable({
+        type: apiKeys.api.ApiKeyRef,
+        nullable: true,
+        description: 'Admin: the API key that holds it, when one does; null for others.',
+        load: (ids: string[], { db }: RequestContext) => apiKeys.api.loadApiKeys(db.system, ids),
+        resolve: (lease, _args, { viewer }) => {
+          const { kind, id } = credentialOf(lease.holder);
+          return kind === 'API_KEY' ? adminsSee(viewer, id) : null;
+        },
       }),
       token: t.field({
         type: 'SafeInt',

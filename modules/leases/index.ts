@@ -14,7 +14,7 @@ export type { HeldLease } from './service.ts';
  */
 export default defineModule({
   name: 'leases',
-  dependsOn: ['sessions', 'api-keys', 'roles'],
+  dependsOn: ['users', 'sessions', 'api-keys', 'roles'],
   config: leasesConfig,
   graphql: registerLeases,
   scopes: () => [{ name: LEASES_SCOPE, grants: 'acquire, renew and release leases', everyone: true }],

@@ -4,6 +4,7 @@ import {
   AcquireLeaseDocument,
   BlobDocument,
   BlobsDocument,
+  ConsoleLeasesDocument,
   CreateApiKeyDocument,
   DeleteBlobDocument,
   DeleteDocumentDocument,
@@ -29,6 +30,7 @@ import {
   type TestClient,
   type TestGateway,
 } from '../../test/harness.ts';
+import leases from './index.ts';
 
 const CONFIG = {
   signup: 'open',
@@ -290,6 +292,71 @@ describe.each(storeKinds)('leases on %s', (backend) => {
     expect(second.data?.leases.edges.map((edge) => edge.node.key)).toEqual(['list/c']);
     expect(second.data?.leases.pageInfo.hasNextPage).toBe(false);
     expect(codeOf(await alice.gql(LeasesDocument, {}))).toBe('FORBIDDEN');
+  });
+
+  it('shows admins who holds each lease, the user and the kind of credential, and nobody else', async () => {
+    const alice = await newUser();
+    const aliceEmail = `worker${users}@example.com`;
+    await acquire(alice, 'who/session');
+    const ticket = await alice.gql(CreateApiKeyDocument, { name: 'backup job', scopes: ['leases'] });
+    const auth = { authorization: `Bearer ${ticket.data!.createApiKey.secret}` };
+    const viaKey = await portico.client().gql(AcquireLeaseDocument, { key: 'who/key', ttlSeconds: 30 }, auth);
+    expect(viaKey.errors).toBeUndefined();
+    const listed = await portico.gateway.runtime.instances
+      .of(leases)
+      .withLease('who/server', { ttlSeconds: 30 }, async () => {
+        const result = await admin.gql(ConsoleLeasesDocument, { prefix: 'who/' });
+        expect(result.errors).toBeUndefined();
+        return result.data!.leases.edges.map((edge) => edge.node);
+      });
+    const alicesUser = expect.objectContaining({ email: aliceEmail });
+    expect(listed).toEqual([
+      expect.objectContaining({
+        key: 'who/key',
+        holderKind: 'API_KEY',
+        holderUser: alicesUser,
+        holderApiKey: expect.objectContaining({ name: 'backup job' }),
+      }),
+      expect.objectContaining({
+        key: 'who/server',
+        holderKind: 'SERVER',
+        holderUser: null,
+        holderApiKey: null,
+      }),
+      expect.objectContaining({
+        key: 'who/session',
+        holderKind: 'SESSION',
+        holderUser: alicesUser,
+        holderApiKey: null,
+      }),
+    ]);
+    // The holder keeps its opaque form alongside.
+    expect(listed.map((lease) => lease.holder)).toEqual(
+      listed.map(() => expect.stringMatching(/^[0-9a-f]{24}$/)),
+    );
+
+    // Not even the holder itself sees them without admin, through any field that answers a Lease.
+    const holderFields = 'key holderKind holderUser { email } holderApiKey { name }';
+    const empty = { holderKind: null, holderUser: null, holderApiKey: null };
+    for (const client of [alice, await newUser()]) {
+      const seen = await client.gql<{ lease: Record<string, unknown> }>(
+        `query { lease(key: "who/session") { ${holderFields} } }`,
+      );
+      expect(seen.errors).toBeUndefined();
+      expect(seen.data?.lease).toEqual({ key: 'who/session', ...empty });
+    }
+    const viaKeyFields = await portico
+      .client()
+      .gql<{ lease: Record<string, unknown> }>(
+        `query { lease(key: "who/key") { ${holderFields} } }`,
+        {},
+        auth,
+      );
+    expect(viaKeyFields.data?.lease).toEqual({ key: 'who/key', ...empty });
+    const acquired = await alice.gql<{ acquireLease: Record<string, unknown> }>(
+      `mutation { acquireLease(key: "who/mine", ttlSeconds: 30) { ${holderFields} } }`,
+    );
+    expect(acquired.data?.acquireLease).toEqual({ key: 'who/mine', ...empty });
   });
 
   // Last: moving the clock past the idle timeout ends every session of this gateway.

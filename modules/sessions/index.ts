@@ -8,7 +8,7 @@ import { registerSessions, SessionRef, ViewerRef } from './graphql.ts';
 import { BOOTSTRAP_PURPOSE, Sessions } from './instance.ts';
 import { checkMethods } from './methods.ts';
 import { sessionRoutes } from './routes.ts';
-import { consumeToken, issueToken } from './service.ts';
+import { consumeToken, issueToken, loadSessions } from './service.ts';
 
 export type { RevocationReason } from './entities.ts';
 export type { LoginMethod, Profile, TokenPurpose, TokenRedeemer } from './extensions.ts';
@@ -59,5 +59,5 @@ export default defineModule({
       },
     },
   },
-  api: { loginMethods, tokenPurposes, Token, SessionRef, ViewerRef, issueToken, consumeToken },
+  api: { loginMethods, tokenPurposes, Token, SessionRef, ViewerRef, issueToken, consumeToken, loadSessions },
 });

@@ -261,9 +261,14 @@ export interface BlobMetadataStore {
   find(id: string): Promise<BlobRecord | null>;
   /** The blobs among `ids` that exist, in no particular order. */
   findMany(ids: readonly string[]): Promise<BlobRecord[]>;
-  /** Up to `limit` blobs, newest (greatest id) first, before `after`; one owner's, or everyone's when `ownerId` is undefined. */
+  /**
+   * Up to `limit` blobs, newest (greatest id) first, before `after`; one owner's, or everyone's when
+   * `ownerId` is undefined; only those whose content type starts with `contentTypePrefix`
+   * (ASCII case-insensitive) when it is given.
+   */
   list(options: {
     ownerId: string | undefined;
+    contentTypePrefix?: string | null;
     after: string | undefined;
     limit: number;
   }): Promise<BlobRecord[]>;

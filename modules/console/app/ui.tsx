@@ -283,12 +283,15 @@ export function formatBytes(size: number) {
  */
 export function ConfirmButton({
   label,
+  name,
   confirmLabel,
   question,
   onConfirm,
   disabled,
 }: {
   label: string;
+  /** The first button's accessible name, when its short label needs what it acts on (a card's "Delete"). */
+  name?: string;
   confirmLabel: string;
   question: string;
   onConfirm: () => void;
@@ -301,7 +304,13 @@ export function ConfirmButton({
   }, [asking]);
   if (!asking) {
     return (
-      <button type="button" class="danger" disabled={disabled} onClick={() => setAsking(true)}>
+      <button
+        type="button"
+        class="danger"
+        aria-label={name}
+        disabled={disabled}
+        onClick={() => setAsking(true)}
+      >
         {label}
       </button>
     );

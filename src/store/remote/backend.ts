@@ -324,11 +324,13 @@ export class RemoteStore implements StoreBackend {
       },
       findMany: async (ids) =>
         (await call<Wire<BlobRecord>[]>('/blobs/find-many', { ids })).map(fromWireBlob),
-      list: async ({ ownerId, after, limit }) =>
+      list: async ({ ownerId, contentTypePrefix, after, limit }) =>
         (
           await call<Wire<BlobRecord>[]>('/blobs/list', {
             ownerId: ownerId ?? null,
             everyone: ownerId === undefined,
+            // Sent only when filtering, so unfiltered lists stay the call they were.
+            ...(contentTypePrefix ? { contentTypePrefix } : {}),
             after: after ?? null,
             limit,
           })

@@ -1,3 +1,4 @@
+import { raw } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import { dialectOf, selectRows } from '../../db.ts';
 import { ormSql } from '../../sql.ts';
@@ -101,16 +102,33 @@ export async function findBlobs(em: Db, ids: readonly string[]): Promise<BlobRec
   return rows.map(record);
 }
 
-/** Up to `limit` blobs, newest first; one owner's, or everyone's when `ownerId` is undefined. */
+/**
+ * Up to `limit` blobs, newest first; one owner's, or everyone's when `ownerId` is undefined; with
+ * `contentTypePrefix`, those whose content type starts with it, ignoring ASCII case (media types are
+ * case-insensitive and ASCII, which lower() folds alike on both databases).
+ */
 export async function listBlobs(
   em: Db,
-  options: { ownerId: string | undefined; limit: number; after: string | undefined },
+  options: {
+    ownerId: string | undefined;
+    contentTypePrefix?: string | null;
+    limit: number;
+    after: string | undefined;
+  },
 ): Promise<BlobRecord[]> {
+  const prefix = options.contentTypePrefix;
   const rows = await em.find(
     BlobMetadata,
     {
       ...(options.ownerId === undefined ? {} : { ownerId: options.ownerId }),
       ...(options.after === undefined ? {} : { id: { $lt: options.after } }),
+      // substr, not LIKE: a prefix's `_` and `%` are plain characters here.
+      ...(prefix
+        ? {
+            [raw((alias) => `lower(substr(${alias}.content_type, 1, ${[...prefix].length}))`)]:
+              prefix.toLowerCase(),
+          }
+        : {}),
     },
     { orderBy: { id: 'desc' }, limit: options.limit },
   );
