@@ -1,6 +1,7 @@
 import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { isLeaving, type Problem, problemOf } from './api.ts';
+import { useReach } from './connection.ts';
 
 // ---------------------------------------------------------------- loading data
 
@@ -12,10 +13,12 @@ export interface Loaded<T> {
 }
 
 /**
- * Runs `load` now and whenever `deps` change; an answer that arrives after a newer request
- * started is dropped, so a slow old page never replaces a new one.
+ * Runs `load` now, whenever `deps` change, and when the gateway is back after being away; an
+ * answer that arrives after a newer request started is dropped, so a slow old page never
+ * replaces a new one.
  */
 export function useLoad<T>(load: () => Promise<T>, deps: readonly unknown[]): Loaded<T> {
+  const { returns } = useReach();
   const [state, setState] = useState<{ data?: T; problem: Problem | null; loading: boolean }>({
     problem: null,
     loading: true,
@@ -31,7 +34,7 @@ export function useLoad<T>(load: () => Promise<T>, deps: readonly unknown[]): Lo
         request === latest.current &&
         setState((previous) => ({ ...previous, problem: problemOf(error), loading: false })),
     );
-  }, [...deps, generation]);
+  }, [...deps, generation, returns]);
   const reload = useCallback(() => setGeneration((value) => value + 1), []);
   return { data: state.data, problem: state.problem, loading: state.loading, reload };
 }
@@ -279,16 +282,19 @@ export function formatBytes(size: number) {
 
 /**
  * A destructive action behind a second, explicit click: the first shows what will happen and
- * a confirm button (focused), with a way back.
+ * a confirm button (focused), with a way back. `name`, when given, is the first button's
+ * accessible name: a row's buttons all read the same (`label`), and need to say which row.
  */
 export function ConfirmButton({
   label,
+  name,
   confirmLabel,
   question,
   onConfirm,
   disabled,
 }: {
   label: string;
+  name?: string;
   confirmLabel: string;
   question: string;
   onConfirm: () => void;
@@ -301,7 +307,13 @@ export function ConfirmButton({
   }, [asking]);
   if (!asking) {
     return (
-      <button type="button" class="danger" disabled={disabled} onClick={() => setAsking(true)}>
+      <button
+        type="button"
+        class="danger"
+        aria-label={name}
+        disabled={disabled}
+        onClick={() => setAsking(true)}
+      >
         {label}
       </button>
     );
@@ -329,8 +341,8 @@ export function ConfirmButton({
 }
 
 /**
- * A row's Revoke button: runs `revoke` as `action` (disabled while that is busy). `label` says
- * what it revokes, for screen readers, since every row's button reads the same.
+ * A row's Revoke button, which asks first: `label` says what it revokes (the button's name,
+ * and the question with a "?"), and `revoke` runs as `action` (disabled while that is busy).
  */
 export function RevokeButton({
   action,
@@ -342,9 +354,14 @@ export function RevokeButton({
   revoke: () => Promise<unknown>;
 }) {
   return (
-    <button type="button" disabled={action.busy} aria-label={label} onClick={() => action.run(revoke)}>
-      Revoke
-    </button>
+    <ConfirmButton
+      label="Revoke"
+      name={label}
+      confirmLabel="Revoke"
+      question={`${label}?`}
+      disabled={action.busy}
+      onConfirm={() => void action.run(revoke)}
+    />
   );
 }
 
