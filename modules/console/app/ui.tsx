@@ -461,7 +461,8 @@ export function DataTable<T>({
               <tr key={rowKey(row)}>
                 {columns.map((column) => (
                   <td key={column.label} class={column.kind} data-label={column.label}>
-                    {column.cell(row)}
+                    {/* One box: on a phone the cell is a grid of its label and this. */}
+                    <div>{column.cell(row)}</div>
                   </td>
                 ))}
               </tr>
