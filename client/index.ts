@@ -31,6 +31,11 @@ export interface ClientOptions {
    * showing its code through this (default: a line on stderr), and the call is retried once.
    */
   onDeviceCode?: (prompt: DeviceCodePrompt) => void;
+  /**
+   * Called when the subscriptions' WebSocket opens (true) or closes (false), including each
+   * failed attempt to reconnect: a browser can tell at once that the gateway went away.
+   */
+  onSocketChange?: (open: boolean) => void;
 }
 
 export interface RequestOptions {
@@ -172,6 +177,10 @@ export function createClient(options: ClientOptions): PorticoClient {
       connectionParams: authorization(key),
       // A credential that ended stays ended: reconnecting with it cannot help.
       shouldRetry: (event) => !(isCloseEvent(event) && event.code === 4403),
+      on: {
+        connected: () => options.onSocketChange?.(true),
+        closed: () => options.onSocketChange?.(false),
+      },
     });
     webSocket = { key, client };
     return client;

@@ -266,6 +266,23 @@ describe.each(backends)('the typed client against a gateway on %s', (backend) =>
     },
   );
 
+  it('says when its WebSocket opens and closes (onSocketChange)', async () => {
+    const changes: boolean[] = [];
+    const watcher = createClient({
+      url: portico.url,
+      apiKey: (await admin.mutate(CreateApiKeyDocument, { name: 'socket watcher', scopes: [] })).createApiKey
+        .secret,
+      onSocketChange: (open) => changes.push(open),
+    });
+    const revocations = watcher.subscribe(SessionRevokedDocument);
+    const pending = revocations.next();
+    await expect.poll(() => changes).toEqual([true]);
+    await watcher.close();
+    await expect.poll(() => changes).toEqual([true, false]);
+    await revocations.return?.();
+    await within(pending, 1000);
+  });
+
   it('ends sessionRevoked over SSE with the reason when the session is revoked', async () => {
     const phone = portico.client();
     await phone.gql(LogInDocument, MEMBER);

@@ -7,6 +7,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   AcquireLeaseDocument,
+  DocumentsDocument,
   GatewayOverviewDocument,
   PatchDocumentDocument,
   PutDocumentDocument,
@@ -100,6 +101,65 @@ function noteOperations(page: Page, names: Set<string>) {
 const samplesCharted = async (page: Page) =>
   Number(await page.locator('[data-chart="traffic"]').getAttribute('data-points'));
 
+/**
+ * What does not fit the window: the page wider than it, an element whose box sticks out of
+ * its panel (a `.card`, a `.tile`, a `.table-wrap`) or of `main`, left or right (1 px of
+ * rounding allowed), or text wider than the box it is in (a word that cannot wrap). What an
+ * element scrolls or clips (a wide table in its scrolling wrap on a laptop) is not a spill.
+ * Each is described so that a failure names it.
+ */
+function spills(page: Page) {
+  return page.evaluate(() => {
+    const tag = (element: Element) =>
+      `<${element.localName}${element.id ? `#${element.id}` : ''}${[...element.classList].map((name) => `.${name}`).join('')}>`;
+    const describe = (element: Element) => {
+      const text = (element.textContent ?? '').trim().replace(/\s+/g, ' ').slice(0, 40);
+      return `${tag(element)}${text ? ` “${text}”` : ''}`;
+    };
+    /** True when something between `element` and `panel` scrolls or clips it sideways. */
+    const contained = (element: Element, panel: Element) => {
+      for (let parent = element.parentElement; parent && parent !== panel; parent = parent.parentElement) {
+        if (getComputedStyle(parent).overflowX !== 'visible') return true;
+      }
+      return false;
+    };
+    const found: string[] = [];
+    const { scrollWidth } = document.documentElement;
+    if (scrollWidth > innerWidth)
+      found.push(`the page is ${scrollWidth} px wide in a ${innerWidth} px window`);
+    const PANELS = '.card, .tile, .table-wrap';
+    // Each element is held to its nearest panel (or main), and only the outermost of a spilling
+    // subtree is named.
+    const spilled = new Set<Element>();
+    for (const panel of document.querySelectorAll(`main, main :is(${PANELS})`)) {
+      const edges = panel.getBoundingClientRect();
+      for (const element of panel.querySelectorAll('*')) {
+        if (element.parentElement?.closest(`main, ${PANELS}`) !== panel) continue;
+        const box = element.getBoundingClientRect();
+        if (box.width === 0 || contained(element, panel)) continue;
+        if (box.right > edges.right + 1 || box.left < edges.left - 1) {
+          spilled.add(element);
+          if (element.parentElement && spilled.has(element.parentElement)) continue;
+          found.push(
+            `${describe(element)} spans ${Math.round(box.left)}–${Math.round(box.right)} px, out of ${tag(panel)} at ${Math.round(edges.left)}–${Math.round(edges.right)} px`,
+          );
+        }
+      }
+    }
+    // Text is no element: a word too long for its box shows as the box's scroll width.
+    for (const element of document.querySelectorAll('main *')) {
+      if (element.children.length > 0 || element.clientWidth === 0) continue;
+      if (getComputedStyle(element).overflowX !== 'visible' || contained(element, document.body)) continue;
+      if (element.scrollWidth > element.clientWidth + 1) {
+        found.push(
+          `the text of ${describe(element)} is ${element.scrollWidth} px wide in ${element.clientWidth} px`,
+        );
+      }
+    }
+    return found;
+  });
+}
+
 async function screenshot(page: Page, name: string) {
   await mkdir(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: `${SCREENSHOTS}/${name}.png`, fullPage: true });
@@ -129,7 +189,11 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
     const errors: string[] = [];
     const executed = new Set<string>();
     // Screenshots once: the screens are the same on both databases.
-    const shoot = (page: Page, name: string) => (backend === 'sqlite' ? screenshot(page, name) : undefined);
+    const shot = new Set<string>();
+    const shoot = (page: Page, name: string) => {
+      shot.add(name);
+      return backend === 'sqlite' ? screenshot(page, name) : undefined;
+    };
 
     beforeAll(async () => {
       ({ portico, admin: api } = await startGatewayWithAdmin({ backend, config: CONFIG }));
@@ -216,7 +280,12 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
         await bob.goto(`${portico.url}/admin/blobs`);
         await bob.getByRole('heading', { level: 1, name: 'Blobs' }).waitFor();
         await shoot(admin, 'sessions');
+        // A revoke asks first, naming what it revokes.
         await revoke.click();
+        await admin
+          .getByRole('group', { name: `Revoke the session of ${BOB.email} from 127.0.0.1?` })
+          .getByRole('button', { name: 'Revoke', exact: true })
+          .click();
         // Bob's console leaves by itself, pushed by sessionRevoked: nobody reloads it.
         await bob.waitForURL(/\/login\?reason=revoked/);
         await bob.getByText('Your session was revoked. Sign in again to continue.').waitFor();
@@ -516,6 +585,10 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
       expect(viaKey.data?.viewer.scopes).toEqual(['blobs:write']);
       await shoot(admin, 'keys');
       await admin.getByRole('button', { name: 'Revoke the key backup job' }).click();
+      await admin
+        .getByRole('group', { name: 'Revoke the key backup job?' })
+        .getByRole('button', { name: 'Revoke', exact: true })
+        .click();
       await expect.poll(() => admin.getByRole('cell', { name: 'backup job' }).count()).toBe(0);
       const revoked = await program.gql(ViewerDocument, undefined, bearer);
       expect(revoked.data?.viewer.user).toBeNull();
@@ -525,8 +598,8 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
       await admin.getByLabel('Kind').selectOption('INVITE_ACCEPTED');
       await admin.getByRole('button', { name: 'Apply filter' }).click();
       await admin.getByRole('status').getByText(BOB.email).waitFor();
-      await admin.getByRole('cell', { name: 'INVITE_ACCEPTED' }).waitFor();
-      expect(await admin.getByRole('cell', { name: 'SIGNED_UP' }).count()).toBe(0);
+      await admin.getByRole('cell', { name: 'Invite accepted', exact: true }).waitFor();
+      expect(await admin.getByRole('cell', { name: 'Signed up', exact: true }).count()).toBe(0);
       await shoot(admin, 'audit');
 
       await admin.setViewportSize(PHONE);
@@ -536,6 +609,78 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
       await admin.setViewportSize(LAPTOP);
       expect(errors).toEqual([]);
     });
+
+    it('fits every screen at laptop and phone width, with no errors', async () => {
+      const viewer = await api.gql(ViewerDocument);
+      const notes = await api.gql(DocumentsDocument, { collection: 'notes', first: 1 });
+      const adminId = viewer.data!.viewer.user!.id;
+      const documentId = notes.data!.documents.edges[0]!.node.id;
+      const screens = [
+        ['overview', '/overview'],
+        ['users', '/users'],
+        ['user', `/users/${encodeURIComponent(adminId)}`],
+        ['invites', '/invites'],
+        ['sessions', '/sessions'],
+        ['keys', '/keys'],
+        ['data', '/data'],
+        ['data-collection', '/data/notes'],
+        ['data-document', `/data/notes/${encodeURIComponent(documentId)}`],
+        ['data-new', '/data/notes/new'],
+        ['blobs', '/blobs'],
+        ['leases', '/leases'],
+        ['store', '/store'],
+        ['audit', '/audit'],
+        ['not-found', '/no-such-screen'],
+      ] as const;
+      const found: string[] = [];
+      for (const [size, suffix] of [
+        [LAPTOP, ''],
+        [PHONE, '-phone'],
+      ] as const) {
+        await admin.setViewportSize(size);
+        for (const [name, path] of screens) {
+          await admin.goto(`${portico.url}/admin${path}`);
+          await admin.getByRole('heading', { level: 1 }).waitFor();
+          // Loaded: nothing says "Loading…", and the requests are answered.
+          await expect
+            .poll(() => admin.getByText('Loading…').count(), {
+              message: `${name} at ${size.width} px loads`,
+              timeout: 10_000,
+            })
+            .toBe(0);
+          await admin.waitForLoadState('networkidle');
+          if (name === 'not-found')
+            await admin.getByRole('heading', { level: 1, name: 'Not found' }).waitFor();
+          found.push(...(await spills(admin)).map((spill) => `${name} at ${size.width} px: ${spill}`));
+          // The other tests' shots show the screens doing something: they stay.
+          if (!shot.has(name + suffix)) await shoot(admin, name + suffix);
+        }
+      }
+
+      // The check itself sees a spill: something too wide in a card.
+      await admin.setViewportSize(LAPTOP);
+      await admin.goto(`${portico.url}/admin/keys`);
+      await admin.getByRole('heading', { level: 1 }).waitFor();
+      await admin.evaluate(() => {
+        const wide = document.createElement('div');
+        wide.id = 'too-wide';
+        wide.style.width = '3000px';
+        wide.style.height = '1px';
+        const long = document.createElement('p');
+        long.id = 'too-long';
+        long.style.width = '10rem';
+        long.textContent = 'x'.repeat(200);
+        document.querySelector('main .card')!.append(wide, long);
+      });
+      const injected = await spills(admin);
+      expect(injected).toContainEqual(expect.stringMatching(/^the page is \d+ px wide/));
+      expect(injected).toContainEqual(expect.stringMatching(/^<div#too-wide> spans/));
+      expect(injected).toContainEqual(expect.stringMatching(/^the text of <p#too-long> “x+” is \d+ px wide/));
+
+      expect(found).toEqual([]);
+      expect(errors).toEqual([]);
+      // Thirty screens, each loaded in full.
+    }, 120_000);
 
     it("shows the gateway's health first, live: the charts move under load", async () => {
       await admin
@@ -551,7 +696,7 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
         await tile.getByText(kind, { exact: true }).waitFor();
       }
       // What this suite did is among the recent events.
-      await admin.getByRole('cell', { name: 'STORE_RESET' }).waitFor();
+      await admin.getByRole('cell', { name: 'Store reset', exact: true }).waitFor();
 
       const traffic = admin.locator('[data-chart="traffic"]');
       const latest = async (chart: string, series: string) =>
@@ -612,6 +757,10 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
       await portico.stop();
       const stale = admin.getByText('No news from the gateway since');
       await stale.waitFor({ timeout: 15_000 });
+      // Every screen says so too, in the console's own notice.
+      const notice = admin.getByRole('status').filter({ hasText: 'The gateway is not answering; retrying…' });
+      await notice.waitFor();
+      await shoot(admin, 'overview-away');
       const kept = await points();
       expect(kept).toBeGreaterThan(1);
       await admin.locator('[data-tile="Store"]').getByText('Answering').waitFor();
@@ -624,10 +773,16 @@ describe.skipIf(!hasChromium())('the admin console in Chromium', () => {
         databaseUrl,
         env: { PORTICO_PUBLIC_URL: url },
       });
+      await admin
+        .getByRole('status')
+        .filter({ hasText: 'The gateway is back.' })
+        .waitFor({ timeout: 30_000 });
+      expect(await notice.count()).toBe(0);
       await expect.poll(() => stale.count(), { timeout: 30_000 }).toBe(0);
       await expect.poll(points).toBeGreaterThan(kept);
-      // While it was away the browser said so (refused connections); nothing else went wrong.
-      const refused = /ERR_CONNECTION_REFUSED|WebSocket connection to .* failed/;
+      // While it went and was away the browser said so (connections cut or refused); nothing else went wrong.
+      const refused =
+        /net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|SOCKET_NOT_CONNECTED|EMPTY_RESPONSE)|WebSocket connection to .* failed/;
       expect(errors.filter((error) => !refused.test(error))).toEqual([]);
     });
 

@@ -1,6 +1,7 @@
 import { useEffect } from 'preact/hooks';
 import { LogOutDocument, SessionRevokedDocument, ViewerDocument } from '../../../client/index.ts';
 import { client, leave, signInAgain } from './api.ts';
+import { useReach } from './connection.ts';
 import { Link, navigate, useLocation } from './router.tsx';
 import { AuditScreen } from './screens/audit.tsx';
 import { BlobsScreen } from './screens/blobs.tsx';
@@ -65,6 +66,24 @@ function NotFound() {
         There is no such screen. <Link to="/overview">Go to the Overview</Link>.
       </p>
     </>
+  );
+}
+
+/**
+ * Says, on every screen, when the gateway stops answering and when it answers again (the
+ * screen's data is then read again). The live region stays in place, empty while all is well,
+ * so that screen readers announce what comes into it.
+ */
+function GatewayNotice() {
+  const { reach } = useReach();
+  return (
+    <div class="gateway-notice" role="status" aria-live="polite">
+      {reach === 'away' ? (
+        <p class="away">The gateway is not answering; retrying…</p>
+      ) : reach === 'back' ? (
+        <p class="back">The gateway is back.</p>
+      ) : null}
+    </div>
   );
 }
 
@@ -135,6 +154,7 @@ export function App() {
         </ul>
       </nav>
       <main id="main">
+        <GatewayNotice />
         <ProblemNote problem={viewer.problem ?? logOut.problem ?? watch} />
         {where.segments.length > 0 ? <Screen {...where} /> : null}
       </main>

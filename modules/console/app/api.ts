@@ -1,7 +1,16 @@
 import { createClient, PorticoClientError } from '../../../client/index.ts';
+import { suspectAway } from './connection.ts';
 
-/** The gateway that served this page; the browser's session cookie is the credential. */
-export const client = createClient({ url: location.origin });
+/**
+ * The gateway that served this page; the browser's session cookie is the credential. Its
+ * subscriptions' socket closing is the first sign that the gateway went away.
+ */
+export const client = createClient({
+  url: location.origin,
+  onSocketChange: (open) => {
+    if (!open) suspectAway();
+  },
+});
 
 /** Something that went wrong, in the contract's terms: its `extensions.code` and message. */
 export interface Problem {
@@ -12,10 +21,12 @@ export interface Problem {
 
 /**
  * The problem behind a failed call. A request that reached no server has no contract code:
- * it is shown as NETWORK_ERROR. An ended session sends the browser to the login page.
+ * it is shown as NETWORK_ERROR, and the console checks whether the gateway is away. An ended
+ * session sends the browser to the login page.
  */
 export function problemOf(error: unknown): Problem {
   if (error instanceof PorticoClientError) {
+    if (error.code === 'NETWORK_ERROR') suspectAway();
     if (error.code === 'UNAUTHENTICATED') signInAgain('ended');
     const first = error.errors[0];
     return {
@@ -24,6 +35,7 @@ export function problemOf(error: unknown): Problem {
       extensions: first?.extensions ?? {},
     };
   }
+  suspectAway();
   return {
     code: 'NETWORK_ERROR',
     message: error instanceof Error ? error.message : String(error),

@@ -1,6 +1,7 @@
 import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { isLeaving, type Problem, problemOf } from './api.ts';
+import { useReach } from './connection.ts';
 
 // ---------------------------------------------------------------- loading data
 
@@ -12,10 +13,12 @@ export interface Loaded<T> {
 }
 
 /**
- * Runs `load` now and whenever `deps` change; an answer that arrives after a newer request
- * started is dropped, so a slow old page never replaces a new one.
+ * Runs `load` now, whenever `deps` change, and when the gateway is back after being away; an
+ * answer that arrives after a newer request started is dropped, so a slow old page never
+ * replaces a new one.
  */
 export function useLoad<T>(load: () => Promise<T>, deps: readonly unknown[]): Loaded<T> {
+  const { returns } = useReach();
   const [state, setState] = useState<{ data?: T; problem: Problem | null; loading: boolean }>({
     problem: null,
     loading: true,
@@ -31,7 +34,7 @@ export function useLoad<T>(load: () => Promise<T>, deps: readonly unknown[]): Lo
         request === latest.current &&
         setState((previous) => ({ ...previous, problem: problemOf(error), loading: false })),
     );
-  }, [...deps, generation]);
+  }, [...deps, generation, returns]);
   const reload = useCallback(() => setGeneration((value) => value + 1), []);
   return { data: state.data, problem: state.problem, loading: state.loading, reload };
 }
@@ -279,7 +282,8 @@ export function formatBytes(size: number) {
 
 /**
  * A destructive action behind a second, explicit click: the first shows what will happen and
- * a confirm button (focused), with a way back.
+ * a confirm button (focused), with a way back. `name`, when given, is the first button's
+ * accessible name: a row's buttons all read the same (`label`), and need to say which row.
  */
 export function ConfirmButton({
   label,
@@ -290,7 +294,6 @@ export function ConfirmButton({
   disabled,
 }: {
   label: string;
-  /** The first button's accessible name, when its short label needs what it acts on (a card's "Delete"). */
   name?: string;
   confirmLabel: string;
   question: string;
@@ -338,8 +341,8 @@ export function ConfirmButton({
 }
 
 /**
- * A row's Revoke button: runs `revoke` as `action` (disabled while that is busy). `label` says
- * what it revokes, for screen readers, since every row's button reads the same.
+ * A row's Revoke button, which asks first: `label` says what it revokes (the button's name,
+ * and the question with a "?"), and `revoke` runs as `action` (disabled while that is busy).
  */
 export function RevokeButton({
   action,
@@ -351,9 +354,14 @@ export function RevokeButton({
   revoke: () => Promise<unknown>;
 }) {
   return (
-    <button type="button" disabled={action.busy} aria-label={label} onClick={() => action.run(revoke)}>
-      Revoke
-    </button>
+    <ConfirmButton
+      label="Revoke"
+      name={label}
+      confirmLabel="Revoke"
+      question={`${label}?`}
+      disabled={action.busy}
+      onConfirm={() => void action.run(revoke)}
+    />
   );
 }
 
@@ -401,6 +409,8 @@ export function Reveal({
 export interface Column<T> {
   /** The column's name: its header, and each cell's label on a phone. */
   label: string;
+  /** Tells apart columns of one label (a document field named "Version"); `label` by default. */
+  key?: string;
   /** A header richer than `label` (a sort button); `label` still names the cells. */
   header?: ComponentChildren;
   /** How the rows are sorted by this column, for assistive technology (`aria-sort`). */
@@ -447,7 +457,12 @@ export function DataTable<T>({
           <thead>
             <tr>
               {columns.map((column) => (
-                <th scope="col" key={column.label} class={column.kind} aria-sort={column.sorted}>
+                <th
+                  scope="col"
+                  key={column.key ?? column.label}
+                  class={column.kind}
+                  aria-sort={column.sorted}
+                >
                   {column.header ?? column.label}
                 </th>
               ))}
@@ -457,8 +472,9 @@ export function DataTable<T>({
             {rows.map((row) => (
               <tr key={rowKey(row)}>
                 {columns.map((column) => (
-                  <td key={column.label} class={column.kind} data-label={column.label}>
-                    {column.cell(row)}
+                  <td key={column.key ?? column.label} class={column.kind} data-label={column.label}>
+                    {/* One box: on a phone the cell is a grid of its label and this. */}
+                    <div>{column.cell(row)}</div>
                   </td>
                 ))}
               </tr>

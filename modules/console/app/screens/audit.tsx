@@ -23,10 +23,23 @@ import {
 
 type AuditEvent = AuditEventsQuery['auditEvents']['edges'][number]['node'];
 
+/** An event kind as words: INVITE_ACCEPTED reads "Invite accepted", API_KEY_CREATED "API key created". */
+export function kindWords(kind: string) {
+  const words = kind
+    .toLowerCase()
+    .replaceAll('_', ' ')
+    .replace(/\bapi\b/g, 'API');
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
 /** What every list of audit events shows (the log, the Overview's recent events). */
 export const AUDIT_EVENT_COLUMNS: Column<AuditEvent>[] = [
   { label: 'When', cell: (event) => <Time value={event.at} seconds /> },
-  { label: 'Kind', cell: (event) => <code>{event.kind}</code> },
+  {
+    label: 'Kind',
+    // The contract's name stays at hand (on hover) for searching logs and the API.
+    cell: (event) => <span title={event.kind}>{kindWords(event.kind)}</span>,
+  },
   {
     label: 'User',
     cell: (event) =>
@@ -107,7 +120,7 @@ export function AuditScreen({ userId }: { userId: string | null }) {
               <option value="">Any kind</option>
               {kinds.data?.map((name) => (
                 <option key={name} value={name}>
-                  {name}
+                  {kindWords(name)}
                 </option>
               ))}
             </select>
@@ -132,7 +145,7 @@ export function AuditScreen({ userId }: { userId: string | null }) {
       {userId && subject.data ? (
         <p role="status">
           Events about <Link to={`/users/${segment(userId)}`}>{subject.data}</Link>
-          {kind ? ` of kind ${kind}` : ''}.
+          {kind ? ` of kind “${kindWords(kind)}”` : ''}.
         </p>
       ) : null}
       <ProblemNote problem={events.problem} />

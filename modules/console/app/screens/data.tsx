@@ -321,6 +321,7 @@ export function CollectionScreen({ name }: { name: string }) {
   );
   const dataColumns: Column<(typeof rows)[number]>[] = columns.fields.map((field) => ({
     label: field,
+    key: `field:${field}`,
     ...(sortedFields.includes(field) ? sortable(field, field === sortedFields[0]) : {}),
     cell: (document) => <FieldCell value={valueAt(document.data, field)} />,
   }));

@@ -17,6 +17,7 @@ import {
   useLoad,
   usePages,
 } from '../ui.tsx';
+import { RoleCheck } from './users.tsx';
 
 export function InvitesScreen() {
   const roles = useLoad(() => client.query(RolesDocument, {}), []);
@@ -68,20 +69,14 @@ export function InvitesScreen() {
           <p class="note">None checked: the configured default roles.</p>
           <ProblemNote problem={roles.problem} />
           {roles.data?.roles.map((role) => (
-            <label class="check" key={role.name}>
-              <input
-                type="checkbox"
-                checked={chosen.includes(role.name)}
-                onChange={(event) =>
-                  setChosen(
-                    event.currentTarget.checked
-                      ? [...chosen, role.name]
-                      : chosen.filter((name) => name !== role.name),
-                  )
-                }
-              />
-              {role.name}
-            </label>
+            <RoleCheck
+              key={role.name}
+              role={role}
+              checked={chosen.includes(role.name)}
+              onChange={(on) =>
+                setChosen(on ? [...chosen, role.name] : chosen.filter((name) => name !== role.name))
+              }
+            />
           ))}
         </fieldset>
         <button type="submit" disabled={create.busy}>

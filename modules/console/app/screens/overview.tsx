@@ -9,6 +9,7 @@ import {
   type GatewayStatusFieldsFragment,
 } from '../../../../client/index.ts';
 import { client } from '../api.ts';
+import { useReach } from '../connection.ts';
 import { Link } from '../router.tsx';
 import { DataTable, Heading, ProblemNote, Time, useLoad, useSubscription } from '../ui.tsx';
 import { AUDIT_EVENT_COLUMNS } from './audit.tsx';
@@ -323,7 +324,9 @@ export function OverviewScreen() {
     const timer = setInterval(() => setNow(Date.now()), 1000);
     return () => clearInterval(timer);
   }, []);
-  const stale = heardAt !== null && now - heardAt > STALE_INTERVALS * intervalMs;
+  // Stale as soon as the console knows the gateway is away, or when samples stop coming anyway.
+  const away = useReach().reach === 'away';
+  const stale = heardAt !== null && (away || now - heardAt > STALE_INTERVALS * intervalMs);
 
   const [auditRound, setAuditRound] = useState(0);
   useEffect(() => {

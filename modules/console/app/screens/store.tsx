@@ -30,118 +30,118 @@ export function StoreScreen() {
         The store holds collections, blob metadata and leases. Users, sessions, keys and the audit log live in
         the system database, which keeps working while the store is away.
       </p>
-      <p>
-        <button
-          type="button"
-          onClick={() => {
-            loaded.reload();
-            lastBackup.reload();
-          }}
-        >
-          Refresh
-        </button>
-      </p>
       <ProblemNote problem={loaded.problem} />
-      {store ? (
-        <dl class="facts">
-          <dt>Backend</dt>
-          <dd>{KIND_NAMES[store.kind]}</dd>
-          <dt>Where</dt>
-          <dd>
-            <code>{store.url}</code>
-          </dd>
-          <dt>Status</dt>
-          <dd>
-            {store.status === 'READY' ? (
-              'Answering'
-            ) : (
-              <>
-                <span class="tag warn">Unavailable</span> {store.reason}
-              </>
-            )}
-          </dd>
-          <dt>Chosen by</dt>
-          <dd>{store.source === 'ENVIRONMENT' ? 'DATABASE_URL' : 'an admin’s switch'}</dd>
-          <dt>In use since</dt>
-          <dd>
-            <Time value={store.since} seconds />
-          </dd>
-          <dt>Backups</dt>
-          <dd>
-            <BackupLine backup={lastBackup.data} />
-          </dd>
-        </dl>
-      ) : null}
-
       <ProblemNote problem={action.problem} />
       <p role="status">{notice}</p>
-
-      <form class="card" onSubmit={(event) => event.preventDefault()}>
-        <fieldset>
-          <legend>Switch the store</legend>
-          <p class="note">
-            Every instance moves to the new store. Data is not copied: clients see the new store’s
-            collections, blobs and leases from then on. A store that cannot be opened changes nothing. Another
-            Portico serves as the store with <code>portico+https://host</code>; this gateway then needs a key
-            of it with the scope <code>store:serve</code> (PORTICO_REMOTE_API_KEY or{' '}
-            <code>portico login</code>).
-          </p>
-          <label>
-            Store URL
-            <input
-              name="url"
-              value={url}
-              placeholder="postgres://user:password@host/database, sqlite:store.sqlite or portico+https://host"
-              autocomplete="off"
-              spellcheck={false}
-              onInput={(event) => setUrl(event.currentTarget.value)}
-            />
-          </label>
-          <ConfirmButton
-            label="Switch"
-            confirmLabel="Switch; data is not copied"
-            question={`Switch every instance to ${url || 'this store'}? Its data is what clients will see; nothing is copied.`}
-            disabled={action.busy || !url.trim()}
-            onConfirm={() =>
+      {/* Like a user’s Account card: what it is, then what can be done with it. */}
+      <section class="card" aria-labelledby="store-heading">
+        <h2 id="store-heading">Current store</h2>
+        {store ? (
+          <dl class="facts">
+            <dt>Backend</dt>
+            <dd>{KIND_NAMES[store.kind]}</dd>
+            <dt>Where</dt>
+            <dd>
+              <code>{store.url}</code>
+            </dd>
+            <dt>Status</dt>
+            <dd>
+              {store.status === 'READY' ? (
+                'Answering'
+              ) : (
+                <>
+                  <span class="tag warn">Unavailable</span> {store.reason}
+                </>
+              )}
+            </dd>
+            <dt>Chosen by</dt>
+            <dd>{store.source === 'ENVIRONMENT' ? 'DATABASE_URL' : 'an admin’s switch'}</dd>
+            <dt>In use since</dt>
+            <dd>
+              <Time value={store.since} seconds />
+            </dd>
+            <dt>Backups</dt>
+            <dd>
+              <BackupLine backup={lastBackup.data} />
+            </dd>
+          </dl>
+        ) : loaded.loading ? (
+          <p class="note">Loading…</p>
+        ) : null}
+        <div class="actions">
+          <button
+            type="button"
+            onClick={() => {
+              loaded.reload();
+              lastBackup.reload();
+            }}
+          >
+            Refresh
+          </button>
+          <button
+            type="button"
+            disabled={action.busy}
+            onClick={() =>
               void act(async () => {
-                const { switchStoreBackend } = await client.mutate(SwitchStoreBackendDocument, {
-                  url: url.trim(),
-                });
-                setUrl('');
-                return `The store is now ${switchStoreBackend.url}.`;
+                await client.mutate(ReconnectStoreBackendDocument);
+                return 'Reconnected: every instance opened new connections to the store.';
               })
             }
+          >
+            Reconnect
+          </button>
+          {store?.source === 'SWITCH' ? (
+            <ConfirmButton
+              label="Back to DATABASE_URL"
+              confirmLabel="Go back; data is not copied"
+              question="Go back to DATABASE_URL’s store on every instance? Nothing is copied."
+              disabled={action.busy}
+              onConfirm={() =>
+                void act(async () => {
+                  const { resetStoreBackend } = await client.mutate(ResetStoreBackendDocument);
+                  return `The store is DATABASE_URL’s again: ${resetStoreBackend.url}.`;
+                })
+              }
+            />
+          ) : null}
+        </div>
+      </section>
+
+      <form class="card" aria-labelledby="switch-heading" onSubmit={(event) => event.preventDefault()}>
+        <h2 id="switch-heading">Switch the store</h2>
+        <p class="note">
+          Every instance moves to the new store. Data is not copied: clients see the new store’s collections,
+          blobs and leases from then on. A store that cannot be opened changes nothing. Another Portico serves
+          as the store with <code>portico+https://host</code>; this gateway then needs a key of it with the
+          scope <code>store:serve</code> (PORTICO_REMOTE_API_KEY or <code>portico login</code>).
+        </p>
+        <label>
+          Store URL
+          <input
+            name="url"
+            value={url}
+            placeholder="postgres://user:password@host/database, sqlite:store.sqlite or portico+https://host"
+            autocomplete="off"
+            spellcheck={false}
+            onInput={(event) => setUrl(event.currentTarget.value)}
           />
-        </fieldset>
-      </form>
-      <p>
-        <button
-          type="button"
-          disabled={action.busy}
-          onClick={() =>
+        </label>
+        <ConfirmButton
+          label="Switch"
+          confirmLabel="Switch; data is not copied"
+          question={`Switch every instance to ${url || 'this store'}? Its data is what clients will see; nothing is copied.`}
+          disabled={action.busy || !url.trim()}
+          onConfirm={() =>
             void act(async () => {
-              await client.mutate(ReconnectStoreBackendDocument);
-              return 'Reconnected: every instance opened new connections to the store.';
+              const { switchStoreBackend } = await client.mutate(SwitchStoreBackendDocument, {
+                url: url.trim(),
+              });
+              setUrl('');
+              return `The store is now ${switchStoreBackend.url}.`;
             })
           }
-        >
-          Reconnect
-        </button>{' '}
-        {store?.source === 'SWITCH' ? (
-          <ConfirmButton
-            label="Back to DATABASE_URL"
-            confirmLabel="Go back; data is not copied"
-            question="Go back to DATABASE_URL’s store on every instance? Nothing is copied."
-            disabled={action.busy}
-            onConfirm={() =>
-              void act(async () => {
-                const { resetStoreBackend } = await client.mutate(ResetStoreBackendDocument);
-                return `The store is DATABASE_URL’s again: ${resetStoreBackend.url}.`;
-              })
-            }
-          />
-        ) : null}
-      </p>
+        />
+      </form>
     </>
   );
 }

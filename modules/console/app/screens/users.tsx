@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useId, useState } from 'preact/hooks';
 import {
   ConsoleUserDocument,
   RevokeSessionDocument,
@@ -21,6 +21,44 @@ import {
   usePages,
 } from '../ui.tsx';
 import { sessionColumns } from './sessions.tsx';
+
+/**
+ * A role to check: its name is the checkbox's name, and the scopes it grants are said after it
+ * as a hint (the checkbox's description), so a screen reader does not read them as part of the name.
+ */
+export function RoleCheck({
+  role,
+  checked,
+  onChange,
+}: {
+  role: { name: string; scopes: string[] };
+  checked: boolean;
+  onChange: (checked: boolean) => void;
+}) {
+  const hint = useId();
+  return (
+    <div class="check">
+      <label>
+        <input
+          type="checkbox"
+          checked={checked}
+          aria-describedby={hint}
+          onChange={(event) => onChange(event.currentTarget.checked)}
+        />
+        {role.name}
+      </label>
+      <span class="hint" id={hint}>
+        {role.scopes.length > 0 ? (
+          <>
+            grants <code>{role.scopes.join(' ')}</code>
+          </>
+        ) : (
+          'grants no scopes'
+        )}
+      </span>
+    </div>
+  );
+}
 
 export function UsersScreen() {
   const [search, setSearch] = useState('');
@@ -129,14 +167,12 @@ export function UserScreen({ id }: { id: string }) {
         <fieldset>
           <legend>Roles</legend>
           {loaded.data?.roles.map((role) => (
-            <label class="check" key={role.name}>
-              <input
-                type="checkbox"
-                checked={roles.includes(role.name)}
-                onChange={(event) => toggle(role.name, event.currentTarget.checked)}
-              />
-              {role.name} <span class="note">{role.scopes.join(' ')}</span>
-            </label>
+            <RoleCheck
+              key={role.name}
+              role={role}
+              checked={roles.includes(role.name)}
+              onChange={(on) => toggle(role.name, on)}
+            />
           ))}
         </fieldset>
         <button type="submit" disabled={action.busy}>
@@ -198,21 +234,24 @@ export function UserScreen({ id }: { id: string }) {
                 ...sessionColumns,
                 {
                   label: 'Actions',
-                  cell: (session) => (
-                    <button
-                      type="button"
-                      disabled={action.busy}
-                      aria-label={`Revoke the ${session.method} session from ${session.ip ?? 'an unknown address'}`}
-                      onClick={() =>
-                        act(async () => {
-                          await client.mutate(RevokeSessionDocument, { id: session.id });
-                          return 'Session revoked.';
-                        })
-                      }
-                    >
-                      Revoke
-                    </button>
-                  ),
+                  cell: (session) => {
+                    const what = `Revoke the ${session.method} session from ${session.ip ?? 'an unknown address'}`;
+                    return (
+                      <ConfirmButton
+                        label="Revoke"
+                        name={what}
+                        confirmLabel="Revoke"
+                        question={`${what}?`}
+                        disabled={action.busy}
+                        onConfirm={() =>
+                          act(async () => {
+                            await client.mutate(RevokeSessionDocument, { id: session.id });
+                            return 'Session revoked.';
+                          })
+                        }
+                      />
+                    );
+                  },
                 },
               ]}
             />
