@@ -18,6 +18,7 @@ import {
   useContractCodes,
   withContractCodes,
 } from './plugins/use-contract-codes.ts';
+import { useFavicon } from './plugins/use-favicon.ts';
 import { useSelfHostedGraphiQL } from './plugins/use-graphiql.ts';
 import { useIntrospectionGate } from './plugins/use-introspection-gate.ts';
 import { useLiveStreams } from './plugins/use-live-streams.ts';
@@ -164,6 +165,7 @@ export async function createGateway(config: LoadedConfig, options: GatewayOption
         log,
       }),
       useReadiness({ health: () => databasesHealth(runtime.db, runtime.store) }),
+      useFavicon(),
       useCSRFPrevention({ requestHeaders: CSRF_HEADERS }),
       useOperationLimits({ exposeLimits: development }),
       useSuggestionMask({ shows: seesSchema }),

@@ -1,4 +1,5 @@
 import { parseCookie } from 'cookie';
+import { FAVICON_PATH } from './plugins/use-favicon.ts';
 import { isForeignOrigin } from './routes.ts';
 import { randomSecret, sameDigest, sha256 } from './secrets.ts';
 import { isStorableText } from './text.ts';
@@ -40,7 +41,7 @@ export function html(strings: TemplateStringsArray, ...values: Interpolation[]):
 
 const STYLE = `
   :root { color-scheme: light dark; font-family: system-ui, sans-serif; line-height: 1.5; }
-  body { margin: 0; display: grid; place-items: center; min-height: 100vh; padding: 1rem; box-sizing: border-box; }
+  body { margin: 0; display: grid; grid-template-columns: minmax(0, 1fr); place-items: center; min-height: 100vh; padding: 1rem; box-sizing: border-box; }
   main { width: min(26rem, 100%); }
   h1 { font-size: 1.4rem; }
   h2 { font-size: 1.1rem; }
@@ -62,12 +63,17 @@ const STYLE = `
   .note { color: #666; }
   .ok { color: #1e7b34; font-weight: 600; }
   main.wide { width: min(48rem, 100%); }
+  a.button { display: inline-block; padding: .55rem 1.25rem; border-radius: .3rem; background: #2456c8; color: #fff; text-decoration: none; font-weight: 600; }
+  .ways { list-style: none; padding: 0; display: grid; grid-template-columns: repeat(auto-fill, minmax(min(14rem, 100%), 1fr)); gap: .75rem; }
+  .ways li { display: grid; gap: .25rem; align-content: start; padding: .75rem 1rem; border: 1px solid #8884; border-radius: .5rem; }
+  .ways a { font-weight: 600; font-size: 1.05rem; }
+  .ways .what { opacity: .8; }
   nav.top { display: flex; gap: 1rem; flex-wrap: wrap; padding-bottom: .5rem; border-bottom: 1px solid #8884; }
   .docs { place-self: start center; }
   .docs h1 { font-size: 1.8rem; margin-top: 1rem; }
   .docs h2 { font-size: 1.35rem; margin-top: 2rem; padding-bottom: .2rem; border-bottom: 1px solid #8884; }
   .docs h3 { font-size: 1.1rem; margin-top: 1.5rem; }
-  .docs code { font-family: ui-monospace, monospace; font-size: .9em; background: #8882; padding: .1em .3em; border-radius: .2rem; }
+  .docs code { font-family: ui-monospace, monospace; font-size: .9em; background: #8882; padding: .1em .3em; border-radius: .2rem; overflow-wrap: anywhere; }
   .docs pre { overflow-x: auto; padding: .75rem; background: #8881; border: 1px solid #8884; border-radius: .4rem; }
   .docs pre code { background: none; padding: 0; }
   .docs table { display: block; overflow-x: auto; border-collapse: collapse; margin: 1rem 0; font-size: .9rem; }
@@ -86,8 +92,6 @@ export interface PageOptions {
   className?: string;
   /** False when the body brings its own `h1` (a page of the manual). */
   heading?: boolean;
-  /** Allows images from this site (the manual's screenshots); no page takes any from elsewhere. */
-  images?: boolean;
 }
 
 /**
@@ -101,7 +105,6 @@ export function renderPage({
   headers,
   className,
   heading = true,
-  images = false,
 }: PageOptions): Response {
   const document = html`<!doctype html>
 <html lang="en">
@@ -109,6 +112,7 @@ export function renderPage({
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title} · Portico</title>
+<link rel="icon" type="image/svg+xml" href="${FAVICON_PATH}">
 <style>${new SafeHtml(STYLE)}</style>
 </head>
 <body><main${className ? html` class="${className}"` : ''}>
@@ -124,7 +128,9 @@ ${body}
       'referrer-policy': 'no-referrer',
       'x-content-type-options': 'nosniff',
       'x-frame-options': 'DENY',
-      'content-security-policy': `default-src 'none'; style-src 'unsafe-inline';${images ? " img-src 'self';" : ''} form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
+      // Images from this site only: the icon, the manual's screenshots.
+      'content-security-policy':
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     },
   });
   for (const [name, value] of new Headers(headers)) {

@@ -108,7 +108,7 @@ function matchSegments(pattern: string[], parts: string[]): Record<string, strin
 export const GRAPHIQL_ASSETS = '/graphiql/';
 
 /** The paths Yoga and the kernel answer themselves, beside the modules' routes. */
-const KERNEL_PATHS = new Set(['/graphql', '/health', '/ready', '/metrics']);
+const KERNEL_PATHS = new Set(['/graphql', '/health', '/ready', '/metrics', '/favicon.svg', '/favicon.ico']);
 
 /**
  * What a request's path is called in metrics and span names: a kernel path, GraphiQL's files

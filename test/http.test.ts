@@ -231,6 +231,19 @@ describe.each(backends)('HTTP surface on %s', (backend) => {
     expect((await raw('/nowhere/ready')).status).toBe(404);
   });
 
+  it('serves its icon where its pages link it and where browsers look for one', async () => {
+    const page = await (await raw('/login')).text();
+    expect(page).toContain('<link rel="icon" type="image/svg+xml" href="/favicon.svg">');
+    for (const path of ['/favicon.svg', '/favicon.ico']) {
+      const icon = await raw(path);
+      expect(icon.status).toBe(200);
+      expect(icon.headers.get('content-type')).toBe('image/svg+xml');
+      expect(icon.headers.get('content-security-policy')).toMatch(/^default-src 'none'/);
+      expect(await icon.text()).toMatch(/^<svg [^>]*><title>Portico<\/title>/);
+    }
+    expect((await raw('/favicon.png')).status).toBe(404);
+  });
+
   it('finishes in-flight requests on shutdown, then stops accepting', async () => {
     const draining = await startGateway({ backend, modules: [probe] });
     const slow = draining.client().gql<{ probeSlow: boolean }>('{ probeSlow(ms: 500) }');

@@ -116,7 +116,6 @@ export function docsRoutes(dir: string): Route[] {
       body: html`${nav}<article>${body}</article>`,
       className: 'wide docs',
       heading: false,
-      images: true,
       headers: { 'cache-control': CACHING },
     });
     // The page holds no form, so the same file always renders the same bytes.

@@ -37,19 +37,19 @@ async function landing(sessions: Sessions, request: Request, context: RequestCon
   const csrf = csrfFor(request);
   const account = user
     ? html`<div class="account">Signed in as <strong>${user.email}</strong>.<form class="inline" method="post" action="/auth/logout" aria-label="Sign out">${csrf.field}<button type="submit">Sign out</button></form></div>`
-    : html`<p><a href="/login">Sign in</a></p>`;
+    : html`<p><a class="button" href="/login">Sign in</a></p>`;
   return renderPage({
     title: 'Portico',
     className: 'wide',
     body: html`<p>A self-hosted GraphQL gateway: identity (users, sessions, API keys), collections of
 JSON documents, blobs and leases, behind one GraphQL API.</p>
 ${account}
-<nav aria-label="Where to go"><ul>
-<li><a href="/admin">Admin console</a>: users, data, blobs, leases and the gateway's health (admins only).</li>
-<li><a href="/graphql">GraphiQL</a>: try the GraphQL API in the browser.</li>
-<li><a href="/docs">Manual</a>: how to use, run and extend Portico.</li>
-<li><a href="/health">/health</a>: whether the gateway's process answers (liveness).</li>
-<li><a href="/ready">/ready</a>: whether it can serve requests, its databases answering (readiness). ${await readiness(context)}</li>
+<nav aria-label="Where to go"><ul class="ways">
+<li><a href="/admin">Admin console</a><span class="what">Users, data, blobs, leases and the gateway's health. For admins.</span></li>
+<li><a href="/graphql">GraphiQL</a><span class="what">Try the GraphQL API in the browser. For admins.</span></li>
+<li><a href="/docs">Manual</a><span class="what">How to use, run and extend Portico.</span></li>
+<li><a href="/ready">/ready</a><span class="what">Whether it can serve requests, its databases answering (readiness). ${await readiness(context)}</span></li>
+<li><a href="/health">/health</a><span class="what">Whether the gateway's process answers (liveness).</span></li>
 </ul></nav>`,
     headers: csrf.setCookie ? { 'set-cookie': csrf.setCookie } : undefined,
   });
