@@ -153,7 +153,11 @@ export function AuditScreen({ userId }: { userId: string | null }) {
         caption="Audit events"
         rows={events.items}
         loaded={events}
-        empty="No events match."
+        empty={
+          userId || kind
+            ? 'No events match.'
+            : 'No events yet: sign-ins, invites and changes to users and keys show here.'
+        }
         rowKey={(event) => event.id}
         columns={[
           ...AUDIT_EVENT_COLUMNS,

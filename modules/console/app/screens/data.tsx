@@ -449,7 +449,11 @@ export function CollectionScreen({ name }: { name: string }) {
             caption={`Documents of ${name}`}
             rows={rows}
             loaded={documents}
-            empty="No documents match."
+            empty={
+              applied.index === null && applied.where === null
+                ? 'No documents yet. “New document” above creates one, as a program’s putDocument does.'
+                : 'No documents match.'
+            }
             rowKey={(document) => document.id}
             columns={[
               {

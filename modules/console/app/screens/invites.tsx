@@ -99,7 +99,7 @@ export function InvitesScreen() {
         caption="Sent invites"
         rows={invites.items}
         loaded={invites}
-        empty="No invites yet."
+        empty="No invites yet. Create one above, then send its link to the person: it is shown only once."
         rowKey={(invite) => invite.id}
         columns={[
           { label: 'Email', cell: (invite) => invite.email },

@@ -118,7 +118,7 @@ export function KeysScreen() {
         caption="Your API keys"
         rows={list}
         loaded={keys}
-        empty="No API keys."
+        empty="No API keys yet. Create one above for each program that calls the gateway; the whole key is shown only once."
         rowKey={(key) => key.id}
         columns={[
           { label: 'Name', cell: (key) => key.name },
