@@ -105,13 +105,16 @@ const notModified = (etag: string) =>
  * console's files (a few small files; an edit shows without a restart).
  */
 export function docsRoutes(dir: string): Route[] {
-  /** `name` is README (the index, at /docs) or a name PAGE_NAME allows. */
-  async function page(request: Request, name: string) {
-    const markdown = await readOrNull(join(dir, `${name}.md`));
-    if (!markdown) return notFound();
+  /**
+   * The last rendering of each page with the Markdown it came from: reading a file is cheap,
+   * rendering it is not, and anyone may ask for pages. At most one entry per file of the manual.
+   */
+  const rendered = new Map<string, { markdown: Buffer; text: string; headers: Headers; etag: string }>();
+
+  async function render(name: string, markdown: Buffer) {
     const { title, body } = renderManualPage(markdown.toString('utf8'));
     const nav = html`<nav class="top" aria-label="Manual"><a href="/">Portico</a><a href="/docs">Manual</a><a href="/admin">Console</a></nav>`;
-    const rendered = renderPage({
+    const response = renderPage({
       title,
       body: html`${nav}<article>${body}</article>`,
       className: 'wide docs',
@@ -119,11 +122,22 @@ export function docsRoutes(dir: string): Route[] {
       headers: { 'cache-control': CACHING },
     });
     // The page holds no form, so the same file always renders the same bytes.
-    const text = await rendered.text();
+    const text = await response.text();
     const etag = etagOf(text);
-    if (request.headers.get('if-none-match') === etag) return notModified(etag);
-    const headers = new Headers(rendered.headers);
+    const headers = new Headers(response.headers);
     headers.set('etag', etag);
+    const page = { markdown, text, headers, etag };
+    rendered.set(name, page);
+    return page;
+  }
+
+  /** `name` is README (the index, at /docs) or a name PAGE_NAME allows. */
+  async function page(request: Request, name: string) {
+    const markdown = await readOrNull(join(dir, `${name}.md`));
+    if (!markdown) return notFound();
+    const known = rendered.get(name);
+    const { text, headers, etag } = known?.markdown.equals(markdown) ? known : await render(name, markdown);
+    if (request.headers.get('if-none-match') === etag) return notModified(etag);
     return new Response(request.method === 'HEAD' ? null : text, { status: 200, headers });
   }
 
