@@ -69,7 +69,8 @@ describe.each(backends)('a storage driver from portico.config.ts, on %s', (backe
     for (const path of [
       '/blobs/..%2F..%2Fportico.sqlite',
       '/blobs/..%2Felsewhere%2Fsha256',
-      '/blobs/%2e%2e',
+      // (`/blobs/%2e%2e` itself is `/` to every URL parser, the client's and the server's: the start page.)
+      '/blobs/%2e%2e%2fportico.sqlite',
       '/blobs/a%00b',
       '/blobs/ffffffffffffffffffffffffffffffff',
       `/blobs/${'0'.repeat(64)}`,
