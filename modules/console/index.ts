@@ -6,9 +6,9 @@ import { landingRoutes } from './landing.ts';
 import { consoleRoutes } from './routes.ts';
 
 /** Where `npm run build:console` (run by `npm ci`) writes the app: dist/console at the project's root. */
-export const CONSOLE_DIR = fileURLToPath(new URL('../../dist/console/', import.meta.url));
+const CONSOLE_DIR = fileURLToPath(new URL('../../dist/console/', import.meta.url));
 /** The product's manual, served at /docs: docs/ at the project's root. */
-export const DOCS_DIR = fileURLToPath(new URL('../../docs/', import.meta.url));
+const DOCS_DIR = fileURLToPath(new URL('../../docs/', import.meta.url));
 
 /**
  * The admin console at /admin: a Preact app (modules/console/app) built by Vite into

@@ -460,9 +460,8 @@ export function CollectionScreen({ name }: { name: string }) {
                 label: 'Id',
                 ...(applied.index === null ? sortable('Id', true) : {}),
                 // The raw JSON opens under the id: a column wide enough already, at the row's start.
-                // One box, so a phone's card keeps it beside the label.
                 cell: (document) => (
-                  <div>
+                  <>
                     <Link to={`/data/${segment(name)}/${segment(document.id)}`}>{document.id}</Link>
                     <details class="raw-json">
                       <summary>
@@ -470,7 +469,7 @@ export function CollectionScreen({ name }: { name: string }) {
                       </summary>
                       <pre>{JSON.stringify(document.data, null, 2)}</pre>
                     </details>
-                  </div>
+                  </>
                 ),
               },
               ...dataColumns,

@@ -10,7 +10,8 @@ function holderText(lease: ListedLease) {
   if (lease.holderKind === 'SERVER') return 'server code';
   // Null only when the credential or its user is no longer on record.
   const who = lease.holderUser?.email ?? 'unknown user';
-  if (lease.holderKind === 'API_KEY') return `${who} · ${lease.holderApiKey?.name ?? 'an'} (API key)`;
+  if (lease.holderKind === 'API_KEY')
+    return `${who} · ${lease.holderApiKey ? `${lease.holderApiKey.name} (API key)` : 'API key'}`;
   return `${who} · session`;
 }
 

@@ -14,6 +14,7 @@ import {
   DataTable,
   Heading,
   ProblemNote,
+  RevokeButton,
   SearchForm,
   Time,
   useAction,
@@ -234,24 +235,18 @@ export function UserScreen({ id }: { id: string }) {
                 ...sessionColumns,
                 {
                   label: 'Actions',
-                  cell: (session) => {
-                    const what = `Revoke the ${session.method} session from ${session.ip ?? 'an unknown address'}`;
-                    return (
-                      <ConfirmButton
-                        label="Revoke"
-                        name={what}
-                        confirmLabel="Revoke"
-                        question={`${what}?`}
-                        disabled={action.busy}
-                        onConfirm={() =>
-                          act(async () => {
-                            await client.mutate(RevokeSessionDocument, { id: session.id });
-                            return 'Session revoked.';
-                          })
-                        }
-                      />
-                    );
-                  },
+                  cell: (session) => (
+                    <RevokeButton
+                      action={action}
+                      label={`Revoke the ${session.method} session from ${session.ip ?? 'an unknown address'}`}
+                      revoke={async () => {
+                        setNotice('');
+                        await client.mutate(RevokeSessionDocument, { id: session.id });
+                        setNotice('Session revoked.');
+                        loaded.reload();
+                      }}
+                    />
+                  ),
                 },
               ]}
             />
