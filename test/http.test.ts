@@ -285,6 +285,12 @@ describe.runIf(backends.includes('postgres'))('a database outage on postgres', (
       await outage.down();
       const ready = await fetch(new URL('/ready', portico.url));
       expect(ready.status).toBe(503);
+      // The start page says so in words, and still leads on.
+      const start = await fetch(new URL('/', portico.url));
+      expect(start.status).toBe(200);
+      const page = await start.text();
+      expect(page).toContain('<span class="error">Not ready now</span>');
+      expect(page).not.toMatch(/ECONN|5432/);
       const users = await admin.gql(UsersDocument);
       expect(users.status).toBe(503);
       expect(codeOf(users)).toBe('SERVICE_UNAVAILABLE');
